@@ -1,0 +1,1 @@
+//! bt86 device models (stub; being written).

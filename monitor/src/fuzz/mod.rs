@@ -1,0 +1,1 @@
+//! Fuzzer (being written).

@@ -1,0 +1,1 @@
+//! Host process facilities: signals (being written).

@@ -1,0 +1,1 @@
+//! Native compatibility-mode execution (being written).

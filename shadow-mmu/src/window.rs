@@ -1,0 +1,258 @@
+//! The window: host address range `[WINDOW_BASE, WINDOW_BASE + 4 GiB)` whose host page
+//! tables are the guest's shadow page tables, plus the guard regions around it.
+//!
+//! Layout (DESIGN.md, "Host address-space layout"):
+//!
+//! ```text
+//!   [mmap_min_addr, 1 GiB)   guard, PROT_NONE
+//!   [1 GiB, 5 GiB)           window: guest linear v at host 1 GiB + v
+//!   [5 GiB, 9 GiB)           guard, PROT_NONE; its first page mirrors guest page 0
+//! ```
+//!
+//! The mirror page makes an access that straddles the top of the 32-bit linear space
+//! (a dword at 0xFFFFFFFE) touch guest linear 0..3 exactly as the guest's wrap-around
+//! arithmetic says, without a fault; anything further into the upper guard faults.
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::ram::GuestRam;
+use crate::{PAGE_SIZE, WINDOW_BASE, WINDOW_SIZE};
+
+static WINDOW_TAKEN: AtomicBool = AtomicBool::new(false);
+
+/// Page permissions a window mapping may have.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Prot {
+    /// Not accessible (a mapped-but-blocked page).
+    None,
+    /// Readable and executable, writes fault.
+    ReadExec,
+    /// Readable, writable and executable.
+    ReadWriteExec,
+}
+
+impl Prot {
+    fn bits(self) -> libc::c_int {
+        match self {
+            Prot::None => libc::PROT_NONE,
+            Prot::ReadExec => libc::PROT_READ | libc::PROT_EXEC,
+            Prot::ReadWriteExec => libc::PROT_READ | libc::PROT_WRITE | libc::PROT_EXEC,
+        }
+    }
+}
+
+/// Why the window could not be set up or edited.
+#[derive(Debug)]
+pub enum WindowError {
+    /// A window already exists in this process (it lives at fixed addresses).
+    AlreadyExists,
+    /// Something else already occupies the window or its guards.
+    AddressInUse(u64, u64),
+    /// A host call failed.
+    Host(&'static str, std::io::Error),
+}
+
+impl fmt::Display for WindowError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WindowError::AlreadyExists => write!(f, "a guest memory window already exists in this process"),
+            WindowError::AddressInUse(a, b) => write!(
+                f,
+                "host addresses {a:#x}..{b:#x} are already in use; bt86 needs them for the guest window"
+            ),
+            WindowError::Host(what, e) => write!(f, "guest memory window: {what}: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for WindowError {}
+
+/// Counters of host calls made on the window.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct WindowStats {
+    /// `mmap` calls that mapped guest pages.
+    pub mmap_calls: u64,
+    /// `mprotect` calls.
+    pub mprotect_calls: u64,
+    /// `munmap`-equivalent calls (re-reserving a range as `PROT_NONE`).
+    pub unmap_calls: u64,
+    /// Pages mapped in total.
+    pub pages_mapped: u64,
+}
+
+/// The reserved window and guards. Only one can exist per process.
+pub struct Window {
+    low_guard: (u64, u64),
+    stats: WindowStats,
+}
+
+fn mmap_min_addr() -> u64 {
+    std::fs::read_to_string("/proc/sys/vm/mmap_min_addr")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(65536)
+        .max(PAGE_SIZE)
+}
+
+/// Reserves `[start, end)` as inaccessible, failing if anything is there already.
+fn reserve(start: u64, end: u64) -> Result<(), WindowError> {
+    // SAFETY: MAP_FIXED_NOREPLACE never replaces an existing mapping; the range is in the
+    // low part of the address space that the monitor's own allocations do not use.
+    let p = unsafe {
+        libc::mmap(
+            start as *mut libc::c_void,
+            (end - start) as usize,
+            libc::PROT_NONE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | libc::MAP_FIXED_NOREPLACE,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        let e = std::io::Error::last_os_error();
+        return Err(if e.raw_os_error() == Some(libc::EEXIST) {
+            WindowError::AddressInUse(start, end)
+        } else {
+            WindowError::Host("reserving address space", e)
+        });
+    }
+    if p as u64 != start {
+        // Old kernels ignore MAP_FIXED_NOREPLACE and return another address.
+        // SAFETY: unmapping the mapping we just made.
+        unsafe { libc::munmap(p, (end - start) as usize) };
+        return Err(WindowError::AddressInUse(start, end));
+    }
+    Ok(())
+}
+
+impl Window {
+    /// Reserves the window and both guard regions. Fails if a window already exists.
+    pub fn reserve() -> Result<Window, WindowError> {
+        if WINDOW_TAKEN.swap(true, Ordering::SeqCst) {
+            return Err(WindowError::AlreadyExists);
+        }
+        let low = (mmap_min_addr(), WINDOW_BASE);
+        let result = reserve(low.0, low.1).and_then(|_| reserve(WINDOW_BASE, WINDOW_BASE + 2 * WINDOW_SIZE));
+        if let Err(e) = result {
+            WINDOW_TAKEN.store(false, Ordering::SeqCst);
+            return Err(e);
+        }
+        Ok(Window { low_guard: low, stats: WindowStats::default() })
+    }
+
+    /// Counters of host calls so far.
+    pub fn stats(&self) -> WindowStats {
+        self.stats
+    }
+
+    /// Maps `pages` guest pages starting at guest linear `linear` to guest physical
+    /// `phys` with permissions `prot`. Physical pages beyond RAM map the all-ones page
+    /// read-only. Page 0 is also mapped at the mirror just above the window.
+    pub fn map(&mut self, ram: &GuestRam, linear: u32, phys: u64, pages: u64, prot: Prot) -> Result<(), WindowError> {
+        debug_assert!(linear as u64 % PAGE_SIZE == 0 && phys % PAGE_SIZE == 0);
+        assert!(linear as u64 + pages * PAGE_SIZE <= WINDOW_SIZE, "window mapping past 4 GiB");
+        let ram_pages = (ram.size() / PAGE_SIZE).saturating_sub(phys / PAGE_SIZE).min(pages);
+        if ram_pages > 0 {
+            self.map_fd(ram, crate::host_addr(linear), phys, ram_pages, prot)?;
+        }
+        for i in ram_pages..pages {
+            let prot = if prot == Prot::None { Prot::None } else { Prot::ReadExec };
+            self.map_fd(ram, crate::host_addr(linear) + i * PAGE_SIZE, ram.ones_page_offset(), 1, prot)?;
+        }
+        if linear == 0 && pages > 0 {
+            let (off, prot) = if phys < ram.size() { (phys, prot) } else { (ram.ones_page_offset(), Prot::ReadExec) };
+            self.map_fd(ram, WINDOW_BASE + WINDOW_SIZE, off, 1, prot)?;
+        }
+        Ok(())
+    }
+
+    fn map_fd(&mut self, ram: &GuestRam, host: u64, offset: u64, pages: u64, prot: Prot) -> Result<(), WindowError> {
+        // SAFETY: `host..host + pages*4K` lies in the window or the mirror page, which this
+        // Window reserved and owns; MAP_FIXED replaces only our own reservation there.
+        let p = unsafe {
+            libc::mmap(
+                host as *mut libc::c_void,
+                (pages * PAGE_SIZE) as usize,
+                prot.bits(),
+                libc::MAP_SHARED | libc::MAP_FIXED,
+                ram.fd(),
+                offset as libc::off_t,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(WindowError::Host("mmap into the window", std::io::Error::last_os_error()));
+        }
+        self.stats.mmap_calls += 1;
+        self.stats.pages_mapped += pages;
+        Ok(())
+    }
+
+    /// Changes the permissions of mapped window pages.
+    pub fn protect(&mut self, linear: u32, pages: u64, prot: Prot) -> Result<(), WindowError> {
+        let host = crate::host_addr(linear);
+        // SAFETY: the range lies in the window, which this Window owns.
+        if unsafe { libc::mprotect(host as *mut libc::c_void, (pages * PAGE_SIZE) as usize, prot.bits()) } != 0 {
+            return Err(WindowError::Host("mprotect in the window", std::io::Error::last_os_error()));
+        }
+        self.stats.mprotect_calls += 1;
+        if linear == 0 && pages > 0 {
+            // SAFETY: the mirror page belongs to this Window too.
+            unsafe { libc::mprotect((WINDOW_BASE + WINDOW_SIZE) as *mut libc::c_void, PAGE_SIZE as usize, prot.bits()) };
+            self.stats.mprotect_calls += 1;
+        }
+        Ok(())
+    }
+
+    /// Drops the mapping of `pages` pages at `linear`; later accesses fault.
+    pub fn unmap(&mut self, linear: u32, pages: u64) -> Result<(), WindowError> {
+        let host = crate::host_addr(linear);
+        self.rereserve(host, pages)?;
+        if linear == 0 && pages > 0 {
+            self.rereserve(WINDOW_BASE + WINDOW_SIZE, 1)?;
+        }
+        Ok(())
+    }
+
+    fn rereserve(&mut self, host: u64, pages: u64) -> Result<(), WindowError> {
+        // SAFETY: replaces part of our own window with an inaccessible reservation, so the
+        // range never becomes free for other host allocations.
+        let p = unsafe {
+            libc::mmap(
+                host as *mut libc::c_void,
+                (pages * PAGE_SIZE) as usize,
+                libc::PROT_NONE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | libc::MAP_FIXED,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(WindowError::Host("unmapping window pages", std::io::Error::last_os_error()));
+        }
+        self.stats.unmap_calls += 1;
+        Ok(())
+    }
+
+    /// Paging off: maps guest physical memory one to one over the whole RAM, writable.
+    pub fn map_identity(&mut self, ram: &GuestRam) -> Result<(), WindowError> {
+        self.map(ram, 0, 0, ram.size() / PAGE_SIZE, Prot::ReadWriteExec)
+    }
+
+    /// Drops every mapping in the window.
+    pub fn unmap_all(&mut self) -> Result<(), WindowError> {
+        self.rereserve(WINDOW_BASE, WINDOW_SIZE / PAGE_SIZE)?;
+        self.rereserve(WINDOW_BASE + WINDOW_SIZE, 1)
+    }
+}
+
+impl Drop for Window {
+    fn drop(&mut self) {
+        // SAFETY: releasing exactly the ranges reserved in `reserve`.
+        unsafe {
+            libc::munmap(self.low_guard.0 as *mut libc::c_void, (self.low_guard.1 - self.low_guard.0) as usize);
+            libc::munmap(WINDOW_BASE as *mut libc::c_void, (2 * WINDOW_SIZE) as usize);
+        }
+        WINDOW_TAKEN.store(false, Ordering::SeqCst);
+    }
+}

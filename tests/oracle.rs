@@ -1,0 +1,1 @@
+//! Oracle test (being written).

@@ -1,0 +1,1 @@
+//! bt86 guest test kernels (being written).

@@ -1,0 +1,1 @@
+//! The bt86 binary translator (being written).
