@@ -1,1 +1,175 @@
-//! bt86 guest test kernels (being written).
+//! The bt86 guest test kernels and the helpers that find and run them.
+//!
+//! `build.rs` builds every kernel in `guests/` (32-bit Multiboot ELF images, loaded at
+//! 1 MiB) from source with the system's gcc -m32 and ld. Each kernel prints TAP lines on
+//! COM1 and ends by writing to the isa-debug-exit port 0xf4; a kernel that ran all of its
+//! checks writes 0, so the host exit status is 1 (failed checks are "not ok" lines, not a
+//! different status). [`kernels`] lists them with what the harness must expect of each;
+//! [`run_qemu`] runs one under QEMU, the oracle, whose serial output and exit status bt86
+//! must reproduce byte for byte; [`bt86_command`] builds the matching bt86 command line.
+#![deny(missing_docs)]
+
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+include!(concat!(env!("OUT_DIR"), "/kernels.rs"));
+
+/// A built guest test kernel and what the harness expects of it.
+#[derive(Clone, Debug)]
+pub struct Kernel {
+    /// Name: the stem of its source file in `tests/guests/`.
+    pub name: &'static str,
+    /// The Multiboot ELF image.
+    pub path: PathBuf,
+    /// The host exit status it ends with under QEMU: 1 normally (it wrote 0 to port 0xf4),
+    /// 3 for the triple-fault kernel (it wrote 1 after the reset).
+    pub exit_status: i32,
+    /// The command line it wants (`bt86 --append` / `qemu -append`), if any.
+    pub append: Option<&'static str>,
+}
+
+/// Every guest kernel, sorted by name.
+pub fn kernels() -> Vec<Kernel> {
+    KERNELS
+        .iter()
+        .map(|&(name, path, exit_status, append)| Kernel {
+            name,
+            path: PathBuf::from(path),
+            exit_status,
+            append,
+        })
+        .collect()
+}
+
+/// The image of the kernel called `name`; panics if there is none.
+pub fn kernel(name: &str) -> PathBuf {
+    kernels()
+        .into_iter()
+        .find(|k| k.name == name)
+        .unwrap_or_else(|| panic!("no guest kernel called {name:?}"))
+        .path
+}
+
+/// The options QEMU runs every kernel with (then `-kernel K` and, if wanted, `-append S`).
+/// No `-m`: QEMU's default RAM size for the pc machine, 128 MiB, is bt86's default too.
+pub const QEMU_ARGS: &[&str] = &[
+    "-accel",
+    "tcg",
+    "-nodefaults",
+    "-display",
+    "none",
+    "-serial",
+    "stdio",
+    "-device",
+    "isa-debug-exit,iobase=0xf4,iosize=4",
+];
+
+/// `qemu-system-i386`: `$BT86_QEMU` if set, else the first one on `$PATH`.
+pub fn qemu_path() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("BT86_QEMU") {
+        return Some(PathBuf::from(p));
+    }
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|dir| dir.join("qemu-system-i386"))
+        .find(|p| p.is_file())
+}
+
+/// The QEMU command line for `k` (stdin/stdout are left to the caller).
+pub fn qemu_command(qemu: &Path, k: &Kernel) -> Command {
+    let mut cmd = Command::new(qemu);
+    cmd.args(QEMU_ARGS).arg("-kernel").arg(&k.path);
+    if let Some(append) = k.append {
+        cmd.arg("-append").arg(append);
+    }
+    cmd
+}
+
+/// The bt86 command line for `k`: `bt86 run --kernel K [--append S]`.
+pub fn bt86_command(bt86: &Path, k: &Kernel) -> Command {
+    let mut cmd = Command::new(bt86);
+    cmd.arg("run").arg("--kernel").arg(&k.path);
+    if let Some(append) = k.append {
+        cmd.arg("--append").arg(append);
+    }
+    cmd
+}
+
+/// What a finished (or timed-out) run produced.
+#[derive(Clone, Debug)]
+pub struct Run {
+    /// Standard output: the guest's serial port (COM1).
+    pub serial: Vec<u8>,
+    /// Standard error: the monitor's own diagnostics.
+    pub stderr: Vec<u8>,
+    /// The exit status, or `None` if the process was killed by a signal (or by the timeout).
+    pub status: Option<i32>,
+    /// True if the run did not end within the timeout and was killed.
+    pub timed_out: bool,
+}
+
+impl Run {
+    /// "exit status N", "killed by signal S" or "timed out", for reports.
+    pub fn describe_status(&self) -> String {
+        match (self.timed_out, self.status) {
+            (true, _) => "timed out (killed)".to_string(),
+            (false, Some(s)) => format!("exit status {s}"),
+            (false, None) => "killed by a signal".to_string(),
+        }
+    }
+}
+
+/// Runs `cmd` with stdin = /dev/null, collecting stdout and stderr, and kills it after
+/// `timeout`.
+pub fn run_with_timeout(mut cmd: Command, timeout: Duration) -> io::Result<Run> {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let mut stdout = child.stdout.take().expect("piped stdout");
+    let mut stderr = child.stderr.take().expect("piped stderr");
+    let out_reader = thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = stdout.read_to_end(&mut v);
+        v
+    });
+    let err_reader = thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = stderr.read_to_end(&mut v);
+        v
+    });
+    let deadline = Instant::now() + timeout;
+    let mut timed_out = false;
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            timed_out = true;
+            let _ = child.kill();
+            break child.wait()?;
+        }
+        thread::sleep(Duration::from_millis(5));
+    };
+    Ok(Run {
+        serial: out_reader.join().unwrap_or_default(),
+        stderr: err_reader.join().unwrap_or_default(),
+        status: if timed_out { None } else { status.code() },
+        timed_out,
+    })
+}
+
+/// Runs `k` under QEMU (see [`QEMU_ARGS`]) and returns its serial output and exit status.
+/// Fails if QEMU is not installed.
+pub fn run_qemu(k: &Kernel, timeout: Duration) -> io::Result<Run> {
+    let qemu = qemu_path().ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::NotFound,
+            "qemu-system-i386 not found: install the Debian package qemu-system-x86",
+        )
+    })?;
+    run_with_timeout(qemu_command(&qemu, k), timeout)
+}

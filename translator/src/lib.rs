@@ -1,1 +1,206 @@
-//! The bt86 binary translator (being written).
+//! The bt86 binary translator: runs 32-bit x86 guest code (kernel code, and any code
+//! the monitor decides not to run directly) as x86-64 host code.
+//!
+//! Guest code is fetched through [`CodeMemory`], decoded with iced-x86
+//! ([`decode`]), classified ([`classify`]: IDENT, expanded, inline, or callout to the
+//! monitor) and emitted with dynasmrt ([`emit`]) into basic-block *fragments* in a
+//! translation cache at a fixed host address ([`tc`]). Guest registers live in host
+//! registers (ESP in R12D), guest flags in the host RFLAGS, and every guest memory access
+//! goes through the window at host 1 GiB via a GS segment and 32-bit addressing — the
+//! isolation argument of `shared/DESIGN.md`. Direct branches are chained by patching
+//! rel32 jumps ([`chain`]); indirect branches consult a per-mode lookup table inline
+//! ([`ibl`]). Translated code returns to the monitor only for callouts, lookup misses,
+//! unlinked exits, pending interrupts ("kicks") and host faults ([`ExitReason`]); a
+//! fault's guest state is reconstructed precisely ([`fault`]).
+//!
+//! The monitor owns the run loop: it looks fragments up ([`Translator::lookup`]),
+//! translates misses ([`Translator::translate`]), enters them ([`Translator::run`]),
+//! links exits ([`Translator::link`]), and invalidates fragments whose guest code
+//! pages were written ([`Translator::invalidate_page`]).
+
+#![deny(missing_docs)]
+
+mod chain;
+pub mod classify;
+pub mod context;
+pub mod decode;
+mod emit;
+pub mod fault;
+pub mod fragment;
+mod ibl;
+pub mod mode;
+pub mod stats;
+pub mod stubs;
+pub mod tc;
+pub mod trace;
+mod translate;
+
+use std::collections::HashMap;
+
+pub use context::{Context, ExitReason, FxArea, HostFault, IblTable, Seg, flags, reg};
+pub use decode::{CodeMemory, FetchFault};
+pub use fault::{HostRegs, Recovered};
+pub use fragment::{Callout, CalloutId, CalloutKind, FragId, FragKey, Fragment, Link, LinkId};
+pub use mode::Mode;
+pub use stats::TranslatorStats;
+pub use stubs::Stubs;
+pub use tc::TcError;
+pub use translate::{Request, TranslateError};
+
+use fragment::FragmentTable;
+use tc::CodeCache;
+
+/// Default translation cache size.
+pub const DEFAULT_TC_SIZE: usize = 64 << 20;
+
+/// The translator and its cache.
+pub struct Translator {
+    tc: CodeCache,
+    stubs: Stubs,
+    table: FragmentTable,
+    ibl: HashMap<Mode, Box<IblTable>>,
+    ibl_mode: Option<Mode>,
+    stats: TranslatorStats,
+    trace: bool,
+    count_entries: bool,
+}
+
+impl Translator {
+    /// A translator with a cache of `tc_size` bytes.
+    pub fn new(tc_size: usize) -> Result<Translator, TcError> {
+        let mut tc = CodeCache::new(tc_size)?;
+        let stubs = Stubs::install(&mut tc);
+        Ok(Translator {
+            tc,
+            stubs,
+            table: FragmentTable::default(),
+            ibl: HashMap::new(),
+            ibl_mode: None,
+            stats: TranslatorStats::default(),
+            trace: false,
+            count_entries: false,
+        })
+    }
+
+    /// Prints every new fragment (guest beside host code) to stderr.
+    pub fn set_trace(&mut self, on: bool) {
+        self.trace = on;
+    }
+
+    /// Makes new fragments count their executions in [`Context::fragment_entries`]
+    /// (costs three instructions per fragment; for `--stats`).
+    pub fn set_count_entries(&mut self, on: bool) {
+        self.count_entries = on;
+    }
+
+    /// Prepares `ctx` for running translated code: the lazy FPU switch, the lookup table
+    /// for `mode`. Must be called on the thread that will run the guest; it also points
+    /// that thread's GS base at the window.
+    pub fn attach(&mut self, ctx: &mut Context, mode: Mode) {
+        ctx.fpu_enter = self.stubs.fpu_load;
+        ctx.fpu_loaded = 0;
+        self.ibl_mode = None;
+        self.select_mode(ctx, mode);
+        set_gs_base(bt86_shadow_mmu::WINDOW_BASE);
+    }
+
+    /// The stubs' addresses.
+    pub fn stubs(&self) -> &Stubs {
+        &self.stubs
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> TranslatorStats {
+        self.stats
+    }
+
+    /// Bytes of the cache in use.
+    pub fn tc_used(&self) -> usize {
+        self.tc.used()
+    }
+
+    /// The valid fragment for `key`, if there is one.
+    pub fn lookup(&self, key: &FragKey) -> Option<FragId> {
+        self.table.lookup(key)
+    }
+
+    /// A fragment.
+    pub fn fragment(&self, id: FragId) -> &Fragment {
+        &self.table.frags[id as usize]
+    }
+
+    /// A link.
+    pub fn link_info(&self, id: LinkId) -> &Link {
+        &self.table.links[id as usize]
+    }
+
+    /// A callout record.
+    pub fn callout(&self, id: CalloutId) -> &Callout {
+        &self.table.callouts[id as usize]
+    }
+
+    /// Runs translated code from host address `host` (a fragment's entry or body, or a
+    /// callout's resume point) until it exits.
+    pub fn run(&self, ctx: &mut Context, host: u64) -> ExitReason {
+        assert!(self.tc.contains(host), "entering translated code outside the cache");
+        // SAFETY: `enter` is the stub assembled for this signature; it saves and restores
+        // the host's callee-saved registers and stack, and the code it jumps to was
+        // emitted by this translator: it touches guest memory only through GS (the
+        // window, which `attach` pointed GS at on this thread), the context through R15,
+        // and returns through the exit stubs.
+        let r = unsafe { (self.stubs.enter_fn())(ctx as *mut Context, host) };
+        ExitReason::from_u32(r).expect("translated code returned an unknown exit reason")
+    }
+
+    /// Invalidates every fragment made from guest-physical page `page` (address >> 12).
+    /// Returns how many there were.
+    pub fn invalidate_page(&mut self, page: u64) -> usize {
+        let Some(ids) = self.table.by_page.remove(&page) else { return 0 };
+        let mut n = 0;
+        for id in ids {
+            if self.table.frags[id as usize].valid {
+                self.invalidate(id);
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// True if some valid fragment was made from guest-physical page `page`.
+    pub fn has_code_on_page(&self, page: u64) -> bool {
+        self.table.by_page.get(&page).is_some_and(|v| v.iter().any(|&id| self.table.frags[id as usize].valid))
+    }
+
+    /// Invalidates one fragment: nothing will enter it again.
+    pub fn invalidate(&mut self, id: FragId) {
+        let f = &mut self.table.frags[id as usize];
+        if !f.valid {
+            return;
+        }
+        f.valid = false;
+        let key = f.key;
+        if self.table.by_key.get(&key) == Some(&id) {
+            self.table.by_key.remove(&key);
+        }
+        self.unlink_incoming(id);
+        self.ibl_remove(id);
+        self.stats.invalidations += 1;
+    }
+
+    /// Drops every fragment and empties the cache.
+    pub fn flush(&mut self) {
+        self.table.clear();
+        self.tc.flush();
+        self.ibl_clear_all();
+        self.stats.flushes += 1;
+    }
+}
+
+/// Points this thread's GS base at `base`.
+fn set_gs_base(base: u64) {
+    const ARCH_SET_GS: libc::c_int = 0x1001;
+    // SAFETY: arch_prctl(ARCH_SET_GS) changes only this thread's GS base, which nothing
+    // else in the process uses on x86-64 Linux.
+    let r = unsafe { libc::syscall(libc::SYS_arch_prctl, ARCH_SET_GS, base) };
+    assert_eq!(r, 0, "arch_prctl(ARCH_SET_GS) failed");
+}

@@ -1,1 +1,3 @@
-//! Host process facilities: signals (being written).
+//! Host process facilities: signal handling.
+
+pub mod signals;

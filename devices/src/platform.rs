@@ -1,0 +1,692 @@
+//! The PC board: every device of this crate on one port-I/O bus, with the interrupt
+//! lines wired as on QEMU's `pc` machine. This is what the monitor talks to.
+//!
+//! | ports         | device                          | IRQ |
+//! |---------------|---------------------------------|-----|
+//! | 0x20-0x21     | master 8259A                    |     |
+//! | 0x40-0x43     | 8254 PIT                        | 0   |
+//! | 0x60, 0x64    | i8042 (keyboard, mouse)         | 1, 12 |
+//! | 0x61          | speaker / PIT channel 2 gate    |     |
+//! | 0x70-0x71     | MC146818 RTC / CMOS             | 8 (not generated yet) |
+//! | 0x80          | POST code                       |     |
+//! | 0xA0-0xA1     | slave 8259A (on master IRQ2)    |     |
+//! | 0xF4-0xF7     | isa-debug-exit                  |     |
+//! | 0x3F8-0x3FF   | COM1 16550A                     | 4   |
+//! | 0x4D0, 0x4D1  | ELCR (master, slave)            |     |
+//!
+//! Devices drive their lines through an [`IrqSink`] the board builds for each access;
+//! it forwards to the PIC and counts rising edges per line for [`DeviceStats`].
+
+use std::fmt;
+use std::io::{self, Write};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::IoOutcome;
+use crate::bus::PioBus;
+use crate::cmos::Cmos;
+use crate::debug_exit::{DEBUG_EXIT_BASE, DEBUG_EXIT_LEN, DebugExit};
+use crate::i8042::I8042;
+use crate::irq::IrqSink;
+use crate::pic::{Chip, PicPair};
+use crate::pit::Pit;
+use crate::post::{POST_PORT, PostCode};
+use crate::serial::{COM1_BASE, COM1_IRQ, Uart};
+use crate::speaker::SpeakerPort;
+
+/// What the board is built from.
+pub struct PlatformConfig {
+    /// Guest RAM in bytes (for the CMOS memory-size bytes).
+    pub ram_size: u64,
+    /// Where COM1's output goes (the monitor passes stdout). Flushed after every byte
+    /// by vm-superio, and again by [`Platform::flush`] and on a debug-exit request.
+    pub serial_out: Box<dyn Write + Send>,
+    /// The RTC's wall-clock time, UTC seconds since 1970, at virtual time `boot_ns`.
+    pub wall_clock_unix_secs: i64,
+    /// The monitor's virtual time (`now_ns`) at which the board powers on.
+    pub boot_ns: u64,
+}
+
+impl PlatformConfig {
+    /// A board powered on at virtual time 0 whose RTC starts at the host's current
+    /// wall-clock time.
+    pub fn with_host_clock(ram_size: u64, serial_out: Box<dyn Write + Send>) -> Self {
+        let wall_clock_unix_secs = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        PlatformConfig {
+            ram_size,
+            serial_out,
+            wall_clock_unix_secs,
+            boot_ns: 0,
+        }
+    }
+}
+
+impl fmt::Debug for PlatformConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PlatformConfig")
+            .field("ram_size", &self.ram_size)
+            .field("wall_clock_unix_secs", &self.wall_clock_unix_secs)
+            .field("boot_ns", &self.boot_ns)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Counters for the monitor's statistics output.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeviceStats {
+    /// `in` accesses (any size).
+    pub port_reads: u64,
+    /// `out` accesses (any size).
+    pub port_writes: u64,
+    /// `in` accesses to a port no device claims.
+    pub unclaimed_port_reads: u64,
+    /// `out` accesses to a port no device claims.
+    pub unclaimed_port_writes: u64,
+    /// Rising edges driven on each ISA line (0-15) by the devices (the cascade line 2
+    /// is the PIC's own business and stays 0).
+    pub irqs_raised: [u64; 16],
+    /// INTA cycles ([`Platform::acknowledge_interrupt`]).
+    pub interrupts_acknowledged: u64,
+    /// INTA cycles that found no request (IRQ7 / IRQ15 vectors).
+    pub spurious_interrupts: u64,
+    /// PIT channel 0 edges that became due together with another one and were delivered
+    /// as a single edge (how late the monitor's timer ran).
+    pub pit_edges_merged: u64,
+    /// Bytes the guest sent out of COM1.
+    pub serial_bytes_out: u64,
+    /// The last POST code written to port 0x80.
+    pub last_post_code: Option<u8>,
+}
+
+impl fmt::Display for DeviceStats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "port in {} (unclaimed {}), out {} (unclaimed {}); interrupts acknowledged {} \
+             (spurious {}); PIT edges merged {}; serial bytes out {}",
+            self.port_reads,
+            self.unclaimed_port_reads,
+            self.port_writes,
+            self.unclaimed_port_writes,
+            self.interrupts_acknowledged,
+            self.spurious_interrupts,
+            self.pit_edges_merged,
+            self.serial_bytes_out,
+        )?;
+        for (irq, &count) in self.irqs_raised.iter().enumerate() {
+            if count != 0 {
+                write!(f, "; IRQ{irq} {count}")?;
+            }
+        }
+        if let Some(code) = self.last_post_code {
+            write!(f, "; POST {code:#04x}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Which device a port range belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PortDevice {
+    Pic(Chip),
+    Elcr(Chip),
+    Pit,
+    Speaker,
+    I8042Data,
+    I8042Command,
+    Cmos,
+    Post,
+    DebugExit,
+    Com1,
+}
+
+/// Line levels as last driven, and rising edges counted per line.
+#[derive(Debug, Clone, Default)]
+struct LineStats {
+    levels: u16,
+    raised: [u64; 16],
+}
+
+/// The [`IrqSink`] every device access gets: the PIC's inputs, counted.
+struct PicInputs<'a> {
+    pic: &'a mut PicPair,
+    lines: &'a mut LineStats,
+}
+
+impl IrqSink for PicInputs<'_> {
+    fn set_irq(&mut self, irq: u8, level: bool) {
+        if let Some(bit) = 1u16.checked_shl(u32::from(irq)) {
+            if level && self.lines.levels & bit == 0 {
+                self.lines.raised[usize::from(irq)] += 1;
+            }
+            if level {
+                self.lines.levels |= bit;
+            } else {
+                self.lines.levels &= !bit;
+            }
+        }
+        self.pic.set_irq(irq, level);
+    }
+}
+
+/// The devices themselves, apart from the bus so that a bus callback can borrow them.
+struct Devices {
+    pic: PicPair,
+    pit: Pit,
+    speaker: SpeakerPort,
+    i8042: I8042,
+    cmos: Cmos,
+    post: PostCode,
+    debug_exit: DebugExit,
+    com1: Uart<Box<dyn Write + Send>>,
+    lines: LineStats,
+}
+
+impl Devices {
+    fn read(&mut self, dev: PortDevice, offset: u16, size: u8, now_ns: u64) -> u32 {
+        let mut irqs = PicInputs {
+            pic: &mut self.pic,
+            lines: &mut self.lines,
+        };
+        let byte = match dev {
+            PortDevice::Pic(chip) => irqs.pic.read(chip, offset),
+            PortDevice::Elcr(chip) => irqs.pic.read_elcr(chip),
+            PortDevice::Pit => self.pit.read(offset, now_ns),
+            PortDevice::Speaker => self.speaker.read(&self.pit, now_ns),
+            PortDevice::I8042Data => self.i8042.read(0, &mut irqs),
+            PortDevice::I8042Command => self.i8042.read(4, &mut irqs),
+            PortDevice::Cmos => self.cmos.read(offset, now_ns),
+            PortDevice::Post => self.post.read(),
+            PortDevice::DebugExit => return self.debug_exit.read(offset, size),
+            PortDevice::Com1 => self.com1.read(offset, &mut irqs),
+        };
+        u32::from(byte)
+    }
+
+    fn write(
+        &mut self,
+        dev: PortDevice,
+        offset: u16,
+        size: u8,
+        value: u32,
+        now_ns: u64,
+    ) -> IoOutcome {
+        let mut irqs = PicInputs {
+            pic: &mut self.pic,
+            lines: &mut self.lines,
+        };
+        let byte = value as u8;
+        match dev {
+            PortDevice::Pic(chip) => irqs.pic.write(chip, offset, byte),
+            PortDevice::Elcr(chip) => irqs.pic.write_elcr(chip, byte),
+            PortDevice::Pit => self.pit.write(offset, byte, now_ns, &mut irqs),
+            PortDevice::Speaker => self.speaker.write(byte, &mut self.pit, now_ns, &mut irqs),
+            PortDevice::I8042Data => return self.i8042.write(0, byte, &mut irqs),
+            PortDevice::I8042Command => return self.i8042.write(4, byte, &mut irqs),
+            PortDevice::Cmos => self.cmos.write(offset, byte, now_ns),
+            PortDevice::Post => self.post.write(byte),
+            PortDevice::DebugExit => {
+                return IoOutcome::Exit(self.debug_exit.write(offset, size, value));
+            }
+            PortDevice::Com1 => self.com1.write(offset, byte, &mut irqs),
+        }
+        IoOutcome::Continue
+    }
+}
+
+/// The PC board. See the crate docs for how the monitor drives it.
+pub struct Platform {
+    bus: PioBus<PortDevice>,
+    devices: Devices,
+    stats: DeviceStats,
+}
+
+impl fmt::Debug for Platform {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Platform")
+            .field("pic", &self.devices.pic)
+            .field("pit", &self.devices.pit)
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Platform {
+    /// The board as after power-on at virtual time `config.boot_ns`: PICs with vector
+    /// base 0 and nothing masked, the PIT running at 18.2 Hz on all channels, CMOS filled
+    /// as QEMU's `pc` machine fills it. No firmware has run.
+    pub fn new(config: PlatformConfig) -> Platform {
+        let boot = config.boot_ns;
+        let devices = Devices {
+            pic: PicPair::new(),
+            pit: Pit::new(boot),
+            speaker: SpeakerPort::new(),
+            i8042: I8042::new(),
+            cmos: Cmos::new(config.ram_size, config.wall_clock_unix_secs, boot),
+            post: PostCode::new(),
+            debug_exit: DebugExit::new(),
+            com1: Uart::new(COM1_IRQ, config.serial_out),
+            lines: LineStats::default(),
+        };
+        let mut bus = PioBus::new();
+        let ranges = [
+            (0x20, 2, 1, PortDevice::Pic(Chip::Master)),
+            (0xA0, 2, 1, PortDevice::Pic(Chip::Slave)),
+            (0x4D0, 1, 1, PortDevice::Elcr(Chip::Master)),
+            (0x4D1, 1, 1, PortDevice::Elcr(Chip::Slave)),
+            (0x40, 4, 1, PortDevice::Pit),
+            (0x61, 1, 1, PortDevice::Speaker),
+            (0x60, 1, 1, PortDevice::I8042Data),
+            (0x64, 1, 1, PortDevice::I8042Command),
+            (0x70, 2, 1, PortDevice::Cmos),
+            (POST_PORT, 1, 1, PortDevice::Post),
+            (DEBUG_EXIT_BASE, DEBUG_EXIT_LEN, 4, PortDevice::DebugExit),
+            (COM1_BASE, 8, 1, PortDevice::Com1),
+        ];
+        for (base, len, max_access, dev) in ranges {
+            bus.insert(base, len, max_access, dev)
+                .expect("the PC port map has no overlaps");
+        }
+        Platform {
+            bus,
+            devices,
+            stats: DeviceStats::default(),
+        }
+    }
+
+    /// A guest `in` of `size` bytes (1, 2, 4) from `port` at virtual time `now_ns`.
+    /// PIT edges due by `now_ns` are delivered first.
+    pub fn io_in(&mut self, port: u16, size: u8, now_ns: u64) -> u32 {
+        self.update_timers(now_ns);
+        self.stats.port_reads += 1;
+        if self.bus.resolve(port).is_none() {
+            self.stats.unclaimed_port_reads += 1;
+        }
+        let devices = &mut self.devices;
+        self.bus.read(port, size, |dev, offset, sz| {
+            devices.read(dev, offset, sz, now_ns)
+        })
+    }
+
+    /// A guest `out` of the low `size` bytes of `value` to `port` at virtual time
+    /// `now_ns`. Returns what the monitor must do next: go on, stop the VM with an exit
+    /// status (isa-debug-exit; COM1's output is flushed first), or reset the machine
+    /// (i8042 reset line; the monitor resets the CPU and calls [`Platform::reset`]).
+    pub fn io_out(&mut self, port: u16, size: u8, value: u32, now_ns: u64) -> IoOutcome {
+        self.update_timers(now_ns);
+        self.stats.port_writes += 1;
+        if self.bus.resolve(port).is_none() {
+            self.stats.unclaimed_port_writes += 1;
+        }
+        let devices = &mut self.devices;
+        let mut outcome = IoOutcome::Continue;
+        self.bus.write(port, size, value, |dev, offset, sz, v| {
+            let result = devices.write(dev, offset, sz, v, now_ns);
+            if outcome == IoOutcome::Continue {
+                outcome = result;
+            }
+        });
+        if let IoOutcome::Exit(status) = outcome {
+            log::debug!("guest requested exit with status {status}");
+            self.flush();
+        }
+        outcome
+    }
+
+    /// Let the PIT catch up to `now_ns`: raises IRQ0 if channel 0's OUT rose since the
+    /// last call (once, however many periods passed; see [`Pit::update`]).
+    pub fn update_timers(&mut self, now_ns: u64) {
+        let Devices {
+            pic, pit, lines, ..
+        } = &mut self.devices;
+        let due = pit.update(now_ns, &mut PicInputs { pic, lines });
+        self.stats.pit_edges_merged += due.saturating_sub(1);
+    }
+
+    /// The virtual time at which [`Platform::update_timers`] will next have an interrupt
+    /// to raise, for the monitor's host timer; `None` if no timer is armed.
+    pub fn next_timer_deadline_ns(&self) -> Option<u64> {
+        self.devices.pit.next_event_ns()
+    }
+
+    /// The PIC's INTR output: an interrupt is waiting for the CPU (when its IF allows).
+    pub fn interrupt_pending(&self) -> bool {
+        self.devices.pic.interrupt_pending()
+    }
+
+    /// The INTA cycle: the vector to deliver. Call it only when
+    /// [`Platform::interrupt_pending`] is true and the CPU takes the interrupt; without
+    /// a request it returns the master's spurious IRQ7 vector.
+    pub fn acknowledge_interrupt(&mut self) -> u8 {
+        let ack = self.devices.pic.intack();
+        self.stats.interrupts_acknowledged += 1;
+        if ack.spurious {
+            self.stats.spurious_interrupts += 1;
+        }
+        ack.vector
+    }
+
+    /// Offer bytes to COM1's receiver, as typed on its line. Returns how many it took
+    /// (its FIFO holds 64); the rest must be offered again once the guest read some.
+    pub fn enqueue_serial_input(&mut self, bytes: &[u8]) -> usize {
+        let Devices {
+            pic, com1, lines, ..
+        } = &mut self.devices;
+        com1.enqueue_input(bytes, &mut PicInputs { pic, lines })
+    }
+
+    /// Flush COM1's output writer (errors are logged: there is nobody to tell).
+    pub fn flush(&mut self) {
+        if let Err(err) = self.devices.com1.flush() {
+            log::warn!("flushing serial output: {err}");
+        }
+    }
+
+    /// Reset the board's devices as a machine reset does (after an
+    /// [`IoOutcome::Reset`]): PICs (including ELCR), PIT, speaker port, i8042 and UART
+    /// return to their power-on state; CMOS RAM and the RTC keep their contents except
+    /// what QEMU's reset clears; COM1 keeps its output writer.
+    pub fn reset(&mut self, now_ns: u64) {
+        let d = &mut self.devices;
+        d.pic = PicPair::new();
+        d.pit = Pit::new(now_ns);
+        d.speaker = SpeakerPort::new();
+        d.i8042.reset();
+        d.cmos.reset();
+        let old = std::mem::replace(&mut d.com1, Uart::new(COM1_IRQ, Box::new(io::sink())));
+        self.stats.serial_bytes_out += old.bytes_out();
+        d.com1 = Uart::new(COM1_IRQ, old.into_writer());
+        d.lines.levels = 0;
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> DeviceStats {
+        DeviceStats {
+            irqs_raised: self.devices.lines.raised,
+            serial_bytes_out: self.stats.serial_bytes_out + self.devices.com1.bytes_out(),
+            last_post_code: self.devices.post.last(),
+            ..self.stats.clone()
+        }
+    }
+
+    /// The interrupt controllers (read-only, for debugging).
+    pub fn pic(&self) -> &PicPair {
+        &self.devices.pic
+    }
+
+    /// The RTC / CMOS (read-only, for debugging).
+    pub fn cmos(&self) -> &Cmos {
+        &self.devices.cmos
+    }
+
+    /// The A20 gate as the guest set it through the i8042 (bt86 itself always runs with
+    /// A20 enabled).
+    pub fn a20_enabled(&self) -> bool {
+        self.devices.i8042.a20_enabled()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    /// A `Write` whose bytes and flushes the test can look at after handing it over.
+    #[derive(Clone, Default)]
+    struct SharedOut {
+        inner: Arc<Mutex<(Vec<u8>, usize)>>,
+    }
+
+    impl SharedOut {
+        fn bytes(&self) -> Vec<u8> {
+            self.inner.lock().unwrap().0.clone()
+        }
+        fn flushes(&self) -> usize {
+            self.inner.lock().unwrap().1
+        }
+    }
+
+    impl Write for SharedOut {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.inner.lock().unwrap().0.extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            self.inner.lock().unwrap().1 += 1;
+            Ok(())
+        }
+    }
+
+    const MIB: u64 = 1 << 20;
+
+    fn platform() -> (Platform, SharedOut) {
+        let out = SharedOut::default();
+        let config = PlatformConfig {
+            ram_size: 64 * MIB,
+            serial_out: Box::new(out.clone()),
+            wall_clock_unix_secs: 1_709_214_356,
+            boot_ns: 0,
+        };
+        (Platform::new(config), out)
+    }
+
+    /// Program the PICs as Linux does: vectors 0x30 / 0x38.
+    fn init_pics(p: &mut Platform) {
+        for (port, value) in [
+            (0x20, 0x11),
+            (0x21, 0x30),
+            (0x21, 0x04),
+            (0x21, 0x01),
+            (0xA0, 0x11),
+            (0xA1, 0x38),
+            (0xA1, 0x02),
+            (0xA1, 0x01),
+            (0x21, 0x00),
+            (0xA1, 0x00),
+        ] {
+            assert_eq!(p.io_out(port, 1, value, 0), IoOutcome::Continue);
+        }
+    }
+
+    #[test]
+    fn platform_can_move_to_another_thread() {
+        fn assert_send<T: Send>() {}
+        assert_send::<Platform>();
+    }
+
+    #[test]
+    fn unclaimed_ports_read_all_ones_and_are_counted() {
+        let (mut p, _) = platform();
+        assert_eq!(p.io_in(0x1234, 1, 0), 0xFF);
+        assert_eq!(p.io_in(0xCF8, 4, 0), 0xFFFF_FFFF);
+        assert_eq!(p.io_out(0x1234, 2, 0xABCD, 0), IoOutcome::Continue);
+        let stats = p.stats();
+        assert_eq!((stats.port_reads, stats.unclaimed_port_reads), (2, 2));
+        assert_eq!((stats.port_writes, stats.unclaimed_port_writes), (1, 1));
+    }
+
+    #[test]
+    fn post_port_and_debug_exit_reads() {
+        let (mut p, _) = platform();
+        p.io_out(0x80, 1, 0x42, 0);
+        assert_eq!(p.io_in(0x80, 1, 0), 0xFF);
+        assert_eq!(p.stats().last_post_code, Some(0x42));
+        assert_eq!(p.io_in(0xF4, 1, 0), 0);
+        assert_eq!(p.io_in(0xF4, 4, 0), 0);
+    }
+
+    #[test]
+    fn debug_exit_flushes_serial_output_and_reports_status() {
+        let (mut p, out) = platform();
+        for &b in b"ok\n" {
+            p.io_out(0x3F8, 1, u32::from(b), 0);
+        }
+        let flushes_before = out.flushes();
+        assert_eq!(p.io_out(0xF4, 1, 0x10, 0), IoOutcome::Exit(33));
+        assert!(out.flushes() > flushes_before);
+        assert_eq!(out.bytes(), b"ok\n");
+        assert_eq!(p.stats().serial_bytes_out, 3);
+        // Word and dword writes carry the whole value; any port of the four works.
+        assert_eq!(p.io_out(0xF4, 4, 0x100, 0), IoOutcome::Exit(0x201));
+        assert_eq!(p.io_out(0xF6, 2, 0x3, 0), IoOutcome::Exit(7));
+    }
+
+    #[test]
+    fn i8042_reset_command_resets_the_machine() {
+        let (mut p, _) = platform();
+        assert_eq!(p.io_in(0x64, 1, 0), 0x18);
+        assert_eq!(p.io_out(0x64, 1, 0xFE, 0), IoOutcome::Reset);
+        // Self test through the ports.
+        p.io_out(0x64, 1, 0xAA, 0);
+        assert_eq!(p.io_in(0x60, 1, 0), 0x55);
+    }
+
+    #[test]
+    fn cmos_through_ports() {
+        let (mut p, _) = platform();
+        p.io_out(0x70, 1, 0x15, 0);
+        assert_eq!(p.io_in(0x71, 1, 0), 0x80);
+        p.io_out(0x70, 1, 0x16, 0);
+        assert_eq!(p.io_in(0x71, 1, 0), 0x02);
+        p.io_out(0x70, 1, 0x80 | 0x04, 0);
+        assert_eq!(p.io_in(0x71, 1, 0), 0x13);
+        assert!(p.cmos().nmi_disabled());
+    }
+
+    #[test]
+    fn word_access_to_the_pic_is_split_like_qemu() {
+        let (mut p, _) = platform();
+        init_pics(&mut p);
+        p.io_out(0x21, 1, 0xA5, 0);
+        // inw 0x20: IRR (0) in the low byte, IMR in the high byte.
+        assert_eq!(p.io_in(0x20, 2, 0), 0xA500);
+        // outw 0x20, 0xFF0B: OCW3 (read ISR) to 0x20, mask 0xFF to 0x21.
+        p.io_out(0x20, 2, 0xFF0B, 0);
+        assert_eq!(p.io_in(0x21, 1, 0), 0xFF);
+    }
+
+    #[test]
+    fn pit_periodic_timer_interrupts_through_the_pic() {
+        let (mut p, _) = platform();
+        init_pics(&mut p);
+        // Linux's periodic PIT: mode 2, LATCH = 1193 (HZ=1000).
+        p.io_out(0x43, 1, 0x34, 0);
+        p.io_out(0x40, 1, 1193 & 0xFF, 0);
+        p.io_out(0x40, 1, 1193 >> 8, 0);
+        let deadline = p.next_timer_deadline_ns().unwrap();
+        assert_eq!(deadline, 999_848);
+        p.update_timers(deadline - 1);
+        assert!(!p.interrupt_pending());
+        p.update_timers(deadline);
+        assert!(p.interrupt_pending());
+        assert_eq!(p.acknowledge_interrupt(), 0x30);
+        assert!(!p.interrupt_pending());
+        p.io_out(0x20, 1, 0x20, deadline); // EOI
+        // The sixth period's edge, with nothing seen in between: one interrupt, four
+        // merged edges.
+        let sixth = (6 * 1193 * 1_000_000_000u64).div_ceil(1_193_182);
+        p.update_timers(sixth);
+        assert_eq!(p.acknowledge_interrupt(), 0x30);
+        p.io_out(0x20, 1, 0x20, sixth);
+        assert!(!p.interrupt_pending());
+        let stats = p.stats();
+        assert_eq!(stats.irqs_raised[0], 2);
+        assert_eq!(stats.pit_edges_merged, 4);
+        assert_eq!(stats.interrupts_acknowledged, 2);
+    }
+
+    #[test]
+    fn port_accesses_deliver_due_timer_edges_first() {
+        let (mut p, _) = platform();
+        init_pics(&mut p);
+        p.io_out(0x43, 1, 0x34, 0);
+        p.io_out(0x40, 1, 100, 0);
+        p.io_out(0x40, 1, 0, 0);
+        // The guest polls IRR without the monitor's timer having fired.
+        p.io_out(0x20, 1, 0x0A, 0);
+        assert_eq!(p.io_in(0x20, 1, 100_000) & 1, 1);
+    }
+
+    #[test]
+    fn uart_thre_interrupt_reaches_the_cpu_as_irq4() {
+        let (mut p, out) = platform();
+        init_pics(&mut p);
+        p.io_out(0x3F9, 1, 0x02, 0); // IER: THRI
+        assert!(p.interrupt_pending());
+        assert_eq!(p.acknowledge_interrupt(), 0x34);
+        assert_eq!(p.io_in(0x3FA, 1, 0), 0x02); // IIR: THRI (FIFOs off)
+        p.io_out(0x3F8, 1, u32::from(b'Z'), 0);
+        p.io_out(0x20, 1, 0x20, 0);
+        assert!(p.interrupt_pending(), "the THR write raised IRQ4 again");
+        assert_eq!(p.acknowledge_interrupt(), 0x34);
+        assert_eq!(out.bytes(), b"Z");
+        assert_eq!(p.stats().irqs_raised[4], 2);
+    }
+
+    #[test]
+    fn serial_input_raises_irq4_when_enabled() {
+        let (mut p, _) = platform();
+        init_pics(&mut p);
+        p.io_out(0x3F9, 1, 0x01, 0); // IER: RDI
+        assert!(!p.interrupt_pending());
+        assert_eq!(p.enqueue_serial_input(b"a"), 1);
+        assert_eq!(p.acknowledge_interrupt(), 0x34);
+        assert_eq!(p.io_in(0x3FD, 1, 0) & 1, 1);
+        assert_eq!(p.io_in(0x3F8, 1, 0), u32::from(b'a'));
+    }
+
+    #[test]
+    fn mouse_byte_interrupts_through_the_slave() {
+        let (mut p, _) = platform();
+        init_pics(&mut p);
+        p.io_out(0x64, 1, 0xD3, 0);
+        p.io_out(0x60, 1, 0x5A, 0);
+        assert!(p.interrupt_pending());
+        assert_eq!(p.acknowledge_interrupt(), 0x3C); // IRQ12 = slave line 4
+        assert_eq!(p.io_in(0x60, 1, 0), 0x5A);
+        let stats = p.stats();
+        assert_eq!(stats.irqs_raised[12], 1);
+        assert_eq!(stats.irqs_raised[2], 0);
+    }
+
+    #[test]
+    fn spurious_acknowledge_is_counted() {
+        let (mut p, _) = platform();
+        init_pics(&mut p);
+        assert_eq!(p.acknowledge_interrupt(), 0x37);
+        assert_eq!(p.stats().spurious_interrupts, 1);
+    }
+
+    #[test]
+    fn channel2_calibration_through_port_0x61() {
+        let (mut p, _) = platform();
+        let v = p.io_in(0x61, 1, 0);
+        p.io_out(0x61, 1, (v & !0x02) | 0x01, 0);
+        p.io_out(0x43, 1, 0xB0, 0);
+        p.io_out(0x42, 1, 0xFF, 0);
+        p.io_out(0x42, 1, 0xFF, 0);
+        assert_eq!(p.io_in(0x61, 1, 1_000) & 0x21, 0x01);
+        // 0xFFFF ticks = 54.925 ms.
+        assert_eq!(p.io_in(0x61, 1, 54_925_000) & 0x21, 0x21);
+    }
+
+    #[test]
+    fn reset_restores_power_on_state_but_keeps_the_serial_writer() {
+        let (mut p, out) = platform();
+        init_pics(&mut p);
+        p.io_out(0x4D1, 1, 0x08, 0);
+        p.io_out(0x3F8, 1, u32::from(b'1'), 0);
+        p.reset(1_000_000);
+        assert_eq!(p.pic().vector_base(Chip::Master), 0);
+        assert_eq!(p.io_in(0x4D1, 1, 1_000_000), 0);
+        p.io_out(0x3F8, 1, u32::from(b'2'), 1_000_000);
+        assert_eq!(out.bytes(), b"12");
+        assert_eq!(p.stats().serial_bytes_out, 2);
+        // The PIT restarted at the reset time.
+        assert_eq!(
+            p.next_timer_deadline_ns(),
+            Some(1_000_000 + (0x10000u64 * 1_000_000_000).div_ceil(1_193_182))
+        );
+    }
+}

@@ -1,0 +1,161 @@
+//! The command line: `bt86 run` boots a kernel, `bt86 selftest` runs the built-in
+//! checks. Exit statuses: the guest's own (isa-debug-exit), 2 for bad input, 3 when the
+//! guest stops abnormally (triple fault, an instruction bt86 cannot run, a halt nothing
+//! can end), 70 for an internal error.
+
+use std::process::exit;
+
+use clap::{Parser, Subcommand};
+
+use crate::machine::{Config, Machine, SetupError, Stop};
+
+/// Exit status for bad input (options, kernel image).
+pub const EXIT_USAGE: i32 = 2;
+/// Exit status when the guest stops abnormally.
+pub const EXIT_GUEST_STOPPED: i32 = 3;
+/// Exit status for an internal error.
+pub const EXIT_INTERNAL: i32 = 70;
+
+#[derive(Parser)]
+#[command(name = "bt86", version, about = "Run 32-bit x86 guests by binary translation, without hardware virtualization")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Boot a 32-bit Multiboot kernel. Its serial port (COM1) is this process's stdout;
+    /// it stops when the guest writes to the isa-debug-exit port 0xf4 (exit status
+    /// (value << 1) | 1), as under QEMU.
+    Run(RunArgs),
+    /// Run bt86's own checks: the differential fuzzer against the host CPU.
+    Selftest(SelftestArgs),
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Kernel image (32-bit ELF with a Multiboot header).
+    #[arg(long, value_name = "FILE")]
+    kernel: String,
+    /// Guest RAM: a number with an optional K, M or G suffix (no suffix: MiB).
+    #[arg(long, value_name = "SIZE", default_value = "128M", value_parser = parse_mem)]
+    mem: u64,
+    /// Kernel command line.
+    #[arg(long, value_name = "STRING", default_value = "")]
+    append: String,
+    /// Print statistics (exits, translations, callouts, exceptions) at exit, on stderr.
+    #[arg(long)]
+    stats: bool,
+    /// Print every new fragment, guest code beside the host code it became, on stderr.
+    #[arg(long)]
+    trace_tc: bool,
+}
+
+#[derive(clap::Args)]
+struct SelftestArgs {
+    /// Run the differential fuzzer for this many guest instructions.
+    #[arg(long, value_name = "N")]
+    fuzz: u64,
+    /// Random seed.
+    #[arg(long, value_name = "S", default_value_t = 1)]
+    seed: u64,
+}
+
+/// Parses a memory size: `128M`, `1G`, `65536K`, `256` (MiB).
+fn parse_mem(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let (num, mult) = match t.chars().last().map(|c| c.to_ascii_uppercase()) {
+        Some('K') => (&t[..t.len() - 1], 1u64 << 10),
+        Some('M') => (&t[..t.len() - 1], 1 << 20),
+        Some('G') => (&t[..t.len() - 1], 1 << 30),
+        _ => (t, 1 << 20),
+    };
+    let n: u64 = num.parse().map_err(|_| format!("{s:?} is not a size (examples: 128M, 1G)"))?;
+    let bytes = n.checked_mul(mult).ok_or_else(|| format!("{s:?} is too large"))?;
+    if bytes < 2 << 20 {
+        return Err(format!("{s:?} is too small: at least 2M (kernels load at 1 MiB)"));
+    }
+    if bytes > 3 << 30 {
+        return Err(format!("{s:?} is too large: at most 3G"));
+    }
+    if bytes % 4096 != 0 {
+        return Err(format!("{s:?} is not a multiple of 4K"));
+    }
+    Ok(bytes)
+}
+
+/// Entry point.
+pub fn main() {
+    install_panic_hook();
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).format_timestamp(None).init();
+    let cli = Cli::parse();
+    let status = match cli.command {
+        Command::Run(args) => run(args),
+        Command::Selftest(args) => selftest(args),
+    };
+    exit(status)
+}
+
+fn die(status: i32, msg: impl std::fmt::Display) -> ! {
+    eprintln!("bt86: {msg}");
+    exit(status)
+}
+
+fn run(args: RunArgs) -> i32 {
+    let image = match std::fs::read(&args.kernel) {
+        Ok(b) => b,
+        Err(e) => die(EXIT_USAGE, crate::loader::LoadError::Io(args.kernel.clone(), e)),
+    };
+    if let Err(e) = crate::host::signals::install() {
+        die(EXIT_INTERNAL, format!("cannot install signal handlers: {e}"));
+    }
+    crate::host::signals::set_translator_hook(crate::machine::tc_signal::on_signal);
+    let config = Config { kernel: args.kernel, mem: args.mem, append: args.append, trace_tc: args.trace_tc, count_fragments: args.stats };
+    let mut machine = match Machine::new(config, image) {
+        Ok(m) => m,
+        Err(e @ SetupError::Load(_)) => die(EXIT_USAGE, e),
+        Err(e @ SetupError::Host(_)) => die(EXIT_INTERNAL, e),
+    };
+    let stop = machine.run();
+    machine.platform.flush();
+    let status = match stop {
+        Stop::Exit(status) => status,
+        Stop::TripleFault(t, dump) => {
+            eprintln!("bt86: triple fault: the guest could not deliver {} even as a double fault; the virtual CPU shut down.\n{dump}", t.last);
+            EXIT_GUEST_STOPPED
+        }
+        Stop::Unsupported(why, dump) => {
+            eprintln!("bt86: {why}\n{dump}");
+            EXIT_GUEST_STOPPED
+        }
+        Stop::Halted(why, dump) => {
+            eprintln!("bt86: {why}\n{dump}");
+            EXIT_GUEST_STOPPED
+        }
+    };
+    if args.stats {
+        eprint!("{}", machine.stats_report());
+    }
+    status
+}
+
+fn selftest(args: SelftestArgs) -> i32 {
+    match crate::fuzz::selftest(args.fuzz, args.seed) {
+        Ok(report) => {
+            print!("{report}");
+            if report.mismatches == 0 { 0 } else { 1 }
+        }
+        Err(e) => die(EXIT_INTERNAL, e),
+    }
+}
+
+/// A bug in bt86 must not end in a Rust backtrace: one line saying what broke.
+fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let msg = info.payload().downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| info.payload().downcast_ref::<String>().cloned()).unwrap_or_else(|| "unknown panic".into());
+        let at = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
+        eprintln!("bt86: internal error: {msg}{at}. Please report this with the command line that caused it.");
+        exit(EXIT_INTERNAL);
+    }));
+}

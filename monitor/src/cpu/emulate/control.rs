@@ -1,0 +1,262 @@
+//! Far control transfers, software interrupts, `iret`, `sysenter`/`sysexit`, and `enter`
+//! with a nesting level.
+
+use bt86_translator::{Seg, flags};
+use iced_x86::{Code, Instruction, Mnemonic, OpKind};
+
+use super::operands::{Stack, memory_linear, read_reg, write_reg};
+use super::{Env, Flow};
+use crate::cpu::exceptions::EventKind;
+use crate::cpu::segments::{SegmentCache, real_mode_segment};
+use crate::cpu::{Cpu, Exception, Vector};
+
+pub(super) fn emulate_control(cpu: &mut Cpu, env: &mut Env<'_>, ins: &Instruction, next_eip: u32) -> Result<Flow, Exception> {
+    use Mnemonic as M;
+    match ins.mnemonic() {
+        M::Int | M::Int3 | M::Into | M::Int1 => {
+            let vector = match ins.mnemonic() {
+                M::Int => ins.immediate8(),
+                M::Int3 => Vector::BP,
+                M::Int1 => Vector::DB,
+                _ => {
+                    if cpu.eflags() & flags::OF == 0 {
+                        cpu.ctx.eip = next_eip;
+                        return Ok(Flow::Next);
+                    }
+                    Vector::OF
+                }
+            };
+            let kind = if ins.mnemonic() == M::Int1 { EventKind::Exception } else { EventKind::Software };
+            match cpu.raise(env.mem, Exception::plain(vector), kind, next_eip) {
+                Ok(()) => Ok(Flow::Jump),
+                Err(t) => Ok(Flow::TripleFault(t)),
+            }
+        }
+        M::Jmp | M::Call => far_jmp_call(cpu, env, ins, next_eip),
+        M::Retf => far_ret(cpu, env, ins),
+        M::Iret | M::Iretd => iret(cpu, env, ins),
+        M::Sysenter => sysenter(cpu),
+        M::Sysexit => sysexit(cpu),
+        M::Syscall | M::Sysret => Err(Exception::ud()),
+        _ => unreachable!(),
+    }
+}
+
+/// Operand size (2 or 4) of a far transfer.
+fn far_size(ins: &Instruction) -> u8 {
+    match ins.code() {
+        Code::Jmp_ptr1616 | Code::Call_ptr1616 | Code::Jmp_m1616 | Code::Call_m1616 | Code::Retfw | Code::Retfw_imm16 | Code::Iretw => 2,
+        _ => 4,
+    }
+}
+
+fn far_jmp_call(cpu: &mut Cpu, env: &mut Env<'_>, ins: &Instruction, next_eip: u32) -> Result<Flow, Exception> {
+    let size = far_size(ins);
+    let (sel, off) = match ins.op0_kind() {
+        OpKind::FarBranch16 | OpKind::FarBranch32 => (ins.far_branch_selector(), if size == 4 { ins.far_branch32() } else { ins.far_branch16() as u32 }),
+        OpKind::Memory => {
+            let addr = memory_linear(cpu, ins, 0);
+            let off = env.mem.read_uint(addr, size)?;
+            (env.mem.read_uint(addr.wrapping_add(size as u32), 2)? as u16, off)
+        }
+        k => return Ok(Flow::Unsupported(format!("far branch operand {k:?}"))),
+    };
+    let is_call = ins.mnemonic() == Mnemonic::Call;
+    if !cpu.protected() {
+        if is_call {
+            let cs = cpu.segment(Seg::Cs).selector as u32;
+            Stack::push_all(cpu, env.mem, &[cs, next_eip], size)?;
+        }
+        let c = real_mode_segment(sel, *cpu.segment(Seg::Cs));
+        cpu.set_segment(Seg::Cs, c);
+        cpu.ctx.eip = if size == 4 { off } else { off & 0xFFFF };
+        return Ok(Flow::Jump);
+    }
+    // Gates and task switches are not supported: only code segment targets.
+    if sel & !3 != 0
+        && let Some(d) = cpu.read_descriptor(env.mem, sel)?
+        && !SegmentCache::from_descriptor(sel, d.raw).is_code_or_data()
+    {
+        return Ok(Flow::Unsupported(format!("far {} through a gate or TSS (selector {sel:#x})", if is_call { "call" } else { "jmp" })));
+    }
+    let (c, d) = cpu.check_code_segment(env.mem, sel, false)?;
+    if is_call {
+        let cs = cpu.segment(Seg::Cs).selector as u32;
+        Stack::push_all(cpu, env.mem, &[cs, next_eip], size)?;
+    }
+    let cpl = cpu.cpl;
+    cpu.commit_code_segment(env.mem, c, &d, cpl)?;
+    cpu.ctx.eip = if size == 4 { off } else { off & 0xFFFF };
+    Ok(Flow::Jump)
+}
+
+fn far_ret(cpu: &mut Cpu, env: &mut Env<'_>, ins: &Instruction) -> Result<Flow, Exception> {
+    let size = far_size(ins);
+    let pop_extra = if matches!(ins.code(), Code::Retfw_imm16 | Code::Retfd_imm16) { ins.immediate16() as u32 } else { 0 };
+    let off = Stack::peek(cpu, env.mem, 0, size)?;
+    let sel = Stack::peek(cpu, env.mem, size as u32, 2)? as u16;
+    if !cpu.protected() {
+        let c = real_mode_segment(sel, *cpu.segment(Seg::Cs));
+        cpu.set_segment(Seg::Cs, c);
+        cpu.ctx.eip = off & if size == 4 { !0 } else { 0xFFFF };
+        let sp = Stack::moved(cpu, cpu.gpr(4), 2 * size as i32 + pop_extra as i32);
+        cpu.set_gpr(4, sp);
+        return Ok(Flow::Jump);
+    }
+    let (c, d) = cpu.check_code_segment(env.mem, sel, true)?;
+    let rpl = (sel & 3) as u8;
+    if rpl > cpu.cpl {
+        // Return to an outer privilege level: SS:ESP follow the pushed CS:EIP (after
+        // the immediate).
+        let at = 2 * size as u32 + pop_extra;
+        let new_esp = Stack::peek(cpu, env.mem, at, size)?;
+        let new_ss = Stack::peek(cpu, env.mem, at + size as u32, 2)? as u16;
+        return_to_outer(cpu, env, c, &d, rpl, new_ss, new_esp.wrapping_add(pop_extra), off, size)?;
+        return Ok(Flow::Jump);
+    }
+    let cpl = cpu.cpl;
+    cpu.commit_code_segment(env.mem, c, &d, cpl)?;
+    cpu.ctx.eip = if size == 4 { off } else { off & 0xFFFF };
+    let sp = Stack::moved(cpu, cpu.gpr(4), 2 * size as i32 + pop_extra as i32);
+    cpu.set_gpr(4, sp);
+    Ok(Flow::Jump)
+}
+
+/// Completes a return (`retf`, `iret`) to the outer privilege level `rpl`: checks and
+/// loads SS:ESP, then CS:EIP, then nulls data segments the new level may not use.
+#[allow(clippy::too_many_arguments)]
+fn return_to_outer(cpu: &mut Cpu, env: &mut Env<'_>, c: SegmentCache, d: &crate::cpu::segments::DescriptorRef, rpl: u8, ss_sel: u16, esp: u32, eip: u32, size: u8) -> Result<(), Exception> {
+    let gp = Exception::gp(ss_sel as u32 & 0xFFFC);
+    if ss_sel & !3 == 0 || (ss_sel & 3) as u8 != rpl {
+        return Err(gp);
+    }
+    let sd = cpu.read_descriptor(env.mem, ss_sel)?.ok_or(gp)?;
+    let ss = SegmentCache::from_descriptor(ss_sel, sd.raw);
+    if !ss.writable_data() || ss.dpl() != rpl {
+        return Err(gp);
+    }
+    if !ss.present() {
+        return Err(Exception::new(Vector::SS, ss_sel as u32 & 0xFFFC));
+    }
+    cpu.commit_code_segment(env.mem, c, d, rpl)?;
+    cpu.set_segment(Seg::Ss, SegmentCache { access: ss.access | 1, ..ss });
+    cpu.set_gpr(4, if size == 4 { esp } else { (cpu.gpr(4) & 0xFFFF_0000) | (esp & 0xFFFF) });
+    cpu.ctx.eip = if size == 4 { eip } else { eip & 0xFFFF };
+    cpu.null_inaccessible_segments();
+    Ok(())
+}
+
+fn iret(cpu: &mut Cpu, env: &mut Env<'_>, ins: &Instruction) -> Result<Flow, Exception> {
+    let size = far_size(ins);
+    let eip = Stack::peek(cpu, env.mem, 0, size)?;
+    let sel = Stack::peek(cpu, env.mem, size as u32, 2)? as u16;
+    let popped_flags = Stack::peek(cpu, env.mem, 2 * size as u32, size)?;
+    let old = cpu.eflags();
+    if !cpu.protected() {
+        let c = real_mode_segment(sel, *cpu.segment(Seg::Cs));
+        cpu.set_segment(Seg::Cs, c);
+        cpu.ctx.eip = eip & if size == 4 { !0 } else { 0xFFFF };
+        let mask = if size == 4 { 0x0025_7FD5 } else { 0x7FD5 };
+        cpu.ctx.set_eflags((old & !mask) | (popped_flags & mask));
+        let sp = Stack::moved(cpu, cpu.gpr(4), 3 * size as i32);
+        cpu.set_gpr(4, sp);
+        return Ok(Flow::Jump);
+    }
+    if old & flags::NT != 0 {
+        return Ok(Flow::Unsupported("iret with NT set (task return)".into()));
+    }
+    if size == 4 && popped_flags & flags::VM != 0 && cpu.cpl == 0 {
+        return Ok(Flow::Unsupported("iret to virtual-8086 mode".into()));
+    }
+    let (c, d) = cpu.check_code_segment(env.mem, sel, true)?;
+    let rpl = (sel & 3) as u8;
+    // EFLAGS: IOPL only at CPL 0, IF only at CPL <= IOPL; VIF/VIP only at CPL 0.
+    let mut changeable = flags::HOST_HELD | flags::TF | flags::NT | flags::RF;
+    if size == 4 {
+        changeable |= flags::AC | flags::ID;
+    }
+    if cpu.cpl == 0 {
+        changeable |= flags::IOPL;
+        if size == 4 {
+            changeable |= flags::VIF | flags::VIP;
+        }
+    }
+    if cpu.cpl <= cpu.iopl() {
+        changeable |= flags::IF;
+    }
+    let new_flags = (old & !changeable) | (popped_flags & changeable);
+    if rpl > cpu.cpl {
+        let new_esp = Stack::peek(cpu, env.mem, 3 * size as u32, size)?;
+        let new_ss = Stack::peek(cpu, env.mem, 4 * size as u32, 2)? as u16;
+        return_to_outer(cpu, env, c, &d, rpl, new_ss, new_esp, eip, size)?;
+    } else {
+        let cpl = cpu.cpl;
+        cpu.commit_code_segment(env.mem, c, &d, cpl)?;
+        cpu.ctx.eip = if size == 4 { eip } else { eip & 0xFFFF };
+        let sp = Stack::moved(cpu, cpu.gpr(4), 3 * size as i32);
+        cpu.set_gpr(4, sp);
+    }
+    cpu.ctx.set_eflags(new_flags & !flags::RF);
+    Ok(Flow::Jump)
+}
+
+fn sysenter(cpu: &mut Cpu) -> Result<Flow, Exception> {
+    let cs = cpu.msr.sysenter_cs as u16;
+    if !cpu.protected() || cs & !3 == 0 {
+        return Err(Exception::gp(0));
+    }
+    let fl = cpu.eflags() & !(flags::VM | flags::IF | flags::RF);
+    cpu.ctx.set_eflags(fl);
+    cpu.cpl = 0;
+    cpu.set_segment(Seg::Cs, SegmentCache::flat_code(cs & !3));
+    cpu.set_segment(Seg::Ss, SegmentCache::flat_data((cs & !3) + 8));
+    cpu.set_gpr(4, cpu.msr.sysenter_esp);
+    cpu.ctx.eip = cpu.msr.sysenter_eip;
+    Ok(Flow::Jump)
+}
+
+fn sysexit(cpu: &mut Cpu) -> Result<Flow, Exception> {
+    let cs = cpu.msr.sysenter_cs as u16;
+    if !cpu.protected() || cpu.cpl != 0 || cs & !3 == 0 {
+        return Err(Exception::gp(0));
+    }
+    let user_code = SegmentCache { access: 0xFB, ..SegmentCache::flat_code(((cs & !3) + 16) | 3) };
+    let user_data = SegmentCache { access: 0xF3, ..SegmentCache::flat_data(((cs & !3) + 24) | 3) };
+    cpu.cpl = 3;
+    cpu.set_segment(Seg::Cs, user_code);
+    cpu.set_segment(Seg::Ss, user_data);
+    cpu.ctx.eip = cpu.gpr(2);
+    cpu.set_gpr(4, cpu.gpr(1));
+    Ok(Flow::Jump)
+}
+
+/// `enter` with a nesting level (or a 16-bit operand size): the general algorithm.
+pub(super) fn emulate_enter(cpu: &mut Cpu, env: &mut Env<'_>, ins: &Instruction) -> Result<Flow, Exception> {
+    let size: u8 = if ins.code() == Code::Enterw_imm16_imm8 { 2 } else { 4 };
+    let alloc = ins.immediate16() as u32;
+    let level = (ins.immediate8_2nd() % 32) as u32;
+    let big = cpu.segment(Seg::Ss).default_big();
+    let bp_reg = if big { iced_x86::Register::EBP } else { iced_x86::Register::BP };
+    let ebp = cpu.gpr(5);
+    let mut values = vec![if size == 4 { ebp } else { ebp & 0xFFFF }];
+    let mut frame_bp = read_reg(cpu, bp_reg);
+    for _ in 1..level {
+        frame_bp = frame_bp.wrapping_sub(size as u32);
+        let v = env.mem.read_uint(Stack::linear(cpu, frame_bp), size)?;
+        values.push(v);
+    }
+    // The frame pointer value: ESP after pushing the old EBP.
+    let frame_temp = Stack::moved(cpu, cpu.gpr(4), -(size as i32));
+    if level > 0 {
+        values.push(frame_temp);
+    }
+    Stack::push_all(cpu, env.mem, &values, size)?;
+    if size == 4 {
+        cpu.set_gpr(5, frame_temp);
+    } else {
+        write_reg(cpu, iced_x86::Register::BP, frame_temp);
+    }
+    let sp = Stack::moved(cpu, cpu.gpr(4), -(alloc as i32));
+    cpu.set_gpr(4, sp);
+    Ok(Flow::Next)
+}

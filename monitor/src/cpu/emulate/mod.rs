@@ -1,0 +1,116 @@
+//! The monitor's half of the translator's callouts: instructions executed against the
+//! virtual CPU instead of the host CPU — privileged and sensitive instructions, I/O,
+//! segment loads, far control transfers, software interrupts, and the few unprivileged
+//! instructions 64-bit mode lost (BCD arithmetic, `bound`, `arpl`).
+//!
+//! [`emulate`] decodes nothing: it gets the iced-x86 instruction the translator decoded,
+//! reads and writes its operands through [`operands`], and returns what happened as a
+//! [`Flow`], or the exception the instruction raises (delivered by the caller as a fault
+//! at the instruction).
+
+mod bcd;
+mod control;
+mod descriptors;
+mod io;
+pub mod operands;
+mod string;
+mod system;
+
+use bt86_translator::flags;
+use iced_x86::{Instruction, Mnemonic};
+
+use super::exceptions::TripleFault;
+use super::{Cpu, Exception};
+use crate::machine::memory::Memory;
+
+/// What an I/O port access asked for, beyond its value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IoEffect {
+    /// Nothing special.
+    None,
+    /// The guest asked to stop with this host exit status (isa-debug-exit).
+    Exit(i32),
+    /// The guest asked for a machine reset.
+    Reset,
+}
+
+/// The port-I/O side of the machine, as the emulator sees it.
+pub trait PortIo {
+    /// `in` of `size` bytes.
+    fn io_in(&mut self, port: u16, size: u8) -> u32;
+    /// `out` of `size` bytes.
+    fn io_out(&mut self, port: u16, size: u8, value: u32) -> IoEffect;
+}
+
+/// The machine around the CPU.
+pub struct Env<'a> {
+    /// Guest memory.
+    pub mem: &'a mut Memory,
+    /// Ports.
+    pub io: &'a mut dyn PortIo,
+}
+
+/// How an emulated instruction ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Flow {
+    /// Completed; EIP is the next instruction.
+    Next,
+    /// Completed and transferred control (EIP, maybe CS, changed).
+    Jump,
+    /// `hlt`: wait for an interrupt (EIP is the next instruction).
+    Halt,
+    /// Completed; interrupts stay inhibited for one instruction (`mov ss`, `pop ss`, `sti`).
+    Shadow,
+    /// The guest asked the VM to stop with this exit status.
+    Exit(i32),
+    /// The guest asked for a reset.
+    Reset,
+    /// Event delivery failed even through #DF.
+    TripleFault(TripleFault),
+    /// bt86 cannot execute this instruction.
+    Unsupported(String),
+}
+
+/// Executes `ins` (at `cpu.ctx.eip`; the next instruction at `next_eip`).
+pub fn emulate(cpu: &mut Cpu, env: &mut Env<'_>, ins: &Instruction, next_eip: u32) -> Result<Flow, Exception> {
+    use Mnemonic as M;
+    let flow = match ins.mnemonic() {
+        M::In | M::Out | M::Insb | M::Insw | M::Insd | M::Outsb | M::Outsw | M::Outsd => io::emulate_io(cpu, env, ins)?,
+        M::Hlt | M::Cli | M::Sti | M::Popf | M::Popfd | M::Mov | M::Lgdt | M::Lidt | M::Sgdt | M::Sidt | M::Lldt | M::Ltr | M::Sldt | M::Str | M::Smsw | M::Lmsw | M::Clts | M::Invlpg | M::Invd | M::Wbinvd | M::Cpuid | M::Rdmsr | M::Wrmsr | M::Rdtsc | M::Rdpmc => {
+            system::emulate_system(cpu, env, ins)?
+        }
+        M::Lar | M::Lsl | M::Verr | M::Verw | M::Arpl => descriptors::emulate_descriptor(cpu, env, ins)?,
+        M::Pop | M::Lds | M::Les | M::Lfs | M::Lgs | M::Lss => descriptors::emulate_segment_load(cpu, env, ins)?,
+        M::Jmp | M::Call | M::Retf | M::Iret | M::Iretd | M::Int | M::Int1 | M::Int3 | M::Into | M::Sysenter | M::Sysexit | M::Syscall | M::Sysret => {
+            return control::emulate_control(cpu, env, ins, next_eip);
+        }
+        M::Daa | M::Das | M::Aaa | M::Aas | M::Aam | M::Aad => bcd::emulate_bcd(cpu, ins)?,
+        M::Bound => bcd::emulate_bound(cpu, env, ins)?,
+        M::Enter => control::emulate_enter(cpu, env, ins)?,
+        M::Movsb | M::Movsw | M::Movsd | M::Stosb | M::Stosw | M::Stosd | M::Lodsb | M::Lodsw | M::Lodsd | M::Cmpsb | M::Cmpsw | M::Cmpsd | M::Scasb | M::Scasw | M::Scasd => string::emulate_string(cpu, env, ins)?,
+        _ => return Ok(Flow::Unsupported(format!("no emulation for {:?}", ins.mnemonic()))),
+    };
+    if matches!(flow, Flow::Next | Flow::Halt | Flow::Shadow | Flow::Exit(_) | Flow::Reset) {
+        cpu.ctx.eip = next_eip;
+    }
+    Ok(flow)
+}
+
+/// Sets or clears an arithmetic flag in the saved guest flags.
+pub(crate) fn set_flag(cpu: &mut Cpu, flag: u32, on: bool) {
+    if on {
+        cpu.ctx.host_flags |= flag;
+    } else {
+        cpu.ctx.host_flags &= !flag;
+    }
+}
+
+/// Sets ZF.
+pub(crate) fn set_zf(cpu: &mut Cpu, on: bool) {
+    set_flag(cpu, flags::ZF, on);
+}
+
+/// #GP(0) unless CPL is 0.
+pub(crate) fn require_cpl0(cpu: &Cpu) -> Result<(), Exception> {
+    if cpu.cpl == 0 { Ok(()) } else { Err(Exception::gp(0)) }
+}

@@ -1,0 +1,92 @@
+//! String instructions the translator leaves to the monitor: those with 16-bit
+//! addressing (SI/DI/CX), which 64-bit mode cannot encode. (Later also the ones that
+//! touch device memory.)
+
+use bt86_translator::{Seg, flags};
+use iced_x86::{Instruction, Mnemonic, OpKind};
+
+use super::{Env, Flow, set_flag};
+use crate::cpu::{Cpu, Exception};
+
+/// Flags of `a - b` at `size` bytes, as `cmp` sets them.
+pub(crate) fn sub_flags(cpu: &mut Cpu, a: u32, b: u32, size: u8) {
+    let bits = size as u32 * 8;
+    let mask = if bits == 32 { u32::MAX } else { (1 << bits) - 1 };
+    let (a, b) = (a & mask, b & mask);
+    let r = a.wrapping_sub(b) & mask;
+    let sign = 1 << (bits - 1);
+    set_flag(cpu, flags::CF, a < b);
+    set_flag(cpu, flags::ZF, r == 0);
+    set_flag(cpu, flags::SF, r & sign != 0);
+    set_flag(cpu, flags::OF, (a ^ b) & (a ^ r) & sign != 0);
+    set_flag(cpu, flags::AF, (a ^ b ^ r) & 0x10 != 0);
+    set_flag(cpu, flags::PF, (r as u8).count_ones() % 2 == 0);
+}
+
+pub(super) fn emulate_string(cpu: &mut Cpu, env: &mut Env<'_>, ins: &Instruction) -> Result<Flow, Exception> {
+    use Mnemonic as M;
+    let mn = ins.mnemonic();
+    let size: u8 = match mn {
+        M::Movsb | M::Stosb | M::Lodsb | M::Cmpsb | M::Scasb => 1,
+        M::Movsw | M::Stosw | M::Lodsw | M::Cmpsw | M::Scasw => 2,
+        _ => 4,
+    };
+    let addr16 = (0..ins.op_count()).any(|i| matches!(ins.op_kind(i), OpKind::MemorySegSI | OpKind::MemoryESDI));
+    let mask = if addr16 { 0xFFFF } else { u32::MAX };
+    let src_seg = Seg::from_iced(ins.memory_segment()).unwrap_or(Seg::Ds);
+    let rep = ins.has_rep_prefix() || ins.has_repne_prefix();
+    let compares = matches!(mn, M::Cmpsb | M::Cmpsw | M::Cmpsd | M::Scasb | M::Scasw | M::Scasd);
+    let step = if cpu.eflags() & flags::DF != 0 { (size as u32).wrapping_neg() } else { size as u32 };
+    let bump = |cpu: &mut Cpu, r: usize| {
+        let v = cpu.gpr(r);
+        cpu.set_gpr(r, (v & !mask) | (v.wrapping_add(step) & mask));
+    };
+    let uses_src = matches!(mn, M::Movsb | M::Movsw | M::Movsd | M::Lodsb | M::Lodsw | M::Lodsd | M::Cmpsb | M::Cmpsw | M::Cmpsd);
+    let uses_dst = !matches!(mn, M::Lodsb | M::Lodsw | M::Lodsd);
+    loop {
+        if rep && cpu.gpr(1) & mask == 0 {
+            break;
+        }
+        let src = cpu.linear(src_seg, cpu.gpr(6) & mask);
+        let dst = cpu.linear(Seg::Es, cpu.gpr(7) & mask);
+        let acc_mask = if size == 4 { u32::MAX } else { (1u32 << (size * 8)) - 1 };
+        match mn {
+            M::Movsb | M::Movsw | M::Movsd => {
+                let v = env.mem.read_uint(src, size)?;
+                env.mem.write_uint(dst, size, v)?;
+            }
+            M::Stosb | M::Stosw | M::Stosd => env.mem.write_uint(dst, size, cpu.gpr(0) & acc_mask)?,
+            M::Lodsb | M::Lodsw | M::Lodsd => {
+                let v = env.mem.read_uint(src, size)?;
+                cpu.set_gpr(0, (cpu.gpr(0) & !acc_mask) | v);
+            }
+            M::Cmpsb | M::Cmpsw | M::Cmpsd => {
+                let a = env.mem.read_uint(src, size)?;
+                let b = env.mem.read_uint(dst, size)?;
+                sub_flags(cpu, a, b, size);
+            }
+            _ => {
+                let b = env.mem.read_uint(dst, size)?;
+                sub_flags(cpu, cpu.gpr(0), b, size);
+            }
+        }
+        if uses_src {
+            bump(cpu, 6);
+        }
+        if uses_dst {
+            bump(cpu, 7);
+        }
+        if !rep {
+            break;
+        }
+        let c = cpu.gpr(1);
+        cpu.set_gpr(1, (c & !mask) | (c.wrapping_sub(1) & mask));
+        if compares {
+            let zf = cpu.eflags() & flags::ZF != 0;
+            if (ins.has_repe_prefix() && !zf) || (ins.has_repne_prefix() && zf) {
+                break;
+            }
+        }
+    }
+    Ok(Flow::Next)
+}

@@ -1,0 +1,28 @@
+//! The port bus as the CPU emulation sees it: the devices' platform at the current
+//! virtual time.
+
+use bt86_devices::{IoOutcome, Platform};
+
+use crate::cpu::emulate::{IoEffect, PortIo};
+
+/// The platform plus "now".
+pub struct Ports<'a> {
+    /// The devices.
+    pub platform: &'a mut Platform,
+    /// Virtual time of the access.
+    pub now_ns: u64,
+}
+
+impl PortIo for Ports<'_> {
+    fn io_in(&mut self, port: u16, size: u8) -> u32 {
+        self.platform.io_in(port, size, self.now_ns)
+    }
+
+    fn io_out(&mut self, port: u16, size: u8, value: u32) -> IoEffect {
+        match self.platform.io_out(port, size, value, self.now_ns) {
+            IoOutcome::Continue => IoEffect::None,
+            IoOutcome::Exit(s) => IoEffect::Exit(s),
+            IoOutcome::Reset => IoEffect::Reset,
+        }
+    }
+}

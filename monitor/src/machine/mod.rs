@@ -1,0 +1,135 @@
+//! The machine: guest memory, the virtual CPU, the devices and the translator, wired
+//! together, and the run loop that drives them ([`run`]).
+
+pub mod clock;
+pub mod io;
+pub mod memory;
+mod run;
+pub mod stats;
+pub mod tc_signal;
+
+use std::fmt;
+
+use bt86_devices::{Platform, PlatformConfig};
+use bt86_shadow_mmu::{GuestRam, Window};
+use bt86_translator::{DEFAULT_TC_SIZE, Translator};
+
+use crate::cpu::Cpu;
+use crate::cpu::exceptions::TripleFault;
+use crate::loader::{self, LoadError};
+use clock::Clock;
+use memory::Memory;
+use stats::Stats;
+
+/// What the user asked to run.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Kernel path, as given on the command line (it is also part of the guest's
+    /// Multiboot command line, as with QEMU).
+    pub kernel: String,
+    /// Guest RAM in bytes.
+    pub mem: u64,
+    /// Kernel command line.
+    pub append: String,
+    /// Print every new fragment.
+    pub trace_tc: bool,
+    /// Count fragment executions for `--stats`.
+    pub count_fragments: bool,
+}
+
+/// Why the machine could not be built.
+#[derive(Debug)]
+pub enum SetupError {
+    /// The kernel image is unusable (the user's input).
+    Load(LoadError),
+    /// The host refused something (memory, mappings, timers).
+    Host(String),
+}
+
+impl fmt::Display for SetupError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SetupError::Load(e) => write!(f, "{e}"),
+            SetupError::Host(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+/// Why the guest stopped.
+#[derive(Debug)]
+pub enum Stop {
+    /// The guest asked to exit (isa-debug-exit) with this host status.
+    Exit(i32),
+    /// A triple fault shut the virtual CPU down.
+    TripleFault(TripleFault, String),
+    /// The guest did something bt86 cannot do (yet); message and register dump.
+    Unsupported(String, String),
+    /// The guest halted with no way to wake up.
+    Halted(String, String),
+}
+
+/// The whole virtual machine.
+pub struct Machine {
+    /// The virtual CPU.
+    pub cpu: Cpu,
+    /// Guest memory.
+    pub mem: Memory,
+    /// Devices.
+    pub platform: Platform,
+    /// The binary translator.
+    pub translator: Translator,
+    /// Virtual time and the host timer.
+    pub clock: Clock,
+    /// Counters.
+    pub stats: Stats,
+    config: Config,
+    image: Vec<u8>,
+}
+
+impl Machine {
+    /// Builds a machine with `config`, the kernel `image` already read from disk.
+    pub fn new(config: Config, image: Vec<u8>) -> Result<Machine, SetupError> {
+        let host = |what: &str, e: &dyn fmt::Display| SetupError::Host(format!("{what}: {e}"));
+        loader::multiboot::validate(&config.kernel, &image).map_err(SetupError::Load)?;
+        let window = Window::reserve().map_err(|e| host("guest window", &e))?;
+        let ram = GuestRam::new(config.mem).map_err(|e| host("guest memory", &e))?;
+        let mem = Memory::new(ram, window).map_err(|e| host("guest window", &e))?;
+        let mut translator = Translator::new(DEFAULT_TC_SIZE).map_err(|e| host("translation cache", &e))?;
+        translator.set_trace(config.trace_tc);
+        translator.set_count_entries(config.count_fragments);
+        let mut cpu = Cpu::multiboot();
+        let clock = Clock::new(&mut cpu.ctx).map_err(|e| host("host timer", &e))?;
+        let platform = Platform::new(PlatformConfig::with_host_clock(config.mem, Box::new(std::io::stdout())));
+        let mut m = Machine { cpu, mem, platform, translator, clock, stats: Stats::default(), config, image };
+        m.boot().map_err(SetupError::Load)?;
+        let mode = m.cpu.mode();
+        m.translator.attach(&mut m.cpu.ctx, mode);
+        Ok(m)
+    }
+
+    /// Loads the kernel and puts the CPU in the Multiboot entry state.
+    fn boot(&mut self) -> Result<(), LoadError> {
+        let loaded = loader::multiboot::load(&self.config.kernel, &self.image, &self.config.append, &mut self.mem.ram)?;
+        // Keep the context's allocation: the timer and signal handlers point to it.
+        let ctx = std::mem::replace(&mut self.cpu.ctx, bt86_translator::Context::new_boxed());
+        self.cpu = Cpu::multiboot_in(ctx);
+        self.cpu.ctx.eip = loaded.entry;
+        self.cpu.set_gpr(0, loader::multiboot::BOOTLOADER_MAGIC);
+        self.cpu.set_gpr(3, loaded.info);
+        log::info!("kernel {} loaded: entry {:#x}, image ends at {:#x}", self.config.kernel, loaded.entry, loaded.image_end);
+        Ok(())
+    }
+
+    /// A register dump with the bytes at CS:EIP, for stop messages.
+    pub fn dump(&self) -> String {
+        let mut code = [0u8; 16];
+        let at = self.cpu.linear_eip();
+        let readable = self.mem.read(at, &mut code).is_ok();
+        crate::cpu::dump::format(&self.cpu, readable.then_some(&code[..]))
+    }
+
+    /// The statistics report.
+    pub fn stats_report(&self) -> String {
+        run::stats_report(self)
+    }
+}

@@ -1,0 +1,363 @@
+//! The run loop: deliver pending interrupts, find (or translate) the code at CS:EIP,
+//! run it, and handle whatever made it return — the data path of DESIGN.md read in one
+//! direction: exit → monitor handles the exit → back into the cache.
+
+use std::fmt::Write;
+
+use bt86_shadow_mmu::{PAGE_SIZE, WINDOW_BASE, WINDOW_SIZE};
+use bt86_translator::{CalloutKind, CodeMemory, ExitReason, FetchFault, FragId, FragKey, Mode, Request, Seg, TranslateError};
+
+use super::io::Ports;
+use super::memory::Memory;
+use super::{Machine, Stop, stats};
+use crate::cpu::emulate::{Env, Flow, emulate};
+use crate::cpu::exceptions::EventKind;
+use crate::cpu::{Exception, Vector};
+
+/// Where to continue in the cache without a lookup.
+#[derive(Clone, Copy)]
+struct Resume {
+    host: u64,
+    fragment: FragId,
+}
+
+/// Guest code as the translator reads it (paging off: physical = linear).
+struct Code<'a>(&'a Memory);
+
+impl CodeMemory for Code<'_> {
+    fn code_phys(&mut self, linear: u32) -> Result<u64, FetchFault> {
+        Ok(self.0.translate(linear))
+    }
+
+    fn read_phys(&self, phys: u64, buf: &mut [u8]) {
+        self.0.ram.read(phys, buf)
+    }
+}
+
+impl Machine {
+    /// Runs the guest until it stops.
+    pub fn run(&mut self) -> Stop {
+        // The signal handler finds the translator and context through these pointers;
+        // `self` does not move while it runs.
+        super::tc_signal::register(&self.translator, &mut self.cpu.ctx);
+        let stop = self.run_loop();
+        super::tc_signal::unregister();
+        stop
+    }
+
+    fn run_loop(&mut self) -> Stop {
+        let mut resume: Option<Resume> = None;
+        loop {
+            if self.cpu.ctx.kick_async != 0 {
+                self.cpu.ctx.kick_async = 0;
+                self.clock.fired();
+                self.service_devices();
+            }
+            self.flush_dirty_code();
+            if self.cpu.interrupt_shadow {
+                self.cpu.interrupt_shadow = false;
+            } else if self.cpu.interrupts_enabled() && self.platform.interrupt_pending() {
+                let vector = self.platform.acknowledge_interrupt();
+                *self.stats.interrupts.entry(vector).or_default() += 1;
+                let eip = self.cpu.ctx.eip;
+                if let Err(t) = self.cpu.raise(&mut self.mem, Exception::plain(vector), EventKind::External, eip) {
+                    return Stop::TripleFault(t, self.dump());
+                }
+                self.cpu.halted = false;
+                resume = None;
+            }
+            self.cpu.ctx.kick_sync = 0;
+            self.cpu.ctx.irq_pending = self.platform.interrupt_pending() as u32;
+            if self.cpu.halted {
+                if let Some(stop) = self.wait_for_interrupt() {
+                    return stop;
+                }
+                continue;
+            }
+            let mode = self.cpu.mode();
+            if mode.has(Mode::PAGING) {
+                return Stop::Unsupported("the guest enabled paging (CR0.PG); bt86 does not virtualize paging yet".into(), self.dump());
+            }
+            self.translator.select_mode(&mut self.cpu.ctx, mode);
+            let host = match resume.take() {
+                Some(r) if self.resume_valid(r, mode) => r.host,
+                _ => match self.dispatch(mode) {
+                    Ok(id) => self.translator.fragment(id).body,
+                    Err(stop) => return stop,
+                },
+            };
+            let exit = self.translator.run(&mut self.cpu.ctx, host);
+            resume = match self.handle_exit(exit, mode) {
+                Ok(r) => r,
+                Err(stop) => return stop,
+            };
+        }
+    }
+
+    fn resume_valid(&self, r: Resume, mode: Mode) -> bool {
+        let f = self.translator.fragment(r.fragment);
+        f.valid && f.key.mode == mode
+    }
+
+    /// The fragment for the current CS:EIP, translated if needed.
+    fn dispatch(&mut self, mode: Mode) -> Result<FragId, Stop> {
+        self.stats.dispatches += 1;
+        self.fragment_at(mode, false)
+    }
+
+    fn fragment_at(&mut self, mode: Mode, transient: bool) -> Result<FragId, Stop> {
+        let cs_base = self.cpu.segment(Seg::Cs).base;
+        let linear = self.cpu.linear_eip();
+        let key = FragKey { linear, cs_base, mode };
+        if !transient && let Some(id) = self.translator.lookup(&key) {
+            return Ok(id);
+        }
+        let req = Request { linear, eip: self.cpu.ctx.eip, cs_base, mode, transient };
+        match self.translator.translate(&mut Code(&self.mem), req) {
+            Ok(id) => {
+                if !transient {
+                    let pages = self.translator.fragment(id).pages.clone();
+                    for p in pages {
+                        self.mem.protect_code_page(p);
+                    }
+                }
+                Ok(id)
+            }
+            Err(TranslateError::Fetch(f)) => Err(Stop::Unsupported(format!("cannot fetch code at linear {:#x}", f.linear), self.dump())),
+            Err(TranslateError::Unsupported { eip, bytes, why }) => {
+                let hex: Vec<String> = bytes.iter().map(|b| format!("{b:02x}")).collect();
+                Err(Stop::Unsupported(format!("bt86 cannot translate the instruction at EIP {eip:#010x} ({}): {why}", hex.join(" ")), self.dump()))
+            }
+        }
+    }
+
+    /// Invalidates translations of code pages the monitor itself wrote.
+    fn flush_dirty_code(&mut self) {
+        while let Some(p) = self.mem.dirty_code.pop() {
+            self.stats.smc_invalidations += self.translator.invalidate_page(p) as u64;
+            self.mem.unprotect_code_page(p);
+        }
+    }
+
+    /// Lets the devices catch up with time and re-arms the host timer.
+    fn service_devices(&mut self) {
+        let now = self.clock.now();
+        self.platform.update_timers(now);
+        self.clock.arm(self.platform.next_timer_deadline_ns());
+    }
+
+    /// `hlt`: sleeps until an interrupt can be delivered.
+    fn wait_for_interrupt(&mut self) -> Option<Stop> {
+        let start = self.clock.now();
+        loop {
+            self.service_devices();
+            if self.cpu.interrupts_enabled() && self.platform.interrupt_pending() {
+                self.cpu.halted = false;
+                self.stats.halted_ns += self.clock.now() - start;
+                return None;
+            }
+            if !self.cpu.interrupts_enabled() {
+                return Some(Stop::Halted("the guest executed hlt with interrupts disabled; nothing can wake it".into(), self.dump()));
+            }
+            match self.platform.next_timer_deadline_ns() {
+                Some(d) => self.clock.sleep_until(d),
+                None => return Some(Stop::Halted("the guest halted and no timer is running; nothing can wake it".into(), self.dump())),
+            }
+            self.cpu.ctx.kick_async = 0;
+        }
+    }
+
+    /// Delivers an exception raised by the instruction at EIP (a fault).
+    fn fault(&mut self, e: Exception) -> Result<Option<Resume>, Stop> {
+        *self.stats.exceptions.entry(e.vector).or_default() += 1;
+        let eip = self.cpu.ctx.eip;
+        match self.cpu.raise(&mut self.mem, e, EventKind::Exception, eip) {
+            Ok(()) => Ok(None),
+            Err(t) => Err(Stop::TripleFault(t, self.dump())),
+        }
+    }
+
+    /// After an instruction completed under EFLAGS.TF: the single-step trap.
+    fn single_step_trap(&mut self) -> Result<Option<Resume>, Stop> {
+        self.cpu.dr[6] |= 1 << 14;
+        self.fault(Exception::plain(Vector::DB))
+    }
+
+    fn handle_exit(&mut self, exit: ExitReason, mode: Mode) -> Result<Option<Resume>, Stop> {
+        let ctx = &mut self.cpu.ctx;
+        match exit {
+            ExitReason::Kick => {
+                self.stats.exit("kick");
+                ctx.eip = ctx.exit_eip;
+                let id = ctx.exit_arg;
+                Ok(Some(Resume { host: self.translator.fragment(id).body, fragment: id }))
+            }
+            ExitReason::Chain => {
+                self.stats.exit("unchained branch");
+                ctx.eip = ctx.exit_eip;
+                let link = ctx.exit_arg;
+                if mode.has(Mode::TRAP_FLAG) {
+                    return self.single_step_trap();
+                }
+                let id = self.dispatch(mode)?;
+                self.translator.link(link, id);
+                Ok(Some(Resume { host: self.translator.fragment(id).body, fragment: id }))
+            }
+            ExitReason::IblMiss => {
+                self.stats.exit("indirect-branch miss");
+                ctx.eip = ctx.exit_eip;
+                if mode.has(Mode::TRAP_FLAG) {
+                    return self.single_step_trap();
+                }
+                let id = self.dispatch(mode)?;
+                let eip = self.cpu.ctx.eip;
+                self.translator.ibl_insert(eip, id);
+                Ok(Some(Resume { host: self.translator.fragment(id).body, fragment: id }))
+            }
+            ExitReason::Callout => {
+                self.stats.exit("callout");
+                let c = *self.translator.callout(ctx.exit_arg);
+                ctx.eip = c.eip;
+                *self.stats.callouts.entry(format!("{:?}", c.instr.mnemonic()).to_lowercase()).or_default() += 1;
+                match c.kind {
+                    CalloutKind::Raise(v, code) => self.fault(Exception { vector: v, error_code: code }),
+                    CalloutKind::SingleStep => self.single_step_trap(),
+                    CalloutKind::Emulate => self.emulate_callout(&c, mode),
+                }
+            }
+            ExitReason::Fault => {
+                self.stats.exit("host fault");
+                self.host_fault()
+            }
+        }
+    }
+
+    fn emulate_callout(&mut self, c: &bt86_translator::Callout, mode: Mode) -> Result<Option<Resume>, Stop> {
+        let mut ports = Ports { platform: &mut self.platform, now_ns: self.clock.now() };
+        let mut env = Env { mem: &mut self.mem, io: &mut ports };
+        let result = emulate(&mut self.cpu, &mut env, &c.instr, c.next_eip);
+        self.clock.arm(self.platform.next_timer_deadline_ns());
+        let flow = match result {
+            Ok(f) => f,
+            Err(e) => return self.fault(e),
+        };
+        let continue_here = match flow {
+            Flow::Next => true,
+            Flow::Shadow => {
+                self.cpu.interrupt_shadow = true;
+                true
+            }
+            Flow::Jump => false,
+            Flow::Halt => {
+                self.cpu.halted = true;
+                false
+            }
+            Flow::Exit(status) => return Err(Stop::Exit(status)),
+            Flow::Reset => {
+                self.reset();
+                return Ok(None);
+            }
+            Flow::TripleFault(t) => return Err(Stop::TripleFault(t, self.dump())),
+            Flow::Unsupported(why) => return Err(Stop::Unsupported(format!("bt86 cannot execute the instruction at EIP {:#010x}: {why}", c.eip), self.dump())),
+        };
+        if mode.has(Mode::TRAP_FLAG) && !matches!(flow, Flow::Jump) {
+            return self.single_step_trap();
+        }
+        Ok(match c.resume {
+            Some(host) if continue_here && self.cpu.ctx.eip == c.next_eip => Some(Resume { host, fragment: c.fragment }),
+            _ => None,
+        })
+    }
+
+    /// A fault in translated code, its guest state already in the context.
+    fn host_fault(&mut self) -> Result<Option<Resume>, Stop> {
+        let f = self.cpu.ctx.fault;
+        let internal = |m: &Machine, what: &str| Stop::Unsupported(format!("internal error: {what} in translated code (signal {}, trap {}, error {:#x}, address {:#x}, host RIP {:#x})", f.signo, f.trapno, f.err, f.addr, f.rip), m.dump());
+        match (f.signo, f.trapno) {
+            (libc::SIGSEGV, 14) => {
+                let linear = if (WINDOW_BASE..WINDOW_BASE + WINDOW_SIZE + PAGE_SIZE).contains(&f.addr) { (f.addr - WINDOW_BASE) as u32 } else { return Err(internal(self, "page fault outside the guest window")) };
+                let page = self.mem.translate(linear) >> 12;
+                let write = f.err & 2 != 0;
+                if write && self.mem.is_code_page(page) {
+                    // Self-modifying code: drop the page's translations, let the page be
+                    // written, and run the store itself from a one-shot translation (a
+                    // normal one would write-protect the page again).
+                    self.stats.smc_faults += 1;
+                    self.stats.smc_invalidations += self.translator.invalidate_page(page) as u64;
+                    self.mem.unprotect_code_page(page);
+                    let mode = self.cpu.mode();
+                    self.translator.select_mode(&mut self.cpu.ctx, mode);
+                    let id = self.fragment_at(mode, true)?;
+                    return Ok(Some(Resume { host: self.translator.fragment(id).body, fragment: id }));
+                }
+                if page >= self.mem.ram.size() >> 12 {
+                    return Err(Stop::Unsupported(format!("the guest accessed unbacked physical memory at {linear:#x} ({})", if write { "write" } else { "read" }), self.dump()));
+                }
+                Err(internal(self, "unexpected page fault"))
+            }
+            (libc::SIGSEGV, 13) => self.fault(Exception::gp(0)),
+            (libc::SIGBUS, 17) => self.fault(Exception::new(Vector::AC, 0)),
+            (libc::SIGFPE, 0) => self.fault(Exception::plain(Vector::DE)),
+            (libc::SIGFPE, 16) => self.fault(Exception::plain(Vector::MF)),
+            (libc::SIGFPE, 19) => {
+                if self.cpu.cr4 & crate::cpu::cr4::OSXMMEXCPT != 0 {
+                    self.fault(Exception::plain(Vector::XM))
+                } else {
+                    self.fault(Exception::ud())
+                }
+            }
+            (libc::SIGILL, _) => self.fault(Exception::ud()),
+            _ => Err(internal(self, "unexpected signal")),
+        }
+    }
+
+    /// Machine reset (the i8042 reset line): reload the kernel, restart the CPU; RAM
+    /// keeps its contents, as on QEMU.
+    fn reset(&mut self) {
+        log::info!("guest requested a reset: rebooting the kernel");
+        self.translator.flush();
+        for p in 0..(self.mem.ram.size() >> 12) {
+            self.mem.unprotect_code_page(p);
+        }
+        let now = self.clock.now();
+        self.platform.reset(now);
+        if let Err(e) = self.boot() {
+            log::error!("reset: {e}");
+        }
+        let mode = self.cpu.mode();
+        self.translator.attach(&mut self.cpu.ctx, mode);
+    }
+}
+
+/// The `--stats` report.
+pub(super) fn stats_report(m: &Machine) -> String {
+    let mut o = String::new();
+    let t = m.translator.stats();
+    let s = &m.stats;
+    let _ = writeln!(o, "bt86 statistics");
+    let _ = writeln!(o, "  translator:");
+    let _ = writeln!(o, "    guest instructions translated {}", t.guest_instructions);
+    let _ = writeln!(o, "    fragments                     {}", t.fragments);
+    let _ = writeln!(o, "    TC bytes emitted              {} (in use {})", t.tc_bytes, m.translator.tc_used());
+    let _ = writeln!(o, "    links patched (chained)       {}", t.links_patched);
+    let _ = writeln!(o, "    indirect-branch inserts       {}", t.ibl_inserts);
+    let _ = writeln!(o, "    invalidations / flushes       {} / {}", t.invalidations, t.flushes);
+    let entries = m.cpu.ctx.fragment_entries;
+    if entries > 0 {
+        let unchained = s.dispatches;
+        let _ = writeln!(o, "    fragment entries              {entries} ({} chained or looked up inline, {unchained} from the monitor)", entries.saturating_sub(unchained));
+    }
+    let total: u64 = s.exits.values().sum();
+    let _ = writeln!(o, "  exits to the monitor: {total}");
+    stats::write_map(&mut o, "exits by reason", s.exits.iter().map(|(k, v)| (*k, *v)));
+    stats::write_map(&mut o, "callouts by instruction", s.callouts.iter().map(|(k, v)| (k.as_str(), *v)));
+    stats::write_map(&mut o, "exceptions delivered (vector)", s.exceptions.iter().map(|(k, v)| (*k, *v)));
+    stats::write_map(&mut o, "interrupts delivered (vector)", s.interrupts.iter().map(|(k, v)| (*k, *v)));
+    let _ = writeln!(o, "  self-modifying code: {} write faults, {} fragments invalidated", s.smc_faults, s.smc_invalidations);
+    let _ = writeln!(o, "  string wrap-arounds fixed up: {}", super::tc_signal::STRING_WRAPS.load(std::sync::atomic::Ordering::Relaxed));
+    let ws = m.mem.window.stats();
+    let _ = writeln!(o, "  window: {} mmap, {} mprotect, {} unmap calls; {} code pages protected", ws.mmap_calls, ws.mprotect_calls, ws.unmap_calls, m.mem.pages_protected);
+    let _ = writeln!(o, "  time halted: {:.3} s", s.halted_ns as f64 / 1e9);
+    let _ = writeln!(o, "  devices: {}", m.platform.stats());
+    o
+}

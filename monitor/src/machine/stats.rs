@@ -1,0 +1,47 @@
+//! Counters the monitor keeps for `--stats`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+/// Monitor-side counters.
+#[derive(Default, Debug)]
+pub struct Stats {
+    /// Exits from translated code by reason.
+    pub exits: BTreeMap<&'static str, u64>,
+    /// Callouts by instruction mnemonic.
+    pub callouts: BTreeMap<String, u64>,
+    /// Exceptions delivered to the guest, by vector.
+    pub exceptions: BTreeMap<u8, u64>,
+    /// External interrupts delivered, by vector.
+    pub interrupts: BTreeMap<u8, u64>,
+    /// Dispatches that entered translated code from the monitor.
+    pub dispatches: u64,
+    /// Fragments invalidated because their code page was written.
+    pub smc_invalidations: u64,
+    /// Writes to write-protected code pages (faults).
+    pub smc_faults: u64,
+    /// String instructions wrapped around the top of the address space.
+    pub string_wraps: u64,
+    /// Nanoseconds spent halted.
+    pub halted_ns: u64,
+}
+
+impl Stats {
+    /// Counts one exit.
+    pub fn exit(&mut self, why: &'static str) {
+        *self.exits.entry(why).or_default() += 1;
+    }
+}
+
+/// Appends `name: value` lines for a map, indented.
+pub fn write_map<K: std::fmt::Display>(out: &mut String, title: &str, map: impl IntoIterator<Item = (K, u64)>) {
+    let items: Vec<(K, u64)> = map.into_iter().collect();
+    if items.is_empty() {
+        let _ = writeln!(out, "  {title}: none");
+        return;
+    }
+    let _ = writeln!(out, "  {title}:");
+    for (k, v) in items {
+        let _ = writeln!(out, "    {k:<24} {v}");
+    }
+}

@@ -1,0 +1,229 @@
+//! The translator's back end: host code for each classified guest instruction.
+//!
+//! One [`Emitter`] assembles one fragment with dynasmrt into a buffer whose final host
+//! address is known in advance (the cache's next free address), so rel32 jumps to the
+//! common stubs can be resolved at assembly time. Guest instructions re-encoded as they
+//! are go through iced-x86's encoder ([`ident`]); the sequences the translator makes
+//! up itself are written with `dynasm!` in the submodules:
+//!
+//! - [`ident`]: memory operands into the window, ESP → R12D, AH..BH next to REX;
+//! - [`stack`]: push/pop/pusha/popa/enter/leave/pushf/popf;
+//! - [`branch`]: direct branches and their exit stubs, indirect-branch lookup, calls;
+//! - [`string`]: movs/stos/lods/cmps/scas with their registers rebased into the window;
+//! - [`misc`]: cli/sti, salc, xlat, lea, the short inc/dec forms, callouts.
+//!
+//! Register use inside the TC: guest registers as DESIGN.md says (ESP in R12D), R15 =
+//! the [`Context`](crate::Context), R13 and R14 are per-instruction temporaries, R10
+//! and R11 are used by the stubs' flag-free tests. Code between guest instructions must
+//! not change the host flags, which hold the guest's: it uses `mov`, `lea`, `movzx`,
+//! `not`, `xchg` and `jrcxz` only.
+
+pub(crate) mod branch;
+pub(crate) mod ident;
+pub(crate) mod misc;
+pub(crate) mod stack;
+pub(crate) mod string;
+
+use dynasmrt::{DynamicLabel, DynasmApi, DynasmLabelApi, VecAssembler, dynasm, x64::X64Relocation};
+use iced_x86::{Encoder, Instruction, Register};
+
+use crate::context::off;
+use crate::fragment::{CalloutKind, FaultPoint, Fixup, FragId};
+use crate::mode::Mode;
+use crate::stubs::Stubs;
+
+/// Why an instruction could not be translated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EmitError {
+    /// The instruction is valid but bt86 does not translate it (yet).
+    Unsupported(String),
+}
+
+pub(crate) type EmitResult = Result<(), EmitError>;
+
+/// A direct-branch exit waiting for its stub.
+pub(crate) struct PendingExit {
+    pub label: DynamicLabel,
+    /// Offset of the rel32 field of the jump that goes to the stub.
+    pub site_off: usize,
+    pub target: u32,
+    pub checked: bool,
+}
+
+/// A callout emitted in this fragment.
+pub(crate) struct PendingCallout {
+    pub instr: Instruction,
+    pub eip: u32,
+    pub next_eip: u32,
+    pub kind: CalloutKind,
+    pub resume: Option<DynamicLabel>,
+}
+
+/// Host register number holding guest register `g` (0 = EAX .. 7 = EDI).
+pub(crate) const fn host_reg(g: u8) -> u8 {
+    if g == 4 { 12 } else { g }
+}
+
+/// Guest register number of a 32- or 16-bit general register.
+pub(crate) fn gpr_number(r: Register) -> Option<u8> {
+    use Register as R;
+    Some(match r {
+        R::EAX | R::AX => 0,
+        R::ECX | R::CX => 1,
+        R::EDX | R::DX => 2,
+        R::EBX | R::BX => 3,
+        R::ESP | R::SP => 4,
+        R::EBP | R::BP => 5,
+        R::ESI | R::SI => 6,
+        R::EDI | R::DI => 7,
+        _ => return None,
+    })
+}
+
+/// Assembles one fragment.
+pub(crate) struct Emitter<'a> {
+    pub ops: VecAssembler<X64Relocation>,
+    pub base: u64,
+    pub stubs: &'a Stubs,
+    pub mode: Mode,
+    pub frag: FragId,
+    pub first_link: u32,
+    pub first_callout: u32,
+    pub faults: Vec<FaultPoint>,
+    pub exits: Vec<PendingExit>,
+    pub callouts: Vec<PendingCallout>,
+    /// The guest FPU state is known to be loaded at this point of the code.
+    pub fpu_ready: bool,
+    /// Every exit must enter its target through the pending-interrupt check (after an
+    /// instruction that may have enabled interrupts).
+    pub force_checked: bool,
+    /// EIP of the instruction being emitted.
+    pub eip: u32,
+    encoder: Encoder,
+}
+
+impl<'a> Emitter<'a> {
+    pub fn new(base: u64, stubs: &'a Stubs, mode: Mode, frag: FragId, first_link: u32, first_callout: u32) -> Self {
+        Emitter {
+            ops: VecAssembler::new(base as usize),
+            base,
+            stubs,
+            mode,
+            frag,
+            first_link,
+            first_callout,
+            faults: Vec::new(),
+            exits: Vec::new(),
+            callouts: Vec::new(),
+            fpu_ready: false,
+            force_checked: false,
+            eip: 0,
+            encoder: Encoder::new(64),
+        }
+    }
+
+    /// Current offset in the fragment.
+    pub fn offset(&self) -> usize {
+        self.ops.offset().0
+    }
+
+    /// Starts a new stretch of the host → guest map at the current offset.
+    pub fn point(&mut self, fixup: Fixup) {
+        let host_off = self.offset() as u32;
+        if let Some(last) = self.faults.last_mut()
+            && last.host_off == host_off
+        {
+            *last = FaultPoint { host_off, eip: self.eip, fixup };
+            return;
+        }
+        self.faults.push(FaultPoint { host_off, eip: self.eip, fixup });
+    }
+
+    /// Begins guest instruction `eip`.
+    pub fn begin(&mut self, eip: u32) {
+        self.eip = eip;
+        self.point(Fixup::None);
+    }
+
+    /// Encodes a (64-bit mode) instruction with iced-x86 and appends it.
+    pub fn encode(&mut self, ins: &Instruction) -> EmitResult {
+        let ip = self.base + self.offset() as u64;
+        self.encoder
+            .encode(ins, ip)
+            .map_err(|e| EmitError::Unsupported(format!("cannot re-encode for 64-bit mode: {e}")))?;
+        let bytes = self.encoder.take_buffer();
+        self.ops.extend(bytes.iter().copied());
+        Ok(())
+    }
+
+    /// The fragment's entry: exits with [`crate::ExitReason::Kick`] if the context's kick
+    /// word is set; the body starts where this returns.
+    pub fn prologue(&mut self, eip: u32) {
+        let kick_exit = self.stubs.kick_exit;
+        let frag = self.frag as i32;
+        dynasm!(self.ops
+            ; .arch x64
+            ; mov r11, rcx
+            ; mov rcx, QWORD [r15 + off::KICK]
+            ; jrcxz >no_kick
+            ; mov rcx, r11
+            ; mov DWORD [r15 + off::EXIT_EIP], eip as i32
+            ; mov DWORD [r15 + off::EXIT_ARG], frag
+            ; jmp extern kick_exit as usize
+            ; no_kick:
+            ; mov rcx, r11
+        );
+    }
+
+    /// Loads the guest FPU state if this point of the code cannot know it is loaded.
+    pub fn ensure_fpu(&mut self) {
+        if !self.fpu_ready {
+            dynasm!(self.ops ; .arch x64 ; call QWORD [r15 + off::FPU_ENTER]);
+            self.fpu_ready = true;
+        }
+    }
+
+    /// Emits a callout: the monitor handles the instruction. Returns nothing; if
+    /// `resumable`, the code after this point is where the fragment continues.
+    pub fn callout(&mut self, instr: &Instruction, kind: CalloutKind, resumable: bool) {
+        let id = self.first_callout + self.callouts.len() as u32;
+        let exit = self.stubs.callout_exit;
+        dynasm!(self.ops
+            ; .arch x64
+            ; mov DWORD [r15 + off::EXIT_ARG], id as i32
+            ; jmp extern exit as usize
+        );
+        let resume = resumable.then(|| {
+            let l = self.ops.new_dynamic_label();
+            self.ops.dynamic_label(l);
+            l
+        });
+        if resumable {
+            // Entered afresh from the monitor: the FPU state is not loaded there.
+            self.fpu_ready = false;
+        }
+        self.callouts.push(PendingCallout {
+            instr: *instr,
+            eip: self.eip,
+            next_eip: instr.next_ip32(),
+            kind,
+            resume,
+        });
+    }
+
+    /// Appends the exit stubs of every pending direct-branch exit.
+    pub fn emit_exit_stubs(&mut self) {
+        let chain_exit = self.stubs.chain_exit;
+        for i in 0..self.exits.len() {
+            let (label, target) = (self.exits[i].label, self.exits[i].target);
+            let link = (self.first_link + i as u32) as i32;
+            dynasm!(self.ops
+                ; .arch x64
+                ; =>label
+                ; mov DWORD [r15 + off::EXIT_EIP], target as i32
+                ; mov DWORD [r15 + off::EXIT_ARG], link
+                ; jmp extern chain_exit as usize
+            );
+        }
+    }
+}

@@ -1,0 +1,102 @@
+//! Turning a host fault inside translated code back into a precise guest state.
+//!
+//! The monitor's signal handler calls these with the interrupted host registers. Each
+//! fragment's host → guest map gives the guest EIP of the instruction whose host code
+//! faulted and how to undo what the translation had changed so far ([`Fixup`]); since
+//! translations access memory before they change guest registers, the result is the
+//! guest state before the faulting instruction.
+
+use crate::Translator;
+use crate::context::{Context, Seg};
+use crate::fragment::{FragId, Fixup};
+
+/// Host registers at a fault, in guest register order: RAX, RCX, RDX, RBX, R12 (guest
+/// ESP), RBP, RSI, RDI.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct HostRegs {
+    /// The eight registers.
+    pub gpr: [u64; 8],
+    /// RFLAGS.
+    pub rflags: u64,
+}
+
+/// The guest state at a host fault.
+#[derive(Clone, Copy, Debug)]
+pub struct Recovered {
+    /// EIP of the faulting guest instruction.
+    pub eip: u32,
+    /// Guest registers.
+    pub gpr: [u32; 8],
+    /// Guest arithmetic flags and DF.
+    pub host_flags: u32,
+    /// The fragment.
+    pub fragment: FragId,
+}
+
+const WB: u64 = bt86_shadow_mmu::WINDOW_BASE;
+const SPAN: u64 = bt86_shadow_mmu::WINDOW_SIZE;
+
+impl Translator {
+    /// True if `rip` is inside the translation cache.
+    pub fn owns_rip(&self, rip: u64) -> bool {
+        self.tc.contains(rip)
+    }
+
+    /// The guest state at host `rip`, if `rip` is inside a fragment's translated code.
+    pub fn recover(&self, rip: u64, regs: &HostRegs, ctx: &Context) -> Option<Recovered> {
+        let frag = self.table.by_host(rip)?;
+        let f = &self.table.frags[frag as usize];
+        let point = f.fault_point(rip)?;
+        let mut gpr = regs.gpr.map(|r| r as u32);
+        match point.fixup {
+            Fixup::None => {}
+            Fixup::String { src, dst } => {
+                let base = |s: Seg| if f.key.mode.is_flat(s) { 0 } else { ctx.seg_base[s as usize] as u64 };
+                if let Some(s) = src {
+                    gpr[6] = regs.gpr[6].wrapping_sub(WB).wrapping_sub(base(s)) as u32;
+                }
+                if dst {
+                    gpr[7] = regs.gpr[7].wrapping_sub(WB).wrapping_sub(base(Seg::Es)) as u32;
+                }
+            }
+            Fixup::ByteSwap(pairs, n) => {
+                for &(low, high) in pairs[..n as usize].iter().rev() {
+                    let (l, h) = (low as usize, high as usize);
+                    let lo = gpr[l] & 0xFF;
+                    let hi = (gpr[h] >> 8) & 0xFF;
+                    gpr[l] = (gpr[l] & !0xFF) | hi;
+                    gpr[h] = (gpr[h] & !0xFF00) | (lo << 8);
+                }
+            }
+        }
+        Some(Recovered { eip: point.eip, gpr, host_flags: regs.rflags as u32, fragment: frag })
+    }
+
+    /// A string instruction whose RSI/RDI ran off either end of the window (the guest's
+    /// offset wrapped around 4 GiB): moves them back by 4 GiB and returns true, so the
+    /// handler can simply resume the instruction. False if `rip` is not in a string
+    /// stretch or the registers are inside the window.
+    pub fn wrap_string_registers(&self, rip: u64, rsi: &mut u64, rdi: &mut u64) -> bool {
+        let Some(frag) = self.table.by_host(rip) else { return false };
+        let f = &self.table.frags[frag as usize];
+        let Some(point) = f.fault_point(rip) else { return false };
+        let Fixup::String { src, dst } = point.fixup else { return false };
+        let mut changed = false;
+        let mut wrap = |r: &mut u64| {
+            if *r >= WB + SPAN {
+                *r -= SPAN;
+                changed = true;
+            } else if *r < WB {
+                *r += SPAN;
+                changed = true;
+            }
+        };
+        if src.is_some() {
+            wrap(rsi);
+        }
+        if dst {
+            wrap(rdi);
+        }
+        changed
+    }
+}

@@ -1,0 +1,199 @@
+//! Fragments — translated guest basic blocks — and the table that finds them.
+//!
+//! A fragment is keyed by the guest linear address of its first instruction, the CS base
+//! and the [`Mode`] it was translated for. It remembers where its host code lives, which
+//! guest-physical pages its guest code came from (for self-modifying-code invalidation),
+//! its exits (links), and a host-offset → guest-EIP table so that a host fault in the
+//! middle of it is turned into a precise guest state.
+
+use std::collections::HashMap;
+
+use iced_x86::Instruction;
+
+use crate::context::Seg;
+use crate::mode::Mode;
+
+/// Index of a fragment in the [`FragmentTable`].
+pub type FragId = u32;
+/// Index of a link (a patchable direct-branch exit).
+pub type LinkId = u32;
+/// Index of a callout record.
+pub type CalloutId = u32;
+
+/// What the lookup of a fragment uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FragKey {
+    /// Guest linear address of the first instruction.
+    pub linear: u32,
+    /// CS base (EIP = linear - cs_base).
+    pub cs_base: u32,
+    /// Mode translated for.
+    pub mode: Mode,
+}
+
+/// How to recover the guest state from the host state at a fault inside one stretch of
+/// a fragment's host code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fixup {
+    /// The host registers hold the guest registers as they were before the instruction.
+    None,
+    /// A string instruction runs with RSI/RDI rebased to host addresses: guest ESI/EDI =
+    /// RSI/RDI - window base - segment base. `src` is the segment of the source operand
+    /// (if the instruction has one), `dst` says whether RDI is rebased (ES).
+    String {
+        /// Segment of the DS:ESI operand, if any.
+        src: Option<Seg>,
+        /// True if the instruction has an ES:EDI operand.
+        dst: bool,
+    },
+    /// Byte registers were exchanged to avoid AH..BH next to a REX prefix: swap each
+    /// pair (host register numbers of the low-byte register, high-byte register's full
+    /// register) back.
+    ByteSwap([(u8, u8); 2], u8),
+}
+
+/// One entry of the host → guest map.
+#[derive(Clone, Copy, Debug)]
+pub struct FaultPoint {
+    /// Offset from the fragment's host start where this stretch begins.
+    pub host_off: u32,
+    /// Guest EIP of the instruction being executed there.
+    pub eip: u32,
+    /// How to reconstruct the guest state.
+    pub fixup: Fixup,
+}
+
+/// A translated block.
+#[derive(Debug)]
+pub struct Fragment {
+    /// Its key.
+    pub key: FragKey,
+    /// Guest EIP (offset in CS) of the first instruction.
+    pub eip: u32,
+    /// Guest bytes covered.
+    pub guest_len: u32,
+    /// Guest instructions covered.
+    pub instructions: u32,
+    /// Guest-physical page numbers (address >> 12) the guest code came from.
+    pub pages: Vec<u64>,
+    /// Host address of the checked entry (pending-interrupt test first).
+    pub entry: u64,
+    /// Host address of the body (after the test).
+    pub body: u64,
+    /// Host code size in bytes.
+    pub host_len: u32,
+    /// Offset of the exit stubs (end of the translated body).
+    pub stubs_off: u32,
+    /// Host → guest map, sorted by `host_off`.
+    pub faults: Vec<FaultPoint>,
+    /// Outgoing links.
+    pub exits: Vec<LinkId>,
+    /// Links from other fragments patched to jump here.
+    pub incoming: Vec<LinkId>,
+    /// Indirect-branch table slots that point here.
+    pub ibl_slots: Vec<u16>,
+    /// False once invalidated.
+    pub valid: bool,
+    /// A one-shot translation, not entered in the lookup table.
+    pub transient: bool,
+}
+
+impl Fragment {
+    /// The fault point covering host address `rip`, if it is inside this fragment.
+    pub fn fault_point(&self, rip: u64) -> Option<FaultPoint> {
+        if rip < self.entry || rip >= self.entry + self.host_len as u64 {
+            return None;
+        }
+        let off = (rip - self.entry) as u32;
+        let i = self.faults.partition_point(|p| p.host_off <= off);
+        if i == 0 { None } else { Some(self.faults[i - 1]) }
+    }
+}
+
+/// A patchable direct-branch exit.
+#[derive(Clone, Copy, Debug)]
+pub struct Link {
+    /// Host address of the jump's rel32 field.
+    pub site: u64,
+    /// Host address of the exit stub the jump goes to while unlinked.
+    pub stub: u64,
+    /// Fragment the jump is in.
+    pub from: FragId,
+    /// Guest EIP the branch goes to.
+    pub target_eip: u32,
+    /// True if the target must be entered through its pending-interrupt test (backward
+    /// branches, and exits after instructions that may enable interrupts).
+    pub checked: bool,
+    /// Fragment currently linked to, if any.
+    pub to: Option<FragId>,
+}
+
+/// What the monitor must do for a callout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CalloutKind {
+    /// Emulate the instruction against the virtual CPU.
+    Emulate,
+    /// Raise this exception (vector, error code) at the instruction.
+    Raise(u8, Option<u32>),
+    /// The instruction executed; now deliver the single-step #DB trap (EFLAGS.TF).
+    SingleStep,
+}
+
+/// A guest instruction that exits to the monitor.
+#[derive(Clone, Copy, Debug)]
+pub struct Callout {
+    /// Guest EIP of the instruction.
+    pub eip: u32,
+    /// Guest EIP of the next instruction.
+    pub next_eip: u32,
+    /// The decoded instruction (32- or 16-bit decoder).
+    pub instr: Instruction,
+    /// What to do.
+    pub kind: CalloutKind,
+    /// Fragment it belongs to.
+    pub fragment: FragId,
+    /// Host address where the fragment continues after the instruction, if it does.
+    pub resume: Option<u64>,
+}
+
+/// All fragments, links and callouts since the last flush.
+#[derive(Default)]
+pub struct FragmentTable {
+    /// Fragments by id.
+    pub frags: Vec<Fragment>,
+    /// Links by id.
+    pub links: Vec<Link>,
+    /// Callouts by id.
+    pub callouts: Vec<Callout>,
+    /// Lookup by key (valid, non-transient fragments only).
+    pub by_key: HashMap<FragKey, FragId>,
+    /// Fragments by guest-physical page number.
+    pub by_page: HashMap<u64, Vec<FragId>>,
+}
+
+impl FragmentTable {
+    /// Finds the valid fragment for `key`.
+    pub fn lookup(&self, key: &FragKey) -> Option<FragId> {
+        self.by_key.get(key).copied()
+    }
+
+    /// The fragment whose host code contains `rip`. Fragments are appended in host
+    /// address order between flushes, so this is a binary search.
+    pub fn by_host(&self, rip: u64) -> Option<FragId> {
+        let i = self.frags.partition_point(|f| f.entry <= rip);
+        if i == 0 {
+            return None;
+        }
+        let f = &self.frags[i - 1];
+        (rip < f.entry + f.host_len as u64).then_some((i - 1) as FragId)
+    }
+
+    /// Forgets everything.
+    pub fn clear(&mut self) {
+        self.frags.clear();
+        self.links.clear();
+        self.callouts.clear();
+        self.by_key.clear();
+        self.by_page.clear();
+    }
+}

@@ -1,0 +1,62 @@
+//! The indirect-branch lookup tables, one per mode, that translated `ret`, `jmp reg`
+//! and `call [mem]` consult inline.
+
+use crate::context::{Context, IblEntry, IblTable};
+use crate::fragment::FragId;
+use crate::mode::Mode;
+use crate::Translator;
+
+impl Translator {
+    /// Makes `mode`'s table the one translated code uses. Cheap when the mode is
+    /// unchanged; call it before entering translated code.
+    pub fn select_mode(&mut self, ctx: &mut Context, mode: Mode) {
+        if self.ibl_mode == Some(mode) {
+            return;
+        }
+        let miss = self.stubs.ibl_miss;
+        let t = self.ibl.entry(mode).or_insert_with(|| IblTable::new_boxed(miss));
+        ctx.ibl_table = &**t as *const IblTable as u64;
+        self.ibl_mode = Some(mode);
+    }
+
+    /// Records that guest `eip` in the fragment's mode runs fragment `frag`.
+    pub fn ibl_insert(&mut self, eip: u32, frag: FragId) {
+        let f = &self.table.frags[frag as usize];
+        if !f.valid || f.transient || f.key.mode.has(Mode::TRAP_FLAG) {
+            return;
+        }
+        let (mode, entry) = (f.key.mode, f.entry);
+        let miss = self.stubs.ibl_miss;
+        let t = self.ibl.entry(mode).or_insert_with(|| IblTable::new_boxed(miss));
+        let slot = IblTable::slot(eip);
+        let old = t.0[slot];
+        t.0[slot] = IblEntry { neg_eip: eip.wrapping_neg(), fragment: frag, host: entry };
+        if old.fragment != u32::MAX && (old.fragment as usize) < self.table.frags.len() {
+            self.table.frags[old.fragment as usize].ibl_slots.retain(|&s| s as usize != slot);
+        }
+        self.table.frags[frag as usize].ibl_slots.push(slot as u16);
+        self.stats.ibl_inserts += 1;
+    }
+
+    /// Clears the table entries that point to `frag`.
+    pub(crate) fn ibl_remove(&mut self, frag: FragId) {
+        let f = &mut self.table.frags[frag as usize];
+        let slots = std::mem::take(&mut f.ibl_slots);
+        let miss = self.stubs.ibl_miss;
+        if let Some(t) = self.ibl.get_mut(&f.key.mode) {
+            for s in slots {
+                if t.0[s as usize].fragment == frag {
+                    t.0[s as usize] = IblEntry { neg_eip: 0, fragment: u32::MAX, host: miss };
+                }
+            }
+        }
+    }
+
+    /// Empties every table (after a flush).
+    pub(crate) fn ibl_clear_all(&mut self) {
+        let miss = self.stubs.ibl_miss;
+        for t in self.ibl.values_mut() {
+            t.clear(miss);
+        }
+    }
+}
