@@ -55,8 +55,14 @@ struct RunArgs {
 #[derive(clap::Args)]
 struct SelftestArgs {
     /// Run the differential fuzzer for this many guest instructions.
-    #[arg(long, value_name = "N")]
-    fuzz: u64,
+    #[arg(long, value_name = "N", required_unless_present = "fuzz_case")]
+    fuzz: Option<u64>,
+    /// Replay one fuzz case by its case seed (as a mismatch report prints it).
+    #[arg(long, value_name = "CASE_SEED", value_parser = parse_u64)]
+    fuzz_case: Option<u64>,
+    /// With --fuzz-case: print the translator's fragments.
+    #[arg(long)]
+    trace_tc: bool,
     /// Random seed.
     #[arg(long, value_name = "S", default_value_t = 1)]
     seed: u64,
@@ -140,8 +146,22 @@ fn run(args: RunArgs) -> i32 {
     status
 }
 
+fn parse_u64(s: &str) -> Result<u64, String> {
+    let r = match s.strip_prefix("0x") {
+        Some(h) => u64::from_str_radix(h, 16),
+        None => s.parse(),
+    };
+    r.map_err(|_| format!("{s:?} is not a number"))
+}
+
 fn selftest(args: SelftestArgs) -> i32 {
-    match crate::fuzz::selftest(args.fuzz, args.seed) {
+    if let Some(cs) = args.fuzz_case {
+        return match crate::fuzz::replay(cs, args.trace_tc) {
+            Ok(same) => if same { 0 } else { 1 },
+            Err(e) => die(EXIT_INTERNAL, e),
+        };
+    }
+    match crate::fuzz::selftest(args.fuzz.unwrap_or(0), args.seed) {
         Ok(report) => {
             print!("{report}");
             if report.mismatches == 0 { 0 } else { 1 }

@@ -63,6 +63,8 @@ pub enum Class {
     Sti,
     /// `salc` (undocumented: AL = CF ? 0xFF : 0).
     Salc,
+    /// `rdtsc` at CPL 0: the host TSC plus the guest's offset.
+    Rdtsc,
     /// Executed by the monitor. `resumable`: translated code can continue after it.
     Callout {
         /// True if execution normally continues with the next instruction.
@@ -74,7 +76,7 @@ pub enum Class {
 
 /// Features of bt86's virtual CPU (the CPUID the monitor reports): instructions needing
 /// anything else raise #UD, as on a CPU without them.
-fn feature_supported(f: CpuidFeature) -> bool {
+pub fn feature_supported(f: CpuidFeature) -> bool {
     use CpuidFeature as F;
     matches!(
         f,
@@ -133,19 +135,30 @@ fn is_sse(ins: &Instruction) -> bool {
 const UD: Class = Class::Raise(6, None);
 const NM: Class = Class::Raise(7, None);
 
-/// Rewrites instructions that a CPU without the feature decodes differently: on our
-/// virtual CPU (no LZCNT/BMI1), `lzcnt` and `tzcnt` are `rep bsr` and `rep bsf`, and
-/// the reserved-NOP space (`endbr32` and friends) is NOP.
+/// Rewrites instructions into the equivalent form the translator handles: on our
+/// virtual CPU (no LZCNT/BMI1) `lzcnt` and `tzcnt` are `rep bsr` and `rep bsf`, and the
+/// 32-bit-only opcode 0x82 is 0x80.
 pub fn canonicalize(ins: &mut Instruction) {
     let code = match ins.code() {
         Code::Lzcnt_r32_rm32 => Code::Bsr_r32_rm32,
         Code::Lzcnt_r16_rm16 => Code::Bsr_r16_rm16,
         Code::Tzcnt_r32_rm32 => Code::Bsf_r32_rm32,
         Code::Tzcnt_r16_rm16 => Code::Bsf_r16_rm16,
+        // Opcode 0x82 is a 32-bit-only alias of 0x80.
+        Code::Add_rm8_imm8_82 => Code::Add_rm8_imm8,
+        Code::Or_rm8_imm8_82 => Code::Or_rm8_imm8,
+        Code::Adc_rm8_imm8_82 => Code::Adc_rm8_imm8,
+        Code::Sbb_rm8_imm8_82 => Code::Sbb_rm8_imm8,
+        Code::And_rm8_imm8_82 => Code::And_rm8_imm8,
+        Code::Sub_rm8_imm8_82 => Code::Sub_rm8_imm8,
+        Code::Xor_rm8_imm8_82 => Code::Xor_rm8_imm8,
+        Code::Cmp_rm8_imm8_82 => Code::Cmp_rm8_imm8,
         _ => return,
     };
+    if matches!(ins.code(), Code::Lzcnt_r32_rm32 | Code::Lzcnt_r16_rm16 | Code::Tzcnt_r32_rm32 | Code::Tzcnt_r16_rm16) {
+        ins.set_has_rep_prefix(false);
+    }
     ins.set_code(code);
-    ins.set_has_rep_prefix(false);
 }
 
 /// Classifies one decoded instruction for `mode`.
@@ -292,7 +305,7 @@ pub fn classify(ins: &Instruction, mode: Mode) -> Class {
         | M::Aas
         | M::Aam
         | M::Aad => return Class::Callout { resumable: true },
-        M::Rdtsc => return if cpl0 { Class::Ident } else { Class::Callout { resumable: true } },
+        M::Rdtsc => return if cpl0 { Class::Rdtsc } else { Class::Callout { resumable: true } },
         M::Mov => {
             let sreg_or_ctrl = (0..ins.op_count()).any(|i| {
                 ins.op_kind(i) == OpKind::Register && {

@@ -242,6 +242,8 @@ pub struct Context {
     /// Fragment bodies entered (counted only when the translator is built for
     /// statistics).
     pub fragment_entries: u64,
+    /// Added to the host TSC to make the guest's (wrmsr to IA32_TIME_STAMP_COUNTER).
+    pub tsc_offset: u64,
     /// Details of the last [`ExitReason::Fault`].
     pub fault: HostFault,
     /// Guest x87/SSE state while it is not in the host registers.
@@ -323,6 +325,8 @@ pub mod off {
     pub const GUEST_FX: i32 = offset_of!(Context, guest_fx) as i32;
     /// Of `fragment_entries`.
     pub const FRAGMENT_ENTRIES: i32 = offset_of!(Context, fragment_entries) as i32;
+    /// Of `tsc_offset`.
+    pub const TSC_OFFSET: i32 = offset_of!(Context, tsc_offset) as i32;
     /// Of `ibl_table`.
     pub const IBL_TABLE: i32 = offset_of!(Context, ibl_table) as i32;
     /// Of `sel[s]`.

@@ -72,6 +72,17 @@ impl Translator {
         Some(Recovered { eip: point.eip, gpr, host_flags: regs.rflags as u32, fragment: frag })
     }
 
+    /// Describes where host `rip` is, for debugging.
+    pub fn describe_host(&self, rip: u64) -> String {
+        match self.table.by_host(rip) {
+            None => format!("no fragment (tc base {:#x}, {} fragments)", self.tc.base(), self.table.frags.len()),
+            Some(id) => {
+                let f = &self.table.frags[id as usize];
+                format!("fragment {id} entry {:#x} len {} points {:?}", f.entry, f.host_len, f.faults)
+            }
+        }
+    }
+
     /// A string instruction whose RSI/RDI ran off either end of the window (the guest's
     /// offset wrapped around 4 GiB): moves them back by 4 GiB and returns true, so the
     /// handler can simply resume the instruction. False if `rip` is not in a string

@@ -108,7 +108,8 @@ impl Stubs {
             ; lea rax, [=>fpu_load]
             ; mov [r15 + off::FPU_ENTER], rax
             ; fninit
-            ; push 0x1F80
+            ; sub rsp, 8
+            ; mov DWORD [rsp], 0x1F80
             ; ldmxcsr [rsp]
             ; add rsp, 8
             ; =>no_fpu

@@ -250,6 +250,10 @@ impl Translator {
                 em.emit_salc();
                 Ok(())
             }
+            Class::Rdtsc => {
+                em.emit_rdtsc();
+                Ok(())
+            }
             Class::Callout { resumable } => {
                 em.callout(ins, CalloutKind::Emulate, resumable);
                 Ok(())

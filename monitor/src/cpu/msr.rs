@@ -13,9 +13,6 @@ pub const SYSENTER_EIP: u32 = 0x176;
 /// MSR values.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Msrs {
-    /// Added to the host TSC to give the guest TSC (wrmsr to 0x10 sets it). Translated
-    /// `rdtsc` at CPL 0 reads the host TSC directly, so this stays 0 unless written.
-    pub tsc_offset: u64,
     /// SYSENTER_CS.
     pub sysenter_cs: u32,
     /// SYSENTER_ESP.
@@ -31,10 +28,11 @@ pub fn host_tsc() -> u64 {
 }
 
 impl Msrs {
-    /// rdmsr; None means #GP(0).
-    pub fn read(&self, index: u32) -> Option<u64> {
+    /// rdmsr; None means #GP(0). `tsc_offset` is the context's (translated `rdtsc`
+    /// adds it too).
+    pub fn read(&self, index: u32, tsc_offset: u64) -> Option<u64> {
         Some(match index {
-            TSC => host_tsc().wrapping_add(self.tsc_offset),
+            TSC => host_tsc().wrapping_add(tsc_offset),
             SYSENTER_CS => self.sysenter_cs as u64,
             SYSENTER_ESP => self.sysenter_esp as u64,
             SYSENTER_EIP => self.sysenter_eip as u64,
@@ -43,9 +41,9 @@ impl Msrs {
     }
 
     /// wrmsr; false means #GP(0).
-    pub fn write(&mut self, index: u32, value: u64) -> bool {
+    pub fn write(&mut self, index: u32, value: u64, tsc_offset: &mut u64) -> bool {
         match index {
-            TSC => self.tsc_offset = value.wrapping_sub(host_tsc()),
+            TSC => *tsc_offset = value.wrapping_sub(host_tsc()),
             SYSENTER_CS => self.sysenter_cs = value as u32,
             SYSENTER_ESP => self.sysenter_esp = value as u32,
             SYSENTER_EIP => self.sysenter_eip = value as u32,

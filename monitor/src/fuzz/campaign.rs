@@ -149,11 +149,8 @@ pub fn run_campaign_with(
     mem: &mut GuestMemory,
 ) -> CampaignReport {
     let start = Instant::now();
-    let mut report = CampaignReport {
-        seed,
-        engines: (a.name().to_string(), b.name().to_string()),
-        ..CampaignReport::default()
-    };
+    let mut report =
+        CampaignReport { seed, engines: (a.name().to_string(), b.name().to_string()), ..CampaignReport::default() };
     let watchdog = Watchdog::start(cfg.hang_timeout, seed);
     let mut index = 0u64;
     while report.instructions < instructions {

@@ -102,7 +102,7 @@ pub fn compare(case: &Case, a: &Outcome, b: &Outcome) -> Vec<Difference> {
     let (da, db) = (a.data(), b.data());
     if da.len() != db.len() {
         diff(&mut out, "data length", da.len(), db.len());
-    } else {
+    } else if da != db {
         let differing: Vec<usize> = (0..da.len()).filter(|&i| da[i] != db[i]).collect();
         for &i in differing.iter().take(MAX_DATA_DIFFS) {
             diff(&mut out, format!("data[{i:#07x}]"), format!("{:#04x}", da[i]), format!("{:#04x}", db[i]));

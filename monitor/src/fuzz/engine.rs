@@ -20,6 +20,7 @@ use std::fmt;
 use bt86_shadow_mmu::{GuestRam, WINDOW_BASE, Window};
 
 use crate::fuzz::generator::CategoryCounts;
+use crate::machine::memory::Memory;
 use crate::host::signals;
 use crate::native::{self, FlatSelectors};
 
@@ -185,28 +186,26 @@ impl fmt::Display for SetupError {
 
 impl std::error::Error for SetupError {}
 
-/// The guest memory the fuzzer runs in: the window, identity-mapped onto RAM (paging off).
+/// The guest memory the fuzzer runs in: the monitor's guest memory (the window,
+/// identity-mapped onto RAM: paging off).
 pub struct GuestMemory {
-    /// The guest window (the process's only one; owning it keeps the mapping).
-    #[allow(dead_code)]
-    pub window: Window,
-    /// Guest RAM, [`RAM_SIZE`] bytes.
-    pub ram: GuestRam,
+    /// Window and RAM.
+    pub mem: Memory,
 }
 
 impl GuestMemory {
     /// Reserves the window, creates RAM and maps it one to one.
     pub fn new() -> Result<GuestMemory, SetupError> {
-        let mut window = Window::reserve().map_err(SetupError::Window)?;
+        let window = Window::reserve().map_err(SetupError::Window)?;
         let ram = GuestRam::new(RAM_SIZE).map_err(SetupError::Ram)?;
-        window.map_identity(&ram).map_err(SetupError::Window)?;
-        Ok(GuestMemory { window, ram })
+        let mem = Memory::new(ram, window).map_err(SetupError::Window)?;
+        Ok(GuestMemory { mem })
     }
 
     /// Writes the case's code and data into guest memory.
     pub fn load(&mut self, case: &Case) {
         assert!(case.code.len() <= CODE_MAX && case.data.len() == DATA_SIZE);
-        let mem = self.ram.as_mut_slice();
+        let mem = self.mem.ram.as_mut_slice();
         let code = CODE_BASE as usize;
         mem[code..code + case.code.len()].copy_from_slice(&case.code);
         let data = DATA_BASE as usize;
@@ -216,7 +215,7 @@ impl GuestMemory {
     /// A copy of the data region.
     pub fn data(&self) -> Vec<u8> {
         let data = DATA_BASE as usize;
-        self.ram.as_slice()[data..data + DATA_SIZE].to_vec()
+        self.mem.ram.as_slice()[data..data + DATA_SIZE].to_vec()
     }
 }
 

@@ -26,8 +26,8 @@
 use std::sync::OnceLock;
 
 use iced_x86::{
-    BlockEncoder, BlockEncoderOptions, Code, Decoder, DecoderOptions, EncodingKind, Formatter,
-    Instruction, InstructionBlock, InstructionInfoFactory, IntelFormatter, MemoryOperand, Mnemonic, OpAccess,
+    BlockEncoder, BlockEncoderOptions, Code, Decoder, DecoderOptions, EncodingKind, Formatter, Instruction,
+    InstructionBlock, InstructionInfoFactory, IntelFormatter, MemoryOperand, Mnemonic, OpAccess,
     OpCodeOperandKind as K, Register, RepPrefixKind,
 };
 
@@ -243,31 +243,31 @@ fn generic_mnemonics(c: Category) -> &'static [Mnemonic] {
         Category::Lea => &[Lea],
         Category::Move => &[Mov, Movzx, Movsx, Xchg, Cmpxchg, Xadd, Cmpxchg8b, Bswap, Cbw, Cwde, Cwd, Cdq],
         Category::Bits => &[
-            Bt, Bts, Btr, Btc, Bsf, Bsr, Popcnt, Seto, Setno, Setb, Setae, Sete, Setne, Setbe, Seta, Sets, Setns,
-            Setp, Setnp, Setl, Setge, Setle, Setg, Cmovo, Cmovno, Cmovb, Cmovae, Cmove, Cmovne, Cmovbe, Cmova,
-            Cmovs, Cmovns, Cmovp, Cmovnp, Cmovl, Cmovge, Cmovle, Cmovg,
+            Bt, Bts, Btr, Btc, Bsf, Bsr, Seto, Setno, Setb, Setae, Sete, Setne, Setbe, Seta, Sets, Setns, Setp,
+            Setnp, Setl, Setge, Setle, Setg, Cmovo, Cmovno, Cmovb, Cmovae, Cmove, Cmovne, Cmovbe, Cmova, Cmovs, Cmovns,
+            Cmovp, Cmovnp, Cmovl, Cmovge, Cmovle, Cmovg,
         ],
         Category::Flags => &[Lahf, Sahf, Clc, Stc, Cmc, Cld, Std, Salc],
         Category::Bcd => &[Daa, Das, Aaa, Aas, Aam, Aad],
         Category::X87 => &[
-            Fld, Fst, Fstp, Fild, Fist, Fistp, Fisttp, Fxch, Fldz, Fld1, Fldpi, Fldl2e, Fldl2t, Fldlg2, Fldln2,
-            Fadd, Faddp, Fiadd, Fsub, Fsubp, Fsubr, Fsubrp, Fisub, Fisubr, Fmul, Fmulp, Fimul, Fdiv, Fdivp, Fdivr,
-            Fdivrp, Fidiv, Fidivr, Fcom, Fcomp, Fcompp, Fucom, Fucomp, Fucompp, Fcomi, Fcomip, Fucomi, Fucomip,
-            Ficom, Ficomp, Fchs, Fabs, Ftst, Fxam, Fsqrt, Frndint, Fnstsw, Fstsw, Fnstcw, Fstcw, Ffree, Fincstp,
-            Fdecstp, Fcmovb, Fcmove, Fcmovbe, Fcmovu, Fcmovnb, Fcmovne, Fcmovnbe, Fcmovnu, Fnop, Fprem, Fprem1,
-            Fscale, Fxtract, Fnclex, Wait,
+            Fld, Fst, Fstp, Fild, Fist, Fistp, Fxch, Fldz, Fld1, Fldpi, Fldl2e, Fldl2t, Fldlg2, Fldln2, Fadd,
+            Faddp, Fiadd, Fsub, Fsubp, Fsubr, Fsubrp, Fisub, Fisubr, Fmul, Fmulp, Fimul, Fdiv, Fdivp, Fdivr, Fdivrp,
+            Fidiv, Fidivr, Fcom, Fcomp, Fcompp, Fucom, Fucomp, Fucompp, Fcomi, Fcomip, Fucomi, Fucomip, Ficom, Ficomp,
+            Fchs, Fabs, Ftst, Fxam, Fsqrt, Frndint, Fnstsw, Fstsw, Fnstcw, Fstcw, Ffree, Fincstp, Fdecstp, Fcmovb,
+            Fcmove, Fcmovbe, Fcmovu, Fcmovnb, Fcmovne, Fcmovnbe, Fcmovnu, Fnop, Fprem, Fprem1, Fscale, Fxtract, Fnclex,
+            Wait,
         ],
         Category::Sse => &[
-            Movaps, Movups, Movapd, Movupd, Movdqa, Movdqu, Movd, Movq, Movss, Movsd, Movlps, Movhps, Movlpd,
-            Movhpd, Movhlps, Movlhps, Pxor, Por, Pand, Pandn, Paddb, Paddw, Paddd, Paddq, Psubb, Psubw, Psubd,
-            Psubq, Paddusb, Paddsw, Psubusw, Pcmpeqb, Pcmpeqd, Pcmpgtw, Pmullw, Pmulhw, Pmuludq, Pmaddwd, Psllw,
-            Pslld, Psllq, Psrlw, Psrld, Psrlq, Psraw, Psrad, Pslldq, Psrldq, Pshufd, Pshuflw, Pshufhw, Punpcklbw,
-            Punpckldq, Punpckhqdq, Packsswb, Packuswb, Pmovmskb, Pextrw, Pinsrw, Pavgb, Pminub, Pmaxsw, Psadbw,
-            Addps, Addss, Addpd, Addsd, Subps, Subss, Subpd, Subsd, Mulps, Mulss, Mulpd, Mulsd, Divps, Divss,
-            Divpd, Divsd, Minps, Maxps, Minsd, Maxsd, Sqrtps, Sqrtss, Sqrtsd, Andps, Andnps, Orps, Xorps, Andpd,
-            Xorpd, Unpcklps, Unpckhpd, Shufps, Shufpd, Cmpps, Cmpss, Cmppd, Cmpsd, Comiss, Ucomiss, Comisd,
-            Ucomisd, Cvtsi2ss, Cvtsi2sd, Cvttss2si, Cvtss2si, Cvtsd2si, Cvttsd2si, Cvtdq2ps, Cvtps2dq, Cvttps2dq,
-            Cvtps2pd, Cvtpd2ps, Cvtss2sd, Cvtsd2ss, Movmskps, Movmskpd, Stmxcsr,
+            Movaps, Movups, Movapd, Movupd, Movdqa, Movdqu, Movd, Movq, Movss, Movsd, Movlps, Movhps, Movlpd, Movhpd,
+            Movhlps, Movlhps, Pxor, Por, Pand, Pandn, Paddb, Paddw, Paddd, Paddq, Psubb, Psubw, Psubd, Psubq, Paddusb,
+            Paddsw, Psubusw, Pcmpeqb, Pcmpeqd, Pcmpgtw, Pmullw, Pmulhw, Pmuludq, Pmaddwd, Psllw, Pslld, Psllq, Psrlw,
+            Psrld, Psrlq, Psraw, Psrad, Pslldq, Psrldq, Pshufd, Pshuflw, Pshufhw, Punpcklbw, Punpckldq, Punpckhqdq,
+            Packsswb, Packuswb, Pmovmskb, Pextrw, Pinsrw, Pavgb, Pminub, Pmaxsw, Psadbw, Addps, Addss, Addpd, Addsd,
+            Subps, Subss, Subpd, Subsd, Mulps, Mulss, Mulpd, Mulsd, Divps, Divss, Divpd, Divsd, Minps, Maxps, Minsd,
+            Maxsd, Sqrtps, Sqrtss, Sqrtsd, Andps, Andnps, Orps, Xorps, Andpd, Xorpd, Unpcklps, Unpckhpd, Shufps,
+            Shufpd, Cmpps, Cmpss, Cmppd, Cmpsd, Comiss, Ucomiss, Comisd, Ucomisd, Cvtsi2ss, Cvtsi2sd, Cvttss2si,
+            Cvtss2si, Cvtsd2si, Cvttsd2si, Cvtdq2ps, Cvtps2dq, Cvttps2dq, Cvtps2pd, Cvtpd2ps, Cvtss2sd, Cvtsd2ss,
+            Movmskps, Movmskpd, Stmxcsr,
         ],
         Category::Trap => &[Ud2, Into, Hlt, Cli, Sti, Bound, In, Out],
         _ => &[],
@@ -331,6 +331,8 @@ fn table() -> &'static Table {
                                     // not the encodings only some CPUs have (486 A-step
                                     // cmpxchg 0F A6/A7 and the like)
                                     && oc.decoder_option() == DecoderOptions::NONE
+                                    // only what bt86's virtual CPU has (its CPUID)
+                                    && code.cpuid_features().iter().all(|&f| bt86_translator::classify::feature_supported(f))
                                     && oc.op_kinds().iter().all(|&k| supported_kind(k))
                             })
                             .collect();
@@ -492,8 +494,10 @@ impl<'a> Gen<'a> {
         let info = self.info.info(instr);
         let mut mask = 0u8;
         for u in info.used_registers() {
-            if matches!(u.access(), OpAccess::Write | OpAccess::CondWrite | OpAccess::ReadWrite | OpAccess::ReadCondWrite)
-                && let Some(i) = gpr_index(u.register())
+            if matches!(
+                u.access(),
+                OpAccess::Write | OpAccess::CondWrite | OpAccess::ReadWrite | OpAccess::ReadCondWrite
+            ) && let Some(i) = gpr_index(u.register())
             {
                 mask |= 1 << i;
             }
@@ -545,8 +549,7 @@ impl<'a> Gen<'a> {
 
     /// A register setup code may load: not ESP, not reserved, not locked.
     fn free_reg(&mut self) -> Option<usize> {
-        let free: Vec<usize> =
-            (0..8).filter(|&i| i != ESP && (self.reserved | self.locked) & (1 << i) == 0).collect();
+        let free: Vec<usize> = (0..8).filter(|&i| i != ESP && (self.reserved | self.locked) & (1 << i) == 0).collect();
         if free.is_empty() { None } else { Some(self.rng.pick(&free)) }
     }
 
@@ -604,7 +607,8 @@ impl<'a> Gen<'a> {
             if cands.is_empty() || self.rng.chance(10) {
                 match self.free_reg() {
                     Some(r) => {
-                        let v = if self.rng.chance(70) { self.rng.below(DATA_SIZE as u64) as u32 } else { self.rng.u32() };
+                        let v =
+                            if self.rng.chance(70) { self.rng.below(DATA_SIZE as u64) as u32 } else { self.rng.u32() };
                         self.mov_imm(r, v);
                         Some(r)
                     }
@@ -859,13 +863,25 @@ impl<'a> Gen<'a> {
         }
         let base = if self.rng.chance(85) { self.rng.pick(&R32) } else { Register::None };
         let index = if self.rng.chance(50) {
-            self.rng.pick(&[Register::EAX, Register::ECX, Register::EDX, Register::EBX, Register::EBP, Register::ESI, Register::EDI])
+            self.rng.pick(&[
+                Register::EAX,
+                Register::ECX,
+                Register::EDX,
+                Register::EBX,
+                Register::EBP,
+                Register::ESI,
+                Register::EDI,
+            ])
         } else {
             Register::None
         };
         let disp = self.rng.value32() as i32 as i64;
         let dsz = self.rng.pick(&[0, 1, 4]);
-        let (disp, dsz) = if base == Register::None && index == Register::None { (disp, 4) } else { (if dsz == 0 { 0 } else { disp }, dsz) };
+        let (disp, dsz) = if base == Register::None && index == Register::None {
+            (disp, 4)
+        } else {
+            (if dsz == 0 { 0 } else { disp }, dsz)
+        };
         MemoryOperand::new(base, index, self.rng.pick(&[1, 2, 4, 8]), disp, dsz, false, Register::None)
     }
 
@@ -952,7 +968,7 @@ impl<'a> Gen<'a> {
                 }
                 self.push_any(word);
                 let n = self.rng.below(3) as usize;
-        self.inner_items(n);
+                self.inner_items(n);
                 self.pop_any(word)
             }
             // pushf / popf
@@ -988,7 +1004,7 @@ impl<'a> Gen<'a> {
                 self.emit(Instruction::with(if word { Code::Pushaw } else { Code::Pushad }), Category::Stack);
                 self.esp -= bytes;
                 let n = self.rng.below(2) as usize;
-        self.inner_items(n);
+                self.inner_items(n);
                 self.emit(Instruction::with(if word { Code::Popaw } else { Code::Popad }), Category::Stack);
                 self.esp += bytes;
                 true
@@ -1003,7 +1019,7 @@ impl<'a> Gen<'a> {
                 self.emit(Instruction::with1(Code::Push_r32, Register::ESP).unwrap(), Category::Stack);
                 self.esp -= 4;
                 let v = self.rng.value32();
-            self.emit(Instruction::with1(Code::Pushd_imm32, v).unwrap(), Category::Stack);
+                self.emit(Instruction::with1(Code::Pushd_imm32, v).unwrap(), Category::Stack);
                 self.esp -= 4;
                 // pop [esp+4]: overwrites the pushed ESP (ESP + 4 after the pop).
                 // (The slot at the original ESP was checked above.)
@@ -1319,7 +1335,11 @@ impl<'a> Gen<'a> {
             (3 | 4, _) => RepPrefixKind::Repne,
             _ => RepPrefixKind::Repe, // plain rep
         };
-        let seg = if self.rng.chance(10) { self.rng.pick(&[Register::ES, Register::SS, Register::CS]) } else { Register::None };
+        let seg = if self.rng.chance(10) {
+            self.rng.pick(&[Register::ES, Register::SS, Register::CS])
+        } else {
+            Register::None
+        };
         let instr = match (op, width) {
             (0, 1) => Instruction::with_movsb(asz, seg, rep),
             (0, 2) => Instruction::with_movsw(asz, seg, rep),
@@ -1498,30 +1518,73 @@ fn initial_state(rng: &mut Rng) -> (CpuSnapshot, u32) {
     (CpuSnapshot { gpr, eip: CODE_BASE, eflags, fx }, esp)
 }
 
-fn initial_data(rng: &mut Rng) -> Vec<u8> {
-    // 256-byte blocks of zeros, small values, interesting dwords or random bytes.
-    let mut data = vec![0u8; DATA_SIZE];
-    // Bulk random bytes come from a xorshift seeded by the case's generator (cheaper).
-    let mut x = rng.next_u64() | 1;
-    let mut bulk = move || {
+/// 256-byte blocks of zeros, small values, interesting dwords or random bytes.
+fn random_block(block: &mut [u8], kind: u64, bulk: &mut impl FnMut() -> u64) {
+    const V: [u32; 16] = [
+        0,
+        1,
+        2,
+        0x7F,
+        0x80,
+        0xFF,
+        0x7FFF,
+        0x8000,
+        0xFFFF,
+        0x7FFF_FFFF,
+        0x8000_0000,
+        0xFFFF_FFFF,
+        0xFFFF_FFFE,
+        3,
+        0x100,
+        0x1_0000,
+    ];
+    for w in block.chunks_exact_mut(8) {
+        let v = match kind {
+            0 => 0,
+            1 => bulk() & 0x0F0F_0F0F_0F0F_0F0F,
+            2 => {
+                let r = bulk();
+                let d = |x: u64| if x & 16 == 0 { V[(x & 15) as usize] } else { (x >> 8) as u32 & 0x3FF };
+                d(r) as u64 | (d(r >> 32) as u64) << 32
+            }
+            _ => bulk(),
+        };
+        w.copy_from_slice(&v.to_le_bytes());
+    }
+}
+
+fn xorshift(seed: u64) -> impl FnMut() -> u64 {
+    let mut x = seed | 1;
+    move || {
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
         x
-    };
-    for block in data.chunks_exact_mut(256) {
-        let kind = rng.below(6);
-        if kind == 0 {
-            continue;
+    }
+}
+
+/// A data region: a rotation of a fixed random template (made once; filling 68 KiB per
+/// case from scratch would cost more than running it), with a few blocks made afresh.
+fn initial_data(rng: &mut Rng) -> Vec<u8> {
+    static TEMPLATE: OnceLock<Vec<u8>> = OnceLock::new();
+    let template = TEMPLATE.get_or_init(|| {
+        let mut t = vec![0u8; DATA_SIZE];
+        let mut r = Rng::new(0x7E5A_1A7E);
+        let mut bulk = xorshift(r.next_u64());
+        for block in t.chunks_exact_mut(256) {
+            random_block(block, r.below(6), &mut bulk);
         }
-        for w in block.chunks_exact_mut(8) {
-            let v = match kind {
-                1 => bulk() & 0x0F0F_0F0F_0F0F_0F0F,
-                2 => rng.value32() as u64 | (rng.value32() as u64) << 32,
-                _ => bulk(),
-            };
-            w.copy_from_slice(&v.to_le_bytes());
-        }
+        t
+    });
+    let blocks = DATA_SIZE / 256;
+    let rot = 256 * rng.below(blocks as u64) as usize;
+    let mut data = Vec::with_capacity(DATA_SIZE);
+    data.extend_from_slice(&template[rot..]);
+    data.extend_from_slice(&template[..rot]);
+    let mut bulk = xorshift(rng.next_u64());
+    for _ in 0..24 {
+        let at = 256 * rng.below(blocks as u64) as usize;
+        random_block(&mut data[at..at + 256], rng.below(6), &mut bulk);
     }
     data
 }

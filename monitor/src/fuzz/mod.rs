@@ -15,6 +15,7 @@ pub mod campaign;
 pub mod compare;
 pub mod engine;
 pub mod generator;
+pub mod translator_engine;
 
 #[cfg(test)]
 mod tests;
@@ -76,6 +77,13 @@ impl Engine for MutantEngine {
 /// native against native (the translator engine plugs in as engine B), preceded by a
 /// short native-against-mutant campaign that must find mismatches in every case.
 pub fn selftest(instructions: u64, seed: u64) -> Result<CampaignReport, Box<dyn std::error::Error>> {
+    // Each case allocates a few 68 KiB buffers; keep glibc from returning the heap top to
+    // the kernel after every case (brk and fresh zero pages cost more than the case).
+    // SAFETY: mallopt only tunes the allocator.
+    unsafe {
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 64 << 20);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 16 << 20);
+    }
     let mut mem = GuestMemory::new()?;
     let mut native = NativeEngine::new()?;
     let mut mutant = MutantEngine::new(Mutation::Flags(0x1))?;
@@ -87,7 +95,32 @@ pub fn selftest(instructions: u64, seed: u64) -> Result<CampaignReport, Box<dyn 
         )
         .into());
     }
-    let mut oracle = NativeEngine::new()?;
+    let mut translator = translator_engine::TranslatorEngine::new()?;
     let cfg = CampaignConfig { print_mismatches: true, ..CampaignConfig::default() };
-    Ok(run_campaign_with(&cfg, instructions, seed, &mut oracle, &mut native, &mut mem))
+    Ok(run_campaign_with(&cfg, instructions, seed, &mut native, &mut translator, &mut mem))
+}
+
+/// `bt86 selftest --fuzz-case SEED`: replays one case (its seed as a mismatch report
+/// prints it) on both engines, with the translator tracing its fragments, and prints the
+/// comparison.
+pub fn replay(case_seed: u64, trace: bool) -> Result<bool, Box<dyn std::error::Error>> {
+    let cfg = CampaignConfig::default();
+    let len = 1 + (case_seed % cfg.max_case_len.max(1));
+    let case = generator::generate(case_seed, len as usize, &cfg.generator);
+    let mut mem = GuestMemory::new()?;
+    let mut native = NativeEngine::new()?;
+    let mut translator = translator_engine::TranslatorEngine::new()?;
+    translator.set_trace(trace);
+    let a = native.run(&mut mem, &case);
+    let b = translator.run(&mut mem, &case);
+    let diffs = compare::compare(&case, &a, &b);
+    if diffs.is_empty() {
+        for line in &case.listing {
+            println!("  {line}");
+        }
+        println!("no difference");
+    } else {
+        print!("{}", compare::mismatch_report(0, 0, &case, native.name(), translator.name(), &diffs));
+    }
+    Ok(diffs.is_empty())
 }

@@ -272,7 +272,9 @@ fn comparator_catches_a_wrong_engine() {
     let mut g = memory();
     let mem = g.as_mut().unwrap();
     let mut native = NativeEngine::new().unwrap();
-    for mutation in [Mutation::Flags(0x1), Mutation::Flags(0x400), Mutation::DataByte(0x1234), Mutation::Xmm(3), Mutation::Gpr(7)] {
+    for mutation in
+        [Mutation::Flags(0x1), Mutation::Flags(0x400), Mutation::DataByte(0x1234), Mutation::Xmm(3), Mutation::Gpr(7)]
+    {
         let mut mutant = MutantEngine::new(mutation).unwrap();
         let r = run_campaign(300, 99, &mut native, &mut mutant, mem);
         assert!(r.cases > 0);
@@ -295,10 +297,24 @@ fn flag_definers_follow_undefined_flags() {
     let mut g = memory();
     let mem = g.as_mut().unwrap();
     let mut a = NativeEngine::new().unwrap();
+    let mut checked = 0;
     for i in 0..300 {
         let c = generate(case_seed(3, i), 16, &cfg);
-        let _ = a.run(mem, &c);
+        let decoded: Vec<iced_x86::Instruction> =
+            iced_x86::Decoder::with_ip(32, &c.code, CODE_BASE as u64, iced_x86::DecoderOptions::NONE)
+                .into_iter()
+                .collect();
+        for w in decoded.windows(2) {
+            if w[0].rflags_undefined() != 0 {
+                assert_eq!(w[1].mnemonic(), iced_x86::Mnemonic::Cmp, "{}", c.listing.join("\n"));
+                checked += 1;
+            }
+        }
+        let o = a.run(mem, &c);
+        // With every undefined flag redefined at once, the final flags are all defined.
+        let _ = o;
     }
+    assert!(checked > 100, "only {checked} instructions with undefined flags");
 }
 
 #[test]
@@ -306,12 +322,16 @@ fn round_trip_cost() {
     let mut g = memory();
     let mem = g.as_mut().unwrap();
     let e = NativeEngine::new().unwrap();
-    mem.ram.as_mut_slice()[CODE_BASE as usize] = 0xCC;
+    mem.mem.ram.as_mut_slice()[CODE_BASE as usize] = 0xCC;
     // SAFETY: guest code is one int3 in the mapped window.
     let warm = unsafe { native::measure_round_trip(e.selectors(), CODE_BASE, 0xA000, 1000) };
     // SAFETY: as above.
     let t = unsafe { native::measure_round_trip(e.selectors(), CODE_BASE, 0xA000, 20000) };
-    println!("native round trip (enter, int3, SIGTRAP, back): {:.2} us (warm-up {:.2} us)", t.as_secs_f64() * 1e6, warm.as_secs_f64() * 1e6);
+    println!(
+        "native round trip (enter, int3, SIGTRAP, back): {:.2} us (warm-up {:.2} us)",
+        t.as_secs_f64() * 1e6,
+        warm.as_secs_f64() * 1e6
+    );
     assert!(t.as_micros() < 1000);
 }
 
@@ -372,23 +392,32 @@ fn host_facts() {
         ("str ax", Box::new(|a| a.str(ax))),
         ("cpuid", Box::new(|a| a.cpuid())),
         ("rdtsc", Box::new(|a| a.rdtsc())),
-        ("pushfd; pop eax", Box::new(|a| {
-            a.pushfd()?;
-            a.pop(eax)
-        })),
+        (
+            "pushfd; pop eax",
+            Box::new(|a| {
+                a.pushfd()?;
+                a.pop(eax)
+            }),
+        ),
         ("mov eax, cs", Box::new(|a| a.mov(eax, cs))),
         ("mov eax, ss", Box::new(|a| a.mov(eax, ss))),
         ("mov eax, fs", Box::new(|a| a.mov(eax, fs))),
-        ("lar eax, ecx (ecx=0x0f)", Box::new(|a| {
-            a.mov(ecx, 0x0F)?;
-            a.lar(eax, ecx)
-        })),
+        (
+            "lar eax, ecx (ecx=0x0f)",
+            Box::new(|a| {
+                a.mov(ecx, 0x0F)?;
+                a.lar(eax, ecx)
+            }),
+        ),
         ("int 0x03", Box::new(|a| a.int(3))),
-        ("into (OF=1)", Box::new(|a| {
-            a.mov(al, 0x7F)?;
-            a.add(al, 1)?;
-            a.into()
-        })),
+        (
+            "into (OF=1)",
+            Box::new(|a| {
+                a.mov(al, 0x7F)?;
+                a.add(al, 1)?;
+                a.into()
+            }),
+        ),
         ("icebp", Box::new(|a| a.int1())),
         ("mov eax, fs:[0]", Box::new(|a| a.mov(eax, dword_ptr(0).fs()))),
     ];
@@ -467,5 +496,9 @@ fn native_speed() {
     for _ in 0..2_000u64 {
         std::hint::black_box(generator::disassemble(&cases[7].code));
     }
-    println!("  disassembly of a {}-instruction case: {:.2} us", cases[7].listing.len(), t.elapsed().as_secs_f64() * 1e6 / 2_000.0);
+    println!(
+        "  disassembly of a {}-instruction case: {:.2} us",
+        cases[7].listing.len(),
+        t.elapsed().as_secs_f64() * 1e6 / 2_000.0
+    );
 }

@@ -21,8 +21,8 @@
 
 use std::cell::RefCell;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 /// The signals the monitor handles.
 pub const HANDLED_SIGNALS: [libc::c_int; 6] =
@@ -130,7 +130,9 @@ fn read_fs_base() -> u64 {
     } else {
         let mut v: u64 = 0;
         // SAFETY: arch_prctl(ARCH_GET_FS) writes one u64 to a valid pointer.
-        unsafe { libc::syscall(libc::SYS_arch_prctl, 0x1003 /* ARCH_GET_FS */, &mut v as *mut u64) };
+        unsafe {
+            libc::syscall(libc::SYS_arch_prctl, 0x1003 /* ARCH_GET_FS */, &mut v as *mut u64)
+        };
         v
     }
 }
@@ -157,9 +159,8 @@ impl AltStack {
         let lo = map as u64 + PAGE as u64;
         let hi = lo + ALT_STACK_SIZE as u64;
         let fs_base = read_fs_base();
-        let slot = STACK_SLOTS.iter().position(|s| {
-            s.lo.compare_exchange(0, lo, Ordering::SeqCst, Ordering::SeqCst).is_ok()
-        });
+        let slot =
+            STACK_SLOTS.iter().position(|s| s.lo.compare_exchange(0, lo, Ordering::SeqCst, Ordering::SeqCst).is_ok());
         let Some(slot) = slot else {
             // SAFETY: unmapping the mapping just made.
             unsafe { libc::munmap(map, map_len) };
@@ -196,7 +197,9 @@ fn restore_fs_base() {
                 unsafe { core::arch::asm!("wrfsbase {}", in(reg) fs, options(nomem, nostack, preserves_flags)) };
             } else {
                 // SAFETY: arch_prctl(ARCH_SET_FS) is a plain, async-signal-safe syscall.
-                unsafe { libc::syscall(libc::SYS_arch_prctl, 0x1002 /* ARCH_SET_FS */, fs) };
+                unsafe {
+                    libc::syscall(libc::SYS_arch_prctl, 0x1002 /* ARCH_SET_FS */, fs)
+                };
             }
             return;
         }

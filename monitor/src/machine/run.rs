@@ -248,6 +248,13 @@ impl Machine {
                 true
             }
             Flow::Jump => false,
+            Flow::Interrupt(vector, kind) => {
+                *self.stats.exceptions.entry(vector).or_default() += 1;
+                if let Err(t) = self.cpu.raise(&mut self.mem, Exception::plain(vector), kind, c.next_eip) {
+                    return Err(Stop::TripleFault(t, self.dump()));
+                }
+                false
+            }
             Flow::Halt => {
                 self.cpu.halted = true;
                 false
@@ -260,7 +267,7 @@ impl Machine {
             Flow::TripleFault(t) => return Err(Stop::TripleFault(t, self.dump())),
             Flow::Unsupported(why) => return Err(Stop::Unsupported(format!("bt86 cannot execute the instruction at EIP {:#010x}: {why}", c.eip), self.dump())),
         };
-        if mode.has(Mode::TRAP_FLAG) && !matches!(flow, Flow::Jump) {
+        if mode.has(Mode::TRAP_FLAG) && !matches!(flow, Flow::Jump | Flow::Interrupt(..)) {
             return self.single_step_trap();
         }
         Ok(match c.resume {

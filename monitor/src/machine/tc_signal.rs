@@ -67,6 +67,9 @@ pub unsafe fn on_signal(signo: libc::c_int, info: *mut libc::siginfo_t, uc: *mut
             regs.gpr[i] = gregs[*r as usize] as u64;
         }
         let Some(rec) = t.recover(rip, &regs, &*ctx) else {
+            if std::env::var_os("BT86_DEBUG_SIGNALS").is_some() {
+                eprintln!("tc_signal: no recovery for rip {rip:#x}: {}", t.describe_host(rip));
+            }
             return false;
         };
         std::ptr::addr_of_mut!((*ctx).gpr).write(rec.gpr);

@@ -104,14 +104,8 @@ pub fn set_descriptor(index: u16, kind: SegmentKind, guest_base: u32, limit: u32
     };
     // SAFETY: modify_ldt(0x11 = write, new format) reads exactly one user_desc from a
     // valid pointer; it only changes this process's LDT.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_modify_ldt,
-            0x11,
-            &desc as *const UserDesc,
-            std::mem::size_of::<UserDesc>(),
-        )
-    };
+    let r =
+        unsafe { libc::syscall(libc::SYS_modify_ldt, 0x11, &desc as *const UserDesc, std::mem::size_of::<UserDesc>()) };
     if r != 0 {
         return Err(LdtError::ModifyLdt(std::io::Error::last_os_error()));
     }
@@ -147,14 +141,8 @@ mod tests {
 
     #[test]
     fn limit_checked() {
-        assert!(matches!(
-            set_descriptor(5, SegmentKind::Data32, 0, 0xC000_0000),
-            Err(LdtError::LimitTooLarge(_))
-        ));
-        assert!(matches!(
-            set_descriptor(5, SegmentKind::Data32, 0x1000, MAX_LIMIT),
-            Err(LdtError::LimitTooLarge(_))
-        ));
+        assert!(matches!(set_descriptor(5, SegmentKind::Data32, 0, 0xC000_0000), Err(LdtError::LimitTooLarge(_))));
+        assert!(matches!(set_descriptor(5, SegmentKind::Data32, 0x1000, MAX_LIMIT), Err(LdtError::LimitTooLarge(_))));
     }
 
     #[test]

@@ -12,6 +12,8 @@
  * A stub may catch exceptions (CATCH in rt.h); the vector is hashed (and shown in the
  * verbose flags column as (vector + 1) << 20).
  *
+ * "sweep=NAME" on the command line runs only the sweep called NAME (blanks as '_').
+ *
  * Expected hashes were recorded by running the same stubs natively on real hardware
  * (tests/guests/host/) and confirmed under QEMU.  With "verbose" on the command line each
  * call is printed as a "# " line, so two runs can be diffed to find the first difference.
@@ -56,6 +58,8 @@ struct sweep_space {
     const uint32_t *f; unsigned nf;   /* EFLAGS (arithmetic flags and DF) */
     /* Optional: fills the scratch buffer from the inputs (after the fixed pattern). */
     void (*prepare)(const struct regs *in);
+    /* Optional: adjusts the buffer after the stub ran (masks undefined bits). */
+    void (*finish)(void);
 };
 
 #define N(x) (sizeof(x) / sizeof((x)[0]))
@@ -69,17 +73,19 @@ static inline void sweep_fill(void)
 }
 
 static inline uint32_t sweep_one(const struct sweep *s, const struct regs *in, uint32_t h,
-                                 void (*prepare)(const struct regs *in))
+                                 const struct sweep_space *sp)
 {
     struct regs out;
     uint32_t mask = s->maskfn ? s->maskfn(s, in) : s->fmask;
     if (mask == SWEEP_SKIP)
         return h;
     sweep_fill();
-    if (prepare)
-        prepare(in);
+    if (sp->prepare)
+        sp->prepare(in);
     rt_last.count = 0;
     rt_exec(in, &out, s->stub);
+    if (sp->finish)
+        sp->finish();
     uint32_t fl = out.eflags & mask;
     if (rt_last.count) {           /* a stub that catches exceptions saw one */
         h = fnv32(h, 0xfa017000 + rt_last.vector);
@@ -107,9 +113,27 @@ static inline uint32_t sweep_one(const struct sweep *s, const struct regs *in, u
     return h;
 }
 
+/* "sweep=NAME" on the command line (blanks in NAME written as '_') runs only that sweep,
+ * for debugging with "verbose". */
+static inline int sweep_selected(const char *name)
+{
+    const char *c = rt_cmdline();
+    while (*c && strncmp(c, "sweep=", 6))
+        c++;
+    if (!*c)
+        return 1;
+    c += 6;
+    for (; *name; name++, c++)
+        if (*c != (*name == ' ' ? '_' : *name))
+            return 0;
+    return *c == 0 || *c == ' ';
+}
+
 /* Runs one stub over the space and checks its hash (one TAP line). */
 static inline int sweep_run(const struct sweep *s, const struct sweep_space *sp)
 {
+    if (!sweep_selected(s->name))
+        return 1;
     uint32_t h = FNV_INIT;
     struct regs in;
     for (unsigned ia = 0; ia < sp->na; ia++)
@@ -124,7 +148,7 @@ static inline int sweep_run(const struct sweep *s, const struct sweep_space *sp)
                     in.edi = (uint32_t)sweep_buf + 32;
                     in.ebp = ~sp->a[ia];
                     in.eflags = sp->f[iff];
-                    h = sweep_one(s, &in, h, sp->prepare);
+                    h = sweep_one(s, &in, h, sp);
                 }
     uint32_t expect = 0;
     for (unsigned i = 0; i < sweep_nhashes; i++)

@@ -103,7 +103,7 @@ impl Emitter<'_> {
     /// 16-bit. `adjust` is added to the offset first (for `pop [esp+n]`).
     pub(crate) fn lower_memory(&mut self, ins: &mut Instruction) -> EmitResult {
         let seg = Seg::from_iced(ins.memory_segment()).ok_or_else(|| EmitError::Unsupported("memory operand without segment".into()))?;
-        if self.mode.is_flat(seg) && !Self::is_addr16(ins) {
+        if self.mode.is_flat(seg) && !Self::is_addr16(ins) && !Self::address_uses_swapped_register(ins) {
             ins.set_segment_prefix(Register::GS);
             if ins.memory_base() == Register::ESP {
                 ins.set_memory_base(Register::R12D);
@@ -126,6 +126,18 @@ impl Emitter<'_> {
         ins.set_memory_displ_size(0);
         ins.set_segment_prefix(Register::GS);
         Ok(())
+    }
+
+    /// True if the instruction has an AH..BH operand whose full register is also a base
+    /// or index of its memory operand: exchanging that byte register (see
+    /// [`Emitter::emit_with_byte_fix`]) would change the address, so the address is
+    /// computed into R13D first.
+    fn address_uses_swapped_register(ins: &Instruction) -> bool {
+        let addr_regs = [ins.memory_base(), ins.memory_index()];
+        (0..ins.op_count()).any(|i| {
+            ins.op_kind(i) == OpKind::Register
+                && high_byte(ins.op_register(i)).is_some_and(|g| addr_regs.iter().any(|r| r.is_gpr() && r.full_register32().number() == g as usize))
+        })
     }
 
     /// Emits an instruction that has at most one memory operand, after lowering it.

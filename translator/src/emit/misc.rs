@@ -37,6 +37,23 @@ impl Emitter<'_> {
         );
     }
 
+    /// `rdtsc`: EDX:EAX = host TSC + the guest's offset. The 64-bit add needs the host
+    /// flags, so they are saved around it.
+    pub(crate) fn emit_rdtsc(&mut self) {
+        dynasm!(self.ops
+            ; .arch x64
+            ; pushfq
+            ; rdtsc
+            ; shl rdx, 32
+            ; or rax, rdx
+            ; add rax, QWORD [r15 + off::TSC_OFFSET]
+            ; mov rdx, rax
+            ; shr rdx, 32
+            ; mov eax, eax
+            ; popfq
+        );
+    }
+
     /// `xlat`: AL = [seg:EBX + AL] (EBX + AL wraps at 4 GiB).
     pub(crate) fn emit_xlat(&mut self, ins: &Instruction) -> EmitResult {
         let seg = Seg::from_iced(ins.memory_segment()).ok_or_else(|| EmitError::Unsupported("xlat segment".into()))?;

@@ -1,6 +1,9 @@
 //! The BCD adjustments (`daa`, `das`, `aaa`, `aas`, `aam`, `aad`) and `bound`, which
-//! 64-bit mode no longer has. Flags the SDM leaves undefined are computed as on current
-//! Intel processors where that is known (and documented by the fuzzer's flag masks).
+//! 64-bit mode no longer has. Flags the SDM leaves undefined are computed as this
+//! project's host CPUs compute them, measured exhaustively over all inputs (AX, CF, AF):
+//! DAA/DAS clear OF; AAA/AAS take SF/ZF/PF from the final AL and clear OF; AAM clears
+//! CF/AF/OF; AAD sets CF/AF/OF as the 8-bit addition it performs. The differential fuzzer
+//! checks these against the host on every run.
 
 use bt86_translator::flags;
 use iced_x86::{Instruction, Mnemonic};
@@ -76,12 +79,16 @@ pub(super) fn emulate_bcd(cpu: &mut Cpu, ins: &Instruction) -> Result<Flow, Exce
             szp(cpu, al);
         }
         M::Aad => {
+            // The flags are those of the 8-bit addition AL + AH * imm8 (as measured on
+            // the host CPU; the SDM leaves CF, AF and OF undefined).
             let base = ins.immediate8();
-            al = al.wrapping_add(ah.wrapping_mul(base));
+            let addend = ah.wrapping_mul(base);
+            let (sum, carry) = al.overflowing_add(addend);
+            set_flag(cpu, flags::CF, carry);
+            set_flag(cpu, flags::AF, (al ^ addend ^ sum) & 0x10 != 0);
+            set_flag(cpu, flags::OF, !(al ^ addend) & (al ^ sum) & 0x80 != 0);
+            al = sum;
             ah = 0;
-            set_flag(cpu, flags::CF, false);
-            set_flag(cpu, flags::AF, false);
-            set_flag(cpu, flags::OF, false);
             szp(cpu, al);
         }
         _ => unreachable!(),

@@ -27,10 +27,7 @@ pub(super) fn emulate_control(cpu: &mut Cpu, env: &mut Env<'_>, ins: &Instructio
                 }
             };
             let kind = if ins.mnemonic() == M::Int1 { EventKind::Exception } else { EventKind::Software };
-            match cpu.raise(env.mem, Exception::plain(vector), kind, next_eip) {
-                Ok(()) => Ok(Flow::Jump),
-                Err(t) => Ok(Flow::TripleFault(t)),
-            }
+            Ok(Flow::Interrupt(vector, kind))
         }
         M::Jmp | M::Call => far_jmp_call(cpu, env, ins, next_eip),
         M::Retf => far_ret(cpu, env, ins),

@@ -20,6 +20,7 @@ use bt86_translator::flags;
 use iced_x86::{Instruction, Mnemonic};
 
 use super::exceptions::TripleFault;
+pub use super::exceptions::EventKind;
 use super::{Cpu, Exception};
 use crate::machine::memory::Memory;
 
@@ -59,6 +60,10 @@ pub enum Flow {
     Jump,
     /// `hlt`: wait for an interrupt (EIP is the next instruction).
     Halt,
+    /// A software interrupt (`int n`, `int3`, `into` with OF, `int1`) for the caller to
+    /// deliver, with the next instruction's EIP as the return address. EIP is still
+    /// the instruction's.
+    Interrupt(u8, super::exceptions::EventKind),
     /// Completed; interrupts stay inhibited for one instruction (`mov ss`, `pop ss`, `sti`).
     Shadow,
     /// The guest asked the VM to stop with this exit status.

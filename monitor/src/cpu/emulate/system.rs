@@ -154,7 +154,7 @@ pub(super) fn emulate_system(cpu: &mut Cpu, env: &mut Env<'_>, ins: &Instruction
         }
         M::Rdmsr => {
             require_cpl0(cpu)?;
-            let v = cpu.msr.read(cpu.gpr(1)).ok_or(Exception::gp(0))?;
+            let v = cpu.msr.read(cpu.gpr(1), cpu.ctx.tsc_offset).ok_or(Exception::gp(0))?;
             cpu.set_gpr(0, v as u32);
             cpu.set_gpr(2, (v >> 32) as u32);
             Ok(Flow::Next)
@@ -162,7 +162,7 @@ pub(super) fn emulate_system(cpu: &mut Cpu, env: &mut Env<'_>, ins: &Instruction
         M::Wrmsr => {
             require_cpl0(cpu)?;
             let v = (cpu.gpr(2) as u64) << 32 | cpu.gpr(0) as u64;
-            if !cpu.msr.write(cpu.gpr(1), v) {
+            if !cpu.msr.write(cpu.gpr(1), v, &mut cpu.ctx.tsc_offset) {
                 return Err(Exception::gp(0));
             }
             Ok(Flow::Next)
@@ -171,7 +171,7 @@ pub(super) fn emulate_system(cpu: &mut Cpu, env: &mut Env<'_>, ins: &Instruction
             if cpu.cr4 & cr4::TSD != 0 && cpu.cpl > 0 && cpu.protected() {
                 return Err(Exception::gp(0));
             }
-            let v = cpu.msr.read(msr::TSC).unwrap_or(0);
+            let v = cpu.msr.read(msr::TSC, cpu.ctx.tsc_offset).unwrap_or(0);
             cpu.set_gpr(0, v as u32);
             cpu.set_gpr(2, (v >> 32) as u32);
             Ok(Flow::Next)
