@@ -94,6 +94,7 @@ pub fn feature_supported(f: CpuidFeature) -> bool {
             | F::MMX
             | F::SSE
             | F::SSE2
+            | F::SSE3
             | F::TSC
             | F::MSR
             | F::CPUID
@@ -110,7 +111,7 @@ pub fn uses_fpu(ins: &Instruction) -> bool {
     if ins.mnemonic() == Mnemonic::Wait {
         return true;
     }
-    ins.cpuid_features().iter().any(|f| matches!(f, F::FPU | F::FPU287 | F::FPU387 | F::MMX | F::SSE | F::SSE2 | F::FXSR))
+    ins.cpuid_features().iter().any(|f| matches!(f, F::FPU | F::FPU287 | F::FPU387 | F::MMX | F::SSE | F::SSE2 | F::SSE3 | F::FXSR))
         || (0..ins.op_count()).any(|i| {
             ins.op_kind(i) == OpKind::Register && {
                 let r = ins.op_register(i);
@@ -122,13 +123,13 @@ pub fn uses_fpu(ins: &Instruction) -> bool {
 /// True for SSE/MMX/FXSR instructions (as opposed to x87), which CR0.EM makes #UD.
 fn is_simd(ins: &Instruction) -> bool {
     use CpuidFeature as F;
-    ins.cpuid_features().iter().any(|f| matches!(f, F::MMX | F::SSE | F::SSE2 | F::FXSR))
+    ins.cpuid_features().iter().any(|f| matches!(f, F::MMX | F::SSE | F::SSE2 | F::SSE3 | F::FXSR))
 }
 
 /// True for SSE instructions, which need CR4.OSFXSR.
 fn is_sse(ins: &Instruction) -> bool {
     use CpuidFeature as F;
-    ins.cpuid_features().iter().any(|f| matches!(f, F::SSE | F::SSE2))
+    ins.cpuid_features().iter().any(|f| matches!(f, F::SSE | F::SSE2 | F::SSE3))
         && !matches!(ins.mnemonic(), Mnemonic::Prefetchnta | Mnemonic::Prefetcht0 | Mnemonic::Prefetcht1 | Mnemonic::Prefetcht2 | Mnemonic::Sfence | Mnemonic::Lfence | Mnemonic::Mfence | Mnemonic::Clflush)
 }
 
@@ -144,6 +145,14 @@ pub fn canonicalize(ins: &mut Instruction) {
         Code::Lzcnt_r16_rm16 => Code::Bsr_r16_rm16,
         Code::Tzcnt_r32_rm32 => Code::Bsf_r32_rm32,
         Code::Tzcnt_r16_rm16 => Code::Bsf_r16_rm16,
+        // The moffs forms of mov cannot take a base register, which a segment with a
+        // non-zero base needs: use the ModRM forms.
+        Code::Mov_AL_moffs8 => Code::Mov_r8_rm8,
+        Code::Mov_AX_moffs16 => Code::Mov_r16_rm16,
+        Code::Mov_EAX_moffs32 => Code::Mov_r32_rm32,
+        Code::Mov_moffs8_AL => Code::Mov_rm8_r8,
+        Code::Mov_moffs16_AX => Code::Mov_rm16_r16,
+        Code::Mov_moffs32_EAX => Code::Mov_rm32_r32,
         // Opcode 0x82 is a 32-bit-only alias of 0x80.
         Code::Add_rm8_imm8_82 => Code::Add_rm8_imm8,
         Code::Or_rm8_imm8_82 => Code::Or_rm8_imm8,
@@ -157,6 +166,23 @@ pub fn canonicalize(ins: &mut Instruction) {
     };
     if matches!(ins.code(), Code::Lzcnt_r32_rm32 | Code::Lzcnt_r16_rm16 | Code::Tzcnt_r32_rm32 | Code::Tzcnt_r16_rm16) {
         ins.set_has_rep_prefix(false);
+    }
+    let moffs = matches!(ins.code(), Code::Mov_AL_moffs8 | Code::Mov_AX_moffs16 | Code::Mov_EAX_moffs32 | Code::Mov_moffs8_AL | Code::Mov_moffs16_AX | Code::Mov_moffs32_EAX);
+    if moffs {
+        // Same operands (the accumulator and a displacement-only memory operand), now
+        // described by the ModRM form.
+        let to_mem = matches!(ins.code(), Code::Mov_moffs8_AL | Code::Mov_moffs16_AX | Code::Mov_moffs32_EAX);
+        let reg = if to_mem { ins.op1_register() } else { ins.op0_register() };
+        let mem = iced_x86::MemoryOperand::new(iced_x86::Register::None, iced_x86::Register::None, 1, ins.memory_displacement32() as i32 as i64, 4, false, ins.segment_prefix());
+        let rebuilt = if to_mem { Instruction::with2(code, mem, reg) } else { Instruction::with2(code, reg, mem) };
+        if let Ok(mut r) = rebuilt {
+            r.set_ip(ins.ip());
+            r.set_len(ins.len());
+            r.set_next_ip(ins.next_ip());
+            r.set_has_lock_prefix(ins.has_lock_prefix());
+            *ins = r;
+        }
+        return;
     }
     ins.set_code(code);
 }

@@ -230,6 +230,9 @@ pub struct Context {
     pub seg_base: [u32; 6],
     /// Host RSP inside `enter`, restored by every exit.
     pub host_rsp: u64,
+    /// Top of the stack translated code runs on (see `stubs`: guest `call`/`ret` become
+    /// host `call`/`ret` on it, so the CPU's return predictor works for the guest).
+    pub tc_stack_top: u64,
     /// Called at the start of fragments that use x87/SSE: loads the guest FPU state once.
     pub fpu_enter: u64,
     /// 1 while the guest FPU/SSE state is in the host registers.
@@ -317,6 +320,8 @@ pub mod off {
     pub const EXIT_ARG: i32 = offset_of!(Context, exit_arg) as i32;
     /// Of `host_rsp`.
     pub const HOST_RSP: i32 = offset_of!(Context, host_rsp) as i32;
+    /// Of `tc_stack_top`.
+    pub const TC_STACK_TOP: i32 = offset_of!(Context, tc_stack_top) as i32;
     /// Of `fpu_enter`.
     pub const FPU_ENTER: i32 = offset_of!(Context, fpu_enter) as i32;
     /// Of `fpu_loaded`.

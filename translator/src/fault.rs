@@ -18,6 +18,8 @@ pub struct HostRegs {
     pub gpr: [u64; 8],
     /// RFLAGS.
     pub rflags: u64,
+    /// R13 (translation temporary; the target of an indirect call).
+    pub r13: u64,
 }
 
 /// The guest state at a host fault.
@@ -37,6 +39,11 @@ const WB: u64 = bt86_shadow_mmu::WINDOW_BASE;
 const SPAN: u64 = bt86_shadow_mmu::WINDOW_SIZE;
 
 impl Translator {
+    /// True if `addr` is in the guard page below the translated-code stack.
+    pub fn is_stack_guard(&self, addr: u64) -> bool {
+        self.stack.is_guard(addr)
+    }
+
     /// True if `rip` is inside the translation cache.
     pub fn owns_rip(&self, rip: u64) -> bool {
         self.tc.contains(rip)
@@ -48,8 +55,10 @@ impl Translator {
         let f = &self.table.frags[frag as usize];
         let point = f.fault_point(rip)?;
         let mut gpr = regs.gpr.map(|r| r as u32);
+        let mut eip = point.eip;
         match point.fixup {
             Fixup::None => {}
+            Fixup::TargetInR13 => eip = regs.r13 as u32,
             Fixup::String { src, dst } => {
                 let base = |s: Seg| if f.key.mode.is_flat(s) { 0 } else { ctx.seg_base[s as usize] as u64 };
                 if let Some(s) = src {
@@ -69,7 +78,7 @@ impl Translator {
                 }
             }
         }
-        Some(Recovered { eip: point.eip, gpr, host_flags: regs.rflags as u32, fragment: frag })
+        Some(Recovered { eip, gpr, host_flags: regs.rflags as u32, fragment: frag })
     }
 
     /// Describes where host `rip` is, for debugging.

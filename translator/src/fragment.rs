@@ -46,6 +46,10 @@ pub enum Fixup {
         /// True if the instruction has an ES:EDI operand.
         dst: bool,
     },
+    /// A host `call` for a guest `call`: the guest call is complete (return address
+    /// pushed) and the guest EIP is the target, held in R13D (indirect calls). A fault
+    /// here is an overflow of the translated-code stack.
+    TargetInR13,
     /// Byte registers were exchanged to avoid AH..BH next to a REX prefix: swap each
     /// pair (host register numbers of the low-byte register, high-byte register's full
     /// register) back.

@@ -52,10 +52,14 @@ use tc::CodeCache;
 
 /// Default translation cache size.
 pub const DEFAULT_TC_SIZE: usize = 64 << 20;
+/// Size of the stack translated code runs on. Guest calls nest on it (each translated
+/// `call` pushes a host return address), and every exit to the monitor empties it.
+pub const TC_STACK_SIZE: usize = 64 << 20;
 
 /// The translator and its cache.
 pub struct Translator {
     tc: CodeCache,
+    stack: tc::TcStack,
     stubs: Stubs,
     table: FragmentTable,
     ibl: HashMap<Mode, Box<IblTable>>,
@@ -69,9 +73,11 @@ impl Translator {
     /// A translator with a cache of `tc_size` bytes.
     pub fn new(tc_size: usize) -> Result<Translator, TcError> {
         let mut tc = CodeCache::new(tc_size)?;
+        let stack = tc::TcStack::new(TC_STACK_SIZE)?;
         let stubs = Stubs::install(&mut tc);
         Ok(Translator {
             tc,
+            stack,
             stubs,
             table: FragmentTable::default(),
             ibl: HashMap::new(),
@@ -98,6 +104,7 @@ impl Translator {
     /// that thread's GS base at the window.
     pub fn attach(&mut self, ctx: &mut Context, mode: Mode) {
         ctx.fpu_enter = self.stubs.fpu_load;
+        ctx.tc_stack_top = self.stack.top();
         ctx.fpu_loaded = 0;
         self.ibl_mode = None;
         self.select_mode(ctx, mode);

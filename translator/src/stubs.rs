@@ -2,8 +2,9 @@
 //! from the monitor, the shared exit path back to it, and the lazy FPU switch.
 //!
 //! `enter` is an ordinary `sysv64` function: it saves the host's callee-saved registers,
-//! remembers the host RSP in the context, loads the guest registers and flags and jumps
-//! to a fragment. Every exit stores its reason in the context and jumps to
+//! remembers the host RSP in the context, switches to the translated-code stack (with
+//! the return sentinel at its bottom), loads the guest registers and flags and jumps to
+//! a fragment. Every exit stores its reason in the context and jumps to
 //! `exit_common`, which saves the guest registers and flags, puts the guest FPU state
 //! away if a fragment loaded it, and returns from `enter` with the exit reason.
 
@@ -34,6 +35,12 @@ pub struct Stubs {
     pub fpu_load: u64,
     /// A bare `ret`: what `fpu_enter` points to once the guest FPU state is loaded.
     pub fpu_ret: u64,
+    /// The indirect-branch lookup for the guest target in R13D, shared by return points
+    /// whose check failed and by the stack sentinel.
+    pub ibl_shared: u64,
+    /// The return address at the bottom of the translated-code stack: a guest `ret` with
+    /// no matching translated `call` lands here and looks its target up.
+    pub ret_sentinel: u64,
 }
 
 /// The signature of the `enter` stub.
@@ -49,6 +56,9 @@ impl Stubs {
         let fpu_ret = ops.new_dynamic_label();
         let fpu_load = ops.new_dynamic_label();
         let no_fpu = ops.new_dynamic_label();
+        let ibl_shared = ops.new_dynamic_label();
+        let ret_sentinel = ops.new_dynamic_label();
+        let ibl_miss = ops.new_dynamic_label();
 
         let enter_off = ops.offset().0;
         dynasm!(ops
@@ -61,6 +71,9 @@ impl Stubs {
             ; push r15
             ; sub rsp, 8
             ; mov [rdi + off::HOST_RSP], rsp
+            ; mov rsp, [rdi + off::TC_STACK_TOP]
+            ; lea rax, [=>ret_sentinel]
+            ; push rax
             ; mov r15, rdi
             ; mov r11, rsi
             ; mov eax, [r15 + off::HOST_FLAGS]
@@ -139,9 +152,22 @@ impl Stubs {
         let kick_exit_off = reason_stub(&mut ops, ExitReason::Kick);
         let ibl_miss_off = ops.offset().0;
         dynasm!(ops
+            ; =>ibl_miss
             ; mov [r15 + off::EXIT_EIP], r13d
             ; mov DWORD [r15 + off::EXIT_REASON], ExitReason::IblMiss as i32
             ; jmp =>exit_common
+        );
+
+        let ibl_shared_off = ops.offset().0;
+        dynasm!(ops ; =>ibl_shared);
+        crate::emit::branch::ibl_sequence(&mut ops, crate::emit::branch::IblMiss::Label(ibl_miss), crate::emit::branch::IblHit::Jump);
+        let ret_sentinel_off = ops.offset().0;
+        dynasm!(ops
+            ; =>ret_sentinel
+            // Keep the sentinel at the bottom of the stack: it is still in memory below
+            // RSP, so moving RSP back re-pushes it (lea: no flags change).
+            ; lea rsp, [rsp - 8]
+            ; jmp =>ibl_shared
         );
 
         let fpu_load_off = ops.offset().0;
@@ -175,6 +201,8 @@ impl Stubs {
             kick_exit: a(kick_exit_off),
             fpu_load: a(fpu_load_off),
             fpu_ret: a(fpu_ret_off),
+            ibl_shared: a(ibl_shared_off),
+            ret_sentinel: a(ret_sentinel_off),
         }
     }
 

@@ -130,3 +130,48 @@ impl Drop for CodeCache {
         unsafe { libc::munmap(self.base as *mut libc::c_void, self.size) };
     }
 }
+
+/// The stack translated code runs on: guest `call`s push host return addresses here,
+/// guest `ret`s pop them, so the CPU's return-stack predictor works for guest code. A
+/// guard page below it turns an overflow (a guest that calls without returning, over and
+/// over) into a fault the monitor recovers from by emptying the stack.
+pub struct TcStack {
+    base: *mut u8,
+    size: usize,
+}
+
+impl TcStack {
+    /// Maps `size` bytes plus a guard page.
+    pub fn new(size: usize) -> Result<TcStack, TcError> {
+        let total = size + 4096;
+        // SAFETY: a fresh anonymous mapping; the guard page is made inaccessible below.
+        let p = unsafe {
+            libc::mmap(std::ptr::null_mut(), total, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE, -1, 0)
+        };
+        if p == libc::MAP_FAILED {
+            return Err(TcError(std::io::Error::last_os_error()));
+        }
+        // SAFETY: the lowest page of the mapping just made.
+        if unsafe { libc::mprotect(p, 4096, libc::PROT_NONE) } != 0 {
+            return Err(TcError(std::io::Error::last_os_error()));
+        }
+        Ok(TcStack { base: p as *mut u8, size: total })
+    }
+
+    /// The initial stack pointer (16-byte aligned).
+    pub fn top(&self) -> u64 {
+        self.base as u64 + self.size as u64
+    }
+
+    /// True if `addr` is in the guard page (a stack overflow).
+    pub fn is_guard(&self, addr: u64) -> bool {
+        (self.base as u64..self.base as u64 + 4096).contains(&addr)
+    }
+}
+
+impl Drop for TcStack {
+    fn drop(&mut self) {
+        // SAFETY: unmapping our own mapping; translated code no longer runs on it.
+        unsafe { libc::munmap(self.base as *mut libc::c_void, self.size) };
+    }
+}

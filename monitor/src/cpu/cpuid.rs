@@ -1,7 +1,8 @@
 //! CPUID of bt86's virtual CPU: a vendor-neutral Pentium-class (family 6) processor with
-//! FPU, DE, PSE, TSC, MSR, CX8, SEP, PGE, CMOV, CLFLUSH, MMX, FXSR, SSE and SSE2 — what
-//! the translator implements, and nothing it does not (`classify` raises #UD for
-//! instructions of other features).
+//! FPU, DE, PSE, TSC, MSR, CX8, SEP, PGE, CMOV, CLFLUSH, MMX, FXSR, SSE, SSE2 and SSE3 —
+//! what the translator implements, and nothing it does not (`classify` raises #UD for
+//! instructions of other features). SSE3 is there because QEMU's default CPU has it too,
+//! and test kernels compare the two.
 
 /// The vendor string (12 bytes).
 pub const VENDOR: &[u8; 12] = b"bt86VirtCPU!";
@@ -40,6 +41,9 @@ pub mod edx {
     pub const SSE2: u32 = 1 << 26;
 }
 
+/// CPUID.1:ECX: SSE3.
+pub const FEATURES_ECX: u32 = 1 << 0;
+
 /// Feature bits reported in CPUID.1:EDX.
 pub const FEATURES_EDX: u32 = edx::FPU | edx::DE | edx::PSE | edx::TSC | edx::MSR | edx::CX8 | edx::SEP | edx::PGE | edx::CMOV | edx::CLFSH | edx::MMX | edx::FXSR | edx::SSE | edx::SSE2;
 
@@ -57,7 +61,7 @@ pub fn cpuid(eax: u32, _ecx: u32) -> [u32; 4] {
     match eax {
         0 => [1, word(0), word(2), word(1)],
         // EBX: CLFLUSH line size 8 qwords (64 bytes), one logical processor.
-        1 => [SIGNATURE, 0x0000_0800, 0, FEATURES_EDX],
+        1 => [SIGNATURE, 0x0000_0800, FEATURES_ECX, FEATURES_EDX],
         0x8000_0000 => [0x8000_0004, 0, 0, 0],
         0x8000_0002..=0x8000_0004 => dwords(&BRAND[(eax - 0x8000_0002) as usize * 16..][..16]),
         _ => [0, 0, 0, 0],

@@ -56,12 +56,14 @@ pub mod cr4 {
     pub const PSE: u32 = 1 << 4;
     /// Global pages.
     pub const PGE: u32 = 1 << 7;
+    /// Performance-monitoring counters readable at any CPL.
+    pub const PCE: u32 = 1 << 8;
     /// FXSAVE/FXRSTOR and SSE enabled by the OS.
     pub const OSFXSR: u32 = 1 << 9;
     /// Unmasked SSE exceptions enabled by the OS.
     pub const OSXMMEXCPT: u32 = 1 << 10;
     /// Bits the virtual CPU implements (matches CPUID).
-    pub const SUPPORTED: u32 = TSD | DE | PSE | PGE | OSFXSR | OSXMMEXCPT;
+    pub const SUPPORTED: u32 = TSD | DE | PSE | PGE | PCE | OSFXSR | OSXMMEXCPT;
 }
 
 /// A descriptor-table register (GDTR or IDTR).

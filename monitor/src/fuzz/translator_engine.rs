@@ -164,6 +164,7 @@ impl TranslatorEngine {
                         Err(e) => return self.exception(mem, e, c.eip, None),
                     }
                 }
+                ExitReason::Fault if self.translator.is_stack_guard(ctx.fault.addr) => {}
                 ExitReason::Fault => {
                     let f = ctx.fault;
                     let eip = ctx.eip;

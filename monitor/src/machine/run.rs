@@ -280,6 +280,12 @@ impl Machine {
     fn host_fault(&mut self) -> Result<Option<Resume>, Stop> {
         let f = self.cpu.ctx.fault;
         let internal = |m: &Machine, what: &str| Stop::Unsupported(format!("internal error: {what} in translated code (signal {}, trap {}, error {:#x}, address {:#x}, host RIP {:#x})", f.signo, f.trapno, f.err, f.addr, f.rip), m.dump());
+        if f.signo == libc::SIGSEGV && self.translator.is_stack_guard(f.addr) {
+            // The translated-code stack overflowed (guest calls that never return); the
+            // exit emptied it, and the guest state is that after the call.
+            self.stats.exit("translated-code stack overflow");
+            return Ok(None);
+        }
         match (f.signo, f.trapno) {
             (libc::SIGSEGV, 14) => {
                 let linear = if (WINDOW_BASE..WINDOW_BASE + WINDOW_SIZE + PAGE_SIZE).contains(&f.addr) { (f.addr - WINDOW_BASE) as u32 } else { return Err(internal(self, "page fault outside the guest window")) };

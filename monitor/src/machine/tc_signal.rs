@@ -62,7 +62,7 @@ pub unsafe fn on_signal(signo: libc::c_int, info: *mut libc::siginfo_t, uc: *mut
                 return true;
             }
         }
-        let mut regs = HostRegs { gpr: [0; 8], rflags: gregs[libc::REG_EFL as usize] as u64 };
+        let mut regs = HostRegs { gpr: [0; 8], rflags: gregs[libc::REG_EFL as usize] as u64, r13: gregs[libc::REG_R13 as usize] as u64 };
         for (i, r) in GUEST_ORDER.iter().enumerate() {
             regs.gpr[i] = gregs[*r as usize] as u64;
         }

@@ -7,10 +7,11 @@
 //! indirect branch looks its target up in the [`IblTable`](crate::context::IblTable)
 //! of the current mode without touching the host flags, and exits only on a miss.
 
-use dynasmrt::{DynasmApi, DynasmLabelApi, dynasm};
+use dynasmrt::{DynamicLabel, DynasmApi, DynasmLabelApi, VecAssembler, dynasm, x64::X64Relocation};
 use iced_x86::{Code, ConditionCode, Instruction, Mnemonic};
 
 use super::{EmitError, EmitResult, Emitter, PendingExit};
+use crate::fragment::{FaultPoint, Fixup};
 use crate::context::off;
 
 /// Which jump goes to an exit stub.
@@ -18,6 +19,8 @@ use crate::context::off;
 pub(crate) enum ExitJump {
     Always,
     If(ConditionCode),
+    /// A host `call` (a translated guest `call`).
+    Call,
 }
 
 impl Emitter<'_> {
@@ -26,6 +29,7 @@ impl Emitter<'_> {
         let label = self.ops.new_dynamic_label();
         match jump {
             ExitJump::Always => dynasm!(self.ops ; .arch x64 ; jmp =>label),
+            ExitJump::Call => dynasm!(self.ops ; .arch x64 ; call =>label),
             ExitJump::If(cc) => {
                 use ConditionCode as C;
                 match cc {
@@ -126,26 +130,46 @@ impl Emitter<'_> {
         }
     }
 
+    /// A direct `call`: push the return address, then a host `call` (chainable to the
+    /// target) whose return point checks that the guest returned where it was expected.
     pub(crate) fn emit_call(&mut self, ins: &Instruction) -> EmitResult {
         let size = Self::branch_size(ins);
         self.push_imm(ins.next_ip32(), size);
-        self.exit_to(ins.near_branch_target() as u32, ExitJump::Always);
+        let target = ins.near_branch_target() as u32;
+        self.faults.push(FaultPoint { host_off: self.offset() as u32, eip: target, fixup: Fixup::None });
+        self.exit_to(target, ExitJump::Call);
+        self.return_point(ins.next_ip32());
         Ok(())
+    }
+
+    /// Where a translated guest `ret` lands (by a host `ret`) when the matching translated
+    /// `call` is on the stack: R13D holds the guest target the `ret` popped. If it is the
+    /// return address this call pushed, continue there; otherwise look it up.
+    fn return_point(&mut self, ret_eip: u32) {
+        let shared = self.stubs.ibl_shared;
+        let neg = (ret_eip as i32).wrapping_neg();
+        self.point(Fixup::None);
+        dynasm!(self.ops
+            ; .arch x64
+            ; mov r11, rcx
+            ; lea ecx, [r13 + neg]
+            ; jrcxz >same
+            ; mov rcx, r11
+            ; jmp extern shared as usize
+            ; same:
+            ; mov rcx, r11
+        );
+        self.exit_to(ret_eip, ExitJump::Always);
     }
 
     pub(crate) fn emit_call_indirect(&mut self, ins: &Instruction) -> EmitResult {
         let size = Self::branch_size(ins);
         // Read the target (using ESP before the push), then push, then branch.
         self.load_operand_r13(ins, 0, size)?;
-        let s = self.slot(-(size as i32));
-        match (s, size) {
-            (super::stack::Slot::Esp(d), 4) => dynasm!(self.ops ; .arch x64 ; gs mov DWORD [r12d + d], ins.next_ip32() as i32),
-            (super::stack::Slot::Esp(d), _) => dynasm!(self.ops ; .arch x64 ; gs mov WORD [r12d + d], ins.next_ip32() as i16),
-            (super::stack::Slot::R14, 4) => dynasm!(self.ops ; .arch x64 ; gs mov DWORD [r14d], ins.next_ip32() as i32),
-            (super::stack::Slot::R14, _) => dynasm!(self.ops ; .arch x64 ; gs mov WORD [r14d], ins.next_ip32() as i16),
-        }
-        self.adjust_esp(-(size as i32));
-        self.emit_ibl();
+        self.push_imm(ins.next_ip32(), size);
+        self.point(Fixup::TargetInR13);
+        ibl_sequence(&mut self.ops, IblMiss::Extern(self.stubs.ibl_miss), IblHit::Call);
+        self.return_point(ins.next_ip32());
         Ok(())
     }
 
@@ -156,6 +180,8 @@ impl Emitter<'_> {
         Ok(())
     }
 
+    /// A near `ret`: pop the guest target into R13D and return on the host stack to the
+    /// return point of the matching translated `call` (which checks R13D).
     pub(crate) fn emit_ret(&mut self, ins: &Instruction) -> EmitResult {
         if ins.mnemonic() != Mnemonic::Ret {
             return Err(EmitError::Unsupported("far return".into()));
@@ -165,30 +191,57 @@ impl Emitter<'_> {
         let s = self.slot(0);
         self.load_slot_r13_zx(s, size);
         self.adjust_esp(size as i32 + pop);
-        self.emit_ibl();
+        dynasm!(self.ops ; .arch x64 ; ret);
         Ok(())
     }
 
-    /// The inline indirect-branch lookup for the guest target in R13D. The table entry
-    /// holds `-eip`, so `lea ecx, [entry + target]` is zero exactly on a hit and `jrcxz`
-    /// tests it: no flags change. A miss (or an empty entry, whose host address is the
-    /// miss stub) exits to the monitor with the target in R13D.
+    /// The inline indirect-branch lookup for the guest target in R13D (see
+    /// [`ibl_sequence`]).
     pub(crate) fn emit_ibl(&mut self) {
-        let miss = self.stubs.ibl_miss;
-        dynasm!(self.ops
-            ; .arch x64
-            ; movzx r14d, r13w
-            ; lea r14, [r14 + r14]
-            ; mov r11, QWORD [r15 + off::IBL_TABLE]
-            ; mov r10, rcx
-            ; mov ecx, DWORD [r11 + r14 * 8]
-            ; lea ecx, [rcx + r13]
-            ; jrcxz >hit
-            ; mov rcx, r10
-            ; jmp extern miss as usize
-            ; hit:
-            ; mov rcx, r10
-            ; jmp QWORD [r11 + r14 * 8 + 8]
-        );
+        ibl_sequence(&mut self.ops, IblMiss::Extern(self.stubs.ibl_miss), IblHit::Jump);
+    }
+}
+
+/// Where an indirect-branch lookup goes on a miss.
+pub(crate) enum IblMiss {
+    /// The miss stub at this host address.
+    Extern(u64),
+    /// The miss stub at this label (while assembling the stubs themselves).
+    Label(DynamicLabel),
+}
+
+/// What an indirect-branch lookup does on a hit.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum IblHit {
+    /// Jump to the fragment.
+    Jump,
+    /// Call it (an indirect guest `call`: the return point follows).
+    Call,
+}
+
+/// The indirect-branch lookup for the guest target in R13D. The table entry holds
+/// `-eip`, so `lea ecx, [entry + target]` is zero exactly on a hit and `jrcxz` tests it:
+/// no flags change. A miss (or an empty entry, whose host address is the miss stub) goes
+/// to the miss stub with the target in R13D.
+pub(crate) fn ibl_sequence(ops: &mut VecAssembler<X64Relocation>, miss: IblMiss, hit: IblHit) {
+    dynasm!(ops
+        ; .arch x64
+        ; movzx r14d, r13w
+        ; lea r14, [r14 + r14]
+        ; mov r11, QWORD [r15 + off::IBL_TABLE]
+        ; mov r10, rcx
+        ; mov ecx, DWORD [r11 + r14 * 8]
+        ; lea ecx, [rcx + r13]
+        ; jrcxz >hit
+        ; mov rcx, r10
+    );
+    match miss {
+        IblMiss::Extern(a) => dynasm!(ops ; .arch x64 ; jmp extern a as usize),
+        IblMiss::Label(l) => dynasm!(ops ; .arch x64 ; jmp =>l),
+    }
+    dynasm!(ops ; .arch x64 ; hit: ; mov rcx, r10);
+    match hit {
+        IblHit::Jump => dynasm!(ops ; .arch x64 ; jmp QWORD [r11 + r14 * 8 + 8]),
+        IblHit::Call => dynasm!(ops ; .arch x64 ; call QWORD [r11 + r14 * 8 + 8]),
     }
 }

@@ -69,12 +69,15 @@ fn far_jmp_call(cpu: &mut Cpu, env: &mut Env<'_>, ins: &Instruction, next_eip: u
         cpu.ctx.eip = if size == 4 { off } else { off & 0xFFFF };
         return Ok(Flow::Jump);
     }
-    // Gates and task switches are not supported: only code segment targets.
     if sel & !3 != 0
         && let Some(d) = cpu.read_descriptor(env.mem, sel)?
         && !SegmentCache::from_descriptor(sel, d.raw).is_code_or_data()
     {
-        return Ok(Flow::Unsupported(format!("far {} through a gate or TSS (selector {sel:#x})", if is_call { "call" } else { "jmp" })));
+        let ty = SegmentCache::from_descriptor(sel, d.raw).system_type();
+        if matches!(ty, 0x4 | 0xC) {
+            return through_call_gate(cpu, env, sel, d.raw, is_call, next_eip, size);
+        }
+        return Ok(Flow::Unsupported(format!("far {} to a task gate or TSS (selector {sel:#x}): task switches are not supported", if is_call { "call" } else { "jmp" })));
     }
     let (c, d) = cpu.check_code_segment(env.mem, sel, false)?;
     if is_call {
@@ -84,6 +87,84 @@ fn far_jmp_call(cpu: &mut Cpu, env: &mut Env<'_>, ins: &Instruction, next_eip: u
     let cpl = cpu.cpl;
     cpu.commit_code_segment(env.mem, c, &d, cpl)?;
     cpu.ctx.eip = if size == 4 { off } else { off & 0xFFFF };
+    Ok(Flow::Jump)
+}
+
+/// A far `call`/`jmp` through a call gate (32-bit type 0xC or 16-bit type 0x4): to the
+/// same privilege level, or (calls only) to an inner level with the stack switch from the
+/// TSS and the gate's parameters copied.
+fn through_call_gate(cpu: &mut Cpu, env: &mut Env<'_>, gate_sel: u16, gate: u64, is_call: bool, next_eip: u32, _size: u8) -> Result<Flow, Exception> {
+    let gate_err = gate_sel as u32 & 0xFFFC;
+    let dpl = ((gate >> 45) & 3) as u8;
+    if dpl < cpu.cpl || dpl < (gate_sel & 3) as u8 {
+        return Err(Exception::gp(gate_err));
+    }
+    if gate & (1 << 47) == 0 {
+        return Err(Exception::new(Vector::NP, gate_err));
+    }
+    let gate32 = (gate >> 40) & 0xF == 0xC;
+    let offset = (gate as u32 & 0xFFFF) | if gate32 { (gate >> 32) as u32 & 0xFFFF_0000 } else { 0 };
+    let target = (gate >> 16) as u16;
+    let params = ((gate >> 32) & 0x1F) as u32;
+    if target & !3 == 0 {
+        return Err(Exception::gp(0));
+    }
+    let terr = target as u32 & 0xFFFC;
+    let d = cpu.read_descriptor(env.mem, target)?.ok_or(Exception::gp(terr))?;
+    let c = SegmentCache::from_descriptor(target, d.raw);
+    if !c.is_code() || c.dpl() > cpu.cpl {
+        return Err(Exception::gp(terr));
+    }
+    if !c.present() {
+        return Err(Exception::new(Vector::NP, terr));
+    }
+    let word = if gate32 { 4u8 } else { 2 };
+    let old_cs = cpu.segment(Seg::Cs).selector as u32;
+    if !c.is_conforming() && c.dpl() < cpu.cpl {
+        if !is_call {
+            return Err(Exception::gp(terr));
+        }
+        // Inner privilege: new stack from the TSS, then SS, ESP, the parameters, CS, EIP.
+        let new_cpl = c.dpl();
+        let (ss_sel, esp0) = cpu.tss_stack(env.mem, new_cpl, 0)?;
+        let ts = Exception::new(Vector::TS, ss_sel as u32 & 0xFFFC);
+        if ss_sel & !3 == 0 || (ss_sel & 3) as u8 != new_cpl {
+            return Err(ts);
+        }
+        let sd = cpu.read_descriptor(env.mem, ss_sel)?.ok_or(ts)?;
+        let ss = SegmentCache::from_descriptor(ss_sel, sd.raw);
+        if !ss.writable_data() || ss.dpl() != new_cpl {
+            return Err(ts);
+        }
+        if !ss.present() {
+            return Err(Exception::new(Vector::SS, ss_sel as u32 & 0xFFFC));
+        }
+        let mut args = Vec::with_capacity(params as usize);
+        for i in (0..params).rev() {
+            args.push(Stack::peek(cpu, env.mem, i * word as u32, word)?);
+        }
+        let old_ss = cpu.segment(Seg::Ss).selector as u32;
+        let old_esp = cpu.gpr(4);
+        let mut esp = esp0;
+        let mut values = vec![old_ss, old_esp];
+        values.extend(args);
+        values.extend([old_cs, next_eip]);
+        for v in values {
+            esp = if ss.default_big() { esp.wrapping_sub(word as u32) } else { (esp & 0xFFFF_0000) | (esp.wrapping_sub(word as u32) & 0xFFFF) };
+            let off = if ss.default_big() { esp } else { esp & 0xFFFF };
+            env.mem.write_uint(ss.base.wrapping_add(off), word, v)?;
+        }
+        cpu.commit_code_segment(env.mem, c, &d, new_cpl)?;
+        cpu.set_segment(Seg::Ss, SegmentCache { access: ss.access | 1, ..ss });
+        cpu.set_gpr(4, esp);
+    } else {
+        if is_call {
+            Stack::push_all(cpu, env.mem, &[old_cs, next_eip], word)?;
+        }
+        let cpl = cpu.cpl;
+        cpu.commit_code_segment(env.mem, c, &d, cpl)?;
+    }
+    cpu.ctx.eip = offset;
     Ok(Flow::Jump)
 }
 
@@ -234,20 +315,26 @@ pub(super) fn emulate_enter(cpu: &mut Cpu, env: &mut Env<'_>, ins: &Instruction)
     let level = (ins.immediate8_2nd() % 32) as u32;
     let big = cpu.segment(Seg::Ss).default_big();
     let bp_reg = if big { iced_x86::Register::EBP } else { iced_x86::Register::BP };
+    // Pushes and reads interleave as on hardware (a read may see an earlier push); the
+    // registers change only once everything succeeded.
     let ebp = cpu.gpr(5);
-    let mut values = vec![if size == 4 { ebp } else { ebp & 0xFFFF }];
+    let mut sp = cpu.gpr(4);
+    let push = |cpu: &Cpu, env: &mut Env<'_>, sp: &mut u32, v: u32| -> Result<(), Exception> {
+        *sp = Stack::moved(cpu, *sp, -(size as i32));
+        env.mem.write_uint(Stack::linear(cpu, *sp), size, v)
+    };
+    push(cpu, env, &mut sp, if size == 4 { ebp } else { ebp & 0xFFFF })?;
+    let frame_temp = sp;
     let mut frame_bp = read_reg(cpu, bp_reg);
-    for _ in 1..level {
-        frame_bp = frame_bp.wrapping_sub(size as u32);
-        let v = env.mem.read_uint(Stack::linear(cpu, frame_bp), size)?;
-        values.push(v);
-    }
-    // The frame pointer value: ESP after pushing the old EBP.
-    let frame_temp = Stack::moved(cpu, cpu.gpr(4), -(size as i32));
     if level > 0 {
-        values.push(frame_temp);
+        for _ in 1..level {
+            frame_bp = frame_bp.wrapping_sub(size as u32);
+            let v = env.mem.read_uint(Stack::linear(cpu, frame_bp), size)?;
+            push(cpu, env, &mut sp, v)?;
+        }
+        push(cpu, env, &mut sp, frame_temp)?;
     }
-    Stack::push_all(cpu, env.mem, &values, size)?;
+    cpu.set_gpr(4, sp);
     if size == 4 {
         cpu.set_gpr(5, frame_temp);
     } else {
