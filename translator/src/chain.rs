@@ -12,7 +12,7 @@ impl Translator {
         let target = &self.table.frags[to as usize];
         debug_assert!(target.valid && !target.transient);
         let from = &self.table.frags[l.from as usize];
-        if !from.valid || from.transient || from.key.mode != target.key.mode || l.to.is_some() {
+        if !from.valid || from.transient || !l.chainable || from.key.mode != target.key.mode || l.to.is_some() {
             return;
         }
         let dest = if l.checked { target.entry } else { target.body };

@@ -376,10 +376,9 @@ pub fn classify(ins: &Instruction, mode: Mode) -> Class {
     Class::Ident
 }
 
-/// True if a class ends the fragment (control leaves the straight line).
+/// True if a class always ends the fragment (control leaves the straight line for
+/// good). Conditional branches and calls do not: the fragment goes on with the
+/// fall-through and with the code after the call (where the call returns).
 pub fn ends_fragment(c: Class) -> bool {
-    matches!(
-        c,
-        Class::Jmp | Class::Jcc | Class::Loop | Class::Call | Class::Ret | Class::JmpIndirect | Class::CallIndirect | Class::Raise(..) | Class::Callout { resumable: false }
-    )
+    matches!(c, Class::Jmp | Class::Loop | Class::Ret | Class::JmpIndirect | Class::Raise(..) | Class::Callout { resumable: false })
 }

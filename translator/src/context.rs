@@ -150,6 +150,9 @@ pub enum ExitReason {
     Callout = 4,
     /// A host signal (fault) in translated code; see [`Context::fault`].
     Fault = 5,
+    /// After `sti`/`popf`: an interrupt may be deliverable (or single-stepping began);
+    /// continue at `exit_eip`.
+    Interrupt = 6,
 }
 
 impl ExitReason {
@@ -161,6 +164,7 @@ impl ExitReason {
             3 => ExitReason::IblMiss,
             4 => ExitReason::Callout,
             5 => ExitReason::Fault,
+            6 => ExitReason::Interrupt,
             _ => return None,
         })
     }
@@ -343,22 +347,104 @@ pub mod off {
 const _: () = assert!(off::KICK % 8 == 0 && off::KICK_SYNC == off::KICK + 4);
 const _: () = assert!(off::GUEST_FX % 16 == 0);
 
-impl Context {
-    /// Allocates a zeroed context on the heap, with EFLAGS = 0x2 and the initial FPU state.
-    pub fn new_boxed() -> Box<Context> {
-        let layout = Layout::new::<Context>();
-        // SAFETY: Context is plain old data for which all-zero bytes are a valid value;
-        // the pointer comes from the global allocator with Context's layout, so Box may own it.
-        let mut ctx = unsafe {
-            let p = alloc_zeroed(layout) as *mut Context;
-            if p.is_null() {
-                std::alloc::handle_alloc_error(layout);
-            }
-            Box::from_raw(p)
+/// Offset from a context's address of its *kick page*: a page that translated code reads
+/// at every checked fragment entry (one load, no branch, no flags). To make translated
+/// code stop at the next checked entry, the monitor makes the page inaccessible
+/// ([`ContextBox::arm_kick`]); the load then faults, and the fault handler turns the fault
+/// into an [`ExitReason::Kick`].
+pub const KICK_PAGE_OFFSET: usize = std::mem::size_of::<Context>().next_multiple_of(4096);
+
+/// A [`Context`] in a mapping of its own, followed by its kick page.
+pub struct ContextBox {
+    ptr: std::ptr::NonNull<Context>,
+}
+
+// SAFETY: the mapping is owned by this value alone; moving it between threads moves the
+// ownership (the translator runs a context on one thread at a time).
+unsafe impl Send for ContextBox {}
+
+const CONTEXT_MAPPING: usize = KICK_PAGE_OFFSET + 4096;
+
+impl ContextBox {
+    /// Maps a zeroed context with EFLAGS = 0x2 and the initial FPU state.
+    pub fn new() -> ContextBox {
+        // SAFETY: a fresh anonymous mapping, zero-filled by the kernel; all-zero bytes are
+        // a valid Context (plain old data).
+        let p = unsafe {
+            libc::mmap(std::ptr::null_mut(), CONTEXT_MAPPING, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0)
         };
-        ctx.vflags = flags::FIXED1;
-        ctx.guest_fx = FxArea::initial();
-        ctx
+        assert!(p != libc::MAP_FAILED, "cannot map the guest context: {}", std::io::Error::last_os_error());
+        let mut b = ContextBox { ptr: std::ptr::NonNull::new(p as *mut Context).expect("mmap returned null") };
+        b.vflags = flags::FIXED1;
+        b.guest_fx = FxArea::initial();
+        b
+    }
+
+    /// Address of the kick page.
+    pub fn kick_page(&self) -> *mut libc::c_void {
+        kick_page_of(self.ptr.as_ptr())
+    }
+
+    /// Makes the next checked fragment entry exit ([`ExitReason::Kick`]).
+    pub fn arm_kick(&self) {
+        arm_kick(self.ptr.as_ptr());
+    }
+
+    /// Undoes [`ContextBox::arm_kick`].
+    pub fn disarm_kick(&self) {
+        disarm_kick(self.ptr.as_ptr());
+    }
+}
+
+/// The kick page of the context at `ctx`.
+pub fn kick_page_of(ctx: *mut Context) -> *mut libc::c_void {
+    (ctx as usize + KICK_PAGE_OFFSET) as *mut libc::c_void
+}
+
+/// Makes the kick page of `ctx` inaccessible (async-signal-safe: one system call).
+pub fn arm_kick(ctx: *mut Context) {
+    // SAFETY: the kick page belongs to the context's own mapping (ContextBox).
+    unsafe { libc::mprotect(kick_page_of(ctx), 4096, libc::PROT_NONE) };
+}
+
+/// Makes the kick page of `ctx` readable again (async-signal-safe).
+pub fn disarm_kick(ctx: *mut Context) {
+    // SAFETY: as in `arm_kick`.
+    unsafe { libc::mprotect(kick_page_of(ctx), 4096, libc::PROT_READ) };
+}
+
+impl Default for ContextBox {
+    fn default() -> Self {
+        ContextBox::new()
+    }
+}
+
+impl std::ops::Deref for ContextBox {
+    type Target = Context;
+    fn deref(&self) -> &Context {
+        // SAFETY: the mapping holds a valid Context for our lifetime.
+        unsafe { self.ptr.as_ref() }
+    }
+}
+
+impl std::ops::DerefMut for ContextBox {
+    fn deref_mut(&mut self) -> &mut Context {
+        // SAFETY: as above; &mut self makes this the only reference.
+        unsafe { self.ptr.as_mut() }
+    }
+}
+
+impl Drop for ContextBox {
+    fn drop(&mut self) {
+        // SAFETY: unmapping exactly our mapping; nothing uses the context afterwards.
+        unsafe { libc::munmap(self.ptr.as_ptr() as *mut libc::c_void, CONTEXT_MAPPING) };
+    }
+}
+
+impl Context {
+    /// A new context in its own mapping (see [`ContextBox`]).
+    pub fn new_boxed() -> ContextBox {
+        ContextBox::new()
     }
 
     /// Resets the guest registers (as at power-on: all zero, EFLAGS = 2, FPU initial)

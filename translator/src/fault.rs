@@ -55,6 +55,7 @@ impl Translator {
         let f = &self.table.frags[frag as usize];
         let point = f.fault_point(rip)?;
         let mut gpr = regs.gpr.map(|r| r as u32);
+        gpr[4] = gpr[4].wrapping_add(point.esp_delta as u32);
         let mut eip = point.eip;
         match point.fixup {
             Fixup::None => {}

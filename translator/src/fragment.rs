@@ -65,6 +65,8 @@ pub struct FaultPoint {
     pub eip: u32,
     /// How to reconstruct the guest state.
     pub fixup: Fixup,
+    /// Guest ESP = R12D + this: stack adjustments the translation has not applied yet.
+    pub esp_delta: i32,
 }
 
 /// A translated block.
@@ -130,6 +132,8 @@ pub struct Link {
     pub checked: bool,
     /// Fragment currently linked to, if any.
     pub to: Option<FragId>,
+    /// False for exits that must reach the monitor every time (after `sti`).
+    pub chainable: bool,
 }
 
 /// What the monitor must do for a callout.

@@ -37,7 +37,7 @@ mod translate;
 
 use std::collections::HashMap;
 
-pub use context::{Context, ExitReason, FxArea, HostFault, IblTable, Seg, flags, reg};
+pub use context::{Context, ContextBox, ExitReason, FxArea, HostFault, IblTable, KICK_PAGE_OFFSET, Seg, arm_kick, disarm_kick, flags, kick_page_of, reg};
 pub use decode::{CodeMemory, FetchFault};
 pub use fault::{HostRegs, Recovered};
 pub use fragment::{Callout, CalloutId, CalloutKind, FragId, FragKey, Fragment, Link, LinkId};

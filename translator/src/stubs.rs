@@ -31,6 +31,8 @@ pub struct Stubs {
     pub callout_exit: u64,
     /// Exit for a kicked fragment entry.
     pub kick_exit: u64,
+    /// Exit after `sti`/`popf` when an interrupt may be deliverable.
+    pub interrupt_exit: u64,
     /// Loads the guest FPU state (called by fragments that use x87/SSE).
     pub fpu_load: u64,
     /// A bare `ret`: what `fpu_enter` points to once the guest FPU state is loaded.
@@ -150,6 +152,7 @@ impl Stubs {
         let chain_exit_off = reason_stub(&mut ops, ExitReason::Chain);
         let callout_exit_off = reason_stub(&mut ops, ExitReason::Callout);
         let kick_exit_off = reason_stub(&mut ops, ExitReason::Kick);
+        let interrupt_exit_off = reason_stub(&mut ops, ExitReason::Interrupt);
         let ibl_miss_off = ops.offset().0;
         dynasm!(ops
             ; =>ibl_miss
@@ -199,6 +202,7 @@ impl Stubs {
             ibl_miss: a(ibl_miss_off),
             callout_exit: a(callout_exit_off),
             kick_exit: a(kick_exit_off),
+            interrupt_exit: a(interrupt_exit_off),
             fpu_load: a(fpu_load_off),
             fpu_ret: a(fpu_ret_off),
             ibl_shared: a(ibl_shared_off),

@@ -81,7 +81,7 @@ impl Translator {
         let frag_id = self.table.frags.len() as FragId;
         let base = self.tc.next_addr();
         let stubs = self.stubs;
-        let mut em = Emitter::new(base, &stubs, req.mode, frag_id, self.table.links.len() as u32, self.table.callouts.len() as u32);
+        let mut em = Emitter::new(base, &stubs, req.mode, self.table.links.len() as u32, self.table.callouts.len() as u32);
         em.prologue(req.eip);
         let body_off = em.offset();
         if self.count_entries {
@@ -101,6 +101,7 @@ impl Translator {
         loop {
             let pos = window.offset_of(eip);
             if n > 0 && window.starts_past_first_page(pos) {
+                em.flush_esp();
                 em.exit_to(eip, ExitJump::Always);
                 break;
             }
@@ -108,11 +109,16 @@ impl Translator {
                 if n == 0 {
                     return Err(TranslateError::Fetch(FetchFault { linear: window.linear_at(window.bytes().len()) }));
                 }
+                em.flush_esp();
                 em.exit_to(eip, ExitJump::Always);
                 break;
             };
             canonicalize(&mut ins);
             let class = classify(&ins, req.mode);
+            em.exits_via_monitor = shadow_pending && (ends_fragment(class) || matches!(class, Class::Jcc | Class::Call | Class::CallIndirect));
+            if needs_real_esp(class, &ins) {
+                em.flush_esp();
+            }
             em.begin(eip);
             traced.push((em.offset(), ins));
             if let Err(EmitError::Unsupported(why)) = self.emit_instruction(&mut em, &ins, class) {
@@ -128,11 +134,14 @@ impl Translator {
                 pages.push(window.pages[1]);
             }
             eip = ins.next_ip32();
-            if ends_fragment(class) {
+            // After `sti`, a call's exits go to the monitor and nothing returns here.
+            let call_via_monitor = em.exits_via_monitor && matches!(class, Class::Call | Class::CallIndirect);
+            if ends_fragment(class) || call_via_monitor {
                 break;
             }
             if req.mode.has(Mode::TRAP_FLAG) {
                 // Single-stepping: after the instruction, trap.
+                em.flush_esp();
                 em.begin(eip);
                 em.callout(&ins, CalloutKind::SingleStep, false);
                 break;
@@ -143,6 +152,10 @@ impl Translator {
             }
             let must_end = shadow_pending || class == Class::PopFlags || n >= limit || pages.len() > 1;
             if must_end {
+                em.flush_esp();
+                if em.force_checked {
+                    em.interrupt_window(eip);
+                }
                 em.exit_to(eip, ExitJump::Always);
                 break;
             }
@@ -168,7 +181,7 @@ impl Translator {
         let exit_ids: Vec<u32> = (0..exits.len() as u32).map(|i| first_link + i).collect();
         for e in &exits {
             let stub = base + code_label_offset(&code, base, e.site_off);
-            self.table.links.push(Link { site: base + e.site_off as u64, stub, from: frag_id, target_eip: e.target, checked: e.checked, to: None });
+            self.table.links.push(Link { site: base + e.site_off as u64, stub, from: frag_id, target_eip: e.target, checked: e.checked, to: None, chainable: e.chainable });
         }
         for (c, resume) in callouts.iter().zip(resume_offsets) {
             self.table.callouts.push(Callout {
@@ -263,6 +276,20 @@ impl Translator {
                 Ok(())
             }
         }
+    }
+}
+
+/// True if the instruction needs R12D to be the guest's ESP (the pending lazy stack
+/// adjustment applied first): it reads or writes ESP as a register, or it is handled
+/// by the monitor. Pushes, pops and ESP-based memory operands take the pending
+/// adjustment into account themselves; branches apply it before they leave.
+fn needs_real_esp(class: Class, ins: &Instruction) -> bool {
+    let esp_operand = (0..ins.op_count()).any(|i| ins.op_kind(i) == iced_x86::OpKind::Register && matches!(ins.op_register(i), iced_x86::Register::ESP | iced_x86::Register::SP));
+    match class {
+        Class::Push | Class::Pop | Class::Ident | Class::Lea | Class::IncDecShort => esp_operand,
+        Class::Nop | Class::Cli | Class::Sti | Class::Salc | Class::Rdtsc | Class::Xlat | Class::StringOp | Class::PushFlags | Class::PopFlags | Class::PushSreg | Class::PopAll => false,
+        Class::Jmp | Class::Jcc | Class::Loop | Class::Call | Class::Ret | Class::JmpIndirect | Class::CallIndirect => false,
+        Class::PushAll | Class::Enter | Class::Leave | Class::Callout { .. } | Class::Raise(..) => true,
     }
 }
 

@@ -13,7 +13,7 @@ pub mod exceptions;
 pub mod msr;
 pub mod segments;
 
-use bt86_translator::{Context, Mode, Seg, flags};
+use bt86_translator::{Context, ContextBox, Mode, Seg, flags};
 
 pub use exceptions::{Exception, Vector};
 pub use segments::SegmentCache;
@@ -78,7 +78,7 @@ pub struct TableReg {
 /// The virtual CPU.
 pub struct Cpu {
     /// General registers, EIP, EFLAGS and what translated code needs.
-    pub ctx: Box<Context>,
+    pub ctx: ContextBox,
     /// Segment registers ES..GS with their descriptor caches.
     pub seg: [SegmentCache; 6],
     /// LDTR.
@@ -117,7 +117,7 @@ impl Cpu {
     }
 
     /// Like [`Cpu::multiboot`], reusing (and resetting) an existing context allocation.
-    pub fn multiboot_in(mut ctx: Box<Context>) -> Cpu {
+    pub fn multiboot_in(mut ctx: ContextBox) -> Cpu {
         ctx.reset_registers();
         let mut cpu = Cpu {
             ctx,

@@ -130,7 +130,7 @@ impl TranslatorEngine {
                     ctx.kick_async = 0;
                     ctx.eip = ctx.exit_eip;
                 }
-                ExitReason::Chain | ExitReason::IblMiss => {
+                ExitReason::Chain | ExitReason::IblMiss | ExitReason::Interrupt => {
                     ctx.eip = ctx.exit_eip;
                 }
                 ExitReason::Callout => {

@@ -19,8 +19,10 @@ extern "C" fn on_timer_signal(_sig: libc::c_int) {
     let ctx = KICK_TARGET.load(Ordering::Relaxed);
     if !ctx.is_null() {
         // SAFETY: KICK_TARGET points to the running machine's context (cleared before
-        // that is dropped); a volatile store of one aligned u32 is all the handler does.
+        // that is dropped); the handler stores one aligned u32 and protects the kick page
+        // (one mprotect), both async-signal-safe.
         unsafe { std::ptr::write_volatile(std::ptr::addr_of_mut!((*ctx).kick_async), 1) };
+        bt86_translator::arm_kick(ctx);
     }
 }
 

@@ -50,6 +50,7 @@ impl Machine {
         loop {
             if self.cpu.ctx.kick_async != 0 {
                 self.cpu.ctx.kick_async = 0;
+                self.cpu.ctx.disarm_kick();
                 self.clock.fired();
                 self.service_devices();
             }
@@ -224,6 +225,11 @@ impl Machine {
                     CalloutKind::SingleStep => self.single_step_trap(),
                     CalloutKind::Emulate => self.emulate_callout(&c, mode),
                 }
+            }
+            ExitReason::Interrupt => {
+                self.stats.exit("interrupt window");
+                ctx.eip = ctx.exit_eip;
+                Ok(None)
             }
             ExitReason::Fault => {
                 self.stats.exit("host fault");

@@ -66,6 +66,12 @@ pub unsafe fn on_signal(signo: libc::c_int, info: *mut libc::siginfo_t, uc: *mut
         for (i, r) in GUEST_ORDER.iter().enumerate() {
             regs.gpr[i] = gregs[*r as usize] as u64;
         }
+        // The load at a checked fragment entry hit the protected kick page: the monitor
+        // wants control at this instruction boundary.
+        let kick = addr == bt86_translator::kick_page_of(ctx) as u64;
+        if kick {
+            bt86_translator::disarm_kick(ctx);
+        }
         let Some(rec) = t.recover(rip, &regs, &*ctx) else {
             if std::env::var_os("BT86_DEBUG_SIGNALS").is_some() {
                 eprintln!("tc_signal: no recovery for rip {rip:#x}: {}", t.describe_host(rip));
@@ -84,7 +90,12 @@ pub unsafe fn on_signal(signo: libc::c_int, info: *mut libc::siginfo_t, uc: *mut
             addr,
             rip,
         });
-        std::ptr::addr_of_mut!((*ctx).exit_reason).write(ExitReason::Fault as u32);
+        if kick {
+            std::ptr::addr_of_mut!((*ctx).exit_eip).write(rec.eip);
+            std::ptr::addr_of_mut!((*ctx).exit_reason).write(ExitReason::Kick as u32);
+        } else {
+            std::ptr::addr_of_mut!((*ctx).exit_reason).write(ExitReason::Fault as u32);
+        }
         gregs[libc::REG_RIP as usize] = t.stubs().fault_landing as i64;
         gregs[libc::REG_RSP as usize] = std::ptr::addr_of!((*ctx).host_rsp).read() as i64;
         gregs[libc::REG_R15 as usize] = ctx as i64;

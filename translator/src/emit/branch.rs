@@ -11,7 +11,7 @@ use dynasmrt::{DynamicLabel, DynasmApi, DynasmLabelApi, VecAssembler, dynasm, x6
 use iced_x86::{Code, ConditionCode, Instruction, Mnemonic};
 
 use super::{EmitError, EmitResult, Emitter, PendingExit};
-use crate::fragment::{FaultPoint, Fixup};
+use crate::fragment::Fixup;
 use crate::context::off;
 
 /// Which jump goes to an exit stub.
@@ -26,6 +26,7 @@ pub(crate) enum ExitJump {
 impl Emitter<'_> {
     /// Emits a jump (conditional or not) to an exit stub for guest `target`.
     pub(crate) fn exit_to(&mut self, target: u32, jump: ExitJump) {
+        debug_assert_eq!(self.esp_delta, 0, "leaving a fragment with a pending stack adjustment");
         let label = self.ops.new_dynamic_label();
         match jump {
             ExitJump::Always => dynasm!(self.ops ; .arch x64 ; jmp =>label),
@@ -55,19 +56,25 @@ impl Emitter<'_> {
         }
         let site_off = self.offset() - 4;
         // Backward branches may close a loop: their targets are entered through the
-        // pending-interrupt check. Forward chains cannot loop without one.
-        let checked = self.force_checked || target <= self.eip;
-        self.exits.push(PendingExit { label, site_off, target, checked });
+        // pending-interrupt check. Forward chains cannot loop without one. Calls need no
+        // check either: a cycle of calls alone (unbounded recursion) fills the
+        // translated-code stack, whose overflow exits to the monitor.
+        let checked = target <= self.eip && !matches!(jump, ExitJump::Call);
+        let chainable = !self.exits_via_monitor;
+        self.exits.push(PendingExit { label, site_off, target, checked, chainable });
     }
 
     pub(crate) fn emit_jmp(&mut self, ins: &Instruction) -> EmitResult {
+        self.flush_esp();
         self.exit_to(ins.near_branch_target() as u32, ExitJump::Always);
         Ok(())
     }
 
+    /// A conditional branch: the taken side exits; the fragment continues with the
+    /// fall-through (the driver translates it next, or ends the fragment there).
     pub(crate) fn emit_jcc(&mut self, ins: &Instruction) -> EmitResult {
+        self.flush_esp();
         self.exit_to(ins.near_branch_target() as u32, ExitJump::If(ins.condition_code()));
-        self.exit_to(ins.next_ip32(), ExitJump::Always);
         Ok(())
     }
 
@@ -79,6 +86,7 @@ impl Emitter<'_> {
         // 16-bit address size uses CX.
         let cx16 = matches!(ins.code(), Code::Loop_rel8_16_CX | Code::Loop_rel8_32_CX | Code::Loope_rel8_16_CX | Code::Loope_rel8_32_CX | Code::Loopne_rel8_16_CX | Code::Loopne_rel8_32_CX | Code::Jcxz_rel8_16 | Code::Jcxz_rel8_32);
         let mn = ins.mnemonic();
+        self.flush_esp();
         if mn != Mnemonic::Jcxz && mn != Mnemonic::Jecxz {
             if cx16 {
                 dynasm!(self.ops ; .arch x64 ; lea cx, [rcx - 1]);
@@ -135,8 +143,13 @@ impl Emitter<'_> {
     pub(crate) fn emit_call(&mut self, ins: &Instruction) -> EmitResult {
         let size = Self::branch_size(ins);
         self.push_imm(ins.next_ip32(), size);
+        self.flush_esp();
         let target = ins.near_branch_target() as u32;
-        self.faults.push(FaultPoint { host_off: self.offset() as u32, eip: target, fixup: Fixup::None });
+        if self.exits_via_monitor {
+            self.exit_to(target, ExitJump::Always);
+            return Ok(());
+        }
+        self.point_at(target, Fixup::None);
         self.exit_to(target, ExitJump::Call);
         self.return_point(ins.next_ip32());
         Ok(())
@@ -144,7 +157,8 @@ impl Emitter<'_> {
 
     /// Where a translated guest `ret` lands (by a host `ret`) when the matching translated
     /// `call` is on the stack: R13D holds the guest target the `ret` popped. If it is the
-    /// return address this call pushed, continue there; otherwise look it up.
+    /// return address this call pushed, the fragment continues (the driver translates the
+    /// code at the return address next); otherwise look the target up.
     fn return_point(&mut self, ret_eip: u32) {
         let shared = self.stubs.ibl_shared;
         let neg = (ret_eip as i32).wrapping_neg();
@@ -159,7 +173,8 @@ impl Emitter<'_> {
             ; same:
             ; mov rcx, r11
         );
-        self.exit_to(ret_eip, ExitJump::Always);
+        self.eip = ret_eip;
+        self.point(Fixup::None);
     }
 
     pub(crate) fn emit_call_indirect(&mut self, ins: &Instruction) -> EmitResult {
@@ -167,6 +182,11 @@ impl Emitter<'_> {
         // Read the target (using ESP before the push), then push, then branch.
         self.load_operand_r13(ins, 0, size)?;
         self.push_imm(ins.next_ip32(), size);
+        self.flush_esp();
+        if self.exits_via_monitor {
+            self.exit_to_monitor_r13();
+            return Ok(());
+        }
         self.point(Fixup::TargetInR13);
         ibl_sequence(&mut self.ops, IblMiss::Extern(self.stubs.ibl_miss), IblHit::Call);
         self.return_point(ins.next_ip32());
@@ -176,6 +196,11 @@ impl Emitter<'_> {
     pub(crate) fn emit_jmp_indirect(&mut self, ins: &Instruction) -> EmitResult {
         let size = Self::branch_size(ins);
         self.load_operand_r13(ins, 0, size)?;
+        self.flush_esp();
+        if self.exits_via_monitor {
+            self.exit_to_monitor_r13();
+            return Ok(());
+        }
         self.emit_ibl();
         Ok(())
     }
@@ -191,8 +216,19 @@ impl Emitter<'_> {
         let s = self.slot(0);
         self.load_slot_r13_zx(s, size);
         self.adjust_esp(size as i32 + pop);
-        dynasm!(self.ops ; .arch x64 ; ret);
+        self.flush_esp();
+        if self.exits_via_monitor {
+            self.exit_to_monitor_r13();
+        } else {
+            dynasm!(self.ops ; .arch x64 ; ret);
+        }
         Ok(())
+    }
+
+    /// Leaves for the monitor with the guest target in R13D (as a lookup miss would).
+    fn exit_to_monitor_r13(&mut self) {
+        let miss = self.stubs.ibl_miss;
+        dynasm!(self.ops ; .arch x64 ; jmp extern miss as usize);
     }
 
     /// The inline indirect-branch lookup for the guest target in R13D (see

@@ -52,6 +52,16 @@ impl Emitter<'_> {
         }
     }
 
+    /// Makes an ESP-based memory operand R12D-based, folding in the pending stack
+    /// adjustment.
+    pub(crate) fn rebase_on_r12(&self, ins: &mut Instruction) {
+        ins.set_memory_base(Register::R12D);
+        if self.esp_delta != 0 {
+            ins.set_memory_displacement32((ins.memory_displacement32() as i32).wrapping_add(self.esp_delta) as u32);
+            ins.set_memory_displ_size(4);
+        }
+    }
+
     /// True if the instruction's memory operand uses 16-bit addressing.
     pub(crate) fn is_addr16(ins: &Instruction) -> bool {
         ins.memory_base().is_gpr16()
@@ -75,15 +85,15 @@ impl Emitter<'_> {
             dynasm!(self.ops ; .arch x64 ; movzx r13d, r13w);
             return Ok(());
         }
-        let base = match ins.memory_base() {
-            Register::ESP => Register::R12D,
-            r => r,
+        let (base, delta) = match ins.memory_base() {
+            Register::ESP => (Register::R12D, self.esp_delta),
+            r => (r, 0),
         };
         let mem = MemoryOperand::new(
             base,
             ins.memory_index(),
             ins.memory_index_scale(),
-            ins.memory_displacement32() as i32 as i64,
+            (ins.memory_displacement32() as i32).wrapping_add(delta) as i64,
             if ins.memory_displ_size() == 0 && base == Register::None && ins.memory_index() == Register::None { 4 } else { ins.memory_displ_size().min(4) },
             false,
             Register::None,
@@ -106,7 +116,7 @@ impl Emitter<'_> {
         if self.mode.is_flat(seg) && !Self::is_addr16(ins) && !Self::address_uses_swapped_register(ins) {
             ins.set_segment_prefix(Register::GS);
             if ins.memory_base() == Register::ESP {
-                ins.set_memory_base(Register::R12D);
+                self.rebase_on_r12(ins);
             }
             if ins.memory_base() == Register::None && ins.memory_index() == Register::None {
                 // A bare displacement: force the 32-bit form (67 prefix), never a
@@ -230,6 +240,9 @@ impl Emitter<'_> {
             i.set_segment_prefix(Register::None);
             if i.memory_base() == Register::None && i.memory_index() == Register::None {
                 i.set_memory_displ_size(4);
+            }
+            if i.memory_base() == Register::ESP {
+                self.rebase_on_r12(&mut i);
             }
             Self::rename_esp(&mut i);
             return self.encode(&i);

@@ -28,7 +28,7 @@ use dynasmrt::{DynamicLabel, DynasmApi, DynasmLabelApi, VecAssembler, dynasm, x6
 use iced_x86::{Encoder, Instruction, Register};
 
 use crate::context::off;
-use crate::fragment::{CalloutKind, FaultPoint, Fixup, FragId};
+use crate::fragment::{CalloutKind, FaultPoint, Fixup};
 use crate::mode::Mode;
 use crate::stubs::Stubs;
 
@@ -48,6 +48,7 @@ pub(crate) struct PendingExit {
     pub site_off: usize,
     pub target: u32,
     pub checked: bool,
+    pub chainable: bool,
 }
 
 /// A callout emitted in this fragment.
@@ -86,7 +87,6 @@ pub(crate) struct Emitter<'a> {
     pub base: u64,
     pub stubs: &'a Stubs,
     pub mode: Mode,
-    pub frag: FragId,
     pub first_link: u32,
     pub first_callout: u32,
     pub faults: Vec<FaultPoint>,
@@ -94,22 +94,27 @@ pub(crate) struct Emitter<'a> {
     pub callouts: Vec<PendingCallout>,
     /// The guest FPU state is known to be loaded at this point of the code.
     pub fpu_ready: bool,
-    /// Every exit must enter its target through the pending-interrupt check (after an
-    /// instruction that may have enabled interrupts).
+    /// An instruction that may enable interrupts (`sti`, `popf`) was translated: the
+    /// fragment ends with an interrupt-window check.
     pub force_checked: bool,
+    /// The instruction being emitted is the one after `sti` (its interrupt shadow) and
+    /// is a branch: its exits go to the monitor, which delivers a pending interrupt.
+    pub exits_via_monitor: bool,
     /// EIP of the instruction being emitted.
     pub eip: u32,
+    /// Stack adjustment not yet applied to R12D (pushes and pops only move it, so a run
+    /// of them costs one `lea` instead of one each); guest ESP = R12D + this.
+    pub esp_delta: i32,
     encoder: Encoder,
 }
 
 impl<'a> Emitter<'a> {
-    pub fn new(base: u64, stubs: &'a Stubs, mode: Mode, frag: FragId, first_link: u32, first_callout: u32) -> Self {
+    pub fn new(base: u64, stubs: &'a Stubs, mode: Mode, first_link: u32, first_callout: u32) -> Self {
         Emitter {
             ops: VecAssembler::new(base as usize),
             base,
             stubs,
             mode,
-            frag,
             first_link,
             first_callout,
             faults: Vec::new(),
@@ -117,7 +122,9 @@ impl<'a> Emitter<'a> {
             callouts: Vec::new(),
             fpu_ready: false,
             force_checked: false,
+            exits_via_monitor: false,
             eip: 0,
+            esp_delta: 0,
             encoder: Encoder::new(64),
         }
     }
@@ -129,14 +136,33 @@ impl<'a> Emitter<'a> {
 
     /// Starts a new stretch of the host → guest map at the current offset.
     pub fn point(&mut self, fixup: Fixup) {
+        let eip = self.eip;
+        self.point_at(eip, fixup);
+    }
+
+    /// Like [`Emitter::point`], for guest EIP `eip`.
+    pub fn point_at(&mut self, eip: u32, fixup: Fixup) {
         let host_off = self.offset() as u32;
+        let p = FaultPoint { host_off, eip, fixup, esp_delta: self.esp_delta };
         if let Some(last) = self.faults.last_mut()
             && last.host_off == host_off
         {
-            *last = FaultPoint { host_off, eip: self.eip, fixup };
+            *last = p;
             return;
         }
-        self.faults.push(FaultPoint { host_off, eip: self.eip, fixup });
+        self.faults.push(p);
+    }
+
+    /// Applies the pending stack adjustment to R12D (before anything that needs the
+    /// real ESP: a branch out of the fragment, a callout, an instruction that reads ESP).
+    pub fn flush_esp(&mut self) {
+        if self.esp_delta != 0 {
+            let d = self.esp_delta;
+            dynasm!(self.ops ; .arch x64 ; lea r12d, [r12 + d]);
+            self.esp_delta = 0;
+            let fixup = self.faults.last().map(|p| p.fixup).unwrap_or(Fixup::None);
+            self.point(fixup);
+        }
     }
 
     /// Begins guest instruction `eip`.
@@ -156,21 +182,29 @@ impl<'a> Emitter<'a> {
         Ok(())
     }
 
-    /// The fragment's entry: exits with [`crate::ExitReason::Kick`] if the context's kick
-    /// word is set; the body starts where this returns.
+    /// The fragment's checked entry: one load from the context's kick page, which faults
+    /// (and becomes an [`crate::ExitReason::Kick`]) while the monitor has the page
+    /// protected; the body starts where this returns.
     pub fn prologue(&mut self, eip: u32) {
-        let kick_exit = self.stubs.kick_exit;
-        let frag = self.frag as i32;
+        self.eip = eip;
+        self.point(Fixup::None);
+        let kick = crate::context::KICK_PAGE_OFFSET as i32;
+        dynasm!(self.ops ; .arch x64 ; mov r11d, DWORD [r15 + kick]);
+    }
+
+    /// After `sti`/`popf`: if they set the context's `kick_sync` (an interrupt is
+    /// pending, or single-stepping begins), exit to the monitor before `next`.
+    pub fn interrupt_window(&mut self, next: u32) {
+        let exit = self.stubs.interrupt_exit;
         dynasm!(self.ops
             ; .arch x64
             ; mov r11, rcx
-            ; mov rcx, QWORD [r15 + off::KICK]
-            ; jrcxz >no_kick
+            ; mov ecx, DWORD [r15 + off::KICK_SYNC]
+            ; jrcxz >none
             ; mov rcx, r11
-            ; mov DWORD [r15 + off::EXIT_EIP], eip as i32
-            ; mov DWORD [r15 + off::EXIT_ARG], frag
-            ; jmp extern kick_exit as usize
-            ; no_kick:
+            ; mov DWORD [r15 + off::EXIT_EIP], next as i32
+            ; jmp extern exit as usize
+            ; none:
             ; mov rcx, r11
         );
     }
@@ -186,6 +220,7 @@ impl<'a> Emitter<'a> {
     /// Emits a callout: the monitor handles the instruction. Returns nothing; if
     /// `resumable`, the code after this point is where the fragment continues.
     pub fn callout(&mut self, instr: &Instruction, kind: CalloutKind, resumable: bool) {
+        debug_assert_eq!(self.esp_delta, 0, "callout with a pending stack adjustment");
         let id = self.first_callout + self.callouts.len() as u32;
         let exit = self.stubs.callout_exit;
         dynasm!(self.ops

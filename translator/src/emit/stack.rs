@@ -47,6 +47,7 @@ impl Emitter<'_> {
 
     /// The stack slot at ESP + `disp`.
     pub(crate) fn slot(&mut self, disp: i32) -> Slot {
+        let disp = disp + self.esp_delta;
         if self.mode.is_flat(Seg::Ss) {
             return Slot::Esp(disp);
         }
@@ -101,11 +102,9 @@ impl Emitter<'_> {
         }
     }
 
-    /// ESP += `delta` (flag-free).
+    /// ESP += `delta`, applied lazily (see [`Emitter::flush_esp`]).
     pub(crate) fn adjust_esp(&mut self, delta: i32) {
-        if delta != 0 {
-            dynasm!(self.ops ; .arch x64 ; lea r12d, [r12 + delta]);
-        }
+        self.esp_delta += delta;
     }
 
     /// Pushes R13 (low `size` bytes).
@@ -186,8 +185,10 @@ impl Emitter<'_> {
                 let g = gpr_number(ins.op0_register()).ok_or_else(|| EmitError::Unsupported("pop register".into()))?;
                 let s = self.slot(0);
                 if g == 4 {
-                    // pop esp: ESP gets the value read.
+                    // pop esp: ESP gets the value read (the slot included any pending
+                    // adjustment, which the new value replaces).
                     self.load_slot(12, s, size);
+                    self.esp_delta = 0;
                 } else {
                     self.load_slot(host_reg(g), s, size);
                     self.adjust_esp(size as i32);
@@ -309,6 +310,7 @@ impl Emitter<'_> {
     pub(crate) fn emit_enter(&mut self, ins: &Instruction) -> EmitResult {
         self.require_stack32()?;
         let frame = ins.immediate16() as i32;
+        self.flush_esp();
         let s = self.slot(-4);
         self.store_slot(s, 5, 4);
         dynasm!(self.ops
@@ -323,6 +325,7 @@ impl Emitter<'_> {
     pub(crate) fn emit_leave(&mut self, ins: &Instruction) -> EmitResult {
         self.require_stack32()?;
         let size: u8 = if ins.code() == Code::Leaved { 4 } else { 2 };
+        self.flush_esp();
         // Read the saved EBP at SS:EBP before changing anything.
         if self.mode.is_flat(Seg::Ss) {
             if size == 4 {
