@@ -48,7 +48,7 @@ pub const MAX_RAM: u64 = 3 << 30;
 impl GuestRam {
     /// Creates zeroed guest RAM of `size` bytes.
     pub fn new(size: u64) -> Result<GuestRam, RamError> {
-        if size < (1 << 20) || size > MAX_RAM || size % crate::PAGE_SIZE != 0 {
+        if !((1 << 20)..=MAX_RAM).contains(&size) || !size.is_multiple_of(crate::PAGE_SIZE) {
             return Err(RamError::BadSize(size));
         }
         let name = CString::new("bt86-guest-ram").unwrap();

@@ -150,7 +150,7 @@ impl Window {
     /// `phys` with permissions `prot`. Physical pages beyond RAM map the all-ones page
     /// read-only. Page 0 is also mapped at the mirror just above the window.
     pub fn map(&mut self, ram: &GuestRam, linear: u32, phys: u64, pages: u64, prot: Prot) -> Result<(), WindowError> {
-        debug_assert!(linear as u64 % PAGE_SIZE == 0 && phys % PAGE_SIZE == 0);
+        debug_assert!((linear as u64).is_multiple_of(PAGE_SIZE) && phys.is_multiple_of(PAGE_SIZE));
         assert!(linear as u64 + pages * PAGE_SIZE <= WINDOW_SIZE, "window mapping past 4 GiB");
         let ram_pages = (ram.size() / PAGE_SIZE).saturating_sub(phys / PAGE_SIZE).min(pages);
         if ram_pages > 0 {

@@ -205,9 +205,7 @@ pub fn classify(ins: &Instruction, mode: Mode) -> Class {
             if mode.has(Mode::FPU_TS) && mode.has(Mode::FPU_MP) {
                 return NM;
             }
-        } else if is_simd(ins) && mode.has(Mode::FPU_EM) {
-            return UD;
-        } else if is_sse(ins) && !mode.has(Mode::OSFXSR) {
+        } else if (is_simd(ins) && mode.has(Mode::FPU_EM)) || (is_sse(ins) && !mode.has(Mode::OSFXSR)) {
             return UD;
         } else if mode.has(Mode::FPU_EM) || mode.has(Mode::FPU_TS) {
             return NM;

@@ -8,11 +8,11 @@ use bt86_translator::{Seg, flags};
 use super::segments::{SegmentCache, SystemMemory};
 use super::Cpu;
 
-/// Exception vectors.
-#[allow(missing_docs)]
+/// Exception vectors (all of them, for reference; not every one is raised yet).
+#[allow(missing_docs, dead_code)]
 pub struct Vector;
 
-#[allow(missing_docs)]
+#[allow(missing_docs, dead_code)]
 impl Vector {
     pub const DE: u8 = 0;
     pub const DB: u8 = 1;

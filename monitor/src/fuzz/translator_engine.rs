@@ -82,8 +82,7 @@ impl TranslatorEngine {
     }
 
     fn snapshot(&self) -> CpuSnapshot {
-        let mut fx = super::engine::FxArea::default();
-        fx.0 = self.cpu.ctx.guest_fx.0;
+        let fx = super::engine::FxArea(self.cpu.ctx.guest_fx.0);
         CpuSnapshot { gpr: self.cpu.ctx.gpr, eip: self.cpu.ctx.eip, eflags: self.cpu.eflags(), fx }
     }
 

@@ -59,7 +59,7 @@ impl Clock {
         // safe); SA_RESTART keeps the monitor's own system calls from failing with EINTR.
         unsafe {
             let mut sa: libc::sigaction = std::mem::zeroed();
-            sa.sa_sigaction = on_timer_signal as usize;
+            sa.sa_sigaction = on_timer_signal as extern "C" fn(libc::c_int) as usize;
             sa.sa_flags = libc::SA_RESTART | libc::SA_ONSTACK;
             libc::sigemptyset(&mut sa.sa_mask);
             if libc::sigaction(TIMER_SIGNAL, &sa, std::ptr::null_mut()) != 0 {

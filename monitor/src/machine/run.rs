@@ -270,7 +270,6 @@ impl Machine {
                 self.reset();
                 return Ok(None);
             }
-            Flow::TripleFault(t) => return Err(Stop::TripleFault(t, self.dump())),
             Flow::Unsupported(why) => return Err(Stop::Unsupported(format!("bt86 cannot execute the instruction at EIP {:#010x}: {why}", c.eip), self.dump())),
         };
         if mode.has(Mode::TRAP_FLAG) && !matches!(flow, Flow::Jump | Flow::Interrupt(..)) {

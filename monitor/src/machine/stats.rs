@@ -20,8 +20,6 @@ pub struct Stats {
     pub smc_invalidations: u64,
     /// Writes to write-protected code pages (faults).
     pub smc_faults: u64,
-    /// String instructions wrapped around the top of the address space.
-    pub string_wraps: u64,
     /// Nanoseconds spent halted.
     pub halted_ns: u64,
 }

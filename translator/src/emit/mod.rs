@@ -6,17 +6,20 @@
 //! are go through iced-x86's encoder ([`ident`]); the sequences the translator makes
 //! up itself are written with `dynasm!` in the submodules:
 //!
-//! - [`ident`]: memory operands into the window, ESP → R12D, AH..BH next to REX;
-//! - [`stack`]: push/pop/pusha/popa/enter/leave/pushf/popf;
-//! - [`branch`]: direct branches and their exit stubs, indirect-branch lookup, calls;
-//! - [`string`]: movs/stos/lods/cmps/scas with their registers rebased into the window;
-//! - [`misc`]: cli/sti, salc, xlat, lea, the short inc/dec forms, callouts.
+//! - `ident`: memory operands into the window, ESP → R12D, AH..BH next to REX;
+//! - `stack`: push/pop/pusha/popa/enter/leave/pushf/popf;
+//! - `branch`: direct branches and their exit stubs, indirect-branch lookup, calls;
+//! - `string`: movs/stos/lods/cmps/scas with their registers rebased into the window;
+//! - `misc`: cli/sti, salc, xlat, lea, the short inc/dec forms, callouts.
 //!
 //! Register use inside the TC: guest registers as DESIGN.md says (ESP in R12D), R15 =
 //! the [`Context`](crate::Context), R13 and R14 are per-instruction temporaries, R10
 //! and R11 are used by the stubs' flag-free tests. Code between guest instructions must
 //! not change the host flags, which hold the guest's: it uses `mov`, `lea`, `movzx`,
 //! `not`, `xchg` and `jrcxz` only.
+
+// dynasm's register macros (`Rd(n)`) expand to an `.into()` of a `u8`.
+#![allow(clippy::useless_conversion)]
 
 pub(crate) mod branch;
 pub(crate) mod ident;

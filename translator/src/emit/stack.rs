@@ -165,7 +165,7 @@ impl Emitter<'_> {
 
     pub(crate) fn emit_push_sreg(&mut self, ins: &Instruction) -> EmitResult {
         self.require_stack32()?;
-        let size = (-ins.stack_pointer_increment()) as i32;
+        let size = -ins.stack_pointer_increment();
         let seg = Seg::from_iced(ins.op0_register()).ok_or_else(|| EmitError::Unsupported("push sreg".into()))?;
         let o = off::sel(seg);
         dynasm!(self.ops ; .arch x64 ; mov r13d, [r15 + o]);

@@ -15,7 +15,7 @@ use crate::cpu::{Cpu, Exception, Vector};
 fn szp(cpu: &mut Cpu, v: u8) {
     set_flag(cpu, flags::SF, v & 0x80 != 0);
     set_flag(cpu, flags::ZF, v == 0);
-    set_flag(cpu, flags::PF, v.count_ones() % 2 == 0);
+    set_flag(cpu, flags::PF, v.count_ones().is_multiple_of(2));
 }
 
 pub(super) fn emulate_bcd(cpu: &mut Cpu, ins: &Instruction) -> Result<Flow, Exception> {

@@ -19,8 +19,6 @@ mod system;
 use bt86_translator::flags;
 use iced_x86::{Instruction, Mnemonic};
 
-use super::exceptions::TripleFault;
-pub use super::exceptions::EventKind;
 use super::{Cpu, Exception};
 use crate::machine::memory::Memory;
 
@@ -70,8 +68,6 @@ pub enum Flow {
     Exit(i32),
     /// The guest asked for a reset.
     Reset,
-    /// Event delivery failed even through #DF.
-    TripleFault(TripleFault),
     /// bt86 cannot execute this instruction.
     Unsupported(String),
 }

@@ -74,14 +74,6 @@ pub fn memory_linear(cpu: &Cpu, ins: &Instruction, extra: u32) -> u32 {
     cpu.linear(memory_segment(ins), effective_address(cpu, ins).wrapping_add(extra))
 }
 
-/// Size in bytes of operand `op` (register or memory).
-pub fn operand_size(ins: &Instruction, op: u32) -> u8 {
-    match ins.op_kind(op) {
-        OpKind::Register => gpr_slot(ins.op_register(op)).map(|s| s.2).unwrap_or(2),
-        _ => ins.memory_size().size().clamp(1, 4) as u8,
-    }
-}
-
 /// Reads operand `op` (register, memory or immediate) of `size` bytes.
 pub fn read_operand(cpu: &Cpu, mem: &Memory, ins: &Instruction, op: u32, size: u8) -> Result<u32, Exception> {
     match ins.op_kind(op) {

@@ -20,7 +20,7 @@ pub(crate) fn sub_flags(cpu: &mut Cpu, a: u32, b: u32, size: u8) {
     set_flag(cpu, flags::SF, r & sign != 0);
     set_flag(cpu, flags::OF, (a ^ b) & (a ^ r) & sign != 0);
     set_flag(cpu, flags::AF, (a ^ b ^ r) & 0x10 != 0);
-    set_flag(cpu, flags::PF, (r as u8).count_ones() % 2 == 0);
+    set_flag(cpu, flags::PF, (r as u8).count_ones().is_multiple_of(2));
 }
 
 pub(super) fn emulate_string(cpu: &mut Cpu, env: &mut Env<'_>, ins: &Instruction) -> Result<Flow, Exception> {
