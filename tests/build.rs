@@ -33,6 +33,7 @@ const CFLAGS: &[&str] = &[
     "-Wall",
     "-Wextra",
     "-Wno-unused-parameter",
+    "-Wno-missing-field-initializers",
 ];
 
 const TOOLCHAIN_HINT: &str = "install the Debian package gcc-multilib \
@@ -96,7 +97,9 @@ fn main() {
     }
     let queue = Mutex::new(jobs);
     let errors = Mutex::new(Vec::<String>::new());
-    let workers = std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(1, 8);
+    let workers = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .clamp(1, 8);
     std::thread::scope(|scope| {
         for _ in 0..workers {
             scope.spawn(|| {
@@ -122,14 +125,21 @@ fn main() {
     for (name, k) in &kernels {
         let elf = kdir.join(format!("{name}.elf"));
         let mut cmd = Command::new("ld");
-        cmd.args(["-m", "elf_i386", "-nostdlib", "--build-id=none", "-z", "max-page-size=0x1000"])
-            .arg("-T")
-            .arg(lib.join("kernel.ld"))
-            .arg("-o")
-            .arg(&elf)
-            .args(&lib_objs)
-            .args(&kernel_objs[name.as_str()])
-            .arg(&libgcc);
+        cmd.args([
+            "-m",
+            "elf_i386",
+            "-nostdlib",
+            "--build-id=none",
+            "-z",
+            "max-page-size=0x1000",
+        ])
+        .arg("-T")
+        .arg(lib.join("kernel.ld"))
+        .arg("-o")
+        .arg(&elf)
+        .args(&lib_objs)
+        .args(&kernel_objs[name.as_str()])
+        .arg(&libgcc);
         run(&mut cmd, &format!("linking kernel {name}"));
         writeln!(
             table,
@@ -149,7 +159,9 @@ fn sources_in(dir: &Path) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = fs::read_dir(dir)
         .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
         .map(|e| e.unwrap().path())
-        .filter(|p| p.is_file() && matches!(p.extension().and_then(|e| e.to_str()), Some("c" | "S")))
+        .filter(|p| {
+            p.is_file() && matches!(p.extension().and_then(|e| e.to_str()), Some("c" | "S"))
+        })
         .collect();
     v.sort();
     v
@@ -165,9 +177,9 @@ fn read_expectations(src: &Path, k: &mut KernelSrc) {
     for line in text.lines() {
         if let Some((_, v)) = line.split_once("bt86-exit-status:") {
             let v = v.trim().trim_end_matches("*/").trim();
-            k.exit_status = v
-                .parse()
-                .unwrap_or_else(|_| fail(&format!("{}: bad bt86-exit-status {v:?}", src.display())));
+            k.exit_status = v.parse().unwrap_or_else(|_| {
+                fail(&format!("{}: bad bt86-exit-status {v:?}", src.display()))
+            });
         }
         if let Some((_, v)) = line.split_once("bt86-append:") {
             k.append = Some(v.trim().trim_end_matches("*/").trim().to_string());
@@ -177,7 +189,13 @@ fn read_expectations(src: &Path, k: &mut KernelSrc) {
 
 fn compile(src: &Path, obj: &Path, lib: &Path) -> Result<(), String> {
     let mut cmd = Command::new("gcc");
-    cmd.args(CFLAGS).arg("-I").arg(lib).arg("-c").arg(src).arg("-o").arg(obj);
+    cmd.args(CFLAGS)
+        .arg("-I")
+        .arg(lib)
+        .arg("-c")
+        .arg(src)
+        .arg("-o")
+        .arg(obj);
     let out = cmd.output().map_err(|e| format!("running gcc: {e}"))?;
     let stderr = String::from_utf8_lossy(&out.stderr);
     if !out.status.success() {
@@ -193,7 +211,11 @@ fn compile(src: &Path, obj: &Path, lib: &Path) -> Result<(), String> {
 /// division and the like in C guest code).
 fn check_toolchain(out: &Path) -> PathBuf {
     let probe = out.join("probe.c");
-    fs::write(&probe, "#include <stdint.h>\nuint64_t f(uint64_t a, uint64_t b) { return a / b; }\n").unwrap();
+    fs::write(
+        &probe,
+        "#include <stdint.h>\nuint64_t f(uint64_t a, uint64_t b) { return a / b; }\n",
+    )
+    .unwrap();
     let compiled = Command::new("gcc")
         .args(CFLAGS)
         .arg("-c")
@@ -217,12 +239,16 @@ fn check_toolchain(out: &Path) -> PathBuf {
         .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()))
         .filter(|p| p.is_absolute() && p.is_file());
     let Some(libgcc) = libgcc else {
-        fail(&format!("the 32-bit libgcc.a (gcc -m32 -print-libgcc-file-name) is missing; {TOOLCHAIN_HINT}"))
+        fail(&format!(
+            "the 32-bit libgcc.a (gcc -m32 -print-libgcc-file-name) is missing; {TOOLCHAIN_HINT}"
+        ))
     };
     if Command::new("ld").arg("-V").output().map_or(true, |o| {
         !o.status.success() || !String::from_utf8_lossy(&o.stdout).contains("elf_i386")
     }) {
-        fail("ld (GNU binutils) with the elf_i386 emulation is missing; install the Debian package binutils");
+        fail(
+            "ld (GNU binutils) with the elf_i386 emulation is missing; install the Debian package binutils",
+        );
     }
     libgcc
 }

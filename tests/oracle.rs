@@ -1,1 +1,203 @@
-//! Oracle test (being written).
+//! The oracle test: every guest test kernel must produce byte-identical serial output and
+//! the same exit status under bt86 as under QEMU (`qemu-system-i386`, TCG).
+//!
+//! bt86 prints the guest's COM1 output on stdout and its own diagnostics on stderr; QEMU
+//! runs with `-serial stdio`. Both get stdin = /dev/null and a 60 s timeout. QEMU's own run
+//! must be sane too: its exit status must be the one the kernel declares, and its output
+//! must hold at least one "ok" line and no "not ok" line (otherwise the kernel, not bt86, is
+//! wrong). Kernels run in parallel, two at a time by default.
+//!
+//! Environment: `BT86_ORACLE_KERNELS=alu,smc` runs only those kernels;
+//! `BT86_ORACLE_JOBS=N` sets the parallelism; `BT86_QEMU` picks the QEMU binary.
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use bt86_guests::{Kernel, Run, bt86_command, kernels, qemu_command, qemu_path, run_with_timeout};
+
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+#[test]
+fn guest_kernels_match_qemu() {
+    let qemu = qemu_path().unwrap_or_else(|| {
+        panic!(
+            "qemu-system-i386 was not found on PATH: the oracle test needs it. Install the \
+             Debian package qemu-system-x86 (apt-get install qemu-system-x86), or point \
+             BT86_QEMU at the binary."
+        )
+    });
+    let bt86 = PathBuf::from(env!("CARGO_BIN_EXE_bt86"));
+
+    let mut selected = kernels();
+    if let Ok(only) = std::env::var("BT86_ORACLE_KERNELS") {
+        let names: Vec<&str> = only
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .collect();
+        for n in &names {
+            assert!(
+                selected.iter().any(|k| k.name == *n),
+                "BT86_ORACLE_KERNELS: no kernel {n:?}"
+            );
+        }
+        selected.retain(|k| names.contains(&k.name));
+    }
+    assert!(!selected.is_empty(), "no guest kernels to run");
+    let total = selected.len();
+
+    let jobs = std::env::var("BT86_ORACLE_JOBS")
+        .ok()
+        .and_then(|s| s.parse::<usize>().ok())
+        .unwrap_or(2)
+        .max(1);
+    let queue = Mutex::new(VecDeque::from(selected));
+    let failures = Mutex::new(Vec::<(String, String)>::new());
+    thread::scope(|s| {
+        for _ in 0..jobs {
+            s.spawn(|| {
+                loop {
+                    let Some(k) = queue.lock().unwrap().pop_front() else {
+                        break;
+                    };
+                    let started = Instant::now();
+                    let verdict = check_kernel(&qemu, &bt86, &k);
+                    eprintln!(
+                        "oracle: {:<12} {} ({:.1} s)",
+                        k.name,
+                        if verdict.is_ok() { "same" } else { "DIFFERENT" },
+                        started.elapsed().as_secs_f64()
+                    );
+                    if let Err(report) = verdict {
+                        failures.lock().unwrap().push((k.name.to_string(), report));
+                    }
+                }
+            });
+        }
+    });
+
+    let mut failures = failures.into_inner().unwrap();
+    if !failures.is_empty() {
+        failures.sort();
+        let mut msg = format!(
+            "{} of {} guest kernels do not match QEMU:\n",
+            failures.len(),
+            total
+        );
+        for (name, report) in &failures {
+            msg.push_str(&format!("\n=== {name} ===\n{report}\n"));
+        }
+        panic!("{msg}");
+    }
+}
+
+/// Runs one kernel under QEMU and bt86; Err holds a report of what differs.
+fn check_kernel(qemu: &Path, bt86: &Path, k: &Kernel) -> Result<(), String> {
+    let q = run_with_timeout(qemu_command(qemu, k), TIMEOUT)
+        .map_err(|e| format!("cannot run QEMU ({}): {e}", qemu.display()))?;
+    check_qemu_sane(k, &q)?;
+    let b = run_with_timeout(bt86_command(bt86, k), TIMEOUT)
+        .map_err(|e| format!("cannot run bt86 ({}): {e}", bt86.display()))?;
+
+    let mut report = String::new();
+    if b.status != q.status || b.timed_out {
+        report.push_str(&format!(
+            "exit status: QEMU {}, bt86 {}\n",
+            q.describe_status(),
+            b.describe_status()
+        ));
+    }
+    if b.serial != q.serial {
+        report.push_str(&first_difference(&q.serial, &b.serial));
+    }
+    if report.is_empty() {
+        return Ok(());
+    }
+    report.push_str(&stderr_tail(&b, 15));
+    Err(report)
+}
+
+/// The kernel itself must behave under QEMU, or comparing is pointless.
+fn check_qemu_sane(k: &Kernel, q: &Run) -> Result<(), String> {
+    let text = String::from_utf8_lossy(&q.serial);
+    let mut problems = Vec::new();
+    if q.timed_out || q.status != Some(k.exit_status) {
+        problems.push(format!(
+            "QEMU ended with {}, the kernel declares exit status {}",
+            q.describe_status(),
+            k.exit_status
+        ));
+    }
+    let not_ok: Vec<&str> = text.lines().filter(|l| l.starts_with("not ok")).collect();
+    if !not_ok.is_empty() {
+        problems.push(format!(
+            "the kernel fails under QEMU ({} \"not ok\" lines), first: {}",
+            not_ok.len(),
+            not_ok[0]
+        ));
+    }
+    if !text.lines().any(|l| l.starts_with("ok ")) {
+        problems.push("QEMU's output has no \"ok\" line".to_string());
+    }
+    if let Some(bail) = text.lines().find(|l| l.starts_with("Bail out!")) {
+        problems.push(format!("the kernel bailed out under QEMU: {bail}"));
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "the test kernel is broken under QEMU (not a bt86 problem):\n  {}\n{}",
+            problems.join("\n  "),
+            tail("QEMU serial output", &text, 10)
+        ))
+    }
+}
+
+/// A diff-like report of the first line where the outputs differ.
+fn first_difference(expected: &[u8], got: &[u8]) -> String {
+    let e: Vec<&[u8]> = expected.split_inclusive(|&c| c == b'\n').collect();
+    let g: Vec<&[u8]> = got.split_inclusive(|&c| c == b'\n').collect();
+    let i = e.iter().zip(g.iter()).take_while(|(a, b)| a == b).count();
+    let show = |l: Option<&&[u8]>| match l {
+        Some(l) => format!("{:?}", String::from_utf8_lossy(l)),
+        None => "<end of output>".to_string(),
+    };
+    let mut r = format!(
+        "serial output differs at line {} (QEMU {} lines / {} bytes, bt86 {} lines / {} bytes):\n",
+        i + 1,
+        e.len(),
+        expected.len(),
+        g.len(),
+        got.len()
+    );
+    for l in &e[i.saturating_sub(3)..i] {
+        r.push_str(&format!("    {:?}\n", String::from_utf8_lossy(l)));
+    }
+    r.push_str(&format!("  - QEMU: {}\n", show(e.get(i))));
+    r.push_str(&format!("  + bt86: {}\n", show(g.get(i))));
+    r
+}
+
+fn stderr_tail(run: &Run, n: usize) -> String {
+    tail("bt86 stderr", &String::from_utf8_lossy(&run.stderr), n)
+}
+
+fn tail(what: &str, text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    if lines.is_empty() {
+        return format!("({what}: empty)\n");
+    }
+    let from = lines.len().saturating_sub(n);
+    let mut r = format!(
+        "{what} (last {} of {} lines):\n",
+        lines.len() - from,
+        lines.len()
+    );
+    for l in &lines[from..] {
+        r.push_str(&format!("    {l}\n"));
+    }
+    r
+}

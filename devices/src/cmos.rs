@@ -18,12 +18,14 @@
 //! - Index 0x37 (IBM PS/2 century byte) is an alias of 0x32.
 //!
 //! # Interrupts
-//! IRQ8 ([`RTC_IRQ`]) is not generated yet: no periodic, alarm or update-ended
-//! interrupt sets a flag in register C. When one is needed, add an
-//! `update(now_ns, irqs)` / `next_event_ns()` pair like the PIT's, set the C flags
-//! there (PF at the rate of register A's low nibble, UF once a second, AF on alarm
-//! match) and drive IRQ8 high while `C & B & 0x70` is non-zero; the register B write
-//! path below already computes IRQF the way QEMU does.
+//! The periodic interrupt: while register A's rate (low nibble) is non-zero and PIE or
+//! SQWE is set in register B, PF is set in register C every period (32768 >> (rate - 1)
+//! Hz; rates 1 and 2 mean 256 and 128 Hz, as in QEMU); with PIE, IRQF is set and IRQ8
+//! ([`RTC_IRQ`]) goes high until the guest reads register C. [`Cmos::update`] and
+//! [`Cmos::next_event_ns`] pace it like the PIT's pair. Update-ended and alarm
+//! interrupts are not generated (no guest here uses them).
+
+use crate::irq::IrqSink;
 
 /// The RTC's ISA interrupt line.
 pub const RTC_IRQ: u8 = 8;
@@ -139,6 +141,8 @@ pub struct Cmos {
     base_rtc: i64,
     last_update_ns: u64,
     offset_ns: i128,
+    /// When PF is next set (the periodic timer), if it runs.
+    next_periodic_ns: Option<u64>,
 }
 
 impl Cmos {
@@ -158,6 +162,7 @@ impl Cmos {
             base_rtc: wall_clock_unix_secs,
             last_update_ns: now_ns,
             offset_ns: 0,
+            next_periodic_ns: None,
         };
         cmos.data[REG_A] = 0x26;
         cmos.data[REG_B] = 0x02;
@@ -187,8 +192,52 @@ impl Cmos {
         self.data[index + 1] = (value >> 8) as u8;
     }
 
+    /// The period of the periodic interrupt, if it runs.
+    fn period_ns(&self) -> Option<u64> {
+        let mut code = u32::from(self.data[REG_A] & 0x0F);
+        if code == 0 || self.data[REG_B] & (REG_B_PIE | REG_B_SQWE) == 0 {
+            return None;
+        }
+        if code <= 2 {
+            code += 7;
+        }
+        // (1 << (code - 1)) cycles of the 32.768 kHz clock.
+        Some(((1u64 << (code - 1)) * 1_000_000_000) / 32768)
+    }
+
+    /// Restarts the periodic timer after register A or B changed.
+    fn reschedule(&mut self, now_ns: u64) {
+        self.next_periodic_ns = self.period_ns().map(|p| now_ns + p);
+    }
+
+    /// Sets PF for every period that ended by `now_ns`, and with PIE raises IRQF and
+    /// IRQ8 (one edge however many periods passed, as the PIC latches one).
+    pub fn update(&mut self, now_ns: u64, irqs: &mut dyn IrqSink) {
+        let (Some(next), Some(period)) = (self.next_periodic_ns, self.period_ns()) else {
+            return;
+        };
+        if now_ns < next {
+            return;
+        }
+        let periods = (now_ns - next) / period + 1;
+        self.next_periodic_ns = Some(next + periods * period);
+        self.data[REG_C] |= REG_C_PF;
+        if self.data[REG_B] & REG_B_PIE != 0 && self.data[REG_C] & REG_C_IRQF == 0 {
+            self.data[REG_C] |= REG_C_IRQF;
+            irqs.set_irq(RTC_IRQ, true);
+        }
+    }
+
+    /// When [`Cmos::update`] next has an interrupt to raise.
+    pub fn next_event_ns(&self) -> Option<u64> {
+        if self.data[REG_B] & REG_B_PIE == 0 {
+            return None;
+        }
+        self.next_periodic_ns
+    }
+
     /// A guest read of port `0x70 + offset`.
-    pub fn read(&mut self, offset: u16, now_ns: u64) -> u8 {
+    pub fn read(&mut self, offset: u16, now_ns: u64, irqs: &mut dyn IrqSink) -> u8 {
         if offset & 1 == 0 {
             return 0xFF;
         }
@@ -212,7 +261,11 @@ impl Cmos {
                 }
                 value
             }
-            REG_C => std::mem::take(&mut self.data[REG_C]),
+            REG_C => {
+                self.update(now_ns, irqs);
+                irqs.set_irq(RTC_IRQ, false);
+                std::mem::take(&mut self.data[REG_C])
+            }
             _ => self.data[index],
         }
     }
@@ -238,8 +291,14 @@ impl Cmos {
                     self.set_time_from_cmos(now_ns);
                 }
             }
-            REG_A => self.write_reg_a(value, now_ns),
-            REG_B => self.write_reg_b(value, now_ns),
+            REG_A => {
+                self.write_reg_a(value, now_ns);
+                self.reschedule(now_ns);
+            }
+            REG_B => {
+                self.write_reg_b(value, now_ns);
+                self.reschedule(now_ns);
+            }
             REG_C | REG_D => {} // read-only
             _ => self.data[index] = value,
         }
@@ -312,6 +371,7 @@ impl Cmos {
         }
         self.data[REG_B] &= !(REG_B_PIE | REG_B_AIE | REG_B_SQWE);
         self.data[REG_C] &= !(REG_C_UF | REG_C_IRQF | REG_C_PF | REG_C_AF);
+        self.next_periodic_ns = None;
     }
 
     /// The clock runs unless SET is on or the divider chain is not at 32.768 kHz.
@@ -407,13 +467,40 @@ impl Cmos {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::irq::{NoIrq, RecordingSink};
+
+    #[test]
+    fn periodic_interrupt_at_the_register_a_rate() {
+        let mut cmos = Cmos::new(128 * MIB, LEAP_DAY, 0);
+        let mut irqs = RecordingSink::default();
+        // Rate 6: 1024 Hz, a period of 976562 ns (32 cycles of 32.768 kHz).
+        write_reg(&mut cmos, 0x0A, 0x26, 0);
+        write_reg(&mut cmos, 0x0B, 0x02 | 0x40, 0);
+        assert_eq!(cmos.next_event_ns(), Some(976_562));
+        cmos.update(976_561, &mut irqs);
+        assert_eq!(irqs.rising_edges(RTC_IRQ), 0);
+        cmos.update(976_562, &mut irqs);
+        assert_eq!(irqs.rising_edges(RTC_IRQ), 1);
+        // Several periods unseen: still one edge, IRQ8 stays high until C is read.
+        cmos.update(10_000_000, &mut irqs);
+        assert_eq!(irqs.rising_edges(RTC_IRQ), 1);
+        assert!(irqs.level(RTC_IRQ));
+        cmos.write(0, 0x0C, 10_000_000);
+        assert_eq!(cmos.read(1, 10_000_000, &mut irqs), 0x80 | 0x40);
+        assert!(!irqs.level(RTC_IRQ));
+        // Ten full periods have passed by 10 ms: the next is the eleventh.
+        assert_eq!(cmos.next_event_ns(), Some(11 * 976_562));
+        // PIE off: no more events.
+        write_reg(&mut cmos, 0x0B, 0x02, 10_000_000);
+        assert_eq!(cmos.next_event_ns(), None);
+    }
 
     /// 2024-02-29 13:45:56 UTC, a Thursday.
     const LEAP_DAY: i64 = 1_709_214_356;
 
     fn read_reg(cmos: &mut Cmos, index: u8, now: u64) -> u8 {
         cmos.write(0, index, now);
-        cmos.read(1, now)
+        cmos.read(1, now, &mut NoIrq)
     }
 
     fn write_reg(cmos: &mut Cmos, index: u8, value: u8, now: u64) {
@@ -493,7 +580,7 @@ mod tests {
         assert_eq!(read_reg(&mut cmos, 0x0C, 0), 0x00);
         assert_eq!(read_reg(&mut cmos, 0x0D, 0), 0x80);
         // The index port reads 0xFF.
-        assert_eq!(cmos.read(0, 0), 0xFF);
+        assert_eq!(cmos.read(0, 0, &mut NoIrq), 0xFF);
     }
 
     #[test]
@@ -595,7 +682,7 @@ mod tests {
         assert_eq!(cmos.memory(0x40), 0xA5);
         cmos.write(0, 0x40, 0);
         assert!(!cmos.nmi_disabled());
-        assert_eq!(cmos.read(1, 0), 0xA5);
+        assert_eq!(cmos.read(1, 0, &mut NoIrq), 0xA5);
         // 0x37 aliases the century byte.
         assert_eq!(read_reg(&mut cmos, 0x37, 0), 0x20);
     }

@@ -196,7 +196,7 @@ impl Devices {
             PortDevice::Speaker => self.speaker.read(&self.pit, now_ns),
             PortDevice::I8042Data => self.i8042.read(0, &mut irqs),
             PortDevice::I8042Command => self.i8042.read(4, &mut irqs),
-            PortDevice::Cmos => self.cmos.read(offset, now_ns),
+            PortDevice::Cmos => self.cmos.read(offset, now_ns, &mut irqs),
             PortDevice::Post => self.post.read(),
             PortDevice::DebugExit => return self.debug_exit.read(offset, size),
             PortDevice::Com1 => self.com1.read(offset, &mut irqs),
@@ -342,12 +342,17 @@ impl Platform {
         } = &mut self.devices;
         let due = pit.update(now_ns, &mut PicInputs { pic, lines });
         self.stats.pit_edges_merged += due.saturating_sub(1);
+        let Devices { pic, cmos, lines, .. } = &mut self.devices;
+        cmos.update(now_ns, &mut PicInputs { pic, lines });
     }
 
     /// The virtual time at which [`Platform::update_timers`] will next have an interrupt
     /// to raise, for the monitor's host timer; `None` if no timer is armed.
     pub fn next_timer_deadline_ns(&self) -> Option<u64> {
-        self.devices.pit.next_event_ns()
+        match (self.devices.pit.next_event_ns(), self.devices.cmos.next_event_ns()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// The PIC's INTR output: an interrupt is waiting for the CPU (when its IF allows).

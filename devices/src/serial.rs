@@ -84,9 +84,25 @@ impl<W: Write> Uart<W> {
 
     /// A guest read of register `offset` (0-7).
     pub fn read(&mut self, offset: u16, irqs: &mut dyn IrqSink) -> u8 {
+        // IER, for IIR below (a read without side effects while DLAB is clear).
+        let ier = if self.serial.read(LCR) & 0x80 == 0 { self.serial.read(1) } else { 0x0F };
         let mut value = self.serial.read(offset as u8);
-        if offset == u16::from(IIR) && !self.fifo_enabled {
-            value &= !IIR_FIFO_BITS;
+        if offset == u16::from(IIR) {
+            if !self.fifo_enabled {
+                value &= !IIR_FIFO_BITS;
+            }
+            // vm-superio keeps a THR-empty interrupt pending after the guest disables
+            // it in IER; a 16550 (and QEMU) report only enabled interrupts.
+            let enable_bit = match value & 0x0F {
+                0x02 => 0x02,
+                0x04 | 0x0C => 0x01,
+                0x06 => 0x04,
+                0x00 => 0x08,
+                _ => 0xFF,
+            };
+            if ier & enable_bit == 0 {
+                value = (value & IIR_FIFO_BITS) | 0x01;
+            }
         }
         self.deliver(irqs);
         value

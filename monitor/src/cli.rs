@@ -39,8 +39,8 @@ struct RunArgs {
     #[arg(long, value_name = "FILE")]
     kernel: String,
     /// Guest RAM: a number with an optional K, M or G suffix (no suffix: MiB).
-    #[arg(long, value_name = "SIZE", default_value = "128M", value_parser = parse_mem)]
-    mem: u64,
+    #[arg(long, value_name = "SIZE", default_value = "128M", allow_hyphen_values = true)]
+    mem: String,
     /// Kernel command line.
     #[arg(long, value_name = "STRING", default_value = "")]
     append: String,
@@ -109,6 +109,7 @@ fn die(status: i32, msg: impl std::fmt::Display) -> ! {
 }
 
 fn run(args: RunArgs) -> i32 {
+    let mem = parse_mem(&args.mem).unwrap_or_else(|e| die(EXIT_USAGE, format!("invalid --mem: {e}")));
     let image = match std::fs::read(&args.kernel) {
         Ok(b) => b,
         Err(e) => die(EXIT_USAGE, crate::loader::LoadError::Io(args.kernel.clone(), e)),
@@ -117,7 +118,7 @@ fn run(args: RunArgs) -> i32 {
         die(EXIT_INTERNAL, format!("cannot install signal handlers: {e}"));
     }
     crate::host::signals::set_translator_hook(crate::machine::tc_signal::on_signal);
-    let config = Config { kernel: args.kernel, mem: args.mem, append: args.append, trace_tc: args.trace_tc, count_fragments: args.stats };
+    let config = Config { kernel: args.kernel, mem, append: args.append, trace_tc: args.trace_tc, count_fragments: args.stats };
     let mut machine = match Machine::new(config, image) {
         Ok(m) => m,
         Err(e @ SetupError::Load(_)) => die(EXIT_USAGE, e),

@@ -188,6 +188,29 @@ impl Window {
         Ok(())
     }
 
+    /// Maps at `linear` a private, writable copy of the all-ones page: stores to
+    /// unbacked physical memory land there and are dropped when the page is mapped back
+    /// to the shared all-ones page ([`Window::map`] with a physical address beyond RAM).
+    pub fn map_scratch(&mut self, ram: &GuestRam, linear: u32) -> Result<(), WindowError> {
+        // SAFETY: one page of the window, which this Window owns; MAP_PRIVATE makes the
+        // guest's writes copy-on-write, never reaching the memfd.
+        let p = unsafe {
+            libc::mmap(
+                crate::host_addr(linear) as *mut libc::c_void,
+                PAGE_SIZE as usize,
+                libc::PROT_READ | libc::PROT_WRITE | libc::PROT_EXEC,
+                libc::MAP_PRIVATE | libc::MAP_FIXED,
+                ram.fd(),
+                ram.ones_page_offset() as libc::off_t,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(WindowError::Host("mmap of a scratch page", std::io::Error::last_os_error()));
+        }
+        self.stats.mmap_calls += 1;
+        Ok(())
+    }
+
     /// Changes the permissions of mapped window pages.
     pub fn protect(&mut self, linear: u32, pages: u64, prot: Prot) -> Result<(), WindowError> {
         let host = crate::host_addr(linear);

@@ -23,9 +23,8 @@
 #include "rt.h"
 
 #define EXPECT_FAULT(desc, vec, has_error, error, at)                                       \
-    ok(rt_last.count == 1 && rt_last.vector == (vec) && rt_last.has_err == (has_error) &&     \
-       rt_last.err == (error) && rt_last.eip == (at) && rt_last.cs == SEL_KCODE,               \
-       "%s: vector %u, %s, EIP", desc, vec, has_error ? "error code" : "no error code")
+    is_trap(vec, has_error, error, at, "%s: vector %u, %s, EIP", desc, vec,                   \
+            has_error ? "error code" : "no error code")
 
 /* Runs `insn` (a string of instructions) and records where it started and where it ended. */
 #define RUN(insn, ...)                                                                        \
@@ -246,14 +245,6 @@ static void single_step(void)
                  "ss_5:\tpopfl\n"
                  "ss_6:\tnop"
                  ::: "eax", "memory", "cc");
-    uint32_t n = steps;
-    steps = 0;
-    asm volatile("movw %%ss, %%ax\n\tpushfl\n\torl $0x100, (%%esp)\n\tpopfl\n"
-                 "\tnop\nms_1:\tmovw %%ax, %%ss\n\tnop\nms_3:\tpushfl\n\tandl $~0x100, (%%esp)\n\tpopfl"
-                 ::: "eax", "memory", "cc");
-    ok(steps == 5 && step_eip[0] == (uint32_t)ms_1 && step_eip[1] == (uint32_t)ms_3,
-       "TF: no #DB right after mov ss, one after the next instruction");
-    steps = n;
     rt_set_hook(1, 0);
     is(steps, 6, "TF: one #DB after each of 6 instructions (none after the popf that set it)");
     const char *expect[6] = { ss_1, ss_2, ss_3, ss_4, ss_5, ss_6 };
@@ -261,6 +252,14 @@ static void single_step(void)
     for (unsigned i = 0; i < 6 && i < steps; i++)
         good &= step_eip[i] == (uint32_t)expect[i];
     ok(good, "TF: each #DB points after its instruction");
+    rt_set_hook(1, on_db);
+    steps = 0;
+    asm volatile("movw %%ss, %%ax\n\tpushfl\n\torl $0x100, (%%esp)\n\tpopfl\n"
+                 "\tnop\nms_1:\tmovw %%ax, %%ss\n\tnop\nms_3:\tpushfl\n\tandl $~0x100, (%%esp)\n\tpopfl"
+                 ::: "eax", "memory", "cc");
+    rt_set_hook(1, 0);
+    ok(steps == 5 && step_eip[0] == (uint32_t)ms_1 && step_eip[1] == (uint32_t)ms_3,
+       "TF: no #DB right after mov ss, one after the next instruction");
     ok(step_dr6 & (1u << 14), "TF: DR6.BS set");
     ok(!(read_eflags() & FL_TF), "TF clear afterwards");
 }

@@ -173,3 +173,76 @@ pub fn run_qemu(k: &Kernel, timeout: Duration) -> io::Result<Run> {
     })?;
     run_with_timeout(qemu_command(&qemu, k), timeout)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn u16_at(b: &[u8], at: usize) -> u16 {
+        u16::from_le_bytes(b[at..at + 2].try_into().unwrap())
+    }
+    fn u32_at(b: &[u8], at: usize) -> u32 {
+        u32::from_le_bytes(b[at..at + 4].try_into().unwrap())
+    }
+
+    /// Every kernel is an ELF32 i386 image with a Multiboot header in its first 8 KiB, and
+    /// no page holds both code and writable data.
+    #[test]
+    fn kernels_are_well_formed() {
+        let ks = kernels();
+        assert!(ks.len() >= 16, "only {} kernels", ks.len());
+        for k in &ks {
+            let b = std::fs::read(&k.path).unwrap_or_else(|e| panic!("{}: {e}", k.path.display()));
+            assert_eq!(
+                &b[..7],
+                &[0x7f, b'E', b'L', b'F', 1, 1, 1],
+                "{}: ELF32 LSB",
+                k.name
+            );
+            assert_eq!(u16_at(&b, 18), 3, "{}: EM_386", k.name);
+            let mb = (0..8192.min(b.len() - 12))
+                .step_by(4)
+                .find(|&i| u32_at(&b, i) == 0x1bad_b002)
+                .unwrap_or_else(|| panic!("{}: no Multiboot header in the first 8 KiB", k.name));
+            let sum = u32_at(&b, mb)
+                .wrapping_add(u32_at(&b, mb + 4))
+                .wrapping_add(u32_at(&b, mb + 8));
+            assert_eq!(sum, 0, "{}: Multiboot checksum", k.name);
+            let (phoff, phnum) = (u32_at(&b, 28) as usize, u16_at(&b, 44) as usize);
+            let mut pages: Vec<(u32, u32, u32)> = Vec::new(); // (first page, last page, flags)
+            for i in 0..phnum {
+                let ph = phoff + 32 * i;
+                if u32_at(&b, ph) != 1 || u32_at(&b, ph + 20) == 0 {
+                    continue;
+                }
+                let (vaddr, memsz, flags) =
+                    (u32_at(&b, ph + 8), u32_at(&b, ph + 20), u32_at(&b, ph + 24));
+                assert!(vaddr >= 0x10_0000, "{}: segment below 1 MiB", k.name);
+                pages.push((vaddr >> 12, (vaddr + memsz - 1) >> 12, flags));
+            }
+            for a in &pages {
+                for c in &pages {
+                    let shared = a.0 <= c.1 && c.0 <= a.1;
+                    let mixed = (a.2 & 1 != 0) && (c.2 & 2 != 0);
+                    assert!(
+                        !(shared && mixed),
+                        "{}: code and writable data share a page",
+                        k.name
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn kernel_lookup() {
+        assert!(kernel("alu").is_file());
+        let triple = kernels().into_iter().find(|k| k.name == "triple").unwrap();
+        assert_eq!(triple.exit_status, 3);
+        let mb = kernels()
+            .into_iter()
+            .find(|k| k.name == "multiboot")
+            .unwrap();
+        assert!(mb.append.is_some());
+    }
+}

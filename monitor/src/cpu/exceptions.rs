@@ -109,6 +109,10 @@ impl Cpu {
     pub fn raise(&mut self, mem: &mut dyn SystemMemory, e: Exception, kind: EventKind, return_eip: u32) -> Result<(), TripleFault> {
         let mut first = e;
         let mut kind = kind;
+        // A fault while delivering is reported at the instruction (EIP has not moved
+        // yet): for a software interrupt, at the `int`, not after it.
+        let fault_eip = self.ctx.eip;
+        let mut return_eip = return_eip;
         for _ in 0..3 {
             match self.deliver(mem, first.vector, first.error_code, kind, return_eip) {
                 Ok(()) => return Ok(()),
@@ -119,6 +123,7 @@ impl Cpu {
                     let df = (first.contributory() && second.contributory()) || (first.vector == Vector::PF && (second.contributory() || second.vector == Vector::PF));
                     first = if df { Exception::new(Vector::DF, 0) } else { second };
                     kind = EventKind::Exception;
+                    return_eip = fault_eip;
                 }
             }
         }

@@ -143,7 +143,7 @@ impl TranslatorEngine {
                     let mut ports = NoPorts;
                     let mut env = Env { mem: &mut mem.mem, io: &mut ports };
                     match emulate(&mut self.cpu, &mut env, &c.instr, c.next_eip) {
-                        Ok(Flow::Next) | Ok(Flow::Shadow) => resume = c.resume,
+                        Ok(Flow::Next) | Ok(Flow::Shadow) | Ok(Flow::StackShadow) => resume = c.resume,
                         Ok(Flow::Jump) => {}
                         Ok(Flow::Interrupt(vector, _)) => {
                             if vector == Vector::BP && c.eip == case.end_eip() {

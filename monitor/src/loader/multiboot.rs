@@ -68,9 +68,17 @@ fn find_header(path: &str, image: &[u8]) -> Result<Header, LoadError> {
     Err(LoadError::NotMultiboot(path.into()))
 }
 
-/// Checks that `image` is a loadable Multiboot kernel (for early, clear errors).
+/// Checks that `image` is a loadable Multiboot kernel (for early, clear errors: a file
+/// without a Multiboot header is described by what it is instead, when that is clearer).
 pub fn validate(path: &str, image: &[u8]) -> Result<(), LoadError> {
-    let h = find_header(path, image)?;
+    let h = match find_header(path, image) {
+        Ok(h) => h,
+        Err(LoadError::NotMultiboot(_)) => {
+            elf_checks(path, image)?;
+            return Err(LoadError::NotMultiboot(path.into()));
+        }
+        Err(e) => return Err(e),
+    };
     if h.flags & FLAG_AOUT_KLUDGE == 0 {
         elf_checks(path, image)?;
     }

@@ -26,13 +26,16 @@ pub struct Memory {
     pub dirty_code: Vec<u64>,
     /// Pages write-protected so far.
     pub pages_protected: u64,
+    /// Unbacked physical pages currently mapped to a private scratch copy (absorbing a
+    /// store); they go back to the shared all-ones page once the store has executed.
+    scratch: Vec<u64>,
 }
 
 impl Memory {
     /// Guest memory over `ram`, identity-mapped in `window` (paging off).
     pub fn new(ram: GuestRam, mut window: Window) -> Result<Memory, WindowError> {
         window.map_identity(&ram)?;
-        Ok(Memory { ram, window, code_pages: HashSet::new(), dirty_code: Vec::new(), pages_protected: 0 })
+        Ok(Memory { ram, window, code_pages: HashSet::new(), dirty_code: Vec::new(), pages_protected: 0, scratch: Vec::new() })
     }
 
     /// Guest-physical address of linear `addr` (paging off: the same).
@@ -100,6 +103,41 @@ impl Memory {
         if let Err(e) = self.window.protect((page << 12) as u32, 1, Prot::ReadWriteExec) {
             log::error!("cannot unprotect code page {page:#x}: {e}");
         }
+    }
+
+    /// True if guest-physical page `page` has no RAM behind it (device or unassigned
+    /// space: reads see all ones, writes vanish, as on a PC).
+    pub fn is_unbacked(&self, page: u64) -> bool {
+        page >= self.ram.size() >> 12
+    }
+
+    /// Maps unbacked page `page` (paging off: at the same linear address) for a guest
+    /// access: the shared all-ones page for reads, a scratch copy for a store.
+    pub fn map_unbacked(&mut self, page: u64, write: bool) -> Result<(), WindowError> {
+        let linear = (page << 12) as u32;
+        if write {
+            self.window.map_scratch(&self.ram, linear)?;
+            if !self.scratch.contains(&page) {
+                self.scratch.push(page);
+            }
+            Ok(())
+        } else {
+            self.window.map(&self.ram, linear, page << 12, 1, Prot::ReadExec)
+        }
+    }
+
+    /// Drops what stores to unbacked memory left in scratch pages.
+    pub fn drop_scratch(&mut self) {
+        for page in std::mem::take(&mut self.scratch) {
+            if let Err(e) = self.window.map(&self.ram, (page << 12) as u32, page << 12, 1, Prot::ReadExec) {
+                log::error!("cannot restore unbacked page {page:#x}: {e}");
+            }
+        }
+    }
+
+    /// True while a scratch page is mapped.
+    pub fn has_scratch(&self) -> bool {
+        !self.scratch.is_empty()
     }
 
     /// True if `page` is write-protected for holding code.

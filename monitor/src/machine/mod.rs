@@ -70,6 +70,9 @@ pub enum Stop {
 
 /// The whole virtual machine.
 pub struct Machine {
+    /// Virtual time and the host timer. First, so that it is dropped first: its signal
+    /// handler writes to the CPU's context.
+    pub clock: Clock,
     /// The virtual CPU.
     pub cpu: Cpu,
     /// Guest memory.
@@ -78,8 +81,6 @@ pub struct Machine {
     pub platform: Platform,
     /// The binary translator.
     pub translator: Translator,
-    /// Virtual time and the host timer.
-    pub clock: Clock,
     /// Counters.
     pub stats: Stats,
     config: Config,
@@ -100,7 +101,7 @@ impl Machine {
         let mut cpu = Cpu::multiboot();
         let clock = Clock::new(&mut cpu.ctx).map_err(|e| host("host timer", &e))?;
         let platform = Platform::new(PlatformConfig::with_host_clock(config.mem, Box::new(std::io::stdout())));
-        let mut m = Machine { cpu, mem, platform, translator, clock, stats: Stats::default(), config, image };
+        let mut m = Machine { clock, cpu, mem, platform, translator, stats: Stats::default(), config, image };
         m.boot().map_err(SetupError::Load)?;
         let mode = m.cpu.mode();
         m.translator.attach(&mut m.cpu.ctx, mode);

@@ -88,11 +88,25 @@ impl Machine {
                 },
             };
             let exit = self.translator.run(&mut self.cpu.ctx, host);
+            if self.mem.has_scratch() && !self.is_unbacked_store(exit) {
+                self.mem.drop_scratch();
+            }
             resume = match self.handle_exit(exit, mode) {
                 Ok(r) => r,
                 Err(stop) => return stop,
             };
         }
+    }
+
+    /// True if the exit is a store to unbacked memory (which maps another scratch page:
+    /// one instruction may need two, when it straddles pages).
+    fn is_unbacked_store(&self, exit: ExitReason) -> bool {
+        let f = &self.cpu.ctx.fault;
+        exit == ExitReason::Fault
+            && f.signo == libc::SIGSEGV
+            && f.err & 2 != 0
+            && (WINDOW_BASE..WINDOW_BASE + WINDOW_SIZE).contains(&f.addr)
+            && self.mem.is_unbacked(self.mem.translate((f.addr - WINDOW_BASE) as u32) >> 12)
     }
 
     fn resume_valid(&self, r: Resume, mode: Mode) -> bool {
@@ -253,6 +267,15 @@ impl Machine {
                 self.cpu.interrupt_shadow = true;
                 true
             }
+            Flow::StackShadow => {
+                self.cpu.interrupt_shadow = true;
+                if mode.has(Mode::TRAP_FLAG) {
+                    // The single-step trap waits for the next instruction too (and a
+                    // single-step fragment of its own runs it).
+                    return Ok(None);
+                }
+                true
+            }
             Flow::Jump => false,
             Flow::Interrupt(vector, kind) => {
                 *self.stats.exceptions.entry(vector).or_default() += 1;
@@ -308,8 +331,14 @@ impl Machine {
                     let id = self.fragment_at(mode, true)?;
                     return Ok(Some(Resume { host: self.translator.fragment(id).body, fragment: id }));
                 }
-                if page >= self.mem.ram.size() >> 12 {
-                    return Err(Stop::Unsupported(format!("the guest accessed unbacked physical memory at {linear:#x} ({})", if write { "write" } else { "read" }), self.dump()));
+                if self.mem.is_unbacked(page) {
+                    // No RAM there: map all ones (or a scratch page that absorbs the
+                    // store) and run the instruction again.
+                    self.stats.exit("unbacked memory access");
+                    if let Err(e) = self.mem.map_unbacked(page, write) {
+                        return Err(internal(self, &format!("mapping unbacked memory: {e}")));
+                    }
+                    return Ok(None);
                 }
                 Err(internal(self, "unexpected page fault"))
             }

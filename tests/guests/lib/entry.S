@@ -19,10 +19,14 @@
     .section .text.entry, "ax"
     .globl _start
 _start:
-    cli
     movl $rt_stack_top, %esp
+    pushfl                          /* the machine state as the loader left it */
+    popl rt_entry_eflags
+    cli
     movl %eax, rt_mb_magic
     movl %ebx, rt_mb_info
+    movl %cr0, %ecx
+    movl %ecx, rt_entry_cr0
     lgdt rt_gdt_ptr
     ljmp $0x08, $1f
 1:  movw $0x10, %ax
@@ -173,6 +177,11 @@ rt_exec:
     .data
     .balign 4
 rt_exec_out:   .long 0
+#ifndef HOST
+    .globl rt_entry_eflags, rt_entry_cr0
+rt_entry_eflags: .long 0
+rt_entry_cr0:  .long 0
+#endif
 rt_exec_stub:  .long 0
 
 #ifndef HOST

@@ -326,6 +326,31 @@ int is_mem(const void *got, const void *expected, size_t len, const char *fmt, .
     return r;
 }
 
+int is_trap(uint32_t vector, int has_err, uint32_t err, uint32_t eip, const char *fmt, ...)
+{
+    int pass;
+    char why[120];
+    if (vector == NO_TRAP) {
+        pass = rt_last.count == 0;
+        rt_format(why, sizeof why, " # got vector %u expected none", rt_last.vector);
+    } else {
+        pass = rt_last.count == 1 && rt_last.vector == vector && rt_last.has_err == (uint32_t)has_err &&
+               (!has_err || rt_last.err == err) && (eip == ~0u || rt_last.eip == eip);
+        if (!rt_last.count)
+            rt_format(why, sizeof why, " # got no exception expected vector %u", vector);
+        else
+            rt_format(why, sizeof why,
+                      " # got %u x vector %u %s0x%x at 0x%08x expected vector %u %s0x%x at 0x%08x",
+                      rt_last.count, rt_last.vector, rt_last.has_err ? "error " : "no error, word ",
+                      rt_last.err, rt_last.eip, vector, has_err ? "error " : "no error ", err, eip);
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    int r = report(pass, fmt, ap, why);
+    va_end(ap);
+    return r;
+}
+
 void tap_done(void)
 {
     if (!tap_planned)

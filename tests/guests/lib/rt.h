@@ -3,9 +3,10 @@
  *
  * A test kernel defines `void test_main(void)`.  The runtime (entry.S, rt.c) boots it from
  * the Multiboot machine state: it loads its own GDT and IDT, sets up a 64 KiB stack,
- * initialises the UART (COM1, polled), remaps the PICs to vectors 0x20-0x2f with every IRQ
- * masked, sets CR0 = PE|MP|ET|NE and CR4 = 0, then calls test_main().  When test_main()
- * returns, the runtime prints the TAP plan "1..N" and exits through isa-debug-exit.
+ * initialises the UART (COM1, polled, FIFOs off), remaps the PICs to vectors 0x20-0x2f
+ * with every IRQ masked, sets CR0 = PE|MP|ET|NE and CR4 = 0, then calls test_main().  When
+ * test_main() returns, the runtime prints the TAP plan "1..N" and exits through
+ * isa-debug-exit.
  *
  * Exit convention (port 0xf4; QEMU's and bt86's host exit status is (value << 1) | 1):
  *   EXIT_DONE   (0, status 1)   every check ran; failures are "not ok" lines, never a
@@ -18,6 +19,13 @@
  * may be printed: the same kernel runs under bt86 and under QEMU and the serial bytes must be
  * identical.  Lines starting with "# " are diagnostics (printed only with "verbose" on the
  * command line, except where a kernel says otherwise).
+ *
+ * Exceptions: every vector has a stub; the common handler decides from the frame whether
+ * the CPU pushed an error code (so a wrong frame shows up as a failed check).  A test
+ * provokes a fault inside CATCH(label) ... and reads rt_last (is_trap() checks it), or
+ * installs a hook for a vector (rt_set_hook).  Unexpected exceptions bail out.
+ *
+ * Built with -DHOST (see host/), the unprivileged parts run as a Linux program.
  */
 #ifndef BT86_RT_H
 #define BT86_RT_H
@@ -86,7 +94,7 @@ struct trap_frame {
     uint32_t gs, fs, es, ds;
     uint32_t edi, esi, ebp, esp0, ebx, edx, ecx, eax;
     uint32_t vector;   /* out: 4 if an error code must be popped before iret, else 0 */
-    uint32_t w[4];
+    uint32_t w[6];     /* from a lower privilege level also ESP and SS */
 };
 
 /* The last exception or interrupt the runtime handled (other than IRQs). */
@@ -196,6 +204,9 @@ void rt_enable_fpu_sse(void);
 /* ---- Multiboot ------------------------------------------------------------------------- */
 extern uint32_t rt_mb_magic;      /* EAX at entry */
 extern uint32_t rt_mb_info;       /* EBX at entry */
+extern uint32_t rt_entry_eflags;  /* EFLAGS at entry */
+extern uint32_t rt_entry_cr0;     /* CR0 at entry */
+extern char __image_start[], __image_end[];   /* the kernel image, bss included */
 /* The command line from the Multiboot info ("" if none). */
 const char *rt_cmdline(void);
 /* True if the command line has `word` as a whole blank-separated word. */
@@ -224,6 +235,11 @@ int is(uint32_t got, uint32_t expected, const char *fmt, ...) __attribute__((for
 int is64(uint64_t got, uint64_t expected, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 int is_mem(const void *got, const void *expected, size_t len, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+/* Checks rt_last against one expected exception: vector, whether an error code was pushed
+ * (and its value), and the EIP in the frame (~0u: any).  vector ~0u expects none at all. */
+int is_trap(uint32_t vector, int has_err, uint32_t err, uint32_t eip, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+#define NO_TRAP 0xffffffffu
 /* The number of checks so far, and of failed ones. */
 extern unsigned tap_count, tap_failed;
 /* Ends the run: prints "1..N" (unless tap_plan was called before) and exits EXIT_DONE. */

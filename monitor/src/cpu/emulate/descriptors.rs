@@ -97,7 +97,7 @@ pub(super) fn mov_sreg(cpu: &mut Cpu, env: &mut Env<'_>, ins: &Instruction) -> R
         let s = Seg::from_iced(ins.op0_register()).unwrap();
         let sel = read_operand(cpu, env.mem, ins, 1, 2)? as u16;
         load_segment(cpu, env, s, sel)?;
-        Ok(if s == Seg::Ss { Flow::Shadow } else { Flow::Next })
+        Ok(if s == Seg::Ss { Flow::StackShadow } else { Flow::Next })
     } else {
         let s = Seg::from_iced(ins.op1_register()).unwrap();
         let sel = cpu.segment(s).selector;
@@ -116,7 +116,7 @@ pub(super) fn emulate_segment_load(cpu: &mut Cpu, env: &mut Env<'_>, ins: &Instr
             load_segment(cpu, env, s, sel)?;
             let sp = Stack::moved(cpu, cpu.gpr(4), size as i32);
             cpu.set_gpr(4, sp);
-            Ok(if s == Seg::Ss { Flow::Shadow } else { Flow::Next })
+            Ok(if s == Seg::Ss { Flow::StackShadow } else { Flow::Next })
         }
         M::Lds | M::Les | M::Lfs | M::Lgs | M::Lss => {
             if ins.op1_kind() != OpKind::Memory {

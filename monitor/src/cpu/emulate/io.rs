@@ -7,9 +7,43 @@ use super::operands::{read_reg, write_reg};
 use super::{Env, Flow, IoEffect};
 use crate::cpu::{Cpu, Exception};
 
-/// I/O is allowed at CPL <= IOPL (there is no TSS I/O permission bitmap).
-fn check_io(cpu: &Cpu) -> Result<(), Exception> {
-    if cpu.protected() && cpu.cpl > cpu.iopl() { Err(Exception::gp(0)) } else { Ok(()) }
+/// I/O is allowed at CPL <= IOPL; above it, only to ports whose bits in the TSS's I/O
+/// permission bitmap are all clear (a bitmap beyond the TSS limit denies everything).
+fn check_io(cpu: &Cpu, mem: &mut crate::machine::memory::Memory, port: u16, size: u8) -> Result<(), Exception> {
+    if !cpu.protected() || cpu.cpl <= cpu.iopl() {
+        return Ok(());
+    }
+    let tr = cpu.tr;
+    // Only a 32-bit TSS (type 9/11) has a bitmap, at the offset stored at 0x66.
+    if tr.is_code_or_data() || tr.system_type() & 0x8 == 0 || tr.limit < 0x67 {
+        return Err(Exception::gp(0));
+    }
+    let base = mem.read_uint(tr.base.wrapping_add(0x66), 2)?;
+    let byte = base + port as u32 / 8;
+    if byte + 1 > tr.limit {
+        return Err(Exception::gp(0));
+    }
+    let bits = mem.read_uint(tr.base.wrapping_add(byte), 2)?;
+    let mask = ((1u32 << size) - 1) << (port % 8);
+    if bits & mask != 0 { Err(Exception::gp(0)) } else { Ok(()) }
+}
+
+/// The port of an `in`/`out`/`ins`/`outs` and its size.
+fn port_and_size(cpu: &Cpu, ins: &Instruction) -> (u16, u8) {
+    use Mnemonic as M;
+    let size = match ins.mnemonic() {
+        M::In => ins.op0_register().size() as u8,
+        M::Out => ins.op1_register().size() as u8,
+        M::Insb | M::Outsb => 1,
+        M::Insw | M::Outsw => 2,
+        _ => 4,
+    };
+    let port = match ins.mnemonic() {
+        M::In if ins.op1_kind() != OpKind::Register => ins.immediate8() as u16,
+        M::Out if ins.op0_kind() != OpKind::Register => ins.immediate8() as u16,
+        _ => read_reg(cpu, Register::DX) as u16,
+    };
+    (port, size)
 }
 
 fn effect_flow(e: IoEffect) -> Option<Flow> {
@@ -21,7 +55,8 @@ fn effect_flow(e: IoEffect) -> Option<Flow> {
 }
 
 pub(super) fn emulate_io(cpu: &mut Cpu, env: &mut Env<'_>, ins: &Instruction) -> Result<Flow, Exception> {
-    check_io(cpu)?;
+    let (port, size) = port_and_size(cpu, ins);
+    check_io(cpu, env.mem, port, size)?;
     use Mnemonic as M;
     match ins.mnemonic() {
         M::In => {

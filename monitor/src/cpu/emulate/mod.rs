@@ -62,8 +62,11 @@ pub enum Flow {
     /// deliver, with the next instruction's EIP as the return address. EIP is still
     /// the instruction's.
     Interrupt(u8, super::exceptions::EventKind),
-    /// Completed; interrupts stay inhibited for one instruction (`mov ss`, `pop ss`, `sti`).
+    /// Completed; maskable interrupts stay inhibited for one instruction (`sti`).
     Shadow,
+    /// Completed; interrupts and debug traps (single-step too) stay inhibited for one
+    /// instruction (`mov ss`, `pop ss`).
+    StackShadow,
     /// The guest asked the VM to stop with this exit status.
     Exit(i32),
     /// The guest asked for a reset.
@@ -91,7 +94,7 @@ pub fn emulate(cpu: &mut Cpu, env: &mut Env<'_>, ins: &Instruction, next_eip: u3
         M::Movsb | M::Movsw | M::Movsd | M::Stosb | M::Stosw | M::Stosd | M::Lodsb | M::Lodsw | M::Lodsd | M::Cmpsb | M::Cmpsw | M::Cmpsd | M::Scasb | M::Scasw | M::Scasd => string::emulate_string(cpu, env, ins)?,
         _ => return Ok(Flow::Unsupported(format!("no emulation for {:?}", ins.mnemonic()))),
     };
-    if matches!(flow, Flow::Next | Flow::Halt | Flow::Shadow | Flow::Exit(_) | Flow::Reset) {
+    if matches!(flow, Flow::Next | Flow::Halt | Flow::Shadow | Flow::StackShadow | Flow::Exit(_) | Flow::Reset) {
         cpu.ctx.eip = next_eip;
     }
     Ok(flow)
