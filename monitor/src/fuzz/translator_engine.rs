@@ -71,6 +71,9 @@ impl TranslatorEngine {
         for s in [Seg::Ss, Seg::Ds, Seg::Es, Seg::Fs, Seg::Gs] {
             cpu.set_segment(s, SegmentCache { access: 0xF3, ..SegmentCache::flat_data(0x23) });
         }
+        // No I/O permission bitmap (a TSS too short for one), as for a Linux process
+        // that never called ioperm.
+        cpu.tr.limit = 0x65;
         // The host kernel's settings: SSE enabled, x87 errors native.
         cpu.cr0 |= crate::cpu::cr0::MP | crate::cpu::cr0::NE;
         cpu.cr4 |= crate::cpu::cr4::OSFXSR | crate::cpu::cr4::OSXMMEXCPT;
