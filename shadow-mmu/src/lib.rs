@@ -1,48 +1,42 @@
-//! Guest memory for bt86: the guest's RAM, and the *window* through which translated
-//! (and later directly executed) guest code reaches it.
+//! Guest memory for bt86: the guest's RAM, the *windows* through which translated (and
+//! later directly executed) guest code reaches it, and the shadow MMU that keeps the
+//! windows in step with the guest's page tables.
 //!
 //! Guest RAM is one `memfd` ([`GuestRam`]). The monitor reads and writes it through a
-//! private view of its own; guest code reaches it only through the window
-//! ([`Window`]): host virtual addresses `[WINDOW_BASE, WINDOW_BASE + 4 GiB)`, where guest
-//! linear address `v` lives at host address `WINDOW_BASE + v`. The window is the shadow
-//! page table: the host kernel's page tables for it are what the CPU walks, and this
-//! crate edits them with `mmap(MAP_FIXED|MAP_SHARED)`, `mprotect` and `munmap`. Guard
-//! regions below and above the window are reserved `PROT_NONE`, so no monitor allocation
-//! can ever sit where a guest-computed address can reach (see `shared/DESIGN.md`).
+//! view of its own; guest code reaches it only through a window ([`Window`]): 4 GiB of host
+//! address space where guest linear address `v` lives at `base + v`. A window is a shadow
+//! page table: the host kernel's page tables for it are what the CPU walks, and this crate
+//! edits them with `mmap(MAP_FIXED)`, `mprotect` and re-reservation. Guard regions around
+//! each window are reserved `PROT_NONE`, so no monitor allocation can ever sit where a
+//! guest-computed address can reach (see `shared/DESIGN.md`).
 //!
-//! While guest paging is off the window maps guest physical memory one to one
-//! ([`Window::map_identity`]).
+//! There are two windows, one per privilege class ([`WindowKind`]): the *user* window at
+//! 1 GiB holds only what the guest's page tables let CPL 3 touch (it is the one direct
+//! execution reaches through LDT segments based at 1 GiB, as DESIGN.md lays out), the
+//! *kernel* window at 32 GiB holds what CPL 0 may touch (translated kernel code addresses
+//! it through GS). Each is a virtual TLB ([`Mmu`]): filled lazily on host faults ("hidden
+//! faults") after a walk of the guest's tables ([`walk`]), with permissions never wider
+//! than the guest's, and emptied by `invlpg`, CR3 writes and paging-mode changes. With
+//! paging off, both map guest physical memory one to one.
 
 #![deny(missing_docs)]
 
+mod mmu;
 mod ram;
+mod shadow;
+pub mod walk;
 mod window;
 
-pub use ram::{GuestRam, RamError};
-pub use window::{Prot, Window, WindowError, WindowStats};
+pub use mmu::{Access, HostFault, Mmu, MmuStats, PagingRegs, Resolution};
+pub use ram::{GuestRam, MAX_RAM, RamError};
+pub use walk::{PageFault, Translation};
+pub use window::{Prot, Window, WindowError, WindowKind, WindowStats, locate};
 
-/// Host virtual address of guest linear address 0.
-pub const WINDOW_BASE: u64 = 1 << 30;
-/// Size of the window: the whole 32-bit guest linear address space.
+/// Size of a window: the whole 32-bit guest linear address space.
 pub const WINDOW_SIZE: u64 = 1 << 32;
-/// Guest page size (4 KiB pages; 4 MiB guest pages are filled 4 KiB at a time).
+/// Guest page size (4 MiB guest pages are mapped as 4 KiB host pages).
 pub const PAGE_SIZE: u64 = 4096;
-
-/// Host address of guest linear address `linear`.
-#[inline]
-pub fn host_addr(linear: u32) -> u64 {
-    WINDOW_BASE + linear as u64
-}
-
-/// True if `host` lies in the window proper (not in a guard region).
-#[inline]
-pub fn in_window(host: u64) -> bool {
-    (WINDOW_BASE..WINDOW_BASE + WINDOW_SIZE).contains(&host)
-}
-
-/// True if `host` lies in the window or in one of its guard regions: the range a
-/// translated guest instruction can possibly address.
-#[inline]
-pub fn in_guest_reach(host: u64) -> bool {
-    host < WINDOW_BASE + 2 * WINDOW_SIZE
-}
+/// Host address of guest linear 0 in the user window (DESIGN.md's `B`).
+pub const USER_WINDOW_BASE: u64 = 1 << 30;
+/// Host address of guest linear 0 in the kernel window.
+pub const KERNEL_WINDOW_BASE: u64 = 32 << 30;

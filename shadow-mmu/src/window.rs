@@ -1,13 +1,16 @@
-//! The window: host address range `[WINDOW_BASE, WINDOW_BASE + 4 GiB)` whose host page
-//! tables are the guest's shadow page tables, plus the guard regions around it.
+//! A window: 4 GiB of host address space whose host page tables are one of the guest's
+//! shadow page tables, plus the guard regions around it.
 //!
-//! Layout (DESIGN.md, "Host address-space layout"):
+//! Layout of the user window (DESIGN.md, "Host address-space layout"):
 //!
 //! ```text
 //!   [mmap_min_addr, 1 GiB)   guard, PROT_NONE
 //!   [1 GiB, 5 GiB)           window: guest linear v at host 1 GiB + v
 //!   [5 GiB, 9 GiB)           guard, PROT_NONE; its first page mirrors guest page 0
 //! ```
+//!
+//! The kernel window is the same at 32 GiB, with 4 GiB of guard on either side; it lies
+//! above 4 GiB, out of reach of any compatibility-mode code.
 //!
 //! The mirror page makes an access that straddles the top of the 32-bit linear space
 //! (a dword at 0xFFFFFFFE) touch guest linear 0..3 exactly as the guest's wrap-around
@@ -17,14 +20,75 @@ use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::ram::GuestRam;
-use crate::{PAGE_SIZE, WINDOW_BASE, WINDOW_SIZE};
+use crate::{KERNEL_WINDOW_BASE, PAGE_SIZE, USER_WINDOW_BASE, WINDOW_SIZE};
 
-static WINDOW_TAKEN: AtomicBool = AtomicBool::new(false);
+/// Which of the two windows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum WindowKind {
+    /// What CPL 3 may touch (direct execution, translated user code).
+    User = 0,
+    /// What CPL 0 may touch (translated kernel code).
+    Kernel = 1,
+}
+
+impl WindowKind {
+    /// Both.
+    pub const ALL: [WindowKind; 2] = [WindowKind::User, WindowKind::Kernel];
+
+    /// Host address of guest linear 0 in this window.
+    pub const fn base(self) -> u64 {
+        match self {
+            WindowKind::User => USER_WINDOW_BASE,
+            WindowKind::Kernel => KERNEL_WINDOW_BASE,
+        }
+    }
+
+    /// The window for code running at privilege level `cpl`.
+    pub fn for_cpl(cpl: u8) -> WindowKind {
+        if cpl == 3 { WindowKind::User } else { WindowKind::Kernel }
+    }
+
+    /// Host address of guest linear `linear` in this window.
+    pub fn host_addr(self, linear: u32) -> u64 {
+        self.base() + linear as u64
+    }
+
+    /// The reserved range: the window and its guards.
+    fn reservation(self) -> (u64, u64) {
+        match self {
+            WindowKind::User => (mmap_min_addr(), USER_WINDOW_BASE + 2 * WINDOW_SIZE),
+            WindowKind::Kernel => (KERNEL_WINDOW_BASE - WINDOW_SIZE, KERNEL_WINDOW_BASE + 2 * WINDOW_SIZE),
+        }
+    }
+}
+
+/// Where a host address lies relative to the windows: `(window, linear, in_guard)`.
+/// `linear` is the guest linear address the host address stands for (for the mirror page
+/// above the window, the wrapped-around address); `in_guard` is true for guard-region
+/// addresses (a string instruction that ran off the end, or the mirror page).
+pub fn locate(host: u64) -> Option<(WindowKind, u32, bool)> {
+    for w in WindowKind::ALL {
+        let b = w.base();
+        if (b..b + WINDOW_SIZE).contains(&host) {
+            return Some((w, (host - b) as u32, false));
+        }
+        if (b + WINDOW_SIZE..b + 2 * WINDOW_SIZE).contains(&host) {
+            return Some((w, (host - b - WINDOW_SIZE) as u32, true));
+        }
+        let (lo, _) = w.reservation();
+        if (lo..b).contains(&host) {
+            return Some((w, (host.wrapping_sub(b)) as u32, true));
+        }
+    }
+    None
+}
+
+static TAKEN: [AtomicBool; 2] = [AtomicBool::new(false), AtomicBool::new(false)];
 
 /// Page permissions a window mapping may have.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Prot {
-    /// Not accessible (a mapped-but-blocked page).
+    /// Not accessible.
     None,
     /// Readable and executable, writes fault.
     ReadExec,
@@ -42,10 +106,10 @@ impl Prot {
     }
 }
 
-/// Why the window could not be set up or edited.
+/// Why a window could not be set up or edited.
 #[derive(Debug)]
 pub enum WindowError {
-    /// A window already exists in this process (it lives at fixed addresses).
+    /// That window already exists in this process (it lives at fixed addresses).
     AlreadyExists,
     /// Something else already occupies the window or its guards.
     AddressInUse(u64, u64),
@@ -68,22 +132,32 @@ impl fmt::Display for WindowError {
 
 impl std::error::Error for WindowError {}
 
-/// Counters of host calls made on the window.
+/// Counters of host calls made on the windows.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct WindowStats {
     /// `mmap` calls that mapped guest pages.
     pub mmap_calls: u64,
     /// `mprotect` calls.
     pub mprotect_calls: u64,
-    /// `munmap`-equivalent calls (re-reserving a range as `PROT_NONE`).
+    /// Unmaps (re-reserving a range as `PROT_NONE`).
     pub unmap_calls: u64,
     /// Pages mapped in total.
     pub pages_mapped: u64,
 }
 
-/// The reserved window and guards. Only one can exist per process.
+impl WindowStats {
+    /// Adds another window's counters.
+    pub fn add(&mut self, o: &WindowStats) {
+        self.mmap_calls += o.mmap_calls;
+        self.mprotect_calls += o.mprotect_calls;
+        self.unmap_calls += o.unmap_calls;
+        self.pages_mapped += o.pages_mapped;
+    }
+}
+
+/// One reserved window and its guards. Only one of each kind can exist per process.
 pub struct Window {
-    low_guard: (u64, u64),
+    kind: WindowKind,
     stats: WindowStats,
 }
 
@@ -97,8 +171,8 @@ fn mmap_min_addr() -> u64 {
 
 /// Reserves `[start, end)` as inaccessible, failing if anything is there already.
 fn reserve(start: u64, end: u64) -> Result<(), WindowError> {
-    // SAFETY: MAP_FIXED_NOREPLACE never replaces an existing mapping; the range is in the
-    // low part of the address space that the monitor's own allocations do not use.
+    // SAFETY: MAP_FIXED_NOREPLACE never replaces an existing mapping; the ranges are
+    // ones the monitor's own allocations do not use.
     let p = unsafe {
         libc::mmap(
             start as *mut libc::c_void,
@@ -127,18 +201,22 @@ fn reserve(start: u64, end: u64) -> Result<(), WindowError> {
 }
 
 impl Window {
-    /// Reserves the window and both guard regions. Fails if a window already exists.
-    pub fn reserve() -> Result<Window, WindowError> {
-        if WINDOW_TAKEN.swap(true, Ordering::SeqCst) {
+    /// Reserves the window of `kind` and its guard regions.
+    pub fn reserve(kind: WindowKind) -> Result<Window, WindowError> {
+        if TAKEN[kind as usize].swap(true, Ordering::SeqCst) {
             return Err(WindowError::AlreadyExists);
         }
-        let low = (mmap_min_addr(), WINDOW_BASE);
-        let result = reserve(low.0, low.1).and_then(|_| reserve(WINDOW_BASE, WINDOW_BASE + 2 * WINDOW_SIZE));
-        if let Err(e) = result {
-            WINDOW_TAKEN.store(false, Ordering::SeqCst);
+        let (lo, hi) = kind.reservation();
+        if let Err(e) = reserve(lo, hi) {
+            TAKEN[kind as usize].store(false, Ordering::SeqCst);
             return Err(e);
         }
-        Ok(Window { low_guard: low, stats: WindowStats::default() })
+        Ok(Window { kind, stats: WindowStats::default() })
+    }
+
+    /// Which window this is.
+    pub fn kind(&self) -> WindowKind {
+        self.kind
     }
 
     /// Counters of host calls so far.
@@ -150,25 +228,25 @@ impl Window {
     /// `phys` with permissions `prot`. Physical pages beyond RAM map the all-ones page
     /// read-only. Page 0 is also mapped at the mirror just above the window.
     pub fn map(&mut self, ram: &GuestRam, linear: u32, phys: u64, pages: u64, prot: Prot) -> Result<(), WindowError> {
-        debug_assert!((linear as u64).is_multiple_of(PAGE_SIZE) && phys.is_multiple_of(PAGE_SIZE));
+        debug_assert!(linear as u64 % PAGE_SIZE == 0 && phys % PAGE_SIZE == 0);
         assert!(linear as u64 + pages * PAGE_SIZE <= WINDOW_SIZE, "window mapping past 4 GiB");
         let ram_pages = (ram.size() / PAGE_SIZE).saturating_sub(phys / PAGE_SIZE).min(pages);
         if ram_pages > 0 {
-            self.map_fd(ram, crate::host_addr(linear), phys, ram_pages, prot)?;
+            self.map_fd(ram, self.kind.host_addr(linear), phys, ram_pages, prot)?;
         }
         for i in ram_pages..pages {
             let prot = if prot == Prot::None { Prot::None } else { Prot::ReadExec };
-            self.map_fd(ram, crate::host_addr(linear) + i * PAGE_SIZE, ram.ones_page_offset(), 1, prot)?;
+            self.map_fd(ram, self.kind.host_addr(linear) + i * PAGE_SIZE, ram.ones_page_offset(), 1, prot)?;
         }
         if linear == 0 && pages > 0 {
             let (off, prot) = if phys < ram.size() { (phys, prot) } else { (ram.ones_page_offset(), Prot::ReadExec) };
-            self.map_fd(ram, WINDOW_BASE + WINDOW_SIZE, off, 1, prot)?;
+            self.map_fd(ram, self.kind.base() + WINDOW_SIZE, off, 1, prot)?;
         }
         Ok(())
     }
 
     fn map_fd(&mut self, ram: &GuestRam, host: u64, offset: u64, pages: u64, prot: Prot) -> Result<(), WindowError> {
-        // SAFETY: `host..host + pages*4K` lies in the window or the mirror page, which this
+        // SAFETY: `host..host + pages*4K` lies in the window or its mirror page, which this
         // Window reserved and owns; MAP_FIXED replaces only our own reservation there.
         let p = unsafe {
             libc::mmap(
@@ -196,7 +274,7 @@ impl Window {
         // guest's writes copy-on-write, never reaching the memfd.
         let p = unsafe {
             libc::mmap(
-                crate::host_addr(linear) as *mut libc::c_void,
+                self.kind.host_addr(linear) as *mut libc::c_void,
                 PAGE_SIZE as usize,
                 libc::PROT_READ | libc::PROT_WRITE | libc::PROT_EXEC,
                 libc::MAP_PRIVATE | libc::MAP_FIXED,
@@ -213,7 +291,7 @@ impl Window {
 
     /// Changes the permissions of mapped window pages.
     pub fn protect(&mut self, linear: u32, pages: u64, prot: Prot) -> Result<(), WindowError> {
-        let host = crate::host_addr(linear);
+        let host = self.kind.host_addr(linear);
         // SAFETY: the range lies in the window, which this Window owns.
         if unsafe { libc::mprotect(host as *mut libc::c_void, (pages * PAGE_SIZE) as usize, prot.bits()) } != 0 {
             return Err(WindowError::Host("mprotect in the window", std::io::Error::last_os_error()));
@@ -221,7 +299,7 @@ impl Window {
         self.stats.mprotect_calls += 1;
         if linear == 0 && pages > 0 {
             // SAFETY: the mirror page belongs to this Window too.
-            unsafe { libc::mprotect((WINDOW_BASE + WINDOW_SIZE) as *mut libc::c_void, PAGE_SIZE as usize, prot.bits()) };
+            unsafe { libc::mprotect((self.kind.base() + WINDOW_SIZE) as *mut libc::c_void, PAGE_SIZE as usize, prot.bits()) };
             self.stats.mprotect_calls += 1;
         }
         Ok(())
@@ -229,10 +307,10 @@ impl Window {
 
     /// Drops the mapping of `pages` pages at `linear`; later accesses fault.
     pub fn unmap(&mut self, linear: u32, pages: u64) -> Result<(), WindowError> {
-        let host = crate::host_addr(linear);
+        let host = self.kind.host_addr(linear);
         self.rereserve(host, pages)?;
         if linear == 0 && pages > 0 {
-            self.rereserve(WINDOW_BASE + WINDOW_SIZE, 1)?;
+            self.rereserve(self.kind.base() + WINDOW_SIZE, 1)?;
         }
         Ok(())
     }
@@ -264,18 +342,16 @@ impl Window {
 
     /// Drops every mapping in the window.
     pub fn unmap_all(&mut self) -> Result<(), WindowError> {
-        self.rereserve(WINDOW_BASE, WINDOW_SIZE / PAGE_SIZE)?;
-        self.rereserve(WINDOW_BASE + WINDOW_SIZE, 1)
+        self.rereserve(self.kind.base(), WINDOW_SIZE / PAGE_SIZE)?;
+        self.rereserve(self.kind.base() + WINDOW_SIZE, 1)
     }
 }
 
 impl Drop for Window {
     fn drop(&mut self) {
-        // SAFETY: releasing exactly the ranges reserved in `reserve`.
-        unsafe {
-            libc::munmap(self.low_guard.0 as *mut libc::c_void, (self.low_guard.1 - self.low_guard.0) as usize);
-            libc::munmap(WINDOW_BASE as *mut libc::c_void, (2 * WINDOW_SIZE) as usize);
-        }
-        WINDOW_TAKEN.store(false, Ordering::SeqCst);
+        let (lo, hi) = self.kind.reservation();
+        // SAFETY: releasing exactly the range reserved in `reserve`.
+        unsafe { libc::munmap(lo as *mut libc::c_void, (hi - lo) as usize) };
+        TAKEN[self.kind as usize].store(false, Ordering::SeqCst);
     }
 }

@@ -7,7 +7,11 @@
 //! different status). [`kernels`] lists them with what the harness must expect of each;
 //! [`run_qemu`] runs one under QEMU, the oracle, whose serial output and exit status bt86
 //! must reproduce byte for byte; [`bt86_command`] builds the matching bt86 command line.
+//! The benchmarks (`guests/bench/`, run by hand with the `bench` program) are not test
+//! kernels: [`bench`] finds them.
 #![deny(missing_docs)]
+
+pub mod bench;
 
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};

@@ -15,10 +15,19 @@ pub struct FetchFault {
     pub linear: u32,
 }
 
+/// Where a guest code page lives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CodePage {
+    /// Guest-physical address of the byte asked for.
+    pub phys: u64,
+    /// Its translation is global (survives CR3 writes); always true with paging off.
+    pub global: bool,
+}
+
 /// Guest memory as the translator needs it.
 pub trait CodeMemory {
-    /// Guest-physical address of the code byte at guest linear `linear`, or a fault.
-    fn code_phys(&mut self, linear: u32) -> Result<u64, FetchFault>;
+    /// Where the code byte at guest linear `linear` is, or the fault fetching it raises.
+    fn code_page(&mut self, linear: u32) -> Result<CodePage, FetchFault>;
     /// Reads guest-physical memory; bytes beyond RAM read as 0xFF.
     fn read_phys(&self, phys: u64, buf: &mut [u8]);
 }
@@ -35,25 +44,25 @@ pub struct CodeWindow {
     eip: u32,
     /// Bytes before the end of the first page.
     first_page_len: usize,
-    /// Physical page numbers: the first page, and the second if it was read.
-    pub pages: Vec<u64>,
+    /// The first page, and the second if it was read (physical page numbers inside).
+    pub pages: Vec<CodePage>,
 }
 
 impl CodeWindow {
     /// Reads the code from `linear` (EIP `eip`) to the end of its page, plus up to 15
     /// bytes of the following page when that page is fetchable.
     pub fn fetch(mem: &mut dyn CodeMemory, linear: u32, eip: u32) -> Result<CodeWindow, FetchFault> {
-        let phys = mem.code_phys(linear)?;
+        let first = mem.code_page(linear)?;
         let first_page_len = (PAGE - (linear % PAGE)) as usize;
         let mut bytes = vec![0u8; first_page_len];
-        mem.read_phys(phys, &mut bytes);
-        let mut pages = vec![phys >> 12];
+        mem.read_phys(first.phys, &mut bytes);
+        let mut pages = vec![first];
         let next = linear.wrapping_add(first_page_len as u32);
-        if let Ok(p2) = mem.code_phys(next) {
+        if let Ok(second) = mem.code_page(next) {
             let mut tail = [0u8; 15];
-            mem.read_phys(p2, &mut tail);
+            mem.read_phys(second.phys, &mut tail);
             bytes.extend_from_slice(&tail);
-            pages.push(p2 >> 12);
+            pages.push(second);
         }
         Ok(CodeWindow { bytes, linear, eip, first_page_len, pages })
     }

@@ -35,8 +35,11 @@ pub struct Recovered {
     pub fragment: FragId,
 }
 
-const WB: u64 = bt86_shadow_mmu::WINDOW_BASE;
 const SPAN: u64 = bt86_shadow_mmu::WINDOW_SIZE;
+
+fn window_base(mode: crate::Mode) -> u64 {
+    bt86_shadow_mmu::WindowKind::for_cpl(mode.cpl()).base()
+}
 
 impl Translator {
     /// True if `addr` is in the guard page below the translated-code stack.
@@ -61,12 +64,13 @@ impl Translator {
             Fixup::None => {}
             Fixup::TargetInR13 => eip = regs.r13 as u32,
             Fixup::String { src, dst } => {
+                let wb = window_base(f.key.mode);
                 let base = |s: Seg| if f.key.mode.is_flat(s) { 0 } else { ctx.seg_base[s as usize] as u64 };
                 if let Some(s) = src {
-                    gpr[6] = regs.gpr[6].wrapping_sub(WB).wrapping_sub(base(s)) as u32;
+                    gpr[6] = regs.gpr[6].wrapping_sub(wb).wrapping_sub(base(s)) as u32;
                 }
                 if dst {
-                    gpr[7] = regs.gpr[7].wrapping_sub(WB).wrapping_sub(base(Seg::Es)) as u32;
+                    gpr[7] = regs.gpr[7].wrapping_sub(wb).wrapping_sub(base(Seg::Es)) as u32;
                 }
             }
             Fixup::ByteSwap(pairs, n) => {
@@ -102,12 +106,13 @@ impl Translator {
         let f = &self.table.frags[frag as usize];
         let Some(point) = f.fault_point(rip) else { return false };
         let Fixup::String { src, dst } = point.fixup else { return false };
+        let wb = window_base(f.key.mode);
         let mut changed = false;
         let mut wrap = |r: &mut u64| {
-            if *r >= WB + SPAN {
+            if *r >= wb + SPAN {
                 *r -= SPAN;
                 changed = true;
-            } else if *r < WB {
+            } else if *r < wb {
                 *r += SPAN;
                 changed = true;
             }

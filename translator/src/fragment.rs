@@ -25,6 +25,9 @@ pub type CalloutId = u32;
 pub struct FragKey {
     /// Guest linear address of the first instruction.
     pub linear: u32,
+    /// Guest-physical address of the first instruction (the same linear address runs
+    /// different code in different address spaces).
+    pub phys: u64,
     /// CS base (EIP = linear - cs_base).
     pub cs_base: u32,
     /// Mode translated for.
@@ -82,6 +85,11 @@ pub struct Fragment {
     pub instructions: u32,
     /// Guest-physical page numbers (address >> 12) the guest code came from.
     pub pages: Vec<u64>,
+    /// Linear page number of the page its last instruction runs into, if it crosses
+    /// into the next page (its bytes depend on that page's translation too).
+    pub straddles: Option<u32>,
+    /// The translations of its code pages are global (survive CR3 writes).
+    pub global: bool,
     /// Host address of the checked entry (pending-interrupt test first).
     pub entry: u64,
     /// Host address of the body (after the test).
@@ -134,6 +142,9 @@ pub struct Link {
     pub to: Option<FragId>,
     /// False for exits that must reach the monitor every time (after `sti`).
     pub chainable: bool,
+    /// Patched to a fragment on another linear page: undone when that page's
+    /// translation may have changed (TLB flushes).
+    pub cross_page: bool,
 }
 
 /// What the monitor must do for a callout.
@@ -177,6 +188,12 @@ pub struct FragmentTable {
     pub by_key: HashMap<FragKey, FragId>,
     /// Fragments by guest-physical page number.
     pub by_page: HashMap<u64, Vec<FragId>>,
+    /// Patched links into another linear page.
+    pub cross_links: Vec<LinkId>,
+    /// Fragments with indirect-branch table entries.
+    pub ibl_frags: Vec<FragId>,
+    /// Fragments whose last instruction runs into the next page.
+    pub straddling: Vec<FragId>,
 }
 
 impl FragmentTable {
@@ -203,5 +220,8 @@ impl FragmentTable {
         self.callouts.clear();
         self.by_key.clear();
         self.by_page.clear();
+        self.cross_links.clear();
+        self.ibl_frags.clear();
+        self.straddling.clear();
     }
 }

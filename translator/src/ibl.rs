@@ -13,6 +13,11 @@ impl Translator {
         if self.ibl_mode == Some(mode) {
             return;
         }
+        let base = bt86_shadow_mmu::WindowKind::for_cpl(mode.cpl()).base();
+        if self.gs_base != Some(base) {
+            crate::set_gs_base(base);
+            self.gs_base = Some(base);
+        }
         let miss = self.stubs.ibl_miss;
         let t = self.ibl.entry(mode).or_insert_with(|| IblTable::new_boxed(miss));
         ctx.ibl_table = &**t as *const IblTable as u64;
@@ -34,7 +39,11 @@ impl Translator {
         if old.fragment != u32::MAX && (old.fragment as usize) < self.table.frags.len() {
             self.table.frags[old.fragment as usize].ibl_slots.retain(|&s| s as usize != slot);
         }
-        self.table.frags[frag as usize].ibl_slots.push(slot as u16);
+        let f = &mut self.table.frags[frag as usize];
+        if f.ibl_slots.is_empty() {
+            self.table.ibl_frags.push(frag);
+        }
+        f.ibl_slots.push(slot as u16);
         self.stats.ibl_inserts += 1;
     }
 

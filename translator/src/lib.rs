@@ -38,7 +38,7 @@ mod translate;
 use std::collections::HashMap;
 
 pub use context::{Context, ContextBox, ExitReason, FxArea, HostFault, IblTable, KICK_PAGE_OFFSET, Seg, arm_kick, disarm_kick, flags, kick_page_of, reg};
-pub use decode::{CodeMemory, FetchFault};
+pub use decode::{CodeMemory, CodePage, FetchFault};
 pub use fault::{HostRegs, Recovered};
 pub use fragment::{Callout, CalloutId, CalloutKind, FragId, FragKey, Fragment, Link, LinkId};
 pub use mode::Mode;
@@ -67,6 +67,8 @@ pub struct Translator {
     stats: TranslatorStats,
     trace: bool,
     count_entries: bool,
+    /// The GS base this thread has now (the window of the current privilege level).
+    gs_base: Option<u64>,
 }
 
 impl Translator {
@@ -85,6 +87,7 @@ impl Translator {
             stats: TranslatorStats::default(),
             trace: false,
             count_entries: false,
+            gs_base: None,
         })
     }
 
@@ -100,15 +103,15 @@ impl Translator {
     }
 
     /// Prepares `ctx` for running translated code: the lazy FPU switch, the lookup table
-    /// for `mode`. Must be called on the thread that will run the guest; it also points
-    /// that thread's GS base at the window.
+    /// for `mode`, the window (GS base) for its privilege level. Must be called on the
+    /// thread that will run the guest.
     pub fn attach(&mut self, ctx: &mut Context, mode: Mode) {
         ctx.fpu_enter = self.stubs.fpu_load;
         ctx.tc_stack_top = self.stack.top();
         ctx.fpu_loaded = 0;
         self.ibl_mode = None;
+        self.gs_base = None;
         self.select_mode(ctx, mode);
-        set_gs_base(bt86_shadow_mmu::WINDOW_BASE);
     }
 
     /// The stubs' addresses.
@@ -203,11 +206,27 @@ impl Translator {
     }
 }
 
-/// Points this thread's GS base at `base`.
+/// Points this thread's GS base at `base` (with `wrgsbase` where the kernel allows it:
+/// privilege changes switch windows often).
 fn set_gs_base(base: u64) {
+    if has_fsgsbase() {
+        // SAFETY: wrgsbase changes only this thread's GS base (nothing else in the process
+        // uses GS on x86-64 Linux); the kernel enabled the instruction (HWCAP2_FSGSBASE).
+        unsafe { std::arch::asm!("wrgsbase {}", in(reg) base, options(nostack, preserves_flags)) };
+        return;
+    }
     const ARCH_SET_GS: libc::c_int = 0x1001;
     // SAFETY: arch_prctl(ARCH_SET_GS) changes only this thread's GS base, which nothing
     // else in the process uses on x86-64 Linux.
     let r = unsafe { libc::syscall(libc::SYS_arch_prctl, ARCH_SET_GS, base) };
     assert_eq!(r, 0, "arch_prctl(ARCH_SET_GS) failed");
+}
+
+/// True if user mode may use `rdfsbase`/`wrgsbase` (Linux 5.9+ on CPUs with FSGSBASE).
+fn has_fsgsbase() -> bool {
+    use std::sync::OnceLock;
+    static HAS: OnceLock<bool> = OnceLock::new();
+    const HWCAP2_FSGSBASE: u64 = 1 << 1;
+    // SAFETY: getauxval only reads the process's auxiliary vector.
+    *HAS.get_or_init(|| unsafe { libc::getauxval(libc::AT_HWCAP2) } & HWCAP2_FSGSBASE != 0)
 }

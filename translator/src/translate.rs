@@ -94,7 +94,9 @@ impl Translator {
         }
         let mut dec = window.decoder(req.mode);
         let mut traced: Vec<(usize, Instruction)> = Vec::new();
-        let mut pages = vec![window.pages[0]];
+        let mut pages = vec![window.pages[0].phys >> 12];
+        let mut global = window.pages[0].global;
+        let mut straddles = None;
         let mut shadow_pending = false; // after sti: one more instruction, then end
         let mut n = 0usize;
         let mut eip = req.eip;
@@ -130,8 +132,13 @@ impl Translator {
                 return Ok(Attempt::Shorten(n));
             }
             n += 1;
-            if window.crosses_page(pos, ins.len()) && window.pages.len() > 1 && !pages.contains(&window.pages[1]) {
-                pages.push(window.pages[1]);
+            if window.crosses_page(pos, ins.len()) && window.pages.len() > 1 {
+                let second = window.pages[1];
+                if !pages.contains(&(second.phys >> 12)) {
+                    pages.push(second.phys >> 12);
+                }
+                global &= second.global;
+                straddles = Some((req.linear >> 12).wrapping_add(1));
             }
             eip = ins.next_ip32();
             // After `sti`, a call's exits go to the monitor and nothing returns here.
@@ -150,7 +157,7 @@ impl Translator {
                 shadow_pending = true;
                 continue;
             }
-            let must_end = shadow_pending || class == Class::PopFlags || n >= limit || pages.len() > 1;
+            let must_end = shadow_pending || class == Class::PopFlags || n >= limit || straddles.is_some();
             if must_end {
                 em.flush_esp();
                 if em.force_checked {
@@ -181,7 +188,7 @@ impl Translator {
         let exit_ids: Vec<u32> = (0..exits.len() as u32).map(|i| first_link + i).collect();
         for e in &exits {
             let stub = base + code_label_offset(&code, base, e.site_off);
-            self.table.links.push(Link { site: base + e.site_off as u64, stub, from: frag_id, target_eip: e.target, checked: e.checked, to: None, chainable: e.chainable });
+            self.table.links.push(Link { site: base + e.site_off as u64, stub, from: frag_id, target_eip: e.target, checked: e.checked, to: None, chainable: e.chainable, cross_page: false });
         }
         for (c, resume) in callouts.iter().zip(resume_offsets) {
             self.table.callouts.push(Callout {
@@ -193,13 +200,15 @@ impl Translator {
                 resume: resume.map(|o| base + o as u64),
             });
         }
-        let key = FragKey { linear: req.linear, cs_base: req.cs_base, mode: req.mode };
+        let key = FragKey { linear: req.linear, phys: window.pages[0].phys, cs_base: req.cs_base, mode: req.mode };
         let frag = Fragment {
             key,
             eip: req.eip,
             guest_len,
             instructions: n as u32,
             pages: pages.clone(),
+            straddles,
+            global,
             entry: base,
             body: base + body_off as u64,
             host_len: code.len() as u32,
@@ -215,6 +224,9 @@ impl Translator {
             eprint!("{}", trace::format_fragment(frag_id, &frag, &traced, &code, base));
         }
         self.table.frags.push(frag);
+        if straddles.is_some() {
+            self.table.straddling.push(frag_id);
+        }
         if !req.transient {
             self.table.by_key.insert(key, frag_id);
             for p in &pages {

@@ -7,8 +7,8 @@ use iced_x86::code_asm::*;
 struct Identity<'a>(&'a GuestRam);
 
 impl CodeMemory for Identity<'_> {
-    fn code_phys(&mut self, linear: u32) -> Result<u64, FetchFault> {
-        Ok(linear as u64)
+    fn code_page(&mut self, linear: u32) -> Result<CodePage, FetchFault> {
+        Ok(CodePage { phys: linear as u64, global: true })
     }
     fn read_phys(&self, phys: u64, buf: &mut [u8]) {
         self.0.read(phys, buf)
@@ -26,7 +26,7 @@ fn run(ram: &mut GuestRam, t: &mut Translator, ctx: &mut Context, eip: u32) -> u
         let h = match host.take() {
             Some(h) => h,
             None => {
-                let key = FragKey { linear: ctx.eip, cs_base: 0, mode };
+                let key = FragKey { linear: ctx.eip, phys: ctx.eip as u64, cs_base: 0, mode };
                 let id = match t.lookup(&key) {
                     Some(id) => id,
                     None => t.translate(&mut Identity(ram), Request { linear: ctx.eip, eip: ctx.eip, cs_base: 0, mode, transient: false }).unwrap(),
@@ -40,7 +40,7 @@ fn run(ram: &mut GuestRam, t: &mut Translator, ctx: &mut Context, eip: u32) -> u
             ExitReason::Chain => {
                 let link = ctx.exit_arg;
                 ctx.eip = ctx.exit_eip;
-                let key = FragKey { linear: ctx.eip, cs_base: 0, mode };
+                let key = FragKey { linear: ctx.eip, phys: ctx.eip as u64, cs_base: 0, mode };
                 let id = match t.lookup(&key) {
                     Some(id) => id,
                     None => t.translate(&mut Identity(ram), Request { linear: ctx.eip, eip: ctx.eip, cs_base: 0, mode, transient: false }).unwrap(),
@@ -50,7 +50,7 @@ fn run(ram: &mut GuestRam, t: &mut Translator, ctx: &mut Context, eip: u32) -> u
             }
             ExitReason::IblMiss => {
                 ctx.eip = ctx.exit_eip;
-                let key = FragKey { linear: ctx.eip, cs_base: 0, mode };
+                let key = FragKey { linear: ctx.eip, phys: ctx.eip as u64, cs_base: 0, mode };
                 let id = match t.lookup(&key) {
                     Some(id) => id,
                     None => t.translate(&mut Identity(ram), Request { linear: ctx.eip, eip: ctx.eip, cs_base: 0, mode, transient: false }).unwrap(),
@@ -71,7 +71,7 @@ fn run(ram: &mut GuestRam, t: &mut Translator, ctx: &mut Context, eip: u32) -> u
 
 #[test]
 fn straight_line_calls_loops_and_memory() {
-    let mut window = Window::reserve().unwrap();
+    let mut window = Window::reserve(bt86_shadow_mmu::WindowKind::Kernel).unwrap();
     let mut ram = GuestRam::new(16 << 20).unwrap();
     window.map_identity(&ram).unwrap();
     let mut t = Translator::new(8 << 20).unwrap();

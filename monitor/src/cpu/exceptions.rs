@@ -41,17 +41,19 @@ pub struct Exception {
     pub vector: u8,
     /// Error code, pushed for #DF, #TS, #NP, #SS, #GP, #PF, #AC.
     pub error_code: Option<u32>,
+    /// For #PF: the faulting linear address, loaded into CR2 when the fault is raised.
+    pub cr2: Option<u32>,
 }
 
 impl Exception {
     /// An exception with an error code.
     pub fn new(vector: u8, code: u32) -> Exception {
-        Exception { vector, error_code: Some(code) }
+        Exception { vector, error_code: Some(code), cr2: None }
     }
 
     /// An exception without an error code.
     pub fn plain(vector: u8) -> Exception {
-        Exception { vector, error_code: None }
+        Exception { vector, error_code: None, cr2: None }
     }
 
     /// #GP(code).
@@ -114,6 +116,9 @@ impl Cpu {
         let fault_eip = self.ctx.eip;
         let mut return_eip = return_eip;
         for _ in 0..3 {
+            if let Some(addr) = first.cr2 {
+                self.cr2 = addr;
+            }
             match self.deliver(mem, first.vector, first.error_code, kind, return_eip) {
                 Ok(()) => return Ok(()),
                 Err(second) => {

@@ -17,7 +17,7 @@
 
 use std::fmt;
 
-use bt86_shadow_mmu::{GuestRam, WINDOW_BASE, Window};
+use bt86_shadow_mmu::{GuestRam, Mmu, USER_WINDOW_BASE, Window, WindowKind};
 
 use crate::fuzz::generator::CategoryCounts;
 use crate::machine::memory::Memory;
@@ -196,16 +196,17 @@ pub struct GuestMemory {
 impl GuestMemory {
     /// Reserves the window, creates RAM and maps it one to one.
     pub fn new() -> Result<GuestMemory, SetupError> {
-        let window = Window::reserve().map_err(SetupError::Window)?;
+        let user = Window::reserve(WindowKind::User).map_err(SetupError::Window)?;
+        let kernel = Window::reserve(WindowKind::Kernel).map_err(SetupError::Window)?;
         let ram = GuestRam::new(RAM_SIZE).map_err(SetupError::Ram)?;
-        let mem = Memory::new(ram, window).map_err(SetupError::Window)?;
-        Ok(GuestMemory { mem })
+        let mmu = Mmu::new(ram, user, kernel).map_err(SetupError::Window)?;
+        Ok(GuestMemory { mem: Memory::new(mmu) })
     }
 
     /// Writes the case's code and data into guest memory.
     pub fn load(&mut self, case: &Case) {
         assert!(case.code.len() <= CODE_MAX && case.data.len() == DATA_SIZE);
-        let mem = self.mem.ram.as_mut_slice();
+        let mem = self.mem.mmu.ram.as_mut_slice();
         let code = CODE_BASE as usize;
         mem[code..code + case.code.len()].copy_from_slice(&case.code);
         let data = DATA_BASE as usize;
@@ -215,7 +216,7 @@ impl GuestMemory {
     /// A copy of the data region.
     pub fn data(&self) -> Vec<u8> {
         let data = DATA_BASE as usize;
-        self.mem.ram.as_slice()[data..data + DATA_SIZE].to_vec()
+        self.mem.mmu.ram.as_slice()[data..data + DATA_SIZE].to_vec()
     }
 }
 
@@ -261,7 +262,7 @@ pub fn outcome_from_exit(case: &Case, exit: &native::Exit, data: Vec<u8>) -> Out
         libc::SIGBUS => 17,
         _ => 13,
     };
-    let fault_addr = (vector == 14).then(|| exit.fault_addr.wrapping_sub(WINDOW_BASE) as u32);
+    let fault_addr = (vector == 14).then(|| exit.fault_addr.wrapping_sub(USER_WINDOW_BASE) as u32);
     Outcome::Exception {
         vector,
         error_code: has_error_code(vector).then_some(exit.err),

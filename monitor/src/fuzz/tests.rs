@@ -322,7 +322,7 @@ fn round_trip_cost() {
     let mut g = memory();
     let mem = g.as_mut().unwrap();
     let e = NativeEngine::new().unwrap();
-    mem.mem.ram.as_mut_slice()[CODE_BASE as usize] = 0xCC;
+    mem.mem.mmu.ram.as_mut_slice()[CODE_BASE as usize] = 0xCC;
     // SAFETY: guest code is one int3 in the mapped window.
     let warm = unsafe { native::measure_round_trip(e.selectors(), CODE_BASE, 0xA000, 1000) };
     // SAFETY: as above.

@@ -7,14 +7,14 @@
 //! delivered, and software interrupts follow the host kernel's IDT (only `int3` and
 //! `into` are allowed at CPL 3, anything else is #GP((n << 3) | 2)).
 
-use bt86_shadow_mmu::{PAGE_SIZE, WINDOW_BASE};
-use bt86_translator::{CalloutKind, CodeMemory, DEFAULT_TC_SIZE, ExitReason, FetchFault, FragKey, Request, Seg, Translator, flags};
+use bt86_shadow_mmu::{PAGE_SIZE, locate};
+use bt86_translator::{CalloutKind, DEFAULT_TC_SIZE, ExitReason, FragKey, Request, Seg, Translator, flags};
 
 use super::engine::{CODE_BASE, CODE_MAX, Case, CpuSnapshot, Engine, GuestMemory, Outcome, has_error_code};
 use crate::cpu::emulate::{Env, Flow, IoEffect, PortIo, emulate};
 use crate::cpu::segments::SegmentCache;
 use crate::cpu::{Cpu, Exception, Vector};
-use crate::machine::memory::Memory;
+use crate::machine::run::Code;
 use crate::machine::tc_signal;
 
 /// No devices: every port reads all-ones. (At CPL 3 with IOPL 0 the emulator raises #GP
@@ -27,17 +27,6 @@ impl PortIo for NoPorts {
     }
     fn io_out(&mut self, _port: u16, _size: u8, _value: u32) -> IoEffect {
         IoEffect::None
-    }
-}
-
-struct Code<'a>(&'a Memory);
-
-impl CodeMemory for Code<'_> {
-    fn code_phys(&mut self, linear: u32) -> Result<u64, FetchFault> {
-        Ok(linear as u64)
-    }
-    fn read_phys(&self, phys: u64, buf: &mut [u8]) {
-        self.0.ram.read(phys, buf)
     }
 }
 
@@ -111,12 +100,12 @@ impl TranslatorEngine {
                 Some(h) => h,
                 None => {
                     let linear = self.cpu.linear_eip();
-                    let key = FragKey { linear, cs_base: 0, mode };
+                    let key = FragKey { linear, phys: linear as u64, cs_base: 0, mode };
                     let id = match self.translator.lookup(&key) {
                         Some(id) => id,
                         None => {
                             let req = Request { linear, eip: self.cpu.ctx.eip, cs_base: 0, mode, transient: false };
-                            match self.translator.translate(&mut Code(&mem.mem), req) {
+                            match self.translator.translate(&mut Code { mmu: &mut mem.mem.mmu, user: true }, req) {
                                 Ok(id) => id,
                                 Err(e) => panic!("the translator rejected fuzz case code at {linear:#x}: {e:?}"),
                             }
@@ -139,7 +128,7 @@ impl TranslatorEngine {
                     let c = *self.translator.callout(ctx.exit_arg);
                     ctx.eip = c.eip;
                     match c.kind {
-                        CalloutKind::Raise(v, code) => return self.exception(mem, Exception { vector: v, error_code: code }, c.eip, None),
+                        CalloutKind::Raise(v, code) => return self.exception(mem, Exception { vector: v, error_code: code, cr2: None }, c.eip, None),
                         CalloutKind::SingleStep => return self.exception(mem, Exception::plain(Vector::DB), c.eip, None),
                         CalloutKind::Emulate => {}
                     }
@@ -172,7 +161,7 @@ impl TranslatorEngine {
                     let eip = ctx.eip;
                     let (e, addr) = match (f.signo, f.trapno) {
                         (libc::SIGSEGV, 14) => {
-                            let linear = f.addr.wrapping_sub(WINDOW_BASE) as u32;
+                            let linear = locate(f.addr).map_or(0, |(_, l, _)| l);
                             (Exception::new(Vector::PF, f.err & 0x7 | 4), Some(linear))
                         }
                         (libc::SIGSEGV, 13) => (Exception::gp(0), None),
@@ -204,7 +193,7 @@ impl Engine for TranslatorEngine {
         self.reset_cpu(case);
         let mode = self.cpu.mode();
         self.translator.attach(&mut self.cpu.ctx, mode);
-        tc_signal::register(&self.translator, &mut self.cpu.ctx);
+        tc_signal::register(&self.translator, &mut self.cpu.ctx, None);
         let outcome = self.execute(mem, case);
         tc_signal::unregister();
         outcome

@@ -1,77 +1,81 @@
-//! Guest memory as the monitor sees it: the RAM, the window, and the bookkeeping that
-//! keeps translated code coherent with writes to it.
+//! Guest memory as the monitor's CPU emulation sees it: linear addresses through the
+//! shadow MMU ([`Mmu`]), with page faults turned into guest exceptions.
 //!
-//! Paging is off for now, so guest linear addresses are physical addresses. Pages that
-//! hold translated code are write-protected in the window: a guest store to one faults,
-//! and the run loop invalidates that page's fragments. Stores the monitor makes itself
-//! (exception frames, `ins`, emulated instructions) do not go through the window, so
-//! they are checked here and the written code pages are queued in `dirty_code`.
+//! Data accesses take the privilege of the current CPL ([`Memory::user`], kept in step by
+//! the run loop); descriptor-table and TSS accesses ([`SystemMemory`]) are implicit
+//! supervisor accesses. Stores the monitor makes to pages that hold translated code are
+//! queued in the MMU's `dirty_code` for the run loop to invalidate.
 
-use std::collections::HashSet;
+use bt86_shadow_mmu::{Access, Mmu, PageFault};
 
-use bt86_shadow_mmu::{GuestRam, Prot, Window, WindowError};
-
-use crate::cpu::Exception;
 use crate::cpu::segments::SystemMemory;
+use crate::cpu::{Exception, Vector};
+
+/// A change of the guest's translations the translator must hear about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TlbFlush {
+    /// Everything (paging-mode change).
+    All,
+    /// Non-global translations (CR3 write).
+    NonGlobal,
+    /// One linear page (`invlpg`; page number).
+    Page(u32),
+}
 
 /// Guest memory.
 pub struct Memory {
-    /// Guest RAM.
-    pub ram: GuestRam,
-    /// The window (shadow page table).
-    pub window: Window,
-    /// Guest-physical page numbers that hold translated code and are write-protected.
-    code_pages: HashSet<u64>,
-    /// Code pages the monitor wrote since the run loop last collected them.
-    pub dirty_code: Vec<u64>,
-    /// Pages write-protected so far.
-    pub pages_protected: u64,
-    /// Unbacked physical pages currently mapped to a private scratch copy (absorbing a
-    /// store); they go back to the shared all-ones page once the store has executed.
-    scratch: Vec<u64>,
+    /// The shadow MMU, which owns RAM and the windows.
+    pub mmu: Mmu,
+    /// Data accesses are user-mode accesses (CPL 3).
+    pub user: bool,
+    /// Flushes since the run loop last passed them on to the translator.
+    pub tlb_flushes: Vec<TlbFlush>,
+}
+
+impl From<PageFault> for Exception {
+    fn from(pf: PageFault) -> Exception {
+        Exception { vector: Vector::PF, error_code: Some(pf.error_code), cr2: Some(pf.linear) }
+    }
 }
 
 impl Memory {
-    /// Guest memory over `ram`, identity-mapped in `window` (paging off).
-    pub fn new(ram: GuestRam, mut window: Window) -> Result<Memory, WindowError> {
-        window.map_identity(&ram)?;
-        Ok(Memory { ram, window, code_pages: HashSet::new(), dirty_code: Vec::new(), pages_protected: 0, scratch: Vec::new() })
+    /// Guest memory over an MMU, supervisor accesses.
+    pub fn new(mmu: Mmu) -> Memory {
+        Memory { mmu, user: false, tlb_flushes: Vec::new() }
     }
 
-    /// Guest-physical address of linear `addr` (paging off: the same).
-    pub fn translate(&self, addr: u32) -> u64 {
-        addr as u64
-    }
-
-    /// Reads guest linear memory.
-    pub fn read(&self, addr: u32, buf: &mut [u8]) -> Result<(), Exception> {
-        // Byte by byte where the access wraps around 4 GiB.
-        if (addr as u64) + buf.len() as u64 > 1 << 32 {
-            for (i, b) in buf.iter_mut().enumerate() {
-                let mut one = [0u8];
-                self.ram.read(self.translate(addr.wrapping_add(i as u32)), &mut one);
-                *b = one[0];
-            }
-            return Ok(());
+    /// CR0, CR3 or CR4 changed (`cr3_written`: CR3 was loaded, even with the same value).
+    pub fn paging_changed(&mut self, cr0: u32, cr3: u32, cr4: u32, cr3_written: bool) {
+        let regs = bt86_shadow_mmu::PagingRegs { cr0, cr3, cr4 };
+        match self.mmu.set_regs(regs, cr3_written) {
+            Some(true) => self.tlb_flushes.push(TlbFlush::All),
+            Some(false) => self.tlb_flushes.push(TlbFlush::NonGlobal),
+            None => {}
         }
-        self.ram.read(self.translate(addr), buf);
-        Ok(())
     }
 
-    /// Writes guest linear memory, noting code pages it hits.
+    /// `invlpg`.
+    pub fn invlpg(&mut self, linear: u32) {
+        if self.mmu.regs().paging() {
+            self.mmu.invlpg(linear);
+            self.tlb_flushes.push(TlbFlush::Page(linear >> 12));
+        }
+    }
+
+    /// Reads guest linear memory (a data access at the current privilege).
+    pub fn read(&mut self, addr: u32, buf: &mut [u8]) -> Result<(), Exception> {
+        let user = self.user;
+        Ok(self.mmu.read(addr, buf, user)?)
+    }
+
+    /// Writes guest linear memory (a data access at the current privilege).
     pub fn write(&mut self, addr: u32, data: &[u8]) -> Result<(), Exception> {
-        for (i, b) in data.iter().enumerate() {
-            let phys = self.translate(addr.wrapping_add(i as u32));
-            if self.code_pages.contains(&(phys >> 12)) && !self.dirty_code.contains(&(phys >> 12)) {
-                self.dirty_code.push(phys >> 12);
-            }
-            self.ram.write(phys, std::slice::from_ref(b));
-        }
-        Ok(())
+        let user = self.user;
+        Ok(self.mmu.write(addr, data, user)?)
     }
 
     /// Reads a little-endian value of 1, 2 or 4 bytes.
-    pub fn read_uint(&self, addr: u32, size: u8) -> Result<u32, Exception> {
+    pub fn read_uint(&mut self, addr: u32, size: u8) -> Result<u32, Exception> {
         let mut b = [0u8; 4];
         self.read(addr, &mut b[..size as usize])?;
         Ok(u32::from_le_bytes(b))
@@ -82,76 +86,24 @@ impl Memory {
         self.write(addr, &v.to_le_bytes()[..size as usize])
     }
 
-    /// Write-protects guest-physical page `page` in the window because translated code
-    /// came from it.
-    pub fn protect_code_page(&mut self, page: u64) {
-        if page >= self.ram.size() >> 12 || !self.code_pages.insert(page) {
-            return;
-        }
-        // Paging off: the page's only window mapping is at the same linear address.
-        if let Err(e) = self.window.protect((page << 12) as u32, 1, Prot::ReadExec) {
-            log::error!("cannot write-protect code page {page:#x}: {e}");
-        }
-        self.pages_protected += 1;
+    /// Reads with supervisor privilege whatever the CPL (for dumps and tracing), without
+    /// faulting into the guest.
+    pub fn peek(&mut self, addr: u32, buf: &mut [u8]) -> bool {
+        self.mmu.read(addr, buf, false).is_ok()
     }
 
-    /// Makes a code page writable again after its fragments were invalidated.
-    pub fn unprotect_code_page(&mut self, page: u64) {
-        if !self.code_pages.remove(&page) {
-            return;
-        }
-        if let Err(e) = self.window.protect((page << 12) as u32, 1, Prot::ReadWriteExec) {
-            log::error!("cannot unprotect code page {page:#x}: {e}");
-        }
-    }
-
-    /// True if guest-physical page `page` has no RAM behind it (device or unassigned
-    /// space: reads see all ones, writes vanish, as on a PC).
-    pub fn is_unbacked(&self, page: u64) -> bool {
-        page >= self.ram.size() >> 12
-    }
-
-    /// Maps unbacked page `page` (paging off: at the same linear address) for a guest
-    /// access: the shared all-ones page for reads, a scratch copy for a store.
-    pub fn map_unbacked(&mut self, page: u64, write: bool) -> Result<(), WindowError> {
-        let linear = (page << 12) as u32;
-        if write {
-            self.window.map_scratch(&self.ram, linear)?;
-            if !self.scratch.contains(&page) {
-                self.scratch.push(page);
-            }
-            Ok(())
-        } else {
-            self.window.map(&self.ram, linear, page << 12, 1, Prot::ReadExec)
-        }
-    }
-
-    /// Drops what stores to unbacked memory left in scratch pages.
-    pub fn drop_scratch(&mut self) {
-        for page in std::mem::take(&mut self.scratch) {
-            if let Err(e) = self.window.map(&self.ram, (page << 12) as u32, page << 12, 1, Prot::ReadExec) {
-                log::error!("cannot restore unbacked page {page:#x}: {e}");
-            }
-        }
-    }
-
-    /// True while a scratch page is mapped.
-    pub fn has_scratch(&self) -> bool {
-        !self.scratch.is_empty()
-    }
-
-    /// True if `page` is write-protected for holding code.
-    pub fn is_code_page(&self, page: u64) -> bool {
-        self.code_pages.contains(&page)
+    /// Translates a linear address as a supervisor read would (for the code fetch check).
+    pub fn translate(&mut self, addr: u32, user: bool) -> Result<u64, PageFault> {
+        self.mmu.translate(addr, Access { write: false, user })
     }
 }
 
 impl SystemMemory for Memory {
     fn read_sys(&mut self, addr: u32, buf: &mut [u8]) -> Result<(), Exception> {
-        self.read(addr, buf)
+        Ok(self.mmu.read(addr, buf, false)?)
     }
 
     fn write_sys(&mut self, addr: u32, data: &[u8]) -> Result<(), Exception> {
-        self.write(addr, data)
+        Ok(self.mmu.write(addr, data, false)?)
     }
 }

@@ -4,14 +4,14 @@
 pub mod clock;
 pub mod io;
 pub mod memory;
-mod run;
+pub(crate) mod run;
 pub mod stats;
 pub mod tc_signal;
 
 use std::fmt;
 
 use bt86_devices::{Platform, PlatformConfig};
-use bt86_shadow_mmu::{GuestRam, Window};
+use bt86_shadow_mmu::{GuestRam, Mmu, Window, WindowKind};
 use bt86_translator::{DEFAULT_TC_SIZE, Translator};
 
 use crate::cpu::Cpu;
@@ -92,9 +92,10 @@ impl Machine {
     pub fn new(config: Config, image: Vec<u8>) -> Result<Machine, SetupError> {
         let host = |what: &str, e: &dyn fmt::Display| SetupError::Host(format!("{what}: {e}"));
         loader::multiboot::validate(&config.kernel, &image).map_err(SetupError::Load)?;
-        let window = Window::reserve().map_err(|e| host("guest window", &e))?;
+        let user = Window::reserve(WindowKind::User).map_err(|e| host("guest window", &e))?;
+        let kernel = Window::reserve(WindowKind::Kernel).map_err(|e| host("guest window", &e))?;
         let ram = GuestRam::new(config.mem).map_err(|e| host("guest memory", &e))?;
-        let mem = Memory::new(ram, window).map_err(|e| host("guest window", &e))?;
+        let mem = Memory::new(Mmu::new(ram, user, kernel).map_err(|e| host("guest window", &e))?);
         let mut translator = Translator::new(DEFAULT_TC_SIZE).map_err(|e| host("translation cache", &e))?;
         translator.set_trace(config.trace_tc);
         translator.set_count_entries(config.count_fragments);
@@ -110,10 +111,11 @@ impl Machine {
 
     /// Loads the kernel and puts the CPU in the Multiboot entry state.
     fn boot(&mut self) -> Result<(), LoadError> {
-        let loaded = loader::multiboot::load(&self.config.kernel, &self.image, &self.config.append, &mut self.mem.ram)?;
+        let loaded = loader::multiboot::load(&self.config.kernel, &self.image, &self.config.append, &mut self.mem.mmu.ram)?;
         // Keep the context's allocation: the timer and signal handlers point to it.
         let ctx = std::mem::replace(&mut self.cpu.ctx, bt86_translator::Context::new_boxed());
         self.cpu = Cpu::multiboot_in(ctx);
+        self.mem.paging_changed(self.cpu.cr0, self.cpu.cr3, self.cpu.cr4, false);
         self.cpu.ctx.eip = loaded.entry;
         self.cpu.set_gpr(0, loader::multiboot::BOOTLOADER_MAGIC);
         self.cpu.set_gpr(3, loaded.info);
@@ -122,10 +124,10 @@ impl Machine {
     }
 
     /// A register dump with the bytes at CS:EIP, for stop messages.
-    pub fn dump(&self) -> String {
+    pub fn dump(&mut self) -> String {
         let mut code = [0u8; 16];
         let at = self.cpu.linear_eip();
-        let readable = self.mem.read(at, &mut code).is_ok();
+        let readable = self.mem.peek(at, &mut code);
         crate::cpu::dump::format(&self.cpu, readable.then_some(&code[..]))
     }
 

@@ -4,11 +4,11 @@
 
 use std::fmt::Write;
 
-use bt86_shadow_mmu::{PAGE_SIZE, WINDOW_BASE, WINDOW_SIZE};
-use bt86_translator::{CalloutKind, CodeMemory, ExitReason, FetchFault, FragId, FragKey, Mode, Request, Seg, TranslateError};
+use bt86_shadow_mmu::{Access, Mmu, Resolution, locate};
+use bt86_translator::{CalloutKind, CodeMemory, CodePage, ExitReason, FetchFault, FragId, FragKey, Mode, Request, Seg, TranslateError};
 
 use super::io::Ports;
-use super::memory::Memory;
+use super::memory::TlbFlush;
 use super::{Machine, Stop, stats};
 use crate::cpu::emulate::{Env, Flow, emulate};
 use crate::cpu::exceptions::EventKind;
@@ -21,16 +21,24 @@ struct Resume {
     fragment: FragId,
 }
 
-/// Guest code as the translator reads it (paging off: physical = linear).
-struct Code<'a>(&'a Memory);
+/// Guest code as the translator reads it: fetched through the guest's page tables at
+/// the privilege of the code.
+pub(crate) struct Code<'a> {
+    pub mmu: &'a mut Mmu,
+    pub user: bool,
+}
 
 impl CodeMemory for Code<'_> {
-    fn code_phys(&mut self, linear: u32) -> Result<u64, FetchFault> {
-        Ok(self.0.translate(linear))
+    fn code_page(&mut self, linear: u32) -> Result<CodePage, FetchFault> {
+        let global = !self.mmu.regs().paging() || self.mmu.is_global(linear);
+        match self.mmu.translate(linear, Access { write: false, user: self.user }) {
+            Ok(phys) => Ok(CodePage { phys, global }),
+            Err(_) => Err(FetchFault { linear }),
+        }
     }
 
     fn read_phys(&self, phys: u64, buf: &mut [u8]) {
-        self.0.ram.read(phys, buf)
+        self.mmu.ram.read(phys, buf)
     }
 }
 
@@ -39,7 +47,7 @@ impl Machine {
     pub fn run(&mut self) -> Stop {
         // The signal handler finds the translator and context through these pointers;
         // `self` does not move while it runs.
-        super::tc_signal::register(&self.translator, &mut self.cpu.ctx);
+        super::tc_signal::register(&self.translator, &mut self.cpu.ctx, Some(&mut self.mem.mmu));
         let stop = self.run_loop();
         super::tc_signal::unregister();
         stop
@@ -75,21 +83,21 @@ impl Machine {
                 }
                 continue;
             }
+            self.pass_on_tlb_flushes();
             let mode = self.cpu.mode();
-            if mode.has(Mode::PAGING) {
-                return Stop::Unsupported("the guest enabled paging (CR0.PG); bt86 does not virtualize paging yet".into(), self.dump());
-            }
             self.translator.select_mode(&mut self.cpu.ctx, mode);
             let host = match resume.take() {
                 Some(r) if self.resume_valid(r, mode) => r.host,
                 _ => match self.dispatch(mode) {
-                    Ok(id) => self.translator.fragment(id).body,
+                    Ok(Some(id)) => self.translator.fragment(id).body,
+                    // The code fetch faulted: the #PF was delivered.
+                    Ok(None) => continue,
                     Err(stop) => return stop,
                 },
             };
             let exit = self.translator.run(&mut self.cpu.ctx, host);
-            if self.mem.has_scratch() && !self.is_unbacked_store(exit) {
-                self.mem.drop_scratch();
+            if self.mem.mmu.has_scratch() && !self.is_unbacked_store(exit) {
+                self.mem.mmu.drop_scratch();
             }
             resume = match self.handle_exit(exit, mode) {
                 Ok(r) => r,
@@ -102,11 +110,19 @@ impl Machine {
     /// one instruction may need two, when it straddles pages).
     fn is_unbacked_store(&self, exit: ExitReason) -> bool {
         let f = &self.cpu.ctx.fault;
-        exit == ExitReason::Fault
-            && f.signo == libc::SIGSEGV
-            && f.err & 2 != 0
-            && (WINDOW_BASE..WINDOW_BASE + WINDOW_SIZE).contains(&f.addr)
-            && self.mem.is_unbacked(self.mem.translate((f.addr - WINDOW_BASE) as u32) >> 12)
+        exit == ExitReason::Fault && f.signo == libc::SIGSEGV && f.err & 2 != 0 && self.mem.mmu.is_unbacked_host(f.addr)
+    }
+
+    /// Tells the translator about changed guest translations (it drops what it reaches
+    /// without a lookup: cross-page links, indirect-branch entries).
+    fn pass_on_tlb_flushes(&mut self) {
+        for f in std::mem::take(&mut self.mem.tlb_flushes) {
+            match f {
+                TlbFlush::All => self.translator.tlb_flush(true),
+                TlbFlush::NonGlobal => self.translator.tlb_flush(false),
+                TlbFlush::Page(p) => self.translator.tlb_flush_page(p),
+            }
+        }
     }
 
     fn resume_valid(&self, r: Resume, mode: Mode) -> bool {
@@ -115,30 +131,43 @@ impl Machine {
     }
 
     /// The fragment for the current CS:EIP, translated if needed.
-    fn dispatch(&mut self, mode: Mode) -> Result<FragId, Stop> {
+    fn dispatch(&mut self, mode: Mode) -> Result<Option<FragId>, Stop> {
         self.stats.dispatches += 1;
         self.fragment_at(mode, false)
     }
 
-    fn fragment_at(&mut self, mode: Mode, transient: bool) -> Result<FragId, Stop> {
+    /// The fragment for CS:EIP. `Ok(None)`: fetching the code faulted, and the #PF has
+    /// been delivered.
+    fn fragment_at(&mut self, mode: Mode, transient: bool) -> Result<Option<FragId>, Stop> {
         let cs_base = self.cpu.segment(Seg::Cs).base;
         let linear = self.cpu.linear_eip();
-        let key = FragKey { linear, cs_base, mode };
+        let user = self.cpu.cpl == 3;
+        let phys = match self.mem.translate(linear, user) {
+            Ok(p) => p,
+            Err(pf) => return self.fault(pf.into()).map(|_| None),
+        };
+        let key = FragKey { linear, phys, cs_base, mode };
         if !transient && let Some(id) = self.translator.lookup(&key) {
-            return Ok(id);
+            return Ok(Some(id));
         }
         let req = Request { linear, eip: self.cpu.ctx.eip, cs_base, mode, transient };
-        match self.translator.translate(&mut Code(&self.mem), req) {
+        match self.translator.translate(&mut Code { mmu: &mut self.mem.mmu, user }, req) {
             Ok(id) => {
                 if !transient {
                     let pages = self.translator.fragment(id).pages.clone();
                     for p in pages {
-                        self.mem.protect_code_page(p);
+                        self.mem.mmu.protect_code_page(p);
                     }
                 }
-                Ok(id)
+                Ok(Some(id))
             }
-            Err(TranslateError::Fetch(f)) => Err(Stop::Unsupported(format!("cannot fetch code at linear {:#x}", f.linear), self.dump())),
+            Err(TranslateError::Fetch(f)) => {
+                // The instruction runs into a page that is not mapped: #PF on its fetch.
+                match self.mem.translate(f.linear, user) {
+                    Err(pf) => self.fault(pf.into()).map(|_| None),
+                    Ok(_) => Err(Stop::Unsupported(format!("cannot fetch code at linear {:#x}", f.linear), self.dump())),
+                }
+            }
             Err(TranslateError::Unsupported { eip, bytes, why }) => {
                 let hex: Vec<String> = bytes.iter().map(|b| format!("{b:02x}")).collect();
                 Err(Stop::Unsupported(format!("bt86 cannot translate the instruction at EIP {eip:#010x} ({}): {why}", hex.join(" ")), self.dump()))
@@ -148,9 +177,9 @@ impl Machine {
 
     /// Invalidates translations of code pages the monitor itself wrote.
     fn flush_dirty_code(&mut self) {
-        while let Some(p) = self.mem.dirty_code.pop() {
+        while let Some(p) = self.mem.mmu.dirty_code.pop() {
             self.stats.smc_invalidations += self.translator.invalidate_page(p) as u64;
-            self.mem.unprotect_code_page(p);
+            self.mem.mmu.unprotect_code_page(p);
         }
     }
 
@@ -214,7 +243,7 @@ impl Machine {
                 if mode.has(Mode::TRAP_FLAG) {
                     return self.single_step_trap();
                 }
-                let id = self.dispatch(mode)?;
+                let Some(id) = self.dispatch(mode)? else { return Ok(None) };
                 self.translator.link(link, id);
                 Ok(Some(Resume { host: self.translator.fragment(id).body, fragment: id }))
             }
@@ -224,7 +253,7 @@ impl Machine {
                 if mode.has(Mode::TRAP_FLAG) {
                     return self.single_step_trap();
                 }
-                let id = self.dispatch(mode)?;
+                let Some(id) = self.dispatch(mode)? else { return Ok(None) };
                 let eip = self.cpu.ctx.eip;
                 self.translator.ibl_insert(eip, id);
                 Ok(Some(Resume { host: self.translator.fragment(id).body, fragment: id }))
@@ -235,7 +264,7 @@ impl Machine {
                 ctx.eip = c.eip;
                 *self.stats.callouts.entry(format!("{:?}", c.instr.mnemonic()).to_lowercase()).or_default() += 1;
                 match c.kind {
-                    CalloutKind::Raise(v, code) => self.fault(Exception { vector: v, error_code: code }),
+                    CalloutKind::Raise(v, code) => self.fault(Exception { vector: v, error_code: code, cr2: None }),
                     CalloutKind::SingleStep => self.single_step_trap(),
                     CalloutKind::Emulate => self.emulate_callout(&c, mode),
                 }
@@ -253,6 +282,7 @@ impl Machine {
     }
 
     fn emulate_callout(&mut self, c: &bt86_translator::Callout, mode: Mode) -> Result<Option<Resume>, Stop> {
+        self.mem.user = self.cpu.cpl == 3;
         let mut ports = Ports { platform: &mut self.platform, now_ns: self.clock.now() };
         let mut env = Env { mem: &mut self.mem, io: &mut ports };
         let result = emulate(&mut self.cpu, &mut env, &c.instr, c.next_eip);
@@ -307,7 +337,7 @@ impl Machine {
     /// A fault in translated code, its guest state already in the context.
     fn host_fault(&mut self) -> Result<Option<Resume>, Stop> {
         let f = self.cpu.ctx.fault;
-        let internal = |m: &Machine, what: &str| Stop::Unsupported(format!("internal error: {what} in translated code (signal {}, trap {}, error {:#x}, address {:#x}, host RIP {:#x})", f.signo, f.trapno, f.err, f.addr, f.rip), m.dump());
+        let internal = |m: &mut Machine, what: &str| Stop::Unsupported(format!("internal error: {what} in translated code (signal {}, trap {}, error {:#x}, address {:#x}, host RIP {:#x})", f.signo, f.trapno, f.err, f.addr, f.rip), m.dump());
         if f.signo == libc::SIGSEGV && self.translator.is_stack_guard(f.addr) {
             // The translated-code stack overflowed (guest calls that never return); the
             // exit emptied it, and the guest state is that after the call.
@@ -316,31 +346,30 @@ impl Machine {
         }
         match (f.signo, f.trapno) {
             (libc::SIGSEGV, 14) => {
-                let linear = if (WINDOW_BASE..WINDOW_BASE + WINDOW_SIZE + PAGE_SIZE).contains(&f.addr) { (f.addr - WINDOW_BASE) as u32 } else { return Err(internal(self, "page fault outside the guest window")) };
-                let page = self.mem.translate(linear) >> 12;
                 let write = f.err & 2 != 0;
-                if write && self.mem.is_code_page(page) {
-                    // Self-modifying code: drop the page's translations, let the page be
-                    // written, and run the store itself from a one-shot translation (a
-                    // normal one would write-protect the page again).
-                    self.stats.smc_faults += 1;
-                    self.stats.smc_invalidations += self.translator.invalidate_page(page) as u64;
-                    self.mem.unprotect_code_page(page);
-                    let mode = self.cpu.mode();
-                    self.translator.select_mode(&mut self.cpu.ctx, mode);
-                    let id = self.fragment_at(mode, true)?;
-                    return Ok(Some(Resume { host: self.translator.fragment(id).body, fragment: id }));
+                if locate(f.addr).is_none() {
+                    return Err(internal(self, "page fault outside the guest windows"));
                 }
-                if self.mem.is_unbacked(page) {
-                    // No RAM there: map all ones (or a scratch page that absorbs the
-                    // store) and run the instruction again.
-                    self.stats.exit("unbacked memory access");
-                    if let Err(e) = self.mem.map_unbacked(page, write) {
-                        return Err(internal(self, &format!("mapping unbacked memory: {e}")));
+                let resolution = match self.mem.mmu.resolve_fault(f.addr, write) {
+                    Ok(r) => r,
+                    Err(e) => return Err(internal(self, &format!("window: {e}"))),
+                };
+                match resolution {
+                    Resolution::Handled => Ok(None),
+                    Resolution::GuestFault(pf) => self.fault(pf.into()),
+                    Resolution::CodeWrite(page) => {
+                        // Self-modifying code: drop the page's translations, let the page
+                        // be written, and run the store itself from a one-shot translation
+                        // (a normal one would write-protect the page again).
+                        self.stats.smc_faults += 1;
+                        self.stats.smc_invalidations += self.translator.invalidate_page(page) as u64;
+                        self.mem.mmu.unprotect_code_page(page);
+                        let mode = self.cpu.mode();
+                        self.translator.select_mode(&mut self.cpu.ctx, mode);
+                        let Some(id) = self.fragment_at(mode, true)? else { return Ok(None) };
+                        Ok(Some(Resume { host: self.translator.fragment(id).body, fragment: id }))
                     }
-                    return Ok(None);
                 }
-                Err(internal(self, "unexpected page fault"))
             }
             (libc::SIGSEGV, 13) => self.fault(Exception::gp(0)),
             (libc::SIGBUS, 17) => self.fault(Exception::new(Vector::AC, 0)),
@@ -363,9 +392,7 @@ impl Machine {
     fn reset(&mut self) {
         log::info!("guest requested a reset: rebooting the kernel");
         self.translator.flush();
-        for p in 0..(self.mem.ram.size() >> 12) {
-            self.mem.unprotect_code_page(p);
-        }
+        self.mem.mmu.unprotect_all_code();
         let now = self.clock.now();
         self.platform.reset(now);
         if let Err(e) = self.boot() {
@@ -402,8 +429,14 @@ pub(super) fn stats_report(m: &Machine) -> String {
     stats::write_map(&mut o, "interrupts delivered (vector)", s.interrupts.iter().map(|(k, v)| (*k, *v)));
     let _ = writeln!(o, "  self-modifying code: {} write faults, {} fragments invalidated", s.smc_faults, s.smc_invalidations);
     let _ = writeln!(o, "  string wrap-arounds fixed up: {}", super::tc_signal::STRING_WRAPS.load(std::sync::atomic::Ordering::Relaxed));
-    let ws = m.mem.window.stats();
-    let _ = writeln!(o, "  window: {} mmap, {} mprotect, {} unmap calls; {} code pages protected", ws.mmap_calls, ws.mprotect_calls, ws.unmap_calls, m.mem.pages_protected);
+    let ms = m.mem.mmu.stats();
+    let _ = writeln!(o, "  shadow MMU:");
+    let _ = writeln!(o, "    hidden faults (filled)        {}", ms.hidden_faults);
+    let _ = writeln!(o, "    true faults (#PF delivered)   {}", ms.true_faults);
+    let _ = writeln!(o, "    pages filled                  {} (dirty-bit upgrades {})", ms.pages_filled, ms.dirty_upgrades);
+    let _ = writeln!(o, "    flushes: invlpg {}, CR3 {}, full {}", ms.invlpg_flushes, ms.cr3_flushes, ms.full_flushes);
+    let ws = m.mem.mmu.window_stats();
+    let _ = writeln!(o, "    host calls: {} mmap, {} mprotect, {} unmap; {} code pages protected", ws.mmap_calls, ws.mprotect_calls, ws.unmap_calls, m.mem.mmu.pages_protected);
     let _ = writeln!(o, "  time halted: {:.3} s", s.halted_ns as f64 / 1e9);
     let _ = writeln!(o, "  devices: {}", m.platform.stats());
     o

@@ -10,23 +10,27 @@
 
 use std::sync::atomic::{AtomicPtr, Ordering};
 
-use bt86_shadow_mmu::{in_guest_reach, in_window};
+use bt86_shadow_mmu::{Mmu, locate};
 use bt86_translator::{Context, ExitReason, HostFault, HostRegs, Translator};
 
 static TRANSLATOR: AtomicPtr<Translator> = AtomicPtr::new(std::ptr::null_mut());
 static CONTEXT: AtomicPtr<Context> = AtomicPtr::new(std::ptr::null_mut());
+static MMU: AtomicPtr<Mmu> = AtomicPtr::new(std::ptr::null_mut());
 
-/// Makes the signal handler use this translator and context. Both must stay at their
-/// addresses until [`unregister`].
-pub fn register(t: &Translator, ctx: &mut Context) {
+/// Makes the signal handler use this translator, context and MMU. They must stay at
+/// their addresses, and the monitor must hold no reference into the MMU while
+/// translated code runs, until [`unregister`].
+pub fn register(t: &Translator, ctx: &mut Context, mmu: Option<&mut Mmu>) {
     TRANSLATOR.store(t as *const Translator as *mut Translator, Ordering::SeqCst);
     CONTEXT.store(ctx as *mut Context, Ordering::SeqCst);
+    MMU.store(mmu.map_or(std::ptr::null_mut(), |m| m as *mut Mmu), Ordering::SeqCst);
 }
 
 /// Stops the handler from using them.
 pub fn unregister() {
     TRANSLATOR.store(std::ptr::null_mut(), Ordering::SeqCst);
     CONTEXT.store(std::ptr::null_mut(), Ordering::SeqCst);
+    MMU.store(std::ptr::null_mut(), Ordering::SeqCst);
 }
 
 const GUEST_ORDER: [libc::c_int; 8] = [libc::REG_RAX, libc::REG_RCX, libc::REG_RDX, libc::REG_RBX, libc::REG_R12, libc::REG_RBP, libc::REG_RSI, libc::REG_RDI];
@@ -53,7 +57,17 @@ pub unsafe fn on_signal(signo: libc::c_int, info: *mut libc::siginfo_t, uc: *mut
             return false;
         }
         let addr = (*info).si_addr() as u64;
-        if signo == libc::SIGSEGV && !in_window(addr) && in_guest_reach(addr) {
+        let place = locate(addr);
+        // A hidden fault: the guest's tables map the page; fill it and run on.
+        let mmu = MMU.load(Ordering::Relaxed);
+        if signo == libc::SIGSEGV
+            && !mmu.is_null()
+            && matches!(place, Some((_, _, false)))
+            && (*mmu).on_host_fault(addr, gregs[libc::REG_ERR as usize] & 2 != 0) == bt86_shadow_mmu::HostFault::Filled
+        {
+            return true;
+        }
+        if signo == libc::SIGSEGV && matches!(place, Some((_, _, true))) {
             let (mut rsi, mut rdi) = (gregs[libc::REG_RSI as usize] as u64, gregs[libc::REG_RDI as usize] as u64);
             if t.wrap_string_registers(rip, &mut rsi, &mut rdi) {
                 gregs[libc::REG_RSI as usize] = rsi as i64;

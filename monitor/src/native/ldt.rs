@@ -22,7 +22,7 @@
 
 use std::fmt;
 
-use bt86_shadow_mmu::WINDOW_BASE;
+use bt86_shadow_mmu::USER_WINDOW_BASE as WINDOW_BASE;
 
 /// Largest segment limit (byte granular value): offsets up to 3 GiB - 1.
 pub const MAX_LIMIT: u32 = 0xBFFF_FFFF;

@@ -132,6 +132,11 @@ impl<'a> Emitter<'a> {
         }
     }
 
+    /// Host address of guest linear 0 in the window this fragment's privilege level uses.
+    pub fn window_base(&self) -> u64 {
+        bt86_shadow_mmu::WindowKind::for_cpl(self.mode.cpl()).base()
+    }
+
     /// Current offset in the fragment.
     pub fn offset(&self) -> usize {
         self.ops.offset().0

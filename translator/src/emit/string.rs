@@ -14,8 +14,6 @@ use super::{EmitError, EmitResult, Emitter};
 use crate::context::{Seg, off};
 use crate::fragment::Fixup;
 
-/// The window base as a displacement.
-const WB: i32 = bt86_shadow_mmu::WINDOW_BASE as i32;
 
 impl Emitter<'_> {
     pub(crate) fn emit_string(&mut self, ins: &Instruction) -> EmitResult {
@@ -28,38 +26,43 @@ impl Emitter<'_> {
         if has_src && src_seg.is_none() {
             return Err(EmitError::Unsupported("string source segment".into()));
         }
-        // Rebase: RSI = window + ((seg base + ESI) mod 4 GiB).
+        // Rebase: RSI = window + ((seg base + ESI) mod 4 GiB). The window is the one of
+        // the fragment's privilege level; R14 holds its base, later its negation.
+        let wb = self.window_base() as i64;
+        dynasm!(self.ops ; .arch x64 ; mov r14, QWORD wb);
         if let Some(seg) = src_seg {
             if !self.mode.is_flat(seg) {
                 let o = off::seg_base(seg);
                 dynasm!(self.ops ; .arch x64 ; mov r13d, [r15 + o] ; lea esi, [rsi + r13]);
             }
-            dynasm!(self.ops ; .arch x64 ; lea rsi, [rsi + WB]);
+            dynasm!(self.ops ; .arch x64 ; lea rsi, [rsi + r14]);
         }
         if has_dst {
             if !self.mode.is_flat(Seg::Es) {
                 let o = off::seg_base(Seg::Es);
                 dynasm!(self.ops ; .arch x64 ; mov r13d, [r15 + o] ; lea edi, [rdi + r13]);
             }
-            dynasm!(self.ops ; .arch x64 ; lea rdi, [rdi + WB]);
+            dynasm!(self.ops ; .arch x64 ; lea rdi, [rdi + r14]);
         }
         self.point(Fixup::String { src: src_seg, dst: has_dst });
         self.emit_string_op(ins);
         // Back to guest offsets: ESI = (RSI - window - seg base) mod 4 GiB.
+        let neg = wb.wrapping_neg();
+        dynasm!(self.ops ; .arch x64 ; mov r14, QWORD neg);
         if let Some(seg) = src_seg {
             if self.mode.is_flat(seg) {
-                dynasm!(self.ops ; .arch x64 ; lea esi, [rsi - WB]);
+                dynasm!(self.ops ; .arch x64 ; lea esi, [rsi + r14]);
             } else {
                 let o = off::seg_base(seg);
-                dynasm!(self.ops ; .arch x64 ; mov r13d, [r15 + o] ; not r13d ; lea esi, [rsi + r13 + (1 - WB)]);
+                dynasm!(self.ops ; .arch x64 ; lea rsi, [rsi + r14] ; mov r13d, [r15 + o] ; not r13d ; lea esi, [rsi + r13 + 1]);
             }
         }
         if has_dst {
             if self.mode.is_flat(Seg::Es) {
-                dynasm!(self.ops ; .arch x64 ; lea edi, [rdi - WB]);
+                dynasm!(self.ops ; .arch x64 ; lea edi, [rdi + r14]);
             } else {
                 let o = off::seg_base(Seg::Es);
-                dynasm!(self.ops ; .arch x64 ; mov r13d, [r15 + o] ; not r13d ; lea edi, [rdi + r13 + (1 - WB)]);
+                dynasm!(self.ops ; .arch x64 ; lea rdi, [rdi + r14] ; mov r13d, [r15 + o] ; not r13d ; lea edi, [rdi + r13 + 1]);
             }
         }
         self.point(Fixup::None);

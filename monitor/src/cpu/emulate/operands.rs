@@ -75,7 +75,7 @@ pub fn memory_linear(cpu: &Cpu, ins: &Instruction, extra: u32) -> u32 {
 }
 
 /// Reads operand `op` (register, memory or immediate) of `size` bytes.
-pub fn read_operand(cpu: &Cpu, mem: &Memory, ins: &Instruction, op: u32, size: u8) -> Result<u32, Exception> {
+pub fn read_operand(cpu: &Cpu, mem: &mut Memory, ins: &Instruction, op: u32, size: u8) -> Result<u32, Exception> {
     match ins.op_kind(op) {
         OpKind::Register => Ok(read_reg(cpu, ins.op_register(op))),
         OpKind::Memory => mem.read_uint(memory_linear(cpu, ins, 0), size),
@@ -115,7 +115,7 @@ impl Stack {
     }
 
     /// Reads `size` bytes at ESP + `at` without moving ESP.
-    pub fn peek(cpu: &Cpu, mem: &Memory, at: u32, size: u8) -> Result<u32, Exception> {
+    pub fn peek(cpu: &Cpu, mem: &mut Memory, at: u32, size: u8) -> Result<u32, Exception> {
         let sp = Self::moved(cpu, cpu.gpr(4), at as i32);
         mem.read_uint(Self::linear(cpu, sp), size)
     }

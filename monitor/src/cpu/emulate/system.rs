@@ -137,7 +137,7 @@ pub(super) fn emulate_system(cpu: &mut Cpu, env: &mut Env<'_>, ins: &Instruction
             if ins.op0_kind() != OpKind::Memory {
                 return Err(Exception::ud());
             }
-            // Paging is off: there is nothing cached to drop.
+            env.mem.invlpg(memory_linear(cpu, ins, 0));
             Ok(Flow::Next)
         }
         M::Invd | M::Wbinvd => {
@@ -233,6 +233,7 @@ fn mov_special(cpu: &mut Cpu, env: &mut Env<'_>, ins: &Instruction) -> Result<Fl
         require_cpl0(cpu)?;
         if r0.is_cr() {
             write_cr(cpu, r0, read_reg(cpu, r1))?;
+            env.mem.paging_changed(cpu.cr0, cpu.cr3, cpu.cr4, r0 == Register::CR3);
         } else {
             let v = match r1 {
                 Register::CR0 => cpu.cr0,

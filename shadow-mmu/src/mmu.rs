@@ -1,0 +1,519 @@
+//! The shadow MMU: keeps the windows a faithful (virtual-TLB) image of the guest's page
+//! tables, and gives the monitor guest-linear memory access with the same semantics.
+//!
+//! With paging off both windows map RAM one to one. With paging on they start empty; a
+//! host fault on a window address ([`Mmu::on_host_fault`], called from the signal
+//! handler) walks the guest's tables and, when they map the page for that window's
+//! privilege, sets the accessed/dirty bits as hardware would and maps it ("hidden
+//! fault") — read-only until the guest's dirty bit is set, and read-only for pages that
+//! hold translated code — then the faulting instruction simply runs again. Anything
+//! else (a true guest #PF, a write to a code page, unbacked memory) is left to the run
+//! loop ([`Mmu::resolve_fault`]). Neighbouring pages of the same page table that the
+//! guest has already accessed are mapped in the same host call; CR3 writes drop the
+//! non-global pages, `invlpg` one page (or one 4 MiB page), paging-mode changes all.
+
+use crate::ram::GuestRam;
+use crate::shadow::{Entry, Shadow};
+use crate::walk::{self, Translation};
+use crate::window::{Prot, Window, WindowError, WindowKind, WindowStats, locate};
+use crate::{PAGE_SIZE, WINDOW_SIZE};
+
+pub use crate::walk::{Access, PagingRegs};
+use crate::walk::PageFault;
+
+/// Most pages one window may map before it is emptied wholesale (each separately mapped
+/// run of pages is a host VMA; Linux allows 65530 per process).
+const MAX_MAPPED_PAGES: usize = 24_000;
+/// Most neighbouring pages mapped along with a faulting one.
+const BATCH: u32 = 16;
+
+/// Shadow-MMU counters, for `--stats`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct MmuStats {
+    /// Faults filled by a walk without guest involvement.
+    pub hidden_faults: u64,
+    /// Faults that were the guest's own (#PF delivered).
+    pub true_faults: u64,
+    /// Pages mapped by fills (including batched neighbours).
+    pub pages_filled: u64,
+    /// Read-only mappings made writable on the first write (dirty bit).
+    pub dirty_upgrades: u64,
+    /// `invlpg` flushes.
+    pub invlpg_flushes: u64,
+    /// CR3 writes (non-global flushes).
+    pub cr3_flushes: u64,
+    /// Whole-window flushes (paging-mode changes, window full).
+    pub full_flushes: u64,
+}
+
+/// What the signal handler should do about a host fault in a window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HostFault {
+    /// The page was filled: run the faulting instruction again.
+    Filled,
+    /// The run loop must decide ([`Mmu::resolve_fault`]).
+    Exit,
+}
+
+/// What a window fault turned out to be, in the run loop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Resolution {
+    /// Filled now: run the instruction again.
+    Handled,
+    /// The guest's own page fault.
+    GuestFault(PageFault),
+    /// A write to a page that holds translated code (guest-physical page number).
+    CodeWrite(u64),
+}
+
+/// Guest memory and the shadow MMU.
+pub struct Mmu {
+    /// Guest RAM.
+    pub ram: GuestRam,
+    windows: [Window; 2],
+    shadow: Shadow,
+    regs: PagingRegs,
+    /// Unbacked pages currently mapped to a private scratch copy (absorbing a store).
+    scratch: Vec<(WindowKind, u32)>,
+    /// Code pages the monitor (or the MMU's own A/D updates) wrote, for the run loop to
+    /// invalidate.
+    pub dirty_code: Vec<u64>,
+    /// Code pages write-protected so far.
+    pub pages_protected: u64,
+    stats: MmuStats,
+}
+
+fn page_of(linear: u32) -> u32 {
+    linear >> 12
+}
+
+impl Mmu {
+    /// Guest memory over `ram` with paging off (both windows map RAM one to one).
+    pub fn new(ram: GuestRam, user: Window, kernel: Window) -> Result<Mmu, WindowError> {
+        assert!(user.kind() == WindowKind::User && kernel.kind() == WindowKind::Kernel);
+        let mut m = Mmu {
+            ram,
+            windows: [user, kernel],
+            shadow: Shadow::default(),
+            regs: PagingRegs::default(),
+            scratch: Vec::new(),
+            dirty_code: Vec::new(),
+            pages_protected: 0,
+            stats: MmuStats::default(),
+        };
+        m.map_identity()?;
+        Ok(m)
+    }
+
+    fn map_identity(&mut self) -> Result<(), WindowError> {
+        for w in &mut self.windows {
+            w.map_identity(&self.ram)?;
+        }
+        let codes: Vec<u64> = self.shadow.code_pages.iter().copied().collect();
+        for p in codes {
+            self.protect_identity(p, Prot::ReadExec);
+        }
+        Ok(())
+    }
+
+    fn protect_identity(&mut self, page: u64, prot: Prot) {
+        if page < self.ram.size() / PAGE_SIZE {
+            for w in &mut self.windows {
+                if let Err(e) = w.protect((page << 12) as u32, 1, prot) {
+                    log::error!("cannot change protection of page {page:#x}: {e}");
+                }
+            }
+        }
+    }
+
+    /// The paging registers the MMU follows.
+    pub fn regs(&self) -> PagingRegs {
+        self.regs
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> MmuStats {
+        self.stats
+    }
+
+    /// Host-call counters of both windows.
+    pub fn window_stats(&self) -> WindowStats {
+        let mut s = WindowStats::default();
+        for w in &self.windows {
+            s.add(&w.stats());
+        }
+        s
+    }
+
+    /// Counts a guest page fault (delivered by the monitor).
+    pub fn count_true_fault(&mut self) {
+        self.stats.true_faults += 1;
+    }
+
+    /// Follows a change of CR0, CR3 or CR4 (`cr3_written`: a CR3 load happened, which
+    /// flushes even when the value is unchanged). Returns what was flushed, for the
+    /// translator's cross-page links: `None`, `Some(false)` (non-global pages),
+    /// `Some(true)` (everything).
+    pub fn set_regs(&mut self, new: PagingRegs, cr3_written: bool) -> Option<bool> {
+        let old = self.regs;
+        self.regs = new;
+        const CR0_BITS: u32 = (1 << 31) | (1 << 16);
+        const CR4_BITS: u32 = (1 << 4) | (1 << 7);
+        if old.paging() != new.paging() || (old.cr0 ^ new.cr0) & CR0_BITS != 0 || (old.cr4 ^ new.cr4) & CR4_BITS != 0 {
+            self.flush_all();
+            if !new.paging() && let Err(e) = self.map_identity() {
+                log::error!("cannot map guest memory one to one: {e}");
+            }
+            return Some(true);
+        }
+        if new.paging() && cr3_written {
+            self.stats.cr3_flushes += 1;
+            for w in WindowKind::ALL {
+                let runs = self.shadow.take_runs(w, |e| !e.global);
+                self.unmap_runs(w, &runs);
+            }
+            return Some(false);
+        }
+        None
+    }
+
+    fn unmap_runs(&mut self, w: WindowKind, runs: &[(u32, u64)]) {
+        for &(start, n) in runs {
+            if let Err(e) = self.windows[w as usize].unmap(start << 12, n) {
+                log::error!("cannot unmap window pages: {e}");
+            }
+        }
+    }
+
+    /// Drops every mapping in both windows.
+    pub fn flush_all(&mut self) {
+        self.stats.full_flushes += 1;
+        for w in WindowKind::ALL {
+            self.shadow.clear(w);
+            if let Err(e) = self.windows[w as usize].unmap_all() {
+                log::error!("cannot empty the window: {e}");
+            }
+        }
+        self.scratch.clear();
+    }
+
+    /// `invlpg`: drops the translation of `linear` (all of a 4 MiB page).
+    pub fn invlpg(&mut self, linear: u32) {
+        if !self.regs.paging() {
+            return;
+        }
+        self.stats.invlpg_flushes += 1;
+        let page = page_of(linear);
+        for w in WindowKind::ALL {
+            match self.shadow.get(w, page) {
+                Some(e) if e.large => {
+                    // The whole 4 MiB page goes, in one host call.
+                    let region = page >> 10;
+                    for p in (region << 10)..((region + 1) << 10) {
+                        self.shadow.remove(w, p);
+                    }
+                    self.unmap_runs(w, &[(region << 10, 1024)]);
+                }
+                Some(_) => {
+                    self.shadow.remove(w, page);
+                    self.unmap_runs(w, &[(page, 1)]);
+                }
+                None => {}
+            }
+        }
+    }
+
+    /// Translates `linear` for a software access of kind `access`, setting the accessed
+    /// and dirty bits as hardware would. Physical addresses beyond RAM are returned as
+    /// they are (reads see all ones, writes are dropped).
+    pub fn translate(&mut self, linear: u32, access: Access) -> Result<u64, PageFault> {
+        if !self.regs.paging() {
+            return Ok(linear as u64);
+        }
+        let t = walk::walk(&self.ram, &self.regs, linear, access)?;
+        self.mark(&t, access.write);
+        Ok(t.phys_page | (linear & 0xFFF) as u64)
+    }
+
+    fn mark(&mut self, t: &Translation, write: bool) {
+        for a in walk::mark(&mut self.ram, t, write).into_iter().flatten() {
+            self.note_write(a >> 12);
+        }
+    }
+
+    fn note_write(&mut self, page: u64) {
+        if self.shadow.code_pages.contains(&page) && !self.dirty_code.contains(&page) {
+            self.dirty_code.push(page);
+        }
+    }
+
+    /// Reads guest linear memory (software access, any alignment, page by page).
+    pub fn read(&mut self, linear: u32, buf: &mut [u8], user: bool) -> Result<(), PageFault> {
+        let mut done = 0usize;
+        while done < buf.len() {
+            let a = linear.wrapping_add(done as u32);
+            let chunk = ((0x1000 - (a & 0xFFF)) as usize).min(buf.len() - done);
+            let phys = self.translate(a, Access { write: false, user })?;
+            self.ram.read(phys, &mut buf[done..done + chunk]);
+            done += chunk;
+        }
+        Ok(())
+    }
+
+    /// Writes guest linear memory (software access). All pages are translated before any
+    /// byte is written, so a fault leaves memory unchanged.
+    pub fn write(&mut self, linear: u32, data: &[u8], user: bool) -> Result<(), PageFault> {
+        let mut pieces: [(u64, usize, usize); 3] = [(0, 0, 0); 3];
+        let mut n = 0;
+        let mut done = 0usize;
+        while done < data.len() {
+            let a = linear.wrapping_add(done as u32);
+            let chunk = ((0x1000 - (a & 0xFFF)) as usize).min(data.len() - done);
+            if n == pieces.len() {
+                // A long write: do it in parts.
+                self.write(a, &data[done..], user)?;
+                break;
+            }
+            pieces[n] = (self.translate(a, Access { write: true, user })?, done, chunk);
+            n += 1;
+            done += chunk;
+        }
+        for &(phys, off, len) in &pieces[..n] {
+            self.note_write(phys >> 12);
+            self.ram.write(phys, &data[off..off + len]);
+        }
+        Ok(())
+    }
+
+    /// Guest-physical address of the code byte at `linear`, fetched at CPL 3 (`user`) or
+    /// supervisor.
+    pub fn code_phys(&mut self, linear: u32, user: bool) -> Result<u64, PageFault> {
+        self.translate(linear, Access { write: false, user })
+    }
+
+    /// True if the guest's translation of `linear` is global (false if not mapped).
+    pub fn is_global(&self, linear: u32) -> bool {
+        walk::walk(&self.ram, &self.regs, linear, Access::SUPERVISOR_READ).is_ok_and(|t| t.global)
+    }
+
+    /// True if host address `host` (in a window) stands for unbacked guest-physical
+    /// memory.
+    pub fn is_unbacked_host(&self, host: u64) -> bool {
+        let Some((w, linear, _)) = locate(host) else { return false };
+        if !self.regs.paging() {
+            return self.is_unbacked(linear as u64 >> 12);
+        }
+        let access = Access { write: false, user: w == WindowKind::User };
+        walk::walk(&self.ram, &self.regs, linear, access).is_ok_and(|t| self.is_unbacked(t.phys_page >> 12))
+    }
+
+    /// True if guest-physical page `page` has no RAM behind it.
+    pub fn is_unbacked(&self, page: u64) -> bool {
+        page >= self.ram.size() / PAGE_SIZE
+    }
+
+    /// The signal handler's part of a host fault at `host` (a window address): fill the
+    /// page if the guest's tables map it for that window. Everything that needs the
+    /// monitor (a true fault, a code page, unbacked memory, paging off) is an `Exit`.
+    pub fn on_host_fault(&mut self, host: u64, write: bool) -> HostFault {
+        let Some((w, linear, false)) = locate(host) else { return HostFault::Exit };
+        if !self.regs.paging() {
+            return HostFault::Exit;
+        }
+        let access = Access { write, user: w == WindowKind::User };
+        let Ok(t) = walk::walk(&self.ram, &self.regs, linear, access) else { return HostFault::Exit };
+        let phys = t.phys_page >> 12;
+        let tables_hold_code = self.shadow.code_pages.contains(&(t.pde_addr >> 12)) || self.shadow.code_pages.contains(&(t.leaf_addr >> 12));
+        if self.is_unbacked(phys) || (write && self.shadow.code_pages.contains(&phys)) || tables_hold_code {
+            return HostFault::Exit;
+        }
+        self.stats.hidden_faults += 1;
+        walk::mark(&mut self.ram, &t, write);
+        match self.fill(w, linear, &t, write) {
+            Ok(()) => HostFault::Filled,
+            Err(e) => {
+                log::error!("fill of {linear:#x}: {e}");
+                HostFault::Exit
+            }
+        }
+    }
+
+    /// The run loop's part of a window fault at `host` that the signal handler left.
+    pub fn resolve_fault(&mut self, host: u64, write: bool) -> Result<Resolution, WindowError> {
+        let Some((w, linear, _)) = locate(host) else {
+            return Ok(Resolution::Handled);
+        };
+        let (phys, t) = if self.regs.paging() {
+            let access = Access { write, user: w == WindowKind::User };
+            let t = match walk::walk(&self.ram, &self.regs, linear, access) {
+                Ok(t) => t,
+                Err(pf) => {
+                    self.stats.true_faults += 1;
+                    return Ok(Resolution::GuestFault(pf));
+                }
+            };
+            (t.phys_page >> 12, Some(t))
+        } else {
+            (linear as u64 >> 12, None)
+        };
+        if write && self.shadow.code_pages.contains(&phys) {
+            return Ok(Resolution::CodeWrite(phys));
+        }
+        if self.is_unbacked(phys) {
+            if let Some(t) = &t {
+                self.mark(t, write);
+            }
+            self.map_unbacked(w, linear, phys, write)?;
+            return Ok(Resolution::Handled);
+        }
+        if let Some(t) = t {
+            self.stats.hidden_faults += 1;
+            self.mark(&t, write);
+            self.fill(w, linear, &t, write)?;
+        }
+        Ok(Resolution::Handled)
+    }
+
+    fn map_unbacked(&mut self, w: WindowKind, linear: u32, phys: u64, write: bool) -> Result<(), WindowError> {
+        let at = linear & !0xFFF;
+        let win = &mut self.windows[w as usize];
+        if write {
+            win.map_scratch(&self.ram, at)?;
+            if !self.scratch.contains(&(w, at)) {
+                self.scratch.push((w, at));
+            }
+        } else {
+            win.map(&self.ram, at, phys << 12, 1, Prot::ReadExec)?;
+        }
+        if self.regs.paging() {
+            self.shadow.record(w, at >> 12, Entry { phys_page: phys, prot: Prot::ReadExec, global: false, large: false });
+        }
+        Ok(())
+    }
+
+    /// Drops what stores to unbacked memory left in scratch pages (after the store ran).
+    pub fn drop_scratch(&mut self) {
+        for (w, at) in std::mem::take(&mut self.scratch) {
+            let phys = if self.regs.paging() { self.shadow.get(w, at >> 12).map(|e| e.phys_page << 12) } else { Some(at as u64) };
+            if let Some(phys) = phys
+                && let Err(e) = self.windows[w as usize].map(&self.ram, at, phys, 1, Prot::ReadExec)
+            {
+                log::error!("cannot restore an unbacked page: {e}");
+            }
+        }
+    }
+
+    /// True while a scratch page is mapped.
+    pub fn has_scratch(&self) -> bool {
+        !self.scratch.is_empty()
+    }
+
+    /// The host permission window `w` may give the page of `t` now.
+    fn prot_for(&self, w: WindowKind, t: &Translation, phys: u64) -> Prot {
+        let write_ok = t.write_allowed(w == WindowKind::User, &self.regs) && t.dirty && !self.shadow.code_pages.contains(&phys);
+        if write_ok { Prot::ReadWriteExec } else { Prot::ReadExec }
+    }
+
+    /// Maps the page of `linear` in window `w` (its A/D bits already set), with
+    /// neighbours the guest has already accessed.
+    fn fill(&mut self, w: WindowKind, linear: u32, t: &Translation, write: bool) -> Result<(), WindowError> {
+        if self.shadow.len(w) >= MAX_MAPPED_PAGES {
+            let runs = self.shadow.take_runs(w, |_| true);
+            self.unmap_runs(w, &runs);
+            self.stats.full_flushes += 1;
+        }
+        let page = page_of(linear);
+        let phys = t.phys_page >> 12;
+        let t = Translation { dirty: t.dirty || write, accessed: true, ..*t };
+        let prot = self.prot_for(w, &t, phys);
+        if let Some(e) = self.shadow.get(w, page)
+            && e.phys_page == phys
+        {
+            // Mapped already (read-only until the dirty bit): just widen it.
+            if e.prot != prot {
+                self.windows[w as usize].protect(page << 12, 1, prot)?;
+                self.shadow.set_prot(w, page, prot);
+                self.stats.dirty_upgrades += 1;
+            }
+            return Ok(());
+        }
+        let entry = |phys_page, prot| Entry { phys_page, prot, global: t.global, large: t.large };
+        // Neighbours in the same page table (or 4 MiB page) with the same permission,
+        // contiguous in physical memory, already accessed by the guest, not mapped yet.
+        let (mut first, mut last) = (page, page);
+        let table = page >> 10;
+        let same = |me: &Mmu, p: u32, ph: u64| -> bool {
+            if p >> 10 != table || me.shadow.get(w, p).is_some() || me.is_unbacked(ph) || me.shadow.code_pages.contains(&ph) {
+                return false;
+            }
+            match walk::walk(&me.ram, &me.regs, p << 12, Access { write: false, user: w == WindowKind::User }) {
+                Ok(n) => n.accessed && n.phys_page >> 12 == ph && n.global == t.global && me.prot_for(w, &n, ph) == prot,
+                Err(_) => false,
+            }
+        };
+        // A 4 MiB page is filled whole when nothing in it is special.
+        let batch = if t.large { 1024 } else { BATCH };
+        while last - page < batch - 1 && last + 1 < (1 << 20) && same(self, last + 1, phys + (last + 1 - page) as u64) {
+            last += 1;
+        }
+        while page - first < batch - 1 && first > 0 && same(self, first - 1, phys - (page - first + 1) as u64) {
+            first -= 1;
+        }
+        let n = (last - first + 1) as u64;
+        let first_phys = phys - (page - first) as u64;
+        self.windows[w as usize].map(&self.ram, first << 12, first_phys << 12, n, prot)?;
+        for i in 0..n as u32 {
+            self.shadow.record(w, first + i, entry(first_phys + i as u64, prot));
+        }
+        self.stats.pages_filled += n;
+        Ok(())
+    }
+
+    /// Write-protects every window mapping of guest-physical page `page`, because
+    /// translated code came from it.
+    pub fn protect_code_page(&mut self, page: u64) {
+        if self.is_unbacked(page) || !self.shadow.code_pages.insert(page) {
+            return;
+        }
+        self.pages_protected += 1;
+        if !self.regs.paging() {
+            self.protect_identity(page, Prot::ReadExec);
+            return;
+        }
+        for (w, lp) in self.shadow.mappings_of(page) {
+            if self.shadow.get(w, lp).is_some_and(|e| e.prot == Prot::ReadWriteExec) {
+                if let Err(e) = self.windows[w as usize].protect(lp << 12, 1, Prot::ReadExec) {
+                    log::error!("cannot write-protect a code page: {e}");
+                }
+                self.shadow.set_prot(w, lp, Prot::ReadExec);
+            }
+        }
+    }
+
+    /// Lets a code page be written again (its translations are gone). Mappings stay
+    /// read-only; the next write widens them through the normal fault path.
+    pub fn unprotect_code_page(&mut self, page: u64) {
+        if !self.shadow.code_pages.remove(&page) {
+            return;
+        }
+        if !self.regs.paging() {
+            self.protect_identity(page, Prot::ReadWriteExec);
+        }
+    }
+
+    /// True if `page` is write-protected for holding code.
+    pub fn is_code_page(&self, page: u64) -> bool {
+        self.shadow.code_pages.contains(&page)
+    }
+
+    /// Forgets all code pages (after the translation cache was flushed).
+    pub fn unprotect_all_code(&mut self) {
+        let pages: Vec<u64> = self.shadow.code_pages.iter().copied().collect();
+        for p in pages {
+            self.unprotect_code_page(p);
+        }
+    }
+
+    /// The guest-linear span a window can map, for bounds checks.
+    pub const SPAN: u64 = WINDOW_SIZE;
+}

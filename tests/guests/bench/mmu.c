@@ -1,0 +1,259 @@
+/*
+ * mmu - the guest kernel of bench-mmu: what the events a shadow MMU virtualizes cost, in
+ * TSC cycles per operation, at CPL 0 with 32-bit paging (no PAE).  See README.md.
+ *
+ * Address space: RAM identity-mapped with global 4 MiB pages (CR4.PSE|PGE), so kernel
+ * code, stack and data survive CR3 reloads the way an OS kernel's do; the benchmarks use
+ * non-global 4 KiB pages at 1 GiB and up, backed by a pool of physical pages at 64 MiB.
+ *
+ *   pgfault     a true page fault round trip: a load from a not-present page, whose #PF
+ *               handler (a few instructions: drop the error code, step EIP over the 2-byte
+ *               load, count, iret) just skips it.  Adams & Agesen's "pgfault".
+ *   hiddenfill  first touch (one load) of each of 1024 pages that the guest's page table
+ *               maps, right after a CR3 reload: what the VMM pays to fill its shadow on a
+ *               hidden fault (on hardware: a TLB miss and page walk).
+ *   ptemod      write a PTE of a mapped page (alternating between two frames), invlpg it,
+ *               load from the page.  Adams & Agesen's "ptemod", plus the invlpg and the
+ *               touch that makes the change visible.
+ *   cr3switch   a CR3 write to the other of two address spaces followed by one load from
+ *               each page of a 64-page working set that the two map to different frames
+ *               (so every switch is followed by 64 refills).  Per switch.
+ *
+ * Each value is the average over many iterations minus the same loop without the event
+ * (the loop overhead, and for hiddenfill/cr3switch the warm touches), measured ROUNDS
+ * times; the minimum is printed as "bench NAME CYCLES".  Every benchmark checks what it
+ * read, so an engine whose paging is broken bails out (status 127) instead of printing
+ * numbers.
+ *
+ * Not a test kernel: build.rs builds it apart, and it is not in bt86_guests::kernels().
+ */
+#include "rt.h"
+#include "bench.h"
+
+#define PTE_P 0x001u
+#define PTE_W 0x002u
+#define PDE_PS 0x080u
+#define PTE_G 0x100u
+
+#define ROUNDS 3
+#define PGFAULT_OPS 10000u
+#define FILL_PAGES 1024u       /* one page table's worth: 4 MiB */
+#define FILL_RELOADS 8u        /* CR3 reloads (each followed by FILL_PAGES touches) per round */
+#define PTEMOD_OPS 10000u
+#define SWITCH_PAGES 64u
+#define SWITCH_PAIRS 200u      /* 2 * SWITCH_PAIRS switches per round */
+
+/* Linear addresses (non-global 4 KiB pages) and the physical page pool. */
+#define FILL_VA   0x40000000u  /* pt_fill: FILL_PAGES pages */
+#define MISC_VA   0x40400000u  /* pt_misc: [0] not present, [1] ptemod page, [2] baseline */
+#define SWITCH_VA 0x40800000u  /* pt_a in pd_a, pt_b in pd_b: SWITCH_PAGES pages each */
+#define POOL      0x04000000u  /* 64 MiB */
+#define POOL_FILL (POOL)                        /* FILL_PAGES frames */
+#define POOL_A    (POOL + 0x400000u)            /* SWITCH_PAGES frames */
+#define POOL_B    (POOL + 0x440000u)            /* SWITCH_PAGES frames */
+#define POOL_MISC (POOL + 0x480000u)            /* 3 frames: X, Y, baseline */
+#define POOL_END  (POOL + 0x500000u)
+#define RAM_MAPPED 0x08000000u                  /* identity-mapped: 128 MiB */
+
+static uint32_t pd_a[1024] __attribute__((aligned(4096)));
+static uint32_t pd_b[1024] __attribute__((aligned(4096)));
+static uint32_t pt_fill[1024] __attribute__((aligned(4096)));
+static uint32_t pt_misc[1024] __attribute__((aligned(4096)));
+static uint32_t pt_a[1024] __attribute__((aligned(4096)));
+static uint32_t pt_b[1024] __attribute__((aligned(4096)));
+static volatile uint32_t dummy_pte[1024] __attribute__((aligned(4096)));
+
+static inline void invlpg(uint32_t a) { asm volatile("invlpg (%0)" :: "r"(a) : "memory"); }
+static inline uint32_t peek(uint32_t a) { return *(volatile uint32_t *)PHYS(a); }
+static inline void poke(uint32_t a, uint32_t v) { *(volatile uint32_t *)PHYS(a) = v; }
+static inline uint32_t marker(uint32_t frame) { return frame ^ 0x5a5a0000u; }
+
+/* ---- the #PF handler of pgfault ------------------------------------------------------- */
+/* Entered through an interrupt gate with the error code on the stack; the faulting
+ * instruction is the 2-byte `movl (%eax), %ecx` (8b 08) of pf_loop. */
+volatile uint32_t pf_count;
+void pf_skip(void);
+asm(".text\n"
+    ".globl pf_skip\n"
+    "pf_skip:\n\t"
+    "addl $4, %esp\n\t"          /* the error code */
+    "addl $2, (%esp)\n\t"        /* EIP past the load */
+    "incl pf_count\n\t"
+    "iretl\n");
+
+/* n loads from `addr`; each faults if the page is not present. */
+__attribute__((noipa)) static void pf_loop(uint32_t addr, uint32_t n)
+{
+    asm volatile("1:\t.byte 0x8b, 0x08\n\t"  /* movl (%%eax), %%ecx */
+                 "decl %%edx\n\t"
+                 "jnz 1b"
+                 : "+d"(n) : "a"(addr) : "ecx", "memory", "cc");
+}
+
+/* One load from the first dword of each of `n` pages from `va`; returns their sum. */
+__attribute__((noipa)) static uint32_t touch(uint32_t va, uint32_t n)
+{
+    uint32_t sum = 0;
+    for (uint32_t i = 0; i < n; i++)
+        sum += peek(va + i * 4096);
+    return sum;
+}
+
+static uint32_t per_op(uint64_t t, uint64_t base, uint32_t ops)
+{
+    return t > base ? (uint32_t)((t - base) / ops) : 0;
+}
+
+static void expect(uint32_t got, uint32_t want, const char *what)
+{
+    if (got != want)
+        rt_bail("bench-mmu: %s: got 0x%x, expected 0x%x (paging does not work)", what, got, want);
+}
+
+/* ---- set-up ----------------------------------------------------------------------------- */
+
+static void setup(void)
+{
+    const uint32_t *mbi = (const uint32_t *)rt_mb_info;
+    if (rt_mb_magic != 0x2badb002 || !(mbi[0] & 1) || 0x100000u + mbi[2] * 1024u < POOL_END)
+        rt_bail("bench-mmu needs at least %u MiB of RAM", POOL_END >> 20);
+
+    for (uint32_t i = 0; i < RAM_MAPPED >> 22; i++)
+        pd_a[i] = (i << 22) | PDE_PS | PTE_G | PTE_W | PTE_P;
+    for (uint32_t i = 0; i < FILL_PAGES; i++) {
+        uint32_t frame = POOL_FILL + i * 4096;
+        pt_fill[i] = frame | PTE_W | PTE_P;
+        poke(frame, marker(frame));
+    }
+    for (uint32_t i = 0; i < 3; i++)
+        poke(POOL_MISC + i * 4096, marker(POOL_MISC + i * 4096));
+    pt_misc[0] = 0;                                   /* not present: pgfault */
+    pt_misc[1] = POOL_MISC | PTE_W | PTE_P;           /* ptemod: X or Y */
+    pt_misc[2] = (POOL_MISC + 0x2000) | PTE_W | PTE_P;/* present: the baselines */
+    for (uint32_t i = 0; i < SWITCH_PAGES; i++) {
+        pt_a[i] = (POOL_A + i * 4096) | PTE_W | PTE_P;
+        pt_b[i] = (POOL_B + i * 4096) | PTE_W | PTE_P;
+        poke(POOL_A + i * 4096, marker(POOL_A + i * 4096));
+        poke(POOL_B + i * 4096, marker(POOL_B + i * 4096));
+    }
+    pd_a[FILL_VA >> 22] = (uint32_t)pt_fill | PTE_W | PTE_P;
+    pd_a[MISC_VA >> 22] = (uint32_t)pt_misc | PTE_W | PTE_P;
+    memcpy(pd_b, pd_a, sizeof pd_a);
+    pd_a[SWITCH_VA >> 22] = (uint32_t)pt_a | PTE_W | PTE_P;
+    pd_b[SWITCH_VA >> 22] = (uint32_t)pt_b | PTE_W | PTE_P;
+
+    rt_idt_set(14, (uint32_t)pf_skip, SEL_KCODE, GATE_INT);
+    write_cr4(read_cr4() | CR4_PSE | CR4_PGE);
+    write_cr3((uint32_t)pd_a);
+    write_cr0(read_cr0() | CR0_PG);
+
+    expect(peek(FILL_VA + 5 * 4096), marker(POOL_FILL + 5 * 4096), "a 4 KiB page after enabling paging");
+}
+
+static uint32_t sum_markers(uint32_t frames, uint32_t n)
+{
+    uint32_t s = 0;
+    for (uint32_t i = 0; i < n; i++)
+        s += marker(frames + i * 4096);
+    return s;
+}
+
+/* ---- the benchmarks --------------------------------------------------------------------- */
+
+static uint32_t bench_pgfault(void)
+{
+    pf_count = 0;
+    uint64_t t0 = bench_rdtsc();
+    pf_loop(MISC_VA, PGFAULT_OPS);
+    uint64_t t1 = bench_rdtsc();
+    pf_loop(MISC_VA + 0x2000, PGFAULT_OPS);
+    uint64_t t2 = bench_rdtsc();
+    expect(pf_count, PGFAULT_OPS, "pgfault: #PF count");
+    expect(read_cr2(), MISC_VA, "pgfault: CR2");
+    return per_op(t1 - t0, t2 - t1, PGFAULT_OPS);
+}
+
+static uint32_t bench_hiddenfill(void)
+{
+    uint64_t cold = 0, warm = 0;
+    uint32_t want = sum_markers(POOL_FILL, FILL_PAGES);
+    for (uint32_t k = 0; k < FILL_RELOADS; k++) {
+        write_cr3((uint32_t)pd_a);
+        uint64_t t0 = bench_rdtsc();
+        uint32_t s0 = touch(FILL_VA, FILL_PAGES);
+        uint64_t t1 = bench_rdtsc();
+        uint32_t s1 = touch(FILL_VA, FILL_PAGES);
+        uint64_t t2 = bench_rdtsc();
+        cold += t1 - t0;
+        warm += t2 - t1;
+        expect(s0, want, "hiddenfill: cold touches");
+        expect(s1, want, "hiddenfill: warm touches");
+    }
+    return per_op(cold, warm, FILL_RELOADS * FILL_PAGES);
+}
+
+static uint32_t bench_ptemod(void)
+{
+    const uint32_t x = POOL_MISC, y = POOL_MISC + 0x1000, va = MISC_VA + 0x1000;
+    uint32_t s0 = 0, s1 = 0;
+    uint64_t t0 = bench_rdtsc();
+    for (uint32_t i = 0; i < PTEMOD_OPS; i++) {
+        pt_misc[1] = ((i & 1) ? y : x) | PTE_W | PTE_P;
+        invlpg(va);
+        s0 += peek(va);
+    }
+    uint64_t t1 = bench_rdtsc();
+    for (uint32_t i = 0; i < PTEMOD_OPS; i++) {
+        dummy_pte[1] = ((i & 1) ? y : x) | PTE_W | PTE_P;
+        s1 += peek(MISC_VA + 0x2000);
+    }
+    uint64_t t2 = bench_rdtsc();
+    expect(s0, (PTEMOD_OPS / 2) * (marker(x) + marker(y)), "ptemod: loads after the PTE writes");
+    expect(s1, PTEMOD_OPS * marker(POOL_MISC + 0x2000), "ptemod: baseline loads");
+    return per_op(t1 - t0, t2 - t1, PTEMOD_OPS);
+}
+
+static uint32_t bench_cr3switch(void)
+{
+    uint32_t sa = 0, sb = 0, sw = 0;
+    uint64_t t0 = bench_rdtsc();
+    for (uint32_t i = 0; i < SWITCH_PAIRS; i++) {
+        write_cr3((uint32_t)pd_b);
+        sb += touch(SWITCH_VA, SWITCH_PAGES);
+        write_cr3((uint32_t)pd_a);
+        sa += touch(SWITCH_VA, SWITCH_PAGES);
+    }
+    uint64_t t1 = bench_rdtsc();
+    for (uint32_t i = 0; i < 2 * SWITCH_PAIRS; i++)
+        sw += touch(SWITCH_VA, SWITCH_PAGES);
+    uint64_t t2 = bench_rdtsc();
+    expect(sa, SWITCH_PAIRS * sum_markers(POOL_A, SWITCH_PAGES), "cr3switch: address space A");
+    expect(sb, SWITCH_PAIRS * sum_markers(POOL_B, SWITCH_PAGES), "cr3switch: address space B");
+    expect(sw, 2 * SWITCH_PAIRS * sum_markers(POOL_A, SWITCH_PAGES), "cr3switch: baseline");
+    return per_op(t1 - t0, t2 - t1, 2 * SWITCH_PAIRS);
+}
+
+static void run(const char *name, uint32_t (*bench)(void))
+{
+    uint32_t best = ~0u;
+    for (int r = 0; r < ROUNDS; r++) {
+        uint32_t v = bench();
+        if (v < best)
+            best = v;
+    }
+    bench_report(name, best);
+}
+
+void bench_write(const char *s) { rt_puts(s); }
+
+void test_main(void)
+{
+    bench_clock("begin");
+    setup();
+    run("pgfault", bench_pgfault);
+    run("hiddenfill", bench_hiddenfill);
+    run("ptemod", bench_ptemod);
+    run("cr3switch", bench_cr3switch);
+    write_cr0(read_cr0() & ~CR0_PG);
+    bench_clock("end");
+}

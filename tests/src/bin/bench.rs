@@ -1,0 +1,755 @@
+//! `bench`: runs the bt86 benchmarks (`tests/guests/bench/`) natively, under bt86 and under
+//! QEMU (TCG), and prints a table to paste into the README.
+//!
+//! ```text
+//! cargo run --release -p bt86-guests --bin bench -- [--runs N] [--only cpu|mmu]
+//!     [--bt86 PATH] [--qemu PATH]
+//! ```
+//!
+//! Each benchmark program runs N times per engine (default 5), interleaved (native, bt86,
+//! QEMU, native, ...) so that the slow drifts of a noisy shared machine hit every engine
+//! alike; the table shows medians. The programs time themselves with rdtsc. Under bt86 the
+//! guest's TSC is the host's, and so is QEMU's under TCG (QEMU reads the host TSC, plus an
+//! offset that makes it start near 0 at reset): the runner checks this on every run by
+//! dividing the TSC ticks between the program's `clock begin` and `clock end` lines by the
+//! wall time between their arrival, and compares that with the host TSC frequency (measured
+//! here against CLOCK_MONOTONIC). Should QEMU's clock ever run at another rate, its values
+//! are rescaled to host cycles with the measured rate (noted below the table).
+//!
+//! Standard library only. The benchmark images come from `build.rs` (see
+//! `bt86_guests::bench`); bt86 is `target/release/bt86` next to this program unless
+//! `--bt86` says otherwise.
+
+use std::fmt::Write as _;
+use std::io::{self, BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bt86_guests::bench::{Output, Suite};
+use bt86_guests::{QEMU_ARGS, qemu_path};
+
+/// How long one run of one program may take before it is killed.
+const TIMEOUT: Duration = Duration::from_secs(600);
+
+/// A guest TSC rate further than this from the host's is not the host TSC.
+const RATE_TOLERANCE: f64 = 0.10;
+
+/// Adams & Agesen, "A Comparison of Software and Hardware Techniques for x86
+/// Virtualization", ASPLOS 2006: their nanobenchmarks under VMware's binary-translating
+/// VMM, in cycles of their (2006 Intel) host. Only what they published for these events.
+const VMWARE_BT_2006: &[(&str, u64)] = &[("pgfault", 3927), ("ptemod", 391)];
+
+const USAGE: &str = "\
+usage: cargo run --release -p bt86-guests --bin bench -- [OPTIONS]
+
+Runs the bt86 benchmarks natively, under bt86 and under QEMU (TCG) and prints a table.
+
+options:
+  --runs N         runs per engine, interleaved (default 5); the table shows medians
+  --only cpu|mmu   just one benchmark (default: both)
+  --bt86 PATH      the bt86 binary (default: target/release/bt86 beside this program)
+  --qemu PATH      qemu-system-i386 (default: $BT86_QEMU, else the one on $PATH)
+  -h, --help       this text";
+
+fn main() -> ExitCode {
+    let opts = match Options::parse(std::env::args().skip(1)) {
+        Ok(o) => o,
+        Err(msg) => {
+            eprintln!("bench: {msg}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    if opts.help {
+        println!("{USAGE}");
+        return ExitCode::SUCCESS;
+    }
+    let bt86 = match opts.bt86.clone().map_or_else(default_bt86, Ok) {
+        Ok(p) if p.is_file() => p,
+        Ok(p) => {
+            eprintln!(
+                "bench: bt86 not found at {}: build it with `cargo build --release -p bt86` \
+                 (or point --bt86 at a binary)",
+                p.display()
+            );
+            return ExitCode::from(2);
+        }
+        Err(e) => {
+            eprintln!("bench: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let qemu = opts.qemu.clone().or_else(qemu_path);
+    if let Some(q) = &qemu
+        && !q.is_file()
+    {
+        eprintln!("bench: QEMU not found at {}", q.display());
+        return ExitCode::from(2);
+    }
+
+    let host_mhz = measure_tsc_mhz();
+    print_header(&opts, &bt86, qemu.as_deref(), host_mhz);
+
+    let suites: Vec<Suite> = match opts.only {
+        Some(s) => vec![s],
+        None => vec![Suite::Cpu, Suite::Mmu],
+    };
+    for suite in suites {
+        let engines = engines_for(suite, &bt86, qemu.as_deref());
+        let results = run_suite(suite, &engines, opts.runs);
+        print_report(suite, &engines, &results, host_mhz);
+    }
+    ExitCode::SUCCESS
+}
+
+// ---- options -------------------------------------------------------------------------------
+
+#[derive(Debug, Default)]
+struct Options {
+    runs: usize,
+    only: Option<Suite>,
+    bt86: Option<PathBuf>,
+    qemu: Option<PathBuf>,
+    help: bool,
+    /// The arguments as given, for the header.
+    argv: Vec<String>,
+}
+
+impl Options {
+    fn parse(args: impl Iterator<Item = String>) -> Result<Options, String> {
+        let argv: Vec<String> = args.collect();
+        let mut o = Options {
+            runs: 5,
+            argv: argv.clone(),
+            ..Options::default()
+        };
+        let mut it = argv.into_iter();
+        while let Some(a) = it.next() {
+            let mut value = |name: &str| it.next().ok_or(format!("{name} needs a value"));
+            match a.as_str() {
+                "--runs" => {
+                    o.runs = value("--runs")?
+                        .parse()
+                        .ok()
+                        .filter(|&n| n > 0)
+                        .ok_or("--runs needs a positive number")?
+                }
+                "--only" => {
+                    o.only = Some(match value("--only")?.as_str() {
+                        "cpu" => Suite::Cpu,
+                        "mmu" => Suite::Mmu,
+                        other => return Err(format!("--only {other}: expected cpu or mmu")),
+                    })
+                }
+                "--bt86" => o.bt86 = Some(PathBuf::from(value("--bt86")?)),
+                "--qemu" => o.qemu = Some(PathBuf::from(value("--qemu")?)),
+                "-h" | "--help" => o.help = true,
+                other => return Err(format!("unknown argument {other:?}")),
+            }
+        }
+        Ok(o)
+    }
+}
+
+/// `bt86` beside this program (both are in target/release after `cargo build --release`).
+fn default_bt86() -> Result<PathBuf, String> {
+    let me = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
+    Ok(me.with_file_name("bt86"))
+}
+
+// ---- engines and runs --------------------------------------------------------------------------
+
+/// How a benchmark program is run.
+#[derive(Clone, Debug)]
+struct Engine {
+    /// Column title: "native", "bt86" or "QEMU".
+    name: &'static str,
+    /// The command, or why this engine cannot run (shown instead of its numbers).
+    how: Result<(PathBuf, Vec<String>), String>,
+    /// The exit status of a complete run.
+    done_status: i32,
+}
+
+fn engines_for(suite: Suite, bt86: &Path, qemu: Option<&Path>) -> Vec<Engine> {
+    let kernel = suite.kernel().to_string_lossy().into_owned();
+    let mut v = Vec::new();
+    if let Some(native) = suite.native() {
+        v.push(Engine {
+            name: "native",
+            how: native
+                .map(|p| (p, Vec::new()))
+                .map_err(|e| format!("not built: {e}")),
+            done_status: 0,
+        });
+    }
+    v.push(Engine {
+        name: "bt86",
+        how: Ok((
+            bt86.to_path_buf(),
+            vec!["run".into(), "--kernel".into(), kernel.clone()],
+        )),
+        done_status: 1,
+    });
+    let mut qemu_args: Vec<String> = QEMU_ARGS.iter().map(|s| s.to_string()).collect();
+    qemu_args.extend(["-kernel".to_string(), kernel]);
+    v.push(Engine {
+        name: "QEMU",
+        how: qemu
+            .map(|q| (q.to_path_buf(), qemu_args))
+            .ok_or_else(|| "not installed (qemu-system-i386; Debian: qemu-system-x86)".to_string()),
+        done_status: 1,
+    });
+    v
+}
+
+/// One successful run of a benchmark program.
+#[derive(Clone, Debug)]
+struct Sample {
+    out: Output,
+    /// Guest TSC ticks per microsecond of wall time between the clock lines.
+    tsc_mhz: Option<f64>,
+}
+
+/// All runs of one engine: the samples, and the first failure (after which it is not run).
+#[derive(Clone, Debug, Default)]
+struct EngineResults {
+    samples: Vec<Sample>,
+    failure: Option<String>,
+}
+
+fn run_suite(suite: Suite, engines: &[Engine], runs: usize) -> Vec<EngineResults> {
+    let mut results = vec![EngineResults::default(); engines.len()];
+    for run in 1..=runs {
+        let mut progress = format!("[{} {run}/{runs}]", suite.name());
+        for (engine, res) in engines.iter().zip(results.iter_mut()) {
+            let Ok((program, args)) = &engine.how else {
+                continue;
+            };
+            if res.failure.is_some() {
+                continue;
+            }
+            let mut cmd = Command::new(program);
+            cmd.args(args);
+            let started = Instant::now();
+            match run_program(cmd, engine.done_status) {
+                Ok(sample) => res.samples.push(sample),
+                Err(why) => res.failure = Some(why),
+            }
+            let _ = write!(
+                progress,
+                "  {} {:.1} s",
+                engine.name,
+                started.elapsed().as_secs_f64()
+            );
+            if res.failure.is_some() {
+                progress.push_str(" (failed: not run again)");
+            }
+        }
+        eprintln!("{progress}");
+    }
+    results
+}
+
+/// Runs one benchmark program to its end; Err says what went wrong ("failed (status 3): ...").
+fn run_program(cmd: Command, done_status: i32) -> Result<Sample, String> {
+    let run = run_timed(cmd, TIMEOUT).map_err(|e| format!("cannot run: {e}"))?;
+    let out = Output::parse(&run.stdout);
+    let first_err = run
+        .stderr
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim();
+    let why = if run.timed_out {
+        Some(format!("failed (timed out after {} s)", TIMEOUT.as_secs()))
+    } else if run.status != Some(done_status) {
+        Some(match run.status {
+            Some(s) => format!("failed (status {s})"),
+            None => "failed (killed by a signal)".to_string(),
+        })
+    } else if !out.complete() {
+        Some("failed (incomplete output)".to_string())
+    } else {
+        None
+    };
+    if let Some(why) = why {
+        let bail = run.stdout.lines().find(|l| l.starts_with("Bail out!"));
+        let detail = bail.unwrap_or(first_err);
+        return Err(if detail.is_empty() {
+            why
+        } else {
+            format!("{why}: {detail}")
+        });
+    }
+    let tsc_mhz = match (out.clock, out.clock_lines) {
+        ((Some(t0), Some(t1)), (Some(l0), Some(l1))) if t1 > t0 => {
+            let wall = run.line_times[l1].saturating_sub(run.line_times[l0]);
+            (wall >= Duration::from_millis(20)).then(|| (t1 - t0) as f64 / wall.as_secs_f64() / 1e6)
+        }
+        _ => None,
+    };
+    Ok(Sample { out, tsc_mhz })
+}
+
+/// What a program printed, with the time (since it started) at which each line arrived.
+struct TimedRun {
+    stdout: String,
+    line_times: Vec<Duration>,
+    stderr: String,
+    status: Option<i32>,
+    timed_out: bool,
+}
+
+/// Runs `cmd` (stdin /dev/null), timestamping each stdout line as it arrives; kills it after
+/// `timeout`.
+fn run_timed(mut cmd: Command, timeout: Duration) -> io::Result<TimedRun> {
+    let start = Instant::now();
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let stdout = child.stdout.take().expect("piped stdout");
+    let mut stderr = child.stderr.take().expect("piped stderr");
+    let out_reader = thread::spawn(move || {
+        let mut r = BufReader::new(stdout);
+        let (mut text, mut times, mut line) = (String::new(), Vec::new(), Vec::new());
+        while matches!(r.read_until(b'\n', &mut line), Ok(n) if n > 0) {
+            times.push(start.elapsed());
+            text.push_str(&String::from_utf8_lossy(&line));
+            line.clear();
+        }
+        (text, times)
+    });
+    let err_reader = thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = stderr.read_to_end(&mut v);
+        String::from_utf8_lossy(&v).into_owned()
+    });
+    let mut timed_out = false;
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if start.elapsed() >= timeout {
+            timed_out = true;
+            let _ = child.kill();
+            break child.wait()?;
+        }
+        thread::sleep(Duration::from_millis(5));
+    };
+    let (stdout, line_times) = out_reader.join().unwrap_or_default();
+    Ok(TimedRun {
+        stdout,
+        line_times,
+        stderr: err_reader.join().unwrap_or_default(),
+        status: if timed_out { None } else { status.code() },
+        timed_out,
+    })
+}
+
+// ---- the report ----------------------------------------------------------------------------------
+
+fn print_report(suite: Suite, engines: &[Engine], results: &[EngineResults], host_mhz: f64) {
+    println!();
+    match suite {
+        Suite::Cpu => println!(
+            "## bench-cpu: TSC cycles per workload (median of runs; each run: fastest of 3 repetitions)"
+        ),
+        Suite::Mmu => println!(
+            "## bench-mmu: TSC cycles per operation (median of runs; each run: lowest of 3 rounds, \
+             each the average over many operations minus the same loop without them)"
+        ),
+    }
+    println!();
+
+    // QEMU's values are rescaled only if its clock provably does not tick at the host rate.
+    let mut notes: Vec<String> = Vec::new();
+    let mut scale = vec![1.0; engines.len()];
+    let rates: Vec<Option<f64>> = results
+        .iter()
+        .map(|r| median_f64(r.samples.iter().filter_map(|s| s.tsc_mhz).collect()))
+        .collect();
+    for (i, e) in engines.iter().enumerate() {
+        if let Some(rate) = rates[i]
+            && (rate / host_mhz - 1.0).abs() > RATE_TOLERANCE
+        {
+            if e.name == "QEMU" {
+                scale[i] = host_mhz / rate;
+                notes.push(format!(
+                    "QEMU's guest TSC ticked at {rate:.0} MHz, not the host's {host_mhz:.0} MHz: \
+                     its values were converted to host cycles (x {:.3}).",
+                    scale[i]
+                ));
+            } else {
+                notes.push(format!(
+                    "{}: its TSC seemed to tick at {rate:.0} MHz (host {host_mhz:.0} MHz); its \
+                     output may be buffered, which spoils this check, not the values.",
+                    e.name
+                ));
+            }
+        }
+    }
+
+    // Rows: the names in the order the programs printed them.
+    let mut names: Vec<String> = Vec::new();
+    for r in results {
+        for s in &r.samples {
+            for (n, _) in &s.out.values {
+                if !names.contains(n) {
+                    names.push(n.clone());
+                }
+            }
+        }
+    }
+    let medians: Vec<Vec<Option<f64>>> = names
+        .iter()
+        .map(|n| {
+            results
+                .iter()
+                .zip(&scale)
+                .map(|(r, k)| {
+                    let v: Vec<f64> = r
+                        .samples
+                        .iter()
+                        .filter_map(|s| s.out.values.iter().find(|(m, _)| m == n))
+                        .map(|(_, v)| *v as f64 * k)
+                        .collect();
+                    median_f64(v)
+                })
+                .collect()
+        })
+        .collect();
+    let col = |name: &str| engines.iter().position(|e| e.name == name);
+    let cell = |i: usize, v: Option<f64>| -> String {
+        match v {
+            Some(v) => format!("{v:.0}"),
+            None if results[i].samples.is_empty() => match &engines[i].how {
+                Err(_) => "n/a".to_string(),
+                Ok(_) => "failed".to_string(),
+            },
+            None => "-".to_string(),
+        }
+    };
+    let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
+        (Some(a), Some(b)) if b > 0.0 => Some(a / b),
+        _ => None,
+    };
+    let fmt_ratio = |r: Option<f64>| r.map_or("-".to_string(), |r| format!("{r:.2}x"));
+
+    let mut table: Vec<Vec<String>> = Vec::new();
+    let (native, bt86, qemu) = (col("native"), col("bt86"), col("QEMU"));
+    let pick = |row: &Vec<Option<f64>>, c: Option<usize>| c.and_then(|c| row[c]);
+    match suite {
+        Suite::Cpu => {
+            table.push(vec![
+                "workload".into(),
+                "native".into(),
+                "bt86".into(),
+                "QEMU".into(),
+                "bt86/native".into(),
+                "QEMU/bt86".into(),
+            ]);
+            let (mut r1, mut r2) = (Vec::new(), Vec::new());
+            for (n, row) in names.iter().zip(&medians) {
+                let a = ratio(pick(row, bt86), pick(row, native));
+                let b = ratio(pick(row, qemu), pick(row, bt86));
+                r1.extend(a);
+                r2.extend(b);
+                let mut line = vec![n.clone()];
+                for c in [native, bt86, qemu] {
+                    line.push(c.map_or("n/a".into(), |c| cell(c, row[c])));
+                }
+                line.push(fmt_ratio(a));
+                line.push(fmt_ratio(b));
+                table.push(line);
+            }
+            let geo = |v: &[f64]| {
+                (v.len() == names.len() && !v.is_empty())
+                    .then(|| (v.iter().map(|x| x.ln()).sum::<f64>() / v.len() as f64).exp())
+            };
+            table.push(vec![
+                "geomean".into(),
+                String::new(),
+                String::new(),
+                String::new(),
+                fmt_ratio(geo(&r1)),
+                fmt_ratio(geo(&r2)),
+            ]);
+        }
+        Suite::Mmu => {
+            table.push(vec![
+                "operation".into(),
+                "bt86".into(),
+                "QEMU".into(),
+                "QEMU/bt86".into(),
+                "VMware BT 2006".into(),
+            ]);
+            for (n, row) in names.iter().zip(&medians) {
+                let reference = VMWARE_BT_2006.iter().find(|(m, _)| m == n).map(|(_, v)| v);
+                table.push(vec![
+                    n.clone(),
+                    bt86.map_or("n/a".into(), |c| cell(c, row[c])),
+                    qemu.map_or("n/a".into(), |c| cell(c, row[c])),
+                    fmt_ratio(ratio(pick(row, qemu), pick(row, bt86))),
+                    reference.map_or("-".into(), |v| v.to_string()),
+                ]);
+            }
+            notes.push(
+                "VMware BT 2006: Adams & Agesen, \"A Comparison of Software and Hardware \
+                 Techniques for x86 Virtualization\", ASPLOS 2006 (their host's cycles, for scale)."
+                    .to_string(),
+            );
+        }
+    }
+    if names.is_empty() {
+        println!("(no engine completed a run)");
+    } else {
+        print_table(&table);
+    }
+    println!();
+
+    // Runs per engine, failures, clock rates.
+    for (i, (e, r)) in engines.iter().zip(results).enumerate() {
+        let state = match (&e.how, &r.failure) {
+            (Err(why), _) => format!("{}: {why}", e.name),
+            (Ok(_), Some(f)) if r.samples.is_empty() => format!("{}: {f}", e.name),
+            (Ok(_), Some(f)) => format!("{}: {}, then {f}", e.name, plural(r.samples.len(), "run")),
+            (Ok(_), None) => format!("{}: {}", e.name, plural(r.samples.len(), "run")),
+        };
+        let rate = rates[i].map_or(String::new(), |m| {
+            format!("; guest TSC {m:.0} MHz against wall time")
+        });
+        println!("- {state}{rate}");
+    }
+    for n in notes {
+        println!("- {n}");
+    }
+    check_results(engines, results);
+}
+
+/// Every engine must have computed what the others computed (`check` lines).
+fn check_results(engines: &[Engine], results: &[EngineResults]) {
+    let mut reference: Vec<(String, u32, &str)> = Vec::new();
+    let mut bad = Vec::new();
+    for (e, r) in engines.iter().zip(results) {
+        for s in &r.samples {
+            for (n, v) in &s.out.checks {
+                match reference.iter().find(|(m, _, _)| m == n) {
+                    None => reference.push((n.clone(), *v, e.name)),
+                    Some((_, w, by)) if w != v => bad.push(format!(
+                        "{n}: {} computed {v:#010x}, {by} {w:#010x}",
+                        e.name
+                    )),
+                    Some(_) => {}
+                }
+            }
+        }
+    }
+    bad.dedup();
+    if bad.is_empty() {
+        if !reference.is_empty() {
+            println!("- results (check lines): identical on every engine and run");
+        }
+    } else {
+        println!("- WRONG RESULTS: {}", bad.join("; "));
+    }
+}
+
+fn print_table(rows: &[Vec<String>]) {
+    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let width: Vec<usize> = (0..cols)
+        .map(|c| {
+            rows.iter()
+                .filter_map(|r| r.get(c))
+                .map(String::len)
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    for (i, row) in rows.iter().enumerate() {
+        let mut line = String::from("|");
+        for (c, text) in row.iter().enumerate() {
+            if c == 0 {
+                let _ = write!(line, " {text:<w$} |", w = width[c]);
+            } else {
+                let _ = write!(line, " {text:>w$} |", w = width[c]);
+            }
+        }
+        println!("{line}");
+        if i == 0 {
+            let mut sep = String::from("|");
+            for (c, w) in width.iter().enumerate() {
+                sep.push_str(&if c == 0 {
+                    format!(":{}|", "-".repeat(w + 1))
+                } else {
+                    format!("{}:|", "-".repeat(w + 1))
+                });
+            }
+            println!("{sep}");
+        }
+    }
+}
+
+/// "1 run", "5 runs".
+fn plural(n: usize, what: &str) -> String {
+    format!("{n} {what}{}", if n == 1 { "" } else { "s" })
+}
+
+fn median_f64(mut v: Vec<f64>) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let m = v.len() / 2;
+    Some(if v.len() % 2 == 1 {
+        v[m]
+    } else {
+        (v[m - 1] + v[m]) / 2.0
+    })
+}
+
+// ---- the machine -------------------------------------------------------------------------------
+
+fn print_header(opts: &Options, bt86: &Path, qemu: Option<&Path>, host_mhz: f64) {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let field = |key: &str| {
+        cpuinfo
+            .lines()
+            .find(|l| l.split(':').next().is_some_and(|k| k.trim() == key))
+            .and_then(|l| l.split_once(':'))
+            .map(|(_, v)| v.trim().to_string())
+    };
+    let cpus = thread::available_parallelism().map_or(0, |n| n.get());
+    let kernel_tsc = command_output("dmesg", &[]).and_then(|t| {
+        t.lines().find_map(|l| {
+            l.split_once("tsc: Detected ")
+                .map(|(_, r)| r.trim().to_string())
+        })
+    });
+    let first_line = |program: &Path, arg: &str| {
+        command_output(&program.to_string_lossy(), &[arg])
+            .and_then(|t| t.lines().next().map(str::to_string))
+    };
+
+    println!("# bt86 benchmarks");
+    println!();
+    println!(
+        "- command: `cargo run --release -p bt86-guests --bin bench --{}`",
+        opts.argv
+            .iter()
+            .map(|a| format!(" {a}"))
+            .collect::<String>()
+    );
+    println!("- date: {}", utc_now());
+    println!(
+        "- machine: {} ({cpus} CPUs), TSC {host_mhz:.1} MHz measured{}",
+        field("model name").unwrap_or_else(|| "unknown CPU".into()),
+        kernel_tsc.map_or(String::new(), |k| format!(" (kernel: {k})"))
+    );
+    if let Some(rev) = command_output(
+        "git",
+        &[
+            "-C",
+            env!("CARGO_MANIFEST_DIR"),
+            "describe",
+            "--always",
+            "--dirty",
+        ],
+    ) {
+        println!("- source: {}", rev.trim());
+    }
+    println!(
+        "- bt86: {}{}",
+        bt86.display(),
+        first_line(bt86, "--version").map_or(String::new(), |v| format!(" ({v})"))
+    );
+    match qemu {
+        Some(q) => println!(
+            "- QEMU: {}{}, TCG",
+            q.display(),
+            first_line(q, "--version").map_or(String::new(), |v| format!(" ({v})"))
+        ),
+        None => println!("- QEMU: not installed"),
+    }
+    println!("- runs: {} per engine, interleaved", opts.runs);
+}
+
+/// The host TSC frequency in MHz, measured against the monotonic clock over 200 ms.
+fn measure_tsc_mhz() -> f64 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        // SAFETY: rdtsc has no memory effects, and Linux allows it in user mode.
+        let tsc = || unsafe { std::arch::x86_64::_rdtsc() };
+        let (t0, c0) = (Instant::now(), tsc());
+        thread::sleep(Duration::from_millis(200));
+        let (t1, c1) = (Instant::now(), tsc());
+        (c1 - c0) as f64 / (t1 - t0).as_secs_f64() / 1e6
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        f64::NAN
+    }
+}
+
+/// The stdout of a short command, if it ran and succeeded.
+fn command_output(program: &str, args: &[&str]) -> Option<String> {
+    let out = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// "YYYY-MM-DD HH:MM UTC" without a date library (days to civil date: H. Hinnant's method).
+fn utc_now() -> String {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs()) as i64;
+    let (days, rem) = (secs.div_euclid(86400), secs.rem_euclid(86400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02} UTC",
+        rem / 3600,
+        rem % 3600 / 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options() {
+        let o = Options::parse(
+            ["--runs", "3", "--only", "mmu"]
+                .map(String::from)
+                .into_iter(),
+        )
+        .unwrap();
+        assert_eq!((o.runs, o.only), (3, Some(Suite::Mmu)));
+        assert!(Options::parse(["--runs", "0"].map(String::from).into_iter()).is_err());
+        assert!(Options::parse(["--only", "gpu"].map(String::from).into_iter()).is_err());
+        assert!(Options::parse(["--bt86"].map(String::from).into_iter()).is_err());
+    }
+
+    #[test]
+    fn medians() {
+        assert_eq!(median_f64(vec![3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median_f64(vec![4.0, 1.0, 2.0, 3.0]), Some(2.5));
+        assert_eq!(median_f64(vec![]), None);
+    }
+}
