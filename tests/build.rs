@@ -3,7 +3,8 @@
 //! `$OUT_DIR/kernels.rs`, the table that `src/lib.rs` includes.
 //!
 //! A kernel is `guests/<name>.c` and/or `guests/<name>.S`, linked with the runtime in
-//! `guests/lib/` (every `.c`/`.S` directly in that folder) by `guests/lib/kernel.ld`.
+//! `guests/lib/` (every `.c`/`.S` directly in that folder) by `guests/lib/kernel.ld`, or by
+//! `guests/<name>.ld` if the kernel has its own linker script (higher_half does).
 //! A kernel's source may carry expectations for the harness, one per line, anywhere:
 //!   `bt86-exit-status: 3`        host exit status (default 1: the kernel wrote 0 to 0xf4)
 //!   `bt86-append: some words`    the command line to pass (bt86 --append / QEMU -append)
@@ -44,10 +45,7 @@ const CFLAGS: &[&str] = &[
 
 /// The benchmark kernels: name and sources in `guests/bench/` (besides the runtime). A
 /// source shared by several of them is compiled once.
-const BENCH_KERNELS: &[(&str, &[&str])] = &[
-    ("bench-cpu", &["cpu.c", "workloads.c", "common.c"]),
-    ("bench-mmu", &["mmu.c", "common.c"]),
-];
+const BENCH_KERNELS: &[(&str, &[&str])] = &[("bench-cpu", &["cpu.c", "workloads.c", "common.c"]), ("bench-mmu", &["mmu.c", "common.c"])];
 /// The native compute benchmark: its own `main` (compiled for Linux, hosted) and the very
 /// same objects the guest kernel bench-cpu links.
 const BENCH_NATIVE_MAIN: &str = "native.c";
@@ -77,11 +75,7 @@ fn main() {
     let mut kernels: BTreeMap<String, KernelSrc> = BTreeMap::new();
     for src in sources_in(&guests) {
         let name = src.file_stem().unwrap().to_string_lossy().into_owned();
-        let k = kernels.entry(name).or_insert(KernelSrc {
-            sources: Vec::new(),
-            exit_status: 1,
-            append: None,
-        });
+        let k = kernels.entry(name).or_insert(KernelSrc { sources: Vec::new(), exit_status: 1, append: None });
         read_expectations(&src, k);
         k.sources.push(src);
     }
@@ -107,17 +101,11 @@ fn main() {
     let bench_dir = guests.join("bench");
     let bench_obj_dir = obj_dir.join("bench");
     fs::create_dir_all(&bench_obj_dir).unwrap();
-    let mut bench_sources: Vec<&str> = BENCH_KERNELS
-        .iter()
-        .flat_map(|(_, srcs)| srcs.iter().copied())
-        .collect();
+    let mut bench_sources: Vec<&str> = BENCH_KERNELS.iter().flat_map(|(_, srcs)| srcs.iter().copied()).collect();
     bench_sources.sort();
     bench_sources.dedup();
     for src in &bench_sources {
-        jobs.push((
-            bench_dir.join(src),
-            bench_obj_dir.join(obj_name(Path::new(src))),
-        ));
+        jobs.push((bench_dir.join(src), bench_obj_dir.join(obj_name(Path::new(src)))));
     }
     let mut kernel_objs: BTreeMap<&str, Vec<PathBuf>> = BTreeMap::new();
     for (name, k) in &kernels {
@@ -129,9 +117,7 @@ fn main() {
     }
     let queue = Mutex::new(jobs);
     let errors = Mutex::new(Vec::<String>::new());
-    let workers = std::thread::available_parallelism()
-        .map_or(2, |n| n.get())
-        .clamp(1, 8);
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(1, 8);
     std::thread::scope(|scope| {
         for _ in 0..workers {
             scope.spawn(|| {
@@ -156,31 +142,19 @@ fn main() {
     table.push_str("const KERNELS: &[(&str, &str, i32, Option<&str>)] = &[\n");
     for (name, k) in &kernels {
         let elf = kdir.join(format!("{name}.elf"));
+        let own_script = guests.join(format!("{name}.ld"));
+        let script = if own_script.is_file() { own_script } else { lib.join("kernel.ld") };
         let mut cmd = Command::new("ld");
-        cmd.args([
-            "-m",
-            "elf_i386",
-            "-nostdlib",
-            "--build-id=none",
-            "-z",
-            "max-page-size=0x1000",
-        ])
-        .arg("-T")
-        .arg(lib.join("kernel.ld"))
-        .arg("-o")
-        .arg(&elf)
-        .args(&lib_objs)
-        .args(&kernel_objs[name.as_str()])
-        .arg(&libgcc);
+        cmd.args(["-m", "elf_i386", "-nostdlib", "--build-id=none", "-z", "max-page-size=0x1000"])
+            .arg("-T")
+            .arg(&script)
+            .arg("-o")
+            .arg(&elf)
+            .args(&lib_objs)
+            .args(&kernel_objs[name.as_str()])
+            .arg(&libgcc);
         run(&mut cmd, &format!("linking kernel {name}"));
-        writeln!(
-            table,
-            "    ({name:?}, {:?}, {}, {:?}),",
-            elf.to_str().expect("OUT_DIR is not UTF-8"),
-            k.exit_status,
-            k.append
-        )
-        .unwrap();
+        writeln!(table, "    ({name:?}, {:?}, {}, {:?}),", elf.to_str().expect("OUT_DIR is not UTF-8"), k.exit_status, k.append).unwrap();
     }
     table.push_str("];\n");
     fs::write(out.join("kernels.rs"), table).unwrap();
@@ -190,14 +164,7 @@ fn main() {
 
 /// Links the benchmark kernels and the native compute benchmark (their objects are
 /// compiled by now) and writes `$OUT_DIR/bench.rs`.
-fn build_benchmarks(
-    bench_dir: &Path,
-    obj_dir: &Path,
-    lib: &Path,
-    lib_objs: &[PathBuf],
-    libgcc: &Path,
-    out: &Path,
-) {
+fn build_benchmarks(bench_dir: &Path, obj_dir: &Path, lib: &Path, lib_objs: &[PathBuf], libgcc: &Path, out: &Path) {
     let dir = out.join("bench");
     fs::create_dir_all(&dir).unwrap();
     let obj = |src: &str| obj_dir.join(obj_name(Path::new(src)));
@@ -205,29 +172,17 @@ fn build_benchmarks(
     for (name, srcs) in BENCH_KERNELS {
         let elf = dir.join(format!("{name}.elf"));
         let mut cmd = Command::new("ld");
-        cmd.args([
-            "-m",
-            "elf_i386",
-            "-nostdlib",
-            "--build-id=none",
-            "-z",
-            "max-page-size=0x1000",
-        ])
-        .arg("-T")
-        .arg(lib.join("kernel.ld"))
-        .arg("-o")
-        .arg(&elf)
-        .args(lib_objs)
-        .args(srcs.iter().map(|s| obj(s)))
-        .arg(libgcc);
+        cmd.args(["-m", "elf_i386", "-nostdlib", "--build-id=none", "-z", "max-page-size=0x1000"])
+            .arg("-T")
+            .arg(lib.join("kernel.ld"))
+            .arg("-o")
+            .arg(&elf)
+            .args(lib_objs)
+            .args(srcs.iter().map(|s| obj(s)))
+            .arg(libgcc);
         run(&mut cmd, &format!("linking benchmark kernel {name}"));
         let konst = name.to_uppercase().replace('-', "_");
-        writeln!(
-            table,
-            "const {konst}_KERNEL: &str = {:?};",
-            elf.to_str().expect("OUT_DIR is not UTF-8")
-        )
-        .unwrap();
+        writeln!(table, "const {konst}_KERNEL: &str = {:?};", elf.to_str().expect("OUT_DIR is not UTF-8")).unwrap();
     }
 
     // The native program needs the 32-bit C library (libc6-dev-i386, part of gcc-multilib).
@@ -249,22 +204,14 @@ fn build_benchmarks(
         Ok(o) => {
             let why = format!(
                 "gcc -m32 -static failed: {}; {TOOLCHAIN_HINT}",
-                String::from_utf8_lossy(&o.stderr)
-                    .lines()
-                    .next()
-                    .unwrap_or("")
-                    .trim()
+                String::from_utf8_lossy(&o.stderr).lines().next().unwrap_or("").trim()
             );
             println!("cargo:warning=bench-cpu-native not built: {why}");
             format!("Err({why:?})")
         }
         Err(e) => format!("Err({:?})", format!("cannot run gcc: {e}")),
     };
-    writeln!(
-        table,
-        "const BENCH_CPU_NATIVE: Result<&str, &str> = {native_const};"
-    )
-    .unwrap();
+    writeln!(table, "const BENCH_CPU_NATIVE: Result<&str, &str> = {native_const};").unwrap();
     fs::write(out.join("bench.rs"), table).unwrap();
 }
 
@@ -273,9 +220,7 @@ fn sources_in(dir: &Path) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = fs::read_dir(dir)
         .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
         .map(|e| e.unwrap().path())
-        .filter(|p| {
-            p.is_file() && matches!(p.extension().and_then(|e| e.to_str()), Some("c" | "S"))
-        })
+        .filter(|p| p.is_file() && matches!(p.extension().and_then(|e| e.to_str()), Some("c" | "S")))
         .collect();
     v.sort();
     v
@@ -291,9 +236,7 @@ fn read_expectations(src: &Path, k: &mut KernelSrc) {
     for line in text.lines() {
         if let Some((_, v)) = line.split_once("bt86-exit-status:") {
             let v = v.trim().trim_end_matches("*/").trim();
-            k.exit_status = v.parse().unwrap_or_else(|_| {
-                fail(&format!("{}: bad bt86-exit-status {v:?}", src.display()))
-            });
+            k.exit_status = v.parse().unwrap_or_else(|_| fail(&format!("{}: bad bt86-exit-status {v:?}", src.display())));
         }
         if let Some((_, v)) = line.split_once("bt86-append:") {
             k.append = Some(v.trim().trim_end_matches("*/").trim().to_string());
@@ -303,13 +246,7 @@ fn read_expectations(src: &Path, k: &mut KernelSrc) {
 
 fn compile(src: &Path, obj: &Path, lib: &Path) -> Result<(), String> {
     let mut cmd = Command::new("gcc");
-    cmd.args(CFLAGS)
-        .arg("-I")
-        .arg(lib)
-        .arg("-c")
-        .arg(src)
-        .arg("-o")
-        .arg(obj);
+    cmd.args(CFLAGS).arg("-I").arg(lib).arg("-c").arg(src).arg("-o").arg(obj);
     let out = cmd.output().map_err(|e| format!("running gcc: {e}"))?;
     let stderr = String::from_utf8_lossy(&out.stderr);
     if !out.status.success() {
@@ -325,24 +262,13 @@ fn compile(src: &Path, obj: &Path, lib: &Path) -> Result<(), String> {
 /// division and the like in C guest code).
 fn check_toolchain(out: &Path) -> PathBuf {
     let probe = out.join("probe.c");
-    fs::write(
-        &probe,
-        "#include <stdint.h>\nuint64_t f(uint64_t a, uint64_t b) { return a / b; }\n",
-    )
-    .unwrap();
-    let compiled = Command::new("gcc")
-        .args(CFLAGS)
-        .arg("-c")
-        .arg(&probe)
-        .arg("-o")
-        .arg(out.join("probe.o"))
-        .output();
+    fs::write(&probe, "#include <stdint.h>\nuint64_t f(uint64_t a, uint64_t b) { return a / b; }\n").unwrap();
+    let compiled = Command::new("gcc").args(CFLAGS).arg("-c").arg(&probe).arg("-o").arg(out.join("probe.o")).output();
     match compiled {
         Err(e) => fail(&format!("cannot run gcc ({e}); {TOOLCHAIN_HINT}")),
-        Ok(o) if !o.status.success() => fail(&format!(
-            "gcc -m32 cannot compile 32-bit code ({}); {TOOLCHAIN_HINT}",
-            String::from_utf8_lossy(&o.stderr).trim()
-        )),
+        Ok(o) if !o.status.success() => {
+            fail(&format!("gcc -m32 cannot compile 32-bit code ({}); {TOOLCHAIN_HINT}", String::from_utf8_lossy(&o.stderr).trim()))
+        }
         Ok(_) => {}
     }
     let libgcc = Command::new("gcc")
@@ -353,16 +279,14 @@ fn check_toolchain(out: &Path) -> PathBuf {
         .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()))
         .filter(|p| p.is_absolute() && p.is_file());
     let Some(libgcc) = libgcc else {
-        fail(&format!(
-            "the 32-bit libgcc.a (gcc -m32 -print-libgcc-file-name) is missing; {TOOLCHAIN_HINT}"
-        ))
+        fail(&format!("the 32-bit libgcc.a (gcc -m32 -print-libgcc-file-name) is missing; {TOOLCHAIN_HINT}"))
     };
-    if Command::new("ld").arg("-V").output().map_or(true, |o| {
-        !o.status.success() || !String::from_utf8_lossy(&o.stdout).contains("elf_i386")
-    }) {
-        fail(
-            "ld (GNU binutils) with the elf_i386 emulation is missing; install the Debian package binutils",
-        );
+    if Command::new("ld")
+        .arg("-V")
+        .output()
+        .map_or(true, |o| !o.status.success() || !String::from_utf8_lossy(&o.stdout).contains("elf_i386"))
+    {
+        fail("ld (GNU binutils) with the elf_i386 emulation is missing; install the Debian package binutils");
     }
     libgcc
 }
@@ -370,11 +294,9 @@ fn check_toolchain(out: &Path) -> PathBuf {
 fn run(cmd: &mut Command, what: &str) {
     match cmd.output() {
         Err(e) => fail(&format!("{what}: cannot run {:?}: {e}", cmd.get_program())),
-        Ok(o) if !o.status.success() => fail(&format!(
-            "{what} failed:\n{}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        )),
+        Ok(o) if !o.status.success() => {
+            fail(&format!("{what} failed:\n{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)))
+        }
         Ok(o) => {
             for line in String::from_utf8_lossy(&o.stderr).lines() {
                 println!("cargo:warning={line}");

@@ -20,8 +20,7 @@ fn bt86<I: IntoIterator<Item = OsString>>(args: I) -> Command {
 
 /// A file in the test's temporary directory holding `bytes`.
 fn temp_file(name: &str, bytes: &[u8]) -> PathBuf {
-    let dir =
-        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("cli-{}", std::process::id()));
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("cli-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join(name);
     std::fs::write(&path, bytes).unwrap();
@@ -30,8 +29,7 @@ fn temp_file(name: &str, bytes: &[u8]) -> PathBuf {
 
 /// Runs bt86 with `args` and checks that it fails as a usage error should.
 fn expect_usage_error(what: &str, args: Vec<OsString>) {
-    let run = run_with_timeout(bt86(args.clone()), TIMEOUT)
-        .unwrap_or_else(|e| panic!("{what}: cannot run bt86: {e}"));
+    let run = run_with_timeout(bt86(args.clone()), TIMEOUT).unwrap_or_else(|e| panic!("{what}: cannot run bt86: {e}"));
     let stderr = String::from_utf8_lossy(&run.stderr);
     let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
     let context = format!(
@@ -41,20 +39,10 @@ fn expect_usage_error(what: &str, args: Vec<OsString>) {
         String::from_utf8_lossy(&run.serial)
     );
     assert_eq!(run.status, Some(2), "expected exit status 2\n{context}");
-    assert_eq!(
-        lines.len(),
-        1,
-        "expected exactly one line on stderr\n{context}"
-    );
+    assert_eq!(lines.len(), 1, "expected exactly one line on stderr\n{context}");
     let lower = stderr.to_lowercase();
-    assert!(
-        !lower.contains("panicked") && !lower.contains("backtrace"),
-        "a usage error must not panic\n{context}"
-    );
-    assert!(
-        run.serial.is_empty(),
-        "nothing may be printed on stdout\n{context}"
-    );
+    assert!(!lower.contains("panicked") && !lower.contains("backtrace"), "a usage error must not panic\n{context}");
+    assert!(run.serial.is_empty(), "nothing may be printed on stdout\n{context}");
 }
 
 fn run_args(kernel: &std::path::Path, extra: &[&str]) -> Vec<OsString> {
@@ -81,10 +69,8 @@ fn elf32(payload: &[u8]) -> Vec<u8> {
     body.extend_from_slice(&[0xfa, 0xf4]);
     let mut f = vec![0u8; 0x1000];
     f[..16].copy_from_slice(&[0x7f, b'E', b'L', b'F', 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
-    let put16 =
-        |f: &mut Vec<u8>, at: usize, v: u16| f[at..at + 2].copy_from_slice(&v.to_le_bytes());
-    let put32 =
-        |f: &mut Vec<u8>, at: usize, v: u32| f[at..at + 4].copy_from_slice(&v.to_le_bytes());
+    let put16 = |f: &mut Vec<u8>, at: usize, v: u16| f[at..at + 2].copy_from_slice(&v.to_le_bytes());
+    let put32 = |f: &mut Vec<u8>, at: usize, v: u32| f[at..at + 4].copy_from_slice(&v.to_le_bytes());
     put16(&mut f, 16, 2); // ET_EXEC
     put16(&mut f, 18, 3); // EM_386
     put32(&mut f, 20, 1);
@@ -113,12 +99,9 @@ fn elf64(payload: &[u8]) -> Vec<u8> {
     body.extend_from_slice(&[0xfa, 0xf4]);
     let mut f = vec![0u8; 0x1000];
     f[..16].copy_from_slice(&[0x7f, b'E', b'L', b'F', 2, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
-    let put16 =
-        |f: &mut Vec<u8>, at: usize, v: u16| f[at..at + 2].copy_from_slice(&v.to_le_bytes());
-    let put32 =
-        |f: &mut Vec<u8>, at: usize, v: u32| f[at..at + 4].copy_from_slice(&v.to_le_bytes());
-    let put64 =
-        |f: &mut Vec<u8>, at: usize, v: u64| f[at..at + 8].copy_from_slice(&v.to_le_bytes());
+    let put16 = |f: &mut Vec<u8>, at: usize, v: u16| f[at..at + 2].copy_from_slice(&v.to_le_bytes());
+    let put32 = |f: &mut Vec<u8>, at: usize, v: u32| f[at..at + 4].copy_from_slice(&v.to_le_bytes());
+    let put64 = |f: &mut Vec<u8>, at: usize, v: u64| f[at..at + 8].copy_from_slice(&v.to_le_bytes());
     put16(&mut f, 16, 2); // ET_EXEC
     put16(&mut f, 18, 62); // EM_X86_64
     put32(&mut f, 20, 1);
@@ -167,10 +150,7 @@ fn kernel_is_64_bit_elf() {
 #[test]
 fn kernel_without_multiboot_header() {
     let path = temp_file("no-multiboot.elf", &elf32(&[0x90; 64]));
-    expect_usage_error(
-        "ELF kernel without a Multiboot header",
-        run_args(&path, &[]),
-    );
+    expect_usage_error("ELF kernel without a Multiboot header", run_args(&path, &[]));
 }
 
 #[test]
@@ -178,10 +158,7 @@ fn bad_mem_values() {
     // A kernel that is fine, so that --mem is the only problem.
     let kernel = bt86_guests::kernel("alu");
     for bad in ["abc", "0", "12Q", "-5", "", "M", "1.5.3M"] {
-        expect_usage_error(
-            &format!("--mem {bad:?}"),
-            run_args(&kernel, &["--mem", bad]),
-        );
+        expect_usage_error(&format!("--mem {bad:?}"), run_args(&kernel, &["--mem", bad]));
     }
 }
 
@@ -191,11 +168,7 @@ fn bad_mem_values() {
 fn generated_images_are_well_formed() {
     let good = elf32(&multiboot_header());
     assert_eq!(&good[0x1000..0x1004], &0x1bad_b002u32.to_le_bytes());
-    let sum = (0..3).fold(0u32, |s, i| {
-        s.wrapping_add(u32::from_le_bytes(
-            good[0x1000 + 4 * i..0x1004 + 4 * i].try_into().unwrap(),
-        ))
-    });
+    let sum = (0..3).fold(0u32, |s, i| s.wrapping_add(u32::from_le_bytes(good[0x1000 + 4 * i..0x1004 + 4 * i].try_into().unwrap())));
     assert_eq!(sum, 0, "Multiboot checksum");
     assert_eq!(elf64(&[])[4], 2, "ELF class 64");
 }

@@ -33,27 +33,16 @@ fn guest_kernels_match_qemu() {
 
     let mut selected = kernels();
     if let Ok(only) = std::env::var("BT86_ORACLE_KERNELS") {
-        let names: Vec<&str> = only
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .collect();
+        let names: Vec<&str> = only.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
         for n in &names {
-            assert!(
-                selected.iter().any(|k| k.name == *n),
-                "BT86_ORACLE_KERNELS: no kernel {n:?}"
-            );
+            assert!(selected.iter().any(|k| k.name == *n), "BT86_ORACLE_KERNELS: no kernel {n:?}");
         }
         selected.retain(|k| names.contains(&k.name));
     }
     assert!(!selected.is_empty(), "no guest kernels to run");
     let total = selected.len();
 
-    let jobs = std::env::var("BT86_ORACLE_JOBS")
-        .ok()
-        .and_then(|s| s.parse::<usize>().ok())
-        .unwrap_or(2)
-        .max(1);
+    let jobs = std::env::var("BT86_ORACLE_JOBS").ok().and_then(|s| s.parse::<usize>().ok()).unwrap_or(2).max(1);
     let queue = Mutex::new(VecDeque::from(selected));
     let failures = Mutex::new(Vec::<(String, String)>::new());
     thread::scope(|s| {
@@ -82,11 +71,7 @@ fn guest_kernels_match_qemu() {
     let mut failures = failures.into_inner().unwrap();
     if !failures.is_empty() {
         failures.sort();
-        let mut msg = format!(
-            "{} of {} guest kernels do not match QEMU:\n",
-            failures.len(),
-            total
-        );
+        let mut msg = format!("{} of {} guest kernels do not match QEMU:\n", failures.len(), total);
         for (name, report) in &failures {
             msg.push_str(&format!("\n=== {name} ===\n{report}\n"));
         }
@@ -96,19 +81,13 @@ fn guest_kernels_match_qemu() {
 
 /// Runs one kernel under QEMU and bt86; Err holds a report of what differs.
 fn check_kernel(qemu: &Path, bt86: &Path, k: &Kernel) -> Result<(), String> {
-    let q = run_with_timeout(qemu_command(qemu, k), TIMEOUT)
-        .map_err(|e| format!("cannot run QEMU ({}): {e}", qemu.display()))?;
+    let q = run_with_timeout(qemu_command(qemu, k), TIMEOUT).map_err(|e| format!("cannot run QEMU ({}): {e}", qemu.display()))?;
     check_qemu_sane(k, &q)?;
-    let b = run_with_timeout(bt86_command(bt86, k), TIMEOUT)
-        .map_err(|e| format!("cannot run bt86 ({}): {e}", bt86.display()))?;
+    let b = run_with_timeout(bt86_command(bt86, k), TIMEOUT).map_err(|e| format!("cannot run bt86 ({}): {e}", bt86.display()))?;
 
     let mut report = String::new();
     if b.status != q.status || b.timed_out {
-        report.push_str(&format!(
-            "exit status: QEMU {}, bt86 {}\n",
-            q.describe_status(),
-            b.describe_status()
-        ));
+        report.push_str(&format!("exit status: QEMU {}, bt86 {}\n", q.describe_status(), b.describe_status()));
     }
     if b.serial != q.serial {
         report.push_str(&first_difference(&q.serial, &b.serial));
@@ -125,19 +104,11 @@ fn check_qemu_sane(k: &Kernel, q: &Run) -> Result<(), String> {
     let text = String::from_utf8_lossy(&q.serial);
     let mut problems = Vec::new();
     if q.timed_out || q.status != Some(k.exit_status) {
-        problems.push(format!(
-            "QEMU ended with {}, the kernel declares exit status {}",
-            q.describe_status(),
-            k.exit_status
-        ));
+        problems.push(format!("QEMU ended with {}, the kernel declares exit status {}", q.describe_status(), k.exit_status));
     }
     let not_ok: Vec<&str> = text.lines().filter(|l| l.starts_with("not ok")).collect();
     if !not_ok.is_empty() {
-        problems.push(format!(
-            "the kernel fails under QEMU ({} \"not ok\" lines), first: {}",
-            not_ok.len(),
-            not_ok[0]
-        ));
+        problems.push(format!("the kernel fails under QEMU ({} \"not ok\" lines), first: {}", not_ok.len(), not_ok[0]));
     }
     if !text.lines().any(|l| l.starts_with("ok ")) {
         problems.push("QEMU's output has no \"ok\" line".to_string());
@@ -191,11 +162,7 @@ fn tail(what: &str, text: &str, n: usize) -> String {
         return format!("({what}: empty)\n");
     }
     let from = lines.len().saturating_sub(n);
-    let mut r = format!(
-        "{what} (last {} of {} lines):\n",
-        lines.len() - from,
-        lines.len()
-    );
+    let mut r = format!("{what} (last {} of {} lines):\n", lines.len() - from, lines.len());
     for l in &lines[from..] {
         r.push_str(&format!("    {l}\n"));
     }

@@ -42,17 +42,10 @@ pub enum BusError {
 impl fmt::Display for BusError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            BusError::Overlap {
-                base,
-                existing_base,
-            } => write!(
-                f,
-                "range at {base:#x} overlaps the range already registered at {existing_base:#x}"
-            ),
-            BusError::BadRange { base, len } => write!(
-                f,
-                "range at {base:#x} of length {len:#x} is empty or leaves the address space"
-            ),
+            BusError::Overlap { base, existing_base } => {
+                write!(f, "range at {base:#x} overlaps the range already registered at {existing_base:#x}")
+            }
+            BusError::BadRange { base, len } => write!(f, "range at {base:#x} of length {len:#x} is empty or leaves the address space"),
             BusError::BadMaxAccess(size) => {
                 write!(f, "maximum access size {size} is not 1, 2 or 4")
             }
@@ -102,11 +95,7 @@ struct RangeMap<D> {
 
 impl<D: Copy> RangeMap<D> {
     fn new(limit: u128, name: &'static str) -> Self {
-        RangeMap {
-            ranges: Vec::new(),
-            limit,
-            name,
-        }
+        RangeMap { ranges: Vec::new(), limit, name }
     }
 
     fn insert(&mut self, base: u64, len: u64, max_access: u8, device: D) -> Result<(), BusError> {
@@ -123,20 +112,9 @@ impl<D: Copy> RangeMap<D> {
             .filter_map(|i| self.ranges.get(i))
             .find(|r| r.base < base + len && base < r.base + r.len);
         if let Some(existing) = overlapping {
-            return Err(BusError::Overlap {
-                base,
-                existing_base: existing.base,
-            });
+            return Err(BusError::Overlap { base, existing_base: existing.base });
         }
-        self.ranges.insert(
-            at,
-            Range {
-                base,
-                len,
-                max_access,
-                device,
-            },
-        );
+        self.ranges.insert(at, Range { base, len, max_access, device });
         Ok(())
     }
 
@@ -191,11 +169,7 @@ impl<D: Copy> RangeMap<D> {
             let byte_addr = addr.checked_add(i).filter(|&a| u128::from(a) < self.limit);
             match byte_addr.and_then(|a| self.find(a).map(|r| (a, r))) {
                 Some((a, range)) => dev_write(range.device, a - range.base, 1, byte),
-                None => log::debug!(
-                    "{} write of {byte:#04x} to unclaimed {:#x} ignored",
-                    self.name,
-                    addr + i
-                ),
+                None => log::debug!("{} write of {byte:#04x} to unclaimed {:#x} ignored", self.name, addr + i),
             }
         }
     }
@@ -216,22 +190,13 @@ impl<D: Copy> Default for PioBus<D> {
 impl<D: Copy> PioBus<D> {
     /// An empty bus: every port reads all-ones.
     pub fn new() -> Self {
-        PioBus {
-            map: RangeMap::new(0x1_0000, "port"),
-        }
+        PioBus { map: RangeMap::new(0x1_0000, "port") }
     }
 
     /// Map ports `base .. base + len` to `device`. Accesses wider than `max_access`
     /// bytes (1, 2 or 4) are split into byte accesses before they reach the device.
-    pub fn insert(
-        &mut self,
-        base: u16,
-        len: u16,
-        max_access: u8,
-        device: D,
-    ) -> Result<(), BusError> {
-        self.map
-            .insert(u64::from(base), u64::from(len), max_access, device)
+    pub fn insert(&mut self, base: u16, len: u16, max_access: u8, device: D) -> Result<(), BusError> {
+        self.map.insert(u64::from(base), u64::from(len), max_access, device)
     }
 
     /// The device that claims `port`, and the port's offset within its range.
@@ -244,24 +209,13 @@ impl<D: Copy> PioBus<D> {
     /// device access (see the module docs for when an access is split); its result is
     /// truncated to `size` bytes.
     pub fn read(&self, port: u16, size: u8, mut dev_read: impl FnMut(D, u16, u8) -> u32) -> u32 {
-        self.map.read(u64::from(port), size, &mut |d, off, sz| {
-            dev_read(d, off as u16, sz)
-        })
+        self.map.read(u64::from(port), size, &mut |d, off, sz| dev_read(d, off as u16, sz))
     }
 
     /// Write the low `size` bytes of `value` at `port`, calling
     /// `dev_write(device, offset, size, value)` once per device access.
-    pub fn write(
-        &self,
-        port: u16,
-        size: u8,
-        value: u32,
-        mut dev_write: impl FnMut(D, u16, u8, u32),
-    ) {
-        self.map
-            .write(u64::from(port), size, value, &mut |d, off, sz, v| {
-                dev_write(d, off as u16, sz, v)
-            })
+    pub fn write(&self, port: u16, size: u8, value: u32, mut dev_write: impl FnMut(D, u16, u8, u32)) {
+        self.map.write(u64::from(port), size, value, &mut |d, off, sz, v| dev_write(d, off as u16, sz, v))
     }
 }
 
@@ -283,19 +237,11 @@ impl<D: Copy> Default for MmioBus<D> {
 impl<D: Copy> MmioBus<D> {
     /// An empty bus over a 64-bit physical address space.
     pub fn new() -> Self {
-        MmioBus {
-            map: RangeMap::new(1 << 64, "mmio"),
-        }
+        MmioBus { map: RangeMap::new(1 << 64, "mmio") }
     }
 
     /// Map `base .. base + len` to `device` (see [`PioBus::insert`]).
-    pub fn insert(
-        &mut self,
-        base: u64,
-        len: u64,
-        max_access: u8,
-        device: D,
-    ) -> Result<(), BusError> {
+    pub fn insert(&mut self, base: u64, len: u64, max_access: u8, device: D) -> Result<(), BusError> {
         self.map.insert(base, len, max_access, device)
     }
 
@@ -311,13 +257,7 @@ impl<D: Copy> MmioBus<D> {
     }
 
     /// Write the low `size` bytes of `value` at `addr` (see [`PioBus::write`]).
-    pub fn write(
-        &self,
-        addr: u64,
-        size: u8,
-        value: u32,
-        mut dev_write: impl FnMut(D, u64, u8, u32),
-    ) {
+    pub fn write(&self, addr: u64, size: u8, value: u32, mut dev_write: impl FnMut(D, u64, u8, u32)) {
         self.map.write(addr, size, value, &mut dev_write)
     }
 }
@@ -394,9 +334,7 @@ mod tests {
         assert_eq!(seen, vec![(Dev::A, 1, 1), (Dev::B, 0, 1)]);
 
         let mut writes = Vec::new();
-        bus.write(0x20, 2, 0xBEEF, |d, off, size, v| {
-            writes.push((d, off, size, v))
-        });
+        bus.write(0x20, 2, 0xBEEF, |d, off, size, v| writes.push((d, off, size, v)));
         assert_eq!(writes, vec![(Dev::A, 0, 1, 0xEF), (Dev::A, 1, 1, 0xBE)]);
     }
 
@@ -404,16 +342,9 @@ mod tests {
     fn access_within_max_size_reaches_device_whole() {
         let bus = bus();
         let mut writes = Vec::new();
-        bus.write(0xF4, 4, 0xDEAD_BEEF, |d, off, size, v| {
-            writes.push((d, off, size, v))
-        });
-        bus.write(0xF4, 2, 0xFFFF_0102, |d, off, size, v| {
-            writes.push((d, off, size, v))
-        });
-        assert_eq!(
-            writes,
-            vec![(Dev::Wide, 0, 4, 0xDEAD_BEEF), (Dev::Wide, 0, 2, 0x0102)]
-        );
+        bus.write(0xF4, 4, 0xDEAD_BEEF, |d, off, size, v| writes.push((d, off, size, v)));
+        bus.write(0xF4, 2, 0xFFFF_0102, |d, off, size, v| writes.push((d, off, size, v)));
+        assert_eq!(writes, vec![(Dev::Wide, 0, 4, 0xDEAD_BEEF), (Dev::Wide, 0, 2, 0x0102)]);
         // Runs off the end of the range: split, last byte unclaimed.
         let v = bus.read(0xF6, 4, |_, off, size| {
             assert_eq!(size, 1);
@@ -431,28 +362,10 @@ mod tests {
     #[test]
     fn overlapping_and_bad_ranges_are_rejected() {
         let mut bus = bus();
-        assert_eq!(
-            bus.insert(0x21, 2, 1, Dev::B),
-            Err(BusError::Overlap {
-                base: 0x21,
-                existing_base: 0x20
-            })
-        );
-        assert_eq!(
-            bus.insert(0x1F, 2, 1, Dev::B),
-            Err(BusError::Overlap {
-                base: 0x1F,
-                existing_base: 0x20
-            })
-        );
-        assert_eq!(
-            bus.insert(0x10, 0, 1, Dev::B),
-            Err(BusError::BadRange { base: 0x10, len: 0 })
-        );
-        assert_eq!(
-            bus.insert(0x10, 1, 3, Dev::B),
-            Err(BusError::BadMaxAccess(3))
-        );
+        assert_eq!(bus.insert(0x21, 2, 1, Dev::B), Err(BusError::Overlap { base: 0x21, existing_base: 0x20 }));
+        assert_eq!(bus.insert(0x1F, 2, 1, Dev::B), Err(BusError::Overlap { base: 0x1F, existing_base: 0x20 }));
+        assert_eq!(bus.insert(0x10, 0, 1, Dev::B), Err(BusError::BadRange { base: 0x10, len: 0 }));
+        assert_eq!(bus.insert(0x10, 1, 3, Dev::B), Err(BusError::BadMaxAccess(3)));
         // Adjacent ranges are fine.
         bus.insert(0x1F, 1, 1, Dev::B).unwrap();
         bus.insert(0x23, 1, 1, Dev::B).unwrap();
@@ -478,12 +391,6 @@ mod tests {
             0xAABB_CCDD
         });
         assert_eq!(v, 0xAABB_CCDD);
-        assert_eq!(
-            bus.insert(u64::MAX, 2, 4, Dev::A),
-            Err(BusError::BadRange {
-                base: u64::MAX,
-                len: 2
-            })
-        );
+        assert_eq!(bus.insert(u64::MAX, 2, 4, Dev::A), Err(BusError::BadRange { base: u64::MAX, len: 2 }));
     }
 }

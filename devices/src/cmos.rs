@@ -123,11 +123,7 @@ fn gmtime(secs: i64) -> Tm {
 /// alignment): all of it below 4 GiB unless it reaches 3.5 GiB, then 3 GiB below and the
 /// rest above.
 fn split_ram(ram_size: u64) -> (u64, u64) {
-    if ram_size >= 0xE000_0000 {
-        (0xC000_0000, ram_size - 0xC000_0000)
-    } else {
-        (ram_size, 0)
-    }
+    if ram_size >= 0xE000_0000 { (0xC000_0000, ram_size - 0xC000_0000) } else { (ram_size, 0) }
 }
 
 /// The RTC and CMOS RAM.
@@ -243,8 +239,7 @@ impl Cmos {
         }
         let mut index = usize::from(self.index);
         match index {
-            IBM_PS2_CENTURY | CENTURY | SECONDS | MINUTES | HOURS | DAY_OF_WEEK | DAY_OF_MONTH
-            | MONTH | YEAR => {
+            IBM_PS2_CENTURY | CENTURY | SECONDS | MINUTES | HOURS | DAY_OF_WEEK | DAY_OF_MONTH | MONTH | YEAR => {
                 if index == IBM_PS2_CENTURY {
                     self.index = CENTURY as u8;
                     index = CENTURY;
@@ -280,8 +275,7 @@ impl Cmos {
         let mut index = usize::from(self.index);
         match index {
             SECONDS_ALARM | MINUTES_ALARM | HOURS_ALARM => self.data[index] = value,
-            IBM_PS2_CENTURY | CENTURY | SECONDS | MINUTES | HOURS | DAY_OF_WEEK | DAY_OF_MONTH
-            | MONTH | YEAR => {
+            IBM_PS2_CENTURY | CENTURY | SECONDS | MINUTES | HOURS | DAY_OF_WEEK | DAY_OF_MONTH | MONTH | YEAR => {
                 if index == IBM_PS2_CENTURY {
                     self.index = CENTURY as u8;
                     index = CENTURY;
@@ -381,14 +375,11 @@ impl Cmos {
 
     /// Nanoseconds since 1970 of the RTC at `now_ns`.
     fn guest_rtc_ns(&self, now_ns: u64) -> i128 {
-        i128::from(self.base_rtc) * NS_PER_SEC + i128::from(now_ns)
-            - i128::from(self.last_update_ns)
-            + self.offset_ns
+        i128::from(self.base_rtc) * NS_PER_SEC + i128::from(now_ns) - i128::from(self.last_update_ns) + self.offset_ns
     }
 
     fn update_in_progress(&self, now_ns: u64) -> bool {
-        self.running()
-            && self.guest_rtc_ns(now_ns).rem_euclid(NS_PER_SEC) >= NS_PER_SEC - UIP_HOLD_NS
+        self.running() && self.guest_rtc_ns(now_ns).rem_euclid(NS_PER_SEC) >= NS_PER_SEC - UIP_HOLD_NS
     }
 
     /// Refresh the time registers from the clock (QEMU's `rtc_update_time`).
@@ -408,11 +399,7 @@ impl Cmos {
 
     /// A time value as register B's data mode stores it (BCD unless DM is set).
     fn encode(&self, value: i64) -> u8 {
-        if self.data[REG_B] & REG_B_DM != 0 {
-            value as u8
-        } else {
-            (((value / 10) << 4) | (value % 10)) as u8
-        }
+        if self.data[REG_B] & REG_B_DM != 0 { value as u8 } else { (((value / 10) << 4) | (value % 10)) as u8 }
     }
 
     /// A time register's value in the current data mode; -1 for the "don't care"
@@ -421,11 +408,7 @@ impl Cmos {
         if value & 0xC0 == 0xC0 {
             return -1;
         }
-        if self.data[REG_B] & REG_B_DM != 0 {
-            i64::from(value)
-        } else {
-            i64::from(value >> 4) * 10 + i64::from(value & 0x0F)
-        }
+        if self.data[REG_B] & REG_B_DM != 0 { i64::from(value) } else { i64::from(value >> 4) * 10 + i64::from(value & 0x0F) }
     }
 
     fn set_cmos_time(&mut self, tm: &Tm) {
@@ -515,18 +498,7 @@ mod tests {
     #[test]
     fn calendar_conversions() {
         let tm = gmtime(LEAP_DAY);
-        assert_eq!(
-            tm,
-            Tm {
-                year: 2024,
-                month: 2,
-                mday: 29,
-                hour: 13,
-                min: 45,
-                sec: 56,
-                wday: 4
-            }
-        );
+        assert_eq!(tm, Tm { year: 2024, month: 2, mday: 29, hour: 13, min: 45, sec: 56, wday: 4 });
         assert_eq!(mktimegm(&tm), LEAP_DAY);
         assert_eq!(gmtime(0).wday, 4);
         assert_eq!(gmtime(-1).year, 1969);
@@ -544,10 +516,7 @@ mod tests {
         assert_eq!((cmos.memory(0x30), cmos.memory(0x31)), (0xFF, 0xFF));
         // Above 16 MiB: 112 MiB / 64 KiB = 1792 = 0x0700.
         assert_eq!((cmos.memory(0x34), cmos.memory(0x35)), (0x00, 0x07));
-        assert_eq!(
-            [cmos.memory(0x5B), cmos.memory(0x5C), cmos.memory(0x5D)],
-            [0, 0, 0]
-        );
+        assert_eq!([cmos.memory(0x5B), cmos.memory(0x5C), cmos.memory(0x5D)], [0, 0, 0]);
         assert_eq!(cmos.memory(0x14), 0x06);
     }
 
@@ -566,10 +535,7 @@ mod tests {
         // is (3 GiB - 16 MiB) / 64 KiB = 0xBF00.
         let cmos = Cmos::new(4096 * MIB, 0, 0);
         assert_eq!((cmos.memory(0x34), cmos.memory(0x35)), (0x00, 0xBF));
-        assert_eq!(
-            [cmos.memory(0x5B), cmos.memory(0x5C), cmos.memory(0x5D)],
-            [0x00, 0x40, 0x00]
-        );
+        assert_eq!([cmos.memory(0x5B), cmos.memory(0x5C), cmos.memory(0x5D)], [0x00, 0x40, 0x00]);
     }
 
     #[test]
@@ -587,29 +553,20 @@ mod tests {
     fn time_reads_bcd_24h_and_advances_with_virtual_time() {
         let mut cmos = Cmos::new(64 * MIB, LEAP_DAY, 1_000);
         // sec min hour wday mday month year century
-        assert_eq!(
-            time_regs(&mut cmos, 1_000),
-            [0x56, 0x45, 0x13, 0x05, 0x29, 0x02, 0x24, 0x20]
-        );
+        assert_eq!(time_regs(&mut cmos, 1_000), [0x56, 0x45, 0x13, 0x05, 0x29, 0x02, 0x24, 0x20]);
         // 4.5 s later: 13:46:00.
         let later = 1_000 + 4_500_000_000;
         assert_eq!(time_regs(&mut cmos, later)[..3], [0x00, 0x46, 0x13]);
         // One day later: Friday 2024-03-01.
         let tomorrow = 1_000 + 86_400 * 1_000_000_000;
-        assert_eq!(
-            time_regs(&mut cmos, tomorrow),
-            [0x56, 0x45, 0x13, 0x06, 0x01, 0x03, 0x24, 0x20]
-        );
+        assert_eq!(time_regs(&mut cmos, tomorrow), [0x56, 0x45, 0x13, 0x06, 0x01, 0x03, 0x24, 0x20]);
     }
 
     #[test]
     fn binary_and_12_hour_modes() {
         let mut cmos = Cmos::new(64 * MIB, LEAP_DAY, 0);
         write_reg(&mut cmos, 0x0B, 0x04, 0); // binary, 12h
-        assert_eq!(
-            time_regs(&mut cmos, 0),
-            [56, 45, 0x80 | 1, 5, 29, 2, 24, 20]
-        );
+        assert_eq!(time_regs(&mut cmos, 0), [56, 45, 0x80 | 1, 5, 29, 2, 24, 20]);
         write_reg(&mut cmos, 0x0B, 0x00, 0); // BCD, 12h
         assert_eq!(read_reg(&mut cmos, 0x04, 0), 0x81);
         // Midnight is 12 AM, noon is 12 PM.

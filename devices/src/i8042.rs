@@ -102,12 +102,7 @@ struct Keyboard {
 
 impl Keyboard {
     fn new() -> Self {
-        Keyboard {
-            queue: Ps2Queue::default(),
-            pending_cmd: None,
-            scan_enabled: true,
-            scancode_set: 2,
-        }
+        Keyboard { queue: Ps2Queue::default(), pending_cmd: None, scan_enabled: true, scancode_set: 2 }
     }
 
     fn reset(&mut self) {
@@ -121,11 +116,7 @@ impl Keyboard {
             match cmd {
                 0xF0 if byte == 0 => {
                     self.queue.push(ACK);
-                    let set = if translate {
-                        [0x43, 0x41, 0x3F][usize::from(self.scancode_set - 1)]
-                    } else {
-                        self.scancode_set
-                    };
+                    let set = if translate { [0x43, 0x41, 0x3F][usize::from(self.scancode_set - 1)] } else { self.scancode_set };
                     self.queue.push(set);
                 }
                 0xF0 if (1..=3).contains(&byte) => {
@@ -223,9 +214,7 @@ impl Mouse {
                 self.queue.push(ACK);
             }
             0xE9 => {
-                let status = u8::from(self.remote) << 6
-                    | u8::from(self.reporting) << 5
-                    | u8::from(self.scaling_2to1) << 4;
+                let status = u8::from(self.remote) << 6 | u8::from(self.reporting) << 5 | u8::from(self.scaling_2to1) << 4;
                 for b in [ACK, status, self.resolution, self.sample_rate] {
                     self.queue.push(b);
                 }
@@ -308,11 +297,8 @@ impl I8042 {
         if offset != 0 {
             return self.status;
         }
-        let (queue, flag) = if self.pending == PENDING_AUX {
-            (&mut self.mouse.queue, PENDING_AUX)
-        } else {
-            (&mut self.kbd.queue, PENDING_KBD)
-        };
+        let (queue, flag) =
+            if self.pending == PENDING_AUX { (&mut self.mouse.queue, PENDING_AUX) } else { (&mut self.kbd.queue, PENDING_KBD) };
         let Some(byte) = queue.bytes.pop_front() else {
             return queue.last;
         };
@@ -331,11 +317,7 @@ impl I8042 {
     /// A guest write: offset 0 is port 0x60 (data), 4 is port 0x64 (command).
     /// Returns [`IoOutcome::Reset`] when the guest pulsed the reset line.
     pub fn write(&mut self, offset: u16, value: u8, irqs: &mut dyn IrqSink) -> IoOutcome {
-        if offset == 0 {
-            self.write_data(value, irqs)
-        } else {
-            self.write_command(value, irqs)
-        }
+        if offset == 0 { self.write_data(value, irqs) } else { self.write_command(value, irqs) }
     }
 
     /// The A20 gate as set through the output port (0xD1, 0xDD, 0xDF).
@@ -472,11 +454,7 @@ mod tests {
         let mut kbc = I8042::new();
         assert_eq!(kbc.read(CMD, &mut NoIrq), 0x18);
         command(&mut kbc, 0x20);
-        assert_eq!(
-            kbc.read(CMD, &mut NoIrq),
-            0x19,
-            "OBF after a read-command-byte"
-        );
+        assert_eq!(kbc.read(CMD, &mut NoIrq), 0x19, "OBF after a read-command-byte");
         assert_eq!(read_data(&mut kbc), 0x03);
         // The output port as it was when the command came (output buffer empty).
         command(&mut kbc, 0xD0);
@@ -529,11 +507,7 @@ mod tests {
         assert_eq!(command(&mut kbc, 0xF0), IoOutcome::Reset, "bit 0 pulsed");
         assert_eq!(command(&mut kbc, 0xFC), IoOutcome::Reset);
         assert_eq!(command(&mut kbc, 0xFF), IoOutcome::Continue);
-        assert_eq!(
-            command(&mut kbc, 0xFD),
-            IoOutcome::Continue,
-            "bit 0 not pulsed"
-        );
+        assert_eq!(command(&mut kbc, 0xFD), IoOutcome::Continue, "bit 0 not pulsed");
     }
 
     #[test]
@@ -560,26 +534,12 @@ mod tests {
         assert_eq!(read_data(&mut kbc), 0xFA);
         assert_eq!(read_data(&mut kbc), 0xAA);
         kbc.write(DATA, 0xF2, &mut NoIrq);
-        assert_eq!(
-            [
-                read_data(&mut kbc),
-                read_data(&mut kbc),
-                read_data(&mut kbc)
-            ],
-            [0xFA, 0xAB, 0x83]
-        );
+        assert_eq!([read_data(&mut kbc), read_data(&mut kbc), read_data(&mut kbc)], [0xFA, 0xAB, 0x83]);
         // With translation (command byte bit 6) the ID is 0x41.
         command(&mut kbc, 0x60);
         kbc.write(DATA, 0x43, &mut NoIrq);
         kbc.write(DATA, 0xF2, &mut NoIrq);
-        assert_eq!(
-            [
-                read_data(&mut kbc),
-                read_data(&mut kbc),
-                read_data(&mut kbc)
-            ],
-            [0xFA, 0xAB, 0x41]
-        );
+        assert_eq!([read_data(&mut kbc), read_data(&mut kbc), read_data(&mut kbc)], [0xFA, 0xAB, 0x41]);
         // LEDs: ACK for the command and for its parameter.
         kbc.write(DATA, 0xED, &mut NoIrq);
         kbc.write(DATA, 0x07, &mut NoIrq);
@@ -597,11 +557,7 @@ mod tests {
         kbc.write(DATA, 0xFF, &mut irqs); // ACK + 0xAA
         assert_eq!(irqs.rising_edges(KBD_IRQ), 1);
         kbc.read(DATA, &mut irqs);
-        assert_eq!(
-            irqs.rising_edges(KBD_IRQ),
-            2,
-            "the second byte is a new edge"
-        );
+        assert_eq!(irqs.rising_edges(KBD_IRQ), 2, "the second byte is a new edge");
         kbc.read(DATA, &mut irqs);
         assert!(!irqs.level(KBD_IRQ));
         assert_eq!(irqs.rising_edges(AUX_IRQ), 0);
@@ -631,10 +587,7 @@ mod tests {
         assert_eq!(reply, [0xFA, 0xAA, 0x00]);
         kbc.write(CMD, 0xD4, &mut irqs);
         kbc.write(DATA, 0xF2, &mut irqs);
-        assert_eq!(
-            [kbc.read(DATA, &mut irqs), kbc.read(DATA, &mut irqs)],
-            [0xFA, 0x00]
-        );
+        assert_eq!([kbc.read(DATA, &mut irqs), kbc.read(DATA, &mut irqs)], [0xFA, 0x00]);
     }
 
     #[test]

@@ -49,11 +49,7 @@ impl RecordingSink {
 
     /// The last level driven on `irq` (`false` if it was never driven).
     pub fn level(&self, irq: u8) -> bool {
-        self.calls
-            .iter()
-            .rev()
-            .find(|&&(line, _)| line == irq)
-            .is_some_and(|&(_, level)| level)
+        self.calls.iter().rev().find(|&&(line, _)| line == irq).is_some_and(|&(_, level)| level)
     }
 }
 

@@ -64,6 +64,7 @@
 pub mod bus;
 pub mod cmos;
 pub mod debug_exit;
+pub mod hpet;
 pub mod i8042;
 pub mod irq;
 pub mod pic;
@@ -74,6 +75,7 @@ pub mod serial;
 pub mod speaker;
 
 pub use bus::{BusError, MmioBus, PioBus};
+pub use hpet::Hpet;
 pub use irq::IrqSink;
 pub use pic::{Chip, InterruptAck, PicPair};
 pub use pit::Pit;

@@ -141,9 +141,7 @@ impl Pic {
         if mask == 0 {
             return 8;
         }
-        (0..8)
-            .find(|p| mask & (1 << ((p + self.priority_add) & 7)) != 0)
-            .unwrap_or(8)
+        (0..8).find(|p| mask & (1 << ((p + self.priority_add) & 7)) != 0).unwrap_or(8)
     }
 
     /// The IRQ this chip wants to deliver, if any.
@@ -329,10 +327,7 @@ impl PicPair {
     /// Both chips as after a machine reset (QEMU's `pic_reset`): vector base 0, nothing
     /// masked, ELCR 0. Firmware or the guest is expected to initialize them.
     pub fn new() -> Self {
-        let mut pair = PicPair {
-            master: Pic::new(true),
-            slave: Pic::new(false),
-        };
+        let mut pair = PicPair { master: Pic::new(true), slave: Pic::new(false) };
         pair.master.output_dirty = false;
         pair.slave.output_dirty = false;
         pair
@@ -366,19 +361,11 @@ impl PicPair {
     /// was spurious (QEMU's `pic_read_irq`).
     pub fn intack(&mut self) -> InterruptAck {
         let Some(irq) = self.master.pending_irq() else {
-            return InterruptAck {
-                vector: self.master.irq_base + 7,
-                irq: 7,
-                spurious: true,
-            };
+            return InterruptAck { vector: self.master.irq_base + 7, irq: 7, spurious: true };
         };
         if irq != CASCADE_IRQ {
             self.master.intack(irq);
-            return InterruptAck {
-                vector: self.master.irq_base + irq,
-                irq,
-                spurious: false,
-            };
+            return InterruptAck { vector: self.master.irq_base + irq, irq, spurious: false };
         }
         let (slave_irq, spurious) = match self.slave.pending_irq() {
             Some(slave_irq) => {
@@ -389,11 +376,7 @@ impl PicPair {
             None => (7, true),
         };
         self.master.intack(CASCADE_IRQ);
-        InterruptAck {
-            vector: self.slave.irq_base + slave_irq,
-            irq: 8 + slave_irq,
-            spurious,
-        }
+        InterruptAck { vector: self.slave.irq_base + slave_irq, irq: 8 + slave_irq, spurious }
     }
 
     /// A guest read of the chip's port at `offset` (0 = command, 1 = data).
@@ -633,11 +616,7 @@ mod tests {
         assert_eq!(pic.isr(Master), 0x20);
         assert_eq!(pic.irr(Master), 0x00);
         pic.write(Master, 0, 0x0C);
-        assert_eq!(
-            pic.read(Master, 1),
-            0x00,
-            "poll with nothing pending reads 0"
-        );
+        assert_eq!(pic.read(Master, 1), 0x00, "poll with nothing pending reads 0");
         // Poll is one-shot: the next read is IMR again.
         pic.write(Master, 1, 0x5A);
         assert_eq!(pic.read(Master, 1), 0x5A);
@@ -650,14 +629,7 @@ mod tests {
         assert!(pic.interrupt_pending());
         assert_eq!(pic.irr(Master), 0x04);
         let ack = pic.intack();
-        assert_eq!(
-            ack,
-            InterruptAck {
-                vector: 0x2C,
-                irq: 12,
-                spurious: false
-            }
-        );
+        assert_eq!(ack, InterruptAck { vector: 0x2C, irq: 12, spurious: false });
         assert_eq!(pic.isr(Slave), 0x10);
         assert_eq!(pic.isr(Master), 0x04);
         // Both chips need an EOI; the master's alone leaves the slave in service.
@@ -697,14 +669,7 @@ mod tests {
     fn spurious_master_interrupt_is_irq7_without_isr() {
         let mut pic = ready();
         let ack = pic.intack();
-        assert_eq!(
-            ack,
-            InterruptAck {
-                vector: 0x27,
-                irq: 7,
-                spurious: true
-            }
-        );
+        assert_eq!(ack, InterruptAck { vector: 0x27, irq: 7, spurious: true });
         assert_eq!(pic.isr(Master), 0);
     }
 
@@ -717,20 +682,9 @@ mod tests {
         pic.write(Slave, 1, 0x04);
         assert!(pic.interrupt_pending());
         let ack = pic.intack();
-        assert_eq!(
-            ack,
-            InterruptAck {
-                vector: 0x2F,
-                irq: 15,
-                spurious: true
-            }
-        );
+        assert_eq!(ack, InterruptAck { vector: 0x2F, irq: 15, spurious: true });
         assert_eq!(pic.isr(Slave), 0, "no slave ISR bit for a spurious IRQ15");
-        assert_eq!(
-            pic.isr(Master),
-            0x04,
-            "QEMU still puts the cascade in service"
-        );
+        assert_eq!(pic.isr(Master), 0x04, "QEMU still puts the cascade in service");
     }
 
     #[test]
@@ -801,11 +755,7 @@ mod tests {
         assert_eq!(pic.read_elcr(Master), 0xF8, "IRQ0-2 are edge-only");
         pic.set_irq(11, true);
         assert_eq!(pic.acknowledge(), 0x2B);
-        assert_eq!(
-            pic.irr(Slave),
-            0x08,
-            "a level request is not cleared by INTA"
-        );
+        assert_eq!(pic.irr(Slave), 0x08, "a level request is not cleared by INTA");
         eoi(&mut pic, Slave);
         eoi(&mut pic, Master);
         // Still asserted: delivered again.
@@ -846,10 +796,7 @@ mod tests {
         assert_eq!(pic.acknowledge(), 0x26);
         pic.write(Master, 0, 0x48); // reset special mask
         pic.set_irq(7, true);
-        assert!(
-            !pic.interrupt_pending(),
-            "IRQ3 and IRQ6 in service block IRQ7 again"
-        );
+        assert!(!pic.interrupt_pending(), "IRQ3 and IRQ6 in service block IRQ7 again");
     }
 
     #[test]

@@ -111,8 +111,7 @@ impl Channel {
     /// The first virtual time at which `ticks` reaches `tick`.
     fn time_of_tick(&self, tick: u64) -> u64 {
         let ns = (u128::from(tick) * u128::from(NS_PER_SEC)).div_ceil(u128::from(PIT_FREQ_HZ));
-        self.load_ns
-            .saturating_add(u64::try_from(ns).unwrap_or(u64::MAX))
+        self.load_ns.saturating_add(u64::try_from(ns).unwrap_or(u64::MAX))
     }
 
     /// The current count (QEMU's `pit_get_count`), 1..=0x10000 in the periodic modes.
@@ -259,11 +258,7 @@ impl Pit {
     /// channel 2's. IRQ0 is low until channel 0's first transition.
     pub fn new(now_ns: u64) -> Self {
         Pit {
-            channels: [
-                Channel::new(true, now_ns),
-                Channel::new(true, now_ns),
-                Channel::new(false, now_ns),
-            ],
+            channels: [Channel::new(true, now_ns), Channel::new(true, now_ns), Channel::new(false, now_ns)],
             irq0_level: false,
             irq0_checked_ns: now_ns,
         }
@@ -305,10 +300,7 @@ impl Pit {
                     ch.latch(now_ns);
                 }
                 if value & 0x10 == 0 && !ch.status_latched {
-                    ch.status = u8::from(ch.out(now_ns)) << 7
-                        | ch.rw_mode << 4
-                        | ch.mode << 1
-                        | u8::from(ch.bcd);
+                    ch.status = u8::from(ch.out(now_ns)) << 7 | ch.rw_mode << 4 | ch.mode << 1 | u8::from(ch.bcd);
                     ch.status_latched = true;
                 }
             }
@@ -511,11 +503,7 @@ mod tests {
         pit.write(3, 0x50, 0, &mut NoIrq); // channel 1, LSB only, mode 0
         pit.write(1, 0x80, 0, &mut NoIrq);
         assert_eq!(pit.read(1, at(0, 0x10)), 0x70);
-        assert_eq!(
-            pit.read(1, at(0, 0x10)),
-            0x70,
-            "LSB-only reads never toggle"
-        );
+        assert_eq!(pit.read(1, at(0, 0x10)), 0x70, "LSB-only reads never toggle");
         pit.write(3, 0x60, 0, &mut NoIrq); // channel 1, MSB only, mode 0
         pit.write(1, 0x12, 0, &mut NoIrq); // count 0x1200
         assert_eq!(pit.read(1, at(0, 0x100)), 0x11);
@@ -623,11 +611,7 @@ mod tests {
         let mut pit = Pit::new(0);
         let mut irqs = RecordingSink::default();
         program(&mut pit, 0, 3, 1000, 0, &mut irqs);
-        assert_eq!(
-            irqs.calls,
-            [(0, true)],
-            "mode 3 starts with OUT high: immediate edge"
-        );
+        assert_eq!(irqs.calls, [(0, true)], "mode 3 starts with OUT high: immediate edge");
         for k in 1..=3 {
             let deadline = pit.next_event_ns().unwrap();
             assert_eq!(deadline, at(0, 1000 * k));
@@ -645,10 +629,7 @@ mod tests {
         assert_eq!(pit.next_event_ns(), Some(at(0, 500)));
         assert_eq!(pit.update(at(0, 10_000), &mut irqs), 1);
         assert_eq!(pit.next_event_ns(), None);
-        assert!(
-            irqs.level(0),
-            "mode 0's OUT stays high after terminal count"
-        );
+        assert!(irqs.level(0), "mode 0's OUT stays high after terminal count");
         // Linux's one-shot clockevent: mode 4 (control word 0x38).
         irqs.calls.clear();
         program(&mut pit, 0, 4, 300, at(0, 10_000), &mut irqs);

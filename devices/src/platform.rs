@@ -25,6 +25,7 @@ use crate::IoOutcome;
 use crate::bus::PioBus;
 use crate::cmos::Cmos;
 use crate::debug_exit::{DEBUG_EXIT_BASE, DEBUG_EXIT_LEN, DebugExit};
+use crate::hpet::Hpet;
 use crate::i8042::I8042;
 use crate::irq::IrqSink;
 use crate::pic::{Chip, PicPair};
@@ -50,15 +51,8 @@ impl PlatformConfig {
     /// A board powered on at virtual time 0 whose RTC starts at the host's current
     /// wall-clock time.
     pub fn with_host_clock(ram_size: u64, serial_out: Box<dyn Write + Send>) -> Self {
-        let wall_clock_unix_secs = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64);
-        PlatformConfig {
-            ram_size,
-            serial_out,
-            wall_clock_unix_secs,
-            boot_ns: 0,
-        }
+        let wall_clock_unix_secs = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+        PlatformConfig { ram_size, serial_out, wall_clock_unix_secs, boot_ns: 0 }
     }
 }
 
@@ -178,6 +172,7 @@ struct Devices {
     i8042: I8042,
     cmos: Cmos,
     post: PostCode,
+    hpet: Hpet,
     debug_exit: DebugExit,
     com1: Uart<Box<dyn Write + Send>>,
     lines: LineStats,
@@ -185,10 +180,7 @@ struct Devices {
 
 impl Devices {
     fn read(&mut self, dev: PortDevice, offset: u16, size: u8, now_ns: u64) -> u32 {
-        let mut irqs = PicInputs {
-            pic: &mut self.pic,
-            lines: &mut self.lines,
-        };
+        let mut irqs = PicInputs { pic: &mut self.pic, lines: &mut self.lines };
         let byte = match dev {
             PortDevice::Pic(chip) => irqs.pic.read(chip, offset),
             PortDevice::Elcr(chip) => irqs.pic.read_elcr(chip),
@@ -204,18 +196,8 @@ impl Devices {
         u32::from(byte)
     }
 
-    fn write(
-        &mut self,
-        dev: PortDevice,
-        offset: u16,
-        size: u8,
-        value: u32,
-        now_ns: u64,
-    ) -> IoOutcome {
-        let mut irqs = PicInputs {
-            pic: &mut self.pic,
-            lines: &mut self.lines,
-        };
+    fn write(&mut self, dev: PortDevice, offset: u16, size: u8, value: u32, now_ns: u64) -> IoOutcome {
+        let mut irqs = PicInputs { pic: &mut self.pic, lines: &mut self.lines };
         let byte = value as u8;
         match dev {
             PortDevice::Pic(chip) => irqs.pic.write(chip, offset, byte),
@@ -265,6 +247,7 @@ impl Platform {
             i8042: I8042::new(),
             cmos: Cmos::new(config.ram_size, config.wall_clock_unix_secs, boot),
             post: PostCode::new(),
+            hpet: Hpet::new(),
             debug_exit: DebugExit::new(),
             com1: Uart::new(COM1_IRQ, config.serial_out),
             lines: LineStats::default(),
@@ -285,14 +268,38 @@ impl Platform {
             (COM1_BASE, 8, 1, PortDevice::Com1),
         ];
         for (base, len, max_access, dev) in ranges {
-            bus.insert(base, len, max_access, dev)
-                .expect("the PC port map has no overlaps");
+            bus.insert(base, len, max_access, dev).expect("the PC port map has no overlaps");
         }
-        Platform {
-            bus,
-            devices,
-            stats: DeviceStats::default(),
+        Platform { bus, devices, stats: DeviceStats::default() }
+    }
+
+    /// Guest-physical ranges that belong to devices, `(base, length)`, page aligned:
+    /// the MMU never maps them, so every access faults and comes to [`Platform::mmio_read`]
+    /// or [`Platform::mmio_write`].
+    pub fn device_ranges(&self) -> Vec<(u64, u64)> {
+        vec![(crate::hpet::HPET_BASE, 0x1000)]
+    }
+
+    /// A guest read of `size` bytes (1, 2, 4) of device memory at `addr`. Like QEMU's
+    /// HPET, only aligned 32-bit accesses reach the registers; anything else reads 0.
+    pub fn mmio_read(&mut self, addr: u64, size: u8, now_ns: u64) -> u32 {
+        let base = crate::hpet::HPET_BASE;
+        if (base..base + 0x1000).contains(&addr) && size == 4 && addr.is_multiple_of(4) && addr < base + crate::hpet::HPET_LEN {
+            return self.devices.hpet.read(addr - base, now_ns);
         }
+        log::debug!("MMIO read of {size} bytes at {addr:#x}: no register");
+        0
+    }
+
+    /// A guest write of `size` bytes of device memory at `addr` (see
+    /// [`Platform::mmio_read`] for which accesses reach a register).
+    pub fn mmio_write(&mut self, addr: u64, size: u8, value: u32, now_ns: u64) {
+        let base = crate::hpet::HPET_BASE;
+        if (base..base + 0x1000).contains(&addr) && size == 4 && addr.is_multiple_of(4) && addr < base + crate::hpet::HPET_LEN {
+            self.devices.hpet.write(addr - base, value, now_ns);
+            return;
+        }
+        log::debug!("MMIO write of {size} bytes at {addr:#x}: no register");
     }
 
     /// A guest `in` of `size` bytes (1, 2, 4) from `port` at virtual time `now_ns`.
@@ -304,9 +311,7 @@ impl Platform {
             self.stats.unclaimed_port_reads += 1;
         }
         let devices = &mut self.devices;
-        self.bus.read(port, size, |dev, offset, sz| {
-            devices.read(dev, offset, sz, now_ns)
-        })
+        self.bus.read(port, size, |dev, offset, sz| devices.read(dev, offset, sz, now_ns))
     }
 
     /// A guest `out` of the low `size` bytes of `value` to `port` at virtual time
@@ -337,9 +342,7 @@ impl Platform {
     /// Let the PIT catch up to `now_ns`: raises IRQ0 if channel 0's OUT rose since the
     /// last call (once, however many periods passed; see [`Pit::update`]).
     pub fn update_timers(&mut self, now_ns: u64) {
-        let Devices {
-            pic, pit, lines, ..
-        } = &mut self.devices;
+        let Devices { pic, pit, lines, .. } = &mut self.devices;
         let due = pit.update(now_ns, &mut PicInputs { pic, lines });
         self.stats.pit_edges_merged += due.saturating_sub(1);
         let Devices { pic, cmos, lines, .. } = &mut self.devices;
@@ -375,9 +378,7 @@ impl Platform {
     /// Offer bytes to COM1's receiver, as typed on its line. Returns how many it took
     /// (its FIFO holds 64); the rest must be offered again once the guest read some.
     pub fn enqueue_serial_input(&mut self, bytes: &[u8]) -> usize {
-        let Devices {
-            pic, com1, lines, ..
-        } = &mut self.devices;
+        let Devices { pic, com1, lines, .. } = &mut self.devices;
         com1.enqueue_input(bytes, &mut PicInputs { pic, lines })
     }
 
@@ -467,12 +468,8 @@ mod tests {
 
     fn platform() -> (Platform, SharedOut) {
         let out = SharedOut::default();
-        let config = PlatformConfig {
-            ram_size: 64 * MIB,
-            serial_out: Box::new(out.clone()),
-            wall_clock_unix_secs: 1_709_214_356,
-            boot_ns: 0,
-        };
+        let config =
+            PlatformConfig { ram_size: 64 * MIB, serial_out: Box::new(out.clone()), wall_clock_unix_secs: 1_709_214_356, boot_ns: 0 };
         (Platform::new(config), out)
     }
 
@@ -689,9 +686,6 @@ mod tests {
         assert_eq!(out.bytes(), b"12");
         assert_eq!(p.stats().serial_bytes_out, 2);
         // The PIT restarted at the reset time.
-        assert_eq!(
-            p.next_timer_deadline_ns(),
-            Some(1_000_000 + (0x10000u64 * 1_000_000_000).div_ceil(1_193_182))
-        );
+        assert_eq!(p.next_timer_deadline_ns(), Some(1_000_000 + (0x10000u64 * 1_000_000_000).div_ceil(1_193_182)));
     }
 }

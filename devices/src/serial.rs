@@ -71,15 +71,8 @@ impl<W: Write> Uart<W> {
     pub fn new(irq: u8, out: W) -> Self {
         let mut serial = Serial::new(EdgeTrigger::default(), out);
         // QEMU resets LCR to 0; storing it has no other effect in vm-superio.
-        serial
-            .write(LCR, 0)
-            .unwrap_or_else(|err| unreachable!("an LCR write cannot fail: {err:?}"));
-        Uart {
-            serial,
-            irq,
-            fifo_enabled: false,
-            bytes_out: 0,
-        }
+        serial.write(LCR, 0).unwrap_or_else(|err| unreachable!("an LCR write cannot fail: {err:?}"));
+        Uart { serial, irq, fifo_enabled: false, bytes_out: 0 }
     }
 
     /// A guest read of register `offset` (0-7).
@@ -221,11 +214,7 @@ mod tests {
         let mut uart = uart();
         let mut irqs = RecordingSink::default();
         assert_eq!(uart.read(LSR, &mut irqs), LSR_THRE | LSR_TEMT);
-        assert_eq!(
-            uart.read(IIR, &mut irqs),
-            IIR_NO_INT,
-            "FIFOs off after reset"
-        );
+        assert_eq!(uart.read(IIR, &mut irqs), IIR_NO_INT, "FIFOs off after reset");
         assert_eq!(uart.read(LCR, &mut irqs), 0x00);
         assert_eq!(uart.read(MCR, &mut irqs), 0x08); // OUT2
         assert_eq!(uart.read(IER, &mut irqs), 0x00);
@@ -282,11 +271,7 @@ mod tests {
         assert!(irqs.calls.is_empty(), "RDI not enabled");
         assert_eq!(uart.read(LSR, &mut irqs) & LSR_DR, LSR_DR);
         uart.write(IER, IER_RDI, &mut irqs);
-        assert_eq!(
-            irqs.rising_edges(COM1_IRQ),
-            1,
-            "enabling RDI with data waiting"
-        );
+        assert_eq!(irqs.rising_edges(COM1_IRQ), 1, "enabling RDI with data waiting");
         assert_eq!(uart.read(IIR, &mut irqs), IIR_RDI);
         assert_eq!(uart.read(THR, &mut irqs), b'h');
         assert_eq!(uart.read(THR, &mut irqs), b'i');

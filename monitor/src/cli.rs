@@ -129,7 +129,10 @@ fn run(args: RunArgs) -> i32 {
     let status = match stop {
         Stop::Exit(status) => status,
         Stop::TripleFault(t, dump) => {
-            eprintln!("bt86: triple fault: the guest could not deliver {} even as a double fault; the virtual CPU shut down.\n{dump}", t.last);
+            eprintln!(
+                "bt86: triple fault: the guest could not deliver {} even as a double fault; the virtual CPU shut down.\n{dump}",
+                t.last
+            );
             EXIT_GUEST_STOPPED
         }
         Stop::Unsupported(why, dump) => {
@@ -158,7 +161,13 @@ fn parse_u64(s: &str) -> Result<u64, String> {
 fn selftest(args: SelftestArgs) -> i32 {
     if let Some(cs) = args.fuzz_case {
         return match crate::fuzz::replay(cs, args.trace_tc) {
-            Ok(same) => if same { 0 } else { 1 },
+            Ok(same) => {
+                if same {
+                    0
+                } else {
+                    1
+                }
+            }
             Err(e) => die(EXIT_INTERNAL, e),
         };
     }
@@ -174,7 +183,12 @@ fn selftest(args: SelftestArgs) -> i32 {
 /// A bug in bt86 must not end in a Rust backtrace: one line saying what broke.
 fn install_panic_hook() {
     std::panic::set_hook(Box::new(|info| {
-        let msg = info.payload().downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| info.payload().downcast_ref::<String>().cloned()).unwrap_or_else(|| "unknown panic".into());
+        let msg = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
         let at = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
         eprintln!("bt86: internal error: {msg}{at}. Please report this with the command line that caused it.");
         exit(EXIT_INTERNAL);

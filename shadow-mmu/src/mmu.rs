@@ -18,8 +18,8 @@ use crate::walk::{self, Translation};
 use crate::window::{Prot, Window, WindowError, WindowKind, WindowStats, locate};
 use crate::{PAGE_SIZE, WINDOW_SIZE};
 
-pub use crate::walk::{Access, PagingRegs};
 use crate::walk::PageFault;
+pub use crate::walk::{Access, PagingRegs};
 
 /// Most pages one window may map before it is emptied wholesale (each separately mapped
 /// run of pages is a host VMA; Linux allows 65530 per process).
@@ -64,6 +64,9 @@ pub enum Resolution {
     GuestFault(PageFault),
     /// A write to a page that holds translated code (guest-physical page number).
     CodeWrite(u64),
+    /// An access to device memory at this guest-physical address: the instruction must be
+    /// emulated against the device.
+    Device(u64),
 }
 
 /// Guest memory and the shadow MMU.
@@ -80,6 +83,8 @@ pub struct Mmu {
     pub dirty_code: Vec<u64>,
     /// Code pages write-protected so far.
     pub pages_protected: u64,
+    /// Guest-physical page numbers that belong to devices: never mapped.
+    device_pages: std::collections::HashSet<u64>,
     stats: MmuStats,
 }
 
@@ -99,6 +104,7 @@ impl Mmu {
             scratch: Vec::new(),
             dirty_code: Vec::new(),
             pages_protected: 0,
+            device_pages: Default::default(),
             stats: MmuStats::default(),
         };
         m.map_identity()?;
@@ -161,7 +167,9 @@ impl Mmu {
         const CR4_BITS: u32 = (1 << 4) | (1 << 7);
         if old.paging() != new.paging() || (old.cr0 ^ new.cr0) & CR0_BITS != 0 || (old.cr4 ^ new.cr4) & CR4_BITS != 0 {
             self.flush_all();
-            if !new.paging() && let Err(e) = self.map_identity() {
+            if !new.paging()
+                && let Err(e) = self.map_identity()
+            {
                 log::error!("cannot map guest memory one to one: {e}");
             }
             return Some(true);
@@ -299,7 +307,9 @@ impl Mmu {
     /// True if host address `host` (in a window) stands for unbacked guest-physical
     /// memory.
     pub fn is_unbacked_host(&self, host: u64) -> bool {
-        let Some((w, linear, _)) = locate(host) else { return false };
+        let Some((w, linear, _)) = locate(host) else {
+            return false;
+        };
         if !self.regs.paging() {
             return self.is_unbacked(linear as u64 >> 12);
         }
@@ -307,24 +317,42 @@ impl Mmu {
         walk::walk(&self.ram, &self.regs, linear, access).is_ok_and(|t| self.is_unbacked(t.phys_page >> 12))
     }
 
-    /// True if guest-physical page `page` has no RAM behind it.
+    /// True if guest-physical page `page` has no RAM (and no device) behind it.
     pub fn is_unbacked(&self, page: u64) -> bool {
-        page >= self.ram.size() / PAGE_SIZE
+        page >= self.ram.size() / PAGE_SIZE && !self.device_pages.contains(&page)
+    }
+
+    /// Declares device memory `[base, base + len)` (page aligned): never mapped, every
+    /// access is emulated.
+    pub fn add_device_range(&mut self, base: u64, len: u64) {
+        for p in base / PAGE_SIZE..(base + len).div_ceil(PAGE_SIZE) {
+            self.device_pages.insert(p);
+        }
+    }
+
+    /// True if guest-physical page `page` is device memory.
+    pub fn is_device(&self, page: u64) -> bool {
+        self.device_pages.contains(&page)
     }
 
     /// The signal handler's part of a host fault at `host` (a window address): fill the
     /// page if the guest's tables map it for that window. Everything that needs the
     /// monitor (a true fault, a code page, unbacked memory, paging off) is an `Exit`.
     pub fn on_host_fault(&mut self, host: u64, write: bool) -> HostFault {
-        let Some((w, linear, false)) = locate(host) else { return HostFault::Exit };
+        let Some((w, linear, false)) = locate(host) else {
+            return HostFault::Exit;
+        };
         if !self.regs.paging() {
             return HostFault::Exit;
         }
         let access = Access { write, user: w == WindowKind::User };
-        let Ok(t) = walk::walk(&self.ram, &self.regs, linear, access) else { return HostFault::Exit };
+        let Ok(t) = walk::walk(&self.ram, &self.regs, linear, access) else {
+            return HostFault::Exit;
+        };
         let phys = t.phys_page >> 12;
-        let tables_hold_code = self.shadow.code_pages.contains(&(t.pde_addr >> 12)) || self.shadow.code_pages.contains(&(t.leaf_addr >> 12));
-        if self.is_unbacked(phys) || (write && self.shadow.code_pages.contains(&phys)) || tables_hold_code {
+        let tables_hold_code =
+            self.shadow.code_pages.contains(&(t.pde_addr >> 12)) || self.shadow.code_pages.contains(&(t.leaf_addr >> 12));
+        if self.is_unbacked(phys) || self.is_device(phys) || (write && self.shadow.code_pages.contains(&phys)) || tables_hold_code {
             return HostFault::Exit;
         }
         self.stats.hidden_faults += 1;
@@ -356,6 +384,12 @@ impl Mmu {
         } else {
             (linear as u64 >> 12, None)
         };
+        if self.is_device(phys) {
+            if let Some(t) = &t {
+                self.mark(t, write);
+            }
+            return Ok(Resolution::Device((phys << 12) | (linear & 0xFFF) as u64));
+        }
         if write && self.shadow.code_pages.contains(&phys) {
             return Ok(Resolution::CodeWrite(phys));
         }
@@ -403,6 +437,17 @@ impl Mmu {
         }
     }
 
+    /// Maps a stand-in for the device page at `linear` in window `w` (see
+    /// [`Window::map_stand_in`]); returns its host address.
+    pub fn map_stand_in(&mut self, w: WindowKind, linear: u32) -> Result<u64, WindowError> {
+        self.windows[w as usize].map_stand_in(linear)
+    }
+
+    /// Removes a stand-in: the device page is unmapped again, so its next access faults.
+    pub fn unmap_stand_in(&mut self, w: WindowKind, linear: u32) -> Result<(), WindowError> {
+        self.windows[w as usize].unmap(linear & !0xFFF, 1)
+    }
+
     /// True while a scratch page is mapped.
     pub fn has_scratch(&self) -> bool {
         !self.scratch.is_empty()
@@ -443,7 +488,12 @@ impl Mmu {
         let (mut first, mut last) = (page, page);
         let table = page >> 10;
         let same = |me: &Mmu, p: u32, ph: u64| -> bool {
-            if p >> 10 != table || me.shadow.get(w, p).is_some() || me.is_unbacked(ph) || me.shadow.code_pages.contains(&ph) {
+            if p >> 10 != table
+                || me.shadow.get(w, p).is_some()
+                || me.is_unbacked(ph)
+                || me.is_device(ph)
+                || me.shadow.code_pages.contains(&ph)
+            {
                 return false;
             }
             match walk::walk(&me.ram, &me.regs, p << 12, Access { write: false, user: w == WindowKind::User }) {

@@ -16,10 +16,9 @@ pub enum RamError {
 impl fmt::Display for RamError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            RamError::BadSize(s) => write!(
-                f,
-                "guest memory size {s} bytes is invalid: it must be a multiple of 4 KiB, at least 1 MiB and at most 3 GiB"
-            ),
+            RamError::BadSize(s) => {
+                write!(f, "guest memory size {s} bytes is invalid: it must be a multiple of 4 KiB, at least 1 MiB and at most 3 GiB")
+            }
             RamError::Host(what, e) => write!(f, "cannot create guest memory: {what}: {e}"),
         }
     }

@@ -127,7 +127,10 @@ impl Translation {
 pub fn walk(ram: &GuestRam, regs: &PagingRegs, linear: u32, access: Access) -> Result<Translation, PageFault> {
     let fault = |present: bool, rsvd: bool| PageFault {
         linear,
-        error_code: (present as u32) * pf::P | (access.write as u32) * pf::W | (access.user as u32) * pf::U | (rsvd as u32) * (pf::RSVD | pf::P),
+        error_code: ((present as u32) * pf::P)
+            | ((access.write as u32) * pf::W)
+            | ((access.user as u32) * pf::U)
+            | ((rsvd as u32) * (pf::RSVD | pf::P)),
     };
     let pde_addr = (regs.cr3 & 0xFFFF_F000) as u64 + ((linear >> 22) as u64) * 4;
     let pde = ram.read_u32(pde_addr);
@@ -168,11 +171,7 @@ pub fn walk(ram: &GuestRam, regs: &PagingRegs, linear: u32, access: Access) -> R
             leaf_addr: pte_addr,
         }
     };
-    let allowed = if access.user {
-        t.user && (!access.write || t.writable)
-    } else {
-        !access.write || t.writable || !regs.write_protect()
-    };
+    let allowed = if access.user { t.user && (!access.write || t.writable) } else { !access.write || t.writable || !regs.write_protect() };
     if !allowed {
         return Err(fault(true, false));
     }

@@ -120,11 +120,12 @@ pub enum WindowError {
 impl fmt::Display for WindowError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            WindowError::AlreadyExists => write!(f, "a guest memory window already exists in this process"),
-            WindowError::AddressInUse(a, b) => write!(
-                f,
-                "host addresses {a:#x}..{b:#x} are already in use; bt86 needs them for the guest window"
-            ),
+            WindowError::AlreadyExists => {
+                write!(f, "a guest memory window already exists in this process")
+            }
+            WindowError::AddressInUse(a, b) => {
+                write!(f, "host addresses {a:#x}..{b:#x} are already in use; bt86 needs them for the guest window")
+            }
             WindowError::Host(what, e) => write!(f, "guest memory window: {what}: {e}"),
         }
     }
@@ -162,11 +163,7 @@ pub struct Window {
 }
 
 fn mmap_min_addr() -> u64 {
-    std::fs::read_to_string("/proc/sys/vm/mmap_min_addr")
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(65536)
-        .max(PAGE_SIZE)
+    std::fs::read_to_string("/proc/sys/vm/mmap_min_addr").ok().and_then(|s| s.trim().parse().ok()).unwrap_or(65536).max(PAGE_SIZE)
 }
 
 /// Reserves `[start, end)` as inaccessible, failing if anything is there already.
@@ -228,7 +225,7 @@ impl Window {
     /// `phys` with permissions `prot`. Physical pages beyond RAM map the all-ones page
     /// read-only. Page 0 is also mapped at the mirror just above the window.
     pub fn map(&mut self, ram: &GuestRam, linear: u32, phys: u64, pages: u64, prot: Prot) -> Result<(), WindowError> {
-        debug_assert!(linear as u64 % PAGE_SIZE == 0 && phys % PAGE_SIZE == 0);
+        debug_assert!((linear as u64).is_multiple_of(PAGE_SIZE) && phys.is_multiple_of(PAGE_SIZE));
         assert!(linear as u64 + pages * PAGE_SIZE <= WINDOW_SIZE, "window mapping past 4 GiB");
         let ram_pages = (ram.size() / PAGE_SIZE).saturating_sub(phys / PAGE_SIZE).min(pages);
         if ram_pages > 0 {
@@ -287,6 +284,30 @@ impl Window {
         }
         self.stats.mmap_calls += 1;
         Ok(())
+    }
+
+    /// Maps at `linear` a private zero-filled read-write page: the stand-in for a device
+    /// page while one instruction runs against it natively (the monitor copies the
+    /// device's registers in first and the stores out after). Returns its host address.
+    pub fn map_stand_in(&mut self, linear: u32) -> Result<u64, WindowError> {
+        let host = self.kind.host_addr(linear & !0xFFF);
+        // SAFETY: one page of the window, which this Window owns; anonymous memory that
+        // nothing else refers to.
+        let p = unsafe {
+            libc::mmap(
+                host as *mut libc::c_void,
+                PAGE_SIZE as usize,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(WindowError::Host("mmap of a device stand-in page", std::io::Error::last_os_error()));
+        }
+        self.stats.mmap_calls += 1;
+        Ok(host)
     }
 
     /// Changes the permissions of mapped window pages.

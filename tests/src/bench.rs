@@ -73,9 +73,7 @@ impl Output {
         let mut out = Output::default();
         for (i, line) in text.lines().enumerate() {
             let mut words = line.split_whitespace();
-            let (Some(kind), Some(name), Some(value), None) =
-                (words.next(), words.next(), words.next(), words.next())
-            else {
+            let (Some(kind), Some(name), Some(value), None) = (words.next(), words.next(), words.next(), words.next()) else {
                 continue;
             };
             match kind {
@@ -85,9 +83,7 @@ impl Output {
                     }
                 }
                 "check" => {
-                    if let Some(Ok(v)) =
-                        value.strip_prefix("0x").map(|h| u32::from_str_radix(h, 16))
-                    {
+                    if let Some(Ok(v)) = value.strip_prefix("0x").map(|h| u32::from_str_radix(h, 16)) {
                         out.checks.push((name.to_string(), v));
                     }
                 }
@@ -120,10 +116,7 @@ mod tests {
         for suite in [Suite::Cpu, Suite::Mmu] {
             let k = suite.kernel();
             assert!(k.is_file(), "{}: {} missing", suite.name(), k.display());
-            assert!(
-                crate::kernels().iter().all(|t| t.path != k),
-                "benchmark kernels must not be test kernels"
-            );
+            assert!(crate::kernels().iter().all(|t| t.path != k), "benchmark kernels must not be test kernels");
         }
         assert!(Suite::Mmu.native().is_none());
         if let Some(Ok(native)) = Suite::Cpu.native() {
@@ -133,9 +126,7 @@ mod tests {
 
     #[test]
     fn parse_output() {
-        let o = Output::parse(
-            "clock begin 100\nbench fib 1234\ncheck fib 0x000cb228\nnoise\nbench x y\n1..0\nclock end 900\n",
-        );
+        let o = Output::parse("clock begin 100\nbench fib 1234\ncheck fib 0x000cb228\nnoise\nbench x y\n1..0\nclock end 900\n");
         assert_eq!(o.values, vec![("fib".to_string(), 1234)]);
         assert_eq!(o.checks, vec![("fib".to_string(), 0xcb228)]);
         assert_eq!(o.clock, (Some(100), Some(900)));

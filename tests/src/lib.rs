@@ -37,48 +37,25 @@ pub struct Kernel {
 
 /// Every guest kernel, sorted by name.
 pub fn kernels() -> Vec<Kernel> {
-    KERNELS
-        .iter()
-        .map(|&(name, path, exit_status, append)| Kernel {
-            name,
-            path: PathBuf::from(path),
-            exit_status,
-            append,
-        })
-        .collect()
+    KERNELS.iter().map(|&(name, path, exit_status, append)| Kernel { name, path: PathBuf::from(path), exit_status, append }).collect()
 }
 
 /// The image of the kernel called `name`; panics if there is none.
 pub fn kernel(name: &str) -> PathBuf {
-    kernels()
-        .into_iter()
-        .find(|k| k.name == name)
-        .unwrap_or_else(|| panic!("no guest kernel called {name:?}"))
-        .path
+    kernels().into_iter().find(|k| k.name == name).unwrap_or_else(|| panic!("no guest kernel called {name:?}")).path
 }
 
 /// The options QEMU runs every kernel with (then `-kernel K` and, if wanted, `-append S`).
 /// No `-m`: QEMU's default RAM size for the pc machine, 128 MiB, is bt86's default too.
-pub const QEMU_ARGS: &[&str] = &[
-    "-accel",
-    "tcg",
-    "-nodefaults",
-    "-display",
-    "none",
-    "-serial",
-    "stdio",
-    "-device",
-    "isa-debug-exit,iobase=0xf4,iosize=4",
-];
+pub const QEMU_ARGS: &[&str] =
+    &["-accel", "tcg", "-nodefaults", "-display", "none", "-serial", "stdio", "-device", "isa-debug-exit,iobase=0xf4,iosize=4"];
 
 /// `qemu-system-i386`: `$BT86_QEMU` if set, else the first one on `$PATH`.
 pub fn qemu_path() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("BT86_QEMU") {
         return Some(PathBuf::from(p));
     }
-    std::env::split_paths(&std::env::var_os("PATH")?)
-        .map(|dir| dir.join("qemu-system-i386"))
-        .find(|p| p.is_file())
+    std::env::split_paths(&std::env::var_os("PATH")?).map(|dir| dir.join("qemu-system-i386")).find(|p| p.is_file())
 }
 
 /// The QEMU command line for `k` (stdin/stdout are left to the caller).
@@ -128,11 +105,7 @@ impl Run {
 /// Runs `cmd` with stdin = /dev/null, collecting stdout and stderr, and kills it after
 /// `timeout`.
 pub fn run_with_timeout(mut cmd: Command, timeout: Duration) -> io::Result<Run> {
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()?;
+    let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
     let mut stdout = child.stdout.take().expect("piped stdout");
     let mut stderr = child.stderr.take().expect("piped stderr");
     let out_reader = thread::spawn(move || {
@@ -169,12 +142,8 @@ pub fn run_with_timeout(mut cmd: Command, timeout: Duration) -> io::Result<Run> 
 /// Runs `k` under QEMU (see [`QEMU_ARGS`]) and returns its serial output and exit status.
 /// Fails if QEMU is not installed.
 pub fn run_qemu(k: &Kernel, timeout: Duration) -> io::Result<Run> {
-    let qemu = qemu_path().ok_or_else(|| {
-        io::Error::new(
-            io::ErrorKind::NotFound,
-            "qemu-system-i386 not found: install the Debian package qemu-system-x86",
-        )
-    })?;
+    let qemu = qemu_path()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "qemu-system-i386 not found: install the Debian package qemu-system-x86"))?;
     run_with_timeout(qemu_command(&qemu, k), timeout)
 }
 
@@ -197,20 +166,13 @@ mod tests {
         assert!(ks.len() >= 16, "only {} kernels", ks.len());
         for k in &ks {
             let b = std::fs::read(&k.path).unwrap_or_else(|e| panic!("{}: {e}", k.path.display()));
-            assert_eq!(
-                &b[..7],
-                &[0x7f, b'E', b'L', b'F', 1, 1, 1],
-                "{}: ELF32 LSB",
-                k.name
-            );
+            assert_eq!(&b[..7], &[0x7f, b'E', b'L', b'F', 1, 1, 1], "{}: ELF32 LSB", k.name);
             assert_eq!(u16_at(&b, 18), 3, "{}: EM_386", k.name);
             let mb = (0..8192.min(b.len() - 12))
                 .step_by(4)
                 .find(|&i| u32_at(&b, i) == 0x1bad_b002)
                 .unwrap_or_else(|| panic!("{}: no Multiboot header in the first 8 KiB", k.name));
-            let sum = u32_at(&b, mb)
-                .wrapping_add(u32_at(&b, mb + 4))
-                .wrapping_add(u32_at(&b, mb + 8));
+            let sum = u32_at(&b, mb).wrapping_add(u32_at(&b, mb + 4)).wrapping_add(u32_at(&b, mb + 8));
             assert_eq!(sum, 0, "{}: Multiboot checksum", k.name);
             let (phoff, phnum) = (u32_at(&b, 28) as usize, u16_at(&b, 44) as usize);
             let mut pages: Vec<(u32, u32, u32)> = Vec::new(); // (first page, last page, flags)
@@ -219,8 +181,7 @@ mod tests {
                 if u32_at(&b, ph) != 1 || u32_at(&b, ph + 20) == 0 {
                     continue;
                 }
-                let (vaddr, memsz, flags) =
-                    (u32_at(&b, ph + 8), u32_at(&b, ph + 20), u32_at(&b, ph + 24));
+                let (vaddr, memsz, flags) = (u32_at(&b, ph + 8), u32_at(&b, ph + 20), u32_at(&b, ph + 24));
                 assert!(vaddr >= 0x10_0000, "{}: segment below 1 MiB", k.name);
                 pages.push((vaddr >> 12, (vaddr + memsz - 1) >> 12, flags));
             }
@@ -228,11 +189,7 @@ mod tests {
                 for c in &pages {
                     let shared = a.0 <= c.1 && c.0 <= a.1;
                     let mixed = (a.2 & 1 != 0) && (c.2 & 2 != 0);
-                    assert!(
-                        !(shared && mixed),
-                        "{}: code and writable data share a page",
-                        k.name
-                    );
+                    assert!(!(shared && mixed), "{}: code and writable data share a page", k.name);
                 }
             }
         }
@@ -243,10 +200,7 @@ mod tests {
         assert!(kernel("alu").is_file());
         let triple = kernels().into_iter().find(|k| k.name == "triple").unwrap();
         assert_eq!(triple.exit_status, 3);
-        let mb = kernels()
-            .into_iter()
-            .find(|k| k.name == "multiboot")
-            .unwrap();
+        let mb = kernels().into_iter().find(|k| k.name == "multiboot").unwrap();
         assert!(mb.append.is_some());
     }
 }

@@ -130,7 +130,17 @@ fn is_simd(ins: &Instruction) -> bool {
 fn is_sse(ins: &Instruction) -> bool {
     use CpuidFeature as F;
     ins.cpuid_features().iter().any(|f| matches!(f, F::SSE | F::SSE2 | F::SSE3))
-        && !matches!(ins.mnemonic(), Mnemonic::Prefetchnta | Mnemonic::Prefetcht0 | Mnemonic::Prefetcht1 | Mnemonic::Prefetcht2 | Mnemonic::Sfence | Mnemonic::Lfence | Mnemonic::Mfence | Mnemonic::Clflush)
+        && !matches!(
+            ins.mnemonic(),
+            Mnemonic::Prefetchnta
+                | Mnemonic::Prefetcht0
+                | Mnemonic::Prefetcht1
+                | Mnemonic::Prefetcht2
+                | Mnemonic::Sfence
+                | Mnemonic::Lfence
+                | Mnemonic::Mfence
+                | Mnemonic::Clflush
+        )
 }
 
 const UD: Class = Class::Raise(6, None);
@@ -167,13 +177,29 @@ pub fn canonicalize(ins: &mut Instruction) {
     if matches!(ins.code(), Code::Lzcnt_r32_rm32 | Code::Lzcnt_r16_rm16 | Code::Tzcnt_r32_rm32 | Code::Tzcnt_r16_rm16) {
         ins.set_has_rep_prefix(false);
     }
-    let moffs = matches!(ins.code(), Code::Mov_AL_moffs8 | Code::Mov_AX_moffs16 | Code::Mov_EAX_moffs32 | Code::Mov_moffs8_AL | Code::Mov_moffs16_AX | Code::Mov_moffs32_EAX);
+    let moffs = matches!(
+        ins.code(),
+        Code::Mov_AL_moffs8
+            | Code::Mov_AX_moffs16
+            | Code::Mov_EAX_moffs32
+            | Code::Mov_moffs8_AL
+            | Code::Mov_moffs16_AX
+            | Code::Mov_moffs32_EAX
+    );
     if moffs {
         // Same operands (the accumulator and a displacement-only memory operand), now
         // described by the ModRM form.
         let to_mem = matches!(ins.code(), Code::Mov_moffs8_AL | Code::Mov_moffs16_AX | Code::Mov_moffs32_EAX);
         let reg = if to_mem { ins.op1_register() } else { ins.op0_register() };
-        let mem = iced_x86::MemoryOperand::new(iced_x86::Register::None, iced_x86::Register::None, 1, ins.memory_displacement32() as i32 as i64, 4, false, ins.segment_prefix());
+        let mem = iced_x86::MemoryOperand::new(
+            iced_x86::Register::None,
+            iced_x86::Register::None,
+            1,
+            ins.memory_displacement32() as i32 as i64,
+            4,
+            false,
+            ins.segment_prefix(),
+        );
         let rebuilt = if to_mem { Instruction::with2(code, mem, reg) } else { Instruction::with2(code, reg, mem) };
         if let Ok(mut r) = rebuilt {
             r.set_ip(ins.ip());
@@ -200,7 +226,9 @@ pub fn classify(ins: &Instruction, mode: Mode) -> Class {
     }
 
     // FPU/SIMD availability (CR0.EM/TS/MP, CR4.OSFXSR) comes first, as on hardware.
-    if uses_fpu(ins) && !matches!(mn, M::Prefetchnta | M::Prefetcht0 | M::Prefetcht1 | M::Prefetcht2 | M::Sfence | M::Lfence | M::Mfence | M::Clflush) {
+    if uses_fpu(ins)
+        && !matches!(mn, M::Prefetchnta | M::Prefetcht0 | M::Prefetcht1 | M::Prefetcht2 | M::Sfence | M::Lfence | M::Mfence | M::Clflush)
+    {
         if mn == M::Wait {
             if mode.has(Mode::FPU_TS) && mode.has(Mode::FPU_MP) {
                 return NM;
@@ -248,8 +276,12 @@ pub fn classify(ins: &Instruction, mode: Mode) -> Class {
             };
         }
         M::Leave => return Class::Leave,
-        M::Cli => return if cpl0 { Class::Cli } else { Class::Callout { resumable: true } },
-        M::Sti => return if cpl0 { Class::Sti } else { Class::Callout { resumable: true } },
+        M::Cli => {
+            return if cpl0 { Class::Cli } else { Class::Callout { resumable: true } };
+        }
+        M::Sti => {
+            return if cpl0 { Class::Sti } else { Class::Callout { resumable: true } };
+        }
         M::Salc => return Class::Salc,
         M::Jmp => {
             return if ins.is_jmp_short_or_near() {
@@ -271,7 +303,21 @@ pub fn classify(ins: &Instruction, mode: Mode) -> Class {
         }
         M::Ret => return Class::Ret,
         M::Loop | M::Loope | M::Loopne | M::Jcxz | M::Jecxz => return Class::Loop,
-        M::Movsb | M::Movsw | M::Movsd | M::Stosb | M::Stosw | M::Stosd | M::Lodsb | M::Lodsw | M::Lodsd | M::Cmpsb | M::Cmpsw | M::Cmpsd | M::Scasb | M::Scasw | M::Scasd
+        M::Movsb
+        | M::Movsw
+        | M::Movsd
+        | M::Stosb
+        | M::Stosw
+        | M::Stosd
+        | M::Lodsb
+        | M::Lodsw
+        | M::Lodsd
+        | M::Cmpsb
+        | M::Cmpsw
+        | M::Cmpsd
+        | M::Scasb
+        | M::Scasw
+        | M::Scasd
             if ins.is_string_instruction() =>
         {
             // 16-bit addressing (SI/DI/CX) has no 64-bit form: the monitor runs it.
@@ -329,7 +375,9 @@ pub fn classify(ins: &Instruction, mode: Mode) -> Class {
         | M::Aas
         | M::Aam
         | M::Aad => return Class::Callout { resumable: true },
-        M::Rdtsc => return if cpl0 { Class::Rdtsc } else { Class::Callout { resumable: true } },
+        M::Rdtsc => {
+            return if cpl0 { Class::Rdtsc } else { Class::Callout { resumable: true } };
+        }
         M::Mov => {
             let sreg_or_ctrl = (0..ins.op_count()).any(|i| {
                 ins.op_kind(i) == OpKind::Register && {
@@ -365,7 +413,13 @@ pub fn classify(ins: &Instruction, mode: Mode) -> Class {
                     return Class::Callout { resumable: true };
                 }
             }
-            OpKind::Memory | OpKind::Immediate8 | OpKind::Immediate16 | OpKind::Immediate32 | OpKind::Immediate8to16 | OpKind::Immediate8to32 | OpKind::Immediate8_2nd => {}
+            OpKind::Memory
+            | OpKind::Immediate8
+            | OpKind::Immediate16
+            | OpKind::Immediate32
+            | OpKind::Immediate8to16
+            | OpKind::Immediate8to32
+            | OpKind::Immediate8_2nd => {}
             // maskmovq/maskmovdqu store through DS:EDI; a GS prefix redirects it.
             OpKind::MemorySegEDI if crate::Seg::from_iced(ins.memory_segment()).is_some_and(|s| mode.is_flat(s)) => {}
             _ => return Class::Callout { resumable: true },

@@ -371,7 +371,14 @@ impl ContextBox {
         // SAFETY: a fresh anonymous mapping, zero-filled by the kernel; all-zero bytes are
         // a valid Context (plain old data).
         let p = unsafe {
-            libc::mmap(std::ptr::null_mut(), CONTEXT_MAPPING, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0)
+            libc::mmap(
+                std::ptr::null_mut(),
+                CONTEXT_MAPPING,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
         };
         assert!(p != libc::MAP_FAILED, "cannot map the guest context: {}", std::io::Error::last_os_error());
         let mut b = ContextBox { ptr: std::ptr::NonNull::new(p as *mut Context).expect("mmap returned null") };

@@ -8,7 +8,7 @@
 
 use crate::Translator;
 use crate::context::{Context, Seg};
-use crate::fragment::{FragId, Fixup};
+use crate::fragment::{Fixup, FragId};
 
 /// Host registers at a fault, in guest register order: RAX, RCX, RDX, RBX, R12 (guest
 /// ESP), RBP, RSI, RDI.
@@ -65,7 +65,9 @@ impl Translator {
             Fixup::TargetInR13 => eip = regs.r13 as u32,
             Fixup::String { src, dst } => {
                 let wb = window_base(f.key.mode);
-                let base = |s: Seg| if f.key.mode.is_flat(s) { 0 } else { ctx.seg_base[s as usize] as u64 };
+                let base = |s: Seg| {
+                    if f.key.mode.is_flat(s) { 0 } else { ctx.seg_base[s as usize] as u64 }
+                };
                 if let Some(s) = src {
                     gpr[6] = regs.gpr[6].wrapping_sub(wb).wrapping_sub(base(s)) as u32;
                 }
@@ -102,10 +104,16 @@ impl Translator {
     /// handler can simply resume the instruction. False if `rip` is not in a string
     /// stretch or the registers are inside the window.
     pub fn wrap_string_registers(&self, rip: u64, rsi: &mut u64, rdi: &mut u64) -> bool {
-        let Some(frag) = self.table.by_host(rip) else { return false };
+        let Some(frag) = self.table.by_host(rip) else {
+            return false;
+        };
         let f = &self.table.frags[frag as usize];
-        let Some(point) = f.fault_point(rip) else { return false };
-        let Fixup::String { src, dst } = point.fixup else { return false };
+        let Some(point) = f.fault_point(rip) else {
+            return false;
+        };
+        let Fixup::String { src, dst } = point.fixup else {
+            return false;
+        };
         let wb = window_base(f.key.mode);
         let mut changed = false;
         let mut wrap = |r: &mut u64| {

@@ -1,10 +1,10 @@
 //! The indirect-branch lookup tables, one per mode, that translated `ret`, `jmp reg`
 //! and `call [mem]` consult inline.
 
+use crate::Translator;
 use crate::context::{Context, IblEntry, IblTable};
 use crate::fragment::FragId;
 use crate::mode::Mode;
-use crate::Translator;
 
 impl Translator {
     /// Makes `mode`'s table the one translated code uses. Cheap when the mode is

@@ -37,7 +37,9 @@ mod translate;
 
 use std::collections::HashMap;
 
-pub use context::{Context, ContextBox, ExitReason, FxArea, HostFault, IblTable, KICK_PAGE_OFFSET, Seg, arm_kick, disarm_kick, flags, kick_page_of, reg};
+pub use context::{
+    Context, ContextBox, ExitReason, FxArea, HostFault, IblTable, KICK_PAGE_OFFSET, Seg, arm_kick, disarm_kick, flags, kick_page_of, reg,
+};
 pub use decode::{CodeMemory, CodePage, FetchFault};
 pub use fault::{HostRegs, Recovered};
 pub use fragment::{Callout, CalloutId, CalloutKind, FragId, FragKey, Fragment, Link, LinkId};
@@ -165,7 +167,9 @@ impl Translator {
     /// Invalidates every fragment made from guest-physical page `page` (address >> 12).
     /// Returns how many there were.
     pub fn invalidate_page(&mut self, page: u64) -> usize {
-        let Some(ids) = self.table.by_page.remove(&page) else { return 0 };
+        let Some(ids) = self.table.by_page.remove(&page) else {
+            return 0;
+        };
         let mut n = 0;
         for id in ids {
             if self.table.frags[id as usize].valid {

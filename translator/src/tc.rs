@@ -146,7 +146,14 @@ impl TcStack {
         let total = size + 4096;
         // SAFETY: a fresh anonymous mapping; the guard page is made inaccessible below.
         let p = unsafe {
-            libc::mmap(std::ptr::null_mut(), total, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE, -1, 0)
+            libc::mmap(
+                std::ptr::null_mut(),
+                total,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
         };
         if p == libc::MAP_FAILED {
             return Err(TcError(std::io::Error::last_os_error()));

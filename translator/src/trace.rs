@@ -18,7 +18,12 @@ pub fn format_fragment(id: FragId, frag: &Fragment, guest: &[(usize, Instruction
     let _ = writeln!(
         out,
         "== fragment {id}: guest {:#010x} ({} instructions, {} bytes, mode {:#x}) -> host {:#x} ({} bytes)",
-        frag.key.linear, frag.instructions, frag.guest_len, frag.key.mode.0, base, code.len()
+        frag.key.linear,
+        frag.instructions,
+        frag.guest_len,
+        frag.key.mode.0,
+        base,
+        code.len()
     );
     let host = |out: &mut String, fmt: &mut IntelFormatter, from: usize, to: usize| {
         let mut dec = Decoder::with_ip(64, &code[from..to], base + from as u64, DecoderOptions::NONE);

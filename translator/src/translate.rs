@@ -4,6 +4,7 @@ use dynasmrt::DynasmApi;
 use dynasmrt::dynasm;
 use iced_x86::Instruction;
 
+use crate::Translator;
 use crate::classify::{Class, canonicalize, classify, ends_fragment};
 use crate::context::off;
 use crate::decode::{CodeMemory, CodeWindow, FetchFault, next_instruction};
@@ -12,7 +13,6 @@ use crate::emit::{EmitError, Emitter};
 use crate::fragment::{Callout, CalloutKind, FragId, FragKey, Fragment, Link};
 use crate::mode::Mode;
 use crate::trace;
-use crate::Translator;
 
 /// What to translate.
 #[derive(Clone, Copy, Debug)]
@@ -72,7 +72,9 @@ impl Translator {
                     self.flush();
                     flushed = true;
                 }
-                Attempt::CacheFull => panic!("a single fragment does not fit in an empty translation cache"),
+                Attempt::CacheFull => {
+                    panic!("a single fragment does not fit in an empty translation cache")
+                }
             }
         }
     }
@@ -117,7 +119,8 @@ impl Translator {
             };
             canonicalize(&mut ins);
             let class = classify(&ins, req.mode);
-            em.exits_via_monitor = shadow_pending && (ends_fragment(class) || matches!(class, Class::Jcc | Class::Call | Class::CallIndirect));
+            em.exits_via_monitor =
+                shadow_pending && (ends_fragment(class) || matches!(class, Class::Jcc | Class::Call | Class::CallIndirect));
             if needs_real_esp(class, &ins) {
                 em.flush_esp();
             }
@@ -188,7 +191,16 @@ impl Translator {
         let exit_ids: Vec<u32> = (0..exits.len() as u32).map(|i| first_link + i).collect();
         for e in &exits {
             let stub = base + code_label_offset(&code, base, e.site_off);
-            self.table.links.push(Link { site: base + e.site_off as u64, stub, from: frag_id, target_eip: e.target, checked: e.checked, to: None, chainable: e.chainable, cross_page: false });
+            self.table.links.push(Link {
+                site: base + e.site_off as u64,
+                stub,
+                from: frag_id,
+                target_eip: e.target,
+                checked: e.checked,
+                to: None,
+                chainable: e.chainable,
+                cross_page: false,
+            });
         }
         for (c, resume) in callouts.iter().zip(resume_offsets) {
             self.table.callouts.push(Callout {
@@ -296,10 +308,22 @@ impl Translator {
 /// by the monitor. Pushes, pops and ESP-based memory operands take the pending
 /// adjustment into account themselves; branches apply it before they leave.
 fn needs_real_esp(class: Class, ins: &Instruction) -> bool {
-    let esp_operand = (0..ins.op_count()).any(|i| ins.op_kind(i) == iced_x86::OpKind::Register && matches!(ins.op_register(i), iced_x86::Register::ESP | iced_x86::Register::SP));
+    let esp_operand = (0..ins.op_count()).any(|i| {
+        ins.op_kind(i) == iced_x86::OpKind::Register && matches!(ins.op_register(i), iced_x86::Register::ESP | iced_x86::Register::SP)
+    });
     match class {
         Class::Push | Class::Pop | Class::Ident | Class::Lea | Class::IncDecShort => esp_operand,
-        Class::Nop | Class::Cli | Class::Sti | Class::Salc | Class::Rdtsc | Class::Xlat | Class::StringOp | Class::PushFlags | Class::PopFlags | Class::PushSreg | Class::PopAll => false,
+        Class::Nop
+        | Class::Cli
+        | Class::Sti
+        | Class::Salc
+        | Class::Rdtsc
+        | Class::Xlat
+        | Class::StringOp
+        | Class::PushFlags
+        | Class::PopFlags
+        | Class::PushSreg
+        | Class::PopAll => false,
         Class::Jmp | Class::Jcc | Class::Loop | Class::Call | Class::Ret | Class::JmpIndirect | Class::CallIndirect => false,
         Class::PushAll | Class::Enter | Class::Leave | Class::Callout { .. } | Class::Raise(..) => true,
     }

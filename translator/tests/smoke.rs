@@ -29,7 +29,9 @@ fn run(ram: &mut GuestRam, t: &mut Translator, ctx: &mut Context, eip: u32) -> u
                 let key = FragKey { linear: ctx.eip, phys: ctx.eip as u64, cs_base: 0, mode };
                 let id = match t.lookup(&key) {
                     Some(id) => id,
-                    None => t.translate(&mut Identity(ram), Request { linear: ctx.eip, eip: ctx.eip, cs_base: 0, mode, transient: false }).unwrap(),
+                    None => t
+                        .translate(&mut Identity(ram), Request { linear: ctx.eip, eip: ctx.eip, cs_base: 0, mode, transient: false })
+                        .unwrap(),
                 };
                 t.fragment(id).body
             }
@@ -43,7 +45,9 @@ fn run(ram: &mut GuestRam, t: &mut Translator, ctx: &mut Context, eip: u32) -> u
                 let key = FragKey { linear: ctx.eip, phys: ctx.eip as u64, cs_base: 0, mode };
                 let id = match t.lookup(&key) {
                     Some(id) => id,
-                    None => t.translate(&mut Identity(ram), Request { linear: ctx.eip, eip: ctx.eip, cs_base: 0, mode, transient: false }).unwrap(),
+                    None => t
+                        .translate(&mut Identity(ram), Request { linear: ctx.eip, eip: ctx.eip, cs_base: 0, mode, transient: false })
+                        .unwrap(),
                 };
                 t.link(link, id);
                 host = Some(t.fragment(id).body);
@@ -53,7 +57,9 @@ fn run(ram: &mut GuestRam, t: &mut Translator, ctx: &mut Context, eip: u32) -> u
                 let key = FragKey { linear: ctx.eip, phys: ctx.eip as u64, cs_base: 0, mode };
                 let id = match t.lookup(&key) {
                     Some(id) => id,
-                    None => t.translate(&mut Identity(ram), Request { linear: ctx.eip, eip: ctx.eip, cs_base: 0, mode, transient: false }).unwrap(),
+                    None => t
+                        .translate(&mut Identity(ram), Request { linear: ctx.eip, eip: ctx.eip, cs_base: 0, mode, transient: false })
+                        .unwrap(),
                 };
                 t.ibl_insert(ctx.eip, id);
                 host = Some(t.fragment(id).body);

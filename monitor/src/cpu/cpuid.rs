@@ -45,7 +45,20 @@ pub mod edx {
 pub const FEATURES_ECX: u32 = 1 << 0;
 
 /// Feature bits reported in CPUID.1:EDX.
-pub const FEATURES_EDX: u32 = edx::FPU | edx::DE | edx::PSE | edx::TSC | edx::MSR | edx::CX8 | edx::SEP | edx::PGE | edx::CMOV | edx::CLFSH | edx::MMX | edx::FXSR | edx::SSE | edx::SSE2;
+pub const FEATURES_EDX: u32 = edx::FPU
+    | edx::DE
+    | edx::PSE
+    | edx::TSC
+    | edx::MSR
+    | edx::CX8
+    | edx::SEP
+    | edx::PGE
+    | edx::CMOV
+    | edx::CLFSH
+    | edx::MMX
+    | edx::FXSR
+    | edx::SSE
+    | edx::SSE2;
 
 const BRAND: &[u8; 48] = b"bt86 virtual CPU (binary translation)\0\0\0\0\0\0\0\0\0\0\0";
 

@@ -54,8 +54,16 @@ pub fn format(cpu: &Cpu, code: Option<&[u8]>) -> String {
             sc.flags
         );
     }
-    let _ = writeln!(o, "  LDTR={:04x} base={:08x} limit={:08x}  TR={:04x} base={:08x} limit={:08x}", cpu.ldtr.selector, cpu.ldtr.base, cpu.ldtr.limit, cpu.tr.selector, cpu.tr.base, cpu.tr.limit);
-    let _ = writeln!(o, "  GDTR base={:08x} limit={:04x}  IDTR base={:08x} limit={:04x}", cpu.gdtr.base, cpu.gdtr.limit, cpu.idtr.base, cpu.idtr.limit);
+    let _ = writeln!(
+        o,
+        "  LDTR={:04x} base={:08x} limit={:08x}  TR={:04x} base={:08x} limit={:08x}",
+        cpu.ldtr.selector, cpu.ldtr.base, cpu.ldtr.limit, cpu.tr.selector, cpu.tr.base, cpu.tr.limit
+    );
+    let _ = writeln!(
+        o,
+        "  GDTR base={:08x} limit={:04x}  IDTR base={:08x} limit={:04x}",
+        cpu.gdtr.base, cpu.gdtr.limit, cpu.idtr.base, cpu.idtr.limit
+    );
     let _ = writeln!(o, "  CR0={:08x} CR2={:08x} CR3={:08x} CR4={:08x}", cpu.cr0, cpu.cr2, cpu.cr3, cpu.cr4);
     match code {
         Some(bytes) if !bytes.is_empty() => {

@@ -5,8 +5,8 @@ use std::fmt;
 
 use bt86_translator::{Seg, flags};
 
-use super::segments::{SegmentCache, SystemMemory};
 use super::Cpu;
+use super::segments::{SegmentCache, SystemMemory};
 
 /// Exception vectors (all of them, for reference; not every one is raised yet).
 #[allow(missing_docs, dead_code)]
@@ -72,7 +72,10 @@ impl Exception {
 
     /// Short name, for messages.
     pub fn name(self) -> &'static str {
-        const NAMES: [&str; 20] = ["#DE", "#DB", "NMI", "#BP", "#OF", "#BR", "#UD", "#NM", "#DF", "#CSO", "#TS", "#NP", "#SS", "#GP", "#PF", "#15", "#MF", "#AC", "#MC", "#XM"];
+        const NAMES: [&str; 20] = [
+            "#DE", "#DB", "NMI", "#BP", "#OF", "#BR", "#UD", "#NM", "#DF", "#CSO", "#TS", "#NP", "#SS", "#GP", "#PF", "#15", "#MF", "#AC",
+            "#MC", "#XM",
+        ];
         NAMES.get(self.vector as usize).copied().unwrap_or("interrupt")
     }
 }
@@ -125,7 +128,8 @@ impl Cpu {
                     if first.vector == Vector::DF {
                         return Err(TripleFault { last: second });
                     }
-                    let df = (first.contributory() && second.contributory()) || (first.vector == Vector::PF && (second.contributory() || second.vector == Vector::PF));
+                    let df = (first.contributory() && second.contributory())
+                        || (first.vector == Vector::PF && (second.contributory() || second.vector == Vector::PF));
                     first = if df { Exception::new(Vector::DF, 0) } else { second };
                     kind = EventKind::Exception;
                     return_eip = fault_eip;
@@ -136,7 +140,14 @@ impl Cpu {
     }
 
     /// Delivers one event; an `Err` is a new exception raised while delivering.
-    fn deliver(&mut self, mem: &mut dyn SystemMemory, vector: u8, error_code: Option<u32>, kind: EventKind, return_eip: u32) -> Result<(), Exception> {
+    fn deliver(
+        &mut self,
+        mem: &mut dyn SystemMemory,
+        vector: u8,
+        error_code: Option<u32>,
+        kind: EventKind,
+        return_eip: u32,
+    ) -> Result<(), Exception> {
         if !self.protected() {
             return self.deliver_real_mode(mem, vector, return_eip);
         }

@@ -244,7 +244,12 @@ impl Cpu {
     /// Checks a code segment for a far `jmp`/`call`/`ret`/`iret` to privilege `new_cpl`
     /// (CS.RPL for returns, CPL for jumps and calls) and returns its cache with RPL set.
     /// `is_return`: returns may go to an outer (numerically higher) privilege level.
-    pub fn check_code_segment(&self, mem: &mut dyn SystemMemory, selector: u16, is_return: bool) -> Result<(SegmentCache, DescriptorRef), Exception> {
+    pub fn check_code_segment(
+        &self,
+        mem: &mut dyn SystemMemory,
+        selector: u16,
+        is_return: bool,
+    ) -> Result<(SegmentCache, DescriptorRef), Exception> {
         let gp = Exception::new(Vector::GP, selector as u32 & 0xFFFC);
         if selector & !3 == 0 {
             return Err(Exception::new(Vector::GP, 0));
@@ -273,7 +278,13 @@ impl Cpu {
     }
 
     /// Loads CS after the checks of [`Cpu::check_code_segment`], with RPL = `cpl`.
-    pub fn commit_code_segment(&mut self, mem: &mut dyn SystemMemory, c: SegmentCache, d: &DescriptorRef, cpl: u8) -> Result<(), Exception> {
+    pub fn commit_code_segment(
+        &mut self,
+        mem: &mut dyn SystemMemory,
+        c: SegmentCache,
+        d: &DescriptorRef,
+        cpl: u8,
+    ) -> Result<(), Exception> {
         Self::mark_accessed(mem, d)?;
         let sel = (c.selector & !3) | cpl as u16;
         self.cpl = cpl;

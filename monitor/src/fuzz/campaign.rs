@@ -91,13 +91,8 @@ impl fmt::Display for CampaignReport {
             .map(|c| format!("{} {}", c.name(), self.categories.get(*c)))
             .collect();
         writeln!(f, "  instructions by category: {}", cats.join(", "))?;
-        let exc: Vec<String> = self
-            .exceptions
-            .iter()
-            .enumerate()
-            .filter(|(_, n)| **n > 0)
-            .map(|(v, n)| format!("#{} {}", vector_name(v as u8), n))
-            .collect();
+        let exc: Vec<String> =
+            self.exceptions.iter().enumerate().filter(|(_, n)| **n > 0).map(|(v, n)| format!("#{} {}", vector_name(v as u8), n)).collect();
         writeln!(
             f,
             "  cases ending in an exception: {} ({})",
@@ -120,22 +115,14 @@ impl fmt::Display for CampaignReport {
 
 /// Mnemonic of an exception vector.
 pub fn vector_name(v: u8) -> &'static str {
-    const NAMES: [&str; 21] = [
-        "DE", "DB", "NMI", "BP", "OF", "BR", "UD", "NM", "DF", "CSO", "TS", "NP", "SS", "GP", "PF", "15", "MF", "AC",
-        "MC", "XM", "VE",
-    ];
+    const NAMES: [&str; 21] =
+        ["DE", "DB", "NMI", "BP", "OF", "BR", "UD", "NM", "DF", "CSO", "TS", "NP", "SS", "GP", "PF", "15", "MF", "AC", "MC", "XM", "VE"];
     NAMES.get(v as usize).copied().unwrap_or("?")
 }
 
 /// Runs cases of 1..=24 instructions on `a` and `b` until `instructions` instructions
 /// have been generated, comparing every outcome.
-pub fn run_campaign(
-    instructions: u64,
-    seed: u64,
-    a: &mut dyn Engine,
-    b: &mut dyn Engine,
-    mem: &mut GuestMemory,
-) -> CampaignReport {
+pub fn run_campaign(instructions: u64, seed: u64, a: &mut dyn Engine, b: &mut dyn Engine, mem: &mut GuestMemory) -> CampaignReport {
     run_campaign_with(&CampaignConfig::default(), instructions, seed, a, b, mem)
 }
 
@@ -149,8 +136,7 @@ pub fn run_campaign_with(
     mem: &mut GuestMemory,
 ) -> CampaignReport {
     let start = Instant::now();
-    let mut report =
-        CampaignReport { seed, engines: (a.name().to_string(), b.name().to_string()), ..CampaignReport::default() };
+    let mut report = CampaignReport { seed, engines: (a.name().to_string(), b.name().to_string()), ..CampaignReport::default() };
     let watchdog = Watchdog::start(cfg.hang_timeout, seed);
     let mut index = 0u64;
     while report.instructions < instructions {

@@ -123,14 +123,7 @@ pub fn flag_names(f: u32) -> String {
 
 /// A report of a mismatch: the seeds to reproduce it, the case's listing and initial
 /// registers, and the differing values.
-pub fn mismatch_report(
-    campaign_seed: u64,
-    case_index: u64,
-    case: &Case,
-    a_name: &str,
-    b_name: &str,
-    diffs: &[Difference],
-) -> String {
+pub fn mismatch_report(campaign_seed: u64, case_index: u64, case: &Case, a_name: &str, b_name: &str, diffs: &[Difference]) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,

@@ -20,8 +20,8 @@ use std::fmt;
 use bt86_shadow_mmu::{GuestRam, Mmu, USER_WINDOW_BASE, Window, WindowKind};
 
 use crate::fuzz::generator::CategoryCounts;
-use crate::machine::memory::Memory;
 use crate::host::signals;
+use crate::machine::memory::Memory;
 use crate::native::{self, FlatSelectors};
 
 pub use crate::native::FxArea;
@@ -253,9 +253,7 @@ pub fn outcome_from_exit(case: &Case, exit: &native::Exit, data: Vec<u8>) -> Out
         return Outcome::Finished { state: CpuSnapshot { eip: case.end_eip(), ..state }, data };
     }
     let vector = match exit.signo {
-        libc::SIGSEGV | libc::SIGBUS | libc::SIGFPE | libc::SIGILL | libc::SIGTRAP if exit.trapno < 32 => {
-            exit.trapno as u8
-        }
+        libc::SIGSEGV | libc::SIGBUS | libc::SIGFPE | libc::SIGILL | libc::SIGTRAP if exit.trapno < 32 => exit.trapno as u8,
         libc::SIGFPE => 0,
         libc::SIGILL => 6,
         libc::SIGTRAP => 1,
@@ -263,14 +261,7 @@ pub fn outcome_from_exit(case: &Case, exit: &native::Exit, data: Vec<u8>) -> Out
         _ => 13,
     };
     let fault_addr = (vector == 14).then(|| exit.fault_addr.wrapping_sub(USER_WINDOW_BASE) as u32);
-    Outcome::Exception {
-        vector,
-        error_code: has_error_code(vector).then_some(exit.err),
-        eip: exit.regs.eip,
-        fault_addr,
-        state,
-        data,
-    }
+    Outcome::Exception { vector, error_code: has_error_code(vector).then_some(exit.err), eip: exit.regs.eip, fault_addr, state, data }
 }
 
 impl Engine for NativeEngine {

@@ -26,14 +26,11 @@
 use std::sync::OnceLock;
 
 use iced_x86::{
-    BlockEncoder, BlockEncoderOptions, Code, Decoder, DecoderOptions, EncodingKind, Formatter, Instruction,
-    InstructionBlock, InstructionInfoFactory, IntelFormatter, MemoryOperand, Mnemonic, OpAccess,
-    OpCodeOperandKind as K, Register, RepPrefixKind,
+    BlockEncoder, BlockEncoderOptions, Code, Decoder, DecoderOptions, EncodingKind, Formatter, Instruction, InstructionBlock,
+    InstructionInfoFactory, IntelFormatter, MemoryOperand, Mnemonic, OpAccess, OpCodeOperandKind as K, Register, RepPrefixKind,
 };
 
-use super::engine::{
-    CODE_BASE, CODE_MAX, COMPARED_FLAGS, Case, CpuSnapshot, DATA_BASE, DATA_SIZE, FxArea, STACK_HI, STACK_LO,
-};
+use super::engine::{CODE_BASE, CODE_MAX, COMPARED_FLAGS, Case, CpuSnapshot, DATA_BASE, DATA_SIZE, FxArea, STACK_HI, STACK_LO};
 
 // ---------------------------------------------------------------------------------------
 // PRNG
@@ -243,31 +240,27 @@ fn generic_mnemonics(c: Category) -> &'static [Mnemonic] {
         Category::Lea => &[Lea],
         Category::Move => &[Mov, Movzx, Movsx, Xchg, Cmpxchg, Xadd, Cmpxchg8b, Bswap, Cbw, Cwde, Cwd, Cdq],
         Category::Bits => &[
-            Bt, Bts, Btr, Btc, Bsf, Bsr, Seto, Setno, Setb, Setae, Sete, Setne, Setbe, Seta, Sets, Setns, Setp,
-            Setnp, Setl, Setge, Setle, Setg, Cmovo, Cmovno, Cmovb, Cmovae, Cmove, Cmovne, Cmovbe, Cmova, Cmovs, Cmovns,
-            Cmovp, Cmovnp, Cmovl, Cmovge, Cmovle, Cmovg,
+            Bt, Bts, Btr, Btc, Bsf, Bsr, Seto, Setno, Setb, Setae, Sete, Setne, Setbe, Seta, Sets, Setns, Setp, Setnp, Setl, Setge, Setle,
+            Setg, Cmovo, Cmovno, Cmovb, Cmovae, Cmove, Cmovne, Cmovbe, Cmova, Cmovs, Cmovns, Cmovp, Cmovnp, Cmovl, Cmovge, Cmovle, Cmovg,
         ],
         Category::Flags => &[Lahf, Sahf, Clc, Stc, Cmc, Cld, Std, Salc],
         Category::Bcd => &[Daa, Das, Aaa, Aas, Aam, Aad],
         Category::X87 => &[
-            Fld, Fst, Fstp, Fild, Fist, Fistp, Fxch, Fldz, Fld1, Fldpi, Fldl2e, Fldl2t, Fldlg2, Fldln2, Fadd,
-            Faddp, Fiadd, Fsub, Fsubp, Fsubr, Fsubrp, Fisub, Fisubr, Fmul, Fmulp, Fimul, Fdiv, Fdivp, Fdivr, Fdivrp,
-            Fidiv, Fidivr, Fcom, Fcomp, Fcompp, Fucom, Fucomp, Fucompp, Fcomi, Fcomip, Fucomi, Fucomip, Ficom, Ficomp,
-            Fchs, Fabs, Ftst, Fxam, Fsqrt, Frndint, Fnstsw, Fstsw, Fnstcw, Fstcw, Ffree, Fincstp, Fdecstp, Fcmovb,
-            Fcmove, Fcmovbe, Fcmovu, Fcmovnb, Fcmovne, Fcmovnbe, Fcmovnu, Fnop, Fprem, Fprem1, Fscale, Fxtract, Fnclex,
-            Wait,
+            Fld, Fst, Fstp, Fild, Fist, Fistp, Fxch, Fldz, Fld1, Fldpi, Fldl2e, Fldl2t, Fldlg2, Fldln2, Fadd, Faddp, Fiadd, Fsub, Fsubp,
+            Fsubr, Fsubrp, Fisub, Fisubr, Fmul, Fmulp, Fimul, Fdiv, Fdivp, Fdivr, Fdivrp, Fidiv, Fidivr, Fcom, Fcomp, Fcompp, Fucom,
+            Fucomp, Fucompp, Fcomi, Fcomip, Fucomi, Fucomip, Ficom, Ficomp, Fchs, Fabs, Ftst, Fxam, Fsqrt, Frndint, Fnstsw, Fstsw, Fnstcw,
+            Fstcw, Ffree, Fincstp, Fdecstp, Fcmovb, Fcmove, Fcmovbe, Fcmovu, Fcmovnb, Fcmovne, Fcmovnbe, Fcmovnu, Fnop, Fprem, Fprem1,
+            Fscale, Fxtract, Fnclex, Wait,
         ],
         Category::Sse => &[
-            Movaps, Movups, Movapd, Movupd, Movdqa, Movdqu, Movd, Movq, Movss, Movsd, Movlps, Movhps, Movlpd, Movhpd,
-            Movhlps, Movlhps, Pxor, Por, Pand, Pandn, Paddb, Paddw, Paddd, Paddq, Psubb, Psubw, Psubd, Psubq, Paddusb,
-            Paddsw, Psubusw, Pcmpeqb, Pcmpeqd, Pcmpgtw, Pmullw, Pmulhw, Pmuludq, Pmaddwd, Psllw, Pslld, Psllq, Psrlw,
-            Psrld, Psrlq, Psraw, Psrad, Pslldq, Psrldq, Pshufd, Pshuflw, Pshufhw, Punpcklbw, Punpckldq, Punpckhqdq,
-            Packsswb, Packuswb, Pmovmskb, Pextrw, Pinsrw, Pavgb, Pminub, Pmaxsw, Psadbw, Addps, Addss, Addpd, Addsd,
-            Subps, Subss, Subpd, Subsd, Mulps, Mulss, Mulpd, Mulsd, Divps, Divss, Divpd, Divsd, Minps, Maxps, Minsd,
-            Maxsd, Sqrtps, Sqrtss, Sqrtsd, Andps, Andnps, Orps, Xorps, Andpd, Xorpd, Unpcklps, Unpckhpd, Shufps,
-            Shufpd, Cmpps, Cmpss, Cmppd, Cmpsd, Comiss, Ucomiss, Comisd, Ucomisd, Cvtsi2ss, Cvtsi2sd, Cvttss2si,
-            Cvtss2si, Cvtsd2si, Cvttsd2si, Cvtdq2ps, Cvtps2dq, Cvttps2dq, Cvtps2pd, Cvtpd2ps, Cvtss2sd, Cvtsd2ss,
-            Movmskps, Movmskpd, Stmxcsr,
+            Movaps, Movups, Movapd, Movupd, Movdqa, Movdqu, Movd, Movq, Movss, Movsd, Movlps, Movhps, Movlpd, Movhpd, Movhlps, Movlhps,
+            Pxor, Por, Pand, Pandn, Paddb, Paddw, Paddd, Paddq, Psubb, Psubw, Psubd, Psubq, Paddusb, Paddsw, Psubusw, Pcmpeqb, Pcmpeqd,
+            Pcmpgtw, Pmullw, Pmulhw, Pmuludq, Pmaddwd, Psllw, Pslld, Psllq, Psrlw, Psrld, Psrlq, Psraw, Psrad, Pslldq, Psrldq, Pshufd,
+            Pshuflw, Pshufhw, Punpcklbw, Punpckldq, Punpckhqdq, Packsswb, Packuswb, Pmovmskb, Pextrw, Pinsrw, Pavgb, Pminub, Pmaxsw,
+            Psadbw, Addps, Addss, Addpd, Addsd, Subps, Subss, Subpd, Subsd, Mulps, Mulss, Mulpd, Mulsd, Divps, Divss, Divpd, Divsd, Minps,
+            Maxps, Minsd, Maxsd, Sqrtps, Sqrtss, Sqrtsd, Andps, Andnps, Orps, Xorps, Andpd, Xorpd, Unpcklps, Unpckhpd, Shufps, Shufpd,
+            Cmpps, Cmpss, Cmppd, Cmpsd, Comiss, Ucomiss, Comisd, Ucomisd, Cvtsi2ss, Cvtsi2sd, Cvttss2si, Cvtss2si, Cvtsd2si, Cvttsd2si,
+            Cvtdq2ps, Cvtps2dq, Cvttps2dq, Cvtps2pd, Cvtpd2ps, Cvtss2sd, Cvtsd2ss, Movmskps, Movmskpd, Stmxcsr,
         ],
         Category::Trap => &[Ud2, Into, Hlt, Cli, Sti, Bound, In, Out],
         _ => &[],
@@ -348,30 +341,12 @@ fn table() -> &'static Table {
 // ---------------------------------------------------------------------------------------
 // Registers
 
-const R8: [Register; 8] =
-    [Register::AL, Register::CL, Register::DL, Register::BL, Register::AH, Register::CH, Register::DH, Register::BH];
-const R16: [Register; 8] =
-    [Register::AX, Register::CX, Register::DX, Register::BX, Register::SP, Register::BP, Register::SI, Register::DI];
-const R32: [Register; 8] = [
-    Register::EAX,
-    Register::ECX,
-    Register::EDX,
-    Register::EBX,
-    Register::ESP,
-    Register::EBP,
-    Register::ESI,
-    Register::EDI,
-];
-const XMM: [Register; 8] = [
-    Register::XMM0,
-    Register::XMM1,
-    Register::XMM2,
-    Register::XMM3,
-    Register::XMM4,
-    Register::XMM5,
-    Register::XMM6,
-    Register::XMM7,
-];
+const R8: [Register; 8] = [Register::AL, Register::CL, Register::DL, Register::BL, Register::AH, Register::CH, Register::DH, Register::BH];
+const R16: [Register; 8] = [Register::AX, Register::CX, Register::DX, Register::BX, Register::SP, Register::BP, Register::SI, Register::DI];
+const R32: [Register; 8] =
+    [Register::EAX, Register::ECX, Register::EDX, Register::EBX, Register::ESP, Register::EBP, Register::ESI, Register::EDI];
+const XMM: [Register; 8] =
+    [Register::XMM0, Register::XMM1, Register::XMM2, Register::XMM3, Register::XMM4, Register::XMM5, Register::XMM6, Register::XMM7];
 const ESP: usize = 4;
 const EBP: usize = 5;
 const ECX: usize = 1;
@@ -494,10 +469,8 @@ impl<'a> Gen<'a> {
         let info = self.info.info(instr);
         let mut mask = 0u8;
         for u in info.used_registers() {
-            if matches!(
-                u.access(),
-                OpAccess::Write | OpAccess::CondWrite | OpAccess::ReadWrite | OpAccess::ReadCondWrite
-            ) && let Some(i) = gpr_index(u.register())
+            if matches!(u.access(), OpAccess::Write | OpAccess::CondWrite | OpAccess::ReadWrite | OpAccess::ReadCondWrite)
+                && let Some(i) = gpr_index(u.register())
             {
                 mask |= 1 << i;
             }
@@ -607,8 +580,7 @@ impl<'a> Gen<'a> {
             if cands.is_empty() || self.rng.chance(10) {
                 match self.free_reg() {
                     Some(r) => {
-                        let v =
-                            if self.rng.chance(70) { self.rng.below(DATA_SIZE as u64) as u32 } else { self.rng.u32() };
+                        let v = if self.rng.chance(70) { self.rng.below(DATA_SIZE as u64) as u32 } else { self.rng.u32() };
                         self.mov_imm(r, v);
                         Some(r)
                     }
@@ -672,11 +644,7 @@ impl<'a> Gen<'a> {
         // 16-bit addressing only for accesses of up to 8 bytes: the host splits larger
         // ones (an 80-bit x87 store) and wraps each piece at 64 KiB separately, which
         // bt86 does not model (no guest relies on it).
-        if align == 1 && size <= 8 && self.protect <= self.esp && self.rng.chance(10) {
-            self.mem16()
-        } else {
-            self.mem32(size, align)
-        }
+        if align == 1 && size <= 8 && self.protect <= self.esp && self.rng.chance(10) { self.mem16() } else { self.mem32(size, align) }
     }
 
     // ---- generic instructions ----
@@ -770,7 +738,9 @@ impl<'a> Gen<'a> {
             };
             ops.push(op);
         }
-        let Some(probe) = build(code, &ops) else { return false };
+        let Some(probe) = build(code, &ops) else {
+            return false;
+        };
         if !self.allowed(&probe, false) {
             return false;
         }
@@ -836,7 +806,9 @@ impl<'a> Gen<'a> {
             ops[at] = Op::M(mop);
         }
         self.locked = 0;
-        let Some(mut instr) = build(code, &ops) else { return false };
+        let Some(mut instr) = build(code, &ops) else {
+            return false;
+        };
         if mem_at.is_some() && oc.can_use_lock_prefix() && mem_at == Some(0) && self.rng.chance(10) {
             instr.set_has_lock_prefix(true);
         }
@@ -866,25 +838,14 @@ impl<'a> Gen<'a> {
         }
         let base = if self.rng.chance(85) { self.rng.pick(&R32) } else { Register::None };
         let index = if self.rng.chance(50) {
-            self.rng.pick(&[
-                Register::EAX,
-                Register::ECX,
-                Register::EDX,
-                Register::EBX,
-                Register::EBP,
-                Register::ESI,
-                Register::EDI,
-            ])
+            self.rng.pick(&[Register::EAX, Register::ECX, Register::EDX, Register::EBX, Register::EBP, Register::ESI, Register::EDI])
         } else {
             Register::None
         };
         let disp = self.rng.value32() as i32 as i64;
         let dsz = self.rng.pick(&[0, 1, 4]);
-        let (disp, dsz) = if base == Register::None && index == Register::None {
-            (disp, 4)
-        } else {
-            (if dsz == 0 { 0 } else { disp }, dsz)
-        };
+        let (disp, dsz) =
+            if base == Register::None && index == Register::None { (disp, 4) } else { (if dsz == 0 { 0 } else { disp }, dsz) };
         MemoryOperand::new(base, index, self.rng.pick(&[1, 2, 4, 8]), disp, dsz, false, Register::None)
     }
 
@@ -987,11 +948,7 @@ impl<'a> Gen<'a> {
                 } else {
                     // popf at CPL 3 ignores IF/IOPL; keep to arithmetic flags and DF.
                     let v = (self.rng.u32() & 0x0CD5) | 2;
-                    let push = if word {
-                        Instruction::with1(Code::Push_imm16, v as i32)
-                    } else {
-                        Instruction::with1(Code::Pushd_imm32, v)
-                    };
+                    let push = if word { Instruction::with1(Code::Push_imm16, v as i32) } else { Instruction::with1(Code::Pushd_imm32, v) };
                     self.emit(push.unwrap(), Category::Setup);
                     self.emit(Instruction::with(if word { Code::Popfw } else { Code::Popfd }), Category::Stack);
                     true
@@ -1184,7 +1141,9 @@ impl<'a> Gen<'a> {
         }
         if indirect {
             if self.rng.chance(50) {
-                let Some(r) = self.free_reg() else { return self.undo_pushes(esp_start) };
+                let Some(r) = self.free_reg() else {
+                    return self.undo_pushes(esp_start);
+                };
                 self.mov_imm(r, 0);
                 self.fixups.push((self.instrs.len() - 1, l1));
                 self.known[r] = None;
@@ -1241,7 +1200,9 @@ impl<'a> Gen<'a> {
         let l = self.new_label();
         match self.rng.below(3) {
             0 => {
-                let Some(r) = self.free_reg() else { return false };
+                let Some(r) = self.free_reg() else {
+                    return false;
+                };
                 self.mov_imm(r, 0);
                 self.fixups.push((self.instrs.len() - 1, l));
                 self.known[r] = None;
@@ -1338,11 +1299,7 @@ impl<'a> Gen<'a> {
             (3 | 4, _) => RepPrefixKind::Repne,
             _ => RepPrefixKind::Repe, // plain rep
         };
-        let seg = if self.rng.chance(10) {
-            self.rng.pick(&[Register::ES, Register::SS, Register::CS])
-        } else {
-            Register::None
-        };
+        let seg = if self.rng.chance(10) { self.rng.pick(&[Register::ES, Register::SS, Register::CS]) } else { Register::None };
         let instr = match (op, width) {
             (0, 1) => Instruction::with_movsb(asz, seg, rep),
             (0, 2) => Instruction::with_movsw(asz, seg, rep),
@@ -1523,31 +1480,17 @@ fn initial_state(rng: &mut Rng) -> (CpuSnapshot, u32) {
 
 /// 256-byte blocks of zeros, small values, interesting dwords or random bytes.
 fn random_block(block: &mut [u8], kind: u64, bulk: &mut impl FnMut() -> u64) {
-    const V: [u32; 16] = [
-        0,
-        1,
-        2,
-        0x7F,
-        0x80,
-        0xFF,
-        0x7FFF,
-        0x8000,
-        0xFFFF,
-        0x7FFF_FFFF,
-        0x8000_0000,
-        0xFFFF_FFFF,
-        0xFFFF_FFFE,
-        3,
-        0x100,
-        0x1_0000,
-    ];
+    const V: [u32; 16] =
+        [0, 1, 2, 0x7F, 0x80, 0xFF, 0x7FFF, 0x8000, 0xFFFF, 0x7FFF_FFFF, 0x8000_0000, 0xFFFF_FFFF, 0xFFFF_FFFE, 3, 0x100, 0x1_0000];
     for w in block.chunks_exact_mut(8) {
         let v = match kind {
             0 => 0,
             1 => bulk() & 0x0F0F_0F0F_0F0F_0F0F,
             2 => {
                 let r = bulk();
-                let d = |x: u64| if x & 16 == 0 { V[(x & 15) as usize] } else { (x >> 8) as u32 & 0x3FF };
+                let d = |x: u64| {
+                    if x & 16 == 0 { V[(x & 15) as usize] } else { (x >> 8) as u32 & 0x3FF }
+                };
                 d(r) as u64 | (d(r >> 32) as u64) << 32
             }
             _ => bulk(),
@@ -1640,12 +1583,8 @@ pub fn generate(seed: u64, len: usize, cfg: &GenConfig) -> Case {
 /// Encodes the instructions at [`CODE_BASE`], resolving labels and label-address fixups.
 fn encode(instrs: &mut [Instruction], fixups: &[(usize, u64)]) -> Vec<u8> {
     let run = |instrs: &[Instruction]| {
-        BlockEncoder::encode(
-            32,
-            InstructionBlock::new(instrs, CODE_BASE as u64),
-            BlockEncoderOptions::RETURN_NEW_INSTRUCTION_OFFSETS,
-        )
-        .expect("block encoder")
+        BlockEncoder::encode(32, InstructionBlock::new(instrs, CODE_BASE as u64), BlockEncoderOptions::RETURN_NEW_INSTRUCTION_OFFSETS)
+            .expect("block encoder")
     };
     let first = run(instrs);
     if fixups.is_empty() {

@@ -272,9 +272,7 @@ fn comparator_catches_a_wrong_engine() {
     let mut g = memory();
     let mem = g.as_mut().unwrap();
     let mut native = NativeEngine::new().unwrap();
-    for mutation in
-        [Mutation::Flags(0x1), Mutation::Flags(0x400), Mutation::DataByte(0x1234), Mutation::Xmm(3), Mutation::Gpr(7)]
-    {
+    for mutation in [Mutation::Flags(0x1), Mutation::Flags(0x400), Mutation::DataByte(0x1234), Mutation::Xmm(3), Mutation::Gpr(7)] {
         let mut mutant = MutantEngine::new(mutation).unwrap();
         let r = run_campaign(300, 99, &mut native, &mut mutant, mem);
         assert!(r.cases > 0);
@@ -301,9 +299,7 @@ fn flag_definers_follow_undefined_flags() {
     for i in 0..300 {
         let c = generate(case_seed(3, i), 16, &cfg);
         let decoded: Vec<iced_x86::Instruction> =
-            iced_x86::Decoder::with_ip(32, &c.code, CODE_BASE as u64, iced_x86::DecoderOptions::NONE)
-                .into_iter()
-                .collect();
+            iced_x86::Decoder::with_ip(32, &c.code, CODE_BASE as u64, iced_x86::DecoderOptions::NONE).into_iter().collect();
         for w in decoded.windows(2) {
             if w[0].rflags_undefined() != 0 {
                 assert_eq!(w[1].mnemonic(), iced_x86::Mnemonic::Cmp, "{}", c.listing.join("\n"));
@@ -433,8 +429,7 @@ fn host_facts() {
             "{name:28} -> {} eax={:08x} edx={:08x} mem[0x100]={:02x?}",
             match &o {
                 Outcome::Finished { .. } => "finished".to_string(),
-                Outcome::Exception { vector, error_code, eip, .. } =>
-                    format!("#{vector} err {error_code:?} at +{:#x}", eip - CODE_BASE),
+                Outcome::Exception { vector, error_code, eip, .. } => format!("#{vector} err {error_code:?} at +{:#x}", eip - CODE_BASE),
             },
             s.gpr[0],
             s.gpr[2],
@@ -496,9 +491,5 @@ fn native_speed() {
     for _ in 0..2_000u64 {
         std::hint::black_box(generator::disassemble(&cases[7].code));
     }
-    println!(
-        "  disassembly of a {}-instruction case: {:.2} us",
-        cases[7].listing.len(),
-        t.elapsed().as_secs_f64() * 1e6 / 2_000.0
-    );
+    println!("  disassembly of a {}-instruction case: {:.2} us", cases[7].listing.len(), t.elapsed().as_secs_f64() * 1e6 / 2_000.0);
 }

@@ -128,8 +128,12 @@ impl TranslatorEngine {
                     let c = *self.translator.callout(ctx.exit_arg);
                     ctx.eip = c.eip;
                     match c.kind {
-                        CalloutKind::Raise(v, code) => return self.exception(mem, Exception { vector: v, error_code: code, cr2: None }, c.eip, None),
-                        CalloutKind::SingleStep => return self.exception(mem, Exception::plain(Vector::DB), c.eip, None),
+                        CalloutKind::Raise(v, code) => {
+                            return self.exception(mem, Exception { vector: v, error_code: code, cr2: None }, c.eip, None);
+                        }
+                        CalloutKind::SingleStep => {
+                            return self.exception(mem, Exception::plain(Vector::DB), c.eip, None);
+                        }
                         CalloutKind::Emulate => {}
                     }
                     let mut ports = NoPorts;
@@ -139,7 +143,10 @@ impl TranslatorEngine {
                         Ok(Flow::Jump) => {}
                         Ok(Flow::Interrupt(vector, _)) => {
                             if vector == Vector::BP && c.eip == case.end_eip() {
-                                return Outcome::Finished { state: CpuSnapshot { eip: case.end_eip(), ..self.snapshot() }, data: mem.data() };
+                                return Outcome::Finished {
+                                    state: CpuSnapshot { eip: case.end_eip(), ..self.snapshot() },
+                                    data: mem.data(),
+                                };
                             }
                             // The host kernel's IDT: the gates of #BP and #OF (int3, into,
                             // int 3, int 4) are user-callable traps, icebp raises #DB; an
@@ -169,7 +176,9 @@ impl TranslatorEngine {
                         (libc::SIGFPE, 0) => (Exception::plain(Vector::DE), None),
                         (libc::SIGFPE, t) => (Exception::plain(t as u8), None),
                         (libc::SIGILL, _) => (Exception::ud(), None),
-                        (s, t) => panic!("fuzz case: unexpected signal {s} (trap {t}) in translated code"),
+                        (s, t) => {
+                            panic!("fuzz case: unexpected signal {s} (trap {t}) in translated code")
+                        }
                     };
                     return self.exception(mem, e, eip, addr);
                 }

@@ -25,8 +25,7 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 /// The signals the monitor handles.
-pub const HANDLED_SIGNALS: [libc::c_int; 6] =
-    [libc::SIGSEGV, libc::SIGBUS, libc::SIGFPE, libc::SIGILL, libc::SIGTRAP, libc::SIGSYS];
+pub const HANDLED_SIGNALS: [libc::c_int; 6] = [libc::SIGSEGV, libc::SIGBUS, libc::SIGFPE, libc::SIGILL, libc::SIGTRAP, libc::SIGSYS];
 
 /// The 64-bit user code selector of x86-64 Linux (`__USER_CS`).
 pub const USER_CS64: u16 = 0x33;
@@ -159,8 +158,7 @@ impl AltStack {
         let lo = map as u64 + PAGE as u64;
         let hi = lo + ALT_STACK_SIZE as u64;
         let fs_base = read_fs_base();
-        let slot =
-            STACK_SLOTS.iter().position(|s| s.lo.compare_exchange(0, lo, Ordering::SeqCst, Ordering::SeqCst).is_ok());
+        let slot = STACK_SLOTS.iter().position(|s| s.lo.compare_exchange(0, lo, Ordering::SeqCst, Ordering::SeqCst).is_ok());
         let Some(slot) = slot else {
             // SAFETY: unmapping the mapping just made.
             unsafe { libc::munmap(map, map_len) };

@@ -28,7 +28,9 @@ impl fmt::Display for LoadError {
         match self {
             LoadError::Io(p, e) => write!(f, "cannot read kernel image {p}: {e}"),
             LoadError::NotElf(p) => write!(f, "{p} is not an ELF file (bt86 boots 32-bit Multiboot ELF kernels)"),
-            LoadError::WrongArch(p, what) => write!(f, "{p} is {what}, not a 32-bit x86 (i386) ELF executable"),
+            LoadError::WrongArch(p, what) => {
+                write!(f, "{p} is {what}, not a 32-bit x86 (i386) ELF executable")
+            }
             LoadError::NotMultiboot(p) => write!(f, "{p} has no Multiboot header in its first 8 KiB (magic 0x1BADB002)"),
             LoadError::Malformed(p, why) => write!(f, "{p}: malformed kernel image: {why}"),
             LoadError::TooBig(p, why) => write!(f, "{p} does not fit in guest memory: {why} (try a larger --mem)"),

@@ -52,7 +52,9 @@ fn find_header(path: &str, image: &[u8]) -> Result<Header, LoadError> {
             if word(off).wrapping_add(flags).wrapping_add(word(off + 8)) != 0 {
                 return Err(LoadError::Malformed(path.into(), format!("Multiboot header at offset {off:#x} has a bad checksum")));
             }
-            let field = |i: usize| if off + 12 + 4 * i + 4 <= image.len() { word(off + 12 + 4 * i) } else { 0 };
+            let field = |i: usize| {
+                if off + 12 + 4 * i + 4 <= image.len() { word(off + 12 + 4 * i) } else { 0 }
+            };
             return Ok(Header {
                 offset: off,
                 flags,
@@ -109,10 +111,17 @@ pub fn load(path: &str, image: &[u8], cmdline: &str, ram: &mut GuestRam) -> Resu
     let ram_size = ram.size();
     let fits = |start: u64, end: u64| -> Result<(), LoadError> {
         if end > ram_size || start > end {
-            return Err(LoadError::TooBig(path.into(), format!("it occupies {start:#x}..{end:#x} but guest RAM is {} MiB", ram_size >> 20)));
+            return Err(LoadError::TooBig(
+                path.into(),
+                format!("it occupies {start:#x}..{end:#x} but guest RAM is {} MiB", ram_size >> 20),
+            ));
         }
-        if start < 0x10_0000 && end > INFO_AREA.0 as u64 {
-            return Err(LoadError::Malformed(path.into(), format!("it loads at {start:#x}, below 1 MiB, where the boot information goes")));
+        let (info_lo, info_hi) = (INFO_AREA.0 as u64, INFO_AREA.0 as u64 + INFO_AREA.1 as u64);
+        if start < info_hi && end > info_lo {
+            return Err(LoadError::Malformed(
+                path.into(),
+                format!("it loads at {start:#x}..{end:#x}, over {info_lo:#x}..{info_hi:#x} where the boot information goes"),
+            ));
         }
         Ok(())
     };
@@ -176,13 +185,8 @@ fn write_info(ram: &mut GuestRam, path: &str, cmdline: &str) -> u32 {
 
     let ram_size = ram.size();
     // The map a PC BIOS (SeaBIOS, under QEMU) reports through e820.
-    let entries: [(u64, u64, u32); 5] = [
-        (0, 0x9_FC00, 1),
-        (0x9_FC00, 0x400, 2),
-        (0xF_0000, 0x1_0000, 2),
-        (0x10_0000, ram_size - 0x10_0000, 1),
-        (0xFFFC_0000, 0x4_0000, 2),
-    ];
+    let entries: [(u64, u64, u32); 5] =
+        [(0, 0x9_FC00, 1), (0x9_FC00, 0x400, 2), (0xF_0000, 0x1_0000, 2), (0x10_0000, ram_size - 0x10_0000, 1), (0xFFFC_0000, 0x4_0000, 2)];
     let mut mmap = Vec::new();
     for (addr, len, ty) in entries {
         mmap.extend_from_slice(&20u32.to_le_bytes());

@@ -2,6 +2,7 @@
 //! together, and the run loop that drives them ([`run`]).
 
 pub mod clock;
+mod device_access;
 pub mod io;
 pub mod memory;
 pub(crate) mod run;
@@ -102,6 +103,10 @@ impl Machine {
         let mut cpu = Cpu::multiboot();
         let clock = Clock::new(&mut cpu.ctx).map_err(|e| host("host timer", &e))?;
         let platform = Platform::new(PlatformConfig::with_host_clock(config.mem, Box::new(std::io::stdout())));
+        let mut mem = mem;
+        for (base, len) in platform.device_ranges() {
+            mem.mmu.add_device_range(base, len);
+        }
         let mut m = Machine { clock, cpu, mem, platform, translator, stats: Stats::default(), config, image };
         m.boot().map_err(SetupError::Load)?;
         let mode = m.cpu.mode();

@@ -16,9 +16,9 @@ use crate::cpu::{Exception, Vector};
 
 /// Where to continue in the cache without a lookup.
 #[derive(Clone, Copy)]
-struct Resume {
-    host: u64,
-    fragment: FragId,
+pub(super) struct Resume {
+    pub(super) host: u64,
+    pub(super) fragment: FragId,
 }
 
 /// Guest code as the translator reads it: fetched through the guest's page tables at
@@ -138,7 +138,7 @@ impl Machine {
 
     /// The fragment for CS:EIP. `Ok(None)`: fetching the code faulted, and the #PF has
     /// been delivered.
-    fn fragment_at(&mut self, mode: Mode, transient: bool) -> Result<Option<FragId>, Stop> {
+    pub(super) fn fragment_at(&mut self, mode: Mode, transient: bool) -> Result<Option<FragId>, Stop> {
         let cs_base = self.cpu.segment(Seg::Cs).base;
         let linear = self.cpu.linear_eip();
         let user = self.cpu.cpl == 3;
@@ -170,7 +170,10 @@ impl Machine {
             }
             Err(TranslateError::Unsupported { eip, bytes, why }) => {
                 let hex: Vec<String> = bytes.iter().map(|b| format!("{b:02x}")).collect();
-                Err(Stop::Unsupported(format!("bt86 cannot translate the instruction at EIP {eip:#010x} ({}): {why}", hex.join(" ")), self.dump()))
+                Err(Stop::Unsupported(
+                    format!("bt86 cannot translate the instruction at EIP {eip:#010x} ({}): {why}", hex.join(" ")),
+                    self.dump(),
+                ))
             }
         }
     }
@@ -205,14 +208,16 @@ impl Machine {
             }
             match self.platform.next_timer_deadline_ns() {
                 Some(d) => self.clock.sleep_until(d),
-                None => return Some(Stop::Halted("the guest halted and no timer is running; nothing can wake it".into(), self.dump())),
+                None => {
+                    return Some(Stop::Halted("the guest halted and no timer is running; nothing can wake it".into(), self.dump()));
+                }
             }
             self.cpu.ctx.kick_async = 0;
         }
     }
 
     /// Delivers an exception raised by the instruction at EIP (a fault).
-    fn fault(&mut self, e: Exception) -> Result<Option<Resume>, Stop> {
+    pub(super) fn fault(&mut self, e: Exception) -> Result<Option<Resume>, Stop> {
         *self.stats.exceptions.entry(e.vector).or_default() += 1;
         let eip = self.cpu.ctx.eip;
         match self.cpu.raise(&mut self.mem, e, EventKind::Exception, eip) {
@@ -222,12 +227,12 @@ impl Machine {
     }
 
     /// After an instruction completed under EFLAGS.TF: the single-step trap.
-    fn single_step_trap(&mut self) -> Result<Option<Resume>, Stop> {
+    pub(super) fn single_step_trap(&mut self) -> Result<Option<Resume>, Stop> {
         self.cpu.dr[6] |= 1 << 14;
         self.fault(Exception::plain(Vector::DB))
     }
 
-    fn handle_exit(&mut self, exit: ExitReason, mode: Mode) -> Result<Option<Resume>, Stop> {
+    pub(super) fn handle_exit(&mut self, exit: ExitReason, mode: Mode) -> Result<Option<Resume>, Stop> {
         let ctx = &mut self.cpu.ctx;
         match exit {
             ExitReason::Kick => {
@@ -243,7 +248,9 @@ impl Machine {
                 if mode.has(Mode::TRAP_FLAG) {
                     return self.single_step_trap();
                 }
-                let Some(id) = self.dispatch(mode)? else { return Ok(None) };
+                let Some(id) = self.dispatch(mode)? else {
+                    return Ok(None);
+                };
                 self.translator.link(link, id);
                 Ok(Some(Resume { host: self.translator.fragment(id).body, fragment: id }))
             }
@@ -253,7 +260,9 @@ impl Machine {
                 if mode.has(Mode::TRAP_FLAG) {
                     return self.single_step_trap();
                 }
-                let Some(id) = self.dispatch(mode)? else { return Ok(None) };
+                let Some(id) = self.dispatch(mode)? else {
+                    return Ok(None);
+                };
                 let eip = self.cpu.ctx.eip;
                 self.translator.ibl_insert(eip, id);
                 Ok(Some(Resume { host: self.translator.fragment(id).body, fragment: id }))
@@ -323,7 +332,9 @@ impl Machine {
                 self.reset();
                 return Ok(None);
             }
-            Flow::Unsupported(why) => return Err(Stop::Unsupported(format!("bt86 cannot execute the instruction at EIP {:#010x}: {why}", c.eip), self.dump())),
+            Flow::Unsupported(why) => {
+                return Err(Stop::Unsupported(format!("bt86 cannot execute the instruction at EIP {:#010x}: {why}", c.eip), self.dump()));
+            }
         };
         if mode.has(Mode::TRAP_FLAG) && !matches!(flow, Flow::Jump | Flow::Interrupt(..)) {
             return self.single_step_trap();
@@ -337,7 +348,15 @@ impl Machine {
     /// A fault in translated code, its guest state already in the context.
     fn host_fault(&mut self) -> Result<Option<Resume>, Stop> {
         let f = self.cpu.ctx.fault;
-        let internal = |m: &mut Machine, what: &str| Stop::Unsupported(format!("internal error: {what} in translated code (signal {}, trap {}, error {:#x}, address {:#x}, host RIP {:#x})", f.signo, f.trapno, f.err, f.addr, f.rip), m.dump());
+        let internal = |m: &mut Machine, what: &str| {
+            Stop::Unsupported(
+                format!(
+                    "internal error: {what} in translated code (signal {}, trap {}, error {:#x}, address {:#x}, host RIP {:#x})",
+                    f.signo, f.trapno, f.err, f.addr, f.rip
+                ),
+                m.dump(),
+            )
+        };
         if f.signo == libc::SIGSEGV && self.translator.is_stack_guard(f.addr) {
             // The translated-code stack overflowed (guest calls that never return); the
             // exit emptied it, and the guest state is that after the call.
@@ -357,6 +376,10 @@ impl Machine {
                 match resolution {
                     Resolution::Handled => Ok(None),
                     Resolution::GuestFault(pf) => self.fault(pf.into()),
+                    Resolution::Device(_) => {
+                        self.stats.exit("device memory");
+                        self.device_access(self.cpu.mode())
+                    }
                     Resolution::CodeWrite(page) => {
                         // Self-modifying code: drop the page's translations, let the page
                         // be written, and run the store itself from a one-shot translation
@@ -366,7 +389,9 @@ impl Machine {
                         self.mem.mmu.unprotect_code_page(page);
                         let mode = self.cpu.mode();
                         self.translator.select_mode(&mut self.cpu.ctx, mode);
-                        let Some(id) = self.fragment_at(mode, true)? else { return Ok(None) };
+                        let Some(id) = self.fragment_at(mode, true)? else {
+                            return Ok(None);
+                        };
                         Ok(Some(Resume { host: self.translator.fragment(id).body, fragment: id }))
                     }
                 }
@@ -419,7 +444,11 @@ pub(super) fn stats_report(m: &Machine) -> String {
     let entries = m.cpu.ctx.fragment_entries;
     if entries > 0 {
         let unchained = s.dispatches;
-        let _ = writeln!(o, "    fragment entries              {entries} ({} chained or looked up inline, {unchained} from the monitor)", entries.saturating_sub(unchained));
+        let _ = writeln!(
+            o,
+            "    fragment entries              {entries} ({} chained or looked up inline, {unchained} from the monitor)",
+            entries.saturating_sub(unchained)
+        );
     }
     let total: u64 = s.exits.values().sum();
     let _ = writeln!(o, "  exits to the monitor: {total}");
@@ -436,7 +465,11 @@ pub(super) fn stats_report(m: &Machine) -> String {
     let _ = writeln!(o, "    pages filled                  {} (dirty-bit upgrades {})", ms.pages_filled, ms.dirty_upgrades);
     let _ = writeln!(o, "    flushes: invlpg {}, CR3 {}, full {}", ms.invlpg_flushes, ms.cr3_flushes, ms.full_flushes);
     let ws = m.mem.mmu.window_stats();
-    let _ = writeln!(o, "    host calls: {} mmap, {} mprotect, {} unmap; {} code pages protected", ws.mmap_calls, ws.mprotect_calls, ws.unmap_calls, m.mem.mmu.pages_protected);
+    let _ = writeln!(
+        o,
+        "    host calls: {} mmap, {} mprotect, {} unmap; {} code pages protected",
+        ws.mmap_calls, ws.mprotect_calls, ws.unmap_calls, m.mem.mmu.pages_protected
+    );
     let _ = writeln!(o, "  time halted: {:.3} s", s.halted_ns as f64 / 1e9);
     let _ = writeln!(o, "  devices: {}", m.platform.stats());
     o

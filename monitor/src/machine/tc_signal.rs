@@ -33,7 +33,8 @@ pub fn unregister() {
     MMU.store(std::ptr::null_mut(), Ordering::SeqCst);
 }
 
-const GUEST_ORDER: [libc::c_int; 8] = [libc::REG_RAX, libc::REG_RCX, libc::REG_RDX, libc::REG_RBX, libc::REG_R12, libc::REG_RBP, libc::REG_RSI, libc::REG_RDI];
+const GUEST_ORDER: [libc::c_int; 8] =
+    [libc::REG_RAX, libc::REG_RCX, libc::REG_RDX, libc::REG_RBX, libc::REG_R12, libc::REG_RBP, libc::REG_RSI, libc::REG_RDI];
 
 /// The translator's signal hook: returns true if the signal came from translated code
 /// and the context was rewritten to continue.

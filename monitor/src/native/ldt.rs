@@ -96,16 +96,10 @@ pub fn set_descriptor(index: u16, kind: SegmentKind, guest_base: u32, limit: u32
     // seg_32bit | contents | limit_in_pages | useable; read_exec_only = 0 makes data
     // writable and code readable; lm = 0.
     let flags = 1 | contents << 1 | 1 << 4 | 1 << 6;
-    let desc = UserDesc {
-        entry_number: index as u32,
-        base_addr: (WINDOW_BASE + guest_base as u64) as u32,
-        limit: limit >> 12,
-        flags,
-    };
+    let desc = UserDesc { entry_number: index as u32, base_addr: (WINDOW_BASE + guest_base as u64) as u32, limit: limit >> 12, flags };
     // SAFETY: modify_ldt(0x11 = write, new format) reads exactly one user_desc from a
     // valid pointer; it only changes this process's LDT.
-    let r =
-        unsafe { libc::syscall(libc::SYS_modify_ldt, 0x11, &desc as *const UserDesc, std::mem::size_of::<UserDesc>()) };
+    let r = unsafe { libc::syscall(libc::SYS_modify_ldt, 0x11, &desc as *const UserDesc, std::mem::size_of::<UserDesc>()) };
     if r != 0 {
         return Err(LdtError::ModifyLdt(std::io::Error::last_os_error()));
     }

@@ -6,8 +6,8 @@
  *
  * Each workload is timed with rdtsc around it, REPS times, and the minimum is reported
  * ("bench NAME CYCLES"); its result goes out as "check NAME 0xHEX" so that the runner can
- * tell a fast wrong answer from a fast right one.  Sizes aim at 50-100 ms per repetition
- * natively on a ~3 GHz machine.  Inputs come from volatile variables and results go to
+ * tell a fast wrong answer from a fast right one.  Sizes: 40-80 ms per repetition natively
+ * on a 2.8 GHz Xeon.  Inputs come from volatile variables and results go to
  * volatile sinks, so the compiler can neither fold nor hoist the work; the functions are
  * `noipa` so that it cannot specialise them for their (constant) arguments either.
  *

@@ -38,7 +38,8 @@ const RATE_TOLERANCE: f64 = 0.10;
 
 /// Adams & Agesen, "A Comparison of Software and Hardware Techniques for x86
 /// Virtualization", ASPLOS 2006: their nanobenchmarks under VMware's binary-translating
-/// VMM, in cycles of their (2006 Intel) host. Only what they published for these events.
+/// VMM, in cycles of their (2006 Intel) host. The paper's hardware-VMM values for the same
+/// events are left out: no copy of it was at hand to check them against.
 const VMWARE_BT_2006: &[(&str, u64)] = &[("pgfault", 3927), ("ptemod", 391)];
 
 const USAGE: &str = "\
@@ -119,22 +120,12 @@ struct Options {
 impl Options {
     fn parse(args: impl Iterator<Item = String>) -> Result<Options, String> {
         let argv: Vec<String> = args.collect();
-        let mut o = Options {
-            runs: 5,
-            argv: argv.clone(),
-            ..Options::default()
-        };
+        let mut o = Options { runs: 5, argv: argv.clone(), ..Options::default() };
         let mut it = argv.into_iter();
         while let Some(a) = it.next() {
             let mut value = |name: &str| it.next().ok_or(format!("{name} needs a value"));
             match a.as_str() {
-                "--runs" => {
-                    o.runs = value("--runs")?
-                        .parse()
-                        .ok()
-                        .filter(|&n| n > 0)
-                        .ok_or("--runs needs a positive number")?
-                }
+                "--runs" => o.runs = value("--runs")?.parse().ok().filter(|&n| n > 0).ok_or("--runs needs a positive number")?,
                 "--only" => {
                     o.only = Some(match value("--only")?.as_str() {
                         "cpu" => Suite::Cpu,
@@ -175,22 +166,9 @@ fn engines_for(suite: Suite, bt86: &Path, qemu: Option<&Path>) -> Vec<Engine> {
     let kernel = suite.kernel().to_string_lossy().into_owned();
     let mut v = Vec::new();
     if let Some(native) = suite.native() {
-        v.push(Engine {
-            name: "native",
-            how: native
-                .map(|p| (p, Vec::new()))
-                .map_err(|e| format!("not built: {e}")),
-            done_status: 0,
-        });
+        v.push(Engine { name: "native", how: native.map(|p| (p, Vec::new())).map_err(|e| format!("not built: {e}")), done_status: 0 });
     }
-    v.push(Engine {
-        name: "bt86",
-        how: Ok((
-            bt86.to_path_buf(),
-            vec!["run".into(), "--kernel".into(), kernel.clone()],
-        )),
-        done_status: 1,
-    });
+    v.push(Engine { name: "bt86", how: Ok((bt86.to_path_buf(), vec!["run".into(), "--kernel".into(), kernel.clone()])), done_status: 1 });
     let mut qemu_args: Vec<String> = QEMU_ARGS.iter().map(|s| s.to_string()).collect();
     qemu_args.extend(["-kernel".to_string(), kernel]);
     v.push(Engine {
@@ -236,12 +214,7 @@ fn run_suite(suite: Suite, engines: &[Engine], runs: usize) -> Vec<EngineResults
                 Ok(sample) => res.samples.push(sample),
                 Err(why) => res.failure = Some(why),
             }
-            let _ = write!(
-                progress,
-                "  {} {:.1} s",
-                engine.name,
-                started.elapsed().as_secs_f64()
-            );
+            let _ = write!(progress, "  {} {:.1} s", engine.name, started.elapsed().as_secs_f64());
             if res.failure.is_some() {
                 progress.push_str(" (failed: not run again)");
             }
@@ -255,12 +228,7 @@ fn run_suite(suite: Suite, engines: &[Engine], runs: usize) -> Vec<EngineResults
 fn run_program(cmd: Command, done_status: i32) -> Result<Sample, String> {
     let run = run_timed(cmd, TIMEOUT).map_err(|e| format!("cannot run: {e}"))?;
     let out = Output::parse(&run.stdout);
-    let first_err = run
-        .stderr
-        .lines()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("")
-        .trim();
+    let first_err = run.stderr.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
     let why = if run.timed_out {
         Some(format!("failed (timed out after {} s)", TIMEOUT.as_secs()))
     } else if run.status != Some(done_status) {
@@ -276,17 +244,13 @@ fn run_program(cmd: Command, done_status: i32) -> Result<Sample, String> {
     if let Some(why) = why {
         let bail = run.stdout.lines().find(|l| l.starts_with("Bail out!"));
         let detail = bail.unwrap_or(first_err);
-        return Err(if detail.is_empty() {
-            why
-        } else {
-            format!("{why}: {detail}")
-        });
+        return Err(if detail.is_empty() { why } else { format!("{why}: {detail}") });
     }
     let tsc_mhz = match (out.clock, out.clock_lines) {
-        ((Some(t0), Some(t1)), (Some(l0), Some(l1))) if t1 > t0 => {
-            let wall = run.line_times[l1].saturating_sub(run.line_times[l0]);
-            (wall >= Duration::from_millis(20)).then(|| (t1 - t0) as f64 / wall.as_secs_f64() / 1e6)
-        }
+        ((Some(t0), Some(t1)), (Some(l0), Some(l1))) if t1 > t0 => match (run.line_times.get(l0), run.line_times.get(l1)) {
+            (Some(&w0), Some(&w1)) if w1 > w0 + Duration::from_millis(20) => Some((t1 - t0) as f64 / (w1 - w0).as_secs_f64() / 1e6),
+            _ => None,
+        },
         _ => None,
     };
     Ok(Sample { out, tsc_mhz })
@@ -305,11 +269,7 @@ struct TimedRun {
 /// `timeout`.
 fn run_timed(mut cmd: Command, timeout: Duration) -> io::Result<TimedRun> {
     let start = Instant::now();
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()?;
+    let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
     let stdout = child.stdout.take().expect("piped stdout");
     let mut stderr = child.stderr.take().expect("piped stderr");
     let out_reader = thread::spawn(move || {
@@ -351,30 +311,31 @@ fn run_timed(mut cmd: Command, timeout: Duration) -> io::Result<TimedRun> {
 
 // ---- the report ----------------------------------------------------------------------------------
 
-fn print_report(suite: Suite, engines: &[Engine], results: &[EngineResults], host_mhz: f64) {
-    println!();
-    match suite {
-        Suite::Cpu => println!(
-            "## bench-cpu: TSC cycles per workload (median of runs; each run: fastest of 3 repetitions)"
-        ),
-        Suite::Mmu => println!(
-            "## bench-mmu: TSC cycles per operation (median of runs; each run: lowest of 3 rounds, \
-             each the average over many operations minus the same loop without them)"
-        ),
-    }
-    println!();
+/// One benchmark's results, reduced to what the table shows.
+struct Summary<'a> {
+    engines: &'a [Engine],
+    results: &'a [EngineResults],
+    /// The rows: value names in the order the programs printed them.
+    names: Vec<String>,
+    /// `medians[row][engine]`, in host TSC cycles.
+    medians: Vec<Vec<Option<f64>>>,
+    /// Per engine, the median guest TSC rate against wall time (MHz).
+    rates: Vec<Option<f64>>,
+    /// Remarks to print below the table.
+    notes: Vec<String>,
+}
 
-    // QEMU's values are rescaled only if its clock provably does not tick at the host rate.
-    let mut notes: Vec<String> = Vec::new();
-    let mut scale = vec![1.0; engines.len()];
-    let rates: Vec<Option<f64>> = results
-        .iter()
-        .map(|r| median_f64(r.samples.iter().filter_map(|s| s.tsc_mhz).collect()))
-        .collect();
-    for (i, e) in engines.iter().enumerate() {
-        if let Some(rate) = rates[i]
-            && (rate / host_mhz - 1.0).abs() > RATE_TOLERANCE
-        {
+impl<'a> Summary<'a> {
+    fn new(engines: &'a [Engine], results: &'a [EngineResults], host_mhz: f64) -> Summary<'a> {
+        let rates: Vec<Option<f64>> = results.iter().map(|r| median_f64(r.samples.iter().filter_map(|s| s.tsc_mhz).collect())).collect();
+        // QEMU's values are rescaled only if its clock provably does not tick at the host rate.
+        let mut notes = Vec::new();
+        let mut scale = vec![1.0; engines.len()];
+        for (i, e) in engines.iter().enumerate() {
+            let Some(rate) = rates[i] else { continue };
+            if (rate / host_mhz - 1.0).abs() <= RATE_TOLERANCE {
+                continue;
+            }
             if e.name == "QEMU" {
                 scale[i] = host_mhz / rate;
                 notes.push(format!(
@@ -390,140 +351,146 @@ fn print_report(suite: Suite, engines: &[Engine], results: &[EngineResults], hos
                 ));
             }
         }
-    }
 
-    // Rows: the names in the order the programs printed them.
-    let mut names: Vec<String> = Vec::new();
-    for r in results {
-        for s in &r.samples {
+        let mut names: Vec<String> = Vec::new();
+        for s in results.iter().flat_map(|r| &r.samples) {
             for (n, _) in &s.out.values {
                 if !names.contains(n) {
                     names.push(n.clone());
                 }
             }
         }
+        let medians = names
+            .iter()
+            .map(|n| {
+                results
+                    .iter()
+                    .zip(&scale)
+                    .map(|(r, k)| {
+                        let values = r.samples.iter().filter_map(|s| s.out.values.iter().find(|(m, _)| m == n)).map(|(_, v)| *v as f64 * k);
+                        median_f64(values.collect())
+                    })
+                    .collect()
+            })
+            .collect();
+        Summary { engines, results, names, medians, rates, notes }
     }
-    let medians: Vec<Vec<Option<f64>>> = names
-        .iter()
-        .map(|n| {
-            results
-                .iter()
-                .zip(&scale)
-                .map(|(r, k)| {
-                    let v: Vec<f64> = r
-                        .samples
-                        .iter()
-                        .filter_map(|s| s.out.values.iter().find(|(m, _)| m == n))
-                        .map(|(_, v)| *v as f64 * k)
-                        .collect();
-                    median_f64(v)
-                })
-                .collect()
-        })
-        .collect();
-    let col = |name: &str| engines.iter().position(|e| e.name == name);
-    let cell = |i: usize, v: Option<f64>| -> String {
-        match v {
-            Some(v) => format!("{v:.0}"),
-            None if results[i].samples.is_empty() => match &engines[i].how {
-                Err(_) => "n/a".to_string(),
-                Ok(_) => "failed".to_string(),
-            },
-            None => "-".to_string(),
+
+    /// The median of row `row` on the engine called `engine`, if it has one.
+    fn value(&self, row: usize, engine: &str) -> Option<f64> {
+        let e = self.engines.iter().position(|e| e.name == engine)?;
+        self.medians[row][e]
+    }
+
+    /// The table cell for row `row` on the engine called `engine`.
+    fn cell(&self, row: usize, engine: &str) -> String {
+        let Some(e) = self.engines.iter().position(|e| e.name == engine) else {
+            return "n/a".into();
+        };
+        match (self.medians[row][e], &self.engines[e].how) {
+            (Some(v), _) => format!("{v:.0}"),
+            (None, Err(_)) => "n/a".into(),
+            (None, Ok(_)) if self.results[e].samples.is_empty() => "failed".into(),
+            (None, Ok(_)) => "-".into(),
         }
-    };
-    let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
+    }
+}
+
+fn ratio(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match (a, b) {
         (Some(a), Some(b)) if b > 0.0 => Some(a / b),
         _ => None,
-    };
-    let fmt_ratio = |r: Option<f64>| r.map_or("-".to_string(), |r| format!("{r:.2}x"));
-
-    let mut table: Vec<Vec<String>> = Vec::new();
-    let (native, bt86, qemu) = (col("native"), col("bt86"), col("QEMU"));
-    let pick = |row: &Vec<Option<f64>>, c: Option<usize>| c.and_then(|c| row[c]);
-    match suite {
-        Suite::Cpu => {
-            table.push(vec![
-                "workload".into(),
-                "native".into(),
-                "bt86".into(),
-                "QEMU".into(),
-                "bt86/native".into(),
-                "QEMU/bt86".into(),
-            ]);
-            let (mut r1, mut r2) = (Vec::new(), Vec::new());
-            for (n, row) in names.iter().zip(&medians) {
-                let a = ratio(pick(row, bt86), pick(row, native));
-                let b = ratio(pick(row, qemu), pick(row, bt86));
-                r1.extend(a);
-                r2.extend(b);
-                let mut line = vec![n.clone()];
-                for c in [native, bt86, qemu] {
-                    line.push(c.map_or("n/a".into(), |c| cell(c, row[c])));
-                }
-                line.push(fmt_ratio(a));
-                line.push(fmt_ratio(b));
-                table.push(line);
-            }
-            let geo = |v: &[f64]| {
-                (v.len() == names.len() && !v.is_empty())
-                    .then(|| (v.iter().map(|x| x.ln()).sum::<f64>() / v.len() as f64).exp())
-            };
-            table.push(vec![
-                "geomean".into(),
-                String::new(),
-                String::new(),
-                String::new(),
-                fmt_ratio(geo(&r1)),
-                fmt_ratio(geo(&r2)),
-            ]);
-        }
-        Suite::Mmu => {
-            table.push(vec![
-                "operation".into(),
-                "bt86".into(),
-                "QEMU".into(),
-                "QEMU/bt86".into(),
-                "VMware BT 2006".into(),
-            ]);
-            for (n, row) in names.iter().zip(&medians) {
-                let reference = VMWARE_BT_2006.iter().find(|(m, _)| m == n).map(|(_, v)| v);
-                table.push(vec![
-                    n.clone(),
-                    bt86.map_or("n/a".into(), |c| cell(c, row[c])),
-                    qemu.map_or("n/a".into(), |c| cell(c, row[c])),
-                    fmt_ratio(ratio(pick(row, qemu), pick(row, bt86))),
-                    reference.map_or("-".into(), |v| v.to_string()),
-                ]);
-            }
-            notes.push(
-                "VMware BT 2006: Adams & Agesen, \"A Comparison of Software and Hardware \
-                 Techniques for x86 Virtualization\", ASPLOS 2006 (their host's cycles, for scale)."
-                    .to_string(),
-            );
-        }
     }
-    if names.is_empty() {
-        println!("(no engine completed a run)");
-    } else {
-        print_table(&table);
+}
+
+fn fmt_ratio(r: Option<f64>) -> String {
+    r.map_or("-".to_string(), |r| format!("{r:.2}x"))
+}
+
+/// workload | native | bt86 | QEMU | bt86/native | QEMU/bt86, and a geometric-mean row.
+fn cpu_table(sum: &Summary) -> Vec<Vec<String>> {
+    let mut table = vec![["workload", "native", "bt86", "QEMU", "bt86/native", "QEMU/bt86"].map(String::from).to_vec()];
+    let (mut slowdowns, mut speedups) = (Vec::new(), Vec::new());
+    for (row, name) in sum.names.iter().enumerate() {
+        let slowdown = ratio(sum.value(row, "bt86"), sum.value(row, "native"));
+        let speedup = ratio(sum.value(row, "QEMU"), sum.value(row, "bt86"));
+        slowdowns.extend(slowdown);
+        speedups.extend(speedup);
+        table.push(vec![
+            name.clone(),
+            sum.cell(row, "native"),
+            sum.cell(row, "bt86"),
+            sum.cell(row, "QEMU"),
+            fmt_ratio(slowdown),
+            fmt_ratio(speedup),
+        ]);
+    }
+    let geomean =
+        |v: &[f64]| (!v.is_empty() && v.len() == sum.names.len()).then(|| (v.iter().map(|x| x.ln()).sum::<f64>() / v.len() as f64).exp());
+    let mut last = vec![String::from("geomean"), String::new(), String::new(), String::new()];
+    last.push(fmt_ratio(geomean(&slowdowns)));
+    last.push(fmt_ratio(geomean(&speedups)));
+    table.push(last);
+    table
+}
+
+/// operation | bt86 | QEMU | QEMU/bt86 | VMware BT 2006.
+fn mmu_table(sum: &Summary) -> Vec<Vec<String>> {
+    let mut table = vec![["operation", "bt86", "QEMU", "QEMU/bt86", "VMware BT 2006"].map(String::from).to_vec()];
+    for (row, name) in sum.names.iter().enumerate() {
+        let reference = VMWARE_BT_2006.iter().find(|(m, _)| m == name);
+        table.push(vec![
+            name.clone(),
+            sum.cell(row, "bt86"),
+            sum.cell(row, "QEMU"),
+            fmt_ratio(ratio(sum.value(row, "QEMU"), sum.value(row, "bt86"))),
+            reference.map_or("-".into(), |(_, v)| v.to_string()),
+        ]);
+    }
+    table
+}
+
+fn print_report(suite: Suite, engines: &[Engine], results: &[EngineResults], host_mhz: f64) {
+    println!();
+    match suite {
+        Suite::Cpu => println!("## bench-cpu: TSC cycles per workload (median of runs; each run: fastest of 3 repetitions)"),
+        Suite::Mmu => println!(
+            "## bench-mmu: TSC cycles per operation (median of runs; each run: lowest of 3 rounds, \
+             each the average over many operations minus the same loop without them)"
+        ),
     }
     println!();
-
-    // Runs per engine, failures, clock rates.
-    for (i, (e, r)) in engines.iter().zip(results).enumerate() {
-        let state = match (&e.how, &r.failure) {
-            (Err(why), _) => format!("{}: {why}", e.name),
-            (Ok(_), Some(f)) if r.samples.is_empty() => format!("{}: {f}", e.name),
-            (Ok(_), Some(f)) => format!("{}: {}, then {f}", e.name, plural(r.samples.len(), "run")),
-            (Ok(_), None) => format!("{}: {}", e.name, plural(r.samples.len(), "run")),
-        };
-        let rate = rates[i].map_or(String::new(), |m| {
-            format!("; guest TSC {m:.0} MHz against wall time")
+    let mut sum = Summary::new(engines, results, host_mhz);
+    if sum.names.is_empty() {
+        println!("(no engine completed a run)");
+    } else {
+        print_table(&match suite {
+            Suite::Cpu => cpu_table(&sum),
+            Suite::Mmu => mmu_table(&sum),
         });
-        println!("- {state}{rate}");
     }
-    for n in notes {
+    println!();
+    if suite == Suite::Mmu {
+        sum.notes.push(
+            "VMware BT 2006: Adams & Agesen, \"A Comparison of Software and Hardware Techniques \
+             for x86 Virtualization\", ASPLOS 2006 (cycles on their 2006 host, for scale)."
+                .to_string(),
+        );
+    }
+
+    // Runs per engine, failures, clock rates, notes, and whether the results agree.
+    for (i, (e, r)) in engines.iter().zip(results).enumerate() {
+        let runs = plural(r.samples.len(), "run");
+        let state = match (&e.how, &r.failure) {
+            (Err(why), _) => why.clone(),
+            (Ok(_), Some(f)) if r.samples.is_empty() => f.clone(),
+            (Ok(_), Some(f)) => format!("{runs}, then {f}"),
+            (Ok(_), None) => runs,
+        };
+        let rate = sum.rates[i].map_or(String::new(), |m| format!("; guest TSC {m:.0} MHz against wall time"));
+        println!("- {}: {state}{rate}", e.name);
+    }
+    for n in &sum.notes {
         println!("- {n}");
     }
     check_results(engines, results);
@@ -538,10 +505,7 @@ fn check_results(engines: &[Engine], results: &[EngineResults]) {
             for (n, v) in &s.out.checks {
                 match reference.iter().find(|(m, _, _)| m == n) {
                     None => reference.push((n.clone(), *v, e.name)),
-                    Some((_, w, by)) if w != v => bad.push(format!(
-                        "{n}: {} computed {v:#010x}, {by} {w:#010x}",
-                        e.name
-                    )),
+                    Some((_, w, by)) if w != v => bad.push(format!("{n}: {} computed {v:#010x}, {by} {w:#010x}", e.name)),
                     Some(_) => {}
                 }
             }
@@ -559,15 +523,7 @@ fn check_results(engines: &[Engine], results: &[EngineResults]) {
 
 fn print_table(rows: &[Vec<String>]) {
     let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
-    let width: Vec<usize> = (0..cols)
-        .map(|c| {
-            rows.iter()
-                .filter_map(|r| r.get(c))
-                .map(String::len)
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
+    let width: Vec<usize> = (0..cols).map(|c| rows.iter().filter_map(|r| r.get(c)).map(String::len).max().unwrap_or(0)).collect();
     for (i, row) in rows.iter().enumerate() {
         let mut line = String::from("|");
         for (c, text) in row.iter().enumerate() {
@@ -581,11 +537,7 @@ fn print_table(rows: &[Vec<String>]) {
         if i == 0 {
             let mut sep = String::from("|");
             for (c, w) in width.iter().enumerate() {
-                sep.push_str(&if c == 0 {
-                    format!(":{}|", "-".repeat(w + 1))
-                } else {
-                    format!("{}:|", "-".repeat(w + 1))
-                });
+                sep.push_str(&if c == 0 { format!(":{}|", "-".repeat(w + 1)) } else { format!("{}:|", "-".repeat(w + 1)) });
             }
             println!("{sep}");
         }
@@ -603,11 +555,7 @@ fn median_f64(mut v: Vec<f64>) -> Option<f64> {
     }
     v.sort_by(f64::total_cmp);
     let m = v.len() / 2;
-    Some(if v.len() % 2 == 1 {
-        v[m]
-    } else {
-        (v[m - 1] + v[m]) / 2.0
-    })
+    Some(if v.len() % 2 == 1 { v[m] } else { (v[m - 1] + v[m]) / 2.0 })
 }
 
 // ---- the machine -------------------------------------------------------------------------------
@@ -622,25 +570,21 @@ fn print_header(opts: &Options, bt86: &Path, qemu: Option<&Path>, host_mhz: f64)
             .map(|(_, v)| v.trim().to_string())
     };
     let cpus = thread::available_parallelism().map_or(0, |n| n.get());
-    let kernel_tsc = command_output("dmesg", &[]).and_then(|t| {
-        t.lines().find_map(|l| {
-            l.split_once("tsc: Detected ")
-                .map(|(_, r)| r.trim().to_string())
-        })
-    });
-    let first_line = |program: &Path, arg: &str| {
-        command_output(&program.to_string_lossy(), &[arg])
-            .and_then(|t| t.lines().next().map(str::to_string))
-    };
+    let kernel_tsc = command_output("dmesg", &[])
+        .and_then(|t| t.lines().find_map(|l| l.split_once("tsc: Detected ").map(|(_, r)| r.trim().to_string())));
+    let first_line =
+        |program: &Path, arg: &str| command_output(&program.to_string_lossy(), &[arg]).and_then(|t| t.lines().next().map(str::to_string));
 
     println!("# bt86 benchmarks");
     println!();
     println!(
-        "- command: `cargo run --release -p bt86-guests --bin bench --{}`",
-        opts.argv
-            .iter()
-            .map(|a| format!(" {a}"))
-            .collect::<String>()
+        "- command: `cargo run --release -p bt86-guests --bin bench{}`",
+        if opts.argv.is_empty() {
+            String::new()
+        } else {
+            let quoted: Vec<String> = opts.argv.iter().map(|a| shell_quote(a)).collect();
+            format!(" -- {}", quoted.join(" "))
+        }
     );
     println!("- date: {}", utc_now());
     println!(
@@ -648,32 +592,21 @@ fn print_header(opts: &Options, bt86: &Path, qemu: Option<&Path>, host_mhz: f64)
         field("model name").unwrap_or_else(|| "unknown CPU".into()),
         kernel_tsc.map_or(String::new(), |k| format!(" (kernel: {k})"))
     );
-    if let Some(rev) = command_output(
-        "git",
-        &[
-            "-C",
-            env!("CARGO_MANIFEST_DIR"),
-            "describe",
-            "--always",
-            "--dirty",
-        ],
-    ) {
+    if let Some(rev) = command_output("git", &["-C", env!("CARGO_MANIFEST_DIR"), "describe", "--always", "--dirty"]) {
         println!("- source: {}", rev.trim());
     }
-    println!(
-        "- bt86: {}{}",
-        bt86.display(),
-        first_line(bt86, "--version").map_or(String::new(), |v| format!(" ({v})"))
-    );
+    println!("- bt86: {}{}", bt86.display(), first_line(bt86, "--version").map_or(String::new(), |v| format!(" ({v})")));
     match qemu {
-        Some(q) => println!(
-            "- QEMU: {}{}, TCG",
-            q.display(),
-            first_line(q, "--version").map_or(String::new(), |v| format!(" ({v})"))
-        ),
+        Some(q) => println!("- QEMU: {}{}, TCG", q.display(), first_line(q, "--version").map_or(String::new(), |v| format!(" ({v})"))),
         None => println!("- QEMU: not installed"),
     }
     println!("- runs: {} per engine, interleaved", opts.runs);
+}
+
+/// `a` as a shell word: as it is if it is plain, else in single quotes.
+fn shell_quote(a: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c);
+    if !a.is_empty() && a.chars().all(plain) { a.to_string() } else { format!("'{}'", a.replace('\'', r"'\''")) }
 }
 
 /// The host TSC frequency in MHz, measured against the monotonic clock over 200 ms.
@@ -695,22 +628,13 @@ fn measure_tsc_mhz() -> f64 {
 
 /// The stdout of a short command, if it ran and succeeded.
 fn command_output(program: &str, args: &[&str]) -> Option<String> {
-    let out = Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .stderr(Stdio::null())
-        .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    let out = Command::new(program).args(args).stdin(Stdio::null()).stderr(Stdio::null()).output().ok()?;
+    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// "YYYY-MM-DD HH:MM UTC" without a date library (days to civil date: H. Hinnant's method).
 fn utc_now() -> String {
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs()) as i64;
+    let secs = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()) as i64;
     let (days, rem) = (secs.div_euclid(86400), secs.rem_euclid(86400));
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
@@ -721,11 +645,7 @@ fn utc_now() -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02} UTC",
-        rem / 3600,
-        rem % 3600 / 60
-    )
+    format!("{y:04}-{m:02}-{d:02} {:02}:{:02} UTC", rem / 3600, rem % 3600 / 60)
 }
 
 #[cfg(test)]
@@ -734,16 +654,43 @@ mod tests {
 
     #[test]
     fn options() {
-        let o = Options::parse(
-            ["--runs", "3", "--only", "mmu"]
-                .map(String::from)
-                .into_iter(),
-        )
-        .unwrap();
+        let o = Options::parse(["--runs", "3", "--only", "mmu"].map(String::from).into_iter()).unwrap();
         assert_eq!((o.runs, o.only), (3, Some(Suite::Mmu)));
         assert!(Options::parse(["--runs", "0"].map(String::from).into_iter()).is_err());
         assert!(Options::parse(["--only", "gpu"].map(String::from).into_iter()).is_err());
         assert!(Options::parse(["--bt86"].map(String::from).into_iter()).is_err());
+    }
+
+    fn engine(name: &'static str, runs: bool) -> Engine {
+        Engine { name, how: if runs { Ok((PathBuf::from("x"), Vec::new())) } else { Err("missing".into()) }, done_status: 0 }
+    }
+
+    fn sample(values: &[(&str, u64)]) -> Sample {
+        let out = Output { values: values.iter().map(|(n, v)| (n.to_string(), *v)).collect(), ..Output::default() };
+        Sample { out, tsc_mhz: Some(1000.0) }
+    }
+
+    #[test]
+    fn tables() {
+        let engines = [engine("native", true), engine("bt86", true), engine("QEMU", false)];
+        let results = [
+            EngineResults { samples: vec![sample(&[("a", 100), ("b", 10)]), sample(&[("a", 300), ("b", 30)])], failure: None },
+            EngineResults { samples: vec![sample(&[("a", 400), ("b", 10)])], failure: Some("failed (status 3)".into()) },
+            EngineResults::default(),
+        ];
+        let sum = Summary::new(&engines, &results, 1000.0);
+        assert_eq!(sum.names, ["a", "b"]);
+        let t = cpu_table(&sum);
+        assert_eq!(t[1], ["a", "200", "400", "n/a", "2.00x", "-"]);
+        assert_eq!(t[2], ["b", "20", "10", "n/a", "0.50x", "-"]);
+        assert_eq!(t[3][4], "1.00x");
+        let failed = [EngineResults::default(), EngineResults::default()];
+        let engines = [engine("bt86", true), engine("QEMU", true)];
+        let sum = Summary::new(&engines, &failed, 1000.0);
+        assert!(sum.names.is_empty());
+        let ok = [EngineResults::default(), EngineResults { samples: vec![sample(&[("pgfault", 900)])], failure: None }];
+        let sum = Summary::new(&engines, &ok, 1000.0);
+        assert_eq!(mmu_table(&sum)[1], ["pgfault", "failed", "900", "-", "3927"]);
     }
 
     #[test]

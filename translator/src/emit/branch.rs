@@ -11,8 +11,8 @@ use dynasmrt::{DynamicLabel, DynasmApi, DynasmLabelApi, VecAssembler, dynasm, x6
 use iced_x86::{Code, ConditionCode, Instruction, Mnemonic};
 
 use super::{EmitError, EmitResult, Emitter, PendingExit};
-use crate::fragment::Fixup;
 use crate::context::off;
+use crate::fragment::Fixup;
 
 /// Which jump goes to an exit stub.
 #[derive(Clone, Copy)]
@@ -84,7 +84,17 @@ impl Emitter<'_> {
         let target = ins.near_branch_target() as u32;
         let next = ins.next_ip32();
         // 16-bit address size uses CX.
-        let cx16 = matches!(ins.code(), Code::Loop_rel8_16_CX | Code::Loop_rel8_32_CX | Code::Loope_rel8_16_CX | Code::Loope_rel8_32_CX | Code::Loopne_rel8_16_CX | Code::Loopne_rel8_32_CX | Code::Jcxz_rel8_16 | Code::Jcxz_rel8_32);
+        let cx16 = matches!(
+            ins.code(),
+            Code::Loop_rel8_16_CX
+                | Code::Loop_rel8_32_CX
+                | Code::Loope_rel8_16_CX
+                | Code::Loope_rel8_32_CX
+                | Code::Loopne_rel8_16_CX
+                | Code::Loopne_rel8_32_CX
+                | Code::Jcxz_rel8_16
+                | Code::Jcxz_rel8_32
+        );
         let mn = ins.mnemonic();
         self.flush_esp();
         if mn != Mnemonic::Jcxz && mn != Mnemonic::Jecxz {

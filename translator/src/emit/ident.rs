@@ -19,8 +19,7 @@ use crate::fragment::Fixup;
 /// True if `r` needs a REX prefix (so AH..BH cannot appear beside it).
 fn needs_rex(r: Register) -> bool {
     use Register as R;
-    matches!(r, R::SPL | R::BPL | R::SIL | R::DIL)
-        || (r.is_gpr() && r.number() >= 8 && !matches!(r, R::AH | R::CH | R::DH | R::BH))
+    matches!(r, R::SPL | R::BPL | R::SIL | R::DIL) || (r.is_gpr() && r.number() >= 8 && !matches!(r, R::AH | R::CH | R::DH | R::BH))
 }
 
 /// Guest register number of a high byte register.
@@ -79,7 +78,9 @@ impl Emitter<'_> {
                 None => dynasm!(self.ops ; .arch x64 ; mov r13d, 0),
             }
             match gpr16(ins.memory_index()) {
-                Some(x) => dynasm!(self.ops ; .arch x64 ; movzx r14d, Rw(x) ; lea r13d, [r13 + r14 + disp]),
+                Some(x) => {
+                    dynasm!(self.ops ; .arch x64 ; movzx r14d, Rw(x) ; lea r13d, [r13 + r14 + disp])
+                }
                 None => dynasm!(self.ops ; .arch x64 ; lea r13d, [r13 + disp]),
             }
             dynasm!(self.ops ; .arch x64 ; movzx r13d, r13w);
@@ -94,7 +95,11 @@ impl Emitter<'_> {
             ins.memory_index(),
             ins.memory_index_scale(),
             (ins.memory_displacement32() as i32).wrapping_add(delta) as i64,
-            if ins.memory_displ_size() == 0 && base == Register::None && ins.memory_index() == Register::None { 4 } else { ins.memory_displ_size().min(4) },
+            if ins.memory_displ_size() == 0 && base == Register::None && ins.memory_index() == Register::None {
+                4
+            } else {
+                ins.memory_displ_size().min(4)
+            },
             false,
             Register::None,
         );
@@ -146,7 +151,8 @@ impl Emitter<'_> {
         let addr_regs = [ins.memory_base(), ins.memory_index()];
         (0..ins.op_count()).any(|i| {
             ins.op_kind(i) == OpKind::Register
-                && high_byte(ins.op_register(i)).is_some_and(|g| addr_regs.iter().any(|r| r.is_gpr() && r.full_register32().number() == g as usize))
+                && high_byte(ins.op_register(i))
+                    .is_some_and(|g| addr_regs.iter().any(|r| r.is_gpr() && r.full_register32().number() == g as usize))
         })
     }
 
@@ -194,7 +200,9 @@ impl Emitter<'_> {
             if ins.op_kind(i) != OpKind::Register {
                 continue;
             }
-            let Some(h) = high_byte(ins.op_register(i)) else { continue };
+            let Some(h) = high_byte(ins.op_register(i)) else {
+                continue;
+            };
             // Prefer the same register's low byte, then any other unused one.
             let cand = std::iter::once(h).chain(0..4).find(|&c| !used[c as usize] && !pairs[..n].iter().any(|p| p.0 == c));
             let Some(l) = cand else {

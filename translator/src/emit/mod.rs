@@ -182,9 +182,7 @@ impl<'a> Emitter<'a> {
     /// Encodes a (64-bit mode) instruction with iced-x86 and appends it.
     pub fn encode(&mut self, ins: &Instruction) -> EmitResult {
         let ip = self.base + self.offset() as u64;
-        self.encoder
-            .encode(ins, ip)
-            .map_err(|e| EmitError::Unsupported(format!("cannot re-encode for 64-bit mode: {e}")))?;
+        self.encoder.encode(ins, ip).map_err(|e| EmitError::Unsupported(format!("cannot re-encode for 64-bit mode: {e}")))?;
         let bytes = self.encoder.take_buffer();
         self.ops.extend(bytes.iter().copied());
         Ok(())
@@ -245,13 +243,7 @@ impl<'a> Emitter<'a> {
             // Entered afresh from the monitor: the FPU state is not loaded there.
             self.fpu_ready = false;
         }
-        self.callouts.push(PendingCallout {
-            instr: *instr,
-            eip: self.eip,
-            next_eip: instr.next_ip32(),
-            kind,
-            resume,
-        });
+        self.callouts.push(PendingCallout { instr: *instr, eip: self.eip, next_eip: instr.next_ip32(), kind, resume });
     }
 
     /// Appends the exit stubs of every pending direct-branch exit.

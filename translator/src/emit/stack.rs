@@ -38,11 +38,7 @@ pub(crate) fn memory_operand(ins: &Instruction, extra_disp: i32) -> MemoryOperan
 
 impl Emitter<'_> {
     fn require_stack32(&self) -> EmitResult {
-        if self.mode.has(Mode::STACK32) {
-            Ok(())
-        } else {
-            Err(EmitError::Unsupported("16-bit stack segment (SS.B = 0)".into()))
-        }
+        if self.mode.has(Mode::STACK32) { Ok(()) } else { Err(EmitError::Unsupported("16-bit stack segment (SS.B = 0)".into())) }
     }
 
     /// The stack slot at ESP + `disp`.
@@ -74,7 +70,9 @@ impl Emitter<'_> {
     /// Stores an immediate to `slot`.
     fn store_slot_imm(&mut self, slot: Slot, imm: u32, size: u8) {
         match (slot, size) {
-            (Slot::Esp(d), 4) => dynasm!(self.ops ; .arch x64 ; gs mov DWORD [r12d + d], imm as i32),
+            (Slot::Esp(d), 4) => {
+                dynasm!(self.ops ; .arch x64 ; gs mov DWORD [r12d + d], imm as i32)
+            }
             (Slot::Esp(d), _) => dynasm!(self.ops ; .arch x64 ; gs mov WORD [r12d + d], imm as i16),
             (Slot::R14, 4) => dynasm!(self.ops ; .arch x64 ; gs mov DWORD [r14d], imm as i32),
             (Slot::R14, _) => dynasm!(self.ops ; .arch x64 ; gs mov WORD [r14d], imm as i16),
@@ -137,7 +135,8 @@ impl Emitter<'_> {
             }
             OpKind::Memory => {
                 let code = if size == 4 { Code::Mov_r32_rm32 } else { Code::Movzx_r32_rm16 };
-                let i = Instruction::with2(code, Register::R13D, memory_operand(ins, 0)).map_err(|e| EmitError::Unsupported(e.to_string()))?;
+                let i =
+                    Instruction::with2(code, Register::R13D, memory_operand(ins, 0)).map_err(|e| EmitError::Unsupported(e.to_string()))?;
                 self.emit_lowered(i)
             }
             k => Err(EmitError::Unsupported(format!("operand kind {k:?}"))),

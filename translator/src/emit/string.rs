@@ -14,7 +14,6 @@ use super::{EmitError, EmitResult, Emitter};
 use crate::context::{Seg, off};
 use crate::fragment::Fixup;
 
-
 impl Emitter<'_> {
     pub(crate) fn emit_string(&mut self, ins: &Instruction) -> EmitResult {
         if Self::string_addr16(ins) {

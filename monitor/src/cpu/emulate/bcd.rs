@@ -104,7 +104,8 @@ pub(super) fn emulate_bound(cpu: &mut Cpu, env: &mut Env<'_>, ins: &Instruction)
     let lower = env.mem.read_uint(addr, size)?;
     let upper = env.mem.read_uint(addr.wrapping_add(size as u32), size)?;
     let idx = read_reg(cpu, r);
-    let (i, lo, hi) = if size == 4 { (idx as i32, lower as i32, upper as i32) } else { (idx as i16 as i32, lower as i16 as i32, upper as i16 as i32) };
+    let (i, lo, hi) =
+        if size == 4 { (idx as i32, lower as i32, upper as i32) } else { (idx as i16 as i32, lower as i16 as i32, upper as i16 as i32) };
     if i < lo || i > hi {
         return Err(Exception::plain(Vector::BR));
     }

@@ -50,7 +50,9 @@ fn far_size(ins: &Instruction) -> u8 {
 fn far_jmp_call(cpu: &mut Cpu, env: &mut Env<'_>, ins: &Instruction, next_eip: u32) -> Result<Flow, Exception> {
     let size = far_size(ins);
     let (sel, off) = match ins.op0_kind() {
-        OpKind::FarBranch16 | OpKind::FarBranch32 => (ins.far_branch_selector(), if size == 4 { ins.far_branch32() } else { ins.far_branch16() as u32 }),
+        OpKind::FarBranch16 | OpKind::FarBranch32 => {
+            (ins.far_branch_selector(), if size == 4 { ins.far_branch32() } else { ins.far_branch16() as u32 })
+        }
         OpKind::Memory => {
             let addr = memory_linear(cpu, ins, 0);
             let off = env.mem.read_uint(addr, size)?;
@@ -77,7 +79,10 @@ fn far_jmp_call(cpu: &mut Cpu, env: &mut Env<'_>, ins: &Instruction, next_eip: u
         if matches!(ty, 0x4 | 0xC) {
             return through_call_gate(cpu, env, sel, d.raw, is_call, next_eip, size);
         }
-        return Ok(Flow::Unsupported(format!("far {} to a task gate or TSS (selector {sel:#x}): task switches are not supported", if is_call { "call" } else { "jmp" })));
+        return Ok(Flow::Unsupported(format!(
+            "far {} to a task gate or TSS (selector {sel:#x}): task switches are not supported",
+            if is_call { "call" } else { "jmp" }
+        )));
     }
     let (c, d) = cpu.check_code_segment(env.mem, sel, false)?;
     if is_call {
@@ -93,7 +98,15 @@ fn far_jmp_call(cpu: &mut Cpu, env: &mut Env<'_>, ins: &Instruction, next_eip: u
 /// A far `call`/`jmp` through a call gate (32-bit type 0xC or 16-bit type 0x4): to the
 /// same privilege level, or (calls only) to an inner level with the stack switch from the
 /// TSS and the gate's parameters copied.
-fn through_call_gate(cpu: &mut Cpu, env: &mut Env<'_>, gate_sel: u16, gate: u64, is_call: bool, next_eip: u32, _size: u8) -> Result<Flow, Exception> {
+fn through_call_gate(
+    cpu: &mut Cpu,
+    env: &mut Env<'_>,
+    gate_sel: u16,
+    gate: u64,
+    is_call: bool,
+    next_eip: u32,
+    _size: u8,
+) -> Result<Flow, Exception> {
     let gate_err = gate_sel as u32 & 0xFFFC;
     let dpl = ((gate >> 45) & 3) as u8;
     if dpl < cpu.cpl || dpl < (gate_sel & 3) as u8 {
@@ -150,7 +163,11 @@ fn through_call_gate(cpu: &mut Cpu, env: &mut Env<'_>, gate_sel: u16, gate: u64,
         values.extend(args);
         values.extend([old_cs, next_eip]);
         for v in values {
-            esp = if ss.default_big() { esp.wrapping_sub(word as u32) } else { (esp & 0xFFFF_0000) | (esp.wrapping_sub(word as u32) & 0xFFFF) };
+            esp = if ss.default_big() {
+                esp.wrapping_sub(word as u32)
+            } else {
+                (esp & 0xFFFF_0000) | (esp.wrapping_sub(word as u32) & 0xFFFF)
+            };
             let off = if ss.default_big() { esp } else { esp & 0xFFFF };
             env.mem.write_uint(ss.base.wrapping_add(off), word, v)?;
         }
@@ -203,7 +220,17 @@ fn far_ret(cpu: &mut Cpu, env: &mut Env<'_>, ins: &Instruction) -> Result<Flow, 
 /// Completes a return (`retf`, `iret`) to the outer privilege level `rpl`: checks and
 /// loads SS:ESP, then CS:EIP, then nulls data segments the new level may not use.
 #[allow(clippy::too_many_arguments)]
-fn return_to_outer(cpu: &mut Cpu, env: &mut Env<'_>, c: SegmentCache, d: &crate::cpu::segments::DescriptorRef, rpl: u8, ss_sel: u16, esp: u32, eip: u32, size: u8) -> Result<(), Exception> {
+fn return_to_outer(
+    cpu: &mut Cpu,
+    env: &mut Env<'_>,
+    c: SegmentCache,
+    d: &crate::cpu::segments::DescriptorRef,
+    rpl: u8,
+    ss_sel: u16,
+    esp: u32,
+    eip: u32,
+    size: u8,
+) -> Result<(), Exception> {
     let gp = Exception::gp(ss_sel as u32 & 0xFFFC);
     if ss_sel & !3 == 0 || (ss_sel & 3) as u8 != rpl {
         return Err(gp);

@@ -31,7 +31,11 @@ pub(super) fn emulate_descriptor(cpu: &mut Cpu, env: &mut Env<'_>, ins: &Instruc
             let sel = read_operand(cpu, env.mem, ins, src_op, 2)? as u16;
             let ok = match visible_descriptor(cpu, env, sel)? {
                 Some(c) => {
-                    let system_ok = if ins.mnemonic() == M::Lar { matches!(c.system_type(), 1 | 2 | 3 | 4 | 5 | 9 | 11 | 12) } else { matches!(c.system_type(), 1 | 2 | 3 | 9 | 11) };
+                    let system_ok = if ins.mnemonic() == M::Lar {
+                        matches!(c.system_type(), 1 | 2 | 3 | 4 | 5 | 9 | 11 | 12)
+                    } else {
+                        matches!(c.system_type(), 1 | 2 | 3 | 9 | 11)
+                    };
                     let type_ok = c.is_code_or_data() || system_ok;
                     if type_ok && privilege_ok(cpu, &c, sel) {
                         let dst = ins.op0_register();

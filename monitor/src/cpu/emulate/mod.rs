@@ -12,6 +12,7 @@ mod bcd;
 mod control;
 mod descriptors;
 mod io;
+pub(crate) mod mmio;
 pub mod operands;
 mod string;
 mod system;
@@ -80,19 +81,69 @@ pub fn emulate(cpu: &mut Cpu, env: &mut Env<'_>, ins: &Instruction, next_eip: u3
     use Mnemonic as M;
     let flow = match ins.mnemonic() {
         M::In | M::Out | M::Insb | M::Insw | M::Insd | M::Outsb | M::Outsw | M::Outsd => io::emulate_io(cpu, env, ins)?,
-        M::Hlt | M::Cli | M::Sti | M::Popf | M::Popfd | M::Mov | M::Lgdt | M::Lidt | M::Sgdt | M::Sidt | M::Lldt | M::Ltr | M::Sldt | M::Str | M::Smsw | M::Lmsw | M::Clts | M::Invlpg | M::Invd | M::Wbinvd | M::Cpuid | M::Rdmsr | M::Wrmsr | M::Rdtsc | M::Rdpmc => {
-            system::emulate_system(cpu, env, ins)?
-        }
+        M::Hlt
+        | M::Cli
+        | M::Sti
+        | M::Popf
+        | M::Popfd
+        | M::Mov
+        | M::Lgdt
+        | M::Lidt
+        | M::Sgdt
+        | M::Sidt
+        | M::Lldt
+        | M::Ltr
+        | M::Sldt
+        | M::Str
+        | M::Smsw
+        | M::Lmsw
+        | M::Clts
+        | M::Invlpg
+        | M::Invd
+        | M::Wbinvd
+        | M::Cpuid
+        | M::Rdmsr
+        | M::Wrmsr
+        | M::Rdtsc
+        | M::Rdpmc => system::emulate_system(cpu, env, ins)?,
         M::Lar | M::Lsl | M::Verr | M::Verw | M::Arpl => descriptors::emulate_descriptor(cpu, env, ins)?,
         M::Pop | M::Lds | M::Les | M::Lfs | M::Lgs | M::Lss => descriptors::emulate_segment_load(cpu, env, ins)?,
-        M::Jmp | M::Call | M::Retf | M::Iret | M::Iretd | M::Int | M::Int1 | M::Int3 | M::Into | M::Sysenter | M::Sysexit | M::Syscall | M::Sysret => {
+        M::Jmp
+        | M::Call
+        | M::Retf
+        | M::Iret
+        | M::Iretd
+        | M::Int
+        | M::Int1
+        | M::Int3
+        | M::Into
+        | M::Sysenter
+        | M::Sysexit
+        | M::Syscall
+        | M::Sysret => {
             return control::emulate_control(cpu, env, ins, next_eip);
         }
         M::Daa | M::Das | M::Aaa | M::Aas | M::Aam | M::Aad => bcd::emulate_bcd(cpu, ins)?,
         M::Bound => bcd::emulate_bound(cpu, env, ins)?,
         M::Enter => control::emulate_enter(cpu, env, ins)?,
-        M::Movsb | M::Movsw | M::Movsd | M::Stosb | M::Stosw | M::Stosd | M::Lodsb | M::Lodsw | M::Lodsd | M::Cmpsb | M::Cmpsw | M::Cmpsd | M::Scasb | M::Scasw | M::Scasd => string::emulate_string(cpu, env, ins)?,
-        _ => return Ok(Flow::Unsupported(format!("no emulation for {:?}", ins.mnemonic()))),
+        M::Movsb
+        | M::Movsw
+        | M::Movsd
+        | M::Stosb
+        | M::Stosw
+        | M::Stosd
+        | M::Lodsb
+        | M::Lodsw
+        | M::Lodsd
+        | M::Cmpsb
+        | M::Cmpsw
+        | M::Cmpsd
+        | M::Scasb
+        | M::Scasw
+        | M::Scasd => string::emulate_string(cpu, env.mem, ins)?,
+        _ => {
+            return Ok(Flow::Unsupported(format!("no emulation for {:?}", ins.mnemonic())));
+        }
     };
     if matches!(flow, Flow::Next | Flow::Halt | Flow::Shadow | Flow::StackShadow | Flow::Exit(_) | Flow::Reset) {
         cpu.ctx.eip = next_eip;

@@ -60,7 +60,9 @@ pub fn effective_address(cpu: &Cpu, ins: &Instruction) -> u32 {
         r => read_reg(cpu, r).wrapping_mul(ins.memory_index_scale()),
     };
     let ea = base.wrapping_add(index).wrapping_add(ins.memory_displacement32());
-    let addr16 = ins.memory_base().is_gpr16() || ins.memory_index().is_gpr16() || (ins.memory_base() == Register::None && ins.memory_index() == Register::None && ins.memory_displ_size() == 2);
+    let addr16 = ins.memory_base().is_gpr16()
+        || ins.memory_index().is_gpr16()
+        || (ins.memory_base() == Register::None && ins.memory_index() == Register::None && ins.memory_displ_size() == 2);
     if addr16 { ea & 0xFFFF } else { ea }
 }
 

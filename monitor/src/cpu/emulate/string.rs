@@ -1,15 +1,33 @@
 //! String instructions the translator leaves to the monitor: those with 16-bit
-//! addressing (SI/DI/CX), which 64-bit mode cannot encode. (Later also the ones that
-//! touch device memory.)
+//! addressing (SI/DI/CX), which 64-bit mode cannot encode, and those that touch device
+//! memory (through [`DataAccess`]).
 
 use bt86_translator::{Seg, flags};
 use iced_x86::{Instruction, Mnemonic, OpKind};
 
-use super::{Env, Flow, set_flag};
+use super::{Flow, set_flag};
 use crate::cpu::{Cpu, Exception};
+use crate::machine::memory::Memory;
+
+/// Guest data accesses by linear address (RAM, or RAM and devices).
+pub(crate) trait DataAccess {
+    /// Reads `size` (1, 2, 4) bytes.
+    fn load(&mut self, linear: u32, size: u8) -> Result<u32, Exception>;
+    /// Writes `size` bytes.
+    fn store(&mut self, linear: u32, size: u8, v: u32) -> Result<(), Exception>;
+}
+
+impl DataAccess for Memory {
+    fn load(&mut self, linear: u32, size: u8) -> Result<u32, Exception> {
+        self.read_uint(linear, size)
+    }
+    fn store(&mut self, linear: u32, size: u8, v: u32) -> Result<(), Exception> {
+        self.write_uint(linear, size, v)
+    }
+}
 
 /// Flags of `a - b` at `size` bytes, as `cmp` sets them.
-pub(crate) fn sub_flags(cpu: &mut Cpu, a: u32, b: u32, size: u8) {
+fn sub_flags(cpu: &mut Cpu, a: u32, b: u32, size: u8) {
     let bits = size as u32 * 8;
     let mask = if bits == 32 { u32::MAX } else { (1 << bits) - 1 };
     let (a, b) = (a & mask, b & mask);
@@ -23,7 +41,7 @@ pub(crate) fn sub_flags(cpu: &mut Cpu, a: u32, b: u32, size: u8) {
     set_flag(cpu, flags::PF, (r as u8).count_ones().is_multiple_of(2));
 }
 
-pub(super) fn emulate_string(cpu: &mut Cpu, env: &mut Env<'_>, ins: &Instruction) -> Result<Flow, Exception> {
+pub(crate) fn emulate_string(cpu: &mut Cpu, mem: &mut dyn DataAccess, ins: &Instruction) -> Result<Flow, Exception> {
     use Mnemonic as M;
     let mn = ins.mnemonic();
     let size: u8 = match mn {
@@ -52,21 +70,21 @@ pub(super) fn emulate_string(cpu: &mut Cpu, env: &mut Env<'_>, ins: &Instruction
         let acc_mask = if size == 4 { u32::MAX } else { (1u32 << (size * 8)) - 1 };
         match mn {
             M::Movsb | M::Movsw | M::Movsd => {
-                let v = env.mem.read_uint(src, size)?;
-                env.mem.write_uint(dst, size, v)?;
+                let v = mem.load(src, size)?;
+                mem.store(dst, size, v)?;
             }
-            M::Stosb | M::Stosw | M::Stosd => env.mem.write_uint(dst, size, cpu.gpr(0) & acc_mask)?,
+            M::Stosb | M::Stosw | M::Stosd => mem.store(dst, size, cpu.gpr(0) & acc_mask)?,
             M::Lodsb | M::Lodsw | M::Lodsd => {
-                let v = env.mem.read_uint(src, size)?;
+                let v = mem.load(src, size)?;
                 cpu.set_gpr(0, (cpu.gpr(0) & !acc_mask) | v);
             }
             M::Cmpsb | M::Cmpsw | M::Cmpsd => {
-                let a = env.mem.read_uint(src, size)?;
-                let b = env.mem.read_uint(dst, size)?;
+                let a = mem.load(src, size)?;
+                let b = mem.load(dst, size)?;
                 sub_flags(cpu, a, b, size);
             }
             _ => {
-                let b = env.mem.read_uint(dst, size)?;
+                let b = mem.load(dst, size)?;
                 sub_flags(cpu, cpu.gpr(0), b, size);
             }
         }

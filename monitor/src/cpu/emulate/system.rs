@@ -43,7 +43,11 @@ pub(super) fn emulate_system(cpu: &mut Cpu, env: &mut Env<'_>, ins: &Instruction
                 base &= 0x00FF_FFFF;
             }
             let t = TableReg { base, limit };
-            if ins.mnemonic() == M::Lgdt { cpu.gdtr = t } else { cpu.idtr = t }
+            if ins.mnemonic() == M::Lgdt {
+                cpu.gdtr = t
+            } else {
+                cpu.idtr = t
+            }
             Ok(Flow::Next)
         }
         M::Sgdt | M::Sidt => {
