@@ -25,7 +25,7 @@ pub use crate::walk::{Access, PagingRegs};
 /// run of pages is a host VMA; Linux allows 65530 per process).
 const MAX_MAPPED_PAGES: usize = 24_000;
 /// Most neighbouring pages mapped along with a faulting one.
-const BATCH: u32 = 16;
+const BATCH: u32 = 256;
 
 /// Shadow-MMU counters, for `--stats`.
 #[derive(Clone, Copy, Debug, Default)]
@@ -44,6 +44,10 @@ pub struct MmuStats {
     pub cr3_flushes: u64,
     /// Whole-window flushes (paging-mode changes, window full).
     pub full_flushes: u64,
+    /// Pages mapped ahead of an access, saving its hidden fault: at `invlpg` of a
+    /// mapped page whose new translation is already accessed, and after a true #PF
+    /// once the guest's handler has made the page present (see [`Mmu::prefill`]).
+    pub prefills: u64,
 }
 
 /// What the signal handler should do about a host fault in a window.
@@ -78,13 +82,15 @@ pub struct Mmu {
     regs: PagingRegs,
     /// Unbacked pages currently mapped to a private scratch copy (absorbing a store).
     scratch: Vec<(WindowKind, u32)>,
+    /// The window and linear address of the last true #PF, for [`Mmu::prefill`].
+    faulted: Option<(WindowKind, u32)>,
     /// Code pages the monitor (or the MMU's own A/D updates) wrote, for the run loop to
     /// invalidate.
     pub dirty_code: Vec<u64>,
     /// Code pages write-protected so far.
     pub pages_protected: u64,
     /// Guest-physical page numbers that belong to devices: never mapped.
-    device_pages: std::collections::HashSet<u64>,
+    device_pages: rustc_hash::FxHashSet<u64>,
     stats: MmuStats,
 }
 
@@ -102,6 +108,7 @@ impl Mmu {
             shadow: Shadow::default(),
             regs: PagingRegs::default(),
             scratch: Vec::new(),
+            faulted: None,
             dirty_code: Vec::new(),
             pages_protected: 0,
             device_pages: Default::default(),
@@ -177,7 +184,7 @@ impl Mmu {
         if new.paging() && cr3_written {
             self.stats.cr3_flushes += 1;
             for w in WindowKind::ALL {
-                let runs = self.shadow.take_runs(w, |e| !e.global);
+                let runs = self.shadow.take_non_global(w);
                 self.unmap_runs(w, &runs);
             }
             return Some(false);
@@ -224,10 +231,57 @@ impl Mmu {
                 }
                 Some(_) => {
                     self.shadow.remove(w, page);
-                    self.unmap_runs(w, &[(page, 1)]);
+                    // The guest changed this PTE and is about to use it again (an OS
+                    // invlpg's after editing a live mapping): map the new translation
+                    // right away, replacing the old one in the same host call, when that
+                    // needs no accessed/dirty bit the guest's access would have set.
+                    if !self.map_ahead(w, linear) {
+                        self.unmap_runs(w, &[(page, 1)]);
+                    }
                 }
                 None => {}
             }
+        }
+    }
+
+    /// Maps `linear` in window `w` before the guest touches it, if its translation is
+    /// ordinary RAM whose PDE and leaf entry are already marked accessed (the mapping is
+    /// writable only if the leaf is already dirty). Mapping it earlier is then invisible
+    /// to the guest; otherwise the access's hidden fault sets the bits as hardware would.
+    fn map_ahead(&mut self, w: WindowKind, linear: u32) -> bool {
+        let Ok(t) = walk::walk(&self.ram, &self.regs, linear, Access { write: false, user: w == WindowKind::User }) else { return false };
+        let phys = t.phys_page >> 12;
+        let tables_hold_code =
+            self.shadow.code_pages.contains(&(t.pde_addr >> 12)) || self.shadow.code_pages.contains(&(t.leaf_addr >> 12));
+        if !t.accessed
+            || self.ram.read_u32(t.pde_addr) & walk::pte::A == 0
+            || self.is_unbacked(phys)
+            || self.is_device(phys)
+            || tables_hold_code
+        {
+            return false;
+        }
+        match self.fill(w, linear, &t, false) {
+            Ok(()) => {
+                self.stats.prefills += 1;
+                true
+            }
+            Err(e) => {
+                log::error!("map ahead of {linear:#x}: {e}");
+                false
+            }
+        }
+    }
+
+    /// After a true #PF, once the guest's handler returns (`iret`): maps the faulting
+    /// page if the handler made it present (and accessed), so that the instruction's
+    /// retry does not fault a second time.
+    pub fn prefill(&mut self) {
+        if let Some((w, linear)) = self.faulted.take()
+            && self.regs.paging()
+            && self.shadow.get(w, page_of(linear)).is_none()
+        {
+            self.map_ahead(w, linear);
         }
     }
 
@@ -377,6 +431,7 @@ impl Mmu {
                 Ok(t) => t,
                 Err(pf) => {
                     self.stats.true_faults += 1;
+                    self.faulted = Some((w, linear));
                     return Ok(Resolution::GuestFault(pf));
                 }
             };
@@ -463,7 +518,7 @@ impl Mmu {
     /// neighbours the guest has already accessed.
     fn fill(&mut self, w: WindowKind, linear: u32, t: &Translation, write: bool) -> Result<(), WindowError> {
         if self.shadow.len(w) >= MAX_MAPPED_PAGES {
-            let runs = self.shadow.take_runs(w, |_| true);
+            let runs = self.shadow.take_all(w);
             self.unmap_runs(w, &runs);
             self.stats.full_flushes += 1;
         }

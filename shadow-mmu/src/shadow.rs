@@ -6,7 +6,7 @@
 //! account so that flushes know what to unmap (coalesced into ranges) and code-page
 //! protection knows every mapping of a physical page.
 
-use std::collections::{HashMap, HashSet};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use crate::window::{Prot, WindowKind};
 
@@ -27,6 +27,9 @@ pub struct Entry {
 #[derive(Default)]
 pub struct Shadow {
     maps: [HashMap<u32, Entry>; 2],
+    /// The non-global pages of each window (what a CR3 write drops), kept apart so that
+    /// a context switch does not walk the kernel's many global mappings.
+    non_global: [HashSet<u32>; 2],
     rmap: HashMap<u64, Vec<(WindowKind, u32)>>,
     /// Guest-physical pages that hold translated code: never mapped writable.
     pub code_pages: HashSet<u64>,
@@ -43,6 +46,11 @@ impl Shadow {
 
     /// Records that window `w` maps linear page `page` as `e`.
     pub fn record(&mut self, w: WindowKind, page: u32, e: Entry) {
+        if e.global {
+            self.non_global[w as usize].remove(&page);
+        } else {
+            self.non_global[w as usize].insert(page);
+        }
         if let Some(old) = self.maps[w as usize].insert(page, e) {
             if old.phys_page == e.phys_page {
                 return;
@@ -71,6 +79,7 @@ impl Shadow {
     /// Forgets linear page `page` of window `w`; true if it was mapped.
     pub fn remove(&mut self, w: WindowKind, page: u32) -> Option<Entry> {
         let e = self.maps[w as usize].remove(&page)?;
+        self.non_global[w as usize].remove(&page);
         self.unlink(w, page, e.phys_page);
         Some(e)
     }
@@ -85,10 +94,20 @@ impl Shadow {
         self.maps[w as usize].len()
     }
 
-    /// Forgets the pages of window `w` selected by `pick` and returns them as runs of
-    /// consecutive pages (one host call each).
-    pub fn take_runs(&mut self, w: WindowKind, pick: impl Fn(&Entry) -> bool) -> Vec<Run> {
-        let mut pages: Vec<u32> = self.maps[w as usize].iter().filter(|(_, e)| pick(e)).map(|(&p, _)| p).collect();
+    /// Forgets every page of window `w` and returns them as runs of consecutive pages
+    /// (one host call each).
+    pub fn take_all(&mut self, w: WindowKind) -> Vec<Run> {
+        let pages: Vec<u32> = self.maps[w as usize].keys().copied().collect();
+        self.take_pages(w, pages)
+    }
+
+    /// Forgets the non-global pages of window `w` (a CR3 write), as runs.
+    pub fn take_non_global(&mut self, w: WindowKind) -> Vec<Run> {
+        let pages: Vec<u32> = self.non_global[w as usize].iter().copied().collect();
+        self.take_pages(w, pages)
+    }
+
+    fn take_pages(&mut self, w: WindowKind, mut pages: Vec<u32>) -> Vec<Run> {
         pages.sort_unstable();
         for &p in &pages {
             self.remove(w, p);

@@ -162,8 +162,16 @@ pub struct Window {
     stats: WindowStats,
 }
 
+/// The largest fill mapped with MAP_POPULATE.
+const POPULATE_MAX_PAGES: u64 = 16;
+
+/// The lowest address a host mapping may have (`vm.mmap_min_addr`), read once: the
+/// signal handler asks for it (through [`locate`]) and must not touch the file system.
 fn mmap_min_addr() -> u64 {
-    std::fs::read_to_string("/proc/sys/vm/mmap_min_addr").ok().and_then(|s| s.trim().parse().ok()).unwrap_or(65536).max(PAGE_SIZE)
+    static CACHED: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *CACHED.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/vm/mmap_min_addr").ok().and_then(|s| s.trim().parse().ok()).unwrap_or(65536).max(PAGE_SIZE)
+    })
 }
 
 /// Reserves `[start, end)` as inaccessible, failing if anything is there already.
@@ -243,6 +251,10 @@ impl Window {
     }
 
     fn map_fd(&mut self, ram: &GuestRam, host: u64, offset: u64, pages: u64, prot: Prot) -> Result<(), WindowError> {
+        // Small fills are about to be used (a hidden fault asked for one of their pages):
+        // populating the host page table now saves a host page fault per page. Large ones
+        // (the identity map) are not, which would allocate all of RAM up front.
+        let populate = if pages <= POPULATE_MAX_PAGES { libc::MAP_POPULATE } else { 0 };
         // SAFETY: `host..host + pages*4K` lies in the window or its mirror page, which this
         // Window reserved and owns; MAP_FIXED replaces only our own reservation there.
         let p = unsafe {
@@ -250,7 +262,7 @@ impl Window {
                 host as *mut libc::c_void,
                 (pages * PAGE_SIZE) as usize,
                 prot.bits(),
-                libc::MAP_SHARED | libc::MAP_FIXED,
+                libc::MAP_SHARED | libc::MAP_FIXED | populate,
                 ram.fd(),
                 offset as libc::off_t,
             )

@@ -10,7 +10,9 @@
  * page; switching between two page directories; a page-fault handler that maps the page
  * and retries (demand paging), also in the middle of a rep movsb crossing into the page
  * (the string instruction resumes where it stopped: ESI/EDI/ECX at the fault are checked);
- * self-modifying code written through an alias of the page it runs from.
+ * self-modifying code written through an alias of the page it runs from; a live mapping
+ * changed and invlpg'd with and without A/D preset (bt86 maps an already-accessed
+ * translation at the invlpg, and the bits must still come out as hardware leaves them).
  */
 #include "rt.h"
 
@@ -186,6 +188,44 @@ static void remapping(void)
     ok(b2 == 0x77 && b1 == 0x66, "switching CR3 between two page directories");
 }
 
+/* ---- invlpg of a live mapping: A/D exactly as hardware leaves them ------------------------- */
+static void invlpg_live(void)
+{
+    volatile uint8_t *p = PHYS(WIN + 0x6000);
+    frames[6][0] = 0x66;
+    frames[7][0] = 0x77;
+    pt[6] = (uint32_t)frames[6] | PTE_W | PTE_P;
+    invlpg(WIN + 0x6000);
+    is(p[0], 0x66, "live page: mapped and read");
+    pt[6] = (uint32_t)frames[7] | PTE_A | PTE_W | PTE_P;          /* accessed, not dirty */
+    invlpg(WIN + 0x6000);
+    is(p[0], 0x77, "accessed PTE changed + invlpg: the new frame");
+    ok((pt[6] & (PTE_A | PTE_D)) == PTE_A, "the read leaves D clear");
+    p[1] = 0x11;
+    ok((pt[6] & (PTE_A | PTE_D)) == (PTE_A | PTE_D) && frames[7][1] == 0x11, "the first write sets D and lands in the new frame");
+    pt[6] = (uint32_t)frames[6] | PTE_W | PTE_P;                  /* not accessed */
+    invlpg(WIN + 0x6000);
+    ok(!(pt[6] & PTE_A), "invlpg alone does not set A");
+    is(p[0], 0x66, "unaccessed PTE changed + invlpg: the new frame");
+    ok((pt[6] & (PTE_A | PTE_D)) == PTE_A, "the read sets A");
+    pt[6] = (uint32_t)frames[7] | PTE_A | PTE_D | PTE_W | PTE_P;  /* accessed and dirty */
+    invlpg(WIN + 0x6000);
+    p[2] = 0x22;
+    ok(frames[7][2] == 0x22 && p[0] == 0x77, "accessed+dirty PTE changed + invlpg: writes reach the new frame");
+    pt[6] = (uint32_t)frames[7] | PTE_A | PTE_D | PTE_P;          /* read-only now */
+    invlpg(WIN + 0x6000);
+    write_cr0(read_cr0() | CR0_WP);
+    RUN("movb $0x33, 0x40006003", "i"(0) : "memory");
+    is_trap(14, 1, 0x3, at, "made read-only + invlpg (WP=1): the write faults");
+    write_cr0(read_cr0() & ~CR0_WP);
+    pt[6] = (uint32_t)frames[7] | PTE_A | PTE_W;                  /* not present, A kept */
+    invlpg(WIN + 0x6000);
+    RUN("movb 0x40006000, %%al", "i"(0) : "eax", "memory");
+    is_trap(14, 1, 0x0, at, "made not present + invlpg: the read faults");
+    pt[6] = (uint32_t)frames[6] | PTE_W | PTE_P;
+    invlpg(WIN + 0x6000);
+}
+
 /* ---- demand paging ------------------------------------------------------------------------- */
 static volatile uint32_t pf_count, pf_esi, pf_edi, pf_ecx, pf_cr2;
 static void on_pf(struct trap_frame *f, uint32_t *eip)
@@ -204,12 +244,19 @@ static void on_pf(struct trap_frame *f, uint32_t *eip)
 static void demand_paging(void)
 {
     rt_set_hook(14, on_pf);
-    pt[2] &= ~PTE_P;
+    pt[2] &= ~(PTE_P | PTE_A | PTE_D);
     invlpg(WIN + 0x2000);
     frames[2][0x123] = 0x5c;
     pf_count = 0;
     uint8_t b = *(volatile uint8_t *)PHYS(WIN + 0x2123);
     ok(pf_count == 1 && b == 0x5c, "#PF handler maps the page, the read is retried");
+    ok((pt[2] & (PTE_A | PTE_D)) == PTE_A, "the retried read set A, not D");
+    pt[2] &= ~PTE_P;                                  /* A and D set this time */
+    pt[2] |= PTE_A | PTE_D;
+    invlpg(WIN + 0x2000);
+    pf_count = 0;
+    *(volatile uint8_t *)PHYS(WIN + 0x2124) = 0x5d;
+    ok(pf_count == 1 && frames[2][0x124] == 0x5d, "#PF handler maps an accessed, dirty page: the write is retried");
 
     /* rep movsb from frames[1] (mapped) into WIN+0x2000.. where page 2 is not present */
     pt[2] &= ~PTE_P;
@@ -260,6 +307,7 @@ void test_main(void)
     faults();
     accessed_dirty();
     remapping();
+    invlpg_live();
     demand_paging();
     smc_alias();
     write_cr0(read_cr0() & ~CR0_PG);

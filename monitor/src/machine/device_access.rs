@@ -43,7 +43,7 @@ impl Machine {
         }
         let bitness = if self.cpu.segment(Seg::Cs).default_big() { 32 } else { 16 };
         let ins = Decoder::with_ip(bitness, &bytes, eip as u64, DecoderOptions::NONE).decode();
-        *self.stats.callouts.entry(format!("{:?} (device memory)", ins.mnemonic()).to_lowercase()).or_default() += 1;
+        self.stats.callout(ins.mnemonic(), true);
         self.mem.user = self.cpu.cpl == 3;
         let mut dev = DevicePorts { platform: &mut self.platform, now_ns: self.clock.now() };
         match emulate_mmio(&mut self.cpu, &mut self.mem, &mut dev, &ins) {

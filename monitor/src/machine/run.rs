@@ -271,7 +271,7 @@ impl Machine {
                 self.stats.exit("callout");
                 let c = *self.translator.callout(ctx.exit_arg);
                 ctx.eip = c.eip;
-                *self.stats.callouts.entry(format!("{:?}", c.instr.mnemonic()).to_lowercase()).or_default() += 1;
+                self.stats.callout(c.instr.mnemonic(), false);
                 match c.kind {
                     CalloutKind::Raise(v, code) => self.fault(Exception { vector: v, error_code: code, cr2: None }),
                     CalloutKind::SingleStep => self.single_step_trap(),
@@ -295,6 +295,10 @@ impl Machine {
         let mut ports = Ports { platform: &mut self.platform, now_ns: self.clock.now() };
         let mut env = Env { mem: &mut self.mem, io: &mut ports };
         let result = emulate(&mut self.cpu, &mut env, &c.instr, c.next_eip);
+        if matches!(c.instr.mnemonic(), iced_x86::Mnemonic::Iret | iced_x86::Mnemonic::Iretd) {
+            // Returning from a #PF handler, perhaps: map the page it made present.
+            self.mem.mmu.prefill();
+        }
         self.clock.arm(self.platform.next_timer_deadline_ns());
         let flow = match result {
             Ok(f) => f,
@@ -453,7 +457,7 @@ pub(super) fn stats_report(m: &Machine) -> String {
     let total: u64 = s.exits.values().sum();
     let _ = writeln!(o, "  exits to the monitor: {total}");
     stats::write_map(&mut o, "exits by reason", s.exits.iter().map(|(k, v)| (*k, *v)));
-    stats::write_map(&mut o, "callouts by instruction", s.callouts.iter().map(|(k, v)| (k.as_str(), *v)));
+    stats::write_map(&mut o, "callouts by instruction", s.callouts_by_name());
     stats::write_map(&mut o, "exceptions delivered (vector)", s.exceptions.iter().map(|(k, v)| (*k, *v)));
     stats::write_map(&mut o, "interrupts delivered (vector)", s.interrupts.iter().map(|(k, v)| (*k, *v)));
     let _ = writeln!(o, "  self-modifying code: {} write faults, {} fragments invalidated", s.smc_faults, s.smc_invalidations);
@@ -464,6 +468,7 @@ pub(super) fn stats_report(m: &Machine) -> String {
     let _ = writeln!(o, "    true faults (#PF delivered)   {}", ms.true_faults);
     let _ = writeln!(o, "    pages filled                  {} (dirty-bit upgrades {})", ms.pages_filled, ms.dirty_upgrades);
     let _ = writeln!(o, "    flushes: invlpg {}, CR3 {}, full {}", ms.invlpg_flushes, ms.cr3_flushes, ms.full_flushes);
+    let _ = writeln!(o, "    pages mapped ahead            {} (after invlpg or a true fault)", ms.prefills);
     let ws = m.mem.mmu.window_stats();
     let _ = writeln!(
         o,

@@ -8,8 +8,9 @@ use std::fmt::Write;
 pub struct Stats {
     /// Exits from translated code by reason.
     pub exits: BTreeMap<&'static str, u64>,
-    /// Callouts by instruction mnemonic.
-    pub callouts: BTreeMap<String, u64>,
+    /// Callouts by instruction mnemonic (and whether it was a device-memory access);
+    /// named only in the report, to keep formatting out of the exit path.
+    pub callouts: BTreeMap<(iced_x86::Mnemonic, bool), u64>,
     /// Exceptions delivered to the guest, by vector.
     pub exceptions: BTreeMap<u8, u64>,
     /// External interrupts delivered, by vector.
@@ -28,6 +29,25 @@ impl Stats {
     /// Counts one exit.
     pub fn exit(&mut self, why: &'static str) {
         *self.exits.entry(why).or_default() += 1;
+    }
+
+    /// Counts one instruction the monitor executed (`device`: it touched device memory).
+    pub fn callout(&mut self, mnemonic: iced_x86::Mnemonic, device: bool) {
+        *self.callouts.entry((mnemonic, device)).or_default() += 1;
+    }
+
+    /// The callout counts with readable names ("mov", "mov (device memory)"), sorted.
+    pub fn callouts_by_name(&self) -> Vec<(String, u64)> {
+        let mut v: Vec<(String, u64)> = self
+            .callouts
+            .iter()
+            .map(|(&(m, device), &n)| {
+                let name = format!("{m:?}").to_lowercase();
+                (if device { format!("{name} (device memory)") } else { name }, n)
+            })
+            .collect();
+        v.sort();
+        v
     }
 }
 

@@ -14,7 +14,9 @@
  *               hidden fault (on hardware: a TLB miss and page walk).
  *   ptemod      write a PTE of a mapped page (alternating between two frames), invlpg it,
  *               load from the page.  Adams & Agesen's "ptemod", plus the invlpg and the
- *               touch that makes the change visible.
+ *               touch that makes the change visible.  The PTE has A and D set, as an OS
+ *               writes the PTEs of pages in use.
+ *   ptemod-cold the same with A and D clear: the load sets A.
  *   cr3switch   a CR3 write to the other of two address spaces followed by one load from
  *               each page of a 64-page working set that the two map to different frames
  *               (so every switch is followed by 64 refills).  Per switch.
@@ -32,6 +34,8 @@
 
 #define PTE_P 0x001u
 #define PTE_W 0x002u
+#define PTE_A 0x020u
+#define PTE_D 0x040u
 #define PDE_PS 0x080u
 #define PTE_G 0x100u
 
@@ -192,19 +196,22 @@ static uint32_t bench_hiddenfill(void)
     return per_op(cold, warm, FILL_RELOADS * FILL_PAGES);
 }
 
-static uint32_t bench_ptemod(void)
+/* The PTE is written with `extra` flags: A|D as an OS writes the PTEs of pages in use
+ * (Linux's protections carry A, and D once written), or none ("cold": the load after the
+ * invlpg must set A itself). */
+static uint32_t ptemod(uint32_t extra)
 {
     const uint32_t x = POOL_MISC, y = POOL_MISC + 0x1000, va = MISC_VA + 0x1000;
     uint32_t s0 = 0, s1 = 0;
     uint64_t t0 = bench_rdtsc();
     for (uint32_t i = 0; i < PTEMOD_OPS; i++) {
-        pt_misc[1] = ((i & 1) ? y : x) | PTE_W | PTE_P;
+        pt_misc[1] = ((i & 1) ? y : x) | extra | PTE_W | PTE_P;
         invlpg(va);
         s0 += peek(va);
     }
     uint64_t t1 = bench_rdtsc();
     for (uint32_t i = 0; i < PTEMOD_OPS; i++) {
-        dummy_pte[1] = ((i & 1) ? y : x) | PTE_W | PTE_P;
+        dummy_pte[1] = ((i & 1) ? y : x) | extra | PTE_W | PTE_P;
         s1 += peek(MISC_VA + 0x2000);
     }
     uint64_t t2 = bench_rdtsc();
@@ -212,6 +219,9 @@ static uint32_t bench_ptemod(void)
     expect(s1, PTEMOD_OPS * marker(POOL_MISC + 0x2000), "ptemod: baseline loads");
     return per_op(t1 - t0, t2 - t1, PTEMOD_OPS);
 }
+
+static uint32_t bench_ptemod(void) { return ptemod(PTE_A | PTE_D); }
+static uint32_t bench_ptemod_cold(void) { return ptemod(0); }
 
 static uint32_t bench_cr3switch(void)
 {
@@ -233,8 +243,20 @@ static uint32_t bench_cr3switch(void)
     return per_op(t1 - t0, t2 - t1, 2 * SWITCH_PAIRS);
 }
 
+/* A command line naming benchmarks runs only those (for profiling one of them). */
+static int wanted(const char *name)
+{
+    static const char *const all[] = {"pgfault", "hiddenfill", "ptemod", "ptemod-cold", "cr3switch"};
+    for (unsigned i = 0; i < sizeof all / sizeof all[0]; i++)
+        if (rt_cmdline_has(all[i]))
+            return rt_cmdline_has(name);
+    return 1;
+}
+
 static void run(const char *name, uint32_t (*bench)(void))
 {
+    if (!wanted(name))
+        return;
     uint32_t best = ~0u;
     for (int r = 0; r < ROUNDS; r++) {
         uint32_t v = bench();
@@ -253,6 +275,7 @@ void test_main(void)
     run("pgfault", bench_pgfault);
     run("hiddenfill", bench_hiddenfill);
     run("ptemod", bench_ptemod);
+    run("ptemod-cold", bench_ptemod_cold);
     run("cr3switch", bench_cr3switch);
     write_cr0(read_cr0() & ~CR0_PG);
     bench_clock("end");
