@@ -171,8 +171,14 @@ impl Mmu {
         let old = self.regs;
         self.regs = new;
         const CR0_BITS: u32 = (1 << 31) | (1 << 16);
-        const CR4_BITS: u32 = (1 << 4) | (1 << 7);
-        if old.paging() != new.paging() || (old.cr0 ^ new.cr0) & CR0_BITS != 0 || (old.cr4 ^ new.cr4) & CR4_BITS != 0 {
+        // PSE, PAE, PGE; and EFER.NXE, which changes what a fetch may do.
+        const CR4_BITS: u32 = (1 << 4) | (1 << 5) | (1 << 7);
+        const EFER_BITS: u32 = 1 << 11;
+        if old.paging() != new.paging()
+            || (old.cr0 ^ new.cr0) & CR0_BITS != 0
+            || (old.cr4 ^ new.cr4) & CR4_BITS != 0
+            || (old.efer ^ new.efer) & EFER_BITS != 0
+        {
             self.flush_all();
             if !new.paging()
                 && let Err(e) = self.map_identity()
@@ -212,7 +218,7 @@ impl Mmu {
         self.scratch.clear();
     }
 
-    /// `invlpg`: drops the translation of `linear` (all of a 4 MiB page).
+    /// `invlpg`: drops the translation of `linear` (all of a large page).
     pub fn invlpg(&mut self, linear: u32) {
         if !self.regs.paging() {
             return;
@@ -222,12 +228,13 @@ impl Mmu {
         for w in WindowKind::ALL {
             match self.shadow.get(w, page) {
                 Some(e) if e.large => {
-                    // The whole 4 MiB page goes, in one host call.
-                    let region = page >> 10;
-                    for p in (region << 10)..((region + 1) << 10) {
+                    // The whole large page goes, in one host call.
+                    let shift = self.regs.table_shift();
+                    let region = page >> shift;
+                    for p in (region << shift)..((region + 1) << shift) {
                         self.shadow.remove(w, p);
                     }
-                    self.unmap_runs(w, &[(region << 10, 1024)]);
+                    self.unmap_runs(w, &[(region << shift, 1 << shift)]);
                 }
                 Some(_) => {
                     self.shadow.remove(w, page);
@@ -249,7 +256,7 @@ impl Mmu {
     /// writable only if the leaf is already dirty). Mapping it earlier is then invisible
     /// to the guest; otherwise the access's hidden fault sets the bits as hardware would.
     fn map_ahead(&mut self, w: WindowKind, linear: u32) -> bool {
-        let Ok(t) = walk::walk(&self.ram, &self.regs, linear, Access { write: false, user: w == WindowKind::User }) else { return false };
+        let Ok(t) = walk::walk(&self.ram, &self.regs, linear, Access::data(false, w == WindowKind::User)) else { return false };
         let phys = t.phys_page >> 12;
         let tables_hold_code =
             self.shadow.code_pages.contains(&(t.pde_addr >> 12)) || self.shadow.code_pages.contains(&(t.leaf_addr >> 12));
@@ -315,7 +322,7 @@ impl Mmu {
         while done < buf.len() {
             let a = linear.wrapping_add(done as u32);
             let chunk = ((0x1000 - (a & 0xFFF)) as usize).min(buf.len() - done);
-            let phys = self.translate(a, Access { write: false, user })?;
+            let phys = self.translate(a, Access::data(false, user))?;
             self.ram.read(phys, &mut buf[done..done + chunk]);
             done += chunk;
         }
@@ -336,7 +343,7 @@ impl Mmu {
                 self.write(a, &data[done..], user)?;
                 break;
             }
-            pieces[n] = (self.translate(a, Access { write: true, user })?, done, chunk);
+            pieces[n] = (self.translate(a, Access::data(true, user))?, done, chunk);
             n += 1;
             done += chunk;
         }
@@ -350,7 +357,7 @@ impl Mmu {
     /// Guest-physical address of the code byte at `linear`, fetched at CPL 3 (`user`) or
     /// supervisor.
     pub fn code_phys(&mut self, linear: u32, user: bool) -> Result<u64, PageFault> {
-        self.translate(linear, Access { write: false, user })
+        self.translate(linear, Access::fetch(user))
     }
 
     /// True if the guest's translation of `linear` is global (false if not mapped).
@@ -367,7 +374,7 @@ impl Mmu {
         if !self.regs.paging() {
             return self.is_unbacked(linear as u64 >> 12);
         }
-        let access = Access { write: false, user: w == WindowKind::User };
+        let access = Access::data(false, w == WindowKind::User);
         walk::walk(&self.ram, &self.regs, linear, access).is_ok_and(|t| self.is_unbacked(t.phys_page >> 12))
     }
 
@@ -399,7 +406,7 @@ impl Mmu {
         if !self.regs.paging() {
             return HostFault::Exit;
         }
-        let access = Access { write, user: w == WindowKind::User };
+        let access = Access::data(write, w == WindowKind::User);
         let Ok(t) = walk::walk(&self.ram, &self.regs, linear, access) else {
             return HostFault::Exit;
         };
@@ -426,7 +433,7 @@ impl Mmu {
             return Ok(Resolution::Handled);
         };
         let (phys, t) = if self.regs.paging() {
-            let access = Access { write, user: w == WindowKind::User };
+            let access = Access::data(write, w == WindowKind::User);
             let t = match walk::walk(&self.ram, &self.regs, linear, access) {
                 Ok(t) => t,
                 Err(pf) => {
@@ -538,12 +545,13 @@ impl Mmu {
             return Ok(());
         }
         let entry = |phys_page, prot| Entry { phys_page, prot, global: t.global, large: t.large };
-        // Neighbours in the same page table (or 4 MiB page) with the same permission,
+        // Neighbours in the same page table (or large page) with the same permission,
         // contiguous in physical memory, already accessed by the guest, not mapped yet.
         let (mut first, mut last) = (page, page);
-        let table = page >> 10;
+        let shift = self.regs.table_shift();
+        let table = page >> shift;
         let same = |me: &Mmu, p: u32, ph: u64| -> bool {
-            if p >> 10 != table
+            if p >> shift != table
                 || me.shadow.get(w, p).is_some()
                 || me.is_unbacked(ph)
                 || me.is_device(ph)
@@ -551,13 +559,13 @@ impl Mmu {
             {
                 return false;
             }
-            match walk::walk(&me.ram, &me.regs, p << 12, Access { write: false, user: w == WindowKind::User }) {
+            match walk::walk(&me.ram, &me.regs, p << 12, Access::data(false, w == WindowKind::User)) {
                 Ok(n) => n.accessed && n.phys_page >> 12 == ph && n.global == t.global && me.prot_for(w, &n, ph) == prot,
                 Err(_) => false,
             }
         };
-        // A 4 MiB page is filled whole when nothing in it is special.
-        let batch = if t.large { 1024 } else { BATCH };
+        // A large page is filled whole when nothing in it is special.
+        let batch = if t.large { 1 << shift } else { BATCH };
         while last - page < batch - 1 && last + 1 < (1 << 20) && same(self, last + 1, phys + (last + 1 - page) as u64) {
             last += 1;
         }

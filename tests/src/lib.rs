@@ -33,11 +33,17 @@ pub struct Kernel {
     pub exit_status: i32,
     /// The command line it wants (`bt86 --append` / `qemu -append`), if any.
     pub append: Option<&'static str>,
+    /// The CPU model QEMU must emulate for it (`qemu -cpu`), if not QEMU's default: for
+    /// features bt86 has and QEMU's default CPU lacks (NX).
+    pub qemu_cpu: Option<&'static str>,
 }
 
 /// Every guest kernel, sorted by name.
 pub fn kernels() -> Vec<Kernel> {
-    KERNELS.iter().map(|&(name, path, exit_status, append)| Kernel { name, path: PathBuf::from(path), exit_status, append }).collect()
+    KERNELS
+        .iter()
+        .map(|&(name, path, exit_status, append, qemu_cpu)| Kernel { name, path: PathBuf::from(path), exit_status, append, qemu_cpu })
+        .collect()
 }
 
 /// The image of the kernel called `name`; panics if there is none.
@@ -45,7 +51,8 @@ pub fn kernel(name: &str) -> PathBuf {
     kernels().into_iter().find(|k| k.name == name).unwrap_or_else(|| panic!("no guest kernel called {name:?}")).path
 }
 
-/// The options QEMU runs every kernel with (then `-kernel K` and, if wanted, `-append S`).
+/// The options QEMU runs every kernel with (then `-kernel K` and, if wanted, `-append S`
+/// and `-cpu C`).
 /// No `-m`: QEMU's default RAM size for the pc machine, 128 MiB, is bt86's default too.
 pub const QEMU_ARGS: &[&str] =
     &["-accel", "tcg", "-nodefaults", "-display", "none", "-serial", "stdio", "-device", "isa-debug-exit,iobase=0xf4,iosize=4"];
@@ -64,6 +71,9 @@ pub fn qemu_command(qemu: &Path, k: &Kernel) -> Command {
     cmd.args(QEMU_ARGS).arg("-kernel").arg(&k.path);
     if let Some(append) = k.append {
         cmd.arg("-append").arg(append);
+    }
+    if let Some(cpu) = k.qemu_cpu {
+        cmd.arg("-cpu").arg(cpu);
     }
     cmd
 }
@@ -202,5 +212,7 @@ mod tests {
         assert_eq!(triple.exit_status, 3);
         let mb = kernels().into_iter().find(|k| k.name == "multiboot").unwrap();
         assert!(mb.append.is_some());
+        let pae = kernels().into_iter().find(|k| k.name == "paging_pae").unwrap();
+        assert_eq!(pae.qemu_cpu, Some("qemu32,+nx"));
     }
 }

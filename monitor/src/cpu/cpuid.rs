@@ -1,5 +1,6 @@
 //! CPUID of bt86's virtual CPU: a vendor-neutral Pentium-class (family 6) processor with
-//! FPU, DE, PSE, TSC, MSR, CX8, SEP, PGE, CMOV, CLFLUSH, MMX, FXSR, SSE, SSE2 and SSE3 —
+//! FPU, DE, PSE, TSC, MSR, PAE, CX8, SEP, PGE, CMOV, CLFLUSH, MMX, FXSR, SSE, SSE2, SSE3
+//! and NX —
 //! what the translator implements, and nothing it does not (`classify` raises #UD for
 //! instructions of other features). SSE3 is there because QEMU's default CPU has it too,
 //! and test kernels compare the two.
@@ -21,6 +22,8 @@ pub mod edx {
     pub const TSC: u32 = 1 << 4;
     /// RDMSR/WRMSR.
     pub const MSR: u32 = 1 << 5;
+    /// Physical address extension (PAE paging).
+    pub const PAE: u32 = 1 << 6;
     /// CMPXCHG8B.
     pub const CX8: u32 = 1 << 8;
     /// SYSENTER/SYSEXIT.
@@ -44,12 +47,16 @@ pub mod edx {
 /// CPUID.1:ECX: SSE3.
 pub const FEATURES_ECX: u32 = 1 << 0;
 
+/// CPUID.80000001h:EDX: execute-disable (EFER.NXE).
+pub const EXT_FEATURES_EDX: u32 = 1 << 20;
+
 /// Feature bits reported in CPUID.1:EDX.
 pub const FEATURES_EDX: u32 = edx::FPU
     | edx::DE
     | edx::PSE
     | edx::TSC
     | edx::MSR
+    | edx::PAE
     | edx::CX8
     | edx::SEP
     | edx::PGE
@@ -76,6 +83,7 @@ pub fn cpuid(eax: u32, _ecx: u32) -> [u32; 4] {
         // EBX: CLFLUSH line size 8 qwords (64 bytes), one logical processor.
         1 => [SIGNATURE, 0x0000_0800, FEATURES_ECX, FEATURES_EDX],
         0x8000_0000 => [0x8000_0004, 0, 0, 0],
+        0x8000_0001 => [0, 0, 0, EXT_FEATURES_EDX],
         0x8000_0002..=0x8000_0004 => dwords(&BRAND[(eax - 0x8000_0002) as usize * 16..][..16]),
         _ => [0, 0, 0, 0],
     }

@@ -54,6 +54,8 @@ pub mod cr4 {
     pub const DE: u32 = 1 << 3;
     /// Page size extensions (4 MiB pages).
     pub const PSE: u32 = 1 << 4;
+    /// Physical address extension (PAE paging).
+    pub const PAE: u32 = 1 << 5;
     /// Global pages.
     pub const PGE: u32 = 1 << 7;
     /// Performance-monitoring counters readable at any CPL.
@@ -63,7 +65,7 @@ pub mod cr4 {
     /// Unmasked SSE exceptions enabled by the OS.
     pub const OSXMMEXCPT: u32 = 1 << 10;
     /// Bits the virtual CPU implements (matches CPUID).
-    pub const SUPPORTED: u32 = TSD | DE | PSE | PGE | PCE | OSFXSR | OSXMMEXCPT;
+    pub const SUPPORTED: u32 = TSD | DE | PSE | PAE | PGE | PCE | OSFXSR | OSXMMEXCPT;
 }
 
 /// A descriptor-table register (GDTR or IDTR).
@@ -194,6 +196,11 @@ impl Cpu {
     /// Virtual IF.
     pub fn interrupts_enabled(&self) -> bool {
         self.ctx.vif != 0
+    }
+
+    /// The registers guest paging depends on.
+    pub fn paging_regs(&self) -> bt86_shadow_mmu::PagingRegs {
+        bt86_shadow_mmu::PagingRegs { cr0: self.cr0, cr3: self.cr3, cr4: self.cr4, efer: self.msr.efer }
     }
 
     /// The translation mode of the current state.

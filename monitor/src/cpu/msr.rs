@@ -1,5 +1,5 @@
 //! The model-specific registers of the virtual CPU: the ones its CPUID advertises (TSC,
-//! SYSENTER). Any other MSR raises #GP(0), as on hardware.
+//! SYSENTER, and EFER for NX). Any other MSR raises #GP(0), as on hardware.
 
 /// IA32_TIME_STAMP_COUNTER.
 pub const TSC: u32 = 0x10;
@@ -10,6 +10,12 @@ pub const SYSENTER_ESP: u32 = 0x175;
 /// IA32_SYSENTER_EIP.
 pub const SYSENTER_EIP: u32 = 0x176;
 
+/// IA32_EFER.
+pub const EFER: u32 = 0xC000_0080;
+/// EFER.NXE: execute-disable in PAE entries. The only EFER bit this CPU has (no long
+/// mode, no SYSCALL); writes to the others are ignored, as QEMU does.
+pub const EFER_NXE: u32 = 1 << 11;
+
 /// MSR values.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Msrs {
@@ -19,6 +25,8 @@ pub struct Msrs {
     pub sysenter_esp: u32,
     /// SYSENTER_EIP.
     pub sysenter_eip: u32,
+    /// EFER.
+    pub efer: u32,
 }
 
 /// The host's time stamp counter.
@@ -36,6 +44,7 @@ impl Msrs {
             SYSENTER_CS => self.sysenter_cs as u64,
             SYSENTER_ESP => self.sysenter_esp as u64,
             SYSENTER_EIP => self.sysenter_eip as u64,
+            EFER => self.efer as u64,
             _ => return None,
         })
     }
@@ -47,6 +56,7 @@ impl Msrs {
             SYSENTER_CS => self.sysenter_cs = value as u32,
             SYSENTER_ESP => self.sysenter_esp = value as u32,
             SYSENTER_EIP => self.sysenter_eip = value as u32,
+            EFER => self.efer = value as u32 & EFER_NXE,
             _ => return false,
         }
         true

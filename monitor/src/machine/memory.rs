@@ -44,9 +44,9 @@ impl Memory {
         Memory { mmu, user: false, tlb_flushes: Vec::new() }
     }
 
-    /// CR0, CR3 or CR4 changed (`cr3_written`: CR3 was loaded, even with the same value).
-    pub fn paging_changed(&mut self, cr0: u32, cr3: u32, cr4: u32, cr3_written: bool) {
-        let regs = bt86_shadow_mmu::PagingRegs { cr0, cr3, cr4 };
+    /// CR0, CR3, CR4 or EFER changed (`cr3_written`: CR3 was loaded, even with the same
+    /// value).
+    pub fn paging_changed(&mut self, regs: bt86_shadow_mmu::PagingRegs, cr3_written: bool) {
         match self.mmu.set_regs(regs, cr3_written) {
             Some(true) => self.tlb_flushes.push(TlbFlush::All),
             Some(false) => self.tlb_flushes.push(TlbFlush::NonGlobal),
@@ -92,9 +92,9 @@ impl Memory {
         self.mmu.read(addr, buf, false).is_ok()
     }
 
-    /// Translates a linear address as a supervisor read would (for the code fetch check).
-    pub fn translate(&mut self, addr: u32, user: bool) -> Result<u64, PageFault> {
-        self.mmu.translate(addr, Access { write: false, user })
+    /// Translates a linear address for an instruction fetch (at CPL 3 if `user`).
+    pub fn translate_fetch(&mut self, addr: u32, user: bool) -> Result<u64, PageFault> {
+        self.mmu.translate(addr, Access::fetch(user))
     }
 }
 

@@ -120,7 +120,7 @@ impl Machine {
         // Keep the context's allocation: the timer and signal handlers point to it.
         let ctx = std::mem::replace(&mut self.cpu.ctx, bt86_translator::Context::new_boxed());
         self.cpu = Cpu::multiboot_in(ctx);
-        self.mem.paging_changed(self.cpu.cr0, self.cpu.cr3, self.cpu.cr4, false);
+        self.mem.paging_changed(self.cpu.paging_regs(), false);
         self.cpu.ctx.eip = loaded.entry;
         self.cpu.set_gpr(0, loader::multiboot::BOOTLOADER_MAGIC);
         self.cpu.set_gpr(3, loaded.info);

@@ -31,7 +31,7 @@ pub(crate) struct Code<'a> {
 impl CodeMemory for Code<'_> {
     fn code_page(&mut self, linear: u32) -> Result<CodePage, FetchFault> {
         let global = !self.mmu.regs().paging() || self.mmu.is_global(linear);
-        match self.mmu.translate(linear, Access { write: false, user: self.user }) {
+        match self.mmu.translate(linear, Access::fetch(self.user)) {
             Ok(phys) => Ok(CodePage { phys, global }),
             Err(_) => Err(FetchFault { linear }),
         }
@@ -142,7 +142,7 @@ impl Machine {
         let cs_base = self.cpu.segment(Seg::Cs).base;
         let linear = self.cpu.linear_eip();
         let user = self.cpu.cpl == 3;
-        let phys = match self.mem.translate(linear, user) {
+        let phys = match self.mem.translate_fetch(linear, user) {
             Ok(p) => p,
             Err(pf) => return self.fault(pf.into()).map(|_| None),
         };
@@ -163,7 +163,7 @@ impl Machine {
             }
             Err(TranslateError::Fetch(f)) => {
                 // The instruction runs into a page that is not mapped: #PF on its fetch.
-                match self.mem.translate(f.linear, user) {
+                match self.mem.translate_fetch(f.linear, user) {
                     Err(pf) => self.fault(pf.into()).map(|_| None),
                     Ok(_) => Err(Stop::Unsupported(format!("cannot fetch code at linear {:#x}", f.linear), self.dump())),
                 }

@@ -36,7 +36,7 @@ impl Routed<'_> {
     /// crosses out of a device page is taken byte-wise from RAM and devices).
     fn device(&mut self, linear: u32, write: bool) -> Result<Option<u64>, Exception> {
         let user = self.mem.user;
-        let phys = self.mem.mmu.translate(linear, Access { write, user })?;
+        let phys = self.mem.mmu.translate(linear, Access::data(write, user))?;
         Ok(self.mem.mmu.is_device(phys >> 12).then_some(phys))
     }
 }
@@ -181,13 +181,13 @@ pub fn plan_device_access(cpu: &Cpu, mem: &mut Memory, ins: &Instruction) -> Res
             continue;
         };
         for (at, n) in split(linear as u32, size) {
-            let Ok(phys) = mem.mmu.translate(at, Access { write: false, user }) else {
+            let Ok(phys) = mem.mmu.translate(at, Access::data(false, user)) else {
                 continue;
             };
             if !mem.mmu.is_device(phys >> 12) {
                 continue;
             }
-            let phys = mem.mmu.translate(at, Access { write, user })?;
+            let phys = mem.mmu.translate(at, Access::data(write, user))?;
             chunks.push(DeviceChunk { linear: at, phys, size: n, read, write });
         }
     }

@@ -169,6 +169,9 @@ pub(super) fn emulate_system(cpu: &mut Cpu, env: &mut Env<'_>, ins: &Instruction
             if !cpu.msr.write(cpu.gpr(1), v, &mut cpu.ctx.tsc_offset) {
                 return Err(Exception::gp(0));
             }
+            if cpu.gpr(1) == msr::EFER {
+                env.mem.paging_changed(cpu.paging_regs(), false);
+            }
             Ok(Flow::Next)
         }
         M::Rdtsc => {
@@ -237,7 +240,7 @@ fn mov_special(cpu: &mut Cpu, env: &mut Env<'_>, ins: &Instruction) -> Result<Fl
         require_cpl0(cpu)?;
         if r0.is_cr() {
             write_cr(cpu, r0, read_reg(cpu, r1))?;
-            env.mem.paging_changed(cpu.cr0, cpu.cr3, cpu.cr4, r0 == Register::CR3);
+            env.mem.paging_changed(cpu.paging_regs(), r0 == Register::CR3);
         } else {
             let v = match r1 {
                 Register::CR0 => cpu.cr0,
