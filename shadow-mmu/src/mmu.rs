@@ -68,9 +68,10 @@ pub enum Resolution {
     GuestFault(PageFault),
     /// A write to a page that holds translated code (guest-physical page number).
     CodeWrite(u64),
-    /// An access to device memory at this guest-physical address: the instruction must be
-    /// emulated against the device.
-    Device(u64),
+    /// An access the instruction cannot make natively, at this guest-physical address: to
+    /// device memory, or a store to unbacked memory (which a PC drops). The instruction
+    /// must be emulated.
+    Emulate(u64),
 }
 
 /// Guest memory and the shadow MMU.
@@ -80,8 +81,6 @@ pub struct Mmu {
     windows: [Window; 2],
     shadow: Shadow,
     regs: PagingRegs,
-    /// Unbacked pages currently mapped to a private scratch copy (absorbing a store).
-    scratch: Vec<(WindowKind, u32)>,
     /// The window and linear address of the last true #PF, for [`Mmu::prefill`].
     faulted: Option<(WindowKind, u32)>,
     /// Code pages the monitor (or the MMU's own A/D updates) wrote, for the run loop to
@@ -107,7 +106,6 @@ impl Mmu {
             windows: [user, kernel],
             shadow: Shadow::default(),
             regs: PagingRegs::default(),
-            scratch: Vec::new(),
             faulted: None,
             dirty_code: Vec::new(),
             pages_protected: 0,
@@ -215,7 +213,6 @@ impl Mmu {
                 log::error!("cannot empty the window: {e}");
             }
         }
-        self.scratch.clear();
     }
 
     /// `invlpg`: drops the translation of `linear` (all of a large page).
@@ -365,19 +362,6 @@ impl Mmu {
         walk::walk(&self.ram, &self.regs, linear, Access::SUPERVISOR_READ).is_ok_and(|t| t.global)
     }
 
-    /// True if host address `host` (in a window) stands for unbacked guest-physical
-    /// memory.
-    pub fn is_unbacked_host(&self, host: u64) -> bool {
-        let Some((w, linear, _)) = locate(host) else {
-            return false;
-        };
-        if !self.regs.paging() {
-            return self.is_unbacked(linear as u64 >> 12);
-        }
-        let access = Access::data(false, w == WindowKind::User);
-        walk::walk(&self.ram, &self.regs, linear, access).is_ok_and(|t| self.is_unbacked(t.phys_page >> 12))
-    }
-
     /// True if guest-physical page `page` has no RAM (and no device) behind it.
     pub fn is_unbacked(&self, page: u64) -> bool {
         page >= self.ram.size() / PAGE_SIZE && !self.device_pages.contains(&page)
@@ -450,7 +434,7 @@ impl Mmu {
             if let Some(t) = &t {
                 self.mark(t, write);
             }
-            return Ok(Resolution::Device((phys << 12) | (linear & 0xFFF) as u64));
+            return Ok(Resolution::Emulate((phys << 12) | (linear & 0xFFF) as u64));
         }
         if write && self.shadow.code_pages.contains(&phys) {
             return Ok(Resolution::CodeWrite(phys));
@@ -459,7 +443,10 @@ impl Mmu {
             if let Some(t) = &t {
                 self.mark(t, write);
             }
-            self.map_unbacked(w, linear, phys, write)?;
+            if write {
+                return Ok(Resolution::Emulate((phys << 12) | (linear & 0xFFF) as u64));
+            }
+            self.map_unbacked(w, linear, phys)?;
             return Ok(Resolution::Handled);
         }
         if let Some(t) = t {
@@ -470,33 +457,15 @@ impl Mmu {
         Ok(Resolution::Handled)
     }
 
-    fn map_unbacked(&mut self, w: WindowKind, linear: u32, phys: u64, write: bool) -> Result<(), WindowError> {
+    /// Maps the shared all-ones page, read-only, where the guest reads unbacked memory
+    /// (its stores fault and are emulated: dropped).
+    fn map_unbacked(&mut self, w: WindowKind, linear: u32, phys: u64) -> Result<(), WindowError> {
         let at = linear & !0xFFF;
-        let win = &mut self.windows[w as usize];
-        if write {
-            win.map_scratch(&self.ram, at)?;
-            if !self.scratch.contains(&(w, at)) {
-                self.scratch.push((w, at));
-            }
-        } else {
-            win.map(&self.ram, at, phys << 12, 1, Prot::ReadExec)?;
-        }
+        self.windows[w as usize].map(&self.ram, at, phys << 12, 1, Prot::ReadExec)?;
         if self.regs.paging() {
             self.shadow.record(w, at >> 12, Entry { phys_page: phys, prot: Prot::ReadExec, global: false, large: false });
         }
         Ok(())
-    }
-
-    /// Drops what stores to unbacked memory left in scratch pages (after the store ran).
-    pub fn drop_scratch(&mut self) {
-        for (w, at) in std::mem::take(&mut self.scratch) {
-            let phys = if self.regs.paging() { self.shadow.get(w, at >> 12).map(|e| e.phys_page << 12) } else { Some(at as u64) };
-            if let Some(phys) = phys
-                && let Err(e) = self.windows[w as usize].map(&self.ram, at, phys, 1, Prot::ReadExec)
-            {
-                log::error!("cannot restore an unbacked page: {e}");
-            }
-        }
     }
 
     /// Maps a stand-in for the device page at `linear` in window `w` (see
@@ -508,11 +477,6 @@ impl Mmu {
     /// Removes a stand-in: the device page is unmapped again, so its next access faults.
     pub fn unmap_stand_in(&mut self, w: WindowKind, linear: u32) -> Result<(), WindowError> {
         self.windows[w as usize].unmap(linear & !0xFFF, 1)
-    }
-
-    /// True while a scratch page is mapped.
-    pub fn has_scratch(&self) -> bool {
-        !self.scratch.is_empty()
     }
 
     /// The host permission window `w` may give the page of `t` now.

@@ -275,29 +275,6 @@ impl Window {
         Ok(())
     }
 
-    /// Maps at `linear` a private, writable copy of the all-ones page: stores to
-    /// unbacked physical memory land there and are dropped when the page is mapped back
-    /// to the shared all-ones page ([`Window::map`] with a physical address beyond RAM).
-    pub fn map_scratch(&mut self, ram: &GuestRam, linear: u32) -> Result<(), WindowError> {
-        // SAFETY: one page of the window, which this Window owns; MAP_PRIVATE makes the
-        // guest's writes copy-on-write, never reaching the memfd.
-        let p = unsafe {
-            libc::mmap(
-                self.kind.host_addr(linear) as *mut libc::c_void,
-                PAGE_SIZE as usize,
-                libc::PROT_READ | libc::PROT_WRITE | libc::PROT_EXEC,
-                libc::MAP_PRIVATE | libc::MAP_FIXED,
-                ram.fd(),
-                ram.ones_page_offset() as libc::off_t,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return Err(WindowError::Host("mmap of a scratch page", std::io::Error::last_os_error()));
-        }
-        self.stats.mmap_calls += 1;
-        Ok(())
-    }
-
     /// Maps at `linear` a private zero-filled read-write page: the stand-in for a device
     /// page while one instruction runs against it natively (the monitor copies the
     /// device's registers in first and the stores out after). Returns its host address.

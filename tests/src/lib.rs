@@ -36,13 +36,22 @@ pub struct Kernel {
     /// The CPU model QEMU must emulate for it (`qemu -cpu`), if not QEMU's default: for
     /// features bt86 has and QEMU's default CPU lacks (NX).
     pub qemu_cpu: Option<&'static str>,
+    /// Checked under bt86 only, not against QEMU (`bt86-only:` in its source).
+    pub bt86_only: bool,
 }
 
 /// Every guest kernel, sorted by name.
 pub fn kernels() -> Vec<Kernel> {
     KERNELS
         .iter()
-        .map(|&(name, path, exit_status, append, qemu_cpu)| Kernel { name, path: PathBuf::from(path), exit_status, append, qemu_cpu })
+        .map(|&(name, path, exit_status, append, qemu_cpu, bt86_only)| Kernel {
+            name,
+            path: PathBuf::from(path),
+            exit_status,
+            append,
+            qemu_cpu,
+            bt86_only,
+        })
         .collect()
 }
 

@@ -1,5 +1,6 @@
-//! Guest instructions that touch device memory. Device pages are never mapped in a
-//! window, so the access faults and lands here with CS:EIP at the instruction.
+//! Guest instructions that touch device memory, or store to unbacked memory. Device pages
+//! are never mapped in a window and unbacked ones only read-only, so the access faults and
+//! lands here with CS:EIP at the instruction.
 //!
 //! Two ways to execute it. The moves and string instructions drivers use all the time
 //! are emulated in Rust against the devices (`cpu::emulate::mmio`). Anything else runs
@@ -80,8 +81,8 @@ impl Machine {
             }
         }
         let now_ns = self.clock.now();
-        for c in chunks.iter().filter(|c| c.read) {
-            let v = self.platform.mmio_read(c.phys, c.size, now_ns);
+        for c in chunks.iter().filter(|c| c.read || c.unbacked) {
+            let v = if c.unbacked { u32::MAX } else { self.platform.mmio_read(c.phys, c.size, now_ns) };
             stand_in_store(window, c, v);
         }
         let exit = match self.fragment_at(mode, true) {
@@ -106,7 +107,7 @@ impl Machine {
             _ => false,
         };
         if completed {
-            for c in chunks.iter().filter(|c| c.write) {
+            for c in chunks.iter().filter(|c| c.write && !c.unbacked) {
                 let v = stand_in_load(window, c);
                 self.platform.mmio_write(c.phys, c.size, v, now_ns);
             }

@@ -96,21 +96,11 @@ impl Machine {
                 },
             };
             let exit = self.translator.run(&mut self.cpu.ctx, host);
-            if self.mem.mmu.has_scratch() && !self.is_unbacked_store(exit) {
-                self.mem.mmu.drop_scratch();
-            }
             resume = match self.handle_exit(exit, mode) {
                 Ok(r) => r,
                 Err(stop) => return stop,
             };
         }
-    }
-
-    /// True if the exit is a store to unbacked memory (which maps another scratch page:
-    /// one instruction may need two, when it straddles pages).
-    fn is_unbacked_store(&self, exit: ExitReason) -> bool {
-        let f = &self.cpu.ctx.fault;
-        exit == ExitReason::Fault && f.signo == libc::SIGSEGV && f.err & 2 != 0 && self.mem.mmu.is_unbacked_host(f.addr)
     }
 
     /// Tells the translator about changed guest translations (it drops what it reaches
@@ -380,7 +370,7 @@ impl Machine {
                 match resolution {
                     Resolution::Handled => Ok(None),
                     Resolution::GuestFault(pf) => self.fault(pf.into()),
-                    Resolution::Device(_) => {
+                    Resolution::Emulate(_) => {
                         self.stats.exit("device memory");
                         self.device_access(self.cpu.mode())
                     }

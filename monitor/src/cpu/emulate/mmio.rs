@@ -31,31 +31,47 @@ struct Routed<'a> {
     dev: &'a mut dyn DeviceMemory,
 }
 
+/// Where a guest-physical address leads.
+enum Target {
+    Ram,
+    Device(u64),
+    /// No RAM and no device: reads give all ones, writes are dropped.
+    Unbacked,
+}
+
 impl Routed<'_> {
-    /// The device address of an access, if it falls in device memory (an access that
-    /// crosses out of a device page is taken byte-wise from RAM and devices).
-    fn device(&mut self, linear: u32, write: bool) -> Result<Option<u64>, Exception> {
+    /// Where the access to `linear` goes (an access that crosses out of a device page is
+    /// taken byte-wise from RAM and devices).
+    fn target(&mut self, linear: u32, write: bool) -> Result<Target, Exception> {
         let user = self.mem.user;
         let phys = self.mem.mmu.translate(linear, Access::data(write, user))?;
-        Ok(self.mem.mmu.is_device(phys >> 12).then_some(phys))
+        Ok(if self.mem.mmu.is_device(phys >> 12) {
+            Target::Device(phys)
+        } else if self.mem.mmu.is_unbacked(phys >> 12) {
+            Target::Unbacked
+        } else {
+            Target::Ram
+        })
     }
 }
 
 impl DataAccess for Routed<'_> {
     fn load(&mut self, linear: u32, size: u8) -> Result<u32, Exception> {
-        match self.device(linear, false)? {
-            Some(phys) => Ok(self.dev.read(phys, size)),
-            None => self.mem.read_uint(linear, size),
+        match self.target(linear, false)? {
+            Target::Device(phys) => Ok(self.dev.read(phys, size)),
+            Target::Unbacked => Ok(u32::MAX >> (32 - 8 * size as u32)),
+            Target::Ram => self.mem.read_uint(linear, size),
         }
     }
 
     fn store(&mut self, linear: u32, size: u8, v: u32) -> Result<(), Exception> {
-        match self.device(linear, true)? {
-            Some(phys) => {
+        match self.target(linear, true)? {
+            Target::Device(phys) => {
                 self.dev.write(phys, size, v);
                 Ok(())
             }
-            None => self.mem.write_uint(linear, size, v),
+            Target::Unbacked => Ok(()),
+            Target::Ram => self.mem.write_uint(linear, size, v),
         }
     }
 }
@@ -131,6 +147,8 @@ pub struct DeviceChunk {
     pub read: bool,
     /// The instruction writes it (the device is written after the instruction ran).
     pub write: bool,
+    /// No device is there but unbacked memory: it reads as all ones and takes no writes.
+    pub unbacked: bool,
 }
 
 /// The value of a register in an address: general registers, and segment registers'
@@ -160,7 +178,7 @@ fn split(linear: u32, size: usize) -> Vec<(u32, u8)> {
     out
 }
 
-/// The device-memory pieces every memory access of `ins` (explicit operands and the
+/// The device-memory (and unbacked-memory) pieces every memory access of `ins` (explicit operands and the
 /// stack alike) touches, after the guest's page-permission checks: an access the guest's
 /// tables forbid raises its #PF here, before any device sees it. Pieces whose page does
 /// not translate are left out; running the instruction raises their #PF.
@@ -184,11 +202,12 @@ pub fn plan_device_access(cpu: &Cpu, mem: &mut Memory, ins: &Instruction) -> Res
             let Ok(phys) = mem.mmu.translate(at, Access::data(false, user)) else {
                 continue;
             };
-            if !mem.mmu.is_device(phys >> 12) {
+            let unbacked = mem.mmu.is_unbacked(phys >> 12);
+            if !mem.mmu.is_device(phys >> 12) && !unbacked {
                 continue;
             }
             let phys = mem.mmu.translate(at, Access::data(write, user))?;
-            chunks.push(DeviceChunk { linear: at, phys, size: n, read, write });
+            chunks.push(DeviceChunk { linear: at, phys, size: n, read, write, unbacked });
         }
     }
     Ok(chunks)
