@@ -1,5 +1,7 @@
 //! The oracle test: every guest test kernel must produce byte-identical serial output and
-//! the same exit status under bt86 as under QEMU (`qemu-system-i386`, TCG).
+//! the same exit status under bt86 — in each `--user-exec` mode: direct execution of user
+//! code (the default), translation only, adaptive — as under QEMU (`qemu-system-i386`,
+//! TCG).
 //!
 //! bt86 prints the guest's COM1 output on stdout and its own diagnostics on stderr; QEMU
 //! runs with `-serial stdio`. Both get stdin = /dev/null and a 60 s timeout. QEMU's own run
@@ -83,21 +85,32 @@ fn guest_kernels_match_qemu() {
 fn check_kernel(qemu: &Path, bt86: &Path, k: &Kernel) -> Result<(), String> {
     let q = run_with_timeout(qemu_command(qemu, k), TIMEOUT).map_err(|e| format!("cannot run QEMU ({}): {e}", qemu.display()))?;
     check_qemu_sane(k, &q)?;
-    let b = run_with_timeout(bt86_command(bt86, k), TIMEOUT).map_err(|e| format!("cannot run bt86 ({}): {e}", bt86.display()))?;
-
-    let mut report = String::new();
-    if b.status != q.status || b.timed_out {
-        report.push_str(&format!("exit status: QEMU {}, bt86 {}\n", q.describe_status(), b.describe_status()));
+    // Every engine for user code must agree with QEMU: the default (direct execution),
+    // the translator alone, and the adaptive mix.
+    for mode in USER_EXEC_MODES {
+        let mut cmd = bt86_command(bt86, k);
+        if let Some(m) = mode {
+            cmd.args(["--user-exec", m]);
+        }
+        let b = run_with_timeout(cmd, TIMEOUT).map_err(|e| format!("cannot run bt86 ({}): {e}", bt86.display()))?;
+        let mut report = String::new();
+        if b.status != q.status || b.timed_out {
+            report.push_str(&format!("exit status: QEMU {}, bt86 {}\n", q.describe_status(), b.describe_status()));
+        }
+        if b.serial != q.serial {
+            report.push_str(&first_difference(&q.serial, &b.serial));
+        }
+        if !report.is_empty() {
+            report.insert_str(0, &format!("bt86 --user-exec {}:\n", mode.unwrap_or("direct (the default)")));
+            report.push_str(&stderr_tail(&b, 15));
+            return Err(report);
+        }
     }
-    if b.serial != q.serial {
-        report.push_str(&first_difference(&q.serial, &b.serial));
-    }
-    if report.is_empty() {
-        return Ok(());
-    }
-    report.push_str(&stderr_tail(&b, 15));
-    Err(report)
+    Ok(())
 }
+
+/// The `--user-exec` modes every kernel runs in (None: the default).
+const USER_EXEC_MODES: [Option<&str>; 3] = [None, Some("translate"), Some("adaptive")];
 
 /// The kernel itself must behave under QEMU, or comparing is pointless.
 fn check_qemu_sane(k: &Kernel, q: &Run) -> Result<(), String> {

@@ -7,7 +7,7 @@ use std::process::exit;
 
 use clap::{Parser, Subcommand};
 
-use crate::machine::{Config, Machine, SetupError, Stop};
+use crate::machine::{Config, Machine, SetupError, Stop, UserExec};
 
 /// Exit status for bad input (options, kernel image).
 pub const EXIT_USAGE: i32 = 2;
@@ -50,6 +50,10 @@ struct RunArgs {
     /// Print every new fragment, guest code beside the host code it became, on stderr.
     #[arg(long)]
     trace_tc: bool,
+    /// How guest user code (CPL 3) runs: directly on the CPU, through the translator, or
+    /// directly except where its exit rate makes translation cheaper.
+    #[arg(long, value_name = "MODE", value_enum, default_value_t = UserExec::Direct)]
+    user_exec: UserExec,
 }
 
 #[derive(clap::Args)]
@@ -118,7 +122,14 @@ fn run(args: RunArgs) -> i32 {
         die(EXIT_INTERNAL, format!("cannot install signal handlers: {e}"));
     }
     crate::host::signals::set_translator_hook(crate::machine::tc_signal::on_signal);
-    let config = Config { kernel: args.kernel, mem, append: args.append, trace_tc: args.trace_tc, count_fragments: args.stats };
+    let config = Config {
+        kernel: args.kernel,
+        mem,
+        append: args.append,
+        trace_tc: args.trace_tc,
+        count_fragments: args.stats,
+        user_exec: args.user_exec,
+    };
     let mut machine = match Machine::new(config, image) {
         Ok(m) => m,
         Err(e @ SetupError::Load(_)) => die(EXIT_USAGE, e),

@@ -10,6 +10,7 @@
 
 mod cli;
 mod cpu;
+mod direct;
 mod fuzz;
 mod host;
 mod loader;

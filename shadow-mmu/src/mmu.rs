@@ -68,6 +68,9 @@ pub enum Resolution {
     GuestFault(PageFault),
     /// A write to a page that holds translated code (guest-physical page number).
     CodeWrite(u64),
+    /// An instruction fetch by directly executed code from a page whose code must run
+    /// through the translator (it holds `sysenter`, or is not RAM).
+    Translate,
     /// An access the instruction cannot make natively, at this guest-physical address: to
     /// device memory, or a store to unbacked memory (which a PC drops). The instruction
     /// must be emulated.
@@ -122,14 +125,16 @@ impl Mmu {
         }
         let codes: Vec<u64> = self.shadow.code_pages.iter().copied().collect();
         for p in codes {
-            self.protect_identity(p, Prot::ReadExec);
+            self.protect_identity(p, false);
         }
         Ok(())
     }
 
-    fn protect_identity(&mut self, page: u64, prot: Prot) {
+    /// Paging off: makes identity-mapped page `page` writable or read-only.
+    fn protect_identity(&mut self, page: u64, write: bool) {
         if page < self.ram.size() / PAGE_SIZE {
             for w in &mut self.windows {
+                let prot = w.identity_prot(write);
                 if let Err(e) = w.protect((page << 12) as u32, 1, prot) {
                     log::error!("cannot change protection of page {page:#x}: {e}");
                 }
@@ -265,7 +270,7 @@ impl Mmu {
         {
             return false;
         }
-        match self.fill(w, linear, &t, false) {
+        match self.fill(w, linear, &t, false, false) {
             Ok(()) => {
                 self.stats.prefills += 1;
                 true
@@ -381,28 +386,35 @@ impl Mmu {
     }
 
     /// The signal handler's part of a host fault at `host` (a window address): fill the
-    /// page if the guest's tables map it for that window. Everything that needs the
-    /// monitor (a true fault, a code page, unbacked memory, paging off) is an `Exit`.
-    pub fn on_host_fault(&mut self, host: u64, write: bool) -> HostFault {
+    /// page if the guest's tables map it for that window (`fetch`: an instruction fetch
+    /// by directly executed code). Everything that needs the monitor (a true fault, a
+    /// code page, unbacked memory, paging off, code that must be translated) is an
+    /// `Exit`.
+    pub fn on_host_fault(&mut self, host: u64, write: bool, fetch: bool) -> HostFault {
         let Some((w, linear, false)) = locate(host) else {
             return HostFault::Exit;
         };
         if !self.regs.paging() {
             return HostFault::Exit;
         }
-        let access = Access::data(write, w == WindowKind::User);
+        let access = Access { write, user: w == WindowKind::User, fetch };
         let Ok(t) = walk::walk(&self.ram, &self.regs, linear, access) else {
             return HostFault::Exit;
         };
         let phys = t.phys_page >> 12;
         let tables_hold_code =
             self.shadow.code_pages.contains(&(t.pde_addr >> 12)) || self.shadow.code_pages.contains(&(t.leaf_addr >> 12));
-        if self.is_unbacked(phys) || self.is_device(phys) || (write && self.shadow.code_pages.contains(&phys)) || tables_hold_code {
+        if self.is_unbacked(phys)
+            || self.is_device(phys)
+            || (write && self.shadow.code_pages.contains(&phys))
+            || tables_hold_code
+            || (fetch && !self.may_execute(w, &t, phys))
+        {
             return HostFault::Exit;
         }
         self.stats.hidden_faults += 1;
         walk::mark(&mut self.ram, &t, write);
-        match self.fill(w, linear, &t, write) {
+        match self.fill(w, linear, &t, write, fetch) {
             Ok(()) => HostFault::Filled,
             Err(e) => {
                 log::error!("fill of {linear:#x}: {e}");
@@ -412,12 +424,12 @@ impl Mmu {
     }
 
     /// The run loop's part of a window fault at `host` that the signal handler left.
-    pub fn resolve_fault(&mut self, host: u64, write: bool) -> Result<Resolution, WindowError> {
+    pub fn resolve_fault(&mut self, host: u64, write: bool, fetch: bool) -> Result<Resolution, WindowError> {
         let Some((w, linear, _)) = locate(host) else {
             return Ok(Resolution::Handled);
         };
         let (phys, t) = if self.regs.paging() {
-            let access = Access::data(write, w == WindowKind::User);
+            let access = Access { write, user: w == WindowKind::User, fetch };
             let t = match walk::walk(&self.ram, &self.regs, linear, access) {
                 Ok(t) => t,
                 Err(pf) => {
@@ -430,6 +442,12 @@ impl Mmu {
         } else {
             (linear as u64 >> 12, None)
         };
+        if linear < w.first_mappable() {
+            return Err(WindowError::BelowMmapMin(linear));
+        }
+        if fetch && !t.as_ref().is_some_and(|t| !self.is_device(phys) && !self.is_unbacked(phys) && self.may_execute(w, t, phys)) {
+            return Ok(Resolution::Translate);
+        }
         if self.is_device(phys) {
             if let Some(t) = &t {
                 self.mark(t, write);
@@ -452,7 +470,7 @@ impl Mmu {
         if let Some(t) = t {
             self.stats.hidden_faults += 1;
             self.mark(&t, write);
-            self.fill(w, linear, &t, write)?;
+            self.fill(w, linear, &t, write, fetch)?;
         }
         Ok(Resolution::Handled)
     }
@@ -461,9 +479,9 @@ impl Mmu {
     /// (its stores fault and are emulated: dropped).
     fn map_unbacked(&mut self, w: WindowKind, linear: u32, phys: u64) -> Result<(), WindowError> {
         let at = linear & !0xFFF;
-        self.windows[w as usize].map(&self.ram, at, phys << 12, 1, Prot::ReadExec)?;
+        self.windows[w as usize].map(&self.ram, at, phys << 12, 1, Prot::Read)?;
         if self.regs.paging() {
-            self.shadow.record(w, at >> 12, Entry { phys_page: phys, prot: Prot::ReadExec, global: false, large: false });
+            self.shadow.record(w, at >> 12, Entry { phys_page: phys, prot: Prot::Read, global: false, large: false });
         }
         Ok(())
     }
@@ -479,15 +497,35 @@ impl Mmu {
         self.windows[w as usize].unmap(linear & !0xFFF, 1)
     }
 
-    /// The host permission window `w` may give the page of `t` now.
-    fn prot_for(&self, w: WindowKind, t: &Translation, phys: u64) -> Prot {
-        let write_ok = t.write_allowed(w == WindowKind::User, &self.regs) && t.dirty && !self.shadow.code_pages.contains(&phys);
-        if write_ok { Prot::ReadWriteExec } else { Prot::ReadExec }
+    /// The host permission window `w` may give the page of `t` now. `exec`: the access
+    /// that faulted was an instruction fetch by directly executed code (user window).
+    fn prot_for(&self, w: WindowKind, t: &Translation, phys: u64, exec: bool) -> Prot {
+        let write = t.write_allowed(w == WindowKind::User, &self.regs) && t.dirty && !self.shadow.code_pages.contains(&phys);
+        Prot::readable(write, exec && self.may_execute(w, t, phys))
+    }
+
+    /// True if directly executed code may run page `phys` (of translation `t`) natively:
+    /// in the user window, not execute-disabled by the guest, and free of `sysenter`,
+    /// which a 64-bit host handles in a way that loses guest registers; such a page's
+    /// code runs through the translator instead.
+    fn may_execute(&self, w: WindowKind, t: &Translation, phys: u64) -> bool {
+        w == WindowKind::User && !t.no_execute && !self.contains_sysenter(phys)
+    }
+
+    /// True if guest-physical page `phys` holds the bytes of `sysenter` (0F 34), or ends
+    /// with a 0F that could start one.
+    fn contains_sysenter(&self, phys: u64) -> bool {
+        let start = (phys * PAGE_SIZE) as usize;
+        let Some(page) = self.ram.as_slice().get(start..start + PAGE_SIZE as usize) else {
+            return false;
+        };
+        memchr::memchr_iter(0x0F, page).any(|i| page.get(i + 1).is_none_or(|&b| b == 0x34))
     }
 
     /// Maps the page of `linear` in window `w` (its A/D bits already set), with
-    /// neighbours the guest has already accessed.
-    fn fill(&mut self, w: WindowKind, linear: u32, t: &Translation, write: bool) -> Result<(), WindowError> {
+    /// neighbours the guest has already accessed; executable if `fetch` asked for it
+    /// and the page may run natively.
+    fn fill(&mut self, w: WindowKind, linear: u32, t: &Translation, write: bool, fetch: bool) -> Result<(), WindowError> {
         if self.shadow.len(w) >= MAX_MAPPED_PAGES {
             let runs = self.shadow.take_all(w);
             self.unmap_runs(w, &runs);
@@ -496,15 +534,19 @@ impl Mmu {
         let page = page_of(linear);
         let phys = t.phys_page >> 12;
         let t = Translation { dirty: t.dirty || write, accessed: true, ..*t };
-        let prot = self.prot_for(w, &t, phys);
+        let prot = self.prot_for(w, &t, phys, fetch);
         if let Some(e) = self.shadow.get(w, page)
             && e.phys_page == phys
         {
-            // Mapped already (read-only until the dirty bit): just widen it.
-            if e.prot != prot {
-                self.windows[w as usize].protect(page << 12, 1, prot)?;
-                self.shadow.set_prot(w, page, prot);
-                self.stats.dirty_upgrades += 1;
+            // Mapped already (read-only until the dirty bit, not executable until code
+            // runs there): just widen it.
+            let widened = Prot::readable(prot.writable(), prot.executable() || e.prot.executable());
+            if e.prot != widened {
+                self.windows[w as usize].protect(page << 12, 1, widened)?;
+                self.shadow.set_prot(w, page, widened);
+                if widened.writable() && !e.prot.writable() {
+                    self.stats.dirty_upgrades += 1;
+                }
             }
             return Ok(());
         }
@@ -524,7 +566,7 @@ impl Mmu {
                 return false;
             }
             match walk::walk(&me.ram, &me.regs, p << 12, Access::data(false, w == WindowKind::User)) {
-                Ok(n) => n.accessed && n.phys_page >> 12 == ph && n.global == t.global && me.prot_for(w, &n, ph) == prot,
+                Ok(n) => n.accessed && n.phys_page >> 12 == ph && n.global == t.global && me.prot_for(w, &n, ph, fetch) == prot,
                 Err(_) => false,
             }
         };
@@ -554,15 +596,17 @@ impl Mmu {
         }
         self.pages_protected += 1;
         if !self.regs.paging() {
-            self.protect_identity(page, Prot::ReadExec);
+            self.protect_identity(page, false);
             return;
         }
         for (w, lp) in self.shadow.mappings_of(page) {
-            if self.shadow.get(w, lp).is_some_and(|e| e.prot == Prot::ReadWriteExec) {
-                if let Err(e) = self.windows[w as usize].protect(lp << 12, 1, Prot::ReadExec) {
-                    log::error!("cannot write-protect a code page: {e}");
+            if let Some(e) = self.shadow.get(w, lp)
+                && e.prot.writable()
+            {
+                if let Err(err) = self.windows[w as usize].protect(lp << 12, 1, e.prot.read_only()) {
+                    log::error!("cannot write-protect a code page: {err}");
                 }
-                self.shadow.set_prot(w, lp, Prot::ReadExec);
+                self.shadow.set_prot(w, lp, e.prot.read_only());
             }
         }
     }
@@ -574,7 +618,7 @@ impl Mmu {
             return;
         }
         if !self.regs.paging() {
-            self.protect_identity(page, Prot::ReadWriteExec);
+            self.protect_identity(page, true);
         }
     }
 

@@ -1,23 +1,31 @@
 //! A window: 4 GiB of host address space whose host page tables are one of the guest's
 //! shadow page tables, plus the guard regions around it.
 //!
-//! Layout of the user window (DESIGN.md, "Host address-space layout"):
+//! Layout of the user window:
 //!
 //! ```text
-//!   [mmap_min_addr, 1 GiB)   guard, PROT_NONE
-//!   [1 GiB, 5 GiB)           window: guest linear v at host 1 GiB + v
-//!   [5 GiB, 9 GiB)           guard, PROT_NONE; its first page mirrors guest page 0
+//!   [0, mmap_min_addr)       unmappable (the host's NULL guard): guest user pages there
+//!                            cannot be mapped
+//!   [mmap_min_addr, 4 GiB)   window: guest linear v at host v
+//!   [4 GiB, 8 GiB)           guard, PROT_NONE; its first page mirrors guest page 0
 //! ```
 //!
-//! The kernel window is the same at 32 GiB, with 4 GiB of guard on either side; it lies
-//! above 4 GiB, out of reach of any compatibility-mode code.
+//! DESIGN.md puts the window at `B = 1 GiB` so that compatibility-mode code cannot reach
+//! the guest kernel half. bt86 keeps two windows instead: this one maps only pages the
+//! guest's tables give user code, so nothing else is there to reach, and at base 0 the
+//! guest's flat segments run with segment base 0, which the CPU's fast load path needs.
+//! A string instruction running below linear 0 forms a negative host address (the
+//! canonical kernel half); [`locate`] treats the 4 GiB below 2^64 as the lower guard.
+//!
+//! The kernel window is at 32 GiB, with 4 GiB of guard on either side; it lies above
+//! 4 GiB, out of reach of any compatibility-mode code.
 //!
 //! The mirror page makes an access that straddles the top of the 32-bit linear space
 //! (a dword at 0xFFFFFFFE) touch guest linear 0..3 exactly as the guest's wrap-around
 //! arithmetic says, without a fault; anything further into the upper guard faults.
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crate::ram::GuestRam;
 use crate::{KERNEL_WINDOW_BASE, PAGE_SIZE, USER_WINDOW_BASE, WINDOW_SIZE};
@@ -36,9 +44,9 @@ impl WindowKind {
     pub const ALL: [WindowKind; 2] = [WindowKind::User, WindowKind::Kernel];
 
     /// Host address of guest linear 0 in this window.
-    pub const fn base(self) -> u64 {
+    pub fn base(self) -> u64 {
         match self {
-            WindowKind::User => USER_WINDOW_BASE,
+            WindowKind::User => USER_BASE.load(Ordering::Relaxed),
             WindowKind::Kernel => KERNEL_WINDOW_BASE,
         }
     }
@@ -53,10 +61,16 @@ impl WindowKind {
         self.base() + linear as u64
     }
 
+    /// The lowest guest linear address this window can map (no host mapping can lie
+    /// below the host's `mmap_min_addr`).
+    pub fn first_mappable(self) -> u32 {
+        mmap_min_addr().saturating_sub(self.base()) as u32
+    }
+
     /// The reserved range: the window and its guards.
     fn reservation(self) -> (u64, u64) {
         match self {
-            WindowKind::User => (mmap_min_addr(), USER_WINDOW_BASE + 2 * WINDOW_SIZE),
+            WindowKind::User => (self.base().saturating_sub(WINDOW_SIZE).max(mmap_min_addr()), self.base() + 2 * WINDOW_SIZE),
             WindowKind::Kernel => (KERNEL_WINDOW_BASE - WINDOW_SIZE, KERNEL_WINDOW_BASE + 2 * WINDOW_SIZE),
         }
     }
@@ -70,14 +84,16 @@ pub fn locate(host: u64) -> Option<(WindowKind, u32, bool)> {
     for w in WindowKind::ALL {
         let b = w.base();
         if (b..b + WINDOW_SIZE).contains(&host) {
-            return Some((w, (host - b) as u32, false));
+            // The user window's unmappable bottom counts as guard.
+            return Some((w, (host - b) as u32, host - b < w.first_mappable() as u64));
         }
         if (b + WINDOW_SIZE..b + 2 * WINDOW_SIZE).contains(&host) {
             return Some((w, (host - b - WINDOW_SIZE) as u32, true));
         }
-        let (lo, _) = w.reservation();
-        if (lo..b).contains(&host) {
-            return Some((w, (host.wrapping_sub(b)) as u32, true));
+        // The 4 GiB below the window are its lower guard; for a window at 0 they are the
+        // top of the 64-bit space, where window + (a negative offset) lands.
+        if host.wrapping_sub(b.wrapping_sub(WINDOW_SIZE)) < WINDOW_SIZE {
+            return Some((w, host.wrapping_sub(b) as u32, true));
         }
     }
     None
@@ -85,11 +101,31 @@ pub fn locate(host: u64) -> Option<(WindowKind, u32, bool)> {
 
 static TAKEN: [AtomicBool; 2] = [AtomicBool::new(false), AtomicBool::new(false)];
 
+/// The user window's base (see [`crate::USER_WINDOW_BASE`]).
+static USER_BASE: AtomicU64 = AtomicU64::new(USER_WINDOW_BASE);
+
+/// Puts the user window at host address `base` (0 or 1 GiB in practice) instead of
+/// [`crate::USER_WINDOW_BASE`]. The differential fuzzer
+/// uses 1 GiB, so that its guest code may use linear addresses below `mmap_min_addr`
+/// (16-bit addressing). Only before the user window is reserved.
+pub fn set_user_window_base(base: u64) -> Result<(), WindowError> {
+    if TAKEN[WindowKind::User as usize].load(Ordering::SeqCst) {
+        return Err(WindowError::AlreadyExists);
+    }
+    assert!(base.is_multiple_of(PAGE_SIZE) && base + 2 * WINDOW_SIZE <= KERNEL_WINDOW_BASE - WINDOW_SIZE, "user window base {base:#x}");
+    USER_BASE.store(base, Ordering::SeqCst);
+    Ok(())
+}
+
 /// Page permissions a window mapping may have.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Prot {
     /// Not accessible.
     None,
+    /// Readable; writes and instruction fetches fault.
+    Read,
+    /// Readable and writable; instruction fetches fault.
+    ReadWrite,
     /// Readable and executable, writes fault.
     ReadExec,
     /// Readable, writable and executable.
@@ -100,9 +136,36 @@ impl Prot {
     fn bits(self) -> libc::c_int {
         match self {
             Prot::None => libc::PROT_NONE,
+            Prot::Read => libc::PROT_READ,
+            Prot::ReadWrite => libc::PROT_READ | libc::PROT_WRITE,
             Prot::ReadExec => libc::PROT_READ | libc::PROT_EXEC,
             Prot::ReadWriteExec => libc::PROT_READ | libc::PROT_WRITE | libc::PROT_EXEC,
         }
+    }
+
+    /// Readable (and maybe writable / executable) with the given rights.
+    pub fn readable(write: bool, exec: bool) -> Prot {
+        match (write, exec) {
+            (false, false) => Prot::Read,
+            (true, false) => Prot::ReadWrite,
+            (false, true) => Prot::ReadExec,
+            (true, true) => Prot::ReadWriteExec,
+        }
+    }
+
+    /// Writes allowed.
+    pub fn writable(self) -> bool {
+        matches!(self, Prot::ReadWrite | Prot::ReadWriteExec)
+    }
+
+    /// Instruction fetches allowed.
+    pub fn executable(self) -> bool {
+        matches!(self, Prot::ReadExec | Prot::ReadWriteExec)
+    }
+
+    /// The same without write access.
+    pub fn read_only(self) -> Prot {
+        if self == Prot::None { Prot::None } else { Prot::readable(false, self.executable()) }
     }
 }
 
@@ -115,6 +178,9 @@ pub enum WindowError {
     AddressInUse(u64, u64),
     /// A host call failed.
     Host(&'static str, std::io::Error),
+    /// The guest maps a user page below the host's `vm.mmap_min_addr`, where the user
+    /// window cannot map anything (guest linear address).
+    BelowMmapMin(u32),
 }
 
 impl fmt::Display for WindowError {
@@ -127,6 +193,11 @@ impl fmt::Display for WindowError {
                 write!(f, "host addresses {a:#x}..{b:#x} are already in use; bt86 needs them for the guest window")
             }
             WindowError::Host(what, e) => write!(f, "guest memory window: {what}: {e}"),
+            WindowError::BelowMmapMin(linear) => write!(
+                f,
+                "guest user code uses linear address {linear:#x}, below the host's vm.mmap_min_addr ({:#x}), where bt86 cannot map guest pages",
+                mmap_min_addr()
+            ),
         }
     }
 }
@@ -235,16 +306,30 @@ impl Window {
     pub fn map(&mut self, ram: &GuestRam, linear: u32, phys: u64, pages: u64, prot: Prot) -> Result<(), WindowError> {
         debug_assert!((linear as u64).is_multiple_of(PAGE_SIZE) && phys.is_multiple_of(PAGE_SIZE));
         assert!(linear as u64 + pages * PAGE_SIZE <= WINDOW_SIZE, "window mapping past 4 GiB");
+        let first = self.kind.first_mappable();
+        if linear < first {
+            // The part the host cannot map stays unmapped (its accesses fault); the
+            // mirror of page 0 above the window can be mapped.
+            if linear == 0 && pages > 0 {
+                let (off, p) = if phys < ram.size() { (phys, prot) } else { (ram.ones_page_offset(), prot.read_only()) };
+                self.map_fd(ram, self.kind.base() + WINDOW_SIZE, off, 1, p)?;
+            }
+            let skip = (((first - linear) as u64).div_ceil(PAGE_SIZE)).min(pages);
+            if skip == pages {
+                return Ok(());
+            }
+            return self.map(ram, linear + (skip * PAGE_SIZE) as u32, phys + skip * PAGE_SIZE, pages - skip, prot);
+        }
         let ram_pages = (ram.size() / PAGE_SIZE).saturating_sub(phys / PAGE_SIZE).min(pages);
         if ram_pages > 0 {
             self.map_fd(ram, self.kind.host_addr(linear), phys, ram_pages, prot)?;
         }
         for i in ram_pages..pages {
-            let prot = if prot == Prot::None { Prot::None } else { Prot::ReadExec };
+            let prot = prot.read_only();
             self.map_fd(ram, self.kind.host_addr(linear) + i * PAGE_SIZE, ram.ones_page_offset(), 1, prot)?;
         }
         if linear == 0 && pages > 0 {
-            let (off, prot) = if phys < ram.size() { (phys, prot) } else { (ram.ones_page_offset(), Prot::ReadExec) };
+            let (off, prot) = if phys < ram.size() { (phys, prot) } else { (ram.ones_page_offset(), prot.read_only()) };
             self.map_fd(ram, self.kind.base() + WINDOW_SIZE, off, 1, prot)?;
         }
         Ok(())
@@ -317,10 +402,13 @@ impl Window {
 
     /// Drops the mapping of `pages` pages at `linear`; later accesses fault.
     pub fn unmap(&mut self, linear: u32, pages: u64) -> Result<(), WindowError> {
-        let host = self.kind.host_addr(linear);
-        self.rereserve(host, pages)?;
         if linear == 0 && pages > 0 {
             self.rereserve(self.kind.base() + WINDOW_SIZE, 1)?;
+        }
+        let first = self.kind.first_mappable();
+        let skip = if linear < first { (((first - linear) as u64).div_ceil(PAGE_SIZE)).min(pages) } else { 0 };
+        if skip < pages {
+            self.rereserve(self.kind.host_addr(linear) + skip * PAGE_SIZE, pages - skip)?;
         }
         Ok(())
     }
@@ -345,15 +433,21 @@ impl Window {
         Ok(())
     }
 
-    /// Paging off: maps guest physical memory one to one over the whole RAM, writable.
+    /// Paging off: maps guest physical memory one to one over the whole RAM, writable;
+    /// executable in the user window only (code runs natively from there, never from
+    /// the kernel window, which only translated code's data accesses use).
     pub fn map_identity(&mut self, ram: &GuestRam) -> Result<(), WindowError> {
-        self.map(ram, 0, 0, ram.size() / PAGE_SIZE, Prot::ReadWriteExec)
+        self.map(ram, 0, 0, ram.size() / PAGE_SIZE, self.identity_prot(true))
+    }
+
+    /// What a page of the identity map is mapped with (`write`: writable).
+    pub fn identity_prot(&self, write: bool) -> Prot {
+        Prot::readable(write, self.kind == WindowKind::User)
     }
 
     /// Drops every mapping in the window.
     pub fn unmap_all(&mut self) -> Result<(), WindowError> {
-        self.rereserve(self.kind.base(), WINDOW_SIZE / PAGE_SIZE)?;
-        self.rereserve(self.kind.base() + WINDOW_SIZE, 1)
+        self.unmap(0, WINDOW_SIZE / PAGE_SIZE)
     }
 }
 

@@ -1,9 +1,11 @@
 //! The benchmarks in `tests/guests/bench/` (run by hand with the `bench` program, never by
 //! `cargo test`): where `build.rs` put them, and how to read what they print.
 //!
-//! There are two: `bench-cpu` (compute workloads, as a guest kernel and as a native 32-bit
-//! Linux program built from the same object file) and `bench-mmu` (paging events, guest
-//! only). They are not test kernels and are not in [`crate::kernels`]. Every program prints
+//! There are three: `bench-cpu` (compute workloads, as a guest kernel and as a native 32-bit
+//! Linux program built from the same object file), `bench-mmu` (paging events, guest only)
+//! and `bench-user` (user-mode code and its exits to the guest kernel, as a guest kernel and
+//! as a native program running the same user-mode object under Linux). They are not test
+//! kernels and are not in [`crate::kernels`]. Every program prints
 //! lines of three kinds (see `guests/bench/bench.h`), which [`Output::parse`] collects:
 //!
 //! ```text
@@ -17,22 +19,34 @@ use std::path::PathBuf;
 
 include!(concat!(env!("OUT_DIR"), "/bench.rs"));
 
-/// One of the two benchmark programs.
+/// One of the three benchmark programs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Suite {
     /// `bench-cpu`: compute workloads; values are TSC cycles per workload.
     Cpu,
     /// `bench-mmu`: paging events; values are TSC cycles per operation.
     Mmu,
+    /// `bench-user`: CPL 3 code and its exits (system calls, faults); values are TSC cycles
+    /// per operation (for `usercompute`, per workload).
+    User,
 }
 
 impl Suite {
-    /// Its name, as on the runner's command line (`--only cpu|mmu`).
+    /// Every benchmark program, in the order the runner runs them.
+    pub const ALL: [Suite; 3] = [Suite::Cpu, Suite::Mmu, Suite::User];
+
+    /// Its name, as on the runner's command line (`--only cpu|mmu|user`).
     pub fn name(self) -> &'static str {
         match self {
             Suite::Cpu => "cpu",
             Suite::Mmu => "mmu",
+            Suite::User => "user",
         }
+    }
+
+    /// The suite called `name` (as [`Suite::name`] spells it).
+    pub fn from_name(name: &str) -> Option<Suite> {
+        Suite::ALL.into_iter().find(|s| s.name() == name)
     }
 
     /// The guest kernel (Multiboot ELF, run like the test kernels; exit status 1 when done).
@@ -40,16 +54,19 @@ impl Suite {
         PathBuf::from(match self {
             Suite::Cpu => BENCH_CPU_KERNEL,
             Suite::Mmu => BENCH_MMU_KERNEL,
+            Suite::User => BENCH_USER_KERNEL,
         })
     }
 
     /// The native program running the same workloads (exit status 0 when done): `None`
     /// for the MMU benchmark (it needs ring 0), `Some(Err(why))` if it could not be built.
     pub fn native(self) -> Option<Result<PathBuf, String>> {
-        match self {
-            Suite::Cpu => Some(BENCH_CPU_NATIVE.map(PathBuf::from).map_err(str::to_string)),
-            Suite::Mmu => None,
-        }
+        let built = match self {
+            Suite::Cpu => BENCH_CPU_NATIVE,
+            Suite::Mmu => return None,
+            Suite::User => BENCH_USER_NATIVE,
+        };
+        Some(built.map(PathBuf::from).map_err(str::to_string))
     }
 }
 
@@ -113,15 +130,18 @@ mod tests {
 
     #[test]
     fn benchmarks_were_built() {
-        for suite in [Suite::Cpu, Suite::Mmu] {
+        for suite in Suite::ALL {
             let k = suite.kernel();
             assert!(k.is_file(), "{}: {} missing", suite.name(), k.display());
             assert!(crate::kernels().iter().all(|t| t.path != k), "benchmark kernels must not be test kernels");
+            assert_eq!(Suite::from_name(suite.name()), Some(suite));
+            if let Some(Ok(native)) = suite.native() {
+                assert!(native.is_file());
+            }
         }
         assert!(Suite::Mmu.native().is_none());
-        if let Some(Ok(native)) = Suite::Cpu.native() {
-            assert!(native.is_file());
-        }
+        assert!(Suite::User.native().is_some());
+        assert_eq!(Suite::from_name("gpu"), None);
     }
 
     #[test]

@@ -116,12 +116,16 @@ impl Translator {
         };
         let wb = window_base(f.key.mode);
         let mut changed = false;
+        // The register's offset from the window base, signed: a string instruction that
+        // ran below linear 0 has a negative one (for a window at 0, a host address near
+        // 2^64).
         let mut wrap = |r: &mut u64| {
-            if *r >= wb + SPAN {
-                *r -= SPAN;
+            let off = r.wrapping_sub(wb) as i64;
+            if off >= SPAN as i64 {
+                *r = r.wrapping_sub(SPAN);
                 changed = true;
-            } else if *r < wb {
-                *r += SPAN;
+            } else if off < 0 {
+                *r = r.wrapping_add(SPAN);
                 changed = true;
             }
         };

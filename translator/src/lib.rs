@@ -227,7 +227,7 @@ fn set_gs_base(base: u64) {
 }
 
 /// True if user mode may use `rdfsbase`/`wrgsbase` (Linux 5.9+ on CPUs with FSGSBASE).
-fn has_fsgsbase() -> bool {
+pub fn has_fsgsbase() -> bool {
     use std::sync::OnceLock;
     static HAS: OnceLock<bool> = OnceLock::new();
     const HWCAP2_FSGSBASE: u64 = 1 << 1;

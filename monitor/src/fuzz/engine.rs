@@ -17,7 +17,7 @@
 
 use std::fmt;
 
-use bt86_shadow_mmu::{GuestRam, Mmu, USER_WINDOW_BASE, Window, WindowKind};
+use bt86_shadow_mmu::{GuestRam, Mmu, Window, WindowKind};
 
 use crate::fuzz::generator::CategoryCounts;
 use crate::host::signals;
@@ -38,6 +38,8 @@ pub const DATA_SIZE: usize = 0x1_1000;
 pub const STACK_LO: u32 = 0x8000;
 /// See [`STACK_LO`].
 pub const STACK_HI: u32 = 0xC000;
+/// Where the fuzzer puts the user window (see `Engine::new`).
+pub const FUZZ_USER_WINDOW_BASE: u64 = 1 << 30;
 /// Guest RAM size for fuzzing.
 pub const RAM_SIZE: u64 = 2 << 20;
 
@@ -196,6 +198,9 @@ pub struct GuestMemory {
 impl GuestMemory {
     /// Reserves the window, creates RAM and maps it one to one.
     pub fn new() -> Result<GuestMemory, SetupError> {
+        // Guest data at linear 0 (16-bit addressing reaches only the first 64 KiB) must
+        // be mappable: the user window goes at 1 GiB, above mmap_min_addr.
+        bt86_shadow_mmu::set_user_window_base(FUZZ_USER_WINDOW_BASE).map_err(SetupError::Window)?;
         let user = Window::reserve(WindowKind::User).map_err(SetupError::Window)?;
         let kernel = Window::reserve(WindowKind::Kernel).map_err(SetupError::Window)?;
         let ram = GuestRam::new(RAM_SIZE).map_err(SetupError::Ram)?;
@@ -260,7 +265,7 @@ pub fn outcome_from_exit(case: &Case, exit: &native::Exit, data: Vec<u8>) -> Out
         libc::SIGBUS => 17,
         _ => 13,
     };
-    let fault_addr = (vector == 14).then(|| exit.fault_addr.wrapping_sub(USER_WINDOW_BASE) as u32);
+    let fault_addr = (vector == 14).then(|| exit.fault_addr.wrapping_sub(WindowKind::User.base()) as u32);
     Outcome::Exception { vector, error_code: has_error_code(vector).then_some(exit.err), eip: exit.regs.eip, fault_addr, state, data }
 }
 

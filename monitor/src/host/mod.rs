@@ -1,3 +1,4 @@
-//! Host process facilities: signal handling.
+//! Host process facilities: signal handling and the seccomp filter.
 
+pub mod seccomp;
 pub mod signals;

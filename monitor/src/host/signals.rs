@@ -177,6 +177,30 @@ impl AltStack {
     }
 }
 
+/// The current FS base (0 where user mode cannot read it cheaply: then direct execution,
+/// which alone needs it, is off).
+#[inline(always)]
+fn interrupted_fs_base() -> u64 {
+    if FSGSBASE.load(Ordering::Relaxed) {
+        let v: u64;
+        // SAFETY: rdfsbase is enabled in user mode; it reads a register.
+        unsafe { core::arch::asm!("rdfsbase {}", out(reg) v, options(nomem, nostack, preserves_flags)) };
+        v
+    } else {
+        0
+    }
+}
+
+/// Puts back an FS base read by [`interrupted_fs_base`].
+#[inline(always)]
+fn set_fs_base(v: u64) {
+    if FSGSBASE.load(Ordering::Relaxed) {
+        // SAFETY: wrfsbase is enabled in user mode; the handler is about to return to the
+        // code that had this base.
+        unsafe { core::arch::asm!("wrfsbase {}", in(reg) v, options(nomem, nostack, preserves_flags)) };
+    }
+}
+
 /// Restores the FS base saved for the signal stack we are running on, if any.
 ///
 /// Must run before anything that may touch TLS; it reads only statics.
@@ -208,12 +232,24 @@ fn restore_fs_base() {
 // The handler.
 
 extern "C" fn on_signal(signo: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
+    // The FS base of the interrupted code: guest code running natively may have its own,
+    // which must be back in place if the handler returns to it.
+    let interrupted_fs = interrupted_fs_base();
     restore_fs_base();
     let uc = ctx as *mut libc::ucontext_t;
     // SAFETY: the kernel passes a valid ucontext for SA_SIGINFO handlers.
     let cs = unsafe { (*uc).uc_mcontext.gregs[libc::REG_CSGSFS as usize] } as u16;
     if cs != USER_CS64 {
         // SAFETY: called from the signal handler with the kernel's info and ucontext.
+        match unsafe { crate::direct::enter::handle_signal(signo, info, uc) } {
+            crate::direct::enter::Handled::Resume => {
+                set_fs_base(interrupted_fs);
+                return;
+            }
+            crate::direct::enter::Handled::Exit => return,
+            crate::direct::enter::Handled::NotMine => {}
+        }
+        // SAFETY: as above.
         if unsafe { crate::native::runner::handle_signal(signo, info, uc) } {
             return;
         }
@@ -230,6 +266,35 @@ extern "C" fn on_signal(signo: libc::c_int, info: *mut libc::siginfo_t, ctx: *mu
     }
     // SAFETY: as above; `internal_error` never returns.
     unsafe { internal_error(signo, info, uc) }
+}
+
+/// For a handler of another signal (the timer's) that interrupted compatibility-mode
+/// code: restores the monitor's FS base and lets direct execution take the exit. True if
+/// it did.
+///
+/// # Safety
+/// Must be called from a signal handler running on the thread's signal stack, with the
+/// kernel's `info` and `uc`.
+pub unsafe fn divert_guest_code(signo: libc::c_int, info: *mut libc::siginfo_t, uc: *mut libc::ucontext_t) -> bool {
+    // SAFETY: the kernel passes a valid ucontext for SA_SIGINFO handlers.
+    let cs = unsafe { (*uc).uc_mcontext.gregs[libc::REG_CSGSFS as usize] } as u16;
+    if cs == USER_CS64 {
+        return false;
+    }
+    let interrupted_fs = interrupted_fs_base();
+    restore_fs_base();
+    // SAFETY: FS restored; the caller's contract.
+    match unsafe { crate::direct::enter::handle_signal(signo, info, uc) } {
+        crate::direct::enter::Handled::Resume => {
+            set_fs_base(interrupted_fs);
+            true
+        }
+        crate::direct::enter::Handled::Exit => true,
+        crate::direct::enter::Handled::NotMine => {
+            set_fs_base(interrupted_fs);
+            false
+        }
+    }
 }
 
 /// A fixed buffer for formatting without allocation (async-signal-safe).

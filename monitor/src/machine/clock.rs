@@ -2,8 +2,9 @@
 //!
 //! Guest time is host `CLOCK_MONOTONIC` time since power-on. When a device (the PIT)
 //! has a next event, a POSIX timer aimed at the vCPU thread fires a signal at that moment;
-//! its handler only sets the context's `kick_async` word, so the running fragment exits
-//! to the monitor at its next entry check, and the run loop updates the devices.
+//! its handler sets the context's `kick_async` word, so the running fragment exits to
+//! the monitor at its next entry check (or, for guest code running natively, ends the
+//! slice at once), and the run loop updates the devices.
 
 use std::sync::atomic::{AtomicPtr, Ordering};
 
@@ -15,7 +16,7 @@ pub const TIMER_SIGNAL: libc::c_int = libc::SIGALRM;
 /// The context whose `kick_async` the timer signal sets.
 static KICK_TARGET: AtomicPtr<Context> = AtomicPtr::new(std::ptr::null_mut());
 
-extern "C" fn on_timer_signal(_sig: libc::c_int) {
+extern "C" fn on_timer_signal(sig: libc::c_int, info: *mut libc::siginfo_t, uc: *mut libc::c_void) {
     let ctx = KICK_TARGET.load(Ordering::Relaxed);
     if !ctx.is_null() {
         // SAFETY: KICK_TARGET points to the running machine's context (cleared before
@@ -24,6 +25,9 @@ extern "C" fn on_timer_signal(_sig: libc::c_int) {
         unsafe { std::ptr::write_volatile(std::ptr::addr_of_mut!((*ctx).kick_async), 1) };
         bt86_translator::arm_kick(ctx);
     }
+    // Guest code running natively: end its slice so the run loop sees the timer.
+    // SAFETY: a signal handler on the signal stack (SA_ONSTACK), the kernel's arguments.
+    unsafe { crate::host::signals::divert_guest_code(sig, info, uc as *mut libc::ucontext_t) };
 }
 
 fn now_timespec() -> libc::timespec {
@@ -59,8 +63,8 @@ impl Clock {
         // safe); SA_RESTART keeps the monitor's own system calls from failing with EINTR.
         unsafe {
             let mut sa: libc::sigaction = std::mem::zeroed();
-            sa.sa_sigaction = on_timer_signal as extern "C" fn(libc::c_int) as usize;
-            sa.sa_flags = libc::SA_RESTART | libc::SA_ONSTACK;
+            sa.sa_sigaction = on_timer_signal as extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) as usize;
+            sa.sa_flags = libc::SA_RESTART | libc::SA_ONSTACK | libc::SA_SIGINFO;
             libc::sigemptyset(&mut sa.sa_mask);
             if libc::sigaction(TIMER_SIGNAL, &sa, std::ptr::null_mut()) != 0 {
                 return Err(std::io::Error::last_os_error());

@@ -72,6 +72,7 @@ impl Machine {
             Err(e) => return self.fault(e),
         };
         let window = WindowKind::for_cpl(self.cpu.cpl);
+        let eip_before = self.cpu.ctx.eip;
         let mut pages: Vec<u32> = chunks.iter().map(|c| c.linear & !0xFFF).collect();
         pages.sort_unstable();
         pages.dedup();
@@ -85,6 +86,9 @@ impl Machine {
             let v = if c.unbacked { u32::MAX } else { self.platform.mmio_read(c.phys, c.size, now_ns) };
             stand_in_store(window, c, v);
         }
+        // The window of the instruction's privilege level (the caller may come from
+        // direct execution, which leaves the translator's GS base as it found it).
+        self.translator.select_mode(&mut self.cpu.ctx, mode);
         let exit = match self.fragment_at(mode, true) {
             Ok(Some(id)) => {
                 let body = self.translator.fragment(id).body;
@@ -114,6 +118,14 @@ impl Machine {
             self.clock.arm(self.platform.next_timer_deadline_ns());
         }
         self.drop_stand_ins(window, &pages);
+        if exit == Some(ExitReason::Fault) && self.cpu.ctx.eip == eip_before && self.device_fault_again(window, &pages) {
+            return Err(Stop::Unsupported(
+                format!(
+                    "internal error: the instruction at EIP {eip_before:#010x} faulted on device memory again while running against stand-in pages"
+                ),
+                self.dump(),
+            ));
+        }
         match exit {
             None => Ok(None),
             Some(ExitReason::Callout) if callout == Some(CalloutKind::Emulate) => {
@@ -125,6 +137,12 @@ impl Machine {
             }
             Some(exit) => self.handle_exit(exit, mode),
         }
+    }
+
+    /// True if the last host fault was in one of the stand-in pages' places again.
+    fn device_fault_again(&self, window: WindowKind, pages: &[u32]) -> bool {
+        let f = self.cpu.ctx.fault;
+        f.signo == libc::SIGSEGV && pages.iter().any(|&p| (window.host_addr(p)..window.host_addr(p) + 4096).contains(&f.addr))
     }
 
     fn drop_stand_ins(&mut self, window: WindowKind, pages: &[u32]) {

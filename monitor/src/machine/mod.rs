@@ -3,6 +3,7 @@
 
 pub mod clock;
 mod device_access;
+mod direct_exec;
 pub mod io;
 pub mod memory;
 pub(crate) mod run;
@@ -36,6 +37,20 @@ pub struct Config {
     pub trace_tc: bool,
     /// Count fragment executions for `--stats`.
     pub count_fragments: bool,
+    /// How guest user code (CPL 3) runs.
+    pub user_exec: UserExec,
+}
+
+/// How guest user code (CPL 3) runs (`--user-exec`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum UserExec {
+    /// Directly on the host CPU, in compatibility mode, whenever the state allows it.
+    #[default]
+    Direct,
+    /// Always through the binary translator, like kernel code.
+    Translate,
+    /// Directly, except code whose exits (each a host signal) make translation cheaper.
+    Adaptive,
 }
 
 /// Why the machine could not be built.
@@ -84,6 +99,8 @@ pub struct Machine {
     pub translator: Translator,
     /// Counters.
     pub stats: Stats,
+    /// Direct execution of guest user code.
+    direct: direct_exec::Direct,
     config: Config,
     image: Vec<u8>,
 }
@@ -107,7 +124,14 @@ impl Machine {
         for (base, len) in platform.device_ranges() {
             mem.mmu.add_device_range(base, len);
         }
-        let mut m = Machine { clock, cpu, mem, platform, translator, stats: Stats::default(), config, image };
+        let mut direct = direct_exec::Direct::new(config.user_exec);
+        if config.user_exec != UserExec::Translate {
+            direct.unavailable = direct_exec::prepare_host();
+            if let Some(why) = &direct.unavailable {
+                log::warn!("direct execution of guest user code is not available: {why}; user code is translated");
+            }
+        }
+        let mut m = Machine { clock, cpu, mem, platform, translator, stats: Stats::default(), direct, config, image };
         m.boot().map_err(SetupError::Load)?;
         let mode = m.cpu.mode();
         m.translator.attach(&mut m.cpu.ctx, mode);

@@ -84,6 +84,16 @@ impl Machine {
                 continue;
             }
             self.pass_on_tlb_flushes();
+            if self.direct_eligible() {
+                match self.run_direct() {
+                    Ok(true) => {
+                        resume = None;
+                        continue;
+                    }
+                    Ok(false) => {}
+                    Err(stop) => return stop,
+                }
+            }
             let mode = self.cpu.mode();
             self.translator.select_mode(&mut self.cpu.ctx, mode);
             let host = match resume.take() {
@@ -95,7 +105,11 @@ impl Machine {
                     Err(stop) => return stop,
                 },
             };
+            let start = if self.config.count_fragments { self.clock.now() } else { 0 };
             let exit = self.translator.run(&mut self.cpu.ctx, host);
+            if self.config.count_fragments {
+                self.stats.translated_ns += self.clock.now().saturating_sub(start);
+            }
             resume = match self.handle_exit(exit, mode) {
                 Ok(r) => r,
                 Err(stop) => return stop,
@@ -363,13 +377,15 @@ impl Machine {
                 if locate(f.addr).is_none() {
                     return Err(internal(self, "page fault outside the guest windows"));
                 }
-                let resolution = match self.mem.mmu.resolve_fault(f.addr, write) {
+                let resolution = match self.mem.mmu.resolve_fault(f.addr, write, false) {
                     Ok(r) => r,
                     Err(e) => return Err(internal(self, &format!("window: {e}"))),
                 };
                 match resolution {
                     Resolution::Handled => Ok(None),
                     Resolution::GuestFault(pf) => self.fault(pf.into()),
+                    // Translated code never faults on a fetch from the window.
+                    Resolution::Translate => Err(internal(self, "instruction fetch from the window")),
                     Resolution::Emulate(_) => {
                         self.stats.exit("device memory");
                         self.device_access(self.cpu.mode())
@@ -465,6 +481,29 @@ pub(super) fn stats_report(m: &Machine) -> String {
         "    host calls: {} mmap, {} mprotect, {} unmap; {} code pages protected",
         ws.mmap_calls, ws.mprotect_calls, ws.unmap_calls, m.mem.mmu.pages_protected
     );
+    let d = &m.direct;
+    match &d.unavailable {
+        Some(why) if m.config.user_exec != super::UserExec::Translate => {
+            let _ = writeln!(o, "  direct execution: unavailable ({why})");
+        }
+        Some(_) => {
+            let _ = writeln!(o, "  direct execution: off (--user-exec translate)");
+        }
+        None => {
+            let exits: u64 = d.exits.values().sum();
+            let _ = writeln!(
+                o,
+                "  direct execution: {} slices, {:.3} s native, {} shadow descriptor writes; user code translated at {} run-loop entries ({} pages made hot)",
+                d.slices,
+                d.ns as f64 / 1e9,
+                d.ldt.writes,
+                d.policy.translated_entries,
+                d.policy.hot_marks
+            );
+            stats::write_map(&mut o, &format!("direct-execution exits ({exits}) by reason"), d.exits.iter().map(|(k, v)| (*k, *v)));
+        }
+    }
+    let _ = writeln!(o, "  time in translated code: {:.3} s", s.translated_ns as f64 / 1e9);
     let _ = writeln!(o, "  time halted: {:.3} s", s.halted_ns as f64 / 1e9);
     let _ = writeln!(o, "  devices: {}", m.platform.stats());
     o

@@ -23,6 +23,8 @@ pub struct Stats {
     pub smc_faults: u64,
     /// Nanoseconds spent halted.
     pub halted_ns: u64,
+    /// Nanoseconds in translated code (measured with `--stats`).
+    pub translated_ns: u64,
 }
 
 impl Stats {

@@ -64,7 +64,7 @@ pub unsafe fn on_signal(signo: libc::c_int, info: *mut libc::siginfo_t, uc: *mut
         if signo == libc::SIGSEGV
             && !mmu.is_null()
             && matches!(place, Some((_, _, false)))
-            && (*mmu).on_host_fault(addr, gregs[libc::REG_ERR as usize] & 2 != 0) == bt86_shadow_mmu::HostFault::Filled
+            && (*mmu).on_host_fault(addr, gregs[libc::REG_ERR as usize] & 2 != 0, false) == bt86_shadow_mmu::HostFault::Filled
         {
             return true;
         }
@@ -122,3 +122,19 @@ pub unsafe fn on_signal(signo: libc::c_int, info: *mut libc::siginfo_t, uc: *mut
 
 /// String instructions that wrapped around 4 GiB (fixed up in the handler).
 pub static STRING_WRAPS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Fills a hidden fault of directly executed guest code at window address `addr`
+/// (`write`, `fetch`: the kind of access). True if the page is now mapped and the
+/// instruction can simply run again.
+///
+/// # Safety
+/// Must be called from a signal handler while the machine is registered (its MMU is not
+/// otherwise in use: the run loop is blocked in guest code).
+pub unsafe fn fill_hidden_fault(addr: u64, write: bool, fetch: bool) -> bool {
+    let mmu = MMU.load(Ordering::Relaxed);
+    if mmu.is_null() || !matches!(locate(addr), Some((_, _, false))) {
+        return false;
+    }
+    // SAFETY: the registered MMU outlives the registration; nothing else uses it now.
+    unsafe { (*mmu).on_host_fault(addr, write, fetch) == bt86_shadow_mmu::HostFault::Filled }
+}

@@ -7,9 +7,9 @@
 //!
 //! # Base and limit
 //!
-//! Every segment installed here has base [`WINDOW_BASE`] (1 GiB), so guest linear address
-//! `v` (segment offset `v` of a flat guest segment) is host address `1 GiB + v`: the
-//! window of `bt86-shadow-mmu`.
+//! Every segment installed here has base = the user window's base (1 GiB, where the
+//! differential fuzzer puts it), so guest linear address `v` (segment offset `v` of a
+//! flat guest segment) is host address `1 GiB + v`: the window of `bt86-shadow-mmu`.
 //!
 //! Compatibility mode forms *32-bit* linear addresses: `base + offset` is truncated to 32
 //! bits. With base 1 GiB an offset of 3 GiB or more would wrap around to host
@@ -22,7 +22,7 @@
 
 use std::fmt;
 
-use bt86_shadow_mmu::USER_WINDOW_BASE as WINDOW_BASE;
+use bt86_shadow_mmu::WindowKind;
 
 /// Largest segment limit (byte granular value): offsets up to 3 GiB - 1.
 pub const MAX_LIMIT: u32 = 0xBFFF_FFFF;
@@ -83,7 +83,7 @@ struct UserDesc {
 }
 
 /// Installs LDT entry `index` as a present DPL-3 segment of `kind` with base
-/// `WINDOW_BASE + guest_base` and byte-granular limit `limit` (rounded up to whole pages:
+/// `user window base + guest_base` and byte-granular limit `limit` (rounded up to whole pages:
 /// the descriptor uses page granularity, so its low 12 bits become all ones).
 pub fn set_descriptor(index: u16, kind: SegmentKind, guest_base: u32, limit: u32) -> Result<u16, LdtError> {
     if limit > MAX_LIMIT || guest_base as u64 + limit as u64 > MAX_LIMIT as u64 {
@@ -96,7 +96,8 @@ pub fn set_descriptor(index: u16, kind: SegmentKind, guest_base: u32, limit: u32
     // seg_32bit | contents | limit_in_pages | useable; read_exec_only = 0 makes data
     // writable and code readable; lm = 0.
     let flags = 1 | contents << 1 | 1 << 4 | 1 << 6;
-    let desc = UserDesc { entry_number: index as u32, base_addr: (WINDOW_BASE + guest_base as u64) as u32, limit: limit >> 12, flags };
+    let desc =
+        UserDesc { entry_number: index as u32, base_addr: (WindowKind::User.base() + guest_base as u64) as u32, limit: limit >> 12, flags };
     // SAFETY: modify_ldt(0x11 = write, new format) reads exactly one user_desc from a
     // valid pointer; it only changes this process's LDT.
     let r = unsafe { libc::syscall(libc::SYS_modify_ldt, 0x11, &desc as *const UserDesc, std::mem::size_of::<UserDesc>()) };

@@ -36,5 +36,10 @@ void bench_clock(const char *what);
 
 /* The compute workloads (workloads.c): runs each one and reports it. */
 void bench_cpu(void);
+/* bench-user's compute workload (workloads.c): intloop(iters), then crc32 `passes` times
+ * over a 64 KiB buffer; returns a hash of both results.  Call bench_compute_prepare() (the
+ * crc32 table and buffer) once before. */
+void bench_compute_prepare(void);
+uint32_t bench_compute(uint32_t iters, uint32_t passes);
 
 #endif

@@ -2,18 +2,19 @@
 //! QEMU (TCG), and prints a table to paste into the README.
 //!
 //! ```text
-//! cargo run --release -p bt86-guests --bin bench -- [--runs N] [--only cpu|mmu]
+//! cargo run --release -p bt86-guests --bin bench -- [--runs N] [--only cpu|mmu|user]
 //!     [--bt86 PATH] [--qemu PATH]
 //! ```
 //!
 //! Each benchmark program runs N times per engine (default 5), interleaved (native, bt86,
 //! QEMU, native, ...) so that the slow drifts of a noisy shared machine hit every engine
-//! alike; the table shows medians. The programs time themselves with rdtsc. Under bt86 the
-//! guest's TSC is the host's, and so is QEMU's under TCG (QEMU reads the host TSC, plus an
-//! offset that makes it start near 0 at reset): the runner checks this on every run by
-//! dividing the TSC ticks between the program's `clock begin` and `clock end` lines by the
-//! wall time between their arrival, and compares that with the host TSC frequency (measured
-//! here against CLOCK_MONOTONIC). Should QEMU's clock ever run at another rate, its values
+//! alike; the table shows medians. bench-user runs under bt86 three times per round, once
+//! per `--user-exec` mode (direct, translate, adaptive), each its own column. The programs
+//! time themselves with rdtsc. Under bt86 the guest's TSC is the host's, and so is QEMU's
+//! under TCG (QEMU reads the host TSC, plus an offset that makes it start near 0 at reset):
+//! the runner checks this on every run by dividing the TSC ticks between the program's
+//! `clock begin` and `clock end` lines by the wall time between their arrival, and compares
+//! that with the host TSC frequency (measured here against CLOCK_MONOTONIC). Should QEMU's clock ever run at another rate, its values
 //! are rescaled to host cycles with the measured rate (noted below the table).
 //!
 //! Standard library only. The benchmark images come from `build.rs` (see
@@ -42,6 +43,9 @@ const RATE_TOLERANCE: f64 = 0.10;
 /// events are left out: no copy of it was at hand to check them against.
 const VMWARE_BT_2006: &[(&str, u64)] = &[("pgfault", 3927), ("ptemod", 391)];
 
+/// bench-user's bt86 engines: column title and `bt86 run --user-exec` mode.
+const USER_EXEC_MODES: [(&str, &str); 3] = [("bt86 direct", "direct"), ("bt86 translate", "translate"), ("bt86 adaptive", "adaptive")];
+
 const USAGE: &str = "\
 usage: cargo run --release -p bt86-guests --bin bench -- [OPTIONS]
 
@@ -49,7 +53,8 @@ Runs the bt86 benchmarks natively, under bt86 and under QEMU (TCG) and prints a 
 
 options:
   --runs N         runs per engine, interleaved (default 5); the table shows medians
-  --only cpu|mmu   just one benchmark (default: both)
+  --only cpu|mmu|user
+                   just one benchmark (default: all three)
   --bt86 PATH      the bt86 binary (default: target/release/bt86 beside this program)
   --qemu PATH      qemu-system-i386 (default: $BT86_QEMU, else the one on $PATH)
   -h, --help       this text";
@@ -94,7 +99,7 @@ fn main() -> ExitCode {
 
     let suites: Vec<Suite> = match opts.only {
         Some(s) => vec![s],
-        None => vec![Suite::Cpu, Suite::Mmu],
+        None => Suite::ALL.to_vec(),
     };
     for suite in suites {
         let engines = engines_for(suite, &bt86, qemu.as_deref());
@@ -127,11 +132,8 @@ impl Options {
             match a.as_str() {
                 "--runs" => o.runs = value("--runs")?.parse().ok().filter(|&n| n > 0).ok_or("--runs needs a positive number")?,
                 "--only" => {
-                    o.only = Some(match value("--only")?.as_str() {
-                        "cpu" => Suite::Cpu,
-                        "mmu" => Suite::Mmu,
-                        other => return Err(format!("--only {other}: expected cpu or mmu")),
-                    })
+                    let name = value("--only")?;
+                    o.only = Some(Suite::from_name(&name).ok_or(format!("--only {name}: expected cpu, mmu or user"))?);
                 }
                 "--bt86" => o.bt86 = Some(PathBuf::from(value("--bt86")?)),
                 "--qemu" => o.qemu = Some(PathBuf::from(value("--qemu")?)),
@@ -154,7 +156,8 @@ fn default_bt86() -> Result<PathBuf, String> {
 /// How a benchmark program is run.
 #[derive(Clone, Debug)]
 struct Engine {
-    /// Column title: "native", "bt86" or "QEMU".
+    /// Column title: "native", "bt86" (or for bench-user "bt86 direct", "bt86 translate",
+    /// "bt86 adaptive") or "QEMU".
     name: &'static str,
     /// The command, or why this engine cannot run (shown instead of its numbers).
     how: Result<(PathBuf, Vec<String>), String>,
@@ -168,7 +171,19 @@ fn engines_for(suite: Suite, bt86: &Path, qemu: Option<&Path>) -> Vec<Engine> {
     if let Some(native) = suite.native() {
         v.push(Engine { name: "native", how: native.map(|p| (p, Vec::new())).map_err(|e| format!("not built: {e}")), done_status: 0 });
     }
-    v.push(Engine { name: "bt86", how: Ok((bt86.to_path_buf(), vec!["run".into(), "--kernel".into(), kernel.clone()])), done_status: 1 });
+    let bt86_run = |extra: &[&str]| {
+        let mut args: Vec<String> = vec!["run".into()];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args.extend(["--kernel".to_string(), kernel.clone()]);
+        Ok((bt86.to_path_buf(), args))
+    };
+    if suite == Suite::User {
+        for (name, mode) in USER_EXEC_MODES {
+            v.push(Engine { name, how: bt86_run(&["--user-exec", mode]), done_status: 1 });
+        }
+    } else {
+        v.push(Engine { name: "bt86", how: bt86_run(&[]), done_status: 1 });
+    }
     let mut qemu_args: Vec<String> = QEMU_ARGS.iter().map(|s| s.to_string()).collect();
     qemu_args.extend(["-kernel".to_string(), kernel]);
     v.push(Engine {
@@ -450,6 +465,33 @@ fn mmu_table(sum: &Summary) -> Vec<Vec<String>> {
     table
 }
 
+/// operation | native | the three bt86 modes | QEMU | direct/native | direct/translate |
+/// adaptive/best | QEMU/adaptive.
+fn user_table(sum: &Summary) -> Vec<Vec<String>> {
+    let [direct, translate, adaptive] = USER_EXEC_MODES.map(|(name, _)| name);
+    let mut head = vec!["operation".to_string(), "native".to_string()];
+    head.extend([direct, translate, adaptive].map(String::from));
+    head.extend(["QEMU", "direct/native", "direct/translate", "adaptive/best", "QEMU/adaptive"].map(String::from));
+    let mut table = vec![head];
+    for (row, name) in sum.names.iter().enumerate() {
+        let (d, t, a) = (sum.value(row, direct), sum.value(row, translate), sum.value(row, adaptive));
+        let best = d.zip(t).map(|(d, t)| d.min(t));
+        table.push(vec![
+            name.clone(),
+            sum.cell(row, "native"),
+            sum.cell(row, direct),
+            sum.cell(row, translate),
+            sum.cell(row, adaptive),
+            sum.cell(row, "QEMU"),
+            fmt_ratio(ratio(d, sum.value(row, "native"))),
+            fmt_ratio(ratio(d, t)),
+            fmt_ratio(ratio(a, best)),
+            fmt_ratio(ratio(sum.value(row, "QEMU"), a)),
+        ]);
+    }
+    table
+}
+
 fn print_report(suite: Suite, engines: &[Engine], results: &[EngineResults], host_mhz: f64) {
     println!();
     match suite {
@@ -457,6 +499,11 @@ fn print_report(suite: Suite, engines: &[Engine], results: &[EngineResults], hos
         Suite::Mmu => println!(
             "## bench-mmu: TSC cycles per operation (median of runs; each run: lowest of 3 rounds, \
              each the average over many operations minus the same loop without them)"
+        ),
+        Suite::User => println!(
+            "## bench-user: TSC cycles per operation at CPL 3 (median of runs; each run: lowest of 3 \
+             rounds, each the average over many operations minus the same loop without them; \
+             usercompute: cycles per workload, fastest of 3)"
         ),
     }
     println!();
@@ -467,15 +514,30 @@ fn print_report(suite: Suite, engines: &[Engine], results: &[EngineResults], hos
         print_table(&match suite {
             Suite::Cpu => cpu_table(&sum),
             Suite::Mmu => mmu_table(&sum),
+            Suite::User => user_table(&sum),
         });
     }
     println!();
-    if suite == Suite::Mmu {
-        sum.notes.push(
+    match suite {
+        Suite::Cpu => {}
+        Suite::Mmu => sum.notes.push(
             "VMware BT 2006: Adams & Agesen, \"A Comparison of Software and Hardware Techniques \
              for x86 Virtualization\", ASPLOS 2006 (cycles on their 2006 host, for scale)."
                 .to_string(),
-        );
+        ),
+        Suite::User => sum.notes.extend([
+            "bt86 direct, translate, adaptive: `bt86 run --user-exec direct|translate|adaptive`. \
+                 direct/translate below 1: direct execution is the faster; adaptive/best: adaptive \
+                 against the faster of direct and translate (1.00x: it chose well)."
+                .to_string(),
+            "native: the same user-mode machine code as a 32-bit Linux process, with Linux as the \
+                 kernel. Only usercompute is the same operation; the others are references: syscall \
+                 = getppid through int 0x80 (a real system call, not a null handler), sysenter = \
+                 getppid through the vDSO's __kernel_vsyscall (sysenter on Intel), userpf = a minor \
+                 fault on untouched anonymous memory (Linux maps its zero page), userde = a SIGFPE \
+                 signal delivered to a handler that steps over the divl, and sigreturn."
+                .to_string(),
+        ]),
     }
 
     // Runs per engine, failures, clock rates, notes, and whether the results agree.
@@ -658,6 +720,8 @@ mod tests {
         assert_eq!((o.runs, o.only), (3, Some(Suite::Mmu)));
         assert!(Options::parse(["--runs", "0"].map(String::from).into_iter()).is_err());
         assert!(Options::parse(["--only", "gpu"].map(String::from).into_iter()).is_err());
+        let o = Options::parse(["--only", "user"].map(String::from).into_iter()).unwrap();
+        assert_eq!(o.only, Some(Suite::User));
         assert!(Options::parse(["--bt86"].map(String::from).into_iter()).is_err());
     }
 
@@ -691,6 +755,29 @@ mod tests {
         let ok = [EngineResults::default(), EngineResults { samples: vec![sample(&[("pgfault", 900)])], failure: None }];
         let sum = Summary::new(&engines, &ok, 1000.0);
         assert_eq!(mmu_table(&sum)[1], ["pgfault", "failed", "900", "-", "3927"]);
+    }
+
+    #[test]
+    fn user_tables() {
+        let engines = engines_for(Suite::User, Path::new("bt86"), None);
+        let names: Vec<&str> = engines.iter().map(|e| e.name).collect();
+        assert_eq!(names, ["native", "bt86 direct", "bt86 translate", "bt86 adaptive", "QEMU"]);
+        let (_, args) = engines[2].how.as_ref().unwrap();
+        assert_eq!(args[..3], ["run", "--user-exec", "translate"]);
+        assert_eq!(engines_for(Suite::Mmu, Path::new("bt86"), None).iter().map(|e| e.name).collect::<Vec<_>>(), ["bt86", "QEMU"]);
+
+        let results = [
+            EngineResults { samples: vec![sample(&[("syscall", 500), ("usercompute", 1000)])], failure: None },
+            EngineResults { samples: vec![sample(&[("syscall", 8000), ("usercompute", 1020)])], failure: None },
+            EngineResults { samples: vec![sample(&[("syscall", 400), ("usercompute", 1500)])], failure: None },
+            EngineResults { samples: vec![sample(&[("syscall", 400), ("usercompute", 1020)])], failure: None },
+            EngineResults::default(),
+        ];
+        let sum = Summary::new(&engines, &results, 1000.0);
+        let t = user_table(&sum);
+        assert_eq!(t[0].len(), 10);
+        assert_eq!(t[1], ["syscall", "500", "8000", "400", "400", "n/a", "16.00x", "20.00x", "1.00x", "-"]);
+        assert_eq!(t[2], ["usercompute", "1000", "1020", "1500", "1020", "n/a", "1.02x", "0.68x", "1.00x", "-"]);
     }
 
     #[test]

@@ -305,7 +305,7 @@ fn iret(cpu: &mut Cpu, env: &mut Env<'_>, ins: &Instruction) -> Result<Flow, Exc
     Ok(Flow::Jump)
 }
 
-fn sysenter(cpu: &mut Cpu) -> Result<Flow, Exception> {
+pub(crate) fn sysenter(cpu: &mut Cpu) -> Result<Flow, Exception> {
     let cs = cpu.msr.sysenter_cs as u16;
     if !cpu.protected() || cs & !3 == 0 {
         return Err(Exception::gp(0));

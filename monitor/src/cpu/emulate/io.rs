@@ -18,12 +18,14 @@ fn check_io(cpu: &Cpu, mem: &mut crate::machine::memory::Memory, port: u16, size
     if tr.is_code_or_data() || tr.system_type() & 0x8 == 0 || tr.limit < 0x67 {
         return Err(Exception::gp(0));
     }
-    let base = mem.read_uint(tr.base.wrapping_add(0x66), 2)?;
+    // The TSS is read with supervisor rights whatever the CPL (an implicit access).
+    use crate::cpu::segments::SystemMemory;
+    let base = mem.read_sys_u16(tr.base.wrapping_add(0x66))? as u32;
     let byte = base + port as u32 / 8;
     if byte + 1 > tr.limit {
         return Err(Exception::gp(0));
     }
-    let bits = mem.read_uint(tr.base.wrapping_add(byte), 2)?;
+    let bits = mem.read_sys_u16(tr.base.wrapping_add(byte))? as u32;
     let mask = ((1u32 << size) - 1) << (port % 8);
     if bits & mask != 0 { Err(Exception::gp(0)) } else { Ok(()) }
 }

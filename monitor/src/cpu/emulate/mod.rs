@@ -10,6 +10,7 @@
 
 mod bcd;
 mod control;
+pub(crate) use control::sysenter;
 mod descriptors;
 mod io;
 pub(crate) mod mmio;

@@ -1,0 +1,218 @@
+//! Shadow descriptors: the guest's segments as entries of the host LDT.
+//!
+//! Directly executed code uses host selectors, so every guest segment it runs with needs
+//! a host descriptor that behaves the same: the host LDT (`modify_ldt`), the only
+//! descriptor table a Linux process can write. A guest segment of base `b` becomes a host
+//! segment of base `window + b` (32-bit arithmetic) with the guest's limit, type and size.
+//! Compatibility mode wraps `base + offset` at 4 GiB, so an access lands in the user
+//! window exactly where guest linear `b + offset` lives, or — for guest linear addresses
+//! of 3 GiB and up, which the user window cannot hold — in the guard below the window,
+//! where it faults and the monitor takes over. No limit needs truncating.
+//!
+//! With the user window at host 0 (bt86's default) the shadow has the guest's own base,
+//! and flat guest segments run with base 0, as fast as on hardware.
+//!
+//! Slots: guest LDT entry `i` is host LDT entry `i` (so that guest code loading an LDT
+//! selector natively gets the right descriptor: the guest LDT is mirrored at every entry
+//! to direct execution), guest GDT entry `i` is host LDT entry [`GDT_SLOTS`]` + i` (guest
+//! code cannot name those slots; they back segment registers the monitor loads). A guest
+//! descriptor the host cannot represent — not DPL 3, conforming code, a system
+//! descriptor — is installed as an empty entry, so a native load of it faults and the
+//! translator handles the load.
+
+use std::collections::HashMap;
+
+use bt86_shadow_mmu::WindowKind;
+
+use crate::cpu::SegmentCache;
+
+/// Host LDT entries from here on hold guest GDT descriptors.
+pub const GDT_SLOTS: u16 = 4096;
+
+/// Linux's `struct user_desc` (asm/ldt.h); `flags` packs the bitfield: bit 0 seg_32bit,
+/// bits 1-2 contents, 3 read_exec_only, 4 limit_in_pages, 5 seg_not_present, 6 useable.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct UserDesc {
+    entry_number: u32,
+    base_addr: u32,
+    limit: u32,
+    flags: u32,
+}
+
+/// The empty entry (Linux's "clear this descriptor" form).
+const EMPTY_FLAGS: u32 = 1 << 3 | 1 << 5;
+
+/// Why a guest segment cannot run natively.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NotReversible {
+    /// The descriptor has no host equivalent (not DPL 3, conforming, system, ...).
+    Descriptor(u16),
+    /// The selector's index is beyond the slots the host LDT has for it.
+    Index(u16),
+    /// `modify_ldt` failed.
+    Host(i32),
+}
+
+/// The host LDT as the monitor set it up.
+#[derive(Default)]
+pub struct HostLdt {
+    installed: HashMap<u16, UserDesc>,
+    /// The guest LDT entries mirrored into slots `0..guest_ldt.len()`.
+    guest_ldt: Vec<u64>,
+    /// `modify_ldt` calls made.
+    pub writes: u64,
+}
+
+/// The host descriptor for a guest segment register's cache, or None if it has none.
+fn shadow_of(c: &SegmentCache) -> Option<(u32, u32, u32)> {
+    if !c.present() || !c.is_code_or_data() || c.dpl() != 3 || c.is_conforming() {
+        return None;
+    }
+    let contents = if c.is_code() {
+        2
+    } else if c.access & crate::cpu::segments::acc::CONFORMING != 0 {
+        1 // expand-down data
+    } else {
+        0
+    };
+    let read_exec_only = if c.is_code() { !c.readable() } else { !c.writable_data() } as u32;
+    let (limit, pages) = if c.flags & 0x8 != 0 { (c.limit >> 12, 1) } else { (c.limit & 0xF_FFFF, 0) };
+    let flags = c.default_big() as u32 | contents << 1 | read_exec_only << 3 | pages << 4 | ((c.flags & 1) as u32) << 6;
+    Some(((WindowKind::User.base() as u32).wrapping_add(c.base), limit, flags))
+}
+
+/// The host LDT slot of a guest selector.
+fn slot_of(selector: u16) -> Result<u16, NotReversible> {
+    let index = selector >> 3;
+    if index >= GDT_SLOTS {
+        return Err(NotReversible::Index(selector));
+    }
+    Ok(if selector & 4 != 0 { index } else { GDT_SLOTS + index })
+}
+
+/// The host selector of host LDT slot `slot` (RPL 3).
+pub const fn host_selector(slot: u16) -> u16 {
+    slot << 3 | 4 | 3
+}
+
+impl HostLdt {
+    fn write(&mut self, slot: u16, base: u32, limit: u32, flags: u32) -> Result<(), NotReversible> {
+        let d = UserDesc { entry_number: slot as u32, base_addr: base, limit, flags };
+        if self.installed.get(&slot) == Some(&d) {
+            return Ok(());
+        }
+        // SAFETY: modify_ldt(0x11 = write, new format) reads one user_desc from a valid
+        // pointer and changes only this process's LDT, whose entries all lie in the user
+        // window (base = window + guest base, see the module comment).
+        let r = unsafe { libc::syscall(libc::SYS_modify_ldt, 0x11, &d as *const UserDesc, std::mem::size_of::<UserDesc>()) };
+        self.writes += 1;
+        if r != 0 {
+            self.installed.remove(&slot);
+            return Err(NotReversible::Host(std::io::Error::last_os_error().raw_os_error().unwrap_or(0)));
+        }
+        self.installed.insert(slot, d);
+        Ok(())
+    }
+
+    /// The host selector that runs guest segment register `c` natively (installing its
+    /// shadow descriptor). A null guest selector is the host null selector.
+    pub fn selector_for(&mut self, c: &SegmentCache) -> Result<u16, NotReversible> {
+        if c.selector & !3 == 0 {
+            return Ok(0);
+        }
+        let slot = slot_of(c.selector)?;
+        let (base, limit, flags) = shadow_of(c).ok_or(NotReversible::Descriptor(c.selector))?;
+        self.write(slot, base, limit, flags)?;
+        Ok(host_selector(slot))
+    }
+
+    /// Mirrors the guest's LDT (its raw descriptors, `ldt[i]` for selector `i << 3 | 4`)
+    /// into host slots `0..`, and empties slots of entries the guest no longer has.
+    pub fn mirror_guest_ldt(&mut self, ldt: &[u64]) -> Result<(), NotReversible> {
+        let n = ldt.len().min(GDT_SLOTS as usize);
+        for (i, &raw) in ldt[..n].iter().enumerate() {
+            if self.guest_ldt.get(i) == Some(&raw) {
+                continue;
+            }
+            let selector = (i as u16) << 3 | 4 | 3;
+            let c = SegmentCache::from_descriptor(selector, raw);
+            match shadow_of(&c) {
+                Some((base, limit, flags)) => self.write(i as u16, base, limit, flags)?,
+                None => self.write(i as u16, 0, 0, EMPTY_FLAGS)?,
+            }
+        }
+        for i in n..self.guest_ldt.len() {
+            self.write(i as u16, 0, 0, EMPTY_FLAGS)?;
+        }
+        self.guest_ldt.clear();
+        self.guest_ldt.extend_from_slice(&ldt[..n]);
+        Ok(())
+    }
+}
+
+/// Checks that this process may write its LDT (some kernels are built without
+/// `modify_ldt`): writes the last slot empty.
+pub fn probe() -> std::io::Result<()> {
+    let d = UserDesc { entry_number: 8191, base_addr: 0, limit: 0, flags: EMPTY_FLAGS };
+    // SAFETY: as in HostLdt::write; an empty descriptor in a slot bt86 never uses.
+    let r = unsafe { libc::syscall(libc::SYS_modify_ldt, 0x11, &d as *const UserDesc, std::mem::size_of::<UserDesc>()) };
+    if r != 0 { Err(std::io::Error::last_os_error()) } else { Ok(()) }
+}
+
+/// What a host selector found in a segment register at an exit means for the guest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HostSelector {
+    /// The null selector (RPL kept).
+    Null(u16),
+    /// A guest LDT selector, loaded natively from the mirrored LDT.
+    GuestLdt(u16),
+    /// A slot the monitor loaded for a guest GDT selector.
+    GuestGdt(u16),
+    /// A host GDT selector: guest code loaded one of its GDT selectors natively and got
+    /// the host's descriptor; the load must be redone against the guest GDT.
+    HostGdt(u16),
+}
+
+/// Classifies host selector `h`.
+pub fn classify(h: u16) -> HostSelector {
+    let index = h >> 3;
+    if h & 4 == 0 {
+        if index == 0 { HostSelector::Null(h) } else { HostSelector::HostGdt(h) }
+    } else if index >= GDT_SLOTS {
+        HostSelector::GuestGdt(((index - GDT_SLOTS) << 3) | (h & 3))
+    } else {
+        HostSelector::GuestLdt(h)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shadows_of_common_segments() {
+        // Linux's user code and data (flat, DPL 3) and a TLS segment with a base.
+        let code = SegmentCache { selector: 0x73, base: 0, limit: 0xFFFF_FFFF, access: 0xFB, flags: 0xC };
+        let data = SegmentCache { selector: 0x7B, base: 0, limit: 0xFFFF_FFFF, access: 0xF3, flags: 0xC };
+        let tls = SegmentCache { selector: 0x33, base: 0xB7F0_0000, limit: 0xFFFF_FFFF, access: 0xF3, flags: 0xC };
+        let w = WindowKind::User.base() as u32;
+        assert_eq!(shadow_of(&code), Some((w, 0xF_FFFF, 1 | 2 << 1 | 1 << 4)));
+        assert_eq!(shadow_of(&data), Some((w, 0xF_FFFF, 1 | 1 << 4)));
+        // The base wraps at 4 GiB: guest linear b + off is host window + (b + off) mod 4G.
+        assert_eq!(shadow_of(&tls).unwrap().0, w.wrapping_add(0xB7F0_0000));
+        // DPL 0 and conforming code have no shadow.
+        assert_eq!(shadow_of(&SegmentCache { access: 0x93, ..data }), None);
+        assert_eq!(shadow_of(&SegmentCache { access: 0xFF, ..code }), None);
+        assert_eq!(slot_of(0x7B), Ok(GDT_SLOTS + 15));
+        assert_eq!(slot_of(0x0F), Ok(1));
+    }
+
+    #[test]
+    fn host_selectors_classified() {
+        assert_eq!(classify(0), HostSelector::Null(0));
+        assert_eq!(classify(0x33), HostSelector::HostGdt(0x33));
+        assert_eq!(classify(host_selector(GDT_SLOTS + 15)), HostSelector::GuestGdt(0x7B));
+        assert_eq!(classify(0x0F), HostSelector::GuestLdt(0x0F));
+    }
+}

@@ -1,0 +1,426 @@
+//! Direct execution in the run loop: when guest user code may run natively, running it,
+//! and turning each exit back into guest events.
+//!
+//! The rule (DESIGN.md, VMware's adapted), checked at every entry to the run loop: CPL 3,
+//! virtual IF = 1, IOPL < 3, protected mode with paging, CR0.TS and EM clear (the host
+//! would not raise the guest's #NM), every segment representable in the host LDT, and the
+//! `--user-exec` policy agreeing. Code pages that cannot run
+//! natively (they hold `sysenter`, see `shadow-mmu`) fault on the fetch and run through
+//! the translator.
+//!
+//! An exit is a host signal. Hidden page faults never get here (the signal handler fills
+//! them and the guest goes on). Everything else is sorted by signal and trap number into
+//! what the guest CPU would have done: a #PF with CR2, `int n` (#GP with the IDT error
+//! code), `int 0x80` and `sysenter` (SIGSYS from the seccomp filter), #DE, #BP, #DB, #OF,
+//! #MF/#XM, #AC, or — for anything the host CPU did not do as the guest's would
+//! (privileged instructions, segment loads, accesses the user window cannot hold, code
+//! that must not run natively) — the translator, which has the architectural answer,
+//! until its next exit to the run loop.
+
+use std::collections::BTreeMap;
+
+use bt86_shadow_mmu::{Resolution, WindowKind, locate};
+use bt86_translator::{Seg, flags};
+
+use super::{Machine, Stop, UserExec};
+use crate::cpu::exceptions::EventKind;
+use crate::cpu::{Exception, Vector, cr0};
+use crate::direct::enter::{self, Exit, Regs, Selectors};
+use crate::direct::host_ldt::{HostLdt, HostSelector, classify};
+use crate::direct::policy::Policy;
+use crate::host::signals::USER_CS64;
+
+/// The host's 32-bit user code selector (`__USER32_CS`): the CS of a SIGSYS raised by
+/// the kernel's SYSENTER path, which returns to a fixed landing pad of its own.
+const HOST_USER32_CS: u16 = 0x23;
+
+/// EFLAGS bits the host CPU keeps for the guest while it runs natively.
+const NATIVE_FLAGS: u32 = flags::HOST_HELD | flags::TF | flags::AC;
+
+/// Direct-execution state and counters.
+pub struct Direct {
+    /// Why direct execution is unavailable on this host (None: available).
+    pub unavailable: Option<String>,
+    /// The host LDT's shadow descriptors.
+    pub ldt: HostLdt,
+    /// Slices of native execution.
+    pub slices: u64,
+    /// Exits by reason.
+    pub exits: BTreeMap<&'static str, u64>,
+    /// The next run-loop pass translates (the last exit needs the translator).
+    pub translate_once: bool,
+    /// Which user code runs translated.
+    pub policy: Policy,
+    /// Nanoseconds of native execution (measured with `--stats`).
+    pub ns: u64,
+}
+
+impl Direct {
+    /// The state for `--user-exec` mode `mode`.
+    pub fn new(mode: UserExec) -> Direct {
+        Direct {
+            unavailable: None,
+            ldt: HostLdt::default(),
+            slices: 0,
+            exits: BTreeMap::new(),
+            translate_once: false,
+            policy: Policy::new(mode == UserExec::Adaptive),
+            ns: 0,
+        }
+    }
+}
+
+/// What to do after an exit.
+enum Next {
+    /// A guest event (system call, exception) was delivered.
+    Event,
+    /// Back to the run loop, nothing for the guest (a timer, a page filled).
+    Loop,
+    /// Run the code at CS:EIP through the translator until it next exits to the run
+    /// loop, then try natively again.
+    Translate,
+}
+
+impl Machine {
+    /// True if the current guest state may run natively.
+    pub(super) fn direct_eligible(&mut self) -> bool {
+        let c = &self.cpu;
+        let want = self.config.user_exec != UserExec::Translate
+            && self.direct.unavailable.is_none()
+            && c.cpl == 3
+            && c.protected()
+            && c.cr0 & cr0::PG != 0
+            // The host would not raise #NM for the guest's lazy FPU switching.
+            && c.cr0 & (cr0::TS | cr0::EM) == 0
+            && c.interrupts_enabled()
+            && c.iopl() < 3
+            && c.eflags() & flags::VM == 0
+            && !c.halted;
+        // A pass the last exit reserved for the translator.
+        if !want || std::mem::take(&mut self.direct.translate_once) {
+            return false;
+        }
+        match self.code_page() {
+            Some(page) => !self.direct.policy.translate_at(page),
+            None => true,
+        }
+    }
+
+    /// The guest-physical page of the code at CS:EIP (user fetch), if mapped.
+    fn code_page(&mut self) -> Option<u64> {
+        let linear = self.cpu.linear_eip();
+        self.mem.mmu.code_phys(linear, true).ok().map(|p| p >> 12)
+    }
+
+    /// Runs guest user code natively until an exit that needs the monitor. `Ok(false)`:
+    /// the state cannot run natively (a segment has no host equivalent); the caller
+    /// translates instead.
+    pub(super) fn run_direct(&mut self) -> Result<bool, Stop> {
+        let Some(sel) = self.host_selectors() else {
+            return Ok(false);
+        };
+        let guest_flags = self.cpu.eflags();
+        let mut native = guest_flags & NATIVE_FLAGS;
+        if self.cpu.cr0 & cr0::AM == 0 {
+            native &= !flags::AC;
+        }
+        let regs = Regs { gpr: self.cpu.ctx.gpr, eip: self.cpu.ctx.eip, eflags: native | flags::IF | flags::FIXED1 };
+        let fx = std::ptr::addr_of_mut!(self.cpu.ctx.guest_fx) as *mut u8;
+        let start = self.clock.now();
+        self.direct.slices += 1;
+        // SAFETY: `install` ran on this thread (cli::run), FSGSBASE and the seccomp filter
+        // were checked when direct execution was enabled (`unavailable` is None), `sel`
+        // holds host LDT selectors of shadow descriptors (HostLdt: DPL 3, in the user
+        // window), and the context's FXSAVE image is aligned and outlives the call.
+        let exit = unsafe { enter::run(&regs, &sel, fx) };
+        let ns = self.clock.now().saturating_sub(start);
+        self.direct.ns += ns;
+        self.take_exit(exit, &sel, guest_flags, ns)?;
+        Ok(true)
+    }
+
+    /// The host selectors for the guest's six segment registers (mirroring the guest's
+    /// LDT first), or None if one has no host equivalent.
+    fn host_selectors(&mut self) -> Option<Selectors> {
+        let ldt = self.guest_ldt_entries();
+        if let Err(e) = self.direct.ldt.mirror_guest_ldt(&ldt) {
+            log::debug!("direct execution: guest LDT not mirrored: {e:?}");
+            return None;
+        }
+        let mut sel = [0u16; 6];
+        for s in Seg::ALL {
+            match self.direct.ldt.selector_for(self.cpu.segment(s)) {
+                Ok(h) => sel[s as usize] = h,
+                Err(e) => {
+                    log::debug!("direct execution: {s:?} not reversible: {e:?}");
+                    return None;
+                }
+            }
+        }
+        Some(sel)
+    }
+
+    /// The guest's LDT descriptors (empty if LDTR is null or the table unreadable).
+    fn guest_ldt_entries(&mut self) -> Vec<u64> {
+        let l = self.cpu.ldtr;
+        if l.selector & !3 == 0 || !l.present() {
+            return Vec::new();
+        }
+        let n = ((l.limit as usize + 1) / 8).min(crate::direct::host_ldt::GDT_SLOTS as usize);
+        let mut bytes = vec![0u8; n * 8];
+        if self.mem.mmu.read(l.base, &mut bytes, false).is_err() {
+            return Vec::new();
+        }
+        bytes.chunks_exact(8).map(|b| u64::from_le_bytes(b.try_into().unwrap())).collect()
+    }
+
+    /// Takes the guest state back from an exit and acts on it.
+    fn take_exit(&mut self, exit: Exit, entry_sel: &Selectors, guest_flags: u32, ns: u64) -> Result<(), Stop> {
+        self.cpu.ctx.gpr = exit.regs.gpr;
+        self.cpu.ctx.eip = exit.regs.eip;
+        let keep = if self.cpu.cr0 & cr0::AM == 0 { NATIVE_FLAGS & !flags::AC } else { NATIVE_FLAGS };
+        self.cpu.ctx.set_eflags((guest_flags & !keep) | (exit.regs.eflags & keep));
+        let cs = exit.sel[Seg::Cs as usize];
+        if exit.signo == libc::SIGSYS && cs == HOST_USER32_CS {
+            // The kernel's SYSENTER path: EIP and ESP are lost (the guest's SYSENTER
+            // replaces them anyway); the kernel moved EBP into ESP and reloaded EBP from
+            // the stack, so the guest's EBP is in ESP.
+            self.count_exit("sysenter");
+            self.cpu.set_gpr(5, exit.regs.gpr[4]);
+            if let Some(page) = self.code_page() {
+                self.direct.policy.event_exit(page, ns);
+            }
+            return self.guest_sysenter();
+        }
+        if cs == HOST_USER32_CS || cs == USER_CS64 {
+            return Err(Stop::Unsupported(
+                format!(
+                    "guest user code switched to host code segment {cs:#x} (a far transfer to a GDT selector, or a sysenter whose registers the host lost); direct execution cannot continue it (try --user-exec translate)"
+                ),
+                self.dump(),
+            ));
+        }
+        if let Err(e) = self.sync_segments(&exit.sel, entry_sel) {
+            self.count_exit("segment load");
+            return self.deliver(e);
+        }
+        let page = self.code_page();
+        match self.classify_exit(&exit)? {
+            Next::Event => {
+                if let Some(page) = page {
+                    self.direct.policy.event_exit(page, ns);
+                }
+            }
+            Next::Loop => {}
+            Next::Translate => self.direct.translate_once = true,
+        }
+        Ok(())
+    }
+
+    /// Brings the guest's segment registers up to date with what the host CPU holds:
+    /// registers guest code reloaded natively are loaded again, against the guest's own
+    /// tables.
+    fn sync_segments(&mut self, now: &Selectors, entry: &Selectors) -> Result<(), Exception> {
+        for s in Seg::ALL {
+            let h = now[s as usize];
+            if h == entry[s as usize] || s == Seg::Cs {
+                continue;
+            }
+            self.mem.user = false;
+            let guest = match classify(h) {
+                HostSelector::Null(g) | HostSelector::GuestLdt(g) | HostSelector::GuestGdt(g) | HostSelector::HostGdt(g) => g,
+            };
+            if s == Seg::Ss {
+                self.cpu.load_stack_segment(&mut self.mem, guest)?;
+            } else {
+                self.cpu.load_data_segment(&mut self.mem, s, guest)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn count_exit(&mut self, why: &'static str) {
+        *self.direct.exits.entry(why).or_default() += 1;
+    }
+
+    /// Delivers exception `e` raised by the instruction at EIP.
+    fn deliver(&mut self, e: Exception) -> Result<(), Stop> {
+        self.fault(e).map(|_| ())
+    }
+
+    /// A software interrupt (`int n`, `int3`, `into`) whose instruction ends at EIP.
+    fn software_interrupt(&mut self, vector: u8, len: u32) -> Result<(), Stop> {
+        let next = self.cpu.ctx.eip;
+        self.cpu.ctx.eip = next.wrapping_sub(len);
+        *self.stats.exceptions.entry(vector).or_default() += 1;
+        match self.cpu.raise(&mut self.mem, Exception::plain(vector), EventKind::Software, next) {
+            Ok(()) => Ok(()),
+            Err(t) => Err(Stop::TripleFault(t, self.dump())),
+        }
+    }
+
+    /// The length of the instruction before EIP that raised `vector` as a trap: `int n`
+    /// (CD n, 2 bytes) or the one-byte `int3`/`into`.
+    fn software_interrupt_length(&mut self, vector: u8) -> u32 {
+        let mut b = [0u8; 2];
+        let at = self.cpu.linear_eip().wrapping_sub(2);
+        if self.mem.peek(at, &mut b) && b == [0xCD, vector] { 2 } else { 1 }
+    }
+
+    /// The guest's SYSENTER.
+    fn guest_sysenter(&mut self) -> Result<(), Stop> {
+        match crate::cpu::emulate::sysenter(&mut self.cpu) {
+            Ok(_) => Ok(()),
+            Err(e) => self.deliver(e),
+        }
+    }
+
+    /// Sorts an exit by what the guest CPU would have done.
+    fn classify_exit(&mut self, e: &Exit) -> Result<Next, Stop> {
+        use libc::{SIGALRM, SIGBUS, SIGFPE, SIGILL, SIGSEGV, SIGSYS, SIGTRAP};
+        Ok(match (e.signo, e.trapno) {
+            (SIGALRM, _) => {
+                self.count_exit("timer");
+                Next::Loop
+            }
+            (SIGSYS, _) => {
+                // int 0x80 (the instruction is behind EIP; EAX still holds the number).
+                self.count_exit("int 0x80");
+                self.software_interrupt(0x80, 2)?;
+                Next::Event
+            }
+            (SIGSEGV, 14) => return self.page_fault_exit(e),
+            (SIGSEGV, 13) if e.err & 2 != 0 => {
+                // #GP with an IDT error code: `int n` through a gate the host forbids.
+                self.count_exit("int n");
+                let vector = (e.err >> 3) as u8;
+                self.cpu.ctx.eip = self.cpu.ctx.eip.wrapping_add(2);
+                self.software_interrupt(vector, 2)?;
+                Next::Event
+            }
+            (SIGSEGV, 4) => {
+                self.count_exit("into");
+                let len = self.software_interrupt_length(Vector::OF);
+                self.software_interrupt(Vector::OF, len)?;
+                Next::Event
+            }
+            (SIGSEGV, 5) => {
+                self.count_exit("bound");
+                self.deliver(Exception::plain(Vector::BR))?;
+                Next::Event
+            }
+            (SIGTRAP, 3) => {
+                self.count_exit("int3");
+                let len = self.software_interrupt_length(Vector::BP);
+                self.software_interrupt(Vector::BP, len)?;
+                Next::Event
+            }
+            (SIGTRAP, 1) => {
+                self.count_exit("single step");
+                self.single_step_trap()?;
+                Next::Event
+            }
+            (SIGFPE, 0) => {
+                self.count_exit("divide error");
+                self.deliver(Exception::plain(Vector::DE))?;
+                Next::Event
+            }
+            (SIGFPE, 16) => {
+                self.count_exit("x87 exception");
+                self.deliver(Exception::plain(Vector::MF))?;
+                Next::Event
+            }
+            (SIGFPE, 19) => {
+                self.count_exit("SIMD exception");
+                let v = if self.cpu.cr4 & crate::cpu::cr4::OSXMMEXCPT != 0 { Exception::plain(Vector::XM) } else { Exception::ud() };
+                self.deliver(v)?;
+                Next::Event
+            }
+            (SIGBUS, 17) if self.cpu.cr0 & cr0::AM != 0 => {
+                self.count_exit("alignment check");
+                self.deliver(Exception::new(Vector::AC, 0))?;
+                Next::Event
+            }
+            (SIGSEGV | SIGBUS | SIGILL, _) => {
+                // Privileged instructions, segment loads and limits, #UD: the translator
+                // knows what the guest CPU does with this instruction.
+                self.count_exit(match e.signo {
+                    SIGILL => "invalid opcode",
+                    _ => "general protection",
+                });
+                Next::Translate
+            }
+            _ => {
+                return Err(Stop::Unsupported(
+                    format!("unexpected signal {} (trap {}) from directly executed guest code", e.signo, e.trapno),
+                    self.dump(),
+                ));
+            }
+        })
+    }
+
+    /// A page fault the signal handler did not fill.
+    fn page_fault_exit(&mut self, e: &Exit) -> Result<Next, Stop> {
+        let (write, fetch) = (e.err & 2 != 0, e.err & 0x10 != 0);
+        match locate(e.fault_addr) {
+            Some((WindowKind::User, _, false)) => {}
+            // The guard below the window: guest linear 3 GiB and up, which the user window
+            // does not hold, or a host GDT segment (base 0) guest code loaded natively.
+            _ => {
+                self.count_exit("outside the user window");
+                return Ok(Next::Translate);
+            }
+        }
+        let resolution = match self.mem.mmu.resolve_fault(e.fault_addr, write, fetch) {
+            Ok(r) => r,
+            Err(err) => return Err(Stop::Unsupported(format!("internal error: window: {err}"), self.dump())),
+        };
+        Ok(match resolution {
+            Resolution::Handled => {
+                self.count_exit("page fault (filled)");
+                Next::Loop
+            }
+            Resolution::GuestFault(pf) => {
+                self.count_exit("page fault");
+                self.deliver(pf.into())?;
+                Next::Event
+            }
+            Resolution::Translate => {
+                self.count_exit("code to translate");
+                if let Some(page) = self.code_page() {
+                    self.direct.policy.must_translate(page);
+                }
+                Next::Translate
+            }
+            Resolution::Emulate(_) => {
+                self.count_exit("device memory");
+                self.device_access(self.cpu.mode())?;
+                Next::Loop
+            }
+            Resolution::CodeWrite(page) => {
+                // Guest user code wrote a page holding translations: drop them and let
+                // the write run again natively.
+                self.count_exit("write to translated code");
+                self.stats.smc_faults += 1;
+                self.stats.smc_invalidations += self.translator.invalidate_page(page) as u64;
+                self.mem.mmu.unprotect_code_page(page);
+                Next::Loop
+            }
+        })
+    }
+}
+
+/// Checks that this host can run guest code natively and installs what it needs (the
+/// seccomp filter). Returns why not, if it cannot.
+pub fn prepare_host() -> Option<String> {
+    if !bt86_translator::has_fsgsbase() {
+        return Some("the host kernel does not allow rdfsbase/wrfsbase in user mode (FSGSBASE, Linux 5.9+)".into());
+    }
+    if let Err(e) = crate::direct::host_ldt::probe() {
+        return Some(format!("the host LDT cannot be written (modify_ldt: {e})"));
+    }
+    if let Err(e) = crate::host::seccomp::trap_32bit_syscalls() {
+        return Some(format!("the seccomp filter for guest system calls cannot be installed: {e}"));
+    }
+    None
+}
