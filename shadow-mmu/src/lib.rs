@@ -24,6 +24,7 @@
 mod mmu;
 mod ram;
 mod shadow;
+mod soft_tlb;
 pub mod walk;
 mod window;
 

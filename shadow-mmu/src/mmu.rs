@@ -14,6 +14,7 @@
 
 use crate::ram::GuestRam;
 use crate::shadow::{Entry, Shadow};
+use crate::soft_tlb::SoftTlb;
 use crate::walk::{self, Translation};
 use crate::window::{Prot, Window, WindowError, WindowKind, WindowStats, locate};
 use crate::{PAGE_SIZE, WINDOW_SIZE};
@@ -86,6 +87,8 @@ pub struct Mmu {
     regs: PagingRegs,
     /// The window and linear address of the last true #PF, for [`Mmu::prefill`].
     faulted: Option<(WindowKind, u32)>,
+    /// Translations of the monitor's own accesses.
+    tlb: SoftTlb,
     /// Code pages the monitor (or the MMU's own A/D updates) wrote, for the run loop to
     /// invalidate.
     pub dirty_code: Vec<u64>,
@@ -110,6 +113,7 @@ impl Mmu {
             shadow: Shadow::default(),
             regs: PagingRegs::default(),
             faulted: None,
+            tlb: SoftTlb::default(),
             dirty_code: Vec::new(),
             pages_protected: 0,
             device_pages: Default::default(),
@@ -182,6 +186,7 @@ impl Mmu {
             || (old.cr4 ^ new.cr4) & CR4_BITS != 0
             || (old.efer ^ new.efer) & EFER_BITS != 0
         {
+            self.tlb.flush(false);
             self.flush_all();
             if !new.paging()
                 && let Err(e) = self.map_identity()
@@ -191,6 +196,7 @@ impl Mmu {
             return Some(true);
         }
         if new.paging() && cr3_written {
+            self.tlb.flush(true);
             self.stats.cr3_flushes += 1;
             for w in WindowKind::ALL {
                 let runs = self.shadow.take_non_global(w);
@@ -211,6 +217,7 @@ impl Mmu {
 
     /// Drops every mapping in both windows.
     pub fn flush_all(&mut self) {
+        self.tlb.flush(false);
         self.stats.full_flushes += 1;
         for w in WindowKind::ALL {
             self.shadow.clear(w);
@@ -226,6 +233,8 @@ impl Mmu {
             return;
         }
         self.stats.invlpg_flushes += 1;
+        // (All of it: cheaper than finding a large page's entries.)
+        self.tlb.flush(false);
         let page = page_of(linear);
         for w in WindowKind::ALL {
             match self.shadow.get(w, page) {
@@ -301,8 +310,12 @@ impl Mmu {
         if !self.regs.paging() {
             return Ok(linear as u64);
         }
+        if let Some(page) = self.tlb.get(linear, access) {
+            return Ok(page | (linear & 0xFFF) as u64);
+        }
         let t = walk::walk(&self.ram, &self.regs, linear, access)?;
         self.mark(&t, access.write);
+        self.tlb.insert(linear, access, t.phys_page, t.global);
         Ok(t.phys_page | (linear & 0xFFF) as u64)
     }
 

@@ -6,7 +6,7 @@
 //! its exits (links), and a host-offset → guest-EIP table so that a host fault in the
 //! middle of it is turned into a precise guest state.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 use iced_x86::Instruction;
 

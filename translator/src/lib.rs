@@ -35,7 +35,7 @@ pub mod tc;
 pub mod trace;
 mod translate;
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 pub use context::{
     Context, ContextBox, ExitReason, FxArea, HostFault, IblTable, KICK_PAGE_OFFSET, Seg, arm_kick, disarm_kick, flags, kick_page_of, reg,
@@ -84,7 +84,7 @@ impl Translator {
             stack,
             stubs,
             table: FragmentTable::default(),
-            ibl: HashMap::new(),
+            ibl: HashMap::default(),
             ibl_mode: None,
             stats: TranslatorStats::default(),
             trace: false,

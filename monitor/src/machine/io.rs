@@ -9,17 +9,18 @@ use crate::cpu::emulate::{IoEffect, PortIo};
 pub struct Ports<'a> {
     /// The devices.
     pub platform: &'a mut Platform,
-    /// Virtual time of the access.
-    pub now_ns: u64,
+    /// The virtual clock (read only when a port is actually accessed: most callouts are
+    /// not I/O).
+    pub clock: &'a super::clock::Clock,
 }
 
 impl PortIo for Ports<'_> {
     fn io_in(&mut self, port: u16, size: u8) -> u32 {
-        self.platform.io_in(port, size, self.now_ns)
+        self.platform.io_in(port, size, self.clock.now())
     }
 
     fn io_out(&mut self, port: u16, size: u8, value: u32) -> IoEffect {
-        match self.platform.io_out(port, size, value, self.now_ns) {
+        match self.platform.io_out(port, size, value, self.clock.now()) {
             IoOutcome::Continue => IoEffect::None,
             IoOutcome::Exit(s) => IoEffect::Exit(s),
             IoOutcome::Reset => IoEffect::Reset,

@@ -296,7 +296,7 @@ impl Machine {
 
     fn emulate_callout(&mut self, c: &bt86_translator::Callout, mode: Mode) -> Result<Option<Resume>, Stop> {
         self.mem.user = self.cpu.cpl == 3;
-        let mut ports = Ports { platform: &mut self.platform, now_ns: self.clock.now() };
+        let mut ports = Ports { platform: &mut self.platform, clock: &self.clock };
         let mut env = Env { mem: &mut self.mem, io: &mut ports };
         let result = emulate(&mut self.cpu, &mut env, &c.instr, c.next_eip);
         if matches!(c.instr.mnemonic(), iced_x86::Mnemonic::Iret | iced_x86::Mnemonic::Iretd) {
@@ -462,7 +462,7 @@ pub(super) fn stats_report(m: &Machine) -> String {
     }
     let total: u64 = s.exits.values().sum();
     let _ = writeln!(o, "  exits to the monitor: {total}");
-    stats::write_map(&mut o, "exits by reason", s.exits.iter().map(|(k, v)| (*k, *v)));
+    stats::write_map(&mut o, "exits by reason", s.exits_sorted());
     stats::write_map(&mut o, "callouts by instruction", s.callouts_by_name());
     stats::write_map(&mut o, "exceptions delivered (vector)", s.exceptions.iter().map(|(k, v)| (*k, *v)));
     stats::write_map(&mut o, "interrupts delivered (vector)", s.interrupts.iter().map(|(k, v)| (*k, *v)));

@@ -6,8 +6,8 @@ use std::fmt::Write;
 /// Monitor-side counters.
 #[derive(Default, Debug)]
 pub struct Stats {
-    /// Exits from translated code by reason.
-    pub exits: BTreeMap<&'static str, u64>,
+    /// Exits from translated code by reason (a hash map: counted on every exit).
+    pub exits: rustc_hash::FxHashMap<&'static str, u64>,
     /// Callouts by instruction mnemonic (and whether it was a device-memory access);
     /// named only in the report, to keep formatting out of the exit path.
     pub callouts: BTreeMap<(iced_x86::Mnemonic, bool), u64>,
@@ -28,6 +28,13 @@ pub struct Stats {
 }
 
 impl Stats {
+    /// The exit counts, sorted by reason.
+    pub fn exits_sorted(&self) -> Vec<(&'static str, u64)> {
+        let mut v: Vec<_> = self.exits.iter().map(|(k, v)| (*k, *v)).collect();
+        v.sort();
+        v
+    }
+
     /// Counts one exit.
     pub fn exit(&mut self, why: &'static str) {
         *self.exits.entry(why).or_default() += 1;
