@@ -9,7 +9,9 @@
 //!    thread's signal stack was set up, *before any code that could touch TLS*: guest code
 //!    may one day have its own FS base loaded;
 //! 2. if the interrupted code was compatibility-mode code (CS is not the 64-bit user code
-//!    selector 0x33), hands the signal to the native runner ([`crate::native`]);
+//!    selector 0x33), hands the signal to direct execution ([`crate::direct::enter`]),
+//!    which also runs the fuzzer's native cases, and puts the guest's FS base back if
+//!    the guest goes on;
 //! 3. else asks the translator's hook, which claims faults in its translation cache;
 //! 4. anything else is a bug in the monitor: one line on stderr, written with `write(2)`
 //!    only, and `_exit(70)`.
@@ -248,10 +250,6 @@ extern "C" fn on_signal(signo: libc::c_int, info: *mut libc::siginfo_t, ctx: *mu
             }
             crate::direct::enter::Handled::Exit => return,
             crate::direct::enter::Handled::NotMine => {}
-        }
-        // SAFETY: as above.
-        if unsafe { crate::native::runner::handle_signal(signo, info, uc) } {
-            return;
         }
     } else {
         let hook = HOOK.load(Ordering::Acquire);

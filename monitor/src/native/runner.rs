@@ -1,30 +1,12 @@
-//! Entering guest code in compatibility mode and getting back out on a host signal.
+//! Running a fuzz case natively: guest code in compatibility mode through the flat LDT
+//! segments of [`super::ldt`], until the first host signal (the case ends with `int3`).
 //!
-//! # Entry
-//! [`run`] saves the monitor's callee-saved registers, RSP and FPU/SSE state (`fxsave64`)
-//! in a [`RunFrame`], loads the guest's FPU/SSE state (`fxrstor64`), guest EAX..EDI,
-//! DS/ES = the guest data selector, and `iretq`s to the guest's SS:ESP, EFLAGS and CS:EIP
-//! (the CS an LDT 32-bit code selector: the CPU is now in compatibility mode).
-//!
-//! # Exit
-//! Guest code runs until it faults or traps (the fuzzer ends its code with `int3`). The
-//! signal arrives on the thread's signal stack ([`crate::host::signals`]), whose handler
-//! calls [`handle_signal`] for compatibility-mode contexts. That copies the guest state
-//! out of the ucontext (GPRs, EIP, EFLAGS, the 512-byte FXSAVE image behind
-//! `uc_mcontext.fpregs`, signal number and code, trap number, error code, fault address)
-//! into the frame, and rewrites the ucontext so that `sigreturn` lands in 64-bit mode
-//! (CS 0x33, SS 0x2b) at the landing code inside [`run`] with RSP = the saved host RSP.
-//! The landing code resets DS/ES to 0, restores the monitor's FPU/SSE state and its
-//! callee-saved registers, and `run` returns the [`Exit`].
-//!
-//! `sigreturn` restores the signal mask the thread had before the signal, so guest exits
-//! leave no signal blocked.
-
-use std::cell::Cell;
-use std::mem::offset_of;
+//! The mechanics are direct execution's ([`crate::direct::enter`]): the same trampoline
+//! and signal handling run the fuzzer's cases and a guest's user code, so the fuzzer's
+//! native engine also exercises the code that direct execution relies on.
 
 use super::ldt::FlatSelectors;
-use crate::host::signals::{USER_CS64, USER_DS};
+use crate::direct::enter;
 
 /// A 512-byte FXSAVE image (16-byte aligned, as `fxsave`/`fxrstor` require).
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -157,34 +139,6 @@ pub struct Exit {
     pub fault_addr: u64,
 }
 
-/// Per-run state shared between [`run`], its assembly and the signal handler.
-#[repr(C, align(64))]
-struct RunFrame {
-    host_fx: FxArea,
-    guest_fx: FxArea,
-    regs: GuestRegs,
-    code_sel: u32,
-    data_sel: u32,
-    host_rsp: u64,
-    landing: u64,
-    // Filled in by the signal handler.
-    done: u32,
-    signo: i32,
-    si_code: i32,
-    trapno: u32,
-    err: u32,
-    fault_addr: u64,
-    exit_regs: GuestRegs,
-    exit_fx: FxArea,
-}
-
-thread_local! {
-    /// The frame of the run in progress on this thread (null when none). Read by the signal
-    /// handler after it has restored FS. Const-initialized and without a destructor, so an
-    /// access is a plain FS-relative load.
-    static CURRENT: Cell<*mut RunFrame> = const { Cell::new(std::ptr::null_mut()) };
-}
-
 /// Runs guest code natively in compatibility mode until the first host signal it raises.
 ///
 /// The caller must have called [`crate::host::signals::install`] on this thread and
@@ -194,188 +148,24 @@ thread_local! {
 /// # Safety
 /// The guest code runs with the host process's privileges inside the segments `sel`
 /// describe: everything it can address there (the guest window) must be guest memory.
+/// User-mode FSGSBASE must be available (`bt86_translator::has_fsgsbase`).
 pub unsafe fn run(sel: FlatSelectors, regs: &GuestRegs, fx: &FxArea) -> Exit {
-    let mut frame = Box::new(RunFrame {
-        host_fx: FxArea([0; 512]),
-        guest_fx: *fx,
-        regs: GuestRegs { eflags: (regs.eflags & ENTRY_EFLAGS_MASK) | 0x202, ..*regs },
-        code_sel: sel.code as u32,
-        data_sel: sel.data as u32,
-        host_rsp: 0,
-        landing: 0,
-        done: 0,
-        signo: 0,
-        si_code: 0,
-        trapno: 0,
-        err: 0,
-        fault_addr: 0,
-        exit_regs: GuestRegs::default(),
-        exit_fx: FxArea([0; 512]),
-    });
-    // The MXCSR_MASK field must not be loaded with reserved bits set by fxrstor; only the
-    // fields that fxrstor actually loads matter, so clear FIP/FDP/MXCSR_MASK-side fields.
-    frame.guest_fx.0[6..24].fill(0);
-    frame.guest_fx.0[28..32].fill(0);
-    let fp: *mut RunFrame = &mut *frame;
-    CURRENT.with(|c| c.set(fp));
-    // SAFETY: `fp` points to a live, 64-byte aligned RunFrame; the asm saves and restores
-    // every register the ABI requires (RBX and RBP by hand, R12-R15 and all caller-saved
-    // registers declared clobbered) and comes back through the landing label with RSP
-    // restored. The guest runs in a 32-bit segment that covers only the guest window.
-    unsafe { enter(fp) };
-    CURRENT.with(|c| c.set(std::ptr::null_mut()));
-    assert_eq!(frame.done, 1, "native run returned without a guest exit");
+    let mut image = *fx;
+    // Reserved MXCSR_MASK-side fields must not reach fxrstor; FIP/FDP do not matter.
+    image.0[6..24].fill(0);
+    image.0[28..32].fill(0);
+    let r = enter::Regs { gpr: regs.gpr, eip: regs.eip, eflags: (regs.eflags & ENTRY_EFLAGS_MASK) | 0x202 };
+    let (code, data) = (sel.code, sel.data);
+    // SAFETY: the caller's contract; `image` is an aligned FXSAVE image that lives
+    // through the call.
+    let e = unsafe { enter::run(&r, &[data, code, data, data, 0, 0], image.0.as_mut_ptr()) };
     Exit {
-        regs: frame.exit_regs,
-        fx: frame.exit_fx,
-        signo: frame.signo,
-        si_code: frame.si_code,
-        trapno: frame.trapno,
-        err: frame.err,
-        fault_addr: frame.fault_addr,
+        regs: GuestRegs { gpr: e.regs.gpr, eip: e.regs.eip, eflags: e.regs.eflags },
+        fx: image,
+        signo: e.signo,
+        si_code: e.si_code,
+        trapno: e.trapno,
+        err: e.err,
+        fault_addr: e.fault_addr,
     }
-}
-
-/// The entry/exit trampoline. `frame` is passed in RDI.
-#[inline(never)]
-unsafe fn enter(frame: *mut RunFrame) {
-    // SAFETY: see `run`. DS/ES are loaded with the guest data selector and reset to 0 (the
-    // 64-bit null selector Linux gives user processes) before returning.
-    unsafe {
-        core::arch::asm!(
-            "push rbp",
-            "push rbx",
-            "push rdi",
-            "sub rsp, 8",
-            "mov [rdi + {host_rsp}], rsp",
-            "lea rax, [rip + 2f]",
-            "mov [rdi + {landing}], rax",
-            "fxsave64 [rdi + {host_fx}]",
-            "fxrstor64 [rdi + {guest_fx}]",
-            // iretq frame: SS, RSP, RFLAGS, CS, RIP.
-            "mov eax, [rdi + {data_sel}]",
-            "push rax",
-            "mov eax, [rdi + {gpr} + 16]",
-            "push rax",
-            "mov eax, [rdi + {eflags}]",
-            "push rax",
-            "mov eax, [rdi + {code_sel}]",
-            "push rax",
-            "mov eax, [rdi + {eip}]",
-            "push rax",
-            "mov eax, [rdi + {data_sel}]",
-            "mov ds, eax",
-            "mov es, eax",
-            "mov eax, [rdi + {gpr}]",
-            "mov ecx, [rdi + {gpr} + 4]",
-            "mov edx, [rdi + {gpr} + 8]",
-            "mov ebx, [rdi + {gpr} + 12]",
-            "mov ebp, [rdi + {gpr} + 20]",
-            "mov esi, [rdi + {gpr} + 24]",
-            "mov edi, [rdi + {gpr} + 28]",
-            "iretq",
-            // Landing: sigreturn put us here in 64-bit mode with RSP = host_rsp.
-            "2:",
-            "xor eax, eax",
-            "mov ds, eax",
-            "mov es, eax",
-            "add rsp, 8",
-            "pop rdi",
-            "fxrstor64 [rdi + {host_fx}]",
-            "pop rbx",
-            "pop rbp",
-            host_rsp = const offset_of!(RunFrame, host_rsp),
-            landing = const offset_of!(RunFrame, landing),
-            host_fx = const offset_of!(RunFrame, host_fx),
-            guest_fx = const offset_of!(RunFrame, guest_fx),
-            data_sel = const offset_of!(RunFrame, data_sel),
-            code_sel = const offset_of!(RunFrame, code_sel),
-            gpr = const offset_of!(RunFrame, regs) + offset_of!(GuestRegs, gpr),
-            eip = const offset_of!(RunFrame, regs) + offset_of!(GuestRegs, eip),
-            eflags = const offset_of!(RunFrame, regs) + offset_of!(GuestRegs, eflags),
-            inout("rdi") frame => _,
-            out("r12") _,
-            out("r13") _,
-            out("r14") _,
-            out("r15") _,
-            clobber_abi("sysv64"),
-        );
-    }
-}
-
-/// XSAVE header offset and the magic that marks an XSAVE-format signal frame.
-const XSTATE_BV_OFFSET: usize = 512;
-const FP_XSTATE_MAGIC1: u32 = 0x4650_5853;
-const SW_RESERVED_OFFSET: usize = 464;
-
-/// The native runner's part of the signal handler: for a signal raised by compatibility-
-/// mode code during [`run`] on this thread, records the exit in the run's frame and
-/// redirects `sigreturn` to the landing code. Returns false if no run is in progress.
-///
-/// # Safety
-/// Must be called from the signal handler (FS already restored) with the kernel's
-/// `info` and `uc`.
-pub unsafe fn handle_signal(signo: i32, info: *mut libc::siginfo_t, uc: *mut libc::ucontext_t) -> bool {
-    let fp = CURRENT.with(|c| c.get());
-    if fp.is_null() {
-        return false;
-    }
-    // SAFETY: `fp` is the live frame of the run on this thread (set by `run`, which is
-    // blocked in the guest); `info` and `uc` are the kernel's, valid during the handler.
-    let (frame, uc, info) = unsafe { (&mut *fp, &mut *uc, &*info) };
-    if frame.done != 0 {
-        return false;
-    }
-    let g = &mut uc.uc_mcontext.gregs;
-    use libc::{REG_RAX, REG_RBP, REG_RBX, REG_RCX, REG_RDI, REG_RDX, REG_RSI, REG_RSP};
-    let order = [REG_RAX, REG_RCX, REG_RDX, REG_RBX, REG_RSP, REG_RBP, REG_RSI, REG_RDI];
-    for (i, r) in order.iter().enumerate() {
-        frame.exit_regs.gpr[i] = g[*r as usize] as u32;
-    }
-    frame.exit_regs.eip = g[libc::REG_RIP as usize] as u32;
-    frame.exit_regs.eflags = g[libc::REG_EFL as usize] as u32;
-    frame.signo = signo;
-    frame.si_code = info.si_code;
-    frame.trapno = g[libc::REG_TRAPNO as usize] as u32;
-    frame.err = g[libc::REG_ERR as usize] as u32;
-    // SAFETY: si_addr is valid to read for every signal (meaningful for faults).
-    frame.fault_addr = unsafe { info.si_addr() } as u64;
-    let fpregs = uc.uc_mcontext.fpregs as *const u8;
-    if !fpregs.is_null() {
-        // SAFETY: fpregs points to the FXSAVE/XSAVE image in the signal frame: at least
-        // 512 bytes, plus the XSAVE header when the software-reserved magic says so.
-        unsafe {
-            std::ptr::copy_nonoverlapping(fpregs, frame.exit_fx.0.as_mut_ptr(), 512);
-            let magic = std::ptr::read_unaligned(fpregs.add(SW_RESERVED_OFFSET) as *const u32);
-            if magic == FP_XSTATE_MAGIC1 {
-                let bv = std::ptr::read_unaligned(fpregs.add(XSTATE_BV_OFFSET) as *const u64);
-                fix_init_components(&mut frame.exit_fx, bv);
-            }
-        }
-    }
-    frame.done = 1;
-    // Resume in 64-bit mode at the landing code on the monitor's stack.
-    g[libc::REG_RIP as usize] = frame.landing as i64;
-    g[libc::REG_RSP as usize] = frame.host_rsp as i64;
-    g[libc::REG_EFL as usize] = 0x202;
-    g[libc::REG_CSGSFS as usize] = (USER_CS64 as i64) | ((USER_DS as i64) << 48);
-    true
-}
-
-/// XSAVE leaves components in their initial configuration unwritten (XSTATE_BV bit
-/// clear); the legacy area then holds stale bytes. Put the architectural init values in.
-fn fix_init_components(fx: &mut FxArea, xstate_bv: u64) {
-    if xstate_bv & 1 == 0 {
-        fx.0[0..24].fill(0);
-        fx.set_fcw(0x037F);
-        fx.0[FxArea::ST0..FxArea::XMM0].fill(0);
-    }
-    if xstate_bv & 2 == 0 {
-        fx.0[FxArea::XMM0..FxArea::XMM0 + 16 * 16].fill(0);
-    }
-}
-
-#[cfg(test)]
-pub(crate) fn fix_init_components_for_test(fx: &mut FxArea, bv: u64) {
-    fix_init_components(fx, bv)
 }
