@@ -303,7 +303,10 @@ impl Machine {
             // Returning from a #PF handler, perhaps: map the page it made present.
             self.mem.mmu.prefill();
         }
-        self.clock.arm(self.platform.next_timer_deadline_ns());
+        if is_port_io(c.instr.mnemonic()) {
+            // A device may have a new deadline (the PIT reprogrammed, the RTC's rate).
+            self.clock.arm(self.platform.next_timer_deadline_ns());
+        }
         let flow = match result {
             Ok(f) => f,
             Err(e) => return self.fault(e),
@@ -436,6 +439,13 @@ impl Machine {
         let mode = self.cpu.mode();
         self.translator.attach(&mut self.cpu.ctx, mode);
     }
+}
+
+/// Instructions that access I/O ports (after which a device may want the host timer
+/// re-armed).
+fn is_port_io(m: iced_x86::Mnemonic) -> bool {
+    use iced_x86::Mnemonic as M;
+    matches!(m, M::In | M::Out | M::Insb | M::Insw | M::Insd | M::Outsb | M::Outsw | M::Outsd)
 }
 
 /// The `--stats` report.

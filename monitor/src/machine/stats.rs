@@ -8,9 +8,9 @@ use std::fmt::Write;
 pub struct Stats {
     /// Exits from translated code by reason (a hash map: counted on every exit).
     pub exits: rustc_hash::FxHashMap<&'static str, u64>,
-    /// Callouts by instruction mnemonic (and whether it was a device-memory access);
-    /// named only in the report, to keep formatting out of the exit path.
-    pub callouts: BTreeMap<(iced_x86::Mnemonic, bool), u64>,
+    /// Callouts by instruction mnemonic (index `mnemonic * 2 + device-memory access`);
+    /// named only in the report, to keep formatting and lookups out of the exit path.
+    pub callouts: Vec<u64>,
     /// Exceptions delivered to the guest, by vector.
     pub exceptions: BTreeMap<u8, u64>,
     /// External interrupts delivered, by vector.
@@ -42,17 +42,20 @@ impl Stats {
 
     /// Counts one instruction the monitor executed (`device`: it touched device memory).
     pub fn callout(&mut self, mnemonic: iced_x86::Mnemonic, device: bool) {
-        *self.callouts.entry((mnemonic, device)).or_default() += 1;
+        if self.callouts.is_empty() {
+            self.callouts = vec![0; iced_x86::Mnemonic::values().count() * 2];
+        }
+        self.callouts[mnemonic as usize * 2 + device as usize] += 1;
     }
 
     /// The callout counts with readable names ("mov", "mov (device memory)"), sorted.
     pub fn callouts_by_name(&self) -> Vec<(String, u64)> {
-        let mut v: Vec<(String, u64)> = self
-            .callouts
-            .iter()
-            .map(|(&(m, device), &n)| {
+        let mut v: Vec<(String, u64)> = iced_x86::Mnemonic::values()
+            .flat_map(|m| [(m, false), (m, true)])
+            .filter_map(|(m, device)| {
+                let n = *self.callouts.get(m as usize * 2 + device as usize)?;
                 let name = format!("{m:?}").to_lowercase();
-                (if device { format!("{name} (device memory)") } else { name }, n)
+                (n > 0).then(|| (if device { format!("{name} (device memory)") } else { name }, n))
             })
             .collect();
         v.sort();
