@@ -9,7 +9,7 @@
 //! times in a row, that page runs translated for a while; then it is tried natively
 //! again, so code that changes behaviour is re-measured.
 
-use std::collections::{HashMap, HashSet};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 /// A slice of native execution shorter than this, ended by a guest event, counts as a
 /// sign that translation would be faster: translated code runs at ~1.2x native time and
@@ -17,8 +17,9 @@ use std::collections::{HashMap, HashSet};
 pub const SHORT_SLICE_NS: u64 = 10_000;
 /// Short slices in a row that make a page hot.
 pub const HOT_AFTER: u32 = 4;
-/// Run-loop entries a hot page then runs translated before it is measured again.
-pub const HOT_ENTRIES: u32 = 1024;
+/// Run-loop entries a hot page then runs translated before it is measured again (each
+/// measurement costs a few host signals, spread over this many entries).
+pub const HOT_ENTRIES: u32 = 4096;
 /// Pages tracked before the table starts afresh.
 const MAX_TRACKED: usize = 4096;
 
