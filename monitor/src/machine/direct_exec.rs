@@ -419,7 +419,7 @@ pub fn prepare_host() -> Option<String> {
     if let Err(e) = crate::direct::host_ldt::probe() {
         return Some(format!("the host LDT cannot be written (modify_ldt: {e})"));
     }
-    if let Err(e) = crate::host::seccomp::trap_32bit_syscalls() {
+    if let Err(e) = crate::host::seccomp::install() {
         return Some(format!("the seccomp filter for guest system calls cannot be installed: {e}"));
     }
     None
