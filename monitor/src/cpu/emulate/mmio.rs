@@ -13,7 +13,7 @@ use iced_x86::{Instruction, InstructionInfoFactory, Mnemonic, OpAccess, OpKind, 
 
 use super::Flow;
 use super::operands::{memory_linear, read_reg, write_reg};
-use super::string::{DataAccess, emulate_string};
+use super::string::{DataAccess, emulate_string, is_memory_string};
 use crate::cpu::{Cpu, Exception};
 use crate::machine::memory::Memory;
 
@@ -84,24 +84,7 @@ pub fn emulate_mmio(cpu: &mut Cpu, mem: &mut Memory, dev: &mut dyn DeviceMemory,
     let mut m = Routed { mem, dev };
     use Mnemonic as M;
     let mn = ins.mnemonic();
-    if matches!(
-        mn,
-        M::Movsb
-            | M::Movsw
-            | M::Movsd
-            | M::Stosb
-            | M::Stosw
-            | M::Stosd
-            | M::Lodsb
-            | M::Lodsw
-            | M::Lodsd
-            | M::Cmpsb
-            | M::Cmpsw
-            | M::Cmpsd
-            | M::Scasb
-            | M::Scasw
-            | M::Scasd
-    ) {
+    if is_memory_string(ins) {
         return emulate_string(cpu, &mut m, ins).map(Some);
     }
     let general = |i: u32| ins.op_kind(i) == OpKind::Register && ins.op_register(i).is_gpr();

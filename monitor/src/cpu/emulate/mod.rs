@@ -127,21 +127,7 @@ pub fn emulate(cpu: &mut Cpu, env: &mut Env<'_>, ins: &Instruction, next_eip: u3
         M::Daa | M::Das | M::Aaa | M::Aas | M::Aam | M::Aad => bcd::emulate_bcd(cpu, ins)?,
         M::Bound => bcd::emulate_bound(cpu, env, ins)?,
         M::Enter => control::emulate_enter(cpu, env, ins)?,
-        M::Movsb
-        | M::Movsw
-        | M::Movsd
-        | M::Stosb
-        | M::Stosw
-        | M::Stosd
-        | M::Lodsb
-        | M::Lodsw
-        | M::Lodsd
-        | M::Cmpsb
-        | M::Cmpsw
-        | M::Cmpsd
-        | M::Scasb
-        | M::Scasw
-        | M::Scasd => string::emulate_string(cpu, env.mem, ins)?,
+        _ if string::is_memory_string(ins) => string::emulate_string(cpu, env.mem, ins)?,
         _ => {
             return Ok(Flow::Unsupported(format!("no emulation for {:?}", ins.mnemonic())));
         }

@@ -26,6 +26,13 @@ impl DataAccess for Memory {
     }
 }
 
+/// True for the string instructions this module executes: movs, stos, lods, cmps, scas
+/// (not SSE's `movsd`, and not ins/outs, which are port I/O).
+pub(crate) fn is_memory_string(ins: &Instruction) -> bool {
+    use Mnemonic as M;
+    ins.is_string_instruction() && !matches!(ins.mnemonic(), M::Insb | M::Insw | M::Insd | M::Outsb | M::Outsw | M::Outsd)
+}
+
 /// Flags of `a - b` at `size` bytes, as `cmp` sets them.
 fn sub_flags(cpu: &mut Cpu, a: u32, b: u32, size: u8) {
     let bits = size as u32 * 8;
