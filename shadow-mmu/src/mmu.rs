@@ -268,15 +268,7 @@ impl Mmu {
     /// to the guest; otherwise the access's hidden fault sets the bits as hardware would.
     fn map_ahead(&mut self, w: WindowKind, linear: u32) -> bool {
         let Ok(t) = walk::walk(&self.ram, &self.regs, linear, Access::data(false, w == WindowKind::User)) else { return false };
-        let phys = t.phys_page >> 12;
-        let tables_hold_code =
-            self.shadow.code_pages.contains(&(t.pde_addr >> 12)) || self.shadow.code_pages.contains(&(t.leaf_addr >> 12));
-        if !t.accessed
-            || self.ram.read_u32(t.pde_addr) & walk::pte::A == 0
-            || self.is_unbacked(phys)
-            || self.is_device(phys)
-            || tables_hold_code
-        {
+        if !t.accessed || self.ram.read_u32(t.pde_addr) & walk::pte::A == 0 || !self.fillable(w, &t, false, false) {
             return false;
         }
         match self.fill(w, linear, &t, false, false) {
@@ -414,15 +406,7 @@ impl Mmu {
         let Ok(t) = walk::walk(&self.ram, &self.regs, linear, access) else {
             return HostFault::Exit;
         };
-        let phys = t.phys_page >> 12;
-        let tables_hold_code =
-            self.shadow.code_pages.contains(&(t.pde_addr >> 12)) || self.shadow.code_pages.contains(&(t.leaf_addr >> 12));
-        if self.is_unbacked(phys)
-            || self.is_device(phys)
-            || (write && self.shadow.code_pages.contains(&phys))
-            || tables_hold_code
-            || (fetch && !self.may_execute(w, &t, phys))
-        {
+        if !self.fillable(w, &t, write, fetch) {
             return HostFault::Exit;
         }
         self.stats.hidden_faults += 1;
@@ -508,6 +492,21 @@ impl Mmu {
     /// Removes a stand-in: the device page is unmapped again, so its next access faults.
     pub fn unmap_stand_in(&mut self, w: WindowKind, linear: u32) -> Result<(), WindowError> {
         self.windows[w as usize].unmap(linear & !0xFFF, 1)
+    }
+
+    /// True if an access of this kind through translation `t` can be served by mapping
+    /// the page, without the monitor: RAM (not unbacked, not a device), not a write to a
+    /// page holding translated code, page tables not on such a page (their A/D updates
+    /// must be seen), and for a fetch, code that may run natively.
+    fn fillable(&self, w: WindowKind, t: &Translation, write: bool, fetch: bool) -> bool {
+        let phys = t.phys_page >> 12;
+        let code = &self.shadow.code_pages;
+        !(self.is_unbacked(phys)
+            || self.is_device(phys)
+            || (write && code.contains(&phys))
+            || code.contains(&(t.pde_addr >> 12))
+            || code.contains(&(t.leaf_addr >> 12))
+            || (fetch && !self.may_execute(w, t, phys)))
     }
 
     /// The host permission window `w` may give the page of `t` now. `exec`: the access

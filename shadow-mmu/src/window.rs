@@ -306,15 +306,14 @@ impl Window {
     pub fn map(&mut self, ram: &GuestRam, linear: u32, phys: u64, pages: u64, prot: Prot) -> Result<(), WindowError> {
         debug_assert!((linear as u64).is_multiple_of(PAGE_SIZE) && phys.is_multiple_of(PAGE_SIZE));
         assert!(linear as u64 + pages * PAGE_SIZE <= WINDOW_SIZE, "window mapping past 4 GiB");
-        let first = self.kind.first_mappable();
-        if linear < first {
+        let skip = self.unmappable_pages(linear, pages);
+        if skip > 0 {
             // The part the host cannot map stays unmapped (its accesses fault); the
             // mirror of page 0 above the window can be mapped.
-            if linear == 0 && pages > 0 {
+            if linear == 0 {
                 let (off, p) = if phys < ram.size() { (phys, prot) } else { (ram.ones_page_offset(), prot.read_only()) };
                 self.map_fd(ram, self.kind.base() + WINDOW_SIZE, off, 1, p)?;
             }
-            let skip = (((first - linear) as u64).div_ceil(PAGE_SIZE)).min(pages);
             if skip == pages {
                 return Ok(());
             }
@@ -384,6 +383,12 @@ impl Window {
         Ok(host)
     }
 
+    /// How many of `pages` pages from `linear` lie below what this window can map.
+    fn unmappable_pages(&self, linear: u32, pages: u64) -> u64 {
+        let first = self.kind.first_mappable();
+        if linear < first { (((first - linear) as u64).div_ceil(PAGE_SIZE)).min(pages) } else { 0 }
+    }
+
     /// Changes the permissions of mapped window pages.
     pub fn protect(&mut self, linear: u32, pages: u64, prot: Prot) -> Result<(), WindowError> {
         let host = self.kind.host_addr(linear);
@@ -405,8 +410,7 @@ impl Window {
         if linear == 0 && pages > 0 {
             self.rereserve(self.kind.base() + WINDOW_SIZE, 1)?;
         }
-        let first = self.kind.first_mappable();
-        let skip = if linear < first { (((first - linear) as u64).div_ceil(PAGE_SIZE)).min(pages) } else { 0 };
+        let skip = self.unmappable_pages(linear, pages);
         if skip < pages {
             self.rereserve(self.kind.host_addr(linear) + skip * PAGE_SIZE, pages - skip)?;
         }

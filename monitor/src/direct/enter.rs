@@ -84,16 +84,9 @@ thread_local! {
     static CURRENT: Cell<*mut Frame> = const { Cell::new(std::ptr::null_mut()) };
 }
 
-fn rdfsbase() -> u64 {
-    let v: u64;
-    // SAFETY: FSGSBASE is enabled for user mode (checked by the caller of `run`).
-    unsafe { core::arch::asm!("rdfsbase {}", out(reg) v, options(nomem, nostack, preserves_flags)) };
-    v
-}
-
 fn rdgsbase() -> u64 {
     let v: u64;
-    // SAFETY: as `rdfsbase`.
+    // SAFETY: FSGSBASE is enabled for user mode (checked by the caller of `run`).
     unsafe { core::arch::asm!("rdgsbase {}", out(reg) v, options(nomem, nostack, preserves_flags)) };
     v
 }
@@ -116,7 +109,7 @@ pub unsafe fn run(regs: &Regs, sel: &Selectors, guest_fx: *mut u8) -> Exit {
         sel: sel.map(u32::from),
         host_rsp: 0,
         landing: 0,
-        host_fs_base: rdfsbase(),
+        host_fs_base: crate::host::signals::fs_base(),
         host_gs_base: rdgsbase(),
         done: 0,
         exit: Exit::default(),

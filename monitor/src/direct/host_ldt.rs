@@ -29,8 +29,8 @@ use crate::cpu::SegmentCache;
 /// Host LDT entries from here on hold guest GDT descriptors.
 pub const GDT_SLOTS: u16 = 4096;
 
-/// Linux's `struct user_desc` (asm/ldt.h); `flags` packs the bitfield: bit 0 seg_32bit,
-/// bits 1-2 contents, 3 read_exec_only, 4 limit_in_pages, 5 seg_not_present, 6 useable.
+/// Linux's `struct user_desc` (asm/ldt.h); `flags` packs the bitfield (see the FLAG_
+/// constants).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct UserDesc {
@@ -40,8 +40,21 @@ struct UserDesc {
     flags: u32,
 }
 
+/// `user_desc` flag bits.
+pub const FLAG_32BIT: u32 = 1 << 0;
+/// Contents (2 bits): 0 data, 1 expand-down data, 2 code.
+pub const FLAG_CONTENTS_SHIFT: u32 = 1;
+/// Read-only data / execute-only code.
+pub const FLAG_READ_EXEC_ONLY: u32 = 1 << 3;
+/// The limit counts 4 KiB pages.
+pub const FLAG_LIMIT_IN_PAGES: u32 = 1 << 4;
+/// Not present.
+pub const FLAG_NOT_PRESENT: u32 = 1 << 5;
+/// The AVL bit.
+pub const FLAG_USEABLE: u32 = 1 << 6;
+
 /// The empty entry (Linux's "clear this descriptor" form).
-const EMPTY_FLAGS: u32 = 1 << 3 | 1 << 5;
+const EMPTY_FLAGS: u32 = FLAG_READ_EXEC_ONLY | FLAG_NOT_PRESENT;
 
 /// Why a guest segment cannot run natively.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -78,7 +91,11 @@ fn shadow_of(c: &SegmentCache) -> Option<(u32, u32, u32)> {
     };
     let read_exec_only = if c.is_code() { !c.readable() } else { !c.writable_data() } as u32;
     let (limit, pages) = if c.flags & 0x8 != 0 { (c.limit >> 12, 1) } else { (c.limit & 0xF_FFFF, 0) };
-    let flags = c.default_big() as u32 | contents << 1 | read_exec_only << 3 | pages << 4 | ((c.flags & 1) as u32) << 6;
+    let flags = (c.default_big() as u32 * FLAG_32BIT)
+        | (contents << FLAG_CONTENTS_SHIFT)
+        | (read_exec_only * FLAG_READ_EXEC_ONLY)
+        | (pages * FLAG_LIMIT_IN_PAGES)
+        | ((c.flags & 1) as u32 * FLAG_USEABLE);
     Some(((WindowKind::User.base() as u32).wrapping_add(c.base), limit, flags))
 }
 
@@ -96,20 +113,27 @@ pub const fn host_selector(slot: u16) -> u16 {
     slot << 3 | 4 | 3
 }
 
+/// Writes host LDT entry `slot`: base, limit (in pages if `flags` says so) and the
+/// `user_desc` flag bits. The one place bt86 calls `modify_ldt`.
+pub fn write_entry(slot: u16, base: u32, limit: u32, flags: u32) -> std::io::Result<()> {
+    let d = UserDesc { entry_number: slot as u32, base_addr: base, limit, flags };
+    // SAFETY: modify_ldt(0x11 = write, new format) reads one user_desc from a valid
+    // pointer and changes only this process's LDT. Callers keep every entry inside the
+    // user window (base = window + guest base, see the module comment) or empty.
+    let r = unsafe { libc::syscall(libc::SYS_modify_ldt, 0x11, &d as *const UserDesc, std::mem::size_of::<UserDesc>()) };
+    if r != 0 { Err(std::io::Error::last_os_error()) } else { Ok(()) }
+}
+
 impl HostLdt {
     fn write(&mut self, slot: u16, base: u32, limit: u32, flags: u32) -> Result<(), NotReversible> {
         let d = UserDesc { entry_number: slot as u32, base_addr: base, limit, flags };
         if self.installed.get(&slot) == Some(&d) {
             return Ok(());
         }
-        // SAFETY: modify_ldt(0x11 = write, new format) reads one user_desc from a valid
-        // pointer and changes only this process's LDT, whose entries all lie in the user
-        // window (base = window + guest base, see the module comment).
-        let r = unsafe { libc::syscall(libc::SYS_modify_ldt, 0x11, &d as *const UserDesc, std::mem::size_of::<UserDesc>()) };
         self.writes += 1;
-        if r != 0 {
+        if let Err(e) = write_entry(slot, base, limit, flags) {
             self.installed.remove(&slot);
-            return Err(NotReversible::Host(std::io::Error::last_os_error().raw_os_error().unwrap_or(0)));
+            return Err(NotReversible::Host(e.raw_os_error().unwrap_or(0)));
         }
         self.installed.insert(slot, d);
         Ok(())
@@ -129,8 +153,12 @@ impl HostLdt {
 
     /// Mirrors the guest's LDT (its raw descriptors, `ldt[i]` for selector `i << 3 | 4`)
     /// into host slots `0..`, and empties slots of entries the guest no longer has.
-    pub fn mirror_guest_ldt(&mut self, ldt: &[u64]) -> Result<(), NotReversible> {
+    /// Returns true if any slot changed.
+    pub fn mirror_guest_ldt(&mut self, ldt: &[u64]) -> Result<bool, NotReversible> {
         let n = ldt.len().min(GDT_SLOTS as usize);
+        if self.guest_ldt.as_slice() == &ldt[..n] {
+            return Ok(false);
+        }
         for (i, &raw) in ldt[..n].iter().enumerate() {
             if self.guest_ldt.get(i) == Some(&raw) {
                 continue;
@@ -147,17 +175,14 @@ impl HostLdt {
         }
         self.guest_ldt.clear();
         self.guest_ldt.extend_from_slice(&ldt[..n]);
-        Ok(())
+        Ok(true)
     }
 }
 
 /// Checks that this process may write its LDT (some kernels are built without
 /// `modify_ldt`): writes the last slot empty.
 pub fn probe() -> std::io::Result<()> {
-    let d = UserDesc { entry_number: 8191, base_addr: 0, limit: 0, flags: EMPTY_FLAGS };
-    // SAFETY: as in HostLdt::write; an empty descriptor in a slot bt86 never uses.
-    let r = unsafe { libc::syscall(libc::SYS_modify_ldt, 0x11, &d as *const UserDesc, std::mem::size_of::<UserDesc>()) };
-    if r != 0 { Err(std::io::Error::last_os_error()) } else { Ok(()) }
+    write_entry(8191, 0, 0, EMPTY_FLAGS)
 }
 
 /// What a host selector found in a segment register at an exit means for the guest.

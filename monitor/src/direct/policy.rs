@@ -1,6 +1,10 @@
 //! Which engine runs user code when both could: code pages that must be translated, and
 //! the adaptive policy (`--user-exec adaptive`).
 //!
+//! Code pages that cannot run natively (they hold `sysenter`) are marked the same way,
+//! in every mode, when a fetch from one faults; the mark expires like any other, so a
+//! frame that later holds other code is tried natively again.
+//!
 //! Every exit from direct execution is a host signal (a few microseconds here), while a
 //! translated system call or exception is a callout (well under one). Code that exits
 //! often — a loop making system calls, a page-fault storm — is therefore faster
@@ -9,7 +13,7 @@
 //! times in a row, that page runs translated for a while; then it is tried natively
 //! again, so code that changes behaviour is re-measured.
 
-use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
+use rustc_hash::FxHashMap as HashMap;
 
 /// A slice of native execution shorter than this, ended by a guest event, counts as a
 /// sign that translation would be faster: translated code runs at ~1.2x native time and
@@ -33,8 +37,6 @@ struct Heat {
 #[derive(Debug, Default)]
 pub struct Policy {
     adaptive: bool,
-    /// Guest-physical code pages that cannot run natively (they hold `sysenter`).
-    translate_only: HashSet<u64>,
     heat: HashMap<u64, Heat>,
     /// Run-loop entries that translated user code because of this policy.
     pub translated_entries: u64,
@@ -51,10 +53,6 @@ impl Policy {
     /// Before running user code at guest-physical page `page`: true if it should run
     /// translated.
     pub fn translate_at(&mut self, page: u64) -> bool {
-        if self.translate_only.contains(&page) {
-            self.translated_entries += 1;
-            return true;
-        }
         if let Some(h) = self.heat.get_mut(&page)
             && h.translated_entries_left > 0
         {
@@ -68,9 +66,21 @@ impl Policy {
         false
     }
 
-    /// A code page was found that cannot run natively.
+    /// True in `--user-exec adaptive`.
+    pub fn adaptive(&self) -> bool {
+        self.adaptive
+    }
+
+    /// A code page was found that cannot run natively: translate it for a while.
     pub fn must_translate(&mut self, page: u64) {
-        self.translate_only.insert(page);
+        self.mark(page).translated_entries_left = HOT_ENTRIES;
+    }
+
+    fn mark(&mut self, page: u64) -> &mut Heat {
+        if self.heat.len() >= MAX_TRACKED && !self.heat.contains_key(&page) {
+            self.heat.clear();
+        }
+        self.heat.entry(page).or_default()
     }
 
     /// A slice of `ns` nanoseconds of native execution ended in a guest event at code
@@ -79,10 +89,7 @@ impl Policy {
         if !self.adaptive {
             return;
         }
-        if self.heat.len() >= MAX_TRACKED && !self.heat.contains_key(&page) {
-            self.heat.clear();
-        }
-        let h = self.heat.entry(page).or_default();
+        let h = self.mark(page);
         if ns >= SHORT_SLICE_NS {
             h.short_slices = 0;
             return;
@@ -130,6 +137,9 @@ mod tests {
         }
         assert!(!d.translate_at(1));
         d.must_translate(2);
-        assert!(d.translate_at(2), "pages that cannot run natively are translated in every mode");
+        for _ in 0..HOT_ENTRIES {
+            assert!(d.translate_at(2), "pages that cannot run natively are translated in every mode");
+        }
+        assert!(!d.translate_at(2), "and tried natively again later");
     }
 }

@@ -122,7 +122,9 @@ thread_local! {
     static ALT_STACK: RefCell<Option<AltStack>> = const { RefCell::new(None) };
 }
 
-fn read_fs_base() -> u64 {
+/// This thread's FS base (`rdfsbase`, or `arch_prctl` where user mode may not use it).
+/// Async-signal-safe.
+pub(crate) fn fs_base() -> u64 {
     if FSGSBASE.load(Ordering::Relaxed) {
         let v: u64;
         // SAFETY: rdfsbase is enabled in user mode (checked via AT_HWCAP2); reads a register.
@@ -135,6 +137,21 @@ fn read_fs_base() -> u64 {
             libc::syscall(libc::SYS_arch_prctl, 0x1003 /* ARCH_GET_FS */, &mut v as *mut u64)
         };
         v
+    }
+}
+
+/// Sets this thread's FS base. Async-signal-safe; touches no TLS.
+#[inline(always)]
+fn set_fs_base(v: u64) {
+    if FSGSBASE.load(Ordering::Relaxed) {
+        // SAFETY: wrfsbase is enabled in user mode; the caller passes the base the code
+        // it returns to must have.
+        unsafe { core::arch::asm!("wrfsbase {}", in(reg) v, options(nomem, nostack, preserves_flags)) };
+    } else {
+        // SAFETY: arch_prctl(ARCH_SET_FS) is a plain, async-signal-safe syscall.
+        unsafe {
+            libc::syscall(libc::SYS_arch_prctl, 0x1002 /* ARCH_SET_FS */, v)
+        };
     }
 }
 
@@ -159,7 +176,7 @@ impl AltStack {
         unsafe { libc::mprotect(map, PAGE, libc::PROT_NONE) };
         let lo = map as u64 + PAGE as u64;
         let hi = lo + ALT_STACK_SIZE as u64;
-        let fs_base = read_fs_base();
+        let fs_base = fs_base();
         let slot = STACK_SLOTS.iter().position(|s| s.lo.compare_exchange(0, lo, Ordering::SeqCst, Ordering::SeqCst).is_ok());
         let Some(slot) = slot else {
             // SAFETY: unmapping the mapping just made.
@@ -179,30 +196,6 @@ impl AltStack {
     }
 }
 
-/// The current FS base (0 where user mode cannot read it cheaply: then direct execution,
-/// which alone needs it, is off).
-#[inline(always)]
-fn interrupted_fs_base() -> u64 {
-    if FSGSBASE.load(Ordering::Relaxed) {
-        let v: u64;
-        // SAFETY: rdfsbase is enabled in user mode; it reads a register.
-        unsafe { core::arch::asm!("rdfsbase {}", out(reg) v, options(nomem, nostack, preserves_flags)) };
-        v
-    } else {
-        0
-    }
-}
-
-/// Puts back an FS base read by [`interrupted_fs_base`].
-#[inline(always)]
-fn set_fs_base(v: u64) {
-    if FSGSBASE.load(Ordering::Relaxed) {
-        // SAFETY: wrfsbase is enabled in user mode; the handler is about to return to the
-        // code that had this base.
-        unsafe { core::arch::asm!("wrfsbase {}", in(reg) v, options(nomem, nostack, preserves_flags)) };
-    }
-}
-
 /// Restores the FS base saved for the signal stack we are running on, if any.
 ///
 /// Must run before anything that may touch TLS; it reads only statics.
@@ -214,17 +207,7 @@ fn restore_fs_base() {
     for slot in STACK_SLOTS.iter() {
         let lo = slot.lo.load(Ordering::Relaxed);
         if lo != 0 && sp >= lo && sp < slot.hi.load(Ordering::Relaxed) {
-            let fs = slot.fs_base.load(Ordering::Relaxed);
-            if FSGSBASE.load(Ordering::Relaxed) {
-                // SAFETY: wrfsbase is enabled in user mode; `fs` is this thread's own FS
-                // base, saved when its signal stack was made.
-                unsafe { core::arch::asm!("wrfsbase {}", in(reg) fs, options(nomem, nostack, preserves_flags)) };
-            } else {
-                // SAFETY: arch_prctl(ARCH_SET_FS) is a plain, async-signal-safe syscall.
-                unsafe {
-                    libc::syscall(libc::SYS_arch_prctl, 0x1002 /* ARCH_SET_FS */, fs)
-                };
-            }
+            set_fs_base(slot.fs_base.load(Ordering::Relaxed));
             return;
         }
     }
@@ -236,7 +219,7 @@ fn restore_fs_base() {
 extern "C" fn on_signal(signo: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
     // The FS base of the interrupted code: guest code running natively may have its own,
     // which must be back in place if the handler returns to it.
-    let interrupted_fs = interrupted_fs_base();
+    let interrupted_fs = fs_base();
     restore_fs_base();
     let uc = ctx as *mut libc::ucontext_t;
     // SAFETY: the kernel passes a valid ucontext for SA_SIGINFO handlers.
@@ -279,7 +262,7 @@ pub unsafe fn divert_guest_code(signo: libc::c_int, info: *mut libc::siginfo_t, 
     if cs == USER_CS64 {
         return false;
     }
-    let interrupted_fs = interrupted_fs_base();
+    let interrupted_fs = fs_base();
     restore_fs_base();
     // SAFETY: FS restored; the caller's contract.
     match unsafe { crate::direct::enter::handle_signal(signo, info, uc) } {
@@ -437,7 +420,7 @@ mod tests {
     fn install_twice_and_fs_base_kept() {
         install().unwrap();
         install().unwrap();
-        let fs = read_fs_base();
+        let fs = fs_base();
         assert_ne!(fs, 0);
         ALT_STACK.with(|c| {
             let alt = c.borrow();

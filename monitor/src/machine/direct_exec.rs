@@ -51,7 +51,9 @@ pub struct Direct {
     pub translate_once: bool,
     /// Which user code runs translated.
     pub policy: Policy,
-    /// Nanoseconds of native execution (measured with `--stats`).
+    /// The guest segment registers of the last entry and their host selectors.
+    last_selectors: Option<([crate::cpu::SegmentCache; 6], Selectors)>,
+    /// Nanoseconds of native execution (measured with `--stats` or `adaptive`).
     pub ns: u64,
 }
 
@@ -65,6 +67,7 @@ impl Direct {
             exits: BTreeMap::new(),
             translate_once: false,
             policy: Policy::new(mode == UserExec::Adaptive),
+            last_selectors: None,
             ns: 0,
         }
     }
@@ -126,14 +129,16 @@ impl Machine {
         }
         let regs = Regs { gpr: self.cpu.ctx.gpr, eip: self.cpu.ctx.eip, eflags: native | flags::IF | flags::FIXED1 };
         let fx = std::ptr::addr_of_mut!(self.cpu.ctx.guest_fx) as *mut u8;
-        let start = self.clock.now();
+        // Only the adaptive policy and --stats need the slice's length.
+        let timed = self.direct.policy.adaptive() || self.config.count_fragments;
+        let start = if timed { self.clock.now() } else { 0 };
         self.direct.slices += 1;
         // SAFETY: `install` ran on this thread (cli::run), FSGSBASE and the seccomp filter
         // were checked when direct execution was enabled (`unavailable` is None), `sel`
         // holds host LDT selectors of shadow descriptors (HostLdt: DPL 3, in the user
         // window), and the context's FXSAVE image is aligned and outlives the call.
         let exit = unsafe { enter::run(&regs, &sel, fx) };
-        let ns = self.clock.now().saturating_sub(start);
+        let ns = if timed { self.clock.now().saturating_sub(start) } else { 0 };
         self.direct.ns += ns;
         self.take_exit(exit, &sel, guest_flags, ns)?;
         Ok(true)
@@ -143,9 +148,20 @@ impl Machine {
     /// LDT first), or None if one has no host equivalent.
     fn host_selectors(&mut self) -> Option<Selectors> {
         let ldt = self.guest_ldt_entries();
-        if let Err(e) = self.direct.ldt.mirror_guest_ldt(&ldt) {
-            log::debug!("direct execution: guest LDT not mirrored: {e:?}");
-            return None;
+        let ldt_changed = match self.direct.ldt.mirror_guest_ldt(&ldt) {
+            Ok(changed) => changed,
+            Err(e) => {
+                log::debug!("direct execution: guest LDT not mirrored: {e:?}");
+                return None;
+            }
+        };
+        // The shadows of the last entry still stand unless a segment register or an LDT
+        // slot changed since.
+        if let Some((segs, sel)) = self.direct.last_selectors
+            && !ldt_changed
+            && segs == self.cpu.seg
+        {
+            return Some(sel);
         }
         let mut sel = [0u16; 6];
         for s in Seg::ALL {
@@ -153,10 +169,12 @@ impl Machine {
                 Ok(h) => sel[s as usize] = h,
                 Err(e) => {
                     log::debug!("direct execution: {s:?} not reversible: {e:?}");
+                    self.direct.last_selectors = None;
                     return None;
                 }
             }
         }
+        self.direct.last_selectors = Some((self.cpu.seg, sel));
         Some(sel)
     }
 
@@ -187,9 +205,7 @@ impl Machine {
             // the stack, so the guest's EBP is in ESP.
             self.count_exit("sysenter");
             self.cpu.set_gpr(5, exit.regs.gpr[4]);
-            if let Some(page) = self.code_page() {
-                self.direct.policy.event_exit(page, ns);
-            }
+            self.note_event(ns);
             return self.guest_sysenter();
         }
         if cs == HOST_USER32_CS || cs == USER_CS64 {
@@ -204,7 +220,9 @@ impl Machine {
             self.count_exit("segment load");
             return self.deliver(e);
         }
-        let page = self.code_page();
+        // The adaptive policy wants the page of the exiting instruction (EIP moves when
+        // the event is delivered); nothing else does.
+        let page = if self.direct.policy.adaptive() { self.code_page() } else { None };
         match self.classify_exit(&exit)? {
             Next::Event => {
                 if let Some(page) = page {
@@ -215,6 +233,15 @@ impl Machine {
             Next::Translate => self.direct.translate_once = true,
         }
         Ok(())
+    }
+
+    /// Tells the adaptive policy about a guest event at CS:EIP after `ns` natively.
+    fn note_event(&mut self, ns: u64) {
+        if self.direct.policy.adaptive()
+            && let Some(page) = self.code_page()
+        {
+            self.direct.policy.event_exit(page, ns);
+        }
     }
 
     /// Brings the guest's segment registers up to date with what the host CPU holds:

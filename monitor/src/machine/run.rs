@@ -296,14 +296,15 @@ impl Machine {
 
     fn emulate_callout(&mut self, c: &bt86_translator::Callout, mode: Mode) -> Result<Option<Resume>, Stop> {
         self.mem.user = self.cpu.cpl == 3;
-        let mut ports = Ports { platform: &mut self.platform, clock: &self.clock };
+        let mut ports = Ports::new(&mut self.platform, &self.clock);
         let mut env = Env { mem: &mut self.mem, io: &mut ports };
         let result = emulate(&mut self.cpu, &mut env, &c.instr, c.next_eip);
+        let devices_touched = ports.touched;
         if matches!(c.instr.mnemonic(), iced_x86::Mnemonic::Iret | iced_x86::Mnemonic::Iretd) {
             // Returning from a #PF handler, perhaps: map the page it made present.
             self.mem.mmu.prefill();
         }
-        if is_port_io(c.instr.mnemonic()) {
+        if devices_touched {
             // A device may have a new deadline (the PIT reprogrammed, the RTC's rate).
             self.clock.arm(self.platform.next_timer_deadline_ns());
         }
@@ -439,13 +440,6 @@ impl Machine {
         let mode = self.cpu.mode();
         self.translator.attach(&mut self.cpu.ctx, mode);
     }
-}
-
-/// Instructions that access I/O ports (after which a device may want the host timer
-/// re-armed).
-fn is_port_io(m: iced_x86::Mnemonic) -> bool {
-    use iced_x86::Mnemonic as M;
-    matches!(m, M::In | M::Out | M::Insb | M::Insw | M::Insd | M::Outsb | M::Outsw | M::Outsd)
 }
 
 /// The `--stats` report.

@@ -71,17 +71,6 @@ pub enum SegmentKind {
     Data32,
 }
 
-/// Linux's `struct user_desc` (asm/ldt.h), flags packed as the kernel's bitfield:
-/// bit 0 seg_32bit, bits 1-2 contents, 3 read_exec_only, 4 limit_in_pages,
-/// 5 seg_not_present, 6 useable, 7 lm.
-#[repr(C)]
-struct UserDesc {
-    entry_number: u32,
-    base_addr: u32,
-    limit: u32,
-    flags: u32,
-}
-
 /// Installs LDT entry `index` as a present DPL-3 segment of `kind` with base
 /// `user window base + guest_base` and byte-granular limit `limit` (rounded up to whole pages:
 /// the descriptor uses page granularity, so its low 12 bits become all ones).
@@ -89,21 +78,15 @@ pub fn set_descriptor(index: u16, kind: SegmentKind, guest_base: u32, limit: u32
     if limit > MAX_LIMIT || guest_base as u64 + limit as u64 > MAX_LIMIT as u64 {
         return Err(LdtError::LimitTooLarge(limit));
     }
+    use crate::direct::host_ldt::{FLAG_32BIT, FLAG_CONTENTS_SHIFT, FLAG_LIMIT_IN_PAGES, FLAG_USEABLE, write_entry};
     let contents = match kind {
         SegmentKind::Data32 => 0u32, // data, expand-up
         SegmentKind::Code32 => 2u32, // code, non-conforming
     };
-    // seg_32bit | contents | limit_in_pages | useable; read_exec_only = 0 makes data
-    // writable and code readable; lm = 0.
-    let flags = 1 | contents << 1 | 1 << 4 | 1 << 6;
-    let desc =
-        UserDesc { entry_number: index as u32, base_addr: (WindowKind::User.base() + guest_base as u64) as u32, limit: limit >> 12, flags };
-    // SAFETY: modify_ldt(0x11 = write, new format) reads exactly one user_desc from a
-    // valid pointer; it only changes this process's LDT.
-    let r = unsafe { libc::syscall(libc::SYS_modify_ldt, 0x11, &desc as *const UserDesc, std::mem::size_of::<UserDesc>()) };
-    if r != 0 {
-        return Err(LdtError::ModifyLdt(std::io::Error::last_os_error()));
-    }
+    // Writable data, readable code (read_exec_only clear), 32-bit, page granular.
+    let flags = FLAG_32BIT | contents << FLAG_CONTENTS_SHIFT | FLAG_LIMIT_IN_PAGES | FLAG_USEABLE;
+    let base = (WindowKind::User.base() + guest_base as u64) as u32;
+    write_entry(index, base, limit >> 12, flags).map_err(LdtError::ModifyLdt)?;
     Ok(ldt_selector(index))
 }
 

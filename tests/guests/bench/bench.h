@@ -34,6 +34,12 @@ void bench_check(const char *name, uint32_t value);
 /* "clock WHAT TSC" with the current TSC. */
 void bench_clock(const char *what);
 
+/* Runs `bench` `rounds` times and reports the lowest value as NAME. */
+void bench_best(const char *name, uint64_t (*bench)(void), int rounds);
+/* True if benchmark `name` should run: when the command line (`has` tells whether a word
+ * is on it) names any of the program's `n` benchmarks `all`, only those named run. */
+int bench_selected(const char *name, const char *const *all, unsigned n, int (*has)(const char *));
+
 /* The compute workloads (workloads.c): runs each one and reports it. */
 void bench_cpu(void);
 /* bench-user's compute workload (workloads.c): intloop(iters), then crc32 `passes` times

@@ -52,3 +52,22 @@ static void line(const char *kind, const char *name, uint64_t dec, int hex)
 void bench_report(const char *name, uint64_t value) { line("bench", name, value, 0); }
 void bench_check(const char *name, uint32_t value) { line("check", name, value, 1); }
 void bench_clock(const char *what) { line("clock", what, bench_rdtsc(), 0); }
+
+void bench_best(const char *name, uint64_t (*bench)(void), int rounds)
+{
+    uint64_t best = ~0ull;
+    for (int r = 0; r < rounds; r++) {
+        uint64_t v = bench();
+        if (v < best)
+            best = v;
+    }
+    bench_report(name, best);
+}
+
+int bench_selected(const char *name, const char *const *all, unsigned n, int (*has)(const char *))
+{
+    for (unsigned i = 0; i < n; i++)
+        if (has(all[i]))
+            return has(name);
+    return 1;
+}

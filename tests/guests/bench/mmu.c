@@ -164,7 +164,7 @@ static uint32_t sum_markers(uint32_t frames, uint32_t n)
 
 /* ---- the benchmarks --------------------------------------------------------------------- */
 
-static uint32_t bench_pgfault(void)
+static uint64_t bench_pgfault(void)
 {
     pf_count = 0;
     uint64_t t0 = bench_rdtsc();
@@ -177,7 +177,7 @@ static uint32_t bench_pgfault(void)
     return per_op(t1 - t0, t2 - t1, PGFAULT_OPS);
 }
 
-static uint32_t bench_hiddenfill(void)
+static uint64_t bench_hiddenfill(void)
 {
     uint64_t cold = 0, warm = 0;
     uint32_t want = sum_markers(POOL_FILL, FILL_PAGES);
@@ -220,10 +220,10 @@ static uint32_t ptemod(uint32_t extra)
     return per_op(t1 - t0, t2 - t1, PTEMOD_OPS);
 }
 
-static uint32_t bench_ptemod(void) { return ptemod(PTE_A | PTE_D); }
-static uint32_t bench_ptemod_cold(void) { return ptemod(0); }
+static uint64_t bench_ptemod(void) { return ptemod(PTE_A | PTE_D); }
+static uint64_t bench_ptemod_cold(void) { return ptemod(0); }
 
-static uint32_t bench_cr3switch(void)
+static uint64_t bench_cr3switch(void)
 {
     uint32_t sa = 0, sb = 0, sw = 0;
     uint64_t t0 = bench_rdtsc();
@@ -244,26 +244,11 @@ static uint32_t bench_cr3switch(void)
 }
 
 /* A command line naming benchmarks runs only those (for profiling one of them). */
-static int wanted(const char *name)
+static void run(const char *name, uint64_t (*bench)(void))
 {
     static const char *const all[] = {"pgfault", "hiddenfill", "ptemod", "ptemod-cold", "cr3switch"};
-    for (unsigned i = 0; i < sizeof all / sizeof all[0]; i++)
-        if (rt_cmdline_has(all[i]))
-            return rt_cmdline_has(name);
-    return 1;
-}
-
-static void run(const char *name, uint32_t (*bench)(void))
-{
-    if (!wanted(name))
-        return;
-    uint32_t best = ~0u;
-    for (int r = 0; r < ROUNDS; r++) {
-        uint32_t v = bench();
-        if (v < best)
-            best = v;
-    }
-    bench_report(name, best);
+    if (bench_selected(name, all, sizeof all / sizeof all[0], rt_cmdline_has))
+        bench_best(name, bench, ROUNDS);
 }
 
 void bench_write(const char *s) { rt_puts(s); }

@@ -260,26 +260,11 @@ static uint64_t bench_usercompute(void)
 }
 
 /* A command line naming benchmarks runs only those (for profiling one of them). */
-static int wanted(const char *name)
-{
-    static const char *const all[] = {"syscall", "sysenter", "userpf", "userde", "usercompute"};
-    for (unsigned i = 0; i < sizeof all / sizeof all[0]; i++)
-        if (rt_cmdline_has(all[i]))
-            return rt_cmdline_has(name);
-    return 1;
-}
-
 static void run(const char *name, uint64_t (*bench)(void))
 {
-    if (!wanted(name))
-        return;
-    uint64_t best = ~0ull;
-    for (int r = 0; r < ROUNDS; r++) {
-        uint64_t v = bench();
-        if (v < best)
-            best = v;
-    }
-    bench_report(name, best);
+    static const char *const all[] = {"syscall", "sysenter", "userpf", "userde", "usercompute"};
+    if (bench_selected(name, all, sizeof all / sizeof all[0], rt_cmdline_has))
+        bench_best(name, bench, ROUNDS);
 }
 
 void bench_write(const char *s) { rt_puts(s); }

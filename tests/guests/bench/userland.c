@@ -54,36 +54,16 @@ void ul_syscall(void)
  * EBP and passing ESP in EBP; the kernel's sysexit returns to the label after sysenter
  * (EDX) with ESP from ECX.  Keeping sysenter off the pages of ordinary code matters to a
  * VMM that runs user code natively but cannot run sysenter natively (bt86). */
+#define VSYSCALL(name, enter)                                                                    \
+    ".globl " name "\n" name ":\n\t"                                                            \
+    "pushl %ecx\n\tpushl %edx\n\tpushl %ebp\n\t"                                              \
+    "movl %esp, %ebp\n\tmovl %esp, %ecx\n\tmovl $1f, %edx\n\t"                                \
+    enter "\n"                                                                                 \
+    "1:\n\tpopl %ebp\n\tpopl %edx\n\tpopl %ecx\n\tret\n"
 asm(".pushsection .text.vdso, \"ax\"\n"
-    ".globl ul_vsyscall\n"
-    "ul_vsyscall:\n\t"
-    "pushl %ecx\n\t"
-    "pushl %edx\n\t"
-    "pushl %ebp\n\t"
-    "movl %esp, %ebp\n\t"
-    "movl %esp, %ecx\n\t"
-    "movl $1f, %edx\n\t"
-    "sysenter\n"
-    "1:\n\t"
-    "popl %ebp\n\t"
-    "popl %edx\n\t"
-    "popl %ecx\n\t"
-    "ret\n"
+    VSYSCALL("ul_vsyscall", "sysenter")
     /* The baseline: the same instructions with a 2-byte nop for sysenter. */
-    ".globl ul_vsyscall_nop\n"
-    "ul_vsyscall_nop:\n\t"
-    "pushl %ecx\n\t"
-    "pushl %edx\n\t"
-    "pushl %ebp\n\t"
-    "movl %esp, %ebp\n\t"
-    "movl %esp, %ecx\n\t"
-    "movl $1f, %edx\n\t"
-    ".byte 0x66, 0x90\n"
-    "1:\n\t"
-    "popl %ebp\n\t"
-    "popl %edx\n\t"
-    "popl %ecx\n\t"
-    "ret\n"
+    VSYSCALL("ul_vsyscall_nop", ".byte 0x66, 0x90")
     ".popsection\n");
 
 void ul_sysenter(void)
