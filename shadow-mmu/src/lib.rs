@@ -28,7 +28,7 @@ mod soft_tlb;
 pub mod walk;
 mod window;
 
-pub use mmu::{Access, HostFault, Mmu, MmuStats, PagingRegs, Resolution};
+pub use mmu::{Access, HostFault, Mmu, MmuStats, NEVER_NATIVE, PagingRegs, Resolution, second_byte};
 pub use ram::{GuestRam, MAX_RAM, RamError};
 pub use walk::{PageFault, Translation};
 pub use window::{Prot, Window, WindowError, WindowKind, WindowStats, locate, set_user_window_base};

@@ -70,7 +70,8 @@ pub enum Resolution {
     /// A write to a page that holds translated code (guest-physical page number).
     CodeWrite(u64),
     /// An instruction fetch by directly executed code from a page whose code must run
-    /// through the translator (it holds `sysenter`, or is not RAM).
+    /// through the translator (it holds an instruction of [`NEVER_NATIVE`], or is not
+    /// RAM).
     Translate,
     /// An access the instruction cannot make natively, at this guest-physical address: to
     /// device memory, or a store to unbacked memory (which a PC drops). The instruction
@@ -96,7 +97,28 @@ pub struct Mmu {
     pub pages_protected: u64,
     /// Guest-physical page numbers that belong to devices: never mapped.
     device_pages: rustc_hash::FxHashSet<u64>,
+    /// The second bytes of the `0F xx` instructions that must never run natively (see
+    /// [`Mmu::set_never_native`]).
+    never_native: Vec<u8>,
     stats: MmuStats,
+}
+
+/// The instructions that directly executed code must never run on the host CPU unless the
+/// host can be made to trap them, by their second byte after 0F: `sysenter` (0F 34: the
+/// host kernel's SYSENTER path loses guest registers), `syscall` (0F 05: on AMD it enters
+/// the host kernel from compatibility mode and ECX is lost, where the virtual CPU, which
+/// has no SYSCALL, must raise #UD), and `cpuid` (0F A2: the host's answer, not the
+/// virtual CPU's).
+pub const NEVER_NATIVE: [u8; 3] = [second_byte::SYSENTER, second_byte::SYSCALL, second_byte::CPUID];
+
+/// The second bytes (after 0F) of the instructions in [`NEVER_NATIVE`].
+pub mod second_byte {
+    /// `sysenter` (0F 34).
+    pub const SYSENTER: u8 = 0x34;
+    /// `syscall` (0F 05).
+    pub const SYSCALL: u8 = 0x05;
+    /// `cpuid` (0F A2).
+    pub const CPUID: u8 = 0xA2;
 }
 
 fn page_of(linear: u32) -> u32 {
@@ -117,6 +139,7 @@ impl Mmu {
             dirty_code: Vec::new(),
             pages_protected: 0,
             device_pages: Default::default(),
+            never_native: NEVER_NATIVE.to_vec(),
             stats: MmuStats::default(),
         };
         m.map_identity()?;
@@ -409,6 +432,11 @@ impl Mmu {
         if !self.fillable(w, &t, write, fetch) {
             return HostFault::Exit;
         }
+        // A write to a natively executable page (W^X): the run loop makes it writable,
+        // and runs the writing instruction through the translator if it is on that page.
+        if write && w == WindowKind::User && self.shadow.get(w, page_of(linear)).is_some_and(|e| e.prot.executable()) {
+            return HostFault::Exit;
+        }
         self.stats.hidden_faults += 1;
         walk::mark(&mut self.ram, &t, write);
         match self.fill(w, linear, &t, write, fetch) {
@@ -483,6 +511,13 @@ impl Mmu {
         Ok(())
     }
 
+    /// Sets which `0F xx` instructions pages must be free of to run natively, by their
+    /// second byte: [`NEVER_NATIVE`] by default; without `cpuid` when the host traps it
+    /// (CPUID faulting). Takes effect for pages mapped from now on.
+    pub fn set_never_native(&mut self, second_bytes: &[u8]) {
+        self.never_native = second_bytes.to_vec();
+    }
+
     /// Maps a stand-in for the device page at `linear` in window `w` (see
     /// [`Window::map_stand_in`]); returns its host address.
     pub fn map_stand_in(&mut self, w: WindowKind, linear: u32) -> Result<u64, WindowError> {
@@ -511,27 +546,35 @@ impl Mmu {
 
     /// The host permission window `w` may give the page of `t` now. `exec`: the access
     /// that faulted was an instruction fetch by directly executed code (user window).
+    ///
+    /// Natively executable pages are never writable (W^X): their bytes were checked for
+    /// instructions that must not run natively when they were mapped, and must stay as
+    /// checked. A write to one takes its execute permission away (see
+    /// [`Mmu::on_host_fault`]); the next fetch checks the bytes again.
     fn prot_for(&self, w: WindowKind, t: &Translation, phys: u64, exec: bool) -> Prot {
-        let write = t.write_allowed(w == WindowKind::User, &self.regs) && t.dirty && !self.shadow.code_pages.contains(&phys);
-        Prot::readable(write, exec && self.may_execute(w, t, phys))
+        let exec = exec && self.may_execute(w, t, phys);
+        let write = !exec && t.write_allowed(w == WindowKind::User, &self.regs) && t.dirty && !self.shadow.code_pages.contains(&phys);
+        Prot::readable(write, exec)
     }
 
     /// True if directly executed code may run page `phys` (of translation `t`) natively:
-    /// in the user window, not execute-disabled by the guest, and free of `sysenter`,
-    /// which a 64-bit host handles in a way that loses guest registers; such a page's
-    /// code runs through the translator instead.
+    /// in the user window, not execute-disabled by the guest, and free of the
+    /// instructions the host would run differently from the virtual CPU
+    /// ([`NEVER_NATIVE`]); such a page's code runs through the translator instead.
     fn may_execute(&self, w: WindowKind, t: &Translation, phys: u64) -> bool {
-        w == WindowKind::User && !t.no_execute && !self.contains_sysenter(phys)
+        w == WindowKind::User && !t.no_execute && !self.holds_never_native(phys)
     }
 
-    /// True if guest-physical page `phys` holds the bytes of `sysenter` (0F 34), or ends
-    /// with a 0F that could start one.
-    fn contains_sysenter(&self, phys: u64) -> bool {
+    /// True if guest-physical page `phys` holds the bytes of an instruction that must not
+    /// run natively (0F followed by one of `never_native`), or ends with a 0F that could
+    /// start one on the next page. The bytes need not be an instruction at all (a false
+    /// positive only costs translation), but every real one is found.
+    fn holds_never_native(&self, phys: u64) -> bool {
         let start = (phys * PAGE_SIZE) as usize;
         let Some(page) = self.ram.as_slice().get(start..start + PAGE_SIZE as usize) else {
             return false;
         };
-        memchr::memchr_iter(0x0F, page).any(|i| page.get(i + 1).is_none_or(|&b| b == 0x34))
+        memchr::memchr_iter(0x0F, page).any(|i| page.get(i + 1).is_none_or(|b| self.never_native.contains(b)))
     }
 
     /// Maps the page of `linear` in window `w` (its A/D bits already set), with
@@ -551,8 +594,14 @@ impl Mmu {
             && e.phys_page == phys
         {
             // Mapped already (read-only until the dirty bit, not executable until code
-            // runs there): just widen it.
-            let widened = Prot::readable(prot.writable(), prot.executable() || e.prot.executable());
+            // runs there): just widen it — in the user window, to writable or
+            // executable, never both (see `prot_for`).
+            let widened = match w {
+                WindowKind::User if fetch => prot,
+                WindowKind::User if write => Prot::readable(prot.writable(), false),
+                WindowKind::User => e.prot,
+                WindowKind::Kernel => Prot::readable(prot.writable(), prot.executable() || e.prot.executable()),
+            };
             if e.prot != widened {
                 self.windows[w as usize].protect(page << 12, 1, widened)?;
                 self.shadow.set_prot(w, page, widened);

@@ -283,6 +283,13 @@ static void time_and_msrs(void)
     wrmsr(0x175, 0);
     wrmsr(0x176, 0);
     is64(rdmsr(0x174) | rdmsr(0x175) | rdmsr(0x176), 0, "SYSENTER MSRs cleared again");
+
+    /* MSRs every vendor's guest kernels touch at boot, whatever CPUID says. */
+    is64(rdmsr(0x1b), 0xfee00900, "IA32_APIC_BASE: 0xFEE00000, BSP, enabled");
+    is64(rdmsr(0x277), 0x0007040600070406ull, "IA32_PAT at its reset value");
+    wrmsr(0x277, 0x0007010600070106ull);
+    is64(rdmsr(0x277), 0x0007010600070106ull, "IA32_PAT write / read");
+    wrmsr(0x277, 0x0007040600070406ull);
 }
 
 static void caches(void)

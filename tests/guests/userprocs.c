@@ -40,7 +40,9 @@
  *     TLS words, %gs/%fs (through a system call) and u_tag every 4096 rounds, yielding every quarter
  *     (alpha's system calls use int 0x80, beta's sysenter), long enough to be preempted
  *     several times; then, bounded, until the timer has preempted them 3 times; write their
- *     checksum, exit.  The kernel checks checksum, counters, TLS words and selectors.
+ *     checksum, exit.  The kernel checks checksum, counters, TLS words and selectors.  Before
+ *     and after the computation they run cpuid (leaves 0, 1, 7, 0x80000000-2) from a code
+ *     page of its own; the kernel checks that user mode saw what its own cpuid answers.
  *   pid 3 gamma: registers and flags kept by int 0x80 and by sysenter/sysexit through the
  *     vDSO stub (push ecx, edx, ebp; mov esp, ebp; sysenter; the landing pad pops them);
  *     write() from its read-only code pages, from the kernel image and 0xC0000000, from a
@@ -49,7 +51,8 @@
  *     running into it, into the kernel; int3 (0xcc), int $3 (0xcd 03), into with OF = 0 and
  *     with OF = 1 (vector, EIP after the instruction, registers kept); a new TLS base from
  *     set_thread_area in %gs as soon as the call returns (the kernel pops %gs); the TLS
- *     descriptor's accessed bit set by the user's own load; yield both ways; ENOSYS.
+ *     descriptor's accessed bit set by the user's own load; yield both ways; ENOSYS; code
+ *     it writes into a data page and runs: rewritten, with cpuid, storing into its own page.
  *   pids 4-32, one forbidden thing each, killed with the right vector, error code, EIP and
  *     CR2: cli, hlt, in, out to the isa-debug-exit port, mov from CR3, wrmsr, sysexit
  *     (#GP(0)); loads of the kernel's data selectors into DS and SS and of the TSS selector
@@ -142,6 +145,10 @@ struct ures {
     uint32_t trapv[3];              /* eax after int3 and int $3, ebx after into         */
     uint32_t tls_first, tls_access, tls_new, tls_new_sel;
     uint32_t yield80, yieldse, enosys;
+    /* alpha and beta: CPUID leaves 0, 1, 7, 0x80000000-2 in user mode, before and after
+       their long computation */
+    uint32_t cpuid_before[6][4], cpuid_after[6][4];
+    uint32_t jit[4];                /* gamma: what the code it wrote returned            */
 };
 
 /* ==================================================================================== */
@@ -155,6 +162,12 @@ struct ures {
 #define USTR(s) ({ static const char _s[] __attribute__((section(".urodata"))) = s; _s; })
 
 struct ures ures UDATA;
+/* gamma writes code here and runs it (a page of its own, user-writable and executable). */
+static uint8_t u_jit[4096] __attribute__((section(".udata"), aligned(4096)));
+/* The bytes of cpuid, from data: as immediates in gamma's code they could put 0F A2 on the
+ * page (`mov $0xf, %al; mov %al, addr` is b0 0f a2 ...), which would make bt86 translate
+ * the whole page instead of running it natively. */
+static volatile uint8_t u_cpuid_op[2] UDATA = { 0x0f, 0xa2 };
 uint32_t u_regs[8] UDATA;
 static char u_line[64] UDATA;
 
@@ -250,6 +263,23 @@ UINL uint32_t sel_bad(int se)
     return ((v >> 16) != GS_TLS) + ((v & 0xffff) != FS_TLS);
 }
 
+/* CPUID at CPL 3, from a page of its own (.utext.cpuid): a program that picks its code by
+ * what CPUID says (glibc's string functions) must see the same CPU however its code runs;
+ * the rest of the image runs natively meanwhile under bt86. */
+UINL void u_cpuid1(uint32_t leaf, uint32_t *o)
+{
+    asm volatile("cpuid" : "=a"(o[0]), "=b"(o[1]), "=c"(o[2]), "=d"(o[3]) : "a"(leaf), "c"(0));
+}
+__attribute__((section(".utext.cpuid"), noinline)) void u_cpuid_all(uint32_t o[6][4])
+{
+    u_cpuid1(0, o[0]);
+    u_cpuid1(1, o[1]);
+    u_cpuid1(7, o[2]);
+    u_cpuid1(0x80000000u, o[3]);
+    u_cpuid1(0x80000001u, o[4]);
+    u_cpuid1(0x80000002u, o[5]);
+}
+
 /* alpha and beta: TLS, a long computation, preemption, output. */
 UTEXT static uint32_t u_compute(uint32_t pid, int se, uint32_t seed, const char *name)
 {
@@ -267,6 +297,7 @@ UTEXT static uint32_t u_compute(uint32_t pid, int se, uint32_t seed, const char 
     asm volatile("movl %%gs:4, %0" : "=r"(ures.gs_pid));
     asm volatile("movl %%fs:4, %0" : "=r"(ures.fs_pid));
 
+    u_cpuid_all(ures.cpuid_before);
     uint32_t h = seed, bad = 0, sbad = 0, tbad = 0, tag = pid * 0x01010101u;
     for (uint32_t i = 0; i < NITER; i++) {
         h = mix(h, i);
@@ -291,6 +322,7 @@ UTEXT static uint32_t u_compute(uint32_t pid, int se, uint32_t seed, const char 
     }
     ures.preempted = ki->preempts >= WANT_PREEMPTS;
     ures.spins = spins;
+    u_cpuid_all(ures.cpuid_after);
     bad += tls_bad(gsb, fsb, pid);
     sbad += sel_bad(se);
     ures.tls_bad = bad;
@@ -361,6 +393,33 @@ UTEXT static uint32_t u_gamma(uint32_t pid)
     ures.yield80 = sc80(SYS_sched_yield, 0, 0, 0);
     ures.yieldse = scse(SYS_sched_yield, 0, 0, 0);
     ures.enosys = sc80(0x7777, 0, 0, 0);
+
+    /* Code written at run time: it runs, runs again as rewritten, cpuid in it answers as
+     * the kernel's does, and a store into its own page completes. */
+    volatile uint8_t *j = u_jit;
+    uint32_t (*jit)(void) = (uint32_t (*)(void))u_jit;
+    uint32_t at = (uint32_t)u_jit + 2048;
+    j[0] = 0xb8; j[1] = j[2] = j[3] = j[4] = 0x11; j[5] = 0xc3;         /* mov $0x11111111, %eax; ret */
+    asm volatile("" ::: "memory");
+    ures.jit[0] = jit();
+    j[1] = j[2] = j[3] = j[4] = 0x22;                                   /* mov $0x22222222, %eax */
+    asm volatile("" ::: "memory");
+    ures.jit[1] = jit();
+    j[0] = 0x53; j[1] = 0xb8; j[2] = 1; j[3] = j[4] = j[5] = 0;         /* push %ebx; mov $1, %eax */
+    j[6] = u_cpuid_op[0]; j[7] = u_cpuid_op[1];                         /* cpuid */
+    j[8] = 0x89; j[9] = 0xc8; j[10] = 0x5b; j[11] = 0xc3;               /* mov %ecx, %eax; pop %ebx; ret */
+    asm volatile("" ::: "memory");
+    ures.jit[2] = jit();
+    j[0] = 0xc7; j[1] = 0x05;                                           /* movl $0x33333333, (at) */
+    for (int i = 0; i < 4; i++) {
+        j[2 + i] = (uint8_t)(at >> (8 * i));
+        j[6 + i] = 0x33;
+        j[11 + i] = (uint8_t)(at >> (8 * i));
+    }
+    j[10] = 0xa1;                                                       /* movl (at), %eax */
+    j[15] = 0xc3;                                                       /* ret */
+    asm volatile("" ::: "memory");
+    ures.jit[3] = jit();
     u_puts(1, USTR("gamma: done\n"));
     return 0x43;
 }
@@ -1141,6 +1200,18 @@ static void check_compute(const struct proc *p, const struct ures *r, uint32_t s
             p->role == ROLE_BETA ? "sysenter" : "int 0x80"))
         show_end(p);
     is(p->ntraps, 0, "pid %u (%s): no traps", p->pid, n);
+    static const uint32_t leaves[6] = { 0, 1, 7, 0x80000000u, 0x80000001u, 0x80000002u };
+    int before = 1, after = 1;
+    for (int i = 0; i < 6; i++) {
+        uint32_t k[4];
+        cpuid(leaves[i], &k[0], &k[1], &k[2], &k[3]);
+        for (int j = 0; j < 4; j++) {
+            before &= r->cpuid_before[i][j] == k[j];
+            after &= r->cpuid_after[i][j] == k[j];
+        }
+    }
+    ok(before, "pid %u (%s): cpuid in user mode (leaves 0, 1, 7, 0x80000000-2) answers as in the kernel", p->pid, n);
+    ok(after, "pid %u (%s): and again after its long computation and preemptions", p->pid, n);
 }
 
 static void check_gamma(const struct proc *p, const struct ures *r)
@@ -1157,6 +1228,11 @@ static void check_gamma(const struct proc *p, const struct ures *r)
     if (!ok(okse, "pid 3 (gamma): sysenter/sysexit (vDSO stub) returns EAX, keeps EBX ECX EDX ESI EDI EBP and the flags"))
         rt_printf("# got %08x %08x %08x %08x %08x %08x %08x flags %08x\n", r->regsse[0], r->regsse[1],
                   r->regsse[2], r->regsse[3], r->regsse[4], r->regsse[5], r->regsse[6], r->regsse[7]);
+    uint32_t v0, vb, vc, vd;
+    cpuid(1, &v0, &vb, &vc, &vd);
+    ok(r->jit[0] == 0x11111111u && r->jit[1] == 0x22222222u, "pid 3 (gamma): code it wrote runs, and runs as rewritten");
+    ok(r->jit[2] == vc, "pid 3 (gamma): cpuid in code it wrote answers as in the kernel (leaf 1 ECX)");
+    ok(r->jit[3] == 0x33333333u, "pid 3 (gamma): code that stores into its own page");
     is(r->wr[0], 26, "pid 3 (gamma): write() from its read-only code pages via int 0x80");
     is(r->wr[1], 26, "pid 3 (gamma): write() via sysenter");
     is(r->wr[2], -EFAULT, "pid 3 (gamma): write() from the kernel image: EFAULT");

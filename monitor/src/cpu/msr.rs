@@ -1,8 +1,19 @@
-//! The model-specific registers of the virtual CPU: the ones its CPUID advertises (TSC,
-//! SYSENTER, and EFER for NX). Any other MSR raises #GP(0), as on hardware.
+//! The model-specific registers of the virtual CPU.
+//!
+//! The ones its CPUID advertises (TSC, SYSENTER, EFER for NX), and the ones a guest
+//! kernel of the host's vendor touches while it sets up, whether or not CPUID mentions
+//! them: IA32_APIC_BASE, PAT, the machine-check capability and status registers, and per
+//! vendor the performance counters (Intel P6: PMC0/1 and PERFEVTSEL0/1; AMD K7/K8:
+//! 0xC0010000–7), Intel's platform ID, microcode signature and MISC_ENABLE, AMD's HWCR
+//! and CLK_CTL. Those hold what the guest writes and have no effect (a counter never
+//! counts). Any other MSR raises #GP(0), as on hardware, and so do the other vendor's.
+
+use super::cpuid::{Identity, VendorClass};
 
 /// IA32_TIME_STAMP_COUNTER.
 pub const TSC: u32 = 0x10;
+/// IA32_APIC_BASE.
+pub const APIC_BASE: u32 = 0x1B;
 /// IA32_SYSENTER_CS.
 pub const SYSENTER_CS: u32 = 0x174;
 /// IA32_SYSENTER_ESP.
@@ -16,8 +27,76 @@ pub const EFER: u32 = 0xC000_0080;
 /// mode, no SYSCALL); writes to the others are ignored, as QEMU does.
 pub const EFER_NXE: u32 = 1 << 11;
 
+/// IA32_APIC_BASE at reset: the xAPIC's default address, this processor the bootstrap
+/// processor (bit 8), the APIC globally enabled (bit 11).
+pub const APIC_BASE_RESET: u64 = 0xFEE0_0000 | 1 << 8 | 1 << 11;
+
+/// Which vendor's guests expect a register.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Owner {
+    Both,
+    Intel,
+    Amd,
+}
+
+/// What a write to a register may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Writes {
+    /// Stored as written.
+    Store,
+    /// Accepted and dropped (the register reads its reset value).
+    Ignore,
+    /// #GP(0): the register is read-only.
+    Fault,
+}
+
+/// A register without behaviour: an index, who has it, its reset value, its writes.
+struct Plain {
+    index: u32,
+    owner: Owner,
+    reset: u64,
+    writes: Writes,
+}
+
+const fn plain(index: u32, owner: Owner, reset: u64, writes: Writes) -> Plain {
+    Plain { index, owner, reset, writes }
+}
+
+/// The registers that only hold values.
+const PLAIN: &[Plain] = &[
+    plain(APIC_BASE, Owner::Both, APIC_BASE_RESET, Writes::Store),
+    // IA32_PAT at its reset value (WB, WT, UC-, UC twice).
+    plain(0x277, Owner::Both, 0x0007_0406_0007_0406, Writes::Store),
+    // IA32_MCG_CAP: no banks. IA32_MCG_STATUS: nothing in progress.
+    plain(0x179, Owner::Both, 0, Writes::Fault),
+    plain(0x17A, Owner::Both, 0, Writes::Store),
+    // Intel: IA32_PLATFORM_ID, IA32_BIOS_SIGN_ID (the microcode revision, 0: none),
+    // IA32_MISC_ENABLE (fast strings on), and the P6 counters PMC0/1, PERFEVTSEL0/1.
+    plain(0x17, Owner::Intel, 0, Writes::Fault),
+    plain(0x8B, Owner::Intel, 0, Writes::Ignore),
+    plain(0x1A0, Owner::Intel, 1, Writes::Store),
+    plain(0xC1, Owner::Intel, 0, Writes::Store),
+    plain(0xC2, Owner::Intel, 0, Writes::Store),
+    plain(0x186, Owner::Intel, 0, Writes::Store),
+    plain(0x187, Owner::Intel, 0, Writes::Store),
+    // AMD: PERF_CTL0-3, PERF_CTR0-3, SYSCFG, HWCR, CLK_CTL (as a BIOS leaves it for
+    // K7/K8 since model 8), the microcode patch level.
+    plain(0xC001_0000, Owner::Amd, 0, Writes::Store),
+    plain(0xC001_0001, Owner::Amd, 0, Writes::Store),
+    plain(0xC001_0002, Owner::Amd, 0, Writes::Store),
+    plain(0xC001_0003, Owner::Amd, 0, Writes::Store),
+    plain(0xC001_0004, Owner::Amd, 0, Writes::Store),
+    plain(0xC001_0005, Owner::Amd, 0, Writes::Store),
+    plain(0xC001_0006, Owner::Amd, 0, Writes::Store),
+    plain(0xC001_0007, Owner::Amd, 0, Writes::Store),
+    plain(0xC001_0010, Owner::Amd, 0, Writes::Store),
+    plain(0xC001_0015, Owner::Amd, 0, Writes::Store),
+    plain(0xC001_001B, Owner::Amd, 0x2000_0000, Writes::Store),
+    plain(0x8B, Owner::Amd, 0, Writes::Ignore),
+];
+
 /// MSR values.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug)]
 pub struct Msrs {
     /// SYSENTER_CS.
     pub sysenter_cs: u32,
@@ -27,6 +106,17 @@ pub struct Msrs {
     pub sysenter_eip: u32,
     /// EFER.
     pub efer: u32,
+    /// Whose registers the CPU has.
+    class: VendorClass,
+    /// The values of [`PLAIN`]'s registers, in its order.
+    plain: [u64; PLAIN.len()],
+}
+
+impl Default for Msrs {
+    /// The registers at reset of a CPU with the host's identity.
+    fn default() -> Msrs {
+        Msrs::for_class(Identity::host().class)
+    }
 }
 
 /// The host's time stamp counter.
@@ -36,6 +126,27 @@ pub fn host_tsc() -> u64 {
 }
 
 impl Msrs {
+    /// The registers at reset of a CPU of vendor class `class`.
+    pub fn for_class(class: VendorClass) -> Msrs {
+        let mut plain = [0; PLAIN.len()];
+        for (v, p) in plain.iter_mut().zip(PLAIN) {
+            *v = p.reset;
+        }
+        Msrs { sysenter_cs: 0, sysenter_esp: 0, sysenter_eip: 0, efer: 0, class, plain }
+    }
+
+    /// The position in [`PLAIN`] of register `index` if this CPU has it.
+    fn plain_slot(&self, index: u32) -> Option<usize> {
+        PLAIN.iter().position(|p| {
+            p.index == index
+                && match p.owner {
+                    Owner::Both => true,
+                    Owner::Intel => self.class == VendorClass::Intel,
+                    Owner::Amd => self.class == VendorClass::Amd,
+                }
+        })
+    }
+
     /// rdmsr; None means #GP(0). `tsc_offset` is the context's (translated `rdtsc`
     /// adds it too).
     pub fn read(&self, index: u32, tsc_offset: u64) -> Option<u64> {
@@ -45,7 +156,7 @@ impl Msrs {
             SYSENTER_ESP => self.sysenter_esp as u64,
             SYSENTER_EIP => self.sysenter_eip as u64,
             EFER => self.efer as u64,
-            _ => return None,
+            _ => self.plain[self.plain_slot(index)?],
         })
     }
 
@@ -57,8 +168,79 @@ impl Msrs {
             SYSENTER_ESP => self.sysenter_esp = value as u32,
             SYSENTER_EIP => self.sysenter_eip = value as u32,
             EFER => self.efer = value as u32 & EFER_NXE,
-            _ => return false,
+            _ => {
+                let Some(slot) = self.plain_slot(index) else {
+                    return false;
+                };
+                match PLAIN[slot].writes {
+                    Writes::Store => self.plain[slot] = value,
+                    Writes::Ignore => {}
+                    Writes::Fault => return false,
+                }
+            }
         }
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(m: &Msrs, i: u32) -> Option<u64> {
+        m.read(i, 0)
+    }
+
+    #[test]
+    fn registers_every_guest_touches_exist_for_both_vendors() {
+        for class in [VendorClass::Intel, VendorClass::Amd] {
+            let mut m = Msrs::for_class(class);
+            assert_eq!(read(&m, APIC_BASE), Some(0xFEE0_0900));
+            assert_eq!(read(&m, 0x277), Some(0x0007_0406_0007_0406));
+            assert_eq!(read(&m, 0x179), Some(0), "MCG_CAP: no banks");
+            assert!(!m.write(0x179, 1, &mut 0), "MCG_CAP is read-only");
+            assert!(m.write(0x277, 0x0106, &mut 0));
+            assert_eq!(read(&m, 0x277), Some(0x0106));
+            assert_eq!(read(&m, 0x8B), Some(0), "microcode revision");
+            assert!(m.write(0x8B, 0, &mut 0));
+        }
+    }
+
+    #[test]
+    fn intel_registers() {
+        let mut m = Msrs::for_class(VendorClass::Intel);
+        assert_eq!(read(&m, 0x1A0), Some(1), "MISC_ENABLE: fast strings");
+        assert!(m.write(0x186, 0x43_003C, &mut 0));
+        assert_eq!(read(&m, 0x186), Some(0x43_003C));
+        assert_eq!(read(&m, 0xC001_0000), None, "no AMD counters on Intel");
+        assert!(!m.write(0xC001_0015, 0, &mut 0));
+    }
+
+    #[test]
+    fn amd_registers() {
+        let mut m = Msrs::for_class(VendorClass::Amd);
+        for i in 0xC001_0000..=0xC001_0007 {
+            assert!(m.write(i, i as u64, &mut 0), "K7 counter {i:#x}");
+            assert_eq!(read(&m, i), Some(i as u64));
+        }
+        assert_eq!(read(&m, 0xC001_001B), Some(0x2000_0000), "CLK_CTL");
+        assert!(m.write(0xC001_0015, 1 << 6, &mut 0), "HWCR.FFDIS");
+        assert_eq!(read(&m, 0x1A0), None, "no MISC_ENABLE on AMD");
+    }
+
+    #[test]
+    fn unknown_registers_fault() {
+        for class in [VendorClass::Intel, VendorClass::Amd] {
+            let mut m = Msrs::for_class(class);
+            assert_eq!(read(&m, 0x1234), None);
+            assert!(!m.write(0x1234, 0, &mut 0));
+        }
+    }
+
+    #[test]
+    fn efer_keeps_only_nxe() {
+        let mut m = Msrs::default();
+        assert!(m.write(EFER, 0xFFFF_FFFF, &mut 0));
+        assert_eq!(read(&m, EFER), Some(EFER_NXE as u64));
     }
 }

@@ -1,4 +1,5 @@
-//! Host process facilities: signal handling and the seccomp filter.
+//! Host process facilities: signal handling, the seccomp filter, CPUID faulting.
 
+pub mod cpuid_faulting;
 pub mod seccomp;
 pub mod signals;

@@ -5,13 +5,14 @@
 //! virtual IF = 1, IOPL < 3, protected mode with paging, CR0.TS and EM clear (the host
 //! would not raise the guest's #NM), every segment representable in the host LDT, and the
 //! `--user-exec` policy agreeing. Code pages that cannot run
-//! natively (they hold `sysenter`, see `shadow-mmu`) fault on the fetch and run through
-//! the translator.
+//! natively (they hold `sysenter`, `syscall` or `cpuid`, whose host behaviour is not the
+//! virtual CPU's, see `bt86_shadow_mmu::NEVER_NATIVE`) fault on the fetch and run through
+//! the translator; natively executable pages are never writable, so they stay as checked.
 //!
 //! An exit is a host signal. Hidden page faults never get here (the signal handler fills
 //! them and the guest goes on). Everything else is sorted by signal and trap number into
 //! what the guest CPU would have done: a #PF with CR2, `int n` (#GP with the IDT error
-//! code), `int 0x80` and `sysenter` (SIGSYS from the seccomp filter), #DE, #BP, #DB, #OF,
+//! code), `int 0x80` (SIGSYS from the seccomp filter), #DE, #BP, #DB, #OF,
 //! #MF/#XM, #AC, or — for anything the host CPU did not do as the guest's would
 //! (privileged instructions, segment loads, accesses the user window cannot hold, code
 //! that must not run natively) — the translator, which has the architectural answer,
@@ -21,6 +22,7 @@ use std::collections::BTreeMap;
 
 use bt86_shadow_mmu::{Resolution, WindowKind, locate};
 use bt86_translator::{Seg, flags};
+use iced_x86::{Decoder, DecoderOptions, Instruction, Mnemonic};
 
 use super::{Machine, Stop, UserExec};
 use crate::cpu::exceptions::EventKind;
@@ -28,10 +30,12 @@ use crate::cpu::{Exception, Vector, cr0};
 use crate::direct::enter::{self, Exit, Regs, Selectors};
 use crate::direct::host_ldt::{HostLdt, HostSelector, classify};
 use crate::direct::policy::Policy;
+use crate::host::cpuid_faulting;
 use crate::host::signals::USER_CS64;
 
-/// The host's 32-bit user code selector (`__USER32_CS`): the CS of a SIGSYS raised by
-/// the kernel's SYSENTER path, which returns to a fixed landing pad of its own.
+/// The host's 32-bit user code selector (`__USER32_CS`): the CS the host kernel returns
+/// to from its 32-bit SYSENTER and SYSCALL entries, and a GDT selector guest code could
+/// far-jump to.
 const HOST_USER32_CS: u16 = 0x23;
 
 /// EFLAGS bits the host CPU keeps for the guest while it runs natively.
@@ -55,6 +59,9 @@ pub struct Direct {
     last_selectors: Option<([crate::cpu::SegmentCache; 6], Selectors)>,
     /// Nanoseconds of native execution (measured with `--stats` or `adaptive`).
     pub ns: u64,
+    /// The host traps user-mode `cpuid` during native slices (else pages holding it
+    /// never run natively).
+    pub cpuid_faulting: bool,
 }
 
 impl Direct {
@@ -69,6 +76,7 @@ impl Direct {
             policy: Policy::new(mode == UserExec::Adaptive),
             last_selectors: None,
             ns: 0,
+            cpuid_faulting: false,
         }
     }
 }
@@ -137,7 +145,13 @@ impl Machine {
         // were checked when direct execution was enabled (`unavailable` is None), `sel`
         // holds host LDT selectors of shadow descriptors (HostLdt: DPL 3, in the user
         // window), and the context's FXSAVE image is aligned and outlives the call.
+        if self.direct.cpuid_faulting {
+            cpuid_faulting::set(true);
+        }
         let exit = unsafe { enter::run(&regs, &sel, fx) };
+        if self.direct.cpuid_faulting {
+            cpuid_faulting::set(false);
+        }
         let ns = if timed { self.clock.now().saturating_sub(start) } else { 0 };
         self.direct.ns += ns;
         self.take_exit(exit, &sel, guest_flags, ns)?;
@@ -199,19 +213,14 @@ impl Machine {
         let keep = if self.cpu.cr0 & cr0::AM == 0 { NATIVE_FLAGS & !flags::AC } else { NATIVE_FLAGS };
         self.cpu.ctx.set_eflags((guest_flags & !keep) | (exit.regs.eflags & keep));
         let cs = exit.sel[Seg::Cs as usize];
-        if exit.signo == libc::SIGSYS && cs == HOST_USER32_CS {
-            // The kernel's SYSENTER path: EIP and ESP are lost (the guest's SYSENTER
-            // replaces them anyway); the kernel moved EBP into ESP and reloaded EBP from
-            // the stack, so the guest's EBP is in ESP.
-            self.count_exit("sysenter");
-            self.cpu.set_gpr(5, exit.regs.gpr[4]);
-            self.note_event(ns);
-            return self.guest_sysenter();
-        }
+        // Code pages holding `sysenter` or `syscall` never run natively (see
+        // `bt86_shadow_mmu::NEVER_NATIVE`), so the host's 32-bit system-call entries
+        // (which return with the host's CS 0x23 and guest registers lost) are never
+        // reached by guest code that stayed guest code.
         if cs == HOST_USER32_CS || cs == USER_CS64 {
             return Err(Stop::Unsupported(
                 format!(
-                    "guest user code switched to host code segment {cs:#x} (a far transfer to a GDT selector, or a sysenter whose registers the host lost); direct execution cannot continue it (try --user-exec translate)"
+                    "guest user code switched to host code segment {cs:#x} (a far transfer to a GDT selector); direct execution cannot continue it (try --user-exec translate)"
                 ),
                 self.dump(),
             ));
@@ -233,15 +242,6 @@ impl Machine {
             Next::Translate => self.direct.translate_once = true,
         }
         Ok(())
-    }
-
-    /// Tells the adaptive policy about a guest event at CS:EIP after `ns` natively.
-    fn note_event(&mut self, ns: u64) {
-        if self.direct.policy.adaptive()
-            && let Some(page) = self.code_page()
-        {
-            self.direct.policy.event_exit(page, ns);
-        }
     }
 
     /// Brings the guest's segment registers up to date with what the host CPU holds:
@@ -292,14 +292,6 @@ impl Machine {
         let mut b = [0u8; 2];
         let at = self.cpu.linear_eip().wrapping_sub(2);
         if self.mem.peek(at, &mut b) && b == [0xCD, vector] { 2 } else { 1 }
-    }
-
-    /// The guest's SYSENTER.
-    fn guest_sysenter(&mut self) -> Result<(), Stop> {
-        match crate::cpu::emulate::sysenter(&mut self.cpu) {
-            Ok(_) => Ok(()),
-            Err(e) => self.deliver(e),
-        }
     }
 
     /// Sorts an exit by what the guest CPU would have done.
@@ -386,26 +378,69 @@ impl Machine {
         })
     }
 
+    /// The instruction at CS:EIP, if its bytes can be read.
+    fn instruction_at_eip(&mut self) -> Option<Instruction> {
+        let at = self.cpu.linear_eip();
+        let mut bytes = [0u8; 15];
+        // An instruction may end just before an unmapped page: read what there is.
+        let len = (1..=bytes.len()).rev().find(|&n| self.mem.peek(at, &mut bytes[..n]))?;
+        let bitness = if self.cpu.segment(Seg::Cs).default_big() { 32 } else { 16 };
+        let ins = Decoder::with_ip(bitness, &bytes[..len], self.cpu.ctx.eip as u64, DecoderOptions::NONE).decode();
+        (!ins.is_invalid()).then_some(ins)
+    }
+
+    /// True if the instruction at CS:EIP transfers control to another code segment
+    /// (`iret`, `retf`, far `jmp`/`call`). Hosts disagree on the order of such an
+    /// instruction's checks — an AMD CPU reads the outer SS:ESP of an IRET frame before it
+    /// checks the new CS's privilege, and so reports a page fault where Intel reports the
+    /// #GP the guest's CPU must raise — so a fault of one is decided by the translator,
+    /// which has the architectural order.
+    fn far_transfer_at_eip(&mut self) -> bool {
+        self.instruction_at_eip().is_some_and(|i| {
+            matches!(i.mnemonic(), Mnemonic::Iret | Mnemonic::Iretd | Mnemonic::Retf)
+                || i.is_jmp_far()
+                || i.is_jmp_far_indirect()
+                || i.is_call_far()
+                || i.is_call_far_indirect()
+        })
+    }
+
+    /// True if the instruction at CS:EIP may have its bytes on user page `page`.
+    fn runs_from_page(&self, page: u32) -> bool {
+        let at = self.cpu.linear_eip();
+        at >> 12 == page || at.wrapping_add(14) >> 12 == page
+    }
+
     /// A page fault the signal handler did not fill.
     fn page_fault_exit(&mut self, e: &Exit) -> Result<Next, Stop> {
         let (write, fetch) = (e.err & 2 != 0, e.err & 0x10 != 0);
-        match locate(e.fault_addr) {
-            Some((WindowKind::User, _, false)) => {}
+        let linear = match locate(e.fault_addr) {
+            Some((WindowKind::User, linear, false)) => linear,
             // The guard below the window: guest linear 3 GiB and up, which the user window
             // does not hold, or a host GDT segment (base 0) guest code loaded natively.
             _ => {
                 self.count_exit("outside the user window");
                 return Ok(Next::Translate);
             }
-        }
+        };
         let resolution = match self.mem.mmu.resolve_fault(e.fault_addr, write, fetch) {
             Ok(r) => r,
             Err(err) => return Err(Stop::Unsupported(format!("internal error: window: {err}"), self.dump())),
         };
         Ok(match resolution {
+            Resolution::Handled if write && self.runs_from_page(linear >> 12) => {
+                // A store into the page of its own instruction: the page is writable now
+                // and no longer executable (W^X), so the store runs translated.
+                self.count_exit("write to its own code page");
+                Next::Translate
+            }
             Resolution::Handled => {
                 self.count_exit("page fault (filled)");
                 Next::Loop
+            }
+            Resolution::GuestFault(_) if self.far_transfer_at_eip() => {
+                self.count_exit("far transfer fault");
+                Next::Translate
             }
             Resolution::GuestFault(pf) => {
                 self.count_exit("page fault");

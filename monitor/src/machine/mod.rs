@@ -130,6 +130,11 @@ impl Machine {
             if let Some(why) = &direct.unavailable {
                 log::warn!("direct execution of guest user code is not available: {why}; user code is translated");
             }
+            direct.cpuid_faulting = crate::host::cpuid_faulting::usable();
+            if direct.cpuid_faulting {
+                // The host traps `cpuid`: only sysenter and syscall keep pages translated.
+                mem.mmu.set_never_native(&[bt86_shadow_mmu::second_byte::SYSENTER, bt86_shadow_mmu::second_byte::SYSCALL]);
+            }
         }
         let mut m = Machine { clock, cpu, mem, platform, translator, stats: Stats::default(), direct, config, image };
         m.boot().map_err(SetupError::Load)?;

@@ -10,7 +10,6 @@
 
 mod bcd;
 mod control;
-pub(crate) use control::sysenter;
 mod descriptors;
 mod io;
 pub(crate) mod mmio;
