@@ -21,7 +21,7 @@
  * kernel touches it.  An exception at CPL 3 kills the process (the kernel records vector,
  * error code, EIP, CS and CR2) and the others go on; #BP and #OF are recorded and resumed.
  *
- * The processes, 32, each with its own page directory and frames behind the same user
+ * The processes, 33, each with its own page directory and frames behind the same user
  * layout: the user image (userprocs.ld links it at 0x08048000 for code and read-only data
  * and at 0x40000000 for data, as an i386 executable; each process gets its own copies, and
  * the immediate of `mov $imm, %eax` at u_tag is patched to its pid), TLS blocks at
@@ -53,7 +53,7 @@
  *     set_thread_area in %gs as soon as the call returns (the kernel pops %gs); the TLS
  *     descriptor's accessed bit set by the user's own load; yield both ways; ENOSYS; code
  *     it writes into a data page and runs: rewritten, with cpuid, storing into its own page.
- *   pids 4-32, one forbidden thing each, killed with the right vector, error code, EIP and
+ *   pids 4-33, one forbidden thing each, killed with the right vector, error code, EIP and
  *     CR2: cli, hlt, in, out to the isa-debug-exit port, mov from CR3, wrmsr, sysexit
  *     (#GP(0)); loads of the kernel's data selectors into DS and SS and of the TSS selector
  *     into ES, a far jmp / far call to the kernel's code segments, iret to CPL 0, int $0x30
@@ -61,7 +61,8 @@
  *     0xC0000000, writes to a kernel variable, to its own code, to the kinfo page and to
  *     the vDSO page (#PF, error 5 / 7); reads, writes and a call to unmapped addresses, a
  *     jump into the kernel's code, a push below its stack (#PF 4 / 5 / 6 with CR2); div by
- *     zero, INT_MIN / -1 (#DE); ud2 (#UD); bound (#BR).
+ *     zero, INT_MIN / -1 (#DE); ud2 (#UD); bound (#BR); syscall (#UD: the CPU has no SYSCALL,
+ *     whatever the host does with it in compatibility mode).
  *
  * Output is deterministic: what the processes write() is buffered per process and printed
  * at the end in pid order (as "# pid N: ..." lines, always, not only with "verbose"); every
@@ -263,14 +264,15 @@ UINL uint32_t sel_bad(int se)
     return ((v >> 16) != GS_TLS) + ((v & 0xffff) != FS_TLS);
 }
 
-/* CPUID at CPL 3, from a page of its own (.utext.cpuid): a program that picks its code by
+/* CPUID at CPL 3, from a page of its own (.utext.nonnative, with the syscall victim: under
+ * bt86 a page holding an instruction the host would run differently runs translated): a program that picks its code by
  * what CPUID says (glibc's string functions) must see the same CPU however its code runs;
  * the rest of the image runs natively meanwhile under bt86. */
 UINL void u_cpuid1(uint32_t leaf, uint32_t *o)
 {
     asm volatile("cpuid" : "=a"(o[0]), "=b"(o[1]), "=c"(o[2]), "=d"(o[3]) : "a"(leaf), "c"(0));
 }
-__attribute__((section(".utext.cpuid"), noinline)) void u_cpuid_all(uint32_t o[6][4])
+__attribute__((section(".utext.nonnative"), noinline)) void u_cpuid_all(uint32_t o[6][4])
 {
     u_cpuid1(0, o[0]);
     u_cpuid1(1, o[1]);
@@ -577,7 +579,8 @@ asm(".pushsection .utext,\"ax\",@progbits\n"
     X(div0,      "div by zero",                          0,  0,     0, "")                   \
     X(idiv,      "idiv 0x80000000 / -1",                 0,  0,     0, "")                   \
     X(ud2,       "ud2",                                  6,  0,     0, "")                   \
-    X(bound,     "bound out of range",                   5,  0,     0, "")
+    X(bound,     "bound out of range",                   5,  0,     0, "")                   \
+    X(syscall,   "syscall (the CPU has no SYSCALL)",     6,  0,     0, "")
 
 asm(".pushsection .utext,\"ax\",@progbits\n"
     "v_survived:\n"
@@ -617,6 +620,9 @@ asm(".pushsection .utext,\"ax\",@progbits\n"
     VIC(bound,     "movl $20, %eax\nv_bound_at: bound %eax, v_bounds")
     "\t.balign 8\n"
     "v_bounds: .long 0, 10\n"
+    ".popsection\n"
+    ".pushsection .utext.nonnative,\"ax\",@progbits\n"
+    VIC(syscall,   "v_syscall_at: syscall")
     ".popsection\n");
 
 /* ==================================================================================== */
