@@ -25,9 +25,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Boot a 32-bit Multiboot kernel. Its serial port (COM1) is this process's stdout;
-    /// it stops when the guest writes to the isa-debug-exit port 0xf4 (exit status
-    /// (value << 1) | 1), as under QEMU.
+    /// Boot a Linux bzImage or a 32-bit Multiboot kernel. Its serial port (COM1) is this
+    /// process's stdout; it stops when the guest writes to the isa-debug-exit port 0xf4
+    /// (exit status (value << 1) | 1), as under QEMU.
     Run(RunArgs),
     /// Run bt86's own checks: the differential fuzzer against the host CPU.
     Selftest(SelftestArgs),
@@ -35,15 +35,18 @@ enum Command {
 
 #[derive(clap::Args)]
 struct RunArgs {
-    /// Kernel image (32-bit ELF with a Multiboot header).
+    /// Kernel image: a Linux bzImage, or a 32-bit ELF with a Multiboot header.
     #[arg(long, value_name = "FILE")]
     kernel: String,
+    /// Initial RAM disk for a Linux kernel.
+    #[arg(long, value_name = "FILE")]
+    initrd: Option<String>,
     /// Guest RAM: a number with an optional K, M or G suffix (no suffix: MiB).
     #[arg(long, value_name = "SIZE", default_value = "128M", allow_hyphen_values = true)]
     mem: String,
-    /// Kernel command line.
-    #[arg(long, value_name = "STRING", default_value = "")]
-    append: String,
+    /// Kernel command line (default for Linux: console=ttyS0).
+    #[arg(long, value_name = "STRING")]
+    append: Option<String>,
     /// Print statistics (exits, translations, callouts, exceptions) at exit, on stderr.
     #[arg(long)]
     stats: bool,
@@ -114,10 +117,8 @@ fn die(status: i32, msg: impl std::fmt::Display) -> ! {
 
 fn run(args: RunArgs) -> i32 {
     let mem = parse_mem(&args.mem).unwrap_or_else(|e| die(EXIT_USAGE, format!("invalid --mem: {e}")));
-    let image = match std::fs::read(&args.kernel) {
-        Ok(b) => b,
-        Err(e) => die(EXIT_USAGE, crate::loader::LoadError::Io(args.kernel.clone(), e)),
-    };
+    let image = crate::loader::read_image(&args.kernel, "kernel image", mem).unwrap_or_else(|e| die(EXIT_USAGE, e));
+    let initrd = args.initrd.as_ref().map(|p| crate::loader::read_image(p, "initrd", mem).unwrap_or_else(|e| die(EXIT_USAGE, e)));
     if let Err(e) = crate::host::signals::install() {
         die(EXIT_INTERNAL, format!("cannot install signal handlers: {e}"));
     }
@@ -130,7 +131,7 @@ fn run(args: RunArgs) -> i32 {
         count_fragments: args.stats,
         user_exec: args.user_exec,
     };
-    let mut machine = match Machine::new(config, image) {
+    let mut machine = match Machine::new(config, image, initrd) {
         Ok(m) => m,
         Err(e @ SetupError::Load(_)) => die(EXIT_USAGE, e),
         Err(e @ SetupError::Host(_)) => die(EXIT_INTERNAL, e),

@@ -108,8 +108,10 @@ pub mod edx {
     pub const SSE2: u32 = 1 << 26;
 }
 
-/// CPUID.1:ECX: SSE3.
-pub const FEATURES_ECX: u32 = 1 << 0;
+/// CPUID.1:ECX: SSE3, and bit 31, "running under a hypervisor" (as QEMU and every VMM
+/// sets it): guests then skip what only real hardware has (Linux: the PMU, which reads as
+/// absent, see `msr`).
+pub const FEATURES_ECX: u32 = 1 << 0 | 1 << 31;
 
 /// CPUID.80000001h:EDX: execute-disable (EFER.NXE).
 pub const EXT_FEATURES_EDX: u32 = 1 << 20;

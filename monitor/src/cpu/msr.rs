@@ -5,8 +5,12 @@
 //! them: IA32_APIC_BASE, PAT, the machine-check capability and status registers, and per
 //! vendor the performance counters (Intel P6: PMC0/1 and PERFEVTSEL0/1; AMD K7/K8:
 //! 0xC0010000–7), Intel's platform ID, microcode signature and MISC_ENABLE, AMD's HWCR
-//! and CLK_CTL. Those hold what the guest writes and have no effect (a counter never
-//! counts). Any other MSR raises #GP(0), as on hardware, and so do the other vendor's.
+//! and CLK_CTL. Those hold what the guest writes and have no effect — except the counters
+//! themselves, which read 0 whatever is written, as under a hypervisor that gives the
+//! guest no PMU: Linux checks that a counter keeps a written value before it uses the
+//! PMU, and with CPUID's hypervisor bit it then says "PMU not available due to
+//! virtualization" and uses software events. Any other MSR raises #GP(0), as on hardware,
+//! and so do the other vendor's.
 
 use super::cpuid::{Identity, VendorClass};
 
@@ -75,8 +79,8 @@ const PLAIN: &[Plain] = &[
     plain(0x17, Owner::Intel, 0, Writes::Fault),
     plain(0x8B, Owner::Intel, 0, Writes::Ignore),
     plain(0x1A0, Owner::Intel, 1, Writes::Store),
-    plain(0xC1, Owner::Intel, 0, Writes::Store),
-    plain(0xC2, Owner::Intel, 0, Writes::Store),
+    plain(0xC1, Owner::Intel, 0, Writes::Ignore),
+    plain(0xC2, Owner::Intel, 0, Writes::Ignore),
     plain(0x186, Owner::Intel, 0, Writes::Store),
     plain(0x187, Owner::Intel, 0, Writes::Store),
     // AMD: PERF_CTL0-3, PERF_CTR0-3, SYSCFG, HWCR, CLK_CTL (as a BIOS leaves it for
@@ -85,10 +89,10 @@ const PLAIN: &[Plain] = &[
     plain(0xC001_0001, Owner::Amd, 0, Writes::Store),
     plain(0xC001_0002, Owner::Amd, 0, Writes::Store),
     plain(0xC001_0003, Owner::Amd, 0, Writes::Store),
-    plain(0xC001_0004, Owner::Amd, 0, Writes::Store),
-    plain(0xC001_0005, Owner::Amd, 0, Writes::Store),
-    plain(0xC001_0006, Owner::Amd, 0, Writes::Store),
-    plain(0xC001_0007, Owner::Amd, 0, Writes::Store),
+    plain(0xC001_0004, Owner::Amd, 0, Writes::Ignore),
+    plain(0xC001_0005, Owner::Amd, 0, Writes::Ignore),
+    plain(0xC001_0006, Owner::Amd, 0, Writes::Ignore),
+    plain(0xC001_0007, Owner::Amd, 0, Writes::Ignore),
     plain(0xC001_0010, Owner::Amd, 0, Writes::Store),
     plain(0xC001_0015, Owner::Amd, 0, Writes::Store),
     plain(0xC001_001B, Owner::Amd, 0x2000_0000, Writes::Store),
@@ -145,6 +149,16 @@ impl Msrs {
                     Owner::Amd => self.class == VendorClass::Amd,
                 }
         })
+    }
+
+    /// rdpmc of counter `index` (ECX); None means #GP(0): the vendor's counter registers
+    /// (Intel P6: 0-1, AMD K7: 0-3), which never count.
+    pub fn read_pmc(&self, index: u32) -> Option<u64> {
+        let counters = match self.class {
+            VendorClass::Intel => 2,
+            VendorClass::Amd => 4,
+        };
+        (index < counters).then_some(0)
     }
 
     /// rdmsr; None means #GP(0). `tsc_offset` is the context's (translated `rdtsc`
@@ -213,16 +227,24 @@ mod tests {
         assert!(m.write(0x186, 0x43_003C, &mut 0));
         assert_eq!(read(&m, 0x186), Some(0x43_003C));
         assert_eq!(read(&m, 0xC001_0000), None, "no AMD counters on Intel");
+        assert!(m.write(0xC1, 0xFFFF, &mut 0));
+        assert_eq!(read(&m, 0xC1), Some(0), "a counter keeps nothing: no PMU");
+        assert_eq!((m.read_pmc(1), m.read_pmc(2)), (Some(0), None));
         assert!(!m.write(0xC001_0015, 0, &mut 0));
     }
 
     #[test]
     fn amd_registers() {
         let mut m = Msrs::for_class(VendorClass::Amd);
-        for i in 0xC001_0000..=0xC001_0007 {
-            assert!(m.write(i, i as u64, &mut 0), "K7 counter {i:#x}");
+        for i in 0xC001_0000..=0xC001_0003 {
+            assert!(m.write(i, i as u64, &mut 0), "K7 event select {i:#x}");
             assert_eq!(read(&m, i), Some(i as u64));
         }
+        for i in 0xC001_0004..=0xC001_0007 {
+            assert!(m.write(i, 0xFFFF, &mut 0), "K7 counter {i:#x}");
+            assert_eq!(read(&m, i), Some(0), "a counter keeps nothing: no PMU");
+        }
+        assert_eq!((m.read_pmc(3), m.read_pmc(4)), (Some(0), None));
         assert_eq!(read(&m, 0xC001_001B), Some(0x2000_0000), "CLK_CTL");
         assert!(m.write(0xC001_0015, 1 << 6, &mut 0), "HWCR.FFDIS");
         assert_eq!(read(&m, 0x1A0), None, "no MISC_ENABLE on AMD");

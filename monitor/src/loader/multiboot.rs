@@ -184,11 +184,8 @@ fn write_info(ram: &mut GuestRam, path: &str, cmdline: &str) -> u32 {
     ram.write(name_addr as u64, b"bt86\0");
 
     let ram_size = ram.size();
-    // The map a PC BIOS (SeaBIOS, under QEMU) reports through e820.
-    let entries: [(u64, u64, u32); 5] =
-        [(0, 0x9_FC00, 1), (0x9_FC00, 0x400, 2), (0xF_0000, 0x1_0000, 2), (0x10_0000, ram_size - 0x10_0000, 1), (0xFFFC_0000, 0x4_0000, 2)];
     let mut mmap = Vec::new();
-    for (addr, len, ty) in entries {
+    for (addr, len, ty) in super::pc_memory_map(ram_size) {
         mmap.extend_from_slice(&20u32.to_le_bytes());
         mmap.extend_from_slice(&addr.to_le_bytes());
         mmap.extend_from_slice(&len.to_le_bytes());

@@ -31,8 +31,9 @@ pub struct Config {
     pub kernel: String,
     /// Guest RAM in bytes.
     pub mem: u64,
-    /// Kernel command line.
-    pub append: String,
+    /// Kernel command line (None: the default for the kind of kernel — a Linux kernel's
+    /// console on the serial port, nothing for a Multiboot kernel).
+    pub append: Option<String>,
     /// Print every new fragment.
     pub trace_tc: bool,
     /// Count fragment executions for `--stats`.
@@ -103,13 +104,19 @@ pub struct Machine {
     direct: direct_exec::Direct,
     config: Config,
     image: Vec<u8>,
+    initrd: Option<Vec<u8>>,
 }
 
 impl Machine {
-    /// Builds a machine with `config`, the kernel `image` already read from disk.
-    pub fn new(config: Config, image: Vec<u8>) -> Result<Machine, SetupError> {
+    /// Builds a machine with `config`, the kernel `image` (and the initrd) already read
+    /// from disk.
+    pub fn new(config: Config, image: Vec<u8>, initrd: Option<Vec<u8>>) -> Result<Machine, SetupError> {
         let host = |what: &str, e: &dyn fmt::Display| SetupError::Host(format!("{what}: {e}"));
-        loader::multiboot::validate(&config.kernel, &image).map_err(SetupError::Load)?;
+        if loader::linux::is_bzimage(&image) {
+            loader::linux::validate(&config.kernel, &image).map_err(SetupError::Load)?;
+        } else {
+            loader::multiboot::validate(&config.kernel, &image).map_err(SetupError::Load)?;
+        }
         let user = Window::reserve(WindowKind::User).map_err(|e| host("guest window", &e))?;
         let kernel = Window::reserve(WindowKind::Kernel).map_err(|e| host("guest window", &e))?;
         let ram = GuestRam::new(config.mem).map_err(|e| host("guest memory", &e))?;
@@ -136,24 +143,40 @@ impl Machine {
                 mem.mmu.set_never_native(&[bt86_shadow_mmu::second_byte::SYSENTER, bt86_shadow_mmu::second_byte::SYSCALL]);
             }
         }
-        let mut m = Machine { clock, cpu, mem, platform, translator, stats: Stats::default(), direct, config, image };
+        let mut m = Machine { clock, cpu, mem, platform, translator, stats: Stats::default(), direct, config, image, initrd };
         m.boot().map_err(SetupError::Load)?;
         let mode = m.cpu.mode();
         m.translator.attach(&mut m.cpu.ctx, mode);
         Ok(m)
     }
 
-    /// Loads the kernel and puts the CPU in the Multiboot entry state.
+    /// Loads the kernel and puts the CPU in its boot protocol's entry state: both
+    /// protocols start in protected mode with flat segments (CS 0x10, data 0x18), paging
+    /// and interrupts off.
     fn boot(&mut self) -> Result<(), LoadError> {
-        let loaded = loader::multiboot::load(&self.config.kernel, &self.image, &self.config.append, &mut self.mem.mmu.ram)?;
         // Keep the context's allocation: the timer and signal handlers point to it.
         let ctx = std::mem::replace(&mut self.cpu.ctx, bt86_translator::Context::new_boxed());
         self.cpu = Cpu::multiboot_in(ctx);
         self.mem.paging_changed(self.cpu.paging_regs(), false);
-        self.cpu.ctx.eip = loaded.entry;
-        self.cpu.set_gpr(0, loader::multiboot::BOOTLOADER_MAGIC);
-        self.cpu.set_gpr(3, loaded.info);
-        log::info!("kernel {} loaded: entry {:#x}, image ends at {:#x}", self.config.kernel, loaded.entry, loaded.image_end);
+        let path = &self.config.kernel;
+        let ram = &mut self.mem.mmu.ram;
+        if loader::linux::is_bzimage(&self.image) {
+            let cmdline = self.config.append.as_deref().unwrap_or(loader::linux::DEFAULT_CMDLINE);
+            let loaded = loader::linux::load(path, &self.image, self.initrd.as_deref(), cmdline, ram)?;
+            self.cpu.ctx.eip = loaded.entry;
+            // ESI: the zero page; EBP, EDI, EBX: 0 (the 32-bit boot protocol).
+            self.cpu.ctx.gpr = [0; 8];
+            self.cpu.set_gpr(6, loaded.boot_params);
+        } else {
+            if self.initrd.is_some() {
+                return Err(LoadError::Malformed(path.clone(), "--initrd is for Linux kernels (bzImage); this is a Multiboot kernel".into()));
+            }
+            let loaded = loader::multiboot::load(path, &self.image, self.config.append.as_deref().unwrap_or(""), ram)?;
+            self.cpu.ctx.eip = loaded.entry;
+            self.cpu.set_gpr(0, loader::multiboot::BOOTLOADER_MAGIC);
+            self.cpu.set_gpr(3, loaded.info);
+            log::info!("kernel {path} loaded: entry {:#x}, image ends at {:#x}", loaded.entry, loaded.image_end);
+        }
         Ok(())
     }
 

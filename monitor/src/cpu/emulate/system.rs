@@ -183,7 +183,15 @@ pub(super) fn emulate_system(cpu: &mut Cpu, env: &mut Env<'_>, ins: &Instruction
             cpu.set_gpr(2, (v >> 32) as u32);
             Ok(Flow::Next)
         }
-        M::Rdpmc => Err(Exception::gp(0)),
+        M::Rdpmc => {
+            if cpu.cr4 & cr4::PCE == 0 && cpu.cpl > 0 && cpu.protected() {
+                return Err(Exception::gp(0));
+            }
+            let v = cpu.msr.read_pmc(cpu.gpr(1)).ok_or(Exception::gp(0))?;
+            cpu.set_gpr(0, v as u32);
+            cpu.set_gpr(2, (v >> 32) as u32);
+            Ok(Flow::Next)
+        }
         _ => unreachable!(),
     }
 }
