@@ -151,6 +151,10 @@ fn run(args: RunArgs) -> i32 {
             eprintln!("bt86: {why}\n{dump}");
             EXIT_GUEST_STOPPED
         }
+        Stop::PoweredOff(why) => {
+            eprintln!("bt86: {why}");
+            0
+        }
         Stop::Halted(why, dump) => {
             eprintln!("bt86: {why}\n{dump}");
             EXIT_GUEST_STOPPED

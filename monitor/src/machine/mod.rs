@@ -83,6 +83,8 @@ pub enum Stop {
     Unsupported(String, String),
     /// The guest halted with no way to wake up.
     Halted(String, String),
+    /// The guest turned the machine off (a normal end).
+    PoweredOff(String),
 }
 
 /// The whole virtual machine.

@@ -208,6 +208,10 @@ impl Machine {
                 return None;
             }
             if !self.cpu.interrupts_enabled() {
+                if crate::loader::linux::is_bzimage(&self.image) {
+                    // How Linux ends `halt` and `poweroff` on a PC it cannot power off.
+                    return Some(Stop::PoweredOff("the guest halted the CPU with interrupts off (Linux: halt or power-off)".into()));
+                }
                 return Some(Stop::Halted("the guest executed hlt with interrupts disabled; nothing can wake it".into(), self.dump()));
             }
             match self.platform.next_timer_deadline_ns() {
