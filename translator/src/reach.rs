@@ -60,7 +60,8 @@ impl Translator {
         for p in ps {
             r.by_page.entry(p).or_default().insert(idx);
         }
-        if global { r.global.insert(idx) } else { r.nonglobal.insert(idx) };
+        let set = if global { &mut r.global } else { &mut r.nonglobal };
+        set.insert(idx);
     }
 
     /// Takes fragment `id` out of the index (forgotten or invalidated).
