@@ -29,7 +29,7 @@ pub struct ReachIndex {
 }
 
 /// The linear pages a fragment's code is on.
-fn pages(f: &Fragment) -> impl Iterator<Item = u32> {
+fn pages(f: &Fragment) -> impl Iterator<Item = u32> + use<> {
     std::iter::once(f.key.linear >> 12).chain(f.straddles)
 }
 
@@ -49,13 +49,11 @@ impl Translator {
     /// Puts fragment `id` in the index (it is now reached without a lookup).
     pub(crate) fn reach_add(&mut self, id: FragId) {
         let f = self.table.frag_mut(id);
-        if f.reached {
+        if f.reached || !f.valid {
             return;
         }
         f.reached = true;
-        let (idx, global) = (id.index(), f.global);
-        let f = self.table.frag(id);
-        let ps: Vec<u32> = pages(f).collect();
+        let (idx, global, ps) = (id.index(), f.global, pages(f));
         let r = &mut self.table.reach;
         for p in ps {
             r.by_page.entry(p).or_default().insert(idx);
@@ -71,9 +69,7 @@ impl Translator {
             return;
         }
         f.reached = false;
-        let idx = id.index();
-        let f = self.table.frag(id);
-        let ps: Vec<u32> = pages(f).collect();
+        let (idx, ps) = (id.index(), pages(f));
         let r = &mut self.table.reach;
         for p in ps {
             if let Some(b) = r.by_page.get_mut(&p) {
