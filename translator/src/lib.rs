@@ -160,16 +160,17 @@ impl Translator {
         self.table.generation
     }
 
-    /// The fragment a [`ExitReason::Kick`] exit names in `exit_arg` (read before anything
-    /// may flush the cache: the code that exited belongs to the current generation).
-    pub fn fragment_of_exit(&self, exit_arg: u32) -> FragId {
-        self.table.frag_id(exit_arg)
+    /// The fragment a [`ExitReason::Kick`] or [`ExitReason::Fault`] exit names in
+    /// `exit_arg`, in the generation of the code that exited.
+    pub fn fragment_of_exit(&self, ctx: &Context) -> FragId {
+        FragId::new(ctx.exit_generation, ctx.exit_arg)
     }
 
-    /// The link an [`ExitReason::Chain`] exit names in `exit_arg` (read it right after
-    /// the exit, like [`Translator::fragment_of_exit`]).
-    pub fn link_of_exit(&self, exit_arg: u32) -> LinkId {
-        self.table.link_id(exit_arg)
+    /// The link an [`ExitReason::Chain`] exit names in `exit_arg`, in the generation of
+    /// the code that exited: if translating its target flushes the cache, the id names
+    /// nothing and [`Translator::link`] ignores it.
+    pub fn link_of_exit(&self, ctx: &Context) -> LinkId {
+        LinkId::new(ctx.exit_generation, ctx.exit_arg)
     }
 
     /// A link (current ids only).
@@ -186,6 +187,7 @@ impl Translator {
     /// callout's resume point) until it exits.
     pub fn run(&self, ctx: &mut Context, host: u64) -> ExitReason {
         assert!(self.tc.contains(host), "entering translated code outside the cache");
+        ctx.exit_generation = self.table.generation;
         // SAFETY: `enter` is the stub assembled for this signature; it saves and restores
         // the host's callee-saved registers and stack, and the code it jumps to was
         // emitted by this translator: it touches guest memory only through GS (the

@@ -243,7 +243,7 @@ impl Machine {
             ExitReason::Kick => {
                 self.stats.exit("kick");
                 ctx.eip = ctx.exit_eip;
-                let id = self.translator.fragment_of_exit(ctx.exit_arg);
+                let id = self.translator.fragment_of_exit(ctx);
                 Ok(Some(Resume { host: self.translator.fragment(id).body, fragment: id }))
             }
             ExitReason::Chain => {
@@ -251,7 +251,7 @@ impl Machine {
                 ctx.eip = ctx.exit_eip;
                 // Translating the target may flush the cache: `link` then names nothing
                 // and linking it does nothing.
-                let link = self.translator.link_of_exit(ctx.exit_arg);
+                let link = self.translator.link_of_exit(ctx);
                 if mode.has(Mode::TRAP_FLAG) {
                     return self.single_step_trap();
                 }
