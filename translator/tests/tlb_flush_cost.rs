@@ -149,10 +149,7 @@ fn flushes_cost_the_same_after_a_long_history() {
 
     let old_work = measured_flushes(&mut old);
     eprintln!("TLB-flush entries visited: {fresh_work} fresh, {old_work} after the history");
-    assert!(
-        old_work <= 2 * fresh_work,
-        "the same flushes visited {old_work} entries after a long history, {fresh_work} on a fresh start"
-    );
+    assert!(old_work <= 2 * fresh_work, "the same flushes visited {old_work} entries after a long history, {fresh_work} on a fresh start");
 }
 
 /// A full flush (CR4.PGE toggled, paging turned off) forgets global code too, and leaves
