@@ -133,6 +133,11 @@ impl Translator {
         self.stats
     }
 
+    /// Size of the cache in bytes.
+    pub fn tc_size(&self) -> usize {
+        self.tc.size()
+    }
+
     /// Bytes of the cache in use.
     pub fn tc_used(&self) -> usize {
         self.tc.used()
