@@ -16,7 +16,9 @@
 //! The monitor owns the run loop: it looks fragments up ([`Translator::lookup`]),
 //! translates misses ([`Translator::translate`]), enters them ([`Translator::run`]),
 //! links exits ([`Translator::link`]), and invalidates fragments whose guest code
-//! pages were written ([`Translator::invalidate_page`]).
+//! pages were written ([`Translator::invalidate_page`]). Guest TLB flushes drop what
+//! translated code reaches without a lookup ([`reach`]). When the cache fills, it is
+//! flushed whole and a new generation of ids begins ([`FragId`]).
 
 #![deny(missing_docs)]
 
