@@ -172,3 +172,11 @@ fn generated_images_are_well_formed() {
     assert_eq!(sum, 0, "Multiboot checksum");
     assert_eq!(elf64(&[])[4], 2, "ELF class 64");
 }
+
+#[test]
+fn bad_tc_size_values() {
+    let kernel = bt86_guests::kernel("alu");
+    for bad in ["abc", "0", "15K", "12Q", "-5", "", "2G", "1.5M"] {
+        expect_usage_error(&format!("--tc-size {bad:?}"), run_args(&kernel, &["--tc-size", bad]));
+    }
+}

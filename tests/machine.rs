@@ -72,3 +72,83 @@ fn user_code_runs_natively_and_its_system_calls_are_trapped() {
     assert!(count("direct execution:") > 0, "no native slices:\n{stderr}");
     assert!(count("int 0x80") > 0, "no int 0x80 came back through SIGSYS:\n{stderr}");
 }
+
+/// A Multiboot ELF32 image: one PT_LOAD at 1 MiB holding the Multiboot header followed
+/// by `code`; the entry point is `entry`, or the first byte of `code`.
+fn multiboot_elf(code: &[u8], entry: Option<u32>) -> Vec<u8> {
+    let magic: u32 = 0x1bad_b002;
+    let mut body = Vec::with_capacity(code.len() + 12);
+    for v in [magic, 3, 0u32.wrapping_sub(magic + 3)] {
+        body.extend_from_slice(&v.to_le_bytes());
+    }
+    body.extend_from_slice(code);
+    let mut f = vec![0u8; 0x1000];
+    f[..7].copy_from_slice(&[0x7f, b'E', b'L', b'F', 1, 1, 1]);
+    let put16 = |f: &mut Vec<u8>, at: usize, v: u16| f[at..at + 2].copy_from_slice(&v.to_le_bytes());
+    let put32 = |f: &mut Vec<u8>, at: usize, v: u32| f[at..at + 4].copy_from_slice(&v.to_le_bytes());
+    put16(&mut f, 16, 2); // ET_EXEC
+    put16(&mut f, 18, 3); // EM_386
+    put32(&mut f, 20, 1);
+    put32(&mut f, 24, entry.unwrap_or(0x10_0000 + 12));
+    put32(&mut f, 28, 52); // e_phoff
+    put16(&mut f, 40, 52); // e_ehsize
+    put16(&mut f, 42, 32); // e_phentsize
+    put16(&mut f, 44, 1); // e_phnum
+    for (i, v) in [1, 0x1000, 0x10_0000, 0x10_0000, body.len() as u32, body.len() as u32, 7, 0x1000].into_iter().enumerate() {
+        put32(&mut f, 52 + 4 * i, v); // PT_LOAD, offset, vaddr, paddr, filesz, memsz, RWX, align
+    }
+    f.extend_from_slice(&body);
+    f
+}
+
+fn temp_kernel(name: &str, image: &[u8]) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("machine-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, image).unwrap();
+    path
+}
+
+/// A count from the `--stats` report: the number after `label`'s last `/`, or after it.
+fn stat(stderr: &str, label: &str) -> u64 {
+    stderr
+        .lines()
+        .find_map(|l| l.trim().strip_prefix(label)?.rsplit('/').next()?.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no {label:?} in the statistics:\n{stderr}"))
+}
+
+/// A kernel that is a 4 MiB `nop` sled ending in `out 0xf4` translates to far more code
+/// than a 16 KiB cache holds: the cache is flushed hundreds of times, and the run must
+/// end as under QEMU (exit status (0x2a << 1) | 1), not with an internal error.
+#[test]
+fn nop_sled_overflows_a_small_cache_many_times() {
+    let mut code = vec![0x90; 4 << 20];
+    code.extend_from_slice(&[0xb0, 0x2a, 0xe6, 0xf4]); // mov al, 0x2a; out 0xf4, al
+    let k = temp_kernel("nop-sled.elf", &multiboot_elf(&code, None));
+    let mut cmd = Command::new(bt86());
+    cmd.arg("run").arg("--kernel").arg(&k).args(["--tc-size", "16K", "--stats"]);
+    let run = run_with_timeout(cmd, TIMEOUT).expect("cannot run bt86");
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status, Some(85), "{}\n{stderr}", run.describe_status());
+    assert!(stat(&stderr, "invalidations / flushes") >= 100, "the cache must have been flushed many times:\n{stderr}");
+}
+
+/// A kernel whose entry point is in zeroed RAM: `00 00` is `add [eax], al`, so the CPU
+/// runs through the rest of RAM (EAX = 0x2BADB002, beyond RAM: the writes go nowhere).
+/// QEMU does that too and then keeps executing unassigned memory, which it reads as 0,
+/// until the test's timeout; on a PC memory beyond RAM reads as all ones (`ff ff`, an
+/// invalid opcode with no IDT), so bt86 stops there with a triple fault — after running
+/// all of it through a cache far too small for it, without an internal error.
+#[test]
+fn entry_in_zeroed_ram_runs_to_the_end_of_ram() {
+    // 64 KiB of zeros below the end of a 2 MiB RAM.
+    let k = temp_kernel("zero-entry.elf", &multiboot_elf(&[0xfa, 0xf4], Some(0x1f_0000)));
+    let mut cmd = Command::new(bt86());
+    cmd.arg("run").arg("--kernel").arg(&k).args(["--mem", "2M", "--tc-size", "16K", "--stats"]);
+    cmd.env_remove("RUST_LOG");
+    let run = run_with_timeout(cmd, TIMEOUT).expect("cannot run bt86");
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status, Some(3), "{}\n{stderr}", run.describe_status());
+    assert!(stderr.contains("triple fault") && stderr.contains("EIP=00200000"), "it must stop at the end of RAM:\n{stderr}");
+    assert!(stat(&stderr, "invalidations / flushes") >= 10, "the cache must have been flushed many times:\n{stderr}");
+}

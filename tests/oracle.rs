@@ -1,7 +1,8 @@
 //! The oracle test: every guest test kernel must produce byte-identical serial output and
 //! the same exit status under bt86 — in each `--user-exec` mode: direct execution of user
 //! code (the default), translation only, adaptive — as under QEMU (`qemu-system-i386`,
-//! TCG).
+//! TCG). Each kernel also runs translated with a translation cache so small that it is
+//! flushed many times, which must change nothing the guest sees.
 //!
 //! bt86 prints the guest's COM1 output on stdout and its own diagnostics on stderr; QEMU
 //! runs with `-serial stdio`. Both get stdin = /dev/null and a 60 s timeout. QEMU's own run
@@ -45,8 +46,10 @@ fn guest_kernels_match_qemu() {
     let total = selected.len();
 
     let jobs = std::env::var("BT86_ORACLE_JOBS").ok().and_then(|s| s.parse::<usize>().ok()).unwrap_or(2).max(1);
+    let filtered = std::env::var_os("BT86_ORACLE_KERNELS").is_some();
     let queue = Mutex::new(VecDeque::from(selected));
     let failures = Mutex::new(Vec::<(String, String)>::new());
+    let flushes = Mutex::new(Vec::<(&'static str, u64)>::new());
     thread::scope(|s| {
         for _ in 0..jobs {
             s.spawn(|| {
@@ -62,8 +65,9 @@ fn guest_kernels_match_qemu() {
                         if verdict.is_ok() { "same" } else { "DIFFERENT" },
                         started.elapsed().as_secs_f64()
                     );
-                    if let Err(report) = verdict {
-                        failures.lock().unwrap().push((k.name.to_string(), report));
+                    match verdict {
+                        Ok(n) => flushes.lock().unwrap().push((k.name, n)),
+                        Err(report) => failures.lock().unwrap().push((k.name.to_string(), report)),
                     }
                 }
             });
@@ -79,20 +83,36 @@ fn guest_kernels_match_qemu() {
         }
         panic!("{msg}");
     }
+    // The small cache must really have been flushed, several times, in most kernels.
+    let flushes = flushes.into_inner().unwrap();
+    let flushed = flushes.iter().filter(|(_, n)| *n >= 2).count();
+    assert!(
+        filtered || flushed * 4 >= flushes.len() * 3,
+        "--tc-size {SMALL_TC}: only {flushed} of {} kernels flushed the cache twice or more: {flushes:?}",
+        flushes.len()
+    );
 }
 
-/// Runs one kernel under QEMU and bt86; Err holds a report of what differs.
-fn check_kernel(qemu: &Path, bt86: &Path, k: &Kernel) -> Result<(), String> {
+/// Runs one kernel under QEMU and bt86; Ok holds how often the small cache was flushed,
+/// Err a report of what differs.
+fn check_kernel(qemu: &Path, bt86: &Path, k: &Kernel) -> Result<u64, String> {
     let q = run_with_timeout(qemu_command(qemu, k), TIMEOUT).map_err(|e| format!("cannot run QEMU ({}): {e}", qemu.display()))?;
     check_qemu_sane(k, &q)?;
+    let mut flushes = 0;
     // Every engine for user code must agree with QEMU: the default (direct execution),
-    // the translator alone, and the adaptive mix.
-    for mode in USER_EXEC_MODES {
+    // the translator alone, and the adaptive mix; and the translator with a tiny cache.
+    for (mode, small_tc) in USER_EXEC_MODES.iter().map(|&m| (m, false)).chain([(Some("translate"), true)]) {
         let mut cmd = bt86_command(bt86, k);
         if let Some(m) = mode {
             cmd.args(["--user-exec", m]);
         }
+        if small_tc {
+            cmd.args(["--tc-size", SMALL_TC, "--stats"]);
+        }
         let b = run_with_timeout(cmd, TIMEOUT).map_err(|e| format!("cannot run bt86 ({}): {e}", bt86.display()))?;
+        if small_tc {
+            flushes = cache_flushes(&b);
+        }
         let mut report = String::new();
         if b.status != q.status || b.timed_out {
             report.push_str(&format!("exit status: QEMU {}, bt86 {}\n", q.describe_status(), b.describe_status()));
@@ -101,16 +121,29 @@ fn check_kernel(qemu: &Path, bt86: &Path, k: &Kernel) -> Result<(), String> {
             report.push_str(&first_difference(&q.serial, &b.serial));
         }
         if !report.is_empty() {
-            report.insert_str(0, &format!("bt86 --user-exec {}:\n", mode.unwrap_or("direct (the default)")));
+            let tc = if small_tc { format!(" --tc-size {SMALL_TC}") } else { String::new() };
+            report.insert_str(0, &format!("bt86 --user-exec {}{tc}:\n", mode.unwrap_or("direct (the default)")));
             report.push_str(&stderr_tail(&b, 15));
             return Err(report);
         }
     }
-    Ok(())
+    Ok(flushes)
 }
 
 /// The `--user-exec` modes every kernel runs in (None: the default).
 const USER_EXEC_MODES: [Option<&str>; 3] = [None, Some("translate"), Some("adaptive")];
+
+/// The smallest translation cache bt86 accepts: every kernel but the shortest fills it
+/// several times (the test checks that most do).
+const SMALL_TC: &str = "16K";
+
+/// Whole-cache flushes, from the `--stats` report ("invalidations / flushes  I / F").
+fn cache_flushes(run: &Run) -> u64 {
+    String::from_utf8_lossy(&run.stderr)
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("invalidations / flushes")?.split('/').nth(1)?.trim().parse().ok())
+        .unwrap_or(0)
+}
 
 /// The kernel itself must behave under QEMU, or comparing is pointless.
 fn check_qemu_sane(k: &Kernel, q: &Run) -> Result<(), String> {

@@ -57,6 +57,10 @@ struct RunArgs {
     /// directly except where its exit rate makes translation cheaper.
     #[arg(long, value_name = "MODE", value_enum, default_value_t = UserExec::Direct)]
     user_exec: UserExec,
+    /// Translation cache size: a number with an optional K, M or G suffix (no suffix:
+    /// MiB), 16K to 1G. When it fills, every translation is dropped and made again.
+    #[arg(long, value_name = "SIZE", default_value = "64M", allow_hyphen_values = true)]
+    tc_size: String,
 }
 
 #[derive(clap::Args)]
@@ -77,15 +81,7 @@ struct SelftestArgs {
 
 /// Parses a memory size: `128M`, `1G`, `65536K`, `256` (MiB).
 fn parse_mem(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let (num, mult) = match t.chars().last().map(|c| c.to_ascii_uppercase()) {
-        Some('K') => (&t[..t.len() - 1], 1u64 << 10),
-        Some('M') => (&t[..t.len() - 1], 1 << 20),
-        Some('G') => (&t[..t.len() - 1], 1 << 30),
-        _ => (t, 1 << 20),
-    };
-    let n: u64 = num.parse().map_err(|_| format!("{s:?} is not a size (examples: 128M, 1G)"))?;
-    let bytes = n.checked_mul(mult).ok_or_else(|| format!("{s:?} is too large"))?;
+    let bytes = parse_size(s)?;
     if bytes < 2 << 20 {
         return Err(format!("{s:?} is too small: at least 2M (kernels load at 1 MiB)"));
     }
@@ -96,6 +92,32 @@ fn parse_mem(s: &str) -> Result<u64, String> {
         return Err(format!("{s:?} is not a multiple of 4K"));
     }
     Ok(bytes)
+}
+
+/// Parses a translation cache size (the syntax of `--mem`).
+fn parse_tc_size(s: &str) -> Result<usize, String> {
+    use bt86_translator::{MAX_TC_SIZE, MIN_TC_SIZE};
+    let bytes = parse_size(s)?;
+    if bytes < MIN_TC_SIZE as u64 {
+        return Err(format!("{s:?} is too small: at least {}K", MIN_TC_SIZE >> 10));
+    }
+    if bytes > MAX_TC_SIZE as u64 {
+        return Err(format!("{s:?} is too large: at most {}M", MAX_TC_SIZE >> 20));
+    }
+    Ok(bytes as usize)
+}
+
+/// Parses a size with an optional K, M or G suffix (no suffix: MiB).
+fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let (num, mult) = match t.chars().last().map(|c| c.to_ascii_uppercase()) {
+        Some('K') => (&t[..t.len() - 1], 1u64 << 10),
+        Some('M') => (&t[..t.len() - 1], 1 << 20),
+        Some('G') => (&t[..t.len() - 1], 1 << 30),
+        _ => (t, 1 << 20),
+    };
+    let n: u64 = num.parse().map_err(|_| format!("{s:?} is not a size (examples: 128M, 1G)"))?;
+    n.checked_mul(mult).ok_or_else(|| format!("{s:?} is too large"))
 }
 
 /// Entry point.
@@ -117,6 +139,7 @@ fn die(status: i32, msg: impl std::fmt::Display) -> ! {
 
 fn run(args: RunArgs) -> i32 {
     let mem = parse_mem(&args.mem).unwrap_or_else(|e| die(EXIT_USAGE, format!("invalid --mem: {e}")));
+    let tc_size = parse_tc_size(&args.tc_size).unwrap_or_else(|e| die(EXIT_USAGE, format!("invalid --tc-size: {e}")));
     let image = crate::loader::read_image(&args.kernel, "kernel image", mem).unwrap_or_else(|e| die(EXIT_USAGE, e));
     let initrd = args.initrd.as_ref().map(|p| crate::loader::read_image(p, "initrd", mem).unwrap_or_else(|e| die(EXIT_USAGE, e)));
     if let Err(e) = crate::host::signals::install() {
@@ -130,6 +153,7 @@ fn run(args: RunArgs) -> i32 {
         trace_tc: args.trace_tc,
         count_fragments: args.stats,
         user_exec: args.user_exec,
+        tc_size,
     };
     let mut machine = match Machine::new(config, image, initrd) {
         Ok(m) => m,

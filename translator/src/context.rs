@@ -241,7 +241,9 @@ pub struct Context {
     pub fpu_enter: u64,
     /// 1 while the guest FPU/SSE state is in the host registers.
     pub fpu_loaded: u32,
-    _pad0: u32,
+    /// The translation-cache generation of the code last entered: the ids in `exit_arg`
+    /// belong to it (see [`crate::FragId`]), whatever the monitor translates afterwards.
+    pub exit_generation: u32,
     /// The indirect-branch lookup table of the current mode ([`IblTable`]).
     pub ibl_table: u64,
     /// Guest segment selectors ES..GS, for translated `push sreg`.

@@ -55,7 +55,7 @@ impl Translator {
     /// The guest state at host `rip`, if `rip` is inside a fragment's translated code.
     pub fn recover(&self, rip: u64, regs: &HostRegs, ctx: &Context) -> Option<Recovered> {
         let frag = self.table.by_host(rip)?;
-        let f = &self.table.frags[frag as usize];
+        let f = self.table.frag(frag);
         let point = f.fault_point(rip)?;
         let mut gpr = regs.gpr.map(|r| r as u32);
         gpr[4] = gpr[4].wrapping_add(point.esp_delta as u32);
@@ -93,8 +93,8 @@ impl Translator {
         match self.table.by_host(rip) {
             None => format!("no fragment (tc base {:#x}, {} fragments)", self.tc.base(), self.table.frags.len()),
             Some(id) => {
-                let f = &self.table.frags[id as usize];
-                format!("fragment {id} entry {:#x} len {} points {:?}", f.entry, f.host_len, f.faults)
+                let f = self.table.frag(id);
+                format!("fragment {} entry {:#x} len {} points {:?}", id.index(), f.entry, f.host_len, f.faults)
             }
         }
     }
@@ -107,7 +107,7 @@ impl Translator {
         let Some(frag) = self.table.by_host(rip) else {
             return false;
         };
-        let f = &self.table.frags[frag as usize];
+        let f = self.table.frag(frag);
         let Some(point) = f.fault_point(rip) else {
             return false;
         };

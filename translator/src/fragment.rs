@@ -13,11 +13,50 @@ use iced_x86::Instruction;
 use crate::context::Seg;
 use crate::mode::Mode;
 
-/// Index of a fragment in the [`FragmentTable`].
-pub type FragId = u32;
-/// Index of a link (a patchable direct-branch exit).
-pub type LinkId = u32;
-/// Index of a callout record.
+/// A fragment: its index in the [`FragmentTable`] and the cache generation it belongs to.
+///
+/// A whole-cache flush empties the table and starts a new generation, so an id held
+/// across a flush (by the run loop, across a translation that filled the cache) names
+/// nothing: every accessor compares the generation instead of indexing whatever now
+/// sits at that index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FragId {
+    generation: u32,
+    index: u32,
+}
+
+/// A link (a patchable direct-branch exit), generation-checked like [`FragId`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct LinkId {
+    generation: u32,
+    index: u32,
+}
+
+macro_rules! id_methods {
+    ($t:ty) => {
+        impl $t {
+            pub(crate) fn new(generation: u32, index: u32) -> Self {
+                Self { generation, index }
+            }
+            /// Index in its table (what translated code reports in `exit_arg`).
+            pub fn index(self) -> u32 {
+                self.index
+            }
+            /// The cache generation it belongs to.
+            pub fn generation(self) -> u32 {
+                self.generation
+            }
+            pub(crate) fn at(self) -> usize {
+                self.index as usize
+            }
+        }
+    };
+}
+id_methods!(FragId);
+id_methods!(LinkId);
+
+/// Index of a callout record. Callouts are read right after the exit that reports them
+/// (no flush can come between), and the record copied out carries a [`FragId`].
 pub type CalloutId = u32;
 
 /// What the lookup of a fragment uses.
@@ -102,12 +141,17 @@ pub struct Fragment {
     pub faults: Vec<FaultPoint>,
     /// Outgoing links.
     pub exits: Vec<LinkId>,
-    /// Links from other fragments patched to jump here.
+    /// Links from other fragments on the same linear page patched to jump here.
     pub incoming: Vec<LinkId>,
+    /// Links from code on other linear pages patched to jump here: they go stale when a
+    /// TLB flush covers this fragment's page.
+    pub cross_incoming: Vec<LinkId>,
     /// Indirect-branch table slots that point here.
     pub ibl_slots: Vec<u16>,
     /// False once invalidated.
     pub valid: bool,
+    /// In the TLB-flush index ([`crate::reach`]): reached without a lookup.
+    pub reached: bool,
     /// A one-shot translation, not entered in the lookup table.
     pub transient: bool,
 }
@@ -178,6 +222,8 @@ pub struct Callout {
 /// All fragments, links and callouts since the last flush.
 #[derive(Default)]
 pub struct FragmentTable {
+    /// The cache generation: how many whole-cache flushes came before these entries.
+    pub generation: u32,
     /// Fragments by id.
     pub frags: Vec<Fragment>,
     /// Links by id.
@@ -188,15 +234,50 @@ pub struct FragmentTable {
     pub by_key: HashMap<FragKey, FragId>,
     /// Fragments by guest-physical page number.
     pub by_page: HashMap<u64, Vec<FragId>>,
-    /// Patched links into another linear page.
-    pub cross_links: Vec<LinkId>,
-    /// Fragments with indirect-branch table entries.
-    pub ibl_frags: Vec<FragId>,
-    /// Fragments whose last instruction runs into the next page.
-    pub straddling: Vec<FragId>,
+    /// Fragments reached without a lookup, for TLB flushes.
+    pub reach: crate::reach::ReachIndex,
 }
 
 impl FragmentTable {
+    /// True if `id` belongs to the current generation.
+    pub fn current(&self, id: FragId) -> bool {
+        id.generation == self.generation
+    }
+
+    /// The fragment `id` (which must be current: ids are only ever made by this table).
+    pub fn frag(&self, id: FragId) -> &Fragment {
+        assert_eq!(id.generation, self.generation, "fragment id from before a translation-cache flush");
+        &self.frags[id.at()]
+    }
+
+    /// The fragment `id`, mutably (current ids only).
+    pub fn frag_mut(&mut self, id: FragId) -> &mut Fragment {
+        assert_eq!(id.generation, self.generation, "fragment id from before a translation-cache flush");
+        &mut self.frags[id.at()]
+    }
+
+    /// The link `id` (current ids only).
+    pub fn link(&self, id: LinkId) -> &Link {
+        assert_eq!(id.generation, self.generation, "link id from before a translation-cache flush");
+        &self.links[id.at()]
+    }
+
+    /// The link `id`, mutably (current ids only).
+    pub fn link_mut(&mut self, id: LinkId) -> &mut Link {
+        assert_eq!(id.generation, self.generation, "link id from before a translation-cache flush");
+        &mut self.links[id.at()]
+    }
+
+    /// The id of the fragment at `index` in the current generation.
+    pub fn frag_id(&self, index: u32) -> FragId {
+        FragId::new(self.generation, index)
+    }
+
+    /// The id of the link at `index` in the current generation.
+    pub fn link_id(&self, index: u32) -> LinkId {
+        LinkId::new(self.generation, index)
+    }
+
     /// Finds the valid fragment for `key`.
     pub fn lookup(&self, key: &FragKey) -> Option<FragId> {
         self.by_key.get(key).copied()
@@ -210,18 +291,17 @@ impl FragmentTable {
             return None;
         }
         let f = &self.frags[i - 1];
-        (rip < f.entry + f.host_len as u64).then_some((i - 1) as FragId)
+        (rip < f.entry + f.host_len as u64).then_some(self.frag_id((i - 1) as u32))
     }
 
-    /// Forgets everything.
+    /// Forgets everything and starts a new generation: ids handed out before name nothing.
     pub fn clear(&mut self) {
+        self.generation = self.generation.wrapping_add(1);
         self.frags.clear();
         self.links.clear();
         self.callouts.clear();
         self.by_key.clear();
         self.by_page.clear();
-        self.cross_links.clear();
-        self.ibl_frags.clear();
-        self.straddling.clear();
+        self.reach = Default::default();
     }
 }

@@ -24,9 +24,13 @@ impl Translator {
         self.ibl_mode = Some(mode);
     }
 
-    /// Records that guest `eip` in the fragment's mode runs fragment `frag`.
+    /// Records that guest `eip` in the fragment's mode runs fragment `frag`. Does nothing
+    /// for an id from before a cache flush.
     pub fn ibl_insert(&mut self, eip: u32, frag: FragId) {
-        let f = &self.table.frags[frag as usize];
+        if !self.table.current(frag) {
+            return;
+        }
+        let f = self.table.frag(frag);
         if !f.valid || f.transient || f.key.mode.has(Mode::TRAP_FLAG) {
             return;
         }
@@ -35,26 +39,25 @@ impl Translator {
         let t = self.ibl.entry(mode).or_insert_with(|| IblTable::new_boxed(miss));
         let slot = IblTable::slot(eip);
         let old = t.0[slot];
-        t.0[slot] = IblEntry { neg_eip: eip.wrapping_neg(), fragment: frag, host: entry };
+        // The tables hold plain indices: they are emptied with the fragment table, so an
+        // index in them always belongs to the current generation.
+        t.0[slot] = IblEntry { neg_eip: eip.wrapping_neg(), fragment: frag.index(), host: entry };
         if old.fragment != u32::MAX && (old.fragment as usize) < self.table.frags.len() {
             self.table.frags[old.fragment as usize].ibl_slots.retain(|&s| s as usize != slot);
         }
-        let f = &mut self.table.frags[frag as usize];
-        if f.ibl_slots.is_empty() {
-            self.table.ibl_frags.push(frag);
-        }
-        f.ibl_slots.push(slot as u16);
+        self.table.frag_mut(frag).ibl_slots.push(slot as u16);
+        self.reach_add(frag);
         self.stats.ibl_inserts += 1;
     }
 
     /// Clears the table entries that point to `frag`.
     pub(crate) fn ibl_remove(&mut self, frag: FragId) {
-        let f = &mut self.table.frags[frag as usize];
+        let f = self.table.frag_mut(frag);
         let slots = std::mem::take(&mut f.ibl_slots);
         let miss = self.stubs.ibl_miss;
         if let Some(t) = self.ibl.get_mut(&f.key.mode) {
             for s in slots {
-                if t.0[s as usize].fragment == frag {
+                if t.0[s as usize].fragment == frag.index() {
                     t.0[s as usize] = IblEntry { neg_eip: 0, fragment: u32::MAX, host: miss };
                 }
             }

@@ -16,7 +16,9 @@
 //! The monitor owns the run loop: it looks fragments up ([`Translator::lookup`]),
 //! translates misses ([`Translator::translate`]), enters them ([`Translator::run`]),
 //! links exits ([`Translator::link`]), and invalidates fragments whose guest code
-//! pages were written ([`Translator::invalidate_page`]).
+//! pages were written ([`Translator::invalidate_page`]). Guest TLB flushes drop what
+//! translated code reaches without a lookup ([`reach`]). When the cache fills, it is
+//! flushed whole and a new generation of ids begins ([`FragId`]).
 
 #![deny(missing_docs)]
 
@@ -29,6 +31,7 @@ pub mod fault;
 pub mod fragment;
 mod ibl;
 pub mod mode;
+pub mod reach;
 pub mod stats;
 pub mod stubs;
 pub mod tc;
@@ -54,6 +57,11 @@ use tc::CodeCache;
 
 /// Default translation cache size.
 pub const DEFAULT_TC_SIZE: usize = 64 << 20;
+/// Smallest translation cache: the stubs plus room for several fragments of the longest
+/// kind (a fragment too big for an empty cache is retranslated shorter).
+pub const MIN_TC_SIZE: usize = 16 << 10;
+/// Largest translation cache: chaining patches rel32 jumps, which reach ±2 GiB.
+pub const MAX_TC_SIZE: usize = 1 << 30;
 /// Size of the stack translated code runs on. Guest calls nest on it (each translated
 /// `call` pushes a host return address), and every exit to the monitor empties it.
 pub const TC_STACK_SIZE: usize = 64 << 20;
@@ -74,8 +82,9 @@ pub struct Translator {
 }
 
 impl Translator {
-    /// A translator with a cache of `tc_size` bytes.
+    /// A translator with a cache of `tc_size` bytes ([`MIN_TC_SIZE`] to [`MAX_TC_SIZE`]).
     pub fn new(tc_size: usize) -> Result<Translator, TcError> {
+        assert!((MIN_TC_SIZE..=MAX_TC_SIZE).contains(&tc_size), "translation cache size {tc_size} out of range");
         let mut tc = CodeCache::new(tc_size)?;
         let stack = tc::TcStack::new(TC_STACK_SIZE)?;
         let stubs = Stubs::install(&mut tc);
@@ -126,6 +135,11 @@ impl Translator {
         self.stats
     }
 
+    /// Size of the cache in bytes.
+    pub fn tc_size(&self) -> usize {
+        self.tc.size()
+    }
+
     /// Bytes of the cache in use.
     pub fn tc_used(&self) -> usize {
         self.tc.used()
@@ -136,14 +150,39 @@ impl Translator {
         self.table.lookup(key)
     }
 
-    /// A fragment.
+    /// A fragment. `id` must be current: use it right after [`Translator::lookup`] or
+    /// [`Translator::translate`] returned it; for an id held across anything that may
+    /// translate (and so flush the cache), use [`Translator::fragment_if_current`].
     pub fn fragment(&self, id: FragId) -> &Fragment {
-        &self.table.frags[id as usize]
+        self.table.frag(id)
     }
 
-    /// A link.
+    /// The fragment `id`, or None if a cache flush has dropped it since the id was made.
+    pub fn fragment_if_current(&self, id: FragId) -> Option<&Fragment> {
+        self.table.current(id).then(|| self.table.frag(id))
+    }
+
+    /// The current cache generation: it changes at every whole-cache flush.
+    pub fn generation(&self) -> u32 {
+        self.table.generation
+    }
+
+    /// The fragment a [`ExitReason::Kick`] or [`ExitReason::Fault`] exit names in
+    /// `exit_arg`, in the generation of the code that exited.
+    pub fn fragment_of_exit(&self, ctx: &Context) -> FragId {
+        FragId::new(ctx.exit_generation, ctx.exit_arg)
+    }
+
+    /// The link an [`ExitReason::Chain`] exit names in `exit_arg`, in the generation of
+    /// the code that exited: if translating its target flushes the cache, the id names
+    /// nothing and [`Translator::link`] ignores it.
+    pub fn link_of_exit(&self, ctx: &Context) -> LinkId {
+        LinkId::new(ctx.exit_generation, ctx.exit_arg)
+    }
+
+    /// A link (current ids only).
     pub fn link_info(&self, id: LinkId) -> &Link {
-        &self.table.links[id as usize]
+        self.table.link(id)
     }
 
     /// A callout record.
@@ -155,6 +194,7 @@ impl Translator {
     /// callout's resume point) until it exits.
     pub fn run(&self, ctx: &mut Context, host: u64) -> ExitReason {
         assert!(self.tc.contains(host), "entering translated code outside the cache");
+        ctx.exit_generation = self.table.generation;
         // SAFETY: `enter` is the stub assembled for this signature; it saves and restores
         // the host's callee-saved registers and stack, and the code it jumps to was
         // emitted by this translator: it touches guest memory only through GS (the
@@ -172,7 +212,7 @@ impl Translator {
         };
         let mut n = 0;
         for id in ids {
-            if self.table.frags[id as usize].valid {
+            if self.table.frag(id).valid {
                 self.invalidate(id);
                 n += 1;
             }
@@ -182,12 +222,16 @@ impl Translator {
 
     /// True if some valid fragment was made from guest-physical page `page`.
     pub fn has_code_on_page(&self, page: u64) -> bool {
-        self.table.by_page.get(&page).is_some_and(|v| v.iter().any(|&id| self.table.frags[id as usize].valid))
+        self.table.by_page.get(&page).is_some_and(|v| v.iter().any(|&id| self.table.frag(id).valid))
     }
 
-    /// Invalidates one fragment: nothing will enter it again.
+    /// Invalidates one fragment: nothing will enter it again. Does nothing for an id from
+    /// before a cache flush (the flush dropped the fragment already).
     pub fn invalidate(&mut self, id: FragId) {
-        let f = &mut self.table.frags[id as usize];
+        if !self.table.current(id) {
+            return;
+        }
+        let f = self.table.frag_mut(id);
         if !f.valid {
             return;
         }
@@ -198,10 +242,16 @@ impl Translator {
         }
         self.unlink_incoming(id);
         self.ibl_remove(id);
+        self.reach_remove(id);
         self.stats.invalidations += 1;
     }
 
-    /// Drops every fragment and empties the cache.
+    /// Drops every fragment and empties the cache. Every id handed out before names
+    /// nothing afterwards (a new generation); host addresses into the cache held outside
+    /// the translator are stale too — the run loop holds them only with the id of their
+    /// fragment and checks it ([`Translator::fragment_if_current`]). Translated code
+    /// keeps none: each entry starts on an empty stack (the return-address stack), and
+    /// the indirect-branch tables are emptied here.
     pub fn flush(&mut self) {
         self.table.clear();
         self.tc.flush();

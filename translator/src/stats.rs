@@ -19,4 +19,7 @@ pub struct TranslatorStats {
     pub flushes: u64,
     /// Indirect-branch table entries written.
     pub ibl_inserts: u64,
+    /// Entries TLB flushes visited (fragments reached without a lookup and their
+    /// cross-page links): the work of `invlpg` and CR3 writes.
+    pub tlb_flush_visits: u64,
 }

@@ -68,6 +68,11 @@ impl CodeCache {
         self.base() + self.next as u64
     }
 
+    /// Size in bytes.
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
     /// Bytes in use.
     pub fn used(&self) -> usize {
         self.next

@@ -17,7 +17,8 @@ pub fn format_fragment(id: FragId, frag: &Fragment, guest: &[(usize, Instruction
     fmt.options_mut().set_first_operand_char_index(8);
     let _ = writeln!(
         out,
-        "== fragment {id}: guest {:#010x} ({} instructions, {} bytes, mode {:#x}) -> host {:#x} ({} bytes)",
+        "== fragment {}: guest {:#010x} ({} instructions, {} bytes, mode {:#x}) -> host {:#x} ({} bytes)",
+        id.index(),
         frag.key.linear,
         frag.instructions,
         frag.guest_len,

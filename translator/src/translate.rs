@@ -72,15 +72,19 @@ impl Translator {
                     self.flush();
                     flushed = true;
                 }
+                // Too big even for an empty cache (a small `--tc-size`): fewer
+                // instructions. One instruction always fits in the smallest cache
+                // allowed (MIN_TC_SIZE).
+                Attempt::CacheFull if limit > 1 => limit = limit.div_ceil(2).min(limit - 1),
                 Attempt::CacheFull => {
-                    panic!("a single fragment does not fit in an empty translation cache")
+                    panic!("a single guest instruction does not fit in an empty translation cache")
                 }
             }
         }
     }
 
     fn try_translate(&mut self, window: &CodeWindow, req: Request, limit: usize) -> Result<Attempt, TranslateError> {
-        let frag_id = self.table.frags.len() as FragId;
+        let frag_id = self.table.frag_id(self.table.frags.len() as u32);
         let base = self.tc.next_addr();
         let stubs = self.stubs;
         let mut em = Emitter::new(base, &stubs, req.mode, self.table.links.len() as u32, self.table.callouts.len() as u32);
@@ -188,7 +192,7 @@ impl Translator {
         debug_assert_eq!(at, base);
 
         let first_link = self.table.links.len() as u32;
-        let exit_ids: Vec<u32> = (0..exits.len() as u32).map(|i| first_link + i).collect();
+        let exit_ids: Vec<_> = (0..exits.len() as u32).map(|i| self.table.link_id(first_link + i)).collect();
         for e in &exits {
             let stub = base + code_label_offset(&code, base, e.site_off);
             self.table.links.push(Link {
@@ -228,8 +232,10 @@ impl Translator {
             faults,
             exits: exit_ids,
             incoming: Vec::new(),
+            cross_incoming: Vec::new(),
             ibl_slots: Vec::new(),
             valid: true,
+            reached: false,
             transient: req.transient,
         };
         if self.trace {
@@ -237,7 +243,7 @@ impl Translator {
         }
         self.table.frags.push(frag);
         if straddles.is_some() {
-            self.table.straddling.push(frag_id);
+            self.reach_add(frag_id);
         }
         if !req.transient {
             self.table.by_key.insert(key, frag_id);

@@ -40,7 +40,7 @@ fn run(ram: &mut GuestRam, t: &mut Translator, ctx: &mut Context, eip: u32) -> u
         exits += 1;
         match r {
             ExitReason::Chain => {
-                let link = ctx.exit_arg;
+                let link = t.link_of_exit(ctx);
                 ctx.eip = ctx.exit_eip;
                 let key = FragKey { linear: ctx.eip, phys: ctx.eip as u64, cs_base: 0, mode };
                 let id = match t.lookup(&key) {

@@ -14,7 +14,7 @@ use std::fmt;
 
 use bt86_devices::{Platform, PlatformConfig};
 use bt86_shadow_mmu::{GuestRam, Mmu, Window, WindowKind};
-use bt86_translator::{DEFAULT_TC_SIZE, Translator};
+use bt86_translator::Translator;
 
 use crate::cpu::Cpu;
 use crate::cpu::exceptions::TripleFault;
@@ -40,6 +40,8 @@ pub struct Config {
     pub count_fragments: bool,
     /// How guest user code (CPL 3) runs.
     pub user_exec: UserExec,
+    /// Translation cache size in bytes.
+    pub tc_size: usize,
 }
 
 /// How guest user code (CPL 3) runs (`--user-exec`).
@@ -123,7 +125,7 @@ impl Machine {
         let kernel = Window::reserve(WindowKind::Kernel).map_err(|e| host("guest window", &e))?;
         let ram = GuestRam::new(config.mem).map_err(|e| host("guest memory", &e))?;
         let mem = Memory::new(Mmu::new(ram, user, kernel).map_err(|e| host("guest window", &e))?);
-        let mut translator = Translator::new(DEFAULT_TC_SIZE).map_err(|e| host("translation cache", &e))?;
+        let mut translator = Translator::new(config.tc_size).map_err(|e| host("translation cache", &e))?;
         translator.set_trace(config.trace_tc);
         translator.set_count_entries(config.count_fragments);
         let mut cpu = Cpu::multiboot();

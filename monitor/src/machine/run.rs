@@ -14,7 +14,9 @@ use crate::cpu::emulate::{Env, Flow, emulate};
 use crate::cpu::exceptions::EventKind;
 use crate::cpu::{Exception, Vector};
 
-/// Where to continue in the cache without a lookup.
+/// Where to continue in the cache without a lookup. `host` lies in `fragment`, whose id
+/// is checked before the run loop jumps there: a cache flush in between (any
+/// translation may flush) makes the id, and with it `host`, stale.
 #[derive(Clone, Copy)]
 pub(super) struct Resume {
     pub(super) host: u64,
@@ -130,8 +132,7 @@ impl Machine {
     }
 
     fn resume_valid(&self, r: Resume, mode: Mode) -> bool {
-        let f = self.translator.fragment(r.fragment);
-        f.valid && f.key.mode == mode
+        self.translator.fragment_if_current(r.fragment).is_some_and(|f| f.valid && f.key.mode == mode)
     }
 
     /// The fragment for the current CS:EIP, translated if needed.
@@ -246,13 +247,15 @@ impl Machine {
             ExitReason::Kick => {
                 self.stats.exit("kick");
                 ctx.eip = ctx.exit_eip;
-                let id = ctx.exit_arg;
+                let id = self.translator.fragment_of_exit(ctx);
                 Ok(Some(Resume { host: self.translator.fragment(id).body, fragment: id }))
             }
             ExitReason::Chain => {
                 self.stats.exit("unchained branch");
                 ctx.eip = ctx.exit_eip;
-                let link = ctx.exit_arg;
+                // Translating the target may flush the cache: `link` then names nothing
+                // and linking it does nothing.
+                let link = self.translator.link_of_exit(ctx);
                 if mode.has(Mode::TRAP_FLAG) {
                     return self.single_step_trap();
                 }
@@ -455,10 +458,11 @@ pub(super) fn stats_report(m: &Machine) -> String {
     let _ = writeln!(o, "  translator:");
     let _ = writeln!(o, "    guest instructions translated {}", t.guest_instructions);
     let _ = writeln!(o, "    fragments                     {}", t.fragments);
-    let _ = writeln!(o, "    TC bytes emitted              {} (in use {})", t.tc_bytes, m.translator.tc_used());
+    let _ = writeln!(o, "    TC bytes emitted              {} (in use {} of {})", t.tc_bytes, m.translator.tc_used(), m.translator.tc_size());
     let _ = writeln!(o, "    links patched (chained)       {}", t.links_patched);
     let _ = writeln!(o, "    indirect-branch inserts       {}", t.ibl_inserts);
     let _ = writeln!(o, "    invalidations / flushes       {} / {}", t.invalidations, t.flushes);
+    let _ = writeln!(o, "    TLB-flush entries visited     {}", t.tlb_flush_visits);
     let entries = m.cpu.ctx.fragment_entries;
     if entries > 0 {
         let unchained = s.dispatches;

@@ -96,7 +96,7 @@ pub unsafe fn on_signal(signo: libc::c_int, info: *mut libc::siginfo_t, uc: *mut
         std::ptr::addr_of_mut!((*ctx).gpr).write(rec.gpr);
         std::ptr::addr_of_mut!((*ctx).eip).write(rec.eip);
         std::ptr::addr_of_mut!((*ctx).host_flags).write(rec.host_flags);
-        std::ptr::addr_of_mut!((*ctx).exit_arg).write(rec.fragment);
+        std::ptr::addr_of_mut!((*ctx).exit_arg).write(rec.fragment.index());
         std::ptr::addr_of_mut!((*ctx).fault).write(HostFault {
             signo,
             code: (*info).si_code,

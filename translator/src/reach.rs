@@ -1,0 +1,131 @@
+//! Code that translated code reaches without a lookup — fragments with cross-page links
+//! into them, with indirect-branch table entries, or whose last instruction runs into the
+//! next page — indexed by guest linear page and by global bit, so that a TLB flush finds
+//! exactly the fragments it makes stale.
+//!
+//! A lookup checks a fragment's key (linear and physical address) against the guest's
+//! current translation; a chained jump, an indirect-branch hit or the second page of a
+//! straddling fragment do not. So when the guest's translation of a linear page may
+//! change (`invlpg`, a CR3 write, a paging-mode change), what reaches code on that page
+//! without a lookup must go. An `invlpg` visits only its page's bucket, a CR3 write only
+//! the non-global set, and a fragment leaves every bucket when it is forgotten or
+//! invalidated, so a flush costs what it invalidates, never the guest's whole history.
+
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
+
+use crate::Translator;
+use crate::fragment::{FragId, Fragment};
+
+/// The index. Members are fragment indices of the current cache generation (a
+/// whole-cache flush replaces the index with the table).
+#[derive(Default)]
+pub struct ReachIndex {
+    /// Linear page number → fragments with code on it.
+    by_page: HashMap<u32, HashSet<u32>>,
+    /// Fragments whose code pages are all global (they survive CR3 writes).
+    global: HashSet<u32>,
+    /// The others.
+    nonglobal: HashSet<u32>,
+}
+
+/// The linear pages a fragment's code is on.
+fn pages(f: &Fragment) -> impl Iterator<Item = u32> + use<> {
+    std::iter::once(f.key.linear >> 12).chain(f.straddles)
+}
+
+impl ReachIndex {
+    /// How many fragments are indexed.
+    pub fn len(&self) -> usize {
+        self.global.len() + self.nonglobal.len()
+    }
+
+    /// True if no fragment is indexed.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Translator {
+    /// Puts fragment `id` in the index (it is now reached without a lookup).
+    pub(crate) fn reach_add(&mut self, id: FragId) {
+        let f = self.table.frag_mut(id);
+        if f.reached || !f.valid {
+            return;
+        }
+        f.reached = true;
+        let (idx, global, ps) = (id.index(), f.global, pages(f));
+        let r = &mut self.table.reach;
+        for p in ps {
+            r.by_page.entry(p).or_default().insert(idx);
+        }
+        let set = if global { &mut r.global } else { &mut r.nonglobal };
+        set.insert(idx);
+    }
+
+    /// Takes fragment `id` out of the index (forgotten or invalidated).
+    pub(crate) fn reach_remove(&mut self, id: FragId) {
+        let f = self.table.frag_mut(id);
+        if !f.reached {
+            return;
+        }
+        f.reached = false;
+        let (idx, ps) = (id.index(), pages(f));
+        let r = &mut self.table.reach;
+        for p in ps {
+            if let Some(b) = r.by_page.get_mut(&p) {
+                b.remove(&idx);
+                if b.is_empty() {
+                    r.by_page.remove(&p);
+                }
+            }
+        }
+        r.global.remove(&idx);
+        r.nonglobal.remove(&idx);
+    }
+
+    /// The guest's TLB was flushed (`all`: global translations too).
+    pub fn tlb_flush(&mut self, all: bool) {
+        // Taking the set leaves a fresh one behind, so the capacity a burst of entries
+        // grew is not scanned again by later flushes.
+        let mut stale: Vec<u32> = std::mem::take(&mut self.table.reach.nonglobal).into_iter().collect();
+        if all {
+            stale.extend(std::mem::take(&mut self.table.reach.global));
+            self.table.reach.by_page = HashMap::default();
+        }
+        self.forget_all(stale);
+    }
+
+    /// `invlpg` of linear page `page`.
+    pub fn tlb_flush_page(&mut self, page: u32) {
+        let Some(bucket) = self.table.reach.by_page.remove(&page) else {
+            return;
+        };
+        self.forget_all(bucket.into_iter().collect());
+    }
+
+    fn forget_all(&mut self, stale: Vec<u32>) {
+        for idx in stale {
+            let id = self.table.frag_id(idx);
+            self.forget(id);
+        }
+    }
+
+    /// Drops whatever reaches fragment `id` without a lookup: links from other pages,
+    /// indirect-branch entries, and the fragment itself if it straddles a page boundary
+    /// (its bytes depend on a second translation no lookup checks).
+    fn forget(&mut self, id: FragId) {
+        self.stats.tlb_flush_visits += 1;
+        self.reach_remove(id);
+        let cross = std::mem::take(&mut self.table.frag_mut(id).cross_incoming);
+        self.stats.tlb_flush_visits += cross.len() as u64;
+        for link in cross {
+            if self.table.link(link).to == Some(id) {
+                self.unlink(link);
+            }
+        }
+        self.ibl_remove(id);
+        if self.table.frag(id).straddles.is_some() {
+            self.invalidate(id);
+        }
+    }
+}
