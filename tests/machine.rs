@@ -152,3 +152,53 @@ fn entry_in_zeroed_ram_runs_to_the_end_of_ram() {
     assert!(stderr.contains("triple fault") && stderr.contains("EIP=00200000"), "it must stop at the end of RAM:\n{stderr}");
     assert!(stat(&stderr, "invalidations / flushes") >= 10, "the cache must have been flushed many times:\n{stderr}");
 }
+
+/// The `serial_in` kernel with "expect=N": N bytes piped into bt86's standard input.
+fn serial_in_command(n: usize) -> Command {
+    let k = kernels().into_iter().find(|k| k.name == "serial_in").expect("the serial_in kernel");
+    let mut cmd = Command::new(bt86());
+    cmd.args(["run", "--kernel"]).arg(&k.path).args(["--append", &format!("expect={n}")]);
+    cmd
+}
+
+/// Console input from a pipe reaches the guest whole and in order, even when it is all
+/// there before the guest listens and far more than the UART's FIFO holds.
+#[test]
+fn piped_console_input_arrives_in_order() {
+    use std::io::Write;
+    use std::process::Stdio;
+    const N: usize = 64 * 1024;
+    let mut child = serial_in_command(N).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("bt86");
+    let input: Vec<u8> = (0..N).map(|i| (i * 7 + 3) as u8).collect();
+    let mut stdin = child.stdin.take().unwrap();
+    // Bytes the guest never takes would block the writer: it may fail, the checks decide.
+    let writer = std::thread::spawn(move || stdin.write_all(&input));
+    let pid = child.id();
+    let watchdog = std::thread::spawn(move || {
+        std::thread::sleep(TIMEOUT);
+        // SAFETY: kill(2) of our own child by pid; harmless if it already ended.
+        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    });
+    let out = child.wait_with_output().expect("bt86 output");
+    drop(watchdog);
+    let _ = writer.join();
+    let serial = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.code() == Some(1) && !serial.contains("not ok") && serial.contains("ok 2"), "{:?}\n{serial}\n{stderr}", out.status);
+}
+
+/// With standard output closed, the guest's output stops with one line on stderr and the
+/// guest runs to its end.
+#[test]
+fn closed_stdout_gives_one_message() {
+    use std::process::Stdio;
+    let k = kernels().into_iter().find(|k| k.name == "hello").expect("the hello kernel");
+    let mut child = bt86_command(&bt86(), &k).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("bt86");
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("bt86 output");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(out.status.code(), Some(k.exit_status), "{stderr}");
+    assert_eq!(lines.len(), 1, "one line on stderr:\n{stderr}");
+    assert!(lines[0].contains("serial output stops"), "{stderr}");
+}

@@ -33,6 +33,13 @@ const FCR: u8 = 2;
 const LCR: u8 = 3;
 const MCR: u8 = 4;
 const IIR_FIFO_BITS: u8 = 0xC0;
+/// IER: received-data interrupt enable.
+const IER_RDI: u8 = 0x01;
+/// FCR: clear the receive FIFO.
+const FCR_CLEAR_RECEIVER: u8 = 0x02;
+/// LSR register and its data-ready bit.
+const LSR: u8 = 5;
+const LSR_DR: u8 = 0x01;
 
 /// The vm-superio `Trigger`: counts presses until the wrapper collects them.
 #[derive(Debug, Default)]
@@ -62,6 +69,8 @@ pub struct Uart<W: Write> {
     irq: u8,
     /// FCR bit 0, which vm-superio ignores.
     fifo_enabled: bool,
+    /// The last IER value written (vm-superio's cannot be read while DLAB is set).
+    ier: u8,
     bytes_out: u64,
 }
 
@@ -72,7 +81,7 @@ impl<W: Write> Uart<W> {
         let mut serial = Serial::new(EdgeTrigger::default(), out);
         // QEMU resets LCR to 0; storing it has no other effect in vm-superio.
         serial.write(LCR, 0).unwrap_or_else(|err| unreachable!("an LCR write cannot fail: {err:?}"));
-        Uart { serial, irq, fifo_enabled: false, bytes_out: 0 }
+        Uart { serial, irq, fifo_enabled: false, ier: 0, bytes_out: 0 }
     }
 
     /// A guest read of register `offset` (0-7).
@@ -111,6 +120,15 @@ impl<W: Write> Uart<W> {
         let is_loopback = self.serial.read(MCR) & 0x10 != 0;
         if offset == u16::from(FCR) {
             self.fifo_enabled = value & 0x01 != 0;
+            if value & FCR_CLEAR_RECEIVER != 0 {
+                // vm-superio ignores FCR: empty its receive FIFO as a 16550A does.
+                while self.serial.read(LSR) & LSR_DR != 0 {
+                    self.serial.read(0);
+                }
+            }
+        }
+        if offset == 1 && self.serial.read(LCR) & 0x80 == 0 {
+            self.ier = value & 0x0F;
         }
         match self.serial.write(offset as u8, value) {
             Ok(()) => {
@@ -125,9 +143,18 @@ impl<W: Write> Uart<W> {
     }
 
     /// Queue bytes as received from the line, for the guest to read from RBR (raises
-    /// the received-data interrupt if enabled). Returns how many fitted in the 64-byte
-    /// FIFO; the rest must be offered again later.
+    /// the received-data interrupt). Returns how many fitted in the 64-byte FIFO; the
+    /// rest must be offered again later.
+    ///
+    /// Nothing is taken while the received-data interrupt is disabled in IER: a driver
+    /// enables it when someone opens the port (Linux: when the tty is opened) and clears
+    /// the FIFO before that, so input that arrived earlier — a script piped in before
+    /// the guest booted — would be lost. It waits instead. (A guest that only polls LSR
+    /// therefore gets no input.)
     pub fn enqueue_input(&mut self, bytes: &[u8], irqs: &mut dyn IrqSink) -> usize {
+        if self.ier & IER_RDI == 0 {
+            return 0;
+        }
         let taken = match self.serial.enqueue_raw_bytes(bytes) {
             Ok(n) => n,
             Err(SerialError::FullFifo) => 0,
@@ -267,11 +294,13 @@ mod tests {
     fn received_bytes_set_data_ready_and_interrupt() {
         let mut uart = uart();
         let mut irqs = RecordingSink::default();
-        assert_eq!(uart.enqueue_input(b"hi", &mut irqs), 2);
-        assert!(irqs.calls.is_empty(), "RDI not enabled");
-        assert_eq!(uart.read(LSR, &mut irqs) & LSR_DR, LSR_DR);
+        assert_eq!(uart.enqueue_input(b"hi", &mut irqs), 0, "nobody listens before RDI is enabled: the input waits");
+        assert_eq!(uart.read(LSR, &mut irqs) & LSR_DR, 0);
         uart.write(IER, IER_RDI, &mut irqs);
-        assert_eq!(irqs.rising_edges(COM1_IRQ), 1, "enabling RDI with data waiting");
+        assert!(irqs.calls.is_empty(), "no data yet");
+        assert_eq!(uart.enqueue_input(b"hi", &mut irqs), 2);
+        assert_eq!(irqs.rising_edges(COM1_IRQ), 1, "received data with RDI enabled");
+        assert_eq!(uart.read(LSR, &mut irqs) & LSR_DR, LSR_DR);
         assert_eq!(uart.read(IIR, &mut irqs), IIR_RDI);
         assert_eq!(uart.read(THR, &mut irqs), b'h');
         assert_eq!(uart.read(THR, &mut irqs), b'i');

@@ -133,6 +133,7 @@ pub fn main() {
 }
 
 fn die(status: i32, msg: impl std::fmt::Display) -> ! {
+    crate::host::terminal::restore();
     eprintln!("bt86: {msg}");
     exit(status)
 }
@@ -160,7 +161,13 @@ fn run(args: RunArgs) -> i32 {
         Err(e @ SetupError::Load(_)) => die(EXIT_USAGE, e),
         Err(e @ SetupError::Host(_)) => die(EXIT_INTERNAL, e),
     };
+    // The terminal is the guest's serial line while it runs (raw mode, Ctrl-A keys); every
+    // way out puts it back (here, `die`, the panic hook, fatal and exit signals).
+    if let Err(e) = crate::host::terminal::enter_raw_mode() {
+        log::warn!("the terminal stays in line mode: {e}");
+    }
     let stop = machine.run();
+    crate::host::terminal::restore();
     machine.platform.flush();
     let status = match stop {
         Stop::Exit(status) => status,
@@ -175,7 +182,7 @@ fn run(args: RunArgs) -> i32 {
             eprintln!("bt86: {why}\n{dump}");
             EXIT_GUEST_STOPPED
         }
-        Stop::PoweredOff(why) => {
+        Stop::Ended(why) => {
             eprintln!("bt86: {why}");
             0
         }
@@ -223,6 +230,7 @@ fn selftest(args: SelftestArgs) -> i32 {
 /// A bug in bt86 must not end in a Rust backtrace: one line saying what broke.
 fn install_panic_hook() {
     std::panic::set_hook(Box::new(|info| {
+        crate::host::terminal::restore();
         let msg = info
             .payload()
             .downcast_ref::<&str>()

@@ -2,6 +2,7 @@
 //! together, and the run loop that drives them ([`run`]).
 
 pub mod clock;
+mod console;
 mod device_access;
 mod direct_exec;
 pub mod io;
@@ -85,8 +86,9 @@ pub enum Stop {
     Unsupported(String, String),
     /// The guest halted with no way to wake up.
     Halted(String, String),
-    /// The guest turned the machine off (a normal end).
-    PoweredOff(String),
+    /// A normal end that is not the guest's exit port: it turned the machine off, or the
+    /// user quit; what happened.
+    Ended(String),
 }
 
 /// The whole virtual machine.
@@ -109,6 +111,8 @@ pub struct Machine {
     config: Config,
     image: Vec<u8>,
     initrd: Option<Vec<u8>>,
+    /// Standard input as the serial line.
+    console: console::Console,
 }
 
 impl Machine {
@@ -130,7 +134,7 @@ impl Machine {
         translator.set_count_entries(config.count_fragments);
         let mut cpu = Cpu::multiboot();
         let clock = Clock::new(&mut cpu.ctx).map_err(|e| host("host timer", &e))?;
-        let platform = Platform::new(PlatformConfig::with_host_clock(config.mem, Box::new(std::io::stdout())));
+        let platform = Platform::new(PlatformConfig::with_host_clock(config.mem, Box::new(console::Output::new(std::io::stdout()))));
         let mut mem = mem;
         for (base, len) in platform.device_ranges() {
             mem.mmu.add_device_range(base, len);
@@ -147,7 +151,7 @@ impl Machine {
                 mem.mmu.set_never_native(&[bt86_shadow_mmu::second_byte::SYSENTER, bt86_shadow_mmu::second_byte::SYSCALL]);
             }
         }
-        let mut m = Machine { clock, cpu, mem, platform, translator, stats: Stats::default(), direct, config, image, initrd };
+        let mut m = Machine { clock, cpu, mem, platform, translator, stats: Stats::default(), direct, config, image, initrd, console: console::Console::new(crate::host::terminal::stdin_is_tty()) };
         m.boot().map_err(SetupError::Load)?;
         let mode = m.cpu.mode();
         m.translator.attach(&mut m.cpu.ctx, mode);

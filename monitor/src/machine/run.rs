@@ -44,6 +44,9 @@ impl CodeMemory for Code<'_> {
     }
 }
 
+/// How often console input is looked at while the guest runs without a timer of its own.
+const CONSOLE_POLL_NS: u64 = 20_000_000;
+
 impl Machine {
     /// Runs the guest until it stops.
     pub fn run(&mut self) -> Stop {
@@ -62,7 +65,9 @@ impl Machine {
                 self.cpu.ctx.kick_async = 0;
                 self.cpu.ctx.disarm_kick();
                 self.clock.fired();
-                self.service_devices();
+                if let Some(stop) = self.service_devices() {
+                    return stop;
+                }
             }
             self.flush_dirty_code();
             if self.cpu.interrupt_shadow {
@@ -191,18 +196,28 @@ impl Machine {
         }
     }
 
-    /// Lets the devices catch up with time and re-arms the host timer.
-    fn service_devices(&mut self) {
+    /// Lets the devices catch up with time, moves console input to the UART, and re-arms
+    /// the host timer (at least every [`CONSOLE_POLL_NS`] while console input may come,
+    /// so a busy guest without timers still gets it). A stop: the user quit.
+    fn service_devices(&mut self) -> Option<Stop> {
         let now = self.clock.now();
         self.platform.update_timers(now);
-        self.clock.arm(self.platform.next_timer_deadline_ns());
+        let request = self.console.pump(&mut self.platform, Some(now));
+        let mut deadline = self.platform.next_timer_deadline_ns();
+        if self.console.live() {
+            deadline = Some(deadline.map_or(now + CONSOLE_POLL_NS, |d| d.min(now + CONSOLE_POLL_NS)));
+        }
+        self.clock.arm(deadline);
+        request.map(|super::console::Request::Quit| Stop::Ended("terminated (Ctrl-A x)".into()))
     }
 
     /// `hlt`: sleeps until an interrupt can be delivered.
     fn wait_for_interrupt(&mut self) -> Option<Stop> {
         let start = self.clock.now();
         loop {
-            self.service_devices();
+            if let Some(stop) = self.service_devices() {
+                return Some(stop);
+            }
             if self.cpu.interrupts_enabled() && self.platform.interrupt_pending() {
                 self.cpu.halted = false;
                 self.stats.halted_ns += self.clock.now() - start;
@@ -211,12 +226,16 @@ impl Machine {
             if !self.cpu.interrupts_enabled() {
                 if crate::loader::linux::is_bzimage(&self.image) {
                     // How Linux ends `halt` and `poweroff` on a PC it cannot power off.
-                    return Some(Stop::PoweredOff("the guest halted the CPU with interrupts off (Linux: halt or power-off)".into()));
+                    return Some(Stop::Ended("the guest halted the CPU with interrupts off (Linux: halt or power-off)".into()));
                 }
                 return Some(Stop::Halted("the guest executed hlt with interrupts disabled; nothing can wake it".into(), self.dump()));
             }
             match self.platform.next_timer_deadline_ns() {
+                Some(d) if self.console.live() => self.console.wait(Some(d.saturating_sub(self.clock.now()))),
                 Some(d) => self.clock.sleep_until(d),
+                // Console input may still come (its interrupt can wake the guest); the
+                // host timer set by `service_devices` ends the wait to look again.
+                None if self.console.live() => self.console.wait(None),
                 None => {
                     return Some(Stop::Halted("the guest halted and no timer is running; nothing can wake it".into(), self.dump()));
                 }
