@@ -12,6 +12,7 @@ use bt86_translator::{CalloutKind, DEFAULT_TC_SIZE, ExitReason, FragKey, Request
 
 use super::engine::{CODE_BASE, CODE_MAX, Case, CpuSnapshot, Engine, GuestMemory, Outcome, has_error_code};
 use crate::cpu::emulate::{Env, Flow, IoEffect, PortIo, emulate};
+use crate::cpu::host_model::{self, HostModel};
 use crate::cpu::segments::SegmentCache;
 use crate::cpu::{Cpu, Exception, Vector};
 use crate::machine::run::Code;
@@ -34,6 +35,8 @@ impl PortIo for NoPorts {
 pub struct TranslatorEngine {
     translator: Box<Translator>,
     cpu: Cpu,
+    /// The host's model (the native engine's behaviour), probed once.
+    model: HostModel,
 }
 
 /// How many callouts/exits one case may take before it is declared hung.
@@ -42,9 +45,11 @@ const EXIT_LIMIT: u64 = 1_000_000;
 impl TranslatorEngine {
     /// A translator with its own cache, and a CPU at CPL 3.
     pub fn new() -> Result<TranslatorEngine, bt86_translator::TcError> {
-        let translator = Box::new(Translator::new(DEFAULT_TC_SIZE)?);
+        let model = host_model::get();
+        let mut translator = Box::new(Translator::new(DEFAULT_TC_SIZE)?);
+        translator.set_push_sreg_model(model.push_sreg);
         crate::host::signals::set_translator_hook(tc_signal::on_signal);
-        Ok(TranslatorEngine { translator, cpu: Cpu::multiboot() })
+        Ok(TranslatorEngine { translator, cpu: Cpu::multiboot(), model })
     }
 
     /// Prints every new fragment (guest beside host code) to stderr.
@@ -137,7 +142,7 @@ impl TranslatorEngine {
                         CalloutKind::Emulate => {}
                     }
                     let mut ports = NoPorts;
-                    let mut env = Env { mem: &mut mem.mem, io: &mut ports };
+                    let mut env = Env { mem: &mut mem.mem, io: &mut ports, model: self.model };
                     match emulate(&mut self.cpu, &mut env, &c.instr, c.next_eip) {
                         Ok(Flow::Next) | Ok(Flow::Shadow) | Ok(Flow::StackShadow) => resume = c.resume,
                         Ok(Flow::Jump) => {}

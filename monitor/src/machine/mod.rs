@@ -18,6 +18,7 @@ use bt86_translator::{DEFAULT_TC_SIZE, Translator};
 
 use crate::cpu::Cpu;
 use crate::cpu::exceptions::TripleFault;
+use crate::cpu::host_model::{self, HostModel};
 use crate::loader::{self, LoadError};
 use clock::Clock;
 use memory::Memory;
@@ -99,6 +100,10 @@ pub struct Machine {
     pub translator: Translator,
     /// Counters.
     pub stats: Stats,
+    /// The host CPU's answers where the architecture leaves results undefined (probed
+    /// before anything translates: direct execution gives the host's answers, so the
+    /// translator and the emulation must too).
+    host_model: HostModel,
     /// Direct execution of guest user code.
     direct: direct_exec::Direct,
     config: Config,
@@ -110,6 +115,8 @@ impl Machine {
     pub fn new(config: Config, image: Vec<u8>) -> Result<Machine, SetupError> {
         let host = |what: &str, e: &dyn fmt::Display| SetupError::Host(format!("{what}: {e}"));
         loader::multiboot::validate(&config.kernel, &image).map_err(SetupError::Load)?;
+        // Before the windows exist: the probe maps a scratch area of its own below 2 GiB.
+        let host_model = host_model::get();
         let user = Window::reserve(WindowKind::User).map_err(|e| host("guest window", &e))?;
         let kernel = Window::reserve(WindowKind::Kernel).map_err(|e| host("guest window", &e))?;
         let ram = GuestRam::new(config.mem).map_err(|e| host("guest memory", &e))?;
@@ -117,6 +124,7 @@ impl Machine {
         let mut translator = Translator::new(DEFAULT_TC_SIZE).map_err(|e| host("translation cache", &e))?;
         translator.set_trace(config.trace_tc);
         translator.set_count_entries(config.count_fragments);
+        translator.set_push_sreg_model(host_model.push_sreg);
         let mut cpu = Cpu::multiboot();
         let clock = Clock::new(&mut cpu.ctx).map_err(|e| host("host timer", &e))?;
         let platform = Platform::new(PlatformConfig::with_host_clock(config.mem, Box::new(std::io::stdout())));
@@ -131,7 +139,7 @@ impl Machine {
                 log::warn!("direct execution of guest user code is not available: {why}; user code is translated");
             }
         }
-        let mut m = Machine { clock, cpu, mem, platform, translator, stats: Stats::default(), direct, config, image };
+        let mut m = Machine { clock, cpu, mem, platform, translator, stats: Stats::default(), host_model, direct, config, image };
         m.boot().map_err(SetupError::Load)?;
         let mode = m.cpu.mode();
         m.translator.attach(&mut m.cpu.ctx, mode);
