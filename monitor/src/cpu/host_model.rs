@@ -11,7 +11,7 @@
 //! where native execution is impossible does the vendor string decide (and that is
 //! logged).
 //!
-//! The probe runs in a scratch mapping of its own below 2 GiB, through two host LDT
+//! The probe runs in a scratch mapping of its own below 4 GiB, through two host LDT
 //! entries of its own ([`PROBE_CODE_SLOT`], [`PROBE_DATA_SLOT`]) that it empties
 //! afterwards, so it needs no guest window and can run before anything else exists.
 //!
@@ -169,31 +169,17 @@ pub struct ProbeSpace {
 static PROBE_LOCK: Mutex<()> = Mutex::new(());
 
 impl ProbeSpace {
-    /// Maps the area below 2 GiB (compatibility mode forms 32-bit linear addresses) and
-    /// installs its segments.
+    /// Maps the area below 4 GiB and installs its segments.
     pub fn new() -> Result<ProbeSpace, ProbeError> {
         if !bt86_translator::has_fsgsbase() {
             return Err(ProbeError::NoFsgsbase);
         }
         crate::host::signals::install().map_err(|e| ProbeError::Signals(e.to_string()))?;
         let only = PROBE_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-        // SAFETY: a fresh private anonymous mapping; nothing else refers to it.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                SPACE,
-                libc::PROT_READ | libc::PROT_WRITE | libc::PROT_EXEC,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_32BIT,
-                -1,
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return Err(ProbeError::Setup("scratch mapping below 2 GiB", std::io::Error::last_os_error()));
-        }
+        let p = map_below_4g().map_err(|e| ProbeError::Setup("scratch mapping below 4 GiB", e))?;
         // Dropping `space` unmaps the area (and empties the slots) on any error below.
-        let mut space = ProbeSpace { base: p.cast(), sel: FlatSelectors { code: 0, data: 0 }, _only: only };
-        space.sel = install_segments(p as u32)?;
+        let mut space = ProbeSpace { base: p, sel: FlatSelectors { code: 0, data: 0 }, _only: only };
+        space.sel = install_segments(p as u64 as u32)?;
         Ok(space)
     }
 
@@ -256,6 +242,34 @@ impl Drop for ProbeSpace {
         // SAFETY: the mapping made in `new`, no longer referenced.
         unsafe { libc::munmap(self.base.cast(), SPACE) };
     }
+}
+
+/// Where [`map_below_4g`] tries after `MAP_32BIT` (whose range, 1-2 GiB, a guest window
+/// may hold): places that bt86's windows leave free in its usual layouts.
+const LOW_HINTS: [u64; 6] = [0x1000_0000, 0x2000_0000, 0x0100_0000, 0x3000_0000, 0xA000_0000, 0xE000_0000];
+
+/// A fresh read/write/execute area of [`SPACE`] bytes below 4 GiB (compatibility mode
+/// forms 32-bit linear addresses: a segment cannot reach higher).
+fn map_below_4g() -> std::io::Result<*mut u8> {
+    let prot = libc::PROT_READ | libc::PROT_WRITE | libc::PROT_EXEC;
+    let anon = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS;
+    let tries = std::iter::once((0, libc::MAP_32BIT)).chain(LOW_HINTS.iter().map(|&a| (a, libc::MAP_FIXED_NOREPLACE)));
+    let mut last = std::io::Error::from_raw_os_error(libc::ENOMEM);
+    for (addr, how) in tries {
+        // SAFETY: a new private anonymous mapping; MAP_FIXED_NOREPLACE never replaces an
+        // existing one, so nothing else is affected.
+        let p = unsafe { libc::mmap(addr as *mut libc::c_void, SPACE, prot, anon | how, -1, 0) };
+        if p != libc::MAP_FAILED && (p as u64) + SPACE as u64 <= 1 << 32 {
+            return Ok(p.cast());
+        }
+        if p == libc::MAP_FAILED {
+            last = std::io::Error::last_os_error();
+        } else {
+            // SAFETY: the mapping just made (too high to use), referenced by nothing.
+            unsafe { libc::munmap(p, SPACE) };
+        }
+    }
+    Err(last)
 }
 
 /// Byte-granular 32-bit code and data segments over `[base, base + SPACE)`.

@@ -352,6 +352,16 @@ const EBP: usize = 5;
 const ECX: usize = 1;
 
 /// Index 0..7 of the 32-bit register containing `r`, if it is a GPR.
+/// `push sreg`: the register, its 16-bit and 32-bit forms.
+const SREG_PUSHES: [(Register, Code, Code); 6] = [
+    (Register::ES, Code::Pushw_ES, Code::Pushd_ES),
+    (Register::CS, Code::Pushw_CS, Code::Pushd_CS),
+    (Register::SS, Code::Pushw_SS, Code::Pushd_SS),
+    (Register::DS, Code::Pushw_DS, Code::Pushd_DS),
+    (Register::FS, Code::Pushw_FS, Code::Pushd_FS),
+    (Register::GS, Code::Pushw_GS, Code::Pushd_GS),
+];
+
 fn gpr_index(r: Register) -> Option<usize> {
     let full = r.full_register32();
     R32.iter().position(|&x| x == full)
@@ -865,10 +875,17 @@ impl<'a> Gen<'a> {
         self.esp >= STACK_LO + bytes + 16
     }
 
-    /// One push whose value comes from a register, immediate or memory.
+    /// One push whose value comes from a register, a segment register, an immediate or
+    /// memory.
     fn push_any(&mut self, word: bool) -> bool {
-        let op = self.rng.below(5);
+        let op = self.rng.below(6);
         let instr = match (word, op) {
+            // A segment register: what the upper word of a 32-bit slot gets is the
+            // vendor's choice (the host model's).
+            (_, 5) => {
+                let (sreg, w, d) = self.rng.pick(&SREG_PUSHES);
+                Instruction::with1(if word { w } else { d }, sreg)
+            }
             (false, 0) => Instruction::with1(Code::Push_r32, self.rng.pick(&R32)),
             (false, 1) => Instruction::with1(Code::Pushd_imm8, self.rng.range(-128, 127) as i32),
             (false, 2) => Instruction::with1(Code::Pushd_imm32, self.rng.value32()),

@@ -17,6 +17,7 @@ use crate::cpu::segments::SegmentCache;
 use crate::cpu::{Cpu, Exception, Vector};
 use crate::machine::run::Code;
 use crate::machine::tc_signal;
+use crate::native::{FlatSelectors, ldt};
 
 /// No devices: every port reads all-ones. (At CPL 3 with IOPL 0 the emulator raises #GP
 /// before any port is touched.)
@@ -30,6 +31,10 @@ impl PortIo for NoPorts {
         IoEffect::None
     }
 }
+
+/// The selectors the native engine's guest code has ([`crate::native::install_flat`]).
+const NATIVE_SELECTORS: FlatSelectors =
+    FlatSelectors { code: ldt::ldt_selector(ldt::FLAT_CODE_INDEX), data: ldt::ldt_selector(ldt::FLAT_DATA_INDEX) };
 
 /// The translator engine.
 pub struct TranslatorEngine {
@@ -60,10 +65,14 @@ impl TranslatorEngine {
     fn reset_cpu(&mut self, case: &Case) {
         let ctx = std::mem::replace(&mut self.cpu.ctx, bt86_translator::Context::new_boxed());
         let mut cpu = Cpu::multiboot_in(ctx);
-        // User mode: flat DPL 3 segments with RPL 3 selectors.
-        cpu.set_segment(Seg::Cs, SegmentCache { access: 0xFB, ..SegmentCache::flat_code(0x1B) });
-        for s in [Seg::Ss, Seg::Ds, Seg::Es, Seg::Fs, Seg::Gs] {
-            cpu.set_segment(s, SegmentCache { access: 0xF3, ..SegmentCache::flat_data(0x23) });
+        // User mode: flat DPL 3 segments, with the selectors the native engine runs
+        // with (its host LDT entries; FS and GS null), which `push sreg` makes visible.
+        cpu.set_segment(Seg::Cs, SegmentCache { access: 0xFB, ..SegmentCache::flat_code(NATIVE_SELECTORS.code) });
+        for s in [Seg::Ss, Seg::Ds, Seg::Es] {
+            cpu.set_segment(s, SegmentCache { access: 0xF3, ..SegmentCache::flat_data(NATIVE_SELECTORS.data) });
+        }
+        for s in [Seg::Fs, Seg::Gs] {
+            cpu.set_segment(s, SegmentCache::null());
         }
         // No I/O permission bitmap (a TSS too short for one), as for a Linux process
         // that never called ioperm.

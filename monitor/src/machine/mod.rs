@@ -115,7 +115,7 @@ impl Machine {
     pub fn new(config: Config, image: Vec<u8>) -> Result<Machine, SetupError> {
         let host = |what: &str, e: &dyn fmt::Display| SetupError::Host(format!("{what}: {e}"));
         loader::multiboot::validate(&config.kernel, &image).map_err(SetupError::Load)?;
-        // Before the windows exist: the probe maps a scratch area of its own below 2 GiB.
+        // Before the windows exist: the probe maps a scratch area of its own below 4 GiB.
         let host_model = host_model::get();
         let user = Window::reserve(WindowKind::User).map_err(|e| host("guest window", &e))?;
         let kernel = Window::reserve(WindowKind::Kernel).map_err(|e| host("guest window", &e))?;
