@@ -284,6 +284,52 @@ fn comparator_catches_a_wrong_engine() {
     assert_eq!(d[0].what, "edx");
 }
 
+/// Cases whose results differ between the vendors: BCD adjustments on inputs where
+/// their undefined flags disagree, and 32-bit `push sreg` over a non-zero slot.
+fn vendor_cases() -> Vec<Case> {
+    let bcd: [(Build, u32, u32); 4] = [
+        (Box::new(|a| a.daa()), 0x7A, 0),
+        (Box::new(|a| a.das()), 0x80, 0x10),
+        (Box::new(|a| a.aaa()), 0x7FFA, 0),
+        (Box::new(|a| a.aas()), 0x8003, 0),
+    ];
+    let mut cases: Vec<Case> = bcd.into_iter().map(|(b, v, f)| hand_case(|a| b(a), [v, 0, 0, 0, 0xA000, 0, 0, 0], f | 2)).collect();
+    // push ds over a slot holding all ones, then read the whole slot back.
+    let sregs: [Build; 3] = [Box::new(|a| a.push(ds)), Box::new(|a| a.push(cs)), Box::new(|a| a.push(fs))];
+    for push in sregs {
+        let build = move |a: &mut CodeAssembler| {
+            a.push(-1i32)?;
+            a.pop(eax)?;
+            push(a)?;
+            a.pop(ebx)
+        };
+        cases.push(hand_case(build, REGS, 2));
+    }
+    cases
+}
+
+#[test]
+fn host_model_is_what_the_fuzzer_needs() {
+    let mut g = memory();
+    let mem = g.as_mut().unwrap();
+    let mut native = NativeEngine::new().unwrap();
+    let probed = crate::cpu::host_model::get();
+    let wrong = if probed == crate::cpu::host_model::HostModel::AMD {
+        crate::cpu::host_model::HostModel::INTEL
+    } else {
+        crate::cpu::host_model::HostModel::AMD
+    };
+    let mut right_engine = translator_engine::TranslatorEngine::with_model(probed).unwrap();
+    let mut wrong_engine = translator_engine::TranslatorEngine::with_model(wrong).unwrap();
+    for case in vendor_cases() {
+        let n = native.run(mem, &case);
+        let r = right_engine.run(mem, &case);
+        assert!(compare(&case, &n, &r).is_empty(), "probed model {probed:?} differs from the host:\n{}", case.listing.join("\n"));
+        let w = wrong_engine.run(mem, &case);
+        assert!(!compare(&case, &n, &w).is_empty(), "the wrong model {wrong:?} went unnoticed:\n{}", case.listing.join("\n"));
+    }
+}
+
 #[test]
 fn flag_definers_follow_undefined_flags() {
     let cfg = GenConfig { define_undefined_flags: true, ..GenConfig::default() };

@@ -50,7 +50,12 @@ const EXIT_LIMIT: u64 = 1_000_000;
 impl TranslatorEngine {
     /// A translator with its own cache, and a CPU at CPL 3.
     pub fn new() -> Result<TranslatorEngine, bt86_translator::TcError> {
-        let model = host_model::get();
+        TranslatorEngine::with_model(host_model::get())
+    }
+
+    /// Like [`TranslatorEngine::new`], with the given host model instead of the probed
+    /// one (a wrong model must make the fuzzer fail).
+    pub fn with_model(model: HostModel) -> Result<TranslatorEngine, bt86_translator::TcError> {
         let mut translator = Box::new(Translator::new(DEFAULT_TC_SIZE)?);
         translator.set_push_sreg_model(model.push_sreg);
         crate::host::signals::set_translator_hook(tc_signal::on_signal);
