@@ -352,6 +352,17 @@ const EBP: usize = 5;
 const ECX: usize = 1;
 
 /// Index 0..7 of the 32-bit register containing `r`, if it is a GPR.
+/// How a generated call block calls and returns.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum CallKind {
+    /// `call rel32` ... `ret`.
+    Near,
+    /// `call r/m32` ... `ret`.
+    Indirect,
+    /// `push cs; call rel32` ... `retf`.
+    Far,
+}
+
 /// `push sreg`: the register, its 16-bit and 32-bit forms.
 const SREG_PUSHES: [(Register, Code, Code); 6] = [
     (Register::ES, Code::Pushw_ES, Code::Pushd_ES),
@@ -1076,8 +1087,9 @@ impl<'a> Gen<'a> {
     fn branch_item(&mut self) -> bool {
         match self.rng.below(10) {
             0..=3 => self.forward_branch(),
-            4 | 5 => self.call_block(false),
-            6 => self.call_block(true),
+            4 => self.call_block(CallKind::Near),
+            5 => self.call_block(CallKind::Far),
+            6 => self.call_block(CallKind::Indirect),
             7 => self.indirect_jump(),
             _ => self.counted_loop(),
         }
@@ -1141,10 +1153,12 @@ impl<'a> Gen<'a> {
     }
 
     /// `[push imm]*k; call L1; jmp L2; L1: body; ret 4k; L2:`, the call direct or through
-    /// a register or memory.
-    fn call_block(&mut self, indirect: bool) -> bool {
+    /// a register or memory; or, for a far return, `[push imm]*k; push cs; call L1; jmp
+    /// L2; L1: body; retf 4k; L2:` (a same-privilege far frame the native engine can run:
+    /// the CS pushed is the code segment's own selector).
+    fn call_block(&mut self, kind: CallKind) -> bool {
         let k = self.rng.below(3) as u32;
-        if !self.can_push(4 * k + 4 + 64) {
+        if !self.can_push(4 * k + 8 + 64) {
             return false;
         }
         let l1 = self.new_label();
@@ -1156,7 +1170,11 @@ impl<'a> Gen<'a> {
             self.emit(Instruction::with1(Code::Pushd_imm32, v).unwrap(), Category::Stack);
             self.esp -= 4;
         }
-        if indirect {
+        if kind == CallKind::Far {
+            self.emit(Instruction::with1(Code::Pushd_CS, Register::CS).unwrap(), Category::Stack);
+            self.esp -= 4;
+        }
+        if kind == CallKind::Indirect {
             if self.rng.chance(50) {
                 let Some(r) = self.free_reg() else {
                     return self.undo_pushes(esp_start);
@@ -1183,10 +1201,12 @@ impl<'a> Gen<'a> {
         self.known = after_call;
         let n = self.rng.range(0, 4) as usize;
         self.inner_items(n);
-        let ret = if k > 0 || self.rng.chance(20) {
-            Instruction::with1(Code::Retnd_imm16, 4 * k).unwrap()
-        } else {
-            Instruction::with(Code::Retnd)
+        let imm = k > 0 || self.rng.chance(20);
+        let ret = match (kind, imm) {
+            (CallKind::Far, true) => Instruction::with1(Code::Retfd_imm16, 4 * k).unwrap(),
+            (CallKind::Far, false) => Instruction::with(Code::Retfd),
+            (_, true) => Instruction::with1(Code::Retnd_imm16, 4 * k).unwrap(),
+            (_, false) => Instruction::with(Code::Retnd),
         };
         self.emit(ret, Category::Branch);
         self.esp = esp_start;

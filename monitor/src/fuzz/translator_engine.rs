@@ -36,6 +36,16 @@ impl PortIo for NoPorts {
 const NATIVE_SELECTORS: FlatSelectors =
     FlatSelectors { code: ldt::ldt_selector(ldt::FLAT_CODE_INDEX), data: ldt::ldt_selector(ldt::FLAT_DATA_INDEX) };
 
+/// Guest-physical address of the translator engine's guest LDT: in RAM, above the
+/// case's code and outside the compared data region.
+const GUEST_LDT: u32 = 0x0018_0000;
+/// LDTR's selector: any non-null one (no GDT is ever read; LDTR's cache is set directly).
+const GUEST_LDT_SELECTOR: u16 = 0x28;
+/// A flat 4 GiB, 32-bit, DPL-3 execute/read code descriptor (accessed).
+const FLAT_CODE_DPL3: u64 = 0x00CF_FB00_0000_FFFF;
+/// A flat 4 GiB, 32-bit, DPL-3 read/write data descriptor (accessed).
+const FLAT_DATA_DPL3: u64 = 0x00CF_F300_0000_FFFF;
+
 /// The translator engine.
 pub struct TranslatorEngine {
     translator: Box<Translator>,
@@ -79,6 +89,9 @@ impl TranslatorEngine {
         for s in [Seg::Fs, Seg::Gs] {
             cpu.set_segment(s, SegmentCache::null());
         }
+        // A guest LDT with those two descriptors, for the far returns the monitor
+        // emulates (`retf` to the code selector a case pushed with `push cs`).
+        cpu.ldtr = SegmentCache { selector: GUEST_LDT_SELECTOR, base: GUEST_LDT, limit: 8 * 3 - 1, access: 0x82, flags: 0 };
         // No I/O permission bitmap (a TSS too short for one), as for a Linux process
         // that never called ioperm.
         cpu.tr.limit = 0x65;
@@ -90,6 +103,15 @@ impl TranslatorEngine {
         cpu.ctx.set_eflags((case.init.eflags & (flags::HOST_HELD | flags::TF | flags::AC)) | flags::IF);
         cpu.ctx.guest_fx.0 = case.init.fx.0;
         self.cpu = cpu;
+    }
+
+    /// Writes the guest LDT that `reset_cpu` points LDTR at (again for every case: a
+    /// far return sets the accessed bit of the descriptor it loads).
+    fn write_guest_ldt(mem: &mut GuestMemory) {
+        let ram = mem.mem.mmu.ram.as_mut_slice();
+        let at = |index: u16| GUEST_LDT as usize + 8 * index as usize;
+        ram[at(ldt::FLAT_CODE_INDEX)..at(ldt::FLAT_CODE_INDEX) + 8].copy_from_slice(&FLAT_CODE_DPL3.to_le_bytes());
+        ram[at(ldt::FLAT_DATA_INDEX)..at(ldt::FLAT_DATA_INDEX) + 8].copy_from_slice(&FLAT_DATA_DPL3.to_le_bytes());
     }
 
     fn snapshot(&self) -> CpuSnapshot {
@@ -219,6 +241,7 @@ impl Engine for TranslatorEngine {
             self.translator.invalidate_page(p);
         }
         self.reset_cpu(case);
+        Self::write_guest_ldt(mem);
         let mode = self.cpu.mode();
         self.translator.attach(&mut self.cpu.ctx, mode);
         tc_signal::register(&self.translator, &mut self.cpu.ctx, None);
