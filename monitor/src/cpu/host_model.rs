@@ -37,7 +37,15 @@
 //! - Far `call`, `int` and exception frames store CS zero-extended in a 32-bit slot;
 //!   guest code that runs natively never builds those frames (they are segment loads or
 //!   system transitions, which go through the monitor), so there is nothing to match.
-//! - `lar`/`lsl`/`verr`/`verw`/`arpl` and the system instructions: fully defined.
+//!   Far returns through frames guest code built itself are checked by the fuzzer.
+//! - `mov r32, sreg`: the upper word is implementation-dependent in the SDM, but every
+//!   P6-or-later Intel and every AMD CPU zero-extends, as the emulation does (a test
+//!   checks this host).
+//! - `smsw r32`, `sldt r32`, `str r32`: the emulation stores CR0 / the zero-extended
+//!   selector, as P6+ and AMD CPUs do. They cannot be probed: with UMIP the host kernel
+//!   answers them for 32-bit code, not the CPU.
+//! - `lar`/`lsl`/`verr`/`verw`/`arpl` and the other system instructions: defined (LAR's
+//!   bits 19:16 are those of the descriptor on both vendors; not probed here).
 
 use std::fmt;
 use std::sync::{Mutex, MutexGuard, OnceLock};
@@ -401,6 +409,16 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// `mov r32, sreg` zero-extends on this host, as the emulation assumes (the SDM calls
+    /// the upper word implementation-dependent).
+    #[test]
+    fn mov_from_sreg_zero_extends() {
+        let Some(mut s) = space() else { return };
+        let regs = GuestRegs { gpr: [0xDEAD_BEEF, 0, 0, 0, 0, 0, 0, 0], eip: 0, eflags: 0 };
+        let out = s.run(&[0x8C, 0xD8], regs).unwrap(); // mov eax, ds
+        assert_eq!(out.gpr[0], s.data_selector() as u32);
     }
 
     #[test]
