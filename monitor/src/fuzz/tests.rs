@@ -356,7 +356,7 @@ fn probed_bcd_model_matches_host() {
             for f in [0, 0x01, 0x10, 0x11] {
                 case.init.gpr[0] = v;
                 case.init.eflags = f | 2;
-                let s = finished(&native.run(mem, &case)).clone();
+                let s = *finished(&native.run(mem, &case));
                 let want = adjust(model, *op, v as u16, f).unwrap();
                 assert_eq!((s.gpr[0] as u16, s.eflags & arith), (want.ax, want.flags), "{op:?} AX={v:#06x} flags={f:#x} under {model:?}");
             }
@@ -381,7 +381,7 @@ fn probed_push_sreg_model_matches_host() {
         REGS,
         2,
     );
-    let s = finished(&run_native(&case32)).clone();
+    let s = *finished(&run_native(&case32));
     assert_eq!(s.gpr[3], model.slot_after(0xFFFF_FFFF, ds_sel, 4));
     // 16-bit: the word lands in the upper half of the dword below ESP.
     let case16 = hand_case(
@@ -395,7 +395,7 @@ fn probed_push_sreg_model_matches_host() {
         REGS,
         2,
     );
-    let s = finished(&run_native(&case16)).clone();
+    let s = *finished(&run_native(&case16));
     assert_eq!((s.gpr[3] & 0xFFFF, s.gpr[1] & 0xFFFF), (ds_sel as u32, 0xFFFF));
     let mov = hand_case(|a| a.mov(eax, ds), [0xDEAD_BEEF, 0, 0, 0, 0xA000, 0, 0, 0], 2);
     assert_eq!(finished(&run_native(&mov)).gpr[0], ds_sel as u32);
