@@ -13,10 +13,13 @@
 //!
 //! The probe runs in a scratch mapping of its own below 4 GiB, through two host LDT
 //! entries of its own ([`PROBE_CODE_SLOT`], [`PROBE_DATA_SLOT`]) that it empties
-//! afterwards, so it needs no guest window and can run before anything else exists.
+//! afterwards, so it needs no guest window. It must run *before* the guest windows are
+//! reserved: their guard regions take the whole low 4 GiB (`Machine::new` and the
+//! fuzzer's entry points call [`get`] first; if it runs too late, the mapping fails and
+//! the vendor string decides, with a warning).
 //!
 //! Instructions bt86 emulates or expands whose results do *not* depend on the host:
-//! see the review at the end of this comment.
+//! see the review below.
 //!
 //! # Review: emulated or expanded instructions with undefined results
 //!

@@ -22,6 +22,11 @@
 //! Control flow stays forward inside the sequence, except bounded counted loops (`mov ecx,
 //! k` ... `loop`) whose bodies start with no known registers. At the join point of a
 //! forward branch only registers known with the same value on both paths stay known.
+//!
+//! Segment registers are read (`push sreg`) and CS reloaded (`retf` to the frame's own
+//! code selector): both engines run with the same selector values (the native engine's
+//! host LDT selectors), and what a 32-bit `push sreg` stores is the vendor's choice that
+//! the host model reproduces ([`crate::cpu::host_model`]).
 
 use std::sync::OnceLock;
 
@@ -113,9 +118,10 @@ pub enum Category {
     Bits,
     /// lahf/sahf/clc/stc/cmc/cld/std/salc.
     Flags,
-    /// push/pop/pusha/popa/pushf/popf/enter/leave.
+    /// push (including `push sreg`, both operand sizes)/pop/pusha/popa/pushf/popf/enter/leave.
     Stack,
-    /// jmp/jcc/loop/jecxz/call/ret, direct and indirect.
+    /// jmp/jcc/loop/jecxz/call/ret, direct and indirect; far returns (`retf`) through
+    /// frames made with `push cs; call`.
     Branch,
     /// movs/stos/lods/cmps/scas with and without rep, xlat.
     String,
