@@ -32,6 +32,7 @@ pub mod fragment;
 mod ibl;
 pub mod mode;
 pub mod reach;
+pub mod model;
 pub mod stats;
 pub mod stubs;
 pub mod tc;
@@ -47,6 +48,7 @@ pub use decode::{CodeMemory, CodePage, FetchFault};
 pub use fault::{HostRegs, Recovered};
 pub use fragment::{Callout, CalloutId, CalloutKind, FragId, FragKey, Fragment, Link, LinkId};
 pub use mode::Mode;
+pub use model::PushSregModel;
 pub use stats::TranslatorStats;
 pub use stubs::Stubs;
 pub use tc::TcError;
@@ -77,6 +79,8 @@ pub struct Translator {
     stats: TranslatorStats,
     trace: bool,
     count_entries: bool,
+    /// What a 32-bit `push sreg` stores (the host CPU's choice, see [`model`]).
+    push_sreg: PushSregModel,
     /// The GS base this thread has now (the window of the current privilege level).
     gs_base: Option<u64>,
 }
@@ -98,6 +102,7 @@ impl Translator {
             stats: TranslatorStats::default(),
             trace: false,
             count_entries: false,
+            push_sreg: PushSregModel::default(),
             gs_base: None,
         })
     }
@@ -105,6 +110,13 @@ impl Translator {
     /// Prints every new fragment (guest beside host code) to stderr.
     pub fn set_trace(&mut self, on: bool) {
         self.trace = on;
+    }
+
+    /// Sets what translated 32-bit `push sreg` instructions store: the host CPU's
+    /// behaviour, so that translated and directly executed code agree. Applies to
+    /// fragments translated from now on (set it before translating anything).
+    pub fn set_push_sreg_model(&mut self, model: PushSregModel) {
+        self.push_sreg = model;
     }
 
     /// Makes new fragments count their executions in [`Context::fragment_entries`]

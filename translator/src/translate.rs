@@ -88,6 +88,7 @@ impl Translator {
         let base = self.tc.next_addr();
         let stubs = self.stubs;
         let mut em = Emitter::new(base, &stubs, req.mode, self.table.links.len() as u32, self.table.callouts.len() as u32);
+        em.push_sreg = self.push_sreg;
         em.prologue(req.eip);
         let body_off = em.offset();
         if self.count_entries {

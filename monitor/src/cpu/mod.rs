@@ -10,6 +10,7 @@ pub mod cpuid;
 pub mod dump;
 pub mod emulate;
 pub mod exceptions;
+pub mod host_model;
 pub mod msr;
 pub mod segments;
 

@@ -22,6 +22,11 @@
 //! Control flow stays forward inside the sequence, except bounded counted loops (`mov ecx,
 //! k` ... `loop`) whose bodies start with no known registers. At the join point of a
 //! forward branch only registers known with the same value on both paths stay known.
+//!
+//! Segment registers are read (`push sreg`) and CS reloaded (`retf` to the frame's own
+//! code selector): both engines run with the same selector values (the native engine's
+//! host LDT selectors), and what a 32-bit `push sreg` stores is the vendor's choice that
+//! the host model reproduces ([`crate::cpu::host_model`]).
 
 use std::sync::OnceLock;
 
@@ -113,9 +118,10 @@ pub enum Category {
     Bits,
     /// lahf/sahf/clc/stc/cmc/cld/std/salc.
     Flags,
-    /// push/pop/pusha/popa/pushf/popf/enter/leave.
+    /// push (including `push sreg`, both operand sizes)/pop/pusha/popa/pushf/popf/enter/leave.
     Stack,
-    /// jmp/jcc/loop/jecxz/call/ret, direct and indirect.
+    /// jmp/jcc/loop/jecxz/call/ret, direct and indirect; far returns (`retf`) through
+    /// frames made with `push cs; call`.
     Branch,
     /// movs/stos/lods/cmps/scas with and without rep, xlat.
     String,
@@ -352,6 +358,27 @@ const EBP: usize = 5;
 const ECX: usize = 1;
 
 /// Index 0..7 of the 32-bit register containing `r`, if it is a GPR.
+/// How a generated call block calls and returns.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum CallKind {
+    /// `call rel32` ... `ret`.
+    Near,
+    /// `call r/m32` ... `ret`.
+    Indirect,
+    /// `push cs; call rel32` ... `retf`.
+    Far,
+}
+
+/// `push sreg`: the register, its 16-bit and 32-bit forms.
+const SREG_PUSHES: [(Register, Code, Code); 6] = [
+    (Register::ES, Code::Pushw_ES, Code::Pushd_ES),
+    (Register::CS, Code::Pushw_CS, Code::Pushd_CS),
+    (Register::SS, Code::Pushw_SS, Code::Pushd_SS),
+    (Register::DS, Code::Pushw_DS, Code::Pushd_DS),
+    (Register::FS, Code::Pushw_FS, Code::Pushd_FS),
+    (Register::GS, Code::Pushw_GS, Code::Pushd_GS),
+];
+
 fn gpr_index(r: Register) -> Option<usize> {
     let full = r.full_register32();
     R32.iter().position(|&x| x == full)
@@ -865,10 +892,17 @@ impl<'a> Gen<'a> {
         self.esp >= STACK_LO + bytes + 16
     }
 
-    /// One push whose value comes from a register, immediate or memory.
+    /// One push whose value comes from a register, a segment register, an immediate or
+    /// memory.
     fn push_any(&mut self, word: bool) -> bool {
-        let op = self.rng.below(5);
+        let op = self.rng.below(6);
         let instr = match (word, op) {
+            // A segment register: what the upper word of a 32-bit slot gets is the
+            // vendor's choice (the host model's).
+            (_, 5) => {
+                let (sreg, w, d) = self.rng.pick(&SREG_PUSHES);
+                Instruction::with1(if word { w } else { d }, sreg)
+            }
             (false, 0) => Instruction::with1(Code::Push_r32, self.rng.pick(&R32)),
             (false, 1) => Instruction::with1(Code::Pushd_imm8, self.rng.range(-128, 127) as i32),
             (false, 2) => Instruction::with1(Code::Pushd_imm32, self.rng.value32()),
@@ -1059,8 +1093,9 @@ impl<'a> Gen<'a> {
     fn branch_item(&mut self) -> bool {
         match self.rng.below(10) {
             0..=3 => self.forward_branch(),
-            4 | 5 => self.call_block(false),
-            6 => self.call_block(true),
+            4 => self.call_block(CallKind::Near),
+            5 => self.call_block(CallKind::Far),
+            6 => self.call_block(CallKind::Indirect),
             7 => self.indirect_jump(),
             _ => self.counted_loop(),
         }
@@ -1124,10 +1159,12 @@ impl<'a> Gen<'a> {
     }
 
     /// `[push imm]*k; call L1; jmp L2; L1: body; ret 4k; L2:`, the call direct or through
-    /// a register or memory.
-    fn call_block(&mut self, indirect: bool) -> bool {
+    /// a register or memory; or, for a far return, `[push imm]*k; push cs; call L1; jmp
+    /// L2; L1: body; retf 4k; L2:` (a same-privilege far frame the native engine can run:
+    /// the CS pushed is the code segment's own selector).
+    fn call_block(&mut self, kind: CallKind) -> bool {
         let k = self.rng.below(3) as u32;
-        if !self.can_push(4 * k + 4 + 64) {
+        if !self.can_push(4 * k + 8 + 64) {
             return false;
         }
         let l1 = self.new_label();
@@ -1139,7 +1176,11 @@ impl<'a> Gen<'a> {
             self.emit(Instruction::with1(Code::Pushd_imm32, v).unwrap(), Category::Stack);
             self.esp -= 4;
         }
-        if indirect {
+        if kind == CallKind::Far {
+            self.emit(Instruction::with1(Code::Pushd_CS, Register::CS).unwrap(), Category::Stack);
+            self.esp -= 4;
+        }
+        if kind == CallKind::Indirect {
             if self.rng.chance(50) {
                 let Some(r) = self.free_reg() else {
                     return self.undo_pushes(esp_start);
@@ -1166,10 +1207,12 @@ impl<'a> Gen<'a> {
         self.known = after_call;
         let n = self.rng.range(0, 4) as usize;
         self.inner_items(n);
-        let ret = if k > 0 || self.rng.chance(20) {
-            Instruction::with1(Code::Retnd_imm16, 4 * k).unwrap()
-        } else {
-            Instruction::with(Code::Retnd)
+        let imm = k > 0 || self.rng.chance(20);
+        let ret = match (kind, imm) {
+            (CallKind::Far, true) => Instruction::with1(Code::Retfd_imm16, 4 * k).unwrap(),
+            (CallKind::Far, false) => Instruction::with(Code::Retfd),
+            (_, true) => Instruction::with1(Code::Retnd_imm16, 4 * k).unwrap(),
+            (_, false) => Instruction::with(Code::Retnd),
         };
         self.emit(ret, Category::Branch);
         self.esp = esp_start;

@@ -84,6 +84,8 @@ pub fn selftest(instructions: u64, seed: u64) -> Result<CampaignReport, Box<dyn 
         libc::mallopt(libc::M_TRIM_THRESHOLD, 64 << 20);
         libc::mallopt(libc::M_MMAP_THRESHOLD, 16 << 20);
     }
+    // Probe the host model before the windows take their part of the low 4 GiB.
+    crate::cpu::host_model::get();
     let mut mem = GuestMemory::new()?;
     let mut native = NativeEngine::new()?;
     let mut mutant = MutantEngine::new(Mutation::Flags(0x1))?;
@@ -107,6 +109,7 @@ pub fn replay(case_seed: u64, trace: bool) -> Result<bool, Box<dyn std::error::E
     let cfg = CampaignConfig::default();
     let len = 1 + (case_seed % cfg.max_case_len.max(1));
     let case = generator::generate(case_seed, len as usize, &cfg.generator);
+    crate::cpu::host_model::get();
     let mut mem = GuestMemory::new()?;
     let mut native = NativeEngine::new()?;
     let mut translator = translator_engine::TranslatorEngine::new()?;

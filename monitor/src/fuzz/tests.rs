@@ -16,6 +16,8 @@ static MEM: Mutex<Option<GuestMemory>> = Mutex::new(None);
 fn memory() -> MutexGuard<'static, Option<GuestMemory>> {
     let mut g = MEM.lock().unwrap_or_else(|e| e.into_inner());
     if g.is_none() {
+        // The probe first: it needs low memory that the window's guards then take.
+        crate::cpu::host_model::get();
         *g = Some(GuestMemory::new().expect("guest memory"));
     }
     g
@@ -282,6 +284,121 @@ fn comparator_catches_a_wrong_engine() {
     let d = compare(&case, &o, &p);
     assert_eq!(d.len(), 1);
     assert_eq!(d[0].what, "edx");
+}
+
+/// Cases whose results differ between the vendors: BCD adjustments on inputs where
+/// their undefined flags disagree, and 32-bit `push sreg` over a non-zero slot.
+fn vendor_cases() -> Vec<Case> {
+    let bcd: [(Build, u32, u32); 4] = [
+        (Box::new(|a| a.daa()), 0x7A, 0),
+        (Box::new(|a| a.das()), 0x80, 0x10),
+        (Box::new(|a| a.aaa()), 0x7FFA, 0),
+        (Box::new(|a| a.aas()), 0x8003, 0),
+    ];
+    let mut cases: Vec<Case> = bcd.into_iter().map(|(b, v, f)| hand_case(|a| b(a), [v, 0, 0, 0, 0xA000, 0, 0, 0], f | 2)).collect();
+    // push ds over a slot holding all ones, then read the whole slot back.
+    let sregs: [Build; 3] = [Box::new(|a| a.push(ds)), Box::new(|a| a.push(cs)), Box::new(|a| a.push(fs))];
+    for push in sregs {
+        let build = move |a: &mut CodeAssembler| {
+            a.push(-1i32)?;
+            a.pop(eax)?;
+            push(a)?;
+            a.pop(ebx)
+        };
+        cases.push(hand_case(build, REGS, 2));
+    }
+    cases
+}
+
+#[test]
+fn host_model_is_what_the_fuzzer_needs() {
+    let mut g = memory();
+    let mem = g.as_mut().unwrap();
+    let mut native = NativeEngine::new().unwrap();
+    let probed = crate::cpu::host_model::get();
+    let wrong = if probed == crate::cpu::host_model::HostModel::AMD {
+        crate::cpu::host_model::HostModel::INTEL
+    } else {
+        crate::cpu::host_model::HostModel::AMD
+    };
+    let mut right_engine = translator_engine::TranslatorEngine::with_model(probed).unwrap();
+    let mut wrong_engine = translator_engine::TranslatorEngine::with_model(wrong).unwrap();
+    for case in vendor_cases() {
+        let n = native.run(mem, &case);
+        let r = right_engine.run(mem, &case);
+        assert!(compare(&case, &n, &r).is_empty(), "probed model {probed:?} differs from the host:\n{}", case.listing.join("\n"));
+        let w = wrong_engine.run(mem, &case);
+        assert!(!compare(&case, &n, &w).is_empty(), "the wrong model {wrong:?} went unnoticed:\n{}", case.listing.join("\n"));
+    }
+}
+
+/// The probed BCD model reproduces the host on every AL, CF and AF, with AH values that
+/// reach the sign, zero and carry edges of the 16-bit forms; AAM/AAD too.
+#[test]
+fn probed_bcd_model_matches_host() {
+    use crate::cpu::emulate::bcd::{BcdOp, adjust};
+    let model = crate::cpu::host_model::get().bcd;
+    let ops: [(Build, BcdOp); 6] = [
+        (Box::new(|a| a.daa()), BcdOp::Daa),
+        (Box::new(|a| a.das()), BcdOp::Das),
+        (Box::new(|a| a.aaa()), BcdOp::Aaa),
+        (Box::new(|a| a.aas()), BcdOp::Aas),
+        (Box::new(|a| a.aam(10)), BcdOp::Aam(10)),
+        (Box::new(|a| a.aad(7)), BcdOp::Aad(7)),
+    ];
+    let mut g = memory();
+    let mem = g.as_mut().unwrap();
+    let mut native = NativeEngine::new().unwrap();
+    let arith = bt86_translator::flags::ARITH;
+    for (build, op) in &ops {
+        let mut case = hand_case(|a| build(a), REGS, 2);
+        for v in [0x00u32, 0x01, 0x7F, 0x80, 0xFE, 0xFF].iter().flat_map(|hi| (0..=0xFF).map(move |lo| hi << 8 | lo)) {
+            for f in [0, 0x01, 0x10, 0x11] {
+                case.init.gpr[0] = v;
+                case.init.eflags = f | 2;
+                let s = *finished(&native.run(mem, &case));
+                let want = adjust(model, *op, v as u16, f).unwrap();
+                assert_eq!((s.gpr[0] as u16, s.eflags & arith), (want.ax, want.flags), "{op:?} AX={v:#06x} flags={f:#x} under {model:?}");
+            }
+        }
+    }
+}
+
+/// The probed push-sreg model is what the host stores, and 16-bit pushes store a word;
+/// `mov r32, sreg` zero-extends, as the emulation assumes (the SDM calls the upper word
+/// implementation-dependent).
+#[test]
+fn probed_push_sreg_model_matches_host() {
+    let model = crate::cpu::host_model::get().push_sreg;
+    let ds_sel = NativeEngine::new().unwrap().selectors().data;
+    let case32 = hand_case(
+        |a| {
+            a.push(-1i32)?;
+            a.pop(eax)?;
+            a.push(ds)?;
+            a.pop(ebx)
+        },
+        REGS,
+        2,
+    );
+    let s = *finished(&run_native(&case32));
+    assert_eq!(s.gpr[3], model.slot_after(0xFFFF_FFFF, ds_sel, 4));
+    // 16-bit: the word lands in the upper half of the dword below ESP.
+    let case16 = hand_case(
+        |a| {
+            a.push(-1i32)?;
+            a.pop(eax)?;
+            a.db(&[0x66, 0x1E])?; // push ds (o16)
+            a.pop(bx)?;
+            a.mov(cx, word_ptr(esp - 4))
+        },
+        REGS,
+        2,
+    );
+    let s = *finished(&run_native(&case16));
+    assert_eq!((s.gpr[3] & 0xFFFF, s.gpr[1] & 0xFFFF), (ds_sel as u32, 0xFFFF));
+    let mov = hand_case(|a| a.mov(eax, ds), [0xDEAD_BEEF, 0, 0, 0, 0xA000, 0, 0, 0], 2);
+    assert_eq!(finished(&run_native(&mov)).gpr[0], ds_sel as u32);
 }
 
 #[test]

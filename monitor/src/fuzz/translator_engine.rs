@@ -12,10 +12,12 @@ use bt86_translator::{CalloutKind, DEFAULT_TC_SIZE, ExitReason, FragKey, Request
 
 use super::engine::{CODE_BASE, CODE_MAX, Case, CpuSnapshot, Engine, GuestMemory, Outcome, has_error_code};
 use crate::cpu::emulate::{Env, Flow, IoEffect, PortIo, emulate};
+use crate::cpu::host_model::{self, HostModel};
 use crate::cpu::segments::SegmentCache;
 use crate::cpu::{Cpu, Exception, Vector};
 use crate::machine::run::Code;
 use crate::machine::tc_signal;
+use crate::native::{FlatSelectors, ldt};
 
 /// No devices: every port reads all-ones. (At CPL 3 with IOPL 0 the emulator raises #GP
 /// before any port is touched.)
@@ -30,10 +32,26 @@ impl PortIo for NoPorts {
     }
 }
 
+/// The selectors the native engine's guest code has ([`crate::native::install_flat`]).
+const NATIVE_SELECTORS: FlatSelectors =
+    FlatSelectors { code: ldt::ldt_selector(ldt::FLAT_CODE_INDEX), data: ldt::ldt_selector(ldt::FLAT_DATA_INDEX) };
+
+/// Guest-physical address of the translator engine's guest LDT: in RAM, above the
+/// case's code and outside the compared data region.
+const GUEST_LDT: u32 = 0x0018_0000;
+/// LDTR's selector: any non-null one (no GDT is ever read; LDTR's cache is set directly).
+const GUEST_LDT_SELECTOR: u16 = 0x28;
+/// A flat 4 GiB, 32-bit, DPL-3 execute/read code descriptor (accessed).
+const FLAT_CODE_DPL3: u64 = 0x00CF_FB00_0000_FFFF;
+/// A flat 4 GiB, 32-bit, DPL-3 read/write data descriptor (accessed).
+const FLAT_DATA_DPL3: u64 = 0x00CF_F300_0000_FFFF;
+
 /// The translator engine.
 pub struct TranslatorEngine {
     translator: Box<Translator>,
     cpu: Cpu,
+    /// The host's model (the native engine's behaviour), probed once.
+    model: HostModel,
 }
 
 /// How many callouts/exits one case may take before it is declared hung.
@@ -42,9 +60,16 @@ const EXIT_LIMIT: u64 = 1_000_000;
 impl TranslatorEngine {
     /// A translator with its own cache, and a CPU at CPL 3.
     pub fn new() -> Result<TranslatorEngine, bt86_translator::TcError> {
-        let translator = Box::new(Translator::new(DEFAULT_TC_SIZE)?);
+        TranslatorEngine::with_model(host_model::get())
+    }
+
+    /// Like [`TranslatorEngine::new`], with the given host model instead of the probed
+    /// one (a wrong model must make the fuzzer fail).
+    pub fn with_model(model: HostModel) -> Result<TranslatorEngine, bt86_translator::TcError> {
+        let mut translator = Box::new(Translator::new(DEFAULT_TC_SIZE)?);
+        translator.set_push_sreg_model(model.push_sreg);
         crate::host::signals::set_translator_hook(tc_signal::on_signal);
-        Ok(TranslatorEngine { translator, cpu: Cpu::multiboot() })
+        Ok(TranslatorEngine { translator, cpu: Cpu::multiboot(), model })
     }
 
     /// Prints every new fragment (guest beside host code) to stderr.
@@ -55,11 +80,18 @@ impl TranslatorEngine {
     fn reset_cpu(&mut self, case: &Case) {
         let ctx = std::mem::replace(&mut self.cpu.ctx, bt86_translator::Context::new_boxed());
         let mut cpu = Cpu::multiboot_in(ctx);
-        // User mode: flat DPL 3 segments with RPL 3 selectors.
-        cpu.set_segment(Seg::Cs, SegmentCache { access: 0xFB, ..SegmentCache::flat_code(0x1B) });
-        for s in [Seg::Ss, Seg::Ds, Seg::Es, Seg::Fs, Seg::Gs] {
-            cpu.set_segment(s, SegmentCache { access: 0xF3, ..SegmentCache::flat_data(0x23) });
+        // User mode: flat DPL 3 segments, with the selectors the native engine runs
+        // with (its host LDT entries; FS and GS null), which `push sreg` makes visible.
+        cpu.set_segment(Seg::Cs, SegmentCache { access: 0xFB, ..SegmentCache::flat_code(NATIVE_SELECTORS.code) });
+        for s in [Seg::Ss, Seg::Ds, Seg::Es] {
+            cpu.set_segment(s, SegmentCache { access: 0xF3, ..SegmentCache::flat_data(NATIVE_SELECTORS.data) });
         }
+        for s in [Seg::Fs, Seg::Gs] {
+            cpu.set_segment(s, SegmentCache::null());
+        }
+        // A guest LDT with those two descriptors, for the far returns the monitor
+        // emulates (`retf` to the code selector a case pushed with `push cs`).
+        cpu.ldtr = SegmentCache { selector: GUEST_LDT_SELECTOR, base: GUEST_LDT, limit: 8 * 3 - 1, access: 0x82, flags: 0 };
         // No I/O permission bitmap (a TSS too short for one), as for a Linux process
         // that never called ioperm.
         cpu.tr.limit = 0x65;
@@ -71,6 +103,15 @@ impl TranslatorEngine {
         cpu.ctx.set_eflags((case.init.eflags & (flags::HOST_HELD | flags::TF | flags::AC)) | flags::IF);
         cpu.ctx.guest_fx.0 = case.init.fx.0;
         self.cpu = cpu;
+    }
+
+    /// Writes the guest LDT that `reset_cpu` points LDTR at (again for every case: a
+    /// far return sets the accessed bit of the descriptor it loads).
+    fn write_guest_ldt(mem: &mut GuestMemory) {
+        let ram = mem.mem.mmu.ram.as_mut_slice();
+        let at = |index: u16| GUEST_LDT as usize + 8 * index as usize;
+        ram[at(ldt::FLAT_CODE_INDEX)..at(ldt::FLAT_CODE_INDEX) + 8].copy_from_slice(&FLAT_CODE_DPL3.to_le_bytes());
+        ram[at(ldt::FLAT_DATA_INDEX)..at(ldt::FLAT_DATA_INDEX) + 8].copy_from_slice(&FLAT_DATA_DPL3.to_le_bytes());
     }
 
     fn snapshot(&self) -> CpuSnapshot {
@@ -137,7 +178,7 @@ impl TranslatorEngine {
                         CalloutKind::Emulate => {}
                     }
                     let mut ports = NoPorts;
-                    let mut env = Env { mem: &mut mem.mem, io: &mut ports };
+                    let mut env = Env { mem: &mut mem.mem, io: &mut ports, model: self.model };
                     match emulate(&mut self.cpu, &mut env, &c.instr, c.next_eip) {
                         Ok(Flow::Next) | Ok(Flow::Shadow) | Ok(Flow::StackShadow) => resume = c.resume,
                         Ok(Flow::Jump) => {}
@@ -200,6 +241,7 @@ impl Engine for TranslatorEngine {
             self.translator.invalidate_page(p);
         }
         self.reset_cpu(case);
+        Self::write_guest_ldt(mem);
         let mode = self.cpu.mode();
         self.translator.attach(&mut self.cpu.ctx, mode);
         tc_signal::register(&self.translator, &mut self.cpu.ctx, None);

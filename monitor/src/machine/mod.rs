@@ -19,6 +19,7 @@ use bt86_translator::Translator;
 
 use crate::cpu::Cpu;
 use crate::cpu::exceptions::TripleFault;
+use crate::cpu::host_model::{self, HostModel};
 use crate::loader::{self, LoadError};
 use clock::Clock;
 use memory::Memory;
@@ -106,6 +107,10 @@ pub struct Machine {
     pub translator: Translator,
     /// Counters.
     pub stats: Stats,
+    /// The host CPU's answers where the architecture leaves results undefined (probed
+    /// before anything translates: direct execution gives the host's answers, so the
+    /// translator and the emulation must too).
+    host_model: HostModel,
     /// Direct execution of guest user code.
     direct: direct_exec::Direct,
     config: Config,
@@ -125,6 +130,8 @@ impl Machine {
         } else {
             loader::multiboot::validate(&config.kernel, &image).map_err(SetupError::Load)?;
         }
+        // Before the windows exist: the probe maps a scratch area of its own below 4 GiB.
+        let host_model = host_model::get();
         let user = Window::reserve(WindowKind::User).map_err(|e| host("guest window", &e))?;
         let kernel = Window::reserve(WindowKind::Kernel).map_err(|e| host("guest window", &e))?;
         let ram = GuestRam::new(config.mem).map_err(|e| host("guest memory", &e))?;
@@ -132,6 +139,7 @@ impl Machine {
         let mut translator = Translator::new(config.tc_size).map_err(|e| host("translation cache", &e))?;
         translator.set_trace(config.trace_tc);
         translator.set_count_entries(config.count_fragments);
+        translator.set_push_sreg_model(host_model.push_sreg);
         let mut cpu = Cpu::multiboot();
         let clock = Clock::new(&mut cpu.ctx).map_err(|e| host("host timer", &e))?;
         let platform = Platform::new(PlatformConfig::with_host_clock(config.mem, Box::new(console::Output::new(std::io::stdout()))));
@@ -151,7 +159,7 @@ impl Machine {
                 mem.mmu.set_never_native(&[bt86_shadow_mmu::second_byte::SYSENTER, bt86_shadow_mmu::second_byte::SYSCALL]);
             }
         }
-        let mut m = Machine { clock, cpu, mem, platform, translator, stats: Stats::default(), direct, config, image, initrd, console: console::Console::new(crate::host::terminal::stdin_is_tty()) };
+        let mut m = Machine { clock, cpu, mem, platform, translator, stats: Stats::default(), host_model, direct, config, image, initrd, console: console::Console::new(crate::host::terminal::stdin_is_tty()) };
         m.boot().map_err(SetupError::Load)?;
         let mode = m.cpu.mode();
         m.translator.attach(&mut m.cpu.ctx, mode);

@@ -323,7 +323,7 @@ impl Machine {
     fn emulate_callout(&mut self, c: &bt86_translator::Callout, mode: Mode) -> Result<Option<Resume>, Stop> {
         self.mem.user = self.cpu.cpl == 3;
         let mut ports = Ports::new(&mut self.platform, &self.clock);
-        let mut env = Env { mem: &mut self.mem, io: &mut ports };
+        let mut env = Env { mem: &mut self.mem, io: &mut ports, model: self.host_model };
         let result = emulate(&mut self.cpu, &mut env, &c.instr, c.next_eip);
         let devices_touched = ports.touched;
         if matches!(c.instr.mnemonic(), iced_x86::Mnemonic::Iret | iced_x86::Mnemonic::Iretd) {

@@ -108,6 +108,8 @@ pub(crate) struct Emitter<'a> {
     /// Stack adjustment not yet applied to R12D (pushes and pops only move it, so a run
     /// of them costs one `lea` instead of one each); guest ESP = R12D + this.
     pub esp_delta: i32,
+    /// What a 32-bit `push sreg` stores (the host CPU's behaviour).
+    pub push_sreg: crate::model::PushSregModel,
     encoder: Encoder,
 }
 
@@ -128,6 +130,7 @@ impl<'a> Emitter<'a> {
             exits_via_monitor: false,
             eip: 0,
             esp_delta: 0,
+            push_sreg: crate::model::PushSregModel::default(),
             encoder: Encoder::new(64),
         }
     }

@@ -167,11 +167,13 @@ impl Emitter<'_> {
         let size = -ins.stack_pointer_increment();
         let seg = Seg::from_iced(ins.op0_register()).ok_or_else(|| EmitError::Unsupported("push sreg".into()))?;
         let o = off::sel(seg);
-        dynasm!(self.ops ; .arch x64 ; mov r13d, [r15 + o]);
-        // A 32-bit push of a segment register writes only the low word (as current
-        // Intel CPUs do) but moves ESP by 4.
+        // Zero-extended, for the models that store the whole slot.
+        dynasm!(self.ops ; .arch x64 ; movzx r13d, WORD [r15 + o]);
+        // A 32-bit push of a segment register moves ESP by 4 but writes either the low
+        // word only (Intel) or the zero-extended selector (AMD): the host CPU's choice,
+        // so that translated code agrees with directly executed code.
         let s = self.slot(-size);
-        self.store_slot(s, 13, 2);
+        self.store_slot(s, 13, self.push_sreg.stored_bytes(size as u8));
         self.adjust_esp(-size);
         Ok(())
     }

@@ -1,99 +1,170 @@
 //! The BCD adjustments (`daa`, `das`, `aaa`, `aas`, `aam`, `aad`) and `bound`, which
-//! 64-bit mode no longer has. Flags the SDM leaves undefined are computed as this
-//! project's host CPUs compute them, measured exhaustively over all inputs (AX, CF, AF):
-//! DAA/DAS clear OF; AAA/AAS take SF/ZF/PF from the final AL and clear OF; AAM clears
-//! CF/AF/OF; AAD sets CF/AF/OF as the 8-bit addition it performs. The differential fuzzer
-//! checks these against the host on every run.
+//! 64-bit mode no longer has, so the monitor computes them.
+//!
+//! Guest user code that runs directly gets the host CPU's answers, including for the
+//! flags the SDM leaves undefined, and those differ between vendors. So that one guest
+//! sees one CPU, the emulation follows the model the host was probed to have at start-up
+//! ([`crate::cpu::host_model`]), never a fixed vendor:
+//!
+//! - Intel: DAA/DAS clear OF; AAA/AAS take SF/ZF/PF from the final AL and clear OF.
+//! - AMD: DAA/DAS set OF to the signed overflow of AL ± the correction (0x06, 0x60 or
+//!   0x66); AAA/AAS set SF/ZF/PF/OF as a 16-bit `add`/`sub ax, 0x106` when they adjust,
+//!   and otherwise from the unchanged AX (SF = bit 15, ZF = AX == 0, PF from AL, OF 0).
+//! - Both (measured over every input): AAM clears CF/AF/OF; AAD sets CF/AF/OF as the
+//!   8-bit addition AL + AH * imm8 it performs. These need no model.
+//!
+//! [`adjust`] is the pure arithmetic (tested with both vendors' answers); the
+//! differential fuzzer checks the probed model against the host on every run.
 
 use bt86_translator::flags;
 use iced_x86::{Instruction, Mnemonic};
 
 use super::operands::{memory_linear, read_reg};
 use super::{Env, Flow, set_flag};
+use crate::cpu::host_model::BcdModel;
 use crate::cpu::{Cpu, Exception, Vector};
 
-fn szp(cpu: &mut Cpu, v: u8) {
-    set_flag(cpu, flags::SF, v & 0x80 != 0);
-    set_flag(cpu, flags::ZF, v == 0);
-    set_flag(cpu, flags::PF, v.count_ones().is_multiple_of(2));
+/// One BCD adjustment, with its immediate base for AAM/AAD.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BcdOp {
+    /// `daa`.
+    Daa,
+    /// `das`.
+    Das,
+    /// `aaa`.
+    Aaa,
+    /// `aas`.
+    Aas,
+    /// `aam imm8`.
+    Aam(u8),
+    /// `aad imm8`.
+    Aad(u8),
 }
 
-pub(super) fn emulate_bcd(cpu: &mut Cpu, ins: &Instruction) -> Result<Flow, Exception> {
-    let fl = cpu.eflags();
-    let cf = fl & flags::CF != 0;
-    let af = fl & flags::AF != 0;
-    let eax = cpu.gpr(0);
-    let mut al = eax as u8;
-    let mut ah = (eax >> 8) as u8;
-    use Mnemonic as M;
-    match ins.mnemonic() {
-        M::Daa | M::Das => {
-            let old_al = al;
-            let mut new_cf = false;
-            let mut new_af = false;
-            let add = ins.mnemonic() == M::Daa;
-            if al & 0xF > 9 || af {
-                al = if add { al.wrapping_add(6) } else { al.wrapping_sub(6) };
-                new_cf = cf || if add { old_al > 0xF9 } else { old_al < 6 };
-                new_af = true;
-            }
-            if old_al > 0x99 || cf {
-                al = if add { al.wrapping_add(0x60) } else { al.wrapping_sub(0x60) };
-                new_cf = true;
-            }
-            set_flag(cpu, flags::CF, new_cf);
-            set_flag(cpu, flags::AF, new_af);
-            set_flag(cpu, flags::OF, false);
-            szp(cpu, al);
+impl BcdOp {
+    /// The operation of a decoded instruction (None if it is not a BCD adjustment).
+    pub fn of(ins: &Instruction) -> Option<BcdOp> {
+        Some(match ins.mnemonic() {
+            Mnemonic::Daa => BcdOp::Daa,
+            Mnemonic::Das => BcdOp::Das,
+            Mnemonic::Aaa => BcdOp::Aaa,
+            Mnemonic::Aas => BcdOp::Aas,
+            Mnemonic::Aam => BcdOp::Aam(ins.immediate8()),
+            Mnemonic::Aad => BcdOp::Aad(ins.immediate8()),
+            _ => return None,
+        })
+    }
+}
+
+/// AX and the six arithmetic flags after an adjustment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BcdResult {
+    /// The new AX.
+    pub ax: u16,
+    /// CF, PF, AF, ZF, SF and OF (the other bits are 0).
+    pub flags: u32,
+}
+
+/// The flag bits `on` says, for `bits`.
+fn bit(on: bool, bits: u32) -> u32 {
+    if on { bits } else { 0 }
+}
+
+/// SF, ZF and PF of an 8-bit result.
+fn szp8(v: u8) -> u32 {
+    bit(v & 0x80 != 0, flags::SF) | bit(v == 0, flags::ZF) | bit(v.count_ones().is_multiple_of(2), flags::PF)
+}
+
+/// SF, ZF and PF of a 16-bit result (PF, as always, from the low byte).
+fn szp16(v: u16) -> u32 {
+    bit(v & 0x8000 != 0, flags::SF) | bit(v == 0, flags::ZF) | bit((v as u8).count_ones().is_multiple_of(2), flags::PF)
+}
+
+/// Computes `op` on `ax` with input flags `eflags` (CF and AF are read) under `model`.
+/// None: the instruction raises #DE (`aam 0`).
+pub fn adjust(model: BcdModel, op: BcdOp, ax: u16, eflags: u32) -> Option<BcdResult> {
+    let cf = eflags & flags::CF != 0;
+    let af = eflags & flags::AF != 0;
+    Some(match op {
+        BcdOp::Daa => decimal(model, true, ax, cf, af),
+        BcdOp::Das => decimal(model, false, ax, cf, af),
+        BcdOp::Aaa => ascii(model, true, ax, af),
+        BcdOp::Aas => ascii(model, false, ax, af),
+        BcdOp::Aam(base) => {
+            let al = ax as u8;
+            let (q, r) = (al.checked_div(base)?, al % base);
+            // CF, AF and OF are cleared on both vendors.
+            BcdResult { ax: (q as u16) << 8 | r as u16, flags: szp8(r) }
         }
-        M::Aaa | M::Aas => {
-            let add = ins.mnemonic() == M::Aaa;
-            let adjust = al & 0xF > 9 || af;
-            if adjust {
-                if add {
-                    let ax = ((ah as u16) << 8 | al as u16).wrapping_add(0x106);
-                    al = ax as u8;
-                    ah = (ax >> 8) as u8;
-                } else {
-                    let ax = ((ah as u16) << 8 | al as u16).wrapping_sub(6);
-                    al = ax as u8;
-                    ah = ((ax >> 8) as u8).wrapping_sub(1);
-                }
-            }
-            al &= 0xF;
-            set_flag(cpu, flags::CF, adjust);
-            set_flag(cpu, flags::AF, adjust);
-            set_flag(cpu, flags::OF, false);
-            szp(cpu, al);
-        }
-        M::Aam => {
-            let base = ins.immediate8();
-            if base == 0 {
-                return Err(Exception::plain(Vector::DE));
-            }
-            ah = al / base;
-            al %= base;
-            set_flag(cpu, flags::CF, false);
-            set_flag(cpu, flags::AF, false);
-            set_flag(cpu, flags::OF, false);
-            szp(cpu, al);
-        }
-        M::Aad => {
-            // The flags are those of the 8-bit addition AL + AH * imm8 (as measured on
-            // the host CPU; the SDM leaves CF, AF and OF undefined).
-            let base = ins.immediate8();
+        BcdOp::Aad(base) => {
+            // The flags are those of the 8-bit addition AL + AH * imm8, on both vendors.
+            let (al, ah) = (ax as u8, (ax >> 8) as u8);
             let addend = ah.wrapping_mul(base);
             let (sum, carry) = al.overflowing_add(addend);
-            set_flag(cpu, flags::CF, carry);
-            set_flag(cpu, flags::AF, (al ^ addend ^ sum) & 0x10 != 0);
-            set_flag(cpu, flags::OF, !(al ^ addend) & (al ^ sum) & 0x80 != 0);
-            al = sum;
-            ah = 0;
-            szp(cpu, al);
+            let f = bit(carry, flags::CF)
+                | bit((al ^ addend ^ sum) & 0x10 != 0, flags::AF)
+                | bit(!(al ^ addend) & (al ^ sum) & 0x80 != 0, flags::OF);
+            BcdResult { ax: sum as u16, flags: f | szp8(sum) }
         }
-        _ => unreachable!(),
+    })
+}
+
+/// DAA (`add`) or DAS: AL ± a correction of 0x06, 0x60 or 0x66.
+fn decimal(model: BcdModel, add: bool, ax: u16, cf: bool, af: bool) -> BcdResult {
+    let al = ax as u8;
+    let (mut correction, mut new_cf, mut new_af) = (0u8, false, false);
+    if al & 0xF > 9 || af {
+        correction = 6;
+        new_cf = cf || if add { al > 0xF9 } else { al < 6 };
+        new_af = true;
     }
-    cpu.set_gpr(0, (eax & 0xFFFF_0000) | (ah as u32) << 8 | al as u32);
+    if al > 0x99 || cf {
+        correction += 0x60;
+        new_cf = true;
+    }
+    let res = if add { al.wrapping_add(correction) } else { al.wrapping_sub(correction) };
+    let of = match model {
+        BcdModel::Intel => false,
+        // The signed overflow of the one addition/subtraction of the whole correction.
+        BcdModel::Amd if add => !(al ^ correction) & (al ^ res) & 0x80 != 0,
+        BcdModel::Amd => (al ^ correction) & (al ^ res) & 0x80 != 0,
+    };
+    let f = bit(new_cf, flags::CF) | bit(new_af, flags::AF) | bit(of, flags::OF) | szp8(res);
+    BcdResult { ax: (ax & 0xFF00) | res as u16, flags: f }
+}
+
+/// AAA (`add`) or AAS: AX ± 0x106 if AL's low digit is over 9 or AF, then AL &= 0x0F.
+fn ascii(model: BcdModel, add: bool, ax: u16, af: bool) -> BcdResult {
+    let adjust = ax & 0xF > 9 || af;
+    let sum = match (adjust, add) {
+        (false, _) => ax,
+        (true, true) => ax.wrapping_add(0x106),
+        (true, false) => ax.wrapping_sub(0x106),
+    };
+    let out = sum & 0xFF0F;
+    let szpo = match model {
+        BcdModel::Intel => szp8(out as u8),
+        // The flags of the 16-bit `add/sub ax, 0x106` (of nothing: AX unchanged).
+        BcdModel::Amd => {
+            let of = match (adjust, add) {
+                (false, _) => false,
+                (true, true) => !ax & sum & 0x8000 != 0,
+                (true, false) => ax & !sum & 0x8000 != 0,
+            };
+            szp16(sum) | bit(of, flags::OF)
+        }
+    };
+    BcdResult { ax: out, flags: bit(adjust, flags::CF | flags::AF) | szpo }
+}
+
+pub(super) fn emulate_bcd(cpu: &mut Cpu, model: BcdModel, ins: &Instruction) -> Result<Flow, Exception> {
+    let op = BcdOp::of(ins).expect("emulate_bcd called for a BCD instruction");
+    let eax = cpu.gpr(0);
+    let r = adjust(model, op, eax as u16, cpu.eflags()).ok_or(Exception::plain(Vector::DE))?;
+    for f in [flags::CF, flags::PF, flags::AF, flags::ZF, flags::SF, flags::OF] {
+        set_flag(cpu, f, r.flags & f != 0);
+    }
+    cpu.set_gpr(0, (eax & 0xFFFF_0000) | r.ax as u32);
     Ok(Flow::Next)
 }
 
@@ -110,4 +181,74 @@ pub(super) fn emulate_bound(cpu: &mut Cpu, env: &mut Env<'_>, ins: &Instruction)
         return Err(Exception::plain(Vector::BR));
     }
     Ok(Flow::Next)
+}
+
+#[cfg(test)]
+mod tests {
+    //! Both vendors' answers, as measured on an Intel and an AMD host, fixed per model.
+    use super::*;
+
+    const CF: u32 = flags::CF;
+    const AF: u32 = flags::AF;
+    const OF: u32 = flags::OF;
+    const SF: u32 = flags::SF;
+    const ZF: u32 = flags::ZF;
+    const PF: u32 = flags::PF;
+
+    fn run(model: BcdModel, op: BcdOp, ax: u16, fl: u32) -> (u16, u32) {
+        let r = adjust(model, op, ax, fl).unwrap();
+        (r.ax, r.flags)
+    }
+
+    #[test]
+    fn daa_overflow_differs() {
+        // 0x7A + 6 = 0x80: a signed overflow AMD reports and Intel does not.
+        assert_eq!(run(BcdModel::Intel, BcdOp::Daa, 0x7A, 0), (0x80, AF | SF));
+        assert_eq!(run(BcdModel::Amd, BcdOp::Daa, 0x7A, 0), (0x80, AF | SF | OF));
+        // The whole correction 0x66 at once: 0x1A + 0x66 = 0x80 overflows.
+        assert_eq!(run(BcdModel::Amd, BcdOp::Daa, 0x1A, CF), (0x80, CF | AF | SF | OF));
+        // No correction: no overflow on either.
+        assert_eq!(run(BcdModel::Amd, BcdOp::Daa, 0x12, 0), (0x12, PF));
+        assert_eq!(run(BcdModel::Intel, BcdOp::Daa, 0x12, 0), (0x12, PF));
+    }
+
+    #[test]
+    fn das_overflow_differs() {
+        // 0x80 - 6 = 0x7A: overflow on AMD only.
+        assert_eq!(run(BcdModel::Intel, BcdOp::Das, 0x80, AF), (0x7A, AF));
+        assert_eq!(run(BcdModel::Amd, BcdOp::Das, 0x80, AF), (0x7A, AF | OF));
+        // 0x10 - 0x60 = 0xB0: positive minus positive, no overflow.
+        assert_eq!(run(BcdModel::Amd, BcdOp::Das, 0x10, CF), (0xB0, CF | SF));
+    }
+
+    #[test]
+    fn aaa_flags_differ() {
+        // Adjusting: AX 0x7FFA + 0x106 = 0x8100, AL masked to 0.
+        assert_eq!(run(BcdModel::Intel, BcdOp::Aaa, 0x7FFA, 0), (0x8100, CF | AF | ZF | PF));
+        assert_eq!(run(BcdModel::Amd, BcdOp::Aaa, 0x7FFA, 0), (0x8100, CF | AF | SF | OF | PF));
+        // Not adjusting: AMD's SF/ZF come from the unchanged AX.
+        assert_eq!(run(BcdModel::Intel, BcdOp::Aaa, 0x8003, 0), (0x8003, PF));
+        assert_eq!(run(BcdModel::Amd, BcdOp::Aaa, 0x8003, 0), (0x8003, SF | PF));
+        assert_eq!(run(BcdModel::Intel, BcdOp::Aaa, 0x0100, 0), (0x0100, ZF | PF));
+        assert_eq!(run(BcdModel::Amd, BcdOp::Aaa, 0x0100, 0), (0x0100, PF));
+    }
+
+    #[test]
+    fn aas_flags_differ() {
+        // AX 0x8005 - 0x106 = 0x7EFF: AL masked to 0x0F.
+        assert_eq!(run(BcdModel::Intel, BcdOp::Aas, 0x8005, AF), (0x7E0F, CF | AF | PF));
+        assert_eq!(run(BcdModel::Amd, BcdOp::Aas, 0x8005, AF), (0x7E0F, CF | AF | OF | PF));
+        assert_eq!(run(BcdModel::Amd, BcdOp::Aas, 0x0000, 0), (0x0000, ZF | PF));
+    }
+
+    #[test]
+    fn aam_aad_agree() {
+        for model in [BcdModel::Intel, BcdModel::Amd] {
+            assert_eq!(run(model, BcdOp::Aam(10), 0x0063, CF | AF | OF), (0x0909, PF));
+            assert_eq!(adjust(model, BcdOp::Aam(0), 0x63, 0), None);
+            // 0x70 + 0x09 * 0x10 = 0x100: carry, and AL 0.
+            assert_eq!(run(model, BcdOp::Aad(0x10), 0x0970, 0), (0x0000, CF | ZF | PF));
+            assert_eq!(run(model, BcdOp::Aad(10), 0x0909, 0), (0x0063, AF | PF));
+        }
+    }
 }

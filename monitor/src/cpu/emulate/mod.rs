@@ -8,7 +8,7 @@
 //! [`Flow`], or the exception the instruction raises (delivered by the caller as a fault
 //! at the instruction).
 
-mod bcd;
+pub(crate) mod bcd;
 mod control;
 mod descriptors;
 mod io;
@@ -48,6 +48,8 @@ pub struct Env<'a> {
     pub mem: &'a mut Memory,
     /// Ports.
     pub io: &'a mut dyn PortIo,
+    /// The host CPU's answers where the architecture leaves results undefined.
+    pub model: crate::cpu::host_model::HostModel,
 }
 
 /// How an emulated instruction ended.
@@ -123,7 +125,7 @@ pub fn emulate(cpu: &mut Cpu, env: &mut Env<'_>, ins: &Instruction, next_eip: u3
         | M::Sysret => {
             return control::emulate_control(cpu, env, ins, next_eip);
         }
-        M::Daa | M::Das | M::Aaa | M::Aas | M::Aam | M::Aad => bcd::emulate_bcd(cpu, ins)?,
+        M::Daa | M::Das | M::Aaa | M::Aas | M::Aam | M::Aad => bcd::emulate_bcd(cpu, env.model.bcd, ins)?,
         M::Bound => bcd::emulate_bound(cpu, env, ins)?,
         M::Enter => control::emulate_enter(cpu, env, ins)?,
         _ if string::is_memory_string(ins) => string::emulate_string(cpu, env.mem, ins)?,
