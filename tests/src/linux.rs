@@ -145,7 +145,9 @@ fn cached(name: &str, member: &str, what: impl FnOnce() -> Result<(String, Pick)
 fn check_apt() -> Result<(), String> {
     for tool in ["apt-get", "apt-cache", "dpkg", "dpkg-deb"] {
         if !on_path(tool) {
-            return Err(format!("{tool} not found (fetching Debian's kernel needs apt): {APT_HINT}"));
+            return Err(format!(
+                "{tool} not found: fetching Debian's kernel needs Debian's apt and dpkg; or pass --kernel/--initrd of your own"
+            ));
         }
     }
     let native = output(Command::new("dpkg").arg("--print-architecture"))?;
@@ -176,8 +178,15 @@ fn fetch_into(package: &str, member: &str, work: &Path, pick: Pick) -> Result<Pa
     eprintln!("bt86-guests: downloading {package} into {}", work.display());
     // apt prints its progress on stdout; send it to stderr, which is not the guest's console.
     let progress = io::stderr().as_fd().try_clone_to_owned().map(Stdio::from).unwrap_or_else(|_| Stdio::inherit());
-    let status = Command::new("apt-get")
-        .args(["download", "-q", package])
+    let mut apt = Command::new("apt-get");
+    apt.args(["download", "-q"]);
+    if running_as_root() {
+        // apt's download user cannot write into root's cache folder: download as root
+        // (what apt falls back to anyway, after a warning).
+        apt.args(["-o", "APT::Sandbox::User=root"]);
+    }
+    let status = apt
+        .arg(package)
         .current_dir(work)
         .stdin(Stdio::null())
         .stdout(progress)
@@ -249,6 +258,11 @@ fn output(cmd: &mut Command) -> Result<String, String> {
         ));
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn running_as_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
 }
 
 fn on_path(tool: &str) -> bool {
