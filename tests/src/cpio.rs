@@ -95,9 +95,8 @@ impl Archive {
     }
 
     fn pad(&mut self) {
-        while self.bytes.len() % 4 != 0 {
-            self.bytes.push(0);
-        }
+        let padded = self.bytes.len().next_multiple_of(4);
+        self.bytes.resize(padded, 0);
     }
 }
 
