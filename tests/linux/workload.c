@@ -860,6 +860,61 @@ static int t_vsyscall_call(void)
     return 1;
 }
 
+/* A system call with six arguments (ebx, ecx, edx, esi, edi, ebp) through `entry`
+ * (__kernel_vsyscall), or through int $0x80 when entry is 0. */
+static long syscall6(uintptr_t entry, long nr, long a, long b, long c, long d, long e, long f)
+{
+    long args[8] = {nr, a, b, c, d, e, f, (long)entry}, ret;
+    if (entry)
+        __asm__ volatile("push %%ebp\n\tpush %%ebx\n\t"
+                         "mov 4(%%eax), %%ebx\n\tmov 8(%%eax), %%ecx\n\tmov 12(%%eax), %%edx\n\t"
+                         "mov 16(%%eax), %%esi\n\tmov 20(%%eax), %%edi\n\tmov 24(%%eax), %%ebp\n\t"
+                         "push 28(%%eax)\n\tmov 0(%%eax), %%eax\n\tcall *(%%esp)\n\t"
+                         "add $4, %%esp\n\tpop %%ebx\n\tpop %%ebp"
+                         : "=a"(ret)
+                         : "a"(args)
+                         : "ecx", "edx", "esi", "edi", "memory", "cc");
+    else
+        __asm__ volatile("push %%ebp\n\tpush %%ebx\n\t"
+                         "mov 4(%%eax), %%ebx\n\tmov 8(%%eax), %%ecx\n\tmov 12(%%eax), %%edx\n\t"
+                         "mov 16(%%eax), %%esi\n\tmov 20(%%eax), %%edi\n\tmov 24(%%eax), %%ebp\n\t"
+                         "mov 0(%%eax), %%eax\n\tint $0x80\n\t"
+                         "pop %%ebx\n\tpop %%ebp"
+                         : "=a"(ret)
+                         : "a"(args)
+                         : "ecx", "edx", "esi", "edi", "memory", "cc");
+    return ret;
+}
+
+static int t_vsyscall_six_args(void)
+{
+    uintptr_t entry = getauxval(AT_SYSINFO);
+    CHECK(entry, "no AT_SYSINFO");
+    int fd = open("/tmp/args", O_CREAT | O_RDWR | O_TRUNC, 0644);
+    CHECK(fd >= 0, "create: %s", strerror(errno));
+    static uint32_t data[2 * PAGE / 4];
+    for (uint32_t i = 0; i < 2 * PAGE / 4; i++)
+        data[i] = pattern(i + 99);
+    CHECK(write_all(fd, data, sizeof data) == 0, "write: %s", strerror(errno));
+    const uintptr_t gates[2] = {0, entry};
+    for (int g = 0; g < 2; g++) {
+        const char *how = g ? "__kernel_vsyscall" : "int $0x80";
+        /* pread64(fd, buf, count, pos_lo = esi, pos_hi = edi) */
+        uint32_t got[2] = {0, 0};
+        long r = syscall6(gates[g], SYS_pread64, fd, (long)got, 8, PAGE + 16, 0, 0);
+        CHECK(r == 8 && got[0] == data[PAGE / 4 + 4] && got[1] == data[PAGE / 4 + 5], "pread64 through %s: %ld", how, r);
+        /* mmap2(addr, len, prot, flags, fd = edi, pgoff = ebp) */
+        long m = syscall6(gates[g], SYS_mmap2, 0, PAGE, PROT_READ, MAP_SHARED, fd, 1);
+        CHECK((unsigned long)m < (unsigned long)-4095, "mmap2 through %s: %ld", how, m);
+        uint32_t first = *(volatile uint32_t *)m;
+        munmap((void *)m, PAGE);
+        CHECK(first == data[PAGE / 4], "mmap2 through %s mapped the wrong page", how);
+    }
+    close(fd);
+    unlink("/tmp/args");
+    return 1;
+}
+
 static int t_gs_sysinfo(void)
 {
     uintptr_t slot;
@@ -1026,6 +1081,7 @@ static const struct {
     {t_auxv_vdso, "AT_SYSINFO is set and lies in the vDSO that AT_SYSINFO_EHDR points at"},
     {t_vsyscall_sysenter, "__kernel_vsyscall enters the kernel with sysenter"},
     {t_vsyscall_call, "getpid and write through the AT_SYSINFO entry give what int $0x80 gives"},
+    {t_vsyscall_six_args, "pread64 (esi, edi) and mmap2 (edi, ebp) work through int $0x80 and __kernel_vsyscall"},
     {t_gs_sysinfo, "%gs:0x10 (glibc's TCB) holds AT_SYSINFO; call *%gs:0x10 runs getppid"},
     {t_vsyscall_loop, "20000 getpid calls through __kernel_vsyscall all return the pid"},
     {t_nanosleep, "CLOCK_MONOTONIC advances at least 10 ms across nanosleep(10 ms)"},
