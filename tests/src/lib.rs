@@ -8,10 +8,13 @@
 //! [`run_qemu`] runs one under QEMU, the oracle, whose serial output and exit status bt86
 //! must reproduce byte for byte; [`bt86_command`] builds the matching bt86 command line.
 //! The benchmarks (`guests/bench/`, run by hand with the `bench` program) are not test
-//! kernels: [`bench`] finds them.
+//! kernels: [`bench`] finds them. [`linux`] fetches Debian's i386 kernel and busybox and
+//! packs initramfs images ([`cpio`]) for the Linux guests.
 #![deny(missing_docs)]
 
 pub mod bench;
+pub mod cpio;
+pub mod linux;
 
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
