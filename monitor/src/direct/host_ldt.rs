@@ -14,11 +14,15 @@
 //!
 //! Slots: guest LDT entry `i` is host LDT entry `i` (so that guest code loading an LDT
 //! selector natively gets the right descriptor: the guest LDT is mirrored at every entry
-//! to direct execution), guest GDT entry `i` is host LDT entry [`GDT_SLOTS`]` + i` (guest
-//! code cannot name those slots; they back segment registers the monitor loads). A guest
-//! descriptor the host cannot represent — not DPL 3, conforming code, a system
-//! descriptor — is installed as an empty entry, so a native load of it faults and the
-//! translator handles the load.
+//! to direct execution). Guest GDT entry `i` is host LDT entry `i` too when the guest LDT
+//! has no entry `i`, and host LDT entry [`GDT_SLOTS`]` + i` when it has. The same index
+//! matters because programs compute with selectors they read: glibc's `pthread_create`
+//! passes `%gs >> 3` to `clone` as the TLS entry number, and natively `%gs` holds the
+//! host selector (`i << 3 | 7`, where the guest has `i << 3 | 3`). The price: a native
+//! load of an LDT selector beyond the guest LDT's limit that should raise #GP loads the
+//! GDT entry of that index instead, when one is in use. A guest descriptor the host cannot
+//! represent — not DPL 3, conforming code, a system descriptor — is installed as an empty
+//! entry, so a native load of it faults and the translator handles the load.
 
 use std::collections::HashMap;
 
@@ -73,6 +77,8 @@ pub struct HostLdt {
     installed: HashMap<u16, UserDesc>,
     /// The guest LDT entries mirrored into slots `0..guest_ldt.len()`.
     guest_ldt: Vec<u64>,
+    /// Slots below [`GDT_SLOTS`] that hold a guest GDT entry of the same index.
+    gdt_in_low_slots: std::collections::HashSet<u16>,
     /// `modify_ldt` calls made.
     pub writes: u64,
 }
@@ -99,14 +105,6 @@ fn shadow_of(c: &SegmentCache) -> Option<(u32, u32, u32)> {
     Some(((WindowKind::User.base() as u32).wrapping_add(c.base), limit, flags))
 }
 
-/// The host LDT slot of a guest selector.
-fn slot_of(selector: u16) -> Result<u16, NotReversible> {
-    let index = selector >> 3;
-    if index >= GDT_SLOTS {
-        return Err(NotReversible::Index(selector));
-    }
-    Ok(if selector & 4 != 0 { index } else { GDT_SLOTS + index })
-}
 
 /// The host selector of host LDT slot `slot` (RPL 3).
 pub const fn host_selector(slot: u16) -> u16 {
@@ -139,16 +137,42 @@ impl HostLdt {
         Ok(())
     }
 
+    /// The host LDT slot of a guest selector (see the module comment).
+    fn slot_of(&self, selector: u16) -> Result<u16, NotReversible> {
+        let index = selector >> 3;
+        if index >= GDT_SLOTS {
+            return Err(NotReversible::Index(selector));
+        }
+        Ok(if selector & 4 != 0 || index as usize >= self.guest_ldt.len() { index } else { GDT_SLOTS + index })
+    }
+
     /// The host selector that runs guest segment register `c` natively (installing its
     /// shadow descriptor). A null guest selector is the host null selector.
     pub fn selector_for(&mut self, c: &SegmentCache) -> Result<u16, NotReversible> {
         if c.selector & !3 == 0 {
             return Ok(0);
         }
-        let slot = slot_of(c.selector)?;
+        let slot = self.slot_of(c.selector)?;
         let (base, limit, flags) = shadow_of(c).ok_or(NotReversible::Descriptor(c.selector))?;
         self.write(slot, base, limit, flags)?;
+        if c.selector & 4 == 0 && slot < GDT_SLOTS {
+            self.gdt_in_low_slots.insert(slot);
+        }
         Ok(host_selector(slot))
+    }
+
+    /// Classifies host selector `h`, found in a segment register at an exit.
+    pub fn classify(&self, h: u16) -> HostSelector {
+        let index = h >> 3;
+        if h & 4 == 0 {
+            if index == 0 { HostSelector::Null(h) } else { HostSelector::HostGdt(h) }
+        } else if index >= GDT_SLOTS {
+            HostSelector::GuestGdt(((index - GDT_SLOTS) << 3) | (h & 3))
+        } else if self.gdt_in_low_slots.contains(&index) {
+            HostSelector::GuestGdt((index << 3) | (h & 3))
+        } else {
+            HostSelector::GuestLdt(h)
+        }
     }
 
     /// Mirrors the guest's LDT (its raw descriptors, `ldt[i]` for selector `i << 3 | 4`)
@@ -164,6 +188,7 @@ impl HostLdt {
                 continue;
             }
             let selector = (i as u16) << 3 | 4 | 3;
+            self.gdt_in_low_slots.remove(&(i as u16));
             let c = SegmentCache::from_descriptor(selector, raw);
             match shadow_of(&c) {
                 Some((base, limit, flags)) => self.write(i as u16, base, limit, flags)?,
@@ -199,17 +224,6 @@ pub enum HostSelector {
     HostGdt(u16),
 }
 
-/// Classifies host selector `h`.
-pub fn classify(h: u16) -> HostSelector {
-    let index = h >> 3;
-    if h & 4 == 0 {
-        if index == 0 { HostSelector::Null(h) } else { HostSelector::HostGdt(h) }
-    } else if index >= GDT_SLOTS {
-        HostSelector::GuestGdt(((index - GDT_SLOTS) << 3) | (h & 3))
-    } else {
-        HostSelector::GuestLdt(h)
-    }
-}
 
 #[cfg(test)]
 mod tests {
@@ -229,15 +243,28 @@ mod tests {
         // DPL 0 and conforming code have no shadow.
         assert_eq!(shadow_of(&SegmentCache { access: 0x93, ..data }), None);
         assert_eq!(shadow_of(&SegmentCache { access: 0xFF, ..code }), None);
-        assert_eq!(slot_of(0x7B), Ok(GDT_SLOTS + 15));
-        assert_eq!(slot_of(0x0F), Ok(1));
+    }
+
+    #[test]
+    fn gdt_selectors_keep_their_index_unless_the_guest_ldt_has_it() {
+        let mut l = HostLdt::default();
+        // No guest LDT: GDT entry 15 in slot 15, LDT entry 1 in slot 1.
+        assert_eq!(l.slot_of(0x7B), Ok(15));
+        assert_eq!(l.slot_of(0x0F), Ok(1));
+        // A guest LDT of 16 entries takes slots 0..16: GDT entry 15 moves up.
+        l.guest_ldt = vec![0; 16];
+        assert_eq!(l.slot_of(0x7B), Ok(GDT_SLOTS + 15));
+        assert_eq!(l.slot_of(0x7F), Ok(15));
     }
 
     #[test]
     fn host_selectors_classified() {
-        assert_eq!(classify(0), HostSelector::Null(0));
-        assert_eq!(classify(0x33), HostSelector::HostGdt(0x33));
-        assert_eq!(classify(host_selector(GDT_SLOTS + 15)), HostSelector::GuestGdt(0x7B));
-        assert_eq!(classify(0x0F), HostSelector::GuestLdt(0x0F));
+        let mut l = HostLdt::default();
+        l.gdt_in_low_slots.insert(6);
+        assert_eq!(l.classify(0), HostSelector::Null(0));
+        assert_eq!(l.classify(0x33), HostSelector::HostGdt(0x33));
+        assert_eq!(l.classify(host_selector(GDT_SLOTS + 15)), HostSelector::GuestGdt(0x7B));
+        assert_eq!(l.classify(host_selector(6)), HostSelector::GuestGdt(0x33), "glibc's TLS: %gs >> 3 is 6 natively too");
+        assert_eq!(l.classify(0x0F), HostSelector::GuestLdt(0x0F));
     }
 }

@@ -28,7 +28,7 @@ use super::{Machine, Stop, UserExec};
 use crate::cpu::exceptions::EventKind;
 use crate::cpu::{Exception, Vector, cr0};
 use crate::direct::enter::{self, Exit, Regs, Selectors};
-use crate::direct::host_ldt::{HostLdt, HostSelector, classify};
+use crate::direct::host_ldt::{HostLdt, HostSelector};
 use crate::direct::policy::Policy;
 use crate::host::cpuid_faulting;
 use crate::host::signals::USER_CS64;
@@ -254,7 +254,7 @@ impl Machine {
                 continue;
             }
             self.mem.user = false;
-            let guest = match classify(h) {
+            let guest = match self.direct.ldt.classify(h) {
                 HostSelector::Null(g) | HostSelector::GuestLdt(g) | HostSelector::GuestGdt(g) | HostSelector::HostGdt(g) => g,
             };
             if s == Seg::Ss {
