@@ -54,6 +54,9 @@ pub fn is_bzimage(image: &[u8]) -> bool {
 /// The image's setup header, as far as the image has one.
 fn setup_header(path: &str, image: &[u8]) -> Result<bootparam::setup_header, LoadError> {
     let bad = |why: String| LoadError::Malformed(path.into(), why);
+    if !is_bzimage(image) {
+        return Err(bad("no Linux setup header (\"HdrS\" at offset 0x202)".into()));
+    }
     // The header runs from 0x1F1 to the end of the jump at 0x200 (0x202 + its offset).
     let end = (0x202 + image[0x201] as usize).min(SETUP_HEADER_OFFSET + std::mem::size_of::<bootparam::setup_header>());
     if image.len() < end {

@@ -74,7 +74,7 @@ pub fn pc_memory_map(ram_size: u64) -> [(u64, u64, u32); 5] {
         (0, 0x9_FC00, E820_RAM),
         (0x9_FC00, 0x400, E820_RESERVED),
         (0xF_0000, 0x1_0000, E820_RESERVED),
-        (0x10_0000, ram_size - 0x10_0000, E820_RAM),
+        (0x10_0000, ram_size.saturating_sub(0x10_0000), E820_RAM),
         (0xFFFC_0000, 0x4_0000, E820_RESERVED),
     ]
 }
