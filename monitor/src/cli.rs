@@ -124,12 +124,64 @@ fn parse_size(s: &str) -> Result<u64, String> {
 pub fn main() {
     install_panic_hook();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).format_timestamp(None).init();
-    let cli = Cli::parse();
+    let cli = parse_args();
     let status = match cli.command {
         Command::Run(args) => run(args),
         Command::Selftest(args) => selftest(args),
     };
     exit(status)
+}
+
+/// Parses the command line; clap's own errors (several lines, with a usage block) become
+/// one line and exit status 2, while `--help` and `--version` print and exit with 0.
+fn parse_args() -> Cli {
+    use clap::error::ErrorKind;
+    match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
+            let _ = e.print();
+            exit(0)
+        }
+        Err(e) => {
+            let msg = match e.kind() {
+                ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand | ErrorKind::MissingSubcommand => {
+                    "no command given: bt86 run --kernel FILE boots a kernel, bt86 selftest checks bt86".into()
+                }
+                _ => one_line(&e.render().to_string()),
+            };
+            eprintln!("bt86: error: {msg} (see {} --help)", help_command());
+            exit(EXIT_USAGE)
+        }
+    }
+}
+
+/// clap's error text in one line: the lines before its usage block, joined; "error: "
+/// dropped, and a list after a line ending in ':' joined with ", ".
+fn one_line(rendered: &str) -> String {
+    let mut out = String::new();
+    let lines = rendered
+        .lines()
+        .map(str::trim)
+        .take_while(|l| !l.starts_with("Usage:"))
+        .filter(|l| !l.is_empty() && !l.starts_with("For more information"));
+    for line in lines {
+        let line = line.strip_prefix("error: ").unwrap_or(line);
+        let line = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')).unwrap_or(line);
+        if !out.is_empty() {
+            out.push_str(if out.ends_with(':') { " " } else { "; " });
+        }
+        out.push_str(line);
+    }
+    if out.is_empty() { "invalid command line".into() } else { out }
+}
+
+/// `bt86 run` or `bt86 selftest` when the command line names one, else `bt86`.
+fn help_command() -> String {
+    let sub = std::env::args_os().skip(1).find(|a| a == "run" || a == "selftest");
+    match sub {
+        Some(s) => format!("bt86 {}", s.to_string_lossy()),
+        None => "bt86".into(),
+    }
 }
 
 fn die(status: i32, msg: impl std::fmt::Display) -> ! {
