@@ -9,13 +9,19 @@ use std::fmt;
 
 /// Reads the file `path` (a `what`: "kernel image", "initrd") whole, refusing anything
 /// but a regular file of at most `max` bytes — a device, a FIFO or a file larger than
-/// guest RAM would be read forever or could never be loaded.
+/// guest RAM would be read forever or could never be loaded. The file is opened
+/// non-blocking, so that opening a FIFO without a writer does not wait for one.
 pub fn read_image(path: &str, what: &str, max: u64) -> Result<Vec<u8>, String> {
     use std::io::Read;
-    let file = std::fs::File::open(path).map_err(|e| format!("cannot read {what} {path}: {e}"))?;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| format!("cannot read {what} {path}: {e}"))?;
     let meta = file.metadata().map_err(|e| format!("cannot read {what} {path}: {e}"))?;
     if !meta.is_file() {
-        return Err(format!("{what} {path} is not a regular file"));
+        return Err(format!("{what} {path} is not a regular file ({})", file_kind(&meta)));
     }
     if meta.len() > max {
         return Err(format!("{what} {path} is {} MiB, larger than guest RAM ({} MiB; try a larger --mem)", meta.len() >> 20, max >> 20));
@@ -27,6 +33,25 @@ pub fn read_image(path: &str, what: &str, max: u64) -> Result<Vec<u8>, String> {
         return Err(format!("{what} {path} is larger than guest RAM ({} MiB)", max >> 20));
     }
     Ok(data)
+}
+
+/// What a file that is not a regular file is, for messages.
+fn file_kind(meta: &std::fs::Metadata) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    let t = meta.file_type();
+    if t.is_dir() {
+        "a directory"
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_char_device() {
+        "a character device"
+    } else if t.is_block_device() {
+        "a block device"
+    } else if t.is_socket() {
+        "a socket"
+    } else {
+        "not a plain file"
+    }
 }
 
 /// Why a kernel image could not be loaded. Every variant is a problem with the user's
