@@ -32,6 +32,8 @@ const HDRS: u32 = 0x5372_6448;
 const SETUP_HEADER_OFFSET: usize = 0x1F1;
 /// Oldest protocol bt86 boots: 2.02 (the command line pointer).
 const MIN_VERSION: u16 = 0x0202;
+/// The setup header must reach past `cmd_line_ptr` (0x228..0x22C, protocol 2.02).
+const MIN_HEADER_END: usize = 0x22C;
 /// loadflags: the protected-mode code loads at 1 MiB (a bzImage).
 const LOADED_HIGH: u8 = 1;
 /// The command line without `--append`: the serial port is the console.
@@ -62,6 +64,11 @@ fn setup_header(path: &str, image: &[u8]) -> Result<bootparam::setup_header, Loa
     if image.len() < end {
         return Err(bad("the file ends inside its setup header".into()));
     }
+    if end < MIN_HEADER_END {
+        return Err(bad(format!(
+            "the setup header ends at {end:#x} (the jump at 0x200), before {MIN_HEADER_END:#x}: too short for boot protocol 2.02"
+        )));
+    }
     let mut hdr = bootparam::setup_header::default();
     hdr.as_mut_slice()[..end - SETUP_HEADER_OFFSET].copy_from_slice(&image[SETUP_HEADER_OFFSET..end]);
     let version = hdr.version;
@@ -71,11 +78,21 @@ fn setup_header(path: &str, image: &[u8]) -> Result<bootparam::setup_header, Loa
     if hdr.loadflags & LOADED_HIGH == 0 {
         return Err(bad("a zImage (loaded below 1 MiB); bt86 boots bzImages".into()));
     }
-    let setup_len = (hdr.setup_sects.max(4) as usize + 1) * 512;
-    if setup_len >= image.len() {
-        return Err(bad(format!("{setup_len} bytes of setup code but the file has {}", image.len())));
+    let setup_len = setup_len(&hdr);
+    if setup_len >= image.len() as u64 {
+        return Err(bad(format!(
+            "setup_sects {} means {setup_len} bytes of setup code, but the file has only {} bytes (no protected-mode kernel after it)",
+            hdr.setup_sects,
+            image.len()
+        )));
     }
     Ok(hdr)
+}
+
+/// The real-mode part of the file: the boot sector and `setup_sects` sectors (0 means 4).
+fn setup_len(hdr: &bootparam::setup_header) -> u64 {
+    let sects = if hdr.setup_sects == 0 { 4 } else { hdr.setup_sects as u64 };
+    (sects + 1) * 512
 }
 
 /// Checks that `image` is a bzImage bt86 can boot (for early, clear errors).
@@ -105,16 +122,20 @@ pub fn load(path: &str, image: &[u8], initrd: Option<&[u8]>, cmdline: &str, ram:
     let too_big = |why: String| LoadError::TooBig(path.into(), why);
 
     // The kernel, and the room its decompressor needs above 1 MiB.
-    let setup_len = (hdr.setup_sects.max(4) as u64 + 1) * 512;
-    let kernel_len = image.len() as u64 - setup_len;
+    let kernel_len = image.len() as u64 - setup_len(&hdr);
     let init_size = if hdr.version >= 0x020A { hdr.init_size as u64 } else { kernel_len * 4 };
     let kernel_end = KERNEL_ADDR + kernel_len.max(init_size);
+    if kernel_end > 1 << 32 {
+        return Err(LoadError::Malformed(path.into(), format!("init_size {init_size:#x} reaches beyond 4 GiB from {KERNEL_ADDR:#x}")));
+    }
     if kernel_end > ram_size {
         return Err(too_big(format!("it needs {:#x}..{kernel_end:#x} but guest RAM is {} MiB", KERNEL_ADDR, ram_size >> 20)));
     }
     let loaded = {
         let mem = guest_memory(ram).map_err(|e| LoadError::Malformed(path.into(), e))?;
-        BzImage::load(&mem, Some(GuestAddress(KERNEL_ADDR)), &mut Cursor::new(image), Some(GuestAddress(KERNEL_ADDR)))
+        // No high-memory limit: the kernel goes at 1 MiB whatever its code32_start says,
+        // as under QEMU (and code32_start is rewritten below).
+        BzImage::load(&mem, Some(GuestAddress(KERNEL_ADDR)), &mut Cursor::new(image), None)
             .map_err(|e| LoadError::Malformed(path.into(), e.to_string()))?
     };
 
