@@ -390,7 +390,8 @@ fn bzimage_cases() -> Vec<Case> {
         case("bzImage: setup header too short", bz_with(|i| i[0x201] = 0x20), &[], "too short"),
         case("bzImage: setup header cut", bzimage(0x020f, 0)[..0x230].to_vec(), &[], "setup header"),
         case("bzImage: command line longer than cmdline_size", bz_with(|i| put32(i, 0x238, 16)), &["--append", &"y".repeat(17)], "at most 16"),
-        case("bzImage: init_size 4 GiB", bz_with(|i| put32(i, 0x260, 0xffff_ffff)), &[], "does not fit"),
+        case("bzImage: init_size 4 GiB", bz_with(|i| put32(i, 0x260, 0xffff_ffff)), &[], "beyond 4 GiB"),
+        case("bzImage: init_size above RAM", bz_with(|i| put32(i, 0x260, 0x1000_0000)), &[], "does not fit"),
         case("bzImage: initrd larger than RAM allows", bzimage(0x020f, 4096), &["--mem", "4M", "--initrd", "BIG_INITRD"], "initrd"),
         case("bzImage: initrd_addr_max 4 KiB", bz_with(|i| put32(i, 0x22c, 0xfff)), &["--initrd", "INITRD"], "initrd"),
     ]
