@@ -142,6 +142,11 @@ pub fn load(path: &str, image: &[u8], initrd: Option<&[u8]>, cmdline: &str, ram:
     let mut params = bootparam::boot_params { hdr, ..Default::default() };
     params.hdr.type_of_loader = LOADER_ID;
     params.hdr.code32_start = KERNEL_ADDR as u32;
+    // Fields the boot loader writes: whatever the file holds there must not reach the
+    // kernel as pointers (no initrd unless one is given, no setup_data list).
+    params.hdr.ramdisk_image = 0;
+    params.hdr.ramdisk_size = 0;
+    params.hdr.setup_data = 0;
 
     // The command line: refused, not cut, when the kernel says it is too long.
     let max_cmdline = if hdr.version >= 0x0206 { hdr.cmdline_size as u64 } else { 255 };

@@ -2,6 +2,8 @@
 //! Linux bzImages through the 32-bit boot protocol ([`linux`]), told apart by their
 //! headers.
 
+#[cfg(test)]
+mod fuzz_tests;
 pub mod linux;
 pub mod multiboot;
 
