@@ -217,8 +217,27 @@ fn build_linux_workload(src_dir: &Path, out: &Path) {
     fs::write(out.join("linux.rs"), table).unwrap();
 }
 
+/// Links a minimal static 32-bit C program, so that a missing 32-bit C library (glibc's
+/// libc.a from libc6-dev-i386) gives the hint instead of a linker error.
+fn check_static_link(dir: &Path) -> Result<(), String> {
+    let probe = dir.join("probe-static.c");
+    fs::write(&probe, "#include <stdio.h>\n#include <stdint.h>\nint main(int c, char **v) { printf(\"%llu\", (unsigned long long)(uint64_t)c / (uint64_t)(uintptr_t)v); return 0; }\n")
+        .map_err(|e| format!("writing {}: {e}", probe.display()))?;
+    let linked = Command::new("gcc")
+        .args(["-m32", "-static", "-o"])
+        .arg(dir.join("probe-static"))
+        .arg(&probe)
+        .output()
+        .map_err(|e| format!("cannot run gcc: {e}"))?;
+    if !linked.status.success() {
+        return Err(format!("gcc -m32 -static cannot link a 32-bit C program ({}); {TOOLCHAIN_HINT}", first_error(&linked.stderr)));
+    }
+    Ok(())
+}
+
 /// `gcc -m32 -static` of workload.c, then the initramfs around it; returns its path.
 fn link_workload(src_dir: &Path, dir: &Path) -> Result<PathBuf, String> {
+    check_static_link(dir)?;
     let init = dir.join("init");
     let linked = Command::new("gcc")
         .args(["-m32", "-march=i686", "-msse2", "-O2", "-static", "-pthread", "-Wall", "-Wextra"])
@@ -229,8 +248,7 @@ fn link_workload(src_dir: &Path, dir: &Path) -> Result<PathBuf, String> {
         .output()
         .map_err(|e| format!("cannot run gcc: {e}"))?;
     if !linked.status.success() {
-        let first = String::from_utf8_lossy(&linked.stderr).lines().find(|l| l.contains("error")).unwrap_or("").trim().to_string();
-        return Err(format!("gcc -m32 -static failed ({first}); {TOOLCHAIN_HINT}"));
+        return Err(format!("gcc -m32 -static failed ({}); {TOOLCHAIN_HINT}", first_error(&linked.stderr)));
     }
     for line in String::from_utf8_lossy(&linked.stderr).lines() {
         println!("cargo:warning={line}");
@@ -387,7 +405,35 @@ fn check_toolchain(out: &Path) -> PathBuf {
     {
         fail("ld (GNU binutils) with the elf_i386 emulation is missing; install the Debian package binutils");
     }
+    check_link(out, &libgcc);
     libgcc
+}
+
+/// Links the probe (a 64-bit division: `__udivdi3`) as the kernels are linked, so that a
+/// 32-bit libgcc that is missing or unusable gives the hint instead of a linker error.
+fn check_link(out: &Path, libgcc: &Path) {
+    let linked = Command::new("ld")
+        .args(["-m", "elf_i386", "-nostdlib", "-e", "f", "-o"])
+        .arg(out.join("probe.elf"))
+        .arg(out.join("probe.o"))
+        .arg(libgcc)
+        .output();
+    match linked {
+        Err(e) => fail(&format!("cannot run ld ({e}); install the Debian package binutils")),
+        Ok(o) if !o.status.success() => fail(&format!(
+            "ld -m elf_i386 cannot link 32-bit code with {} ({}); {TOOLCHAIN_HINT}",
+            libgcc.display(),
+            first_error(&o.stderr)
+        )),
+        Ok(_) => {}
+    }
+}
+
+/// The first line of a tool's stderr that says "error" or "undefined" (else the first).
+fn first_error(stderr: &[u8]) -> String {
+    let text = String::from_utf8_lossy(stderr);
+    let line = text.lines().find(|l| l.contains("error") || l.contains("undefined")).or_else(|| text.lines().next());
+    line.unwrap_or("").trim().to_string()
 }
 
 fn run(cmd: &mut Command, what: &str) {
