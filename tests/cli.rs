@@ -340,7 +340,7 @@ fn elf_cases() -> Vec<Case> {
     v.push(case("tiny e_phentsize", mb.clone().with(|s| s.phentsize = 8).build(), &[], "e_phentsize"));
     v.push(case("65535 program headers", mb.clone().with(|s| s.phnum = Some(0xffff)).build(), &[], "program header"));
     let overlap = mb.clone().with(|s| s.segments.push((0x1000, 0x10_0008, 0x10_0008, 4, 0x100)));
-    v.push(case("overlapping segments", overlap.build(), &[], "overlaps"));
+    v.push(case("overlapping segments", overlap.build(), &[], "overlap"));
     let wrap = mb.clone().with(|s| s.segments.push((0x1000, 0xffff_f000, 0xffff_f000, 4, 0x2000)));
     v.push(case("segment wrapping at 4 GiB", wrap.build(), &[], "wrap"));
     let high = mb.clone().with(|s| s.segments.push((0x1000, 0x0100_0000, 0x0100_0000, 4, 0x1000)));
@@ -349,13 +349,35 @@ fn elf_cases() -> Vec<Case> {
     v.push(case("p_filesz > p_memsz", mb.clone().with(|s| s.segments[0].4 = 4).build(), &[], "p_memsz"));
     v.push(case("p_offset + p_filesz wraps", mb.clone().with(|s| s.segments[0].0 = 0xffff_fff0).build(), &[], "end of the file"));
     v.push(case("p_filesz past the end", mb.clone().with(|s| s.segments[0].3 = 0x10_0000).build(), &[], "end of the file"));
-    v.push(case("entry outside the image", mb.clone().with(|s| s.entry = 0x0020_0000).build(), &[], "entry point"));
+    v.push(case("entry beyond RAM", mb.clone().with(|s| s.entry = 0x0100_0000).build(), &["--mem", "16M"], "entry point"));
     v.push(case("only empty segments", mb.clone().with(|s| s.segments[0].3 = 0).with(|s| s.segments[0].4 = 0).build(), &[], "no loadable"));
+    v.push(case("65534 segments, entry beyond RAM", many_segments(), &[], "entry point"));
     let mut bad_sum = good.clone();
     bad_sum[0x1008] ^= 1;
     v.push(case("bad Multiboot checksum", bad_sum, &[], "checksum"));
     v.push(case("Multiboot kernel with --initrd", good.clone(), &["--initrd", "INITRD"], "initrd"));
     v
+}
+
+/// An ELF file with the most program headers it can have, each a 16-byte segment of its
+/// own, and its entry beyond RAM: refused, and quickly.
+fn many_segments() -> Vec<u8> {
+    const N: u32 = 65534;
+    let spec = ElfSpec::multiboot().with(|s| {
+        s.segments.clear();
+        s.phnum = Some(N as u16);
+        s.phoff = 0x2000;
+        s.entry = 0xf000_0000;
+    });
+    let mut f = spec.build();
+    f.resize(0x2000, 0);
+    for i in 0..N {
+        let addr = 0x10_0000 + 16 * i;
+        for v in [1, 0x1000, addr, addr, 0, 16, 6, 0x1000] {
+            f.extend_from_slice(&v.to_le_bytes());
+        }
+    }
+    f
 }
 
 fn aout_cases() -> Vec<Case> {
@@ -369,7 +391,7 @@ fn aout_cases() -> Vec<Case> {
         case("a.out: fields cut by the end of the file", aout(0, 20, [h, l, 0, 0, e]), &[], "a.out kludge"),
         case("a.out: huge bss", aout(0, 256, [h, l, 0, 0xffff_f000, e]), &[], "does not fit"),
         case("a.out: load at the top of 4 GiB", aout(0, 256, [0xffff_ff80, 0xffff_ff80, 0, 0, 0xffff_ffa0]), &[], "does not fit"),
-        case("a.out: entry outside the image", aout(0, 256, [h, l, 0, 0, 0x50_0000]), &[], "entry point"),
+        case("a.out: entry beyond RAM", aout(0, 256, [h, l, 0, 0, 0xf000_0000]), &[], "entry point"),
         case("a.out: nothing to load", aout(0, 256, [h, l, l, 0, e]), &[], "loads nothing"),
         case(
             "a.out: command line does not fit after the image",

@@ -4,7 +4,7 @@
 //!
 //! Every field of a kernel file is hostile input: all header arithmetic is done in u64 or
 //! checked, the whole image is planned and checked (inside the file, inside RAM, no two
-//! pieces overlapping, the entry point inside the image) before a byte is written, and
+//! pieces overlapping, the entry point inside RAM) before a byte is written, and
 //! the information block goes after the image, page aligned, as QEMU puts its command
 //! lines and module list, so that it can never collide with the kernel.
 
@@ -161,9 +161,7 @@ fn plan(path: &str, image: &[u8]) -> Result<Plan, LoadError> {
         }
         Err(e) => return Err(e),
     };
-    let plan = if h.flags & FLAG_AOUT_KLUDGE != 0 { aout_plan(path, image, &h)? } else { elf_plan(path, image)? };
-    check_entry(path, &plan)?;
-    Ok(plan)
+    if h.flags & FLAG_AOUT_KLUDGE != 0 { aout_plan(path, image, &h) } else { elf_plan(path, image) }
 }
 
 /// The a.out kludge: the header says which part of the file goes where.
@@ -299,10 +297,6 @@ fn elf_plan(path: &str, image: &[u8]) -> Result<Plan, LoadError> {
             return Err(seg(format!("{memsz:#x} bytes at {paddr:#x} wrap around the end of the 4 GiB address space")));
         }
         let piece = Piece { file: offset as usize..offset as usize + filesz as usize, addr: paddr as u64, mem_len: memsz as u64 };
-        if let Some(other) = pieces.iter().position(|p| p.addr < piece.end() && piece.addr < p.end()) {
-            let o = &pieces[other];
-            return Err(seg(format!("{:#x}..{:#x} overlaps another segment at {:#x}..{:#x}", piece.addr, piece.end(), o.addr, o.end())));
-        }
         // A kernel linked at virtual addresses: translate the entry as QEMU does.
         if vaddr != paddr && elf.entry >= vaddr && (elf.entry - vaddr) < memsz {
             entry = elf.entry - vaddr + paddr;
@@ -312,15 +306,34 @@ fn elf_plan(path: &str, image: &[u8]) -> Result<Plan, LoadError> {
     if pieces.is_empty() {
         return Err(malformed(path, "the ELF file has no loadable segments (PT_LOAD with a size)"));
     }
+    check_overlaps(path, &mut pieces)?;
     Ok(Plan { pieces, entry })
 }
 
-fn check_entry(path: &str, plan: &Plan) -> Result<(), LoadError> {
-    let e = plan.entry as u64;
-    if plan.pieces.iter().any(|p| p.addr <= e && e < p.end()) {
-        return Ok(());
+/// Refuses segments that overlap (sorted by address first: a file may hold 65534 of
+/// them, too many to compare pairwise).
+fn check_overlaps(path: &str, pieces: &mut [Piece]) -> Result<(), LoadError> {
+    pieces.sort_by_key(|p| p.addr);
+    match pieces.windows(2).find(|w| w[1].addr < w[0].end()) {
+        Some(w) => Err(malformed(
+            path,
+            format!("two segments overlap: {:#x}..{:#x} and {:#x}..{:#x}", w[0].addr, w[0].end(), w[1].addr, w[1].end()),
+        )),
+        None => Ok(()),
     }
-    Err(malformed(path, format!("the entry point {:#x} lies outside every part of the image that is loaded", plan.entry)))
+}
+
+/// An entry point outside the image runs whatever RAM holds there (zeros, or the boot
+/// information): QEMU boots such a kernel, so bt86 only warns; beyond RAM it cannot run.
+fn check_entry(path: &str, plan: &Plan, ram_size: u64) -> Result<(), LoadError> {
+    let e = plan.entry as u64;
+    if e >= ram_size {
+        return Err(LoadError::TooBig(path.into(), format!("its entry point {e:#x} lies beyond the end of guest RAM ({ram_size:#x})")));
+    }
+    if !plan.pieces.iter().any(|p| p.addr <= e && e < p.end()) {
+        log::warn!("{path}: the entry point {e:#x} lies outside the loaded image");
+    }
+    Ok(())
 }
 
 /// Checks that the image fits in RAM.
@@ -339,26 +352,22 @@ fn check_fits(path: &str, plan: &Plan, ram_size: u64) -> Result<(), LoadError> {
 pub fn load(path: &str, image: &[u8], cmdline: &str, ram: &mut GuestRam) -> Result<Loaded, LoadError> {
     let plan = plan(path, image)?;
     check_fits(path, &plan, ram.size())?;
+    check_entry(path, &plan, ram.size())?;
     let image_end = plan.end();
     let info = InfoBlock::new(path, cmdline, image_end);
     info.check_fits(path, ram.size())?;
+    let mem = ram.as_mut_slice();
     for p in &plan.pieces {
-        ram.write(p.addr, &image[p.file.clone()]);
-        zero(ram, p.addr + p.file.len() as u64, p.mem_len - p.file.len() as u64);
+        let (data, dst) = (image.get(p.file.clone()), mem.get_mut(p.addr as usize..p.end() as usize));
+        let (Some(data), Some(dst)) = (data, dst) else {
+            return Err(LoadError::Malformed(path.into(), format!("a segment at {:#x} lies outside the file or RAM", p.addr)));
+        };
+        let (head, bss) = dst.split_at_mut(data.len());
+        head.copy_from_slice(data);
+        bss.fill(0);
     }
     info.write(ram);
     Ok(Loaded { entry: plan.entry, info: info.base as u32, image_end: image_end as u32 })
-}
-
-/// Zeroes `len` bytes of RAM at `addr` (a bss: already checked to lie in RAM).
-fn zero(ram: &mut GuestRam, addr: u64, len: u64) {
-    let zeros = [0u8; 4096];
-    let mut done = 0;
-    while done < len {
-        let n = (len - done).min(zeros.len() as u64);
-        ram.write(addr + done, &zeros[..n as usize]);
-        done += n;
-    }
 }
 
 /// The Multiboot information block: flags, mem_lower/mem_upper, boot device, command
