@@ -408,10 +408,23 @@ fn bzimage_cases() -> Vec<Case> {
         case("zImage", bz_with(|i| i[0x211] = 0), &[], "zImage"),
         case("bzImage: setup_sects 255, short file", bz_with(|i| i[0x1f1] = 255), &[], "setup code"),
         case("bzImage: setup_sects 0, nothing after the setup", bzimage(0x020f, 0), &[], "setup code"),
-        case("bzImage: setup_sects 0 (means 4), nothing after", bz_with(|i| { i[0x1f1] = 0; i.truncate(5 * 512) }), &[], "setup code"),
+        case(
+            "bzImage: setup_sects 0 (means 4), nothing after",
+            bz_with(|i| {
+                i[0x1f1] = 0;
+                i.truncate(5 * 512)
+            }),
+            &[],
+            "setup code",
+        ),
         case("bzImage: setup header too short", bz_with(|i| i[0x201] = 0x20), &[], "too short"),
         case("bzImage: setup header cut", bzimage(0x020f, 0)[..0x230].to_vec(), &[], "setup header"),
-        case("bzImage: command line longer than cmdline_size", bz_with(|i| put32(i, 0x238, 16)), &["--append", &"y".repeat(17)], "at most 16"),
+        case(
+            "bzImage: command line longer than cmdline_size",
+            bz_with(|i| put32(i, 0x238, 16)),
+            &["--append", &"y".repeat(17)],
+            "at most 16",
+        ),
         case("bzImage: init_size 4 GiB", bz_with(|i| put32(i, 0x260, 0xffff_ffff)), &[], "beyond 4 GiB"),
         case("bzImage: init_size above RAM", bz_with(|i| put32(i, 0x260, 0x1000_0000)), &[], "does not fit"),
         case("bzImage: initrd larger than RAM allows", bzimage(0x020f, 4096), &["--mem", "4M", "--initrd", "BIG_INITRD"], "initrd"),

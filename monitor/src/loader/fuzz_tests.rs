@@ -91,8 +91,23 @@ fn fields(template: usize) -> &'static [usize] {
 fn edge_value() -> impl Strategy<Value = u32> {
     prop_oneof![
         prop::sample::select(vec![
-            0, 1, 4, 0xFF, 0x1FF, 0x1000, 0x8000, 0x9000, 0x10_0000, 0x10_0040, 0x3F_FFFF, 0x40_0000, 0x7FFF_FFFF, 0x8000_0000,
-            0xFFFF_F000, 0xFFFF_FFF0, 0xFFFF_FFFF,
+            0,
+            1,
+            4,
+            0xFF,
+            0x1FF,
+            0x1000,
+            0x8000,
+            0x9000,
+            0x10_0000,
+            0x10_0040,
+            0x3F_FFFF,
+            0x40_0000,
+            0x7FFF_FFFF,
+            0x8000_0000,
+            0xFFFF_F000,
+            0xFFFF_FFF0,
+            0xFFFF_FFFF,
         ]),
         any::<u32>(),
     ]

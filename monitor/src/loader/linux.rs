@@ -106,10 +106,8 @@ fn guest_memory(ram: &mut GuestRam) -> Result<GuestMemoryMmap, String> {
     // SAFETY: `slice` is guest RAM's shared mapping, readable and writable, which lives
     // as long as `ram`; the region is not owned (it is never unmapped through it) and is
     // dropped before this function's caller lets go of the `&mut GuestRam`.
-    let region = unsafe {
-        MmapRegion::build_raw(slice.as_mut_ptr(), slice.len(), libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED)
-    }
-    .map_err(|e| e.to_string())?;
+    let region = unsafe { MmapRegion::build_raw(slice.as_mut_ptr(), slice.len(), libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED) }
+        .map_err(|e| e.to_string())?;
     let region = GuestRegionMmap::new(region, GuestAddress(0)).ok_or("guest RAM does not fit the address space")?;
     GuestMemoryMmap::from_regions(vec![region]).map_err(|e| e.to_string())
 }
@@ -166,9 +164,11 @@ pub fn load(path: &str, image: &[u8], initrd: Option<&[u8]>, cmdline: &str, ram:
         let max = if hdr.version >= 0x0203 { hdr.initrd_addr_max as u64 } else { 0x37FF_FFFF };
         let top = ram_size.min(max + 1);
         let len = initrd.len() as u64;
-        let addr = top.checked_sub(len).map(|a| a & !0xFFF).filter(|&a| a >= kernel_end).ok_or_else(|| {
-            too_big(format!("the {} KiB initrd and the kernel do not fit below {top:#x} together", len >> 10))
-        })?;
+        let addr = top
+            .checked_sub(len)
+            .map(|a| a & !0xFFF)
+            .filter(|&a| a >= kernel_end)
+            .ok_or_else(|| too_big(format!("the {} KiB initrd and the kernel do not fit below {top:#x} together", len >> 10)))?;
         ram.write(addr, initrd);
         params.hdr.ramdisk_image = addr as u32;
         params.hdr.ramdisk_size = len as u32;

@@ -75,7 +75,9 @@ pub enum LoadError {
 impl fmt::Display for LoadError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            LoadError::NotElf(p) => write!(f, "{p} is neither a Linux bzImage nor an ELF file (bt86 boots bzImages and 32-bit Multiboot ELF kernels)"),
+            LoadError::NotElf(p) => {
+                write!(f, "{p} is neither a Linux bzImage nor an ELF file (bt86 boots bzImages and 32-bit Multiboot ELF kernels)")
+            }
             LoadError::WrongArch(p, what) => {
                 write!(f, "{p} is {what}, not a 32-bit x86 (i386) ELF executable")
             }

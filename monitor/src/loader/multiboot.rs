@@ -126,7 +126,10 @@ fn read_header(path: &str, image: &[u8], off: usize) -> Result<Header, LoadError
     let word = |i: usize| le32(image, off + 4 * i);
     let (magic, flags, sum) = (word(0).unwrap_or(0), word(1).unwrap_or(0), word(2).unwrap_or(0));
     if magic.wrapping_add(flags).wrapping_add(sum) != 0 {
-        return Err(malformed(path, format!("the Multiboot header at offset {off:#x} has a bad checksum (magic + flags + checksum must be 0)")));
+        return Err(malformed(
+            path,
+            format!("the Multiboot header at offset {off:#x} has a bad checksum (magic + flags + checksum must be 0)"),
+        ));
     }
     let kludge = flags & FLAG_AOUT_KLUDGE != 0;
     let field = |i: usize| word(3 + i);
@@ -285,7 +288,10 @@ fn elf_plan(path: &str, image: &[u8]) -> Result<Plan, LoadError> {
         let (offset, vaddr, paddr, filesz, memsz) = (word(4), word(8), word(12), word(16), word(20));
         let seg = |why: String| malformed(path, format!("program header {i}: {why}"));
         if offset as u64 + filesz as u64 > image.len() as u64 {
-            return Err(seg(format!("its {filesz:#x} bytes at file offset {offset:#x} run past the end of the file ({:#x} bytes)", image.len())));
+            return Err(seg(format!(
+                "its {filesz:#x} bytes at file offset {offset:#x} run past the end of the file ({:#x} bytes)",
+                image.len()
+            )));
         }
         if filesz > memsz {
             return Err(seg(format!("p_filesz {filesz:#x} is larger than p_memsz {memsz:#x}")));
