@@ -440,3 +440,47 @@ impl InfoBlock {
         ram.write(base, &bytes);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An a.out kludge kernel of `len` bytes at `addr` with a bss up to `bss_end`.
+    fn aout(addr: u32, len: usize, bss_end: u32) -> Vec<u8> {
+        let flags = FLAG_AOUT_KLUDGE;
+        let words = [HEADER_MAGIC, flags, 0u32.wrapping_sub(HEADER_MAGIC).wrapping_sub(flags), addr, addr, 0, bss_end, addr + 32];
+        let mut f: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+        f.resize(len, 0xF4);
+        f
+    }
+
+    #[test]
+    fn the_information_block_follows_the_image() {
+        let mut ram = GuestRam::new(4 << 20).unwrap();
+        let l = load("k", &aout(0x8000, 0x100, 0xA123), "hello", &mut ram).unwrap();
+        assert_eq!((l.entry, l.image_end, l.info), (0x8020, 0xA123, 0xB000));
+        let info = l.info as u64;
+        let mut line = [0u8; 8];
+        ram.read(ram.read_u32(info + 16) as u64, &mut line);
+        assert_eq!(&line, b"k hello\0");
+        let mut name = [0u8; 5];
+        ram.read(ram.read_u32(info + 64) as u64, &mut name);
+        assert_eq!(&name, BOOT_LOADER_NAME);
+        assert_eq!(ram.read_u32(info + 44), 5 * 24, "mmap_length");
+        assert_eq!(ram.read_u32(ram.read_u32(info + 48) as u64 + 12), 0x9_FC00, "first mmap entry's length");
+        // The bss is zeroed.
+        let mut bss = [0xFFu8; 16];
+        ram.read(0xA110, &mut bss);
+        assert_eq!(bss, [0; 16]);
+    }
+
+    #[test]
+    fn a_command_line_is_refused_only_when_it_does_not_fit() {
+        let mut ram = GuestRam::new(2 << 20).unwrap();
+        let kernel = aout(0x10_0000, 0x100, 0x1F_E000);
+        let room = 0x20_0000 - 0x1F_E000 - CMDLINE_OFFSET as usize - "k ".len() - 1;
+        assert!(load("k", &kernel, &"x".repeat(room), &mut ram).is_ok());
+        let e = load("k", &kernel, &"x".repeat(room + 1), &mut ram).unwrap_err().to_string();
+        assert!(e.contains("command line"), "{e}");
+    }
+}
