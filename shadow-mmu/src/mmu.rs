@@ -53,6 +53,9 @@ pub const MIN_BUDGET: usize = 64;
 const FILL_HEADROOM: usize = 8;
 /// Most neighbouring pages mapped along with a faulting one.
 const BATCH: u32 = 256;
+/// Most runs of neighbours elsewhere in guest RAM mapped along with a faulting page (a
+/// host call each).
+const SCATTER_RUNS: u32 = 15;
 
 /// Shadow-MMU counters, for `--stats`.
 #[derive(Clone, Copy, Debug, Default)]
@@ -782,26 +785,23 @@ impl Mmu {
             }
             return Ok(());
         }
-        let entry = |phys_page, prot, stamp| Entry { phys_page, prot, global: t.global, large: t.large, stamp };
         // Neighbours in the same page table (or large page) with the same permission,
-        // contiguous in physical memory, already accessed by the guest, not mapped yet.
-        let (mut first, mut last) = (page, page);
+        // already accessed by the guest, not mapped yet: mapping them now is invisible to
+        // the guest. Their guest-physical page, if so.
         let shift = self.regs.table_shift();
         let table = page >> shift;
-        let same = |me: &Mmu, p: u32, ph: u64| -> bool {
-            if p >> shift != table
-                || me.shadow.get(w, p).is_some()
-                || me.is_unbacked(ph)
-                || me.is_device(ph)
-                || me.shadow.code_pages.contains(&ph)
-            {
-                return false;
+        let neighbour = |me: &Mmu, p: u32| -> Option<u64> {
+            if p >> shift != table || me.shadow.get(w, p).is_some() {
+                return None;
             }
-            match walk::walk(&me.ram, &me.regs, p << 12, Access::data(false, w == WindowKind::User)) {
-                Ok(n) => n.accessed && n.phys_page >> 12 == ph && n.global == t.global && me.prot_for(w, &n, ph, fetch) == prot,
-                Err(_) => false,
-            }
+            let n = walk::walk(&me.ram, &me.regs, p << 12, Access::data(false, w == WindowKind::User)).ok()?;
+            let ph = n.phys_page >> 12;
+            let plain = !(me.is_unbacked(ph) || me.is_device(ph) || me.shadow.code_pages.contains(&ph));
+            (plain && n.accessed && n.global == t.global && me.prot_for(w, &n, ph, fetch) == prot).then_some(ph)
         };
+        let same = |me: &Mmu, p: u32, ph: u64| neighbour(me, p) == Some(ph);
+        // The run around the page that is contiguous in guest RAM too: one host call.
+        let (mut first, mut last) = (page, page);
         // A large page is filled whole when nothing in it is special.
         let batch = if t.large { 1 << shift } else { BATCH };
         while last - page < batch - 1 && last + 1 < (1 << 20) && same(self, last + 1, phys + (last + 1 - page) as u64) {
@@ -810,22 +810,64 @@ impl Mmu {
         while page - first < batch - 1 && first > 0 && same(self, first - 1, phys - (page - first + 1) as u64) {
             first -= 1;
         }
-        let n = (last - first + 1) as u64;
         let first_phys = phys - (page - first) as u64;
-        if let Err(err) = self.windows[w as usize].map(&self.ram, first << 12, first_phys << 12, n, prot) {
-            // Part of the run (or the mirror of page 0) may be mapped, and the page itself
-            // may have been mapped before: leave none of it mapped.
+        if let Err(err) = self.map_run(w, first, first_phys, last - first + 1, prot, &t) {
+            // The page itself may have been mapped before: leave it unmapped.
             self.shadow.remove(w, page);
-            if let Err(e) = self.windows[w as usize].unmap(first << 12, n) {
+            if let Err(e) = self.windows[w as usize].unmap(page << 12, 1) {
                 log::error!("cannot unmap a failed fill: {e}");
             }
             return Err(err);
         }
-        let stamp = self.shadow.begin_fill(w, first, n as u32, t.global);
-        for i in 0..n as u32 {
-            self.shadow.record(w, first + i, entry(first_phys + i as u64, prot, stamp));
+        // Accessed neighbours whose frames lie elsewhere (as an OS's user memory does):
+        // mapped in the same fault, a host call per contiguous run, while the budget has
+        // room, so that a sweep over them takes a hidden fault per SCATTER_RUNS runs, not
+        // per page. They are evicted like any fill.
+        let mut runs = 0;
+        for up in [true, false] {
+            let mut edge = if up { last } else { first };
+            while runs < SCATTER_RUNS && self.shadow.vmas() + FILL_HEADROOM + 2 <= self.budget {
+                let next = if up { edge.checked_add(1).filter(|&p| p < 1 << 20) } else { edge.checked_sub(1) };
+                let Some(next) = next.filter(|&p| p.abs_diff(page) < batch) else { break };
+                let Some(ph) = neighbour(self, next) else { break };
+                let (mut a, mut b) = (next, next);
+                if up {
+                    while b + 1 < (1 << 20) && (b + 1).abs_diff(page) < batch && same(self, b + 1, ph + (b + 1 - a) as u64) {
+                        b += 1;
+                    }
+                } else {
+                    while a > 0 && (a - 1).abs_diff(page) < batch && same(self, a - 1, ph - (b - a + 1) as u64) {
+                        a -= 1;
+                    }
+                }
+                let a_phys = if up { ph } else { ph - (b - a) as u64 };
+                if self.map_run(w, a, a_phys, b - a + 1, prot, &t).is_err() {
+                    break;
+                }
+                runs += 1;
+                edge = if up { b } else { a };
+            }
         }
-        self.stats.pages_filled += n;
+        Ok(())
+    }
+
+    /// Maps `n` linear pages from `first` in window `w` to guest RAM from page
+    /// `first_phys`, as one fill of translation `t`'s kind. On failure nothing of it is
+    /// mapped (as far as the host lets it be undone).
+    fn map_run(&mut self, w: WindowKind, first: u32, first_phys: u64, n: u32, prot: Prot, t: &Translation) -> Result<(), WindowError> {
+        if let Err(err) = self.windows[w as usize].map(&self.ram, first << 12, first_phys << 12, n as u64, prot) {
+            // Part of the run (or the mirror of page 0) may be mapped.
+            if let Err(e) = self.windows[w as usize].unmap(first << 12, n as u64) {
+                log::error!("cannot unmap a failed fill: {e}");
+            }
+            return Err(err);
+        }
+        let stamp = self.shadow.begin_fill(w, first, n, t.global);
+        for i in 0..n {
+            let e = Entry { phys_page: first_phys + i as u64, prot, global: t.global, large: t.large, stamp };
+            self.shadow.record(w, first + i, e);
+        }
+        self.stats.pages_filled += n as u64;
         Ok(())
     }
 

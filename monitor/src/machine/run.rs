@@ -409,6 +409,8 @@ impl Machine {
                 }
                 let resolution = match self.mem.mmu.resolve_fault(f.addr, write, false) {
                     Ok(r) => r,
+                    // The host is out of memory or mappings: not a bug of bt86's.
+                    Err(e) if e.host_refused() => return Err(Stop::Unsupported(format!("guest memory: {e}"), self.dump())),
                     Err(e) => return Err(internal(self, &format!("window: {e}"))),
                 };
                 match resolution {
