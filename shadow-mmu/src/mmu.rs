@@ -926,6 +926,7 @@ impl Mmu {
 mod tests {
     use super::*;
     use crate::KERNEL_WINDOW_BASE;
+    use std::sync::atomic::Ordering;
     use crate::walk::pte;
 
     /// The VMAs the host has in the windows' reservations, from `/proc/self/maps`.
@@ -970,10 +971,14 @@ mod tests {
         assert_eq!(r, Resolution::Handled);
     }
 
+    /// The windows exist once per process: the tests that make them take turns.
+    static WINDOWS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
     /// The shadow counts VMAs as the host makes them, through fills, merges, permission
     /// changes and evictions; and a sweep larger than the budget stays within it.
     #[test]
     fn vma_count_follows_the_host_and_eviction_keeps_the_budget() {
+        let _turn = WINDOWS.lock().unwrap_or_else(|e| e.into_inner());
         let mut m = mmu();
         assert_eq!(m.vmas(), host_vmas(), "empty windows");
         // Reads: each fault maps the run of 8 contiguous frames around it.
@@ -1018,5 +1023,37 @@ mod tests {
         m.flush_all();
         assert_eq!(m.vmas(), 2);
         assert_eq!(host_vmas(), 2);
+    }
+
+    /// A mapping the host refuses (`ENOMEM`) is retried after an eviction, with a lower
+    /// budget; one it keeps refusing fails the fill with `Exhausted`, leaving nothing of it
+    /// mapped.
+    #[test]
+    fn host_refusals_evict_and_retry_then_fail_cleanly() {
+        use crate::window::tests::REFUSE_MAPS;
+        let _turn = WINDOWS.lock().unwrap_or_else(|e| e.into_inner());
+        let mut m = mmu();
+        for i in 0..400 {
+            touch(&mut m, (4 << 20) + i * 4096, false);
+        }
+        let (used, budget) = (m.vmas(), m.stats().vma_budget as usize);
+        REFUSE_MAPS.store(1, Ordering::SeqCst);
+        touch(&mut m, (8 << 20) + 5 * 4096, false);
+        let s = m.stats();
+        assert_eq!(s.host_refusals, 1);
+        assert!((s.vma_budget as usize) < budget && (s.vma_budget as usize) <= used, "budget lowered: {s:?}");
+        assert!(m.vmas() < used && m.vmas() <= s.vma_budget as usize, "evicted: {} VMAs of {used}", m.vmas());
+        assert_eq!(m.vmas(), host_vmas());
+        // Refused again after the retry: the fill fails, with the message for the user.
+        REFUSE_MAPS.store(2, Ordering::SeqCst);
+        let linear = (12 << 20) + 7 * 4096;
+        let e = m.resolve_fault(KERNEL_WINDOW_BASE + linear as u64, false, false).unwrap_err();
+        assert!(matches!(e, WindowError::Exhausted { .. }) && e.to_string().contains("vm.max_map_count"), "{e}");
+        assert_eq!(REFUSE_MAPS.load(Ordering::SeqCst), 0);
+        assert!(m.shadow.get(WindowKind::Kernel, linear >> 12).is_none());
+        assert_eq!(m.vmas(), host_vmas());
+        // The host relents: the guest goes on.
+        touch(&mut m, linear, false);
+        assert_eq!(m.vmas(), host_vmas());
     }
 }

@@ -368,6 +368,10 @@ impl Window {
         // Small fills are about to be used (a hidden fault asked for one of their pages):
         // populating the host page table now saves a host page fault per page. Large ones
         // (the identity map) are not, which would allocate all of RAM up front.
+        #[cfg(test)]
+        if tests::REFUSE_MAPS.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok() {
+            return Err(WindowError::Host("mmap into the window", std::io::Error::from_raw_os_error(libc::ENOMEM)));
+        }
         let populate = if pages <= POPULATE_MAX_PAGES { libc::MAP_POPULATE } else { 0 };
         // SAFETY: `host..host + pages*4K` lies in the window or its mirror page, which this
         // Window reserved and owns; MAP_FIXED replaces only our own reservation there.
@@ -492,4 +496,13 @@ impl Drop for Window {
         unsafe { libc::munmap(lo as *mut libc::c_void, (hi - lo) as usize) };
         TAKEN[self.kind as usize].store(false, Ordering::SeqCst);
     }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::sync::atomic::AtomicU64;
+
+    /// The next this many guest-page mappings fail with `ENOMEM`, as when the host is out
+    /// of memory or of mappings.
+    pub static REFUSE_MAPS: AtomicU64 = AtomicU64::new(0);
 }
