@@ -233,10 +233,15 @@ impl Shadow {
     pub fn remove(&mut self, w: WindowKind, page: u32) -> Option<Entry> {
         let e = self.get(w, page)?;
         self.rebound(w, page, Some(e), None);
+        self.forget(w, page, e);
+        Some(e)
+    }
+
+    /// [`Shadow::remove`] without the boundary count, for removals that empty the window.
+    fn forget(&mut self, w: WindowKind, page: u32, e: Entry) {
         self.maps[w as usize].remove(&page);
         self.non_global[w as usize].remove(&page);
         self.unlink(w, page, e.phys_page);
-        Some(e)
     }
 
     /// Every mapping of guest-physical page `phys`.
@@ -247,10 +252,17 @@ impl Shadow {
     /// Forgets every page of window `w` and returns them as runs of consecutive pages
     /// (one host call each).
     pub fn take_all(&mut self, w: WindowKind) -> Vec<Run> {
-        self.fills.retain(|f| f.w != w);
-        self.compacted_len = self.compacted_len.min(self.fills.len());
-        let pages: Vec<u32> = self.maps[w as usize].keys().copied().collect();
-        self.take_pages(w, pages)
+        let mut pages: Vec<u32> = self.maps[w as usize].keys().copied().collect();
+        pages.sort_unstable();
+        self.clear(w);
+        let mut runs: Vec<Run> = Vec::new();
+        for p in pages {
+            match runs.last_mut() {
+                Some((start, n)) if *start as u64 + *n == p as u64 => *n += 1,
+                _ => runs.push((p, 1)),
+            }
+        }
+        runs
     }
 
     /// Forgets the non-global pages of window `w` (a CR3 write), as runs.
@@ -280,9 +292,11 @@ impl Shadow {
     pub fn clear(&mut self, w: WindowKind) {
         self.fills.retain(|f| f.w != w);
         self.compacted_len = self.compacted_len.min(self.fills.len());
-        let pages: Vec<u32> = self.maps[w as usize].keys().copied().collect();
-        for p in pages {
-            self.remove(w, p);
+        // The window ends up empty: its boundary count is zero, no need to follow it.
+        let entries: Vec<(u32, Entry)> = self.maps[w as usize].iter().map(|(&p, &e)| (p, e)).collect();
+        for (p, e) in entries {
+            self.forget(w, p, e);
         }
+        self.boundaries[w as usize] = 0;
     }
 }
