@@ -11,9 +11,32 @@
 //! loop ([`Mmu::resolve_fault`]). Neighbouring pages of the same page table that the
 //! guest has already accessed are mapped in the same host call; CR3 writes drop the
 //! non-global pages, `invlpg` one page (or one 4 MiB page), paging-mode changes all.
+//!
+//! The windows are a cache with a budget of host mappings (VMAs): the host allows a
+//! process `vm.max_map_count` of them (65530 by default), read once when the MMU is made,
+//! less those bt86 itself uses then and a margin for what it maps later (translation
+//! cache, allocator). The shadow counts the VMAs the windows use as the host makes them
+//! (a guest-contiguous run of pages that is contiguous in guest RAM and has one
+//! permission is one VMA, however long: a 4 MiB page or a linear kernel map costs one,
+//! not a thousand). Before a fill would go over the budget, the oldest fills are evicted
+//! (a clock over fills in fill order; one the guest used since, by writing to it or
+//! running code from it, gets a second chance) until an eighth of the budget is free
+//! again, so the cost of touching more pages than fit grows with the pages touched, with
+//! no cliff. If the host refuses a mapping anyway (`ENOMEM`: the limit was reached by
+//! other means, or the host is out of memory), the budget is lowered to what the windows
+//! use, half of that is evicted and the call retried; only if that fails too does the fill
+//! fail, with [`WindowError::Exhausted`], which stops the guest with that message.
+//!
+//! `BT86_MAX_MAPPINGS=N` in the environment lowers the budget to `N` VMAs (at least
+//! [`MIN_BUDGET`]), to test eviction, or to leave the host's mappings to others.
+//!
+//! Eviction runs where fills run, in the signal handler of a hidden fault. Like the rest
+//! of the fill path (the shadow's hash maps) it may free and allocate heap memory there;
+//! that is safe here because the faults it handles come from guest code, never from the
+//! monitor in the middle of an allocation. It makes only `mmap` calls otherwise.
 
 use crate::ram::GuestRam;
-use crate::shadow::{Entry, Shadow};
+use crate::shadow::{Entry, Fill, Shadow};
 use crate::soft_tlb::SoftTlb;
 use crate::walk::{self, Translation};
 use crate::window::{Prot, Window, WindowError, WindowKind, WindowStats, locate};
@@ -22,11 +45,17 @@ use crate::{PAGE_SIZE, WINDOW_SIZE};
 use crate::walk::PageFault;
 pub use crate::walk::{Access, PagingRegs};
 
-/// Most pages one window may map before it is emptied wholesale (each separately mapped
-/// run of pages is a host VMA; Linux allows 65530 per process).
-const MAX_MAPPED_PAGES: usize = 24_000;
+/// The smallest VMA budget of the windows (`BT86_MAX_MAPPINGS` cannot go lower): enough
+/// for every page one instruction touches, many times over.
+pub const MIN_BUDGET: usize = 64;
+/// VMAs one fill may add at most: its run splits a reservation in three, the mirror of
+/// page 0 does the same above the window, and a stand-in device page.
+const FILL_HEADROOM: usize = 8;
 /// Most neighbouring pages mapped along with a faulting one.
 const BATCH: u32 = 256;
+/// Most runs of neighbours elsewhere in guest RAM mapped along with a faulting page (a
+/// host call each).
+const SCATTER_RUNS: u32 = 15;
 
 /// Shadow-MMU counters, for `--stats`.
 #[derive(Clone, Copy, Debug, Default)]
@@ -49,6 +78,21 @@ pub struct MmuStats {
     /// mapped page whose new translation is already accessed, and after a true #PF
     /// once the guest's handler has made the page present (see [`Mmu::prefill`]).
     pub prefills: u64,
+    /// Evictions: times the windows reached their VMA budget and old fills were dropped.
+    pub evictions: u64,
+    /// Fills dropped by evictions.
+    pub fills_evicted: u64,
+    /// Pages dropped by evictions.
+    pub pages_evicted: u64,
+    /// Host calls refused for lack of memory or mappings (`ENOMEM`), each followed by an
+    /// eviction and a retry.
+    pub host_refusals: u64,
+    /// The most host VMAs the windows used at once.
+    pub vma_peak: u64,
+    /// The windows' VMA budget (see the module comment).
+    pub vma_budget: u64,
+    /// The host's `vm.max_map_count`.
+    pub max_map_count: u64,
 }
 
 /// What the signal handler should do about a host fault in a window.
@@ -100,7 +144,24 @@ pub struct Mmu {
     /// The second bytes of the `0F xx` instructions that must never run natively (see
     /// [`Mmu::set_never_native`]).
     never_native: Vec<u8>,
+    /// The windows' VMA budget.
+    budget: usize,
     stats: MmuStats,
+}
+
+/// The host's `vm.max_map_count`, the VMAs this process maps now, and the windows'
+/// budget derived from them (and `BT86_MAX_MAPPINGS`). Reads `/proc`: never from the
+/// signal handler.
+fn mapping_budget() -> (usize, usize) {
+    let max_map_count: usize = std::fs::read_to_string("/proc/sys/vm/max_map_count").ok().and_then(|s| s.trim().parse().ok()).unwrap_or(65530);
+    // What the process maps besides the windows (binary, libraries, heap, stacks,
+    // translation cache), and room for more later: large allocations are mappings of
+    // their own, and their number grows with the guest's (the shadow's tables, the
+    // translator's).
+    let own = std::fs::read_to_string("/proc/self/maps").map(|s| s.lines().count()).unwrap_or(1000);
+    let derived = max_map_count.saturating_sub(own + 1024 + max_map_count / 16);
+    let asked = std::env::var("BT86_MAX_MAPPINGS").ok().and_then(|s| s.trim().parse::<usize>().ok());
+    (max_map_count, asked.map_or(derived, |n| n.min(derived)).max(MIN_BUDGET))
 }
 
 /// The instructions that directly executed code must never run on the host CPU unless the
@@ -129,10 +190,11 @@ impl Mmu {
     /// Guest memory over `ram` with paging off (both windows map RAM one to one).
     pub fn new(ram: GuestRam, user: Window, kernel: Window) -> Result<Mmu, WindowError> {
         assert!(user.kind() == WindowKind::User && kernel.kind() == WindowKind::Kernel);
+        let ram_pages = ram.size() / PAGE_SIZE;
         let mut m = Mmu {
             ram,
             windows: [user, kernel],
-            shadow: Shadow::default(),
+            shadow: Shadow::new(ram_pages),
             regs: PagingRegs::default(),
             faulted: None,
             tlb: SoftTlb::default(),
@@ -140,8 +202,12 @@ impl Mmu {
             pages_protected: 0,
             device_pages: Default::default(),
             never_native: NEVER_NATIVE.to_vec(),
+            budget: 0,
             stats: MmuStats::default(),
         };
+        let (max_map_count, budget) = mapping_budget();
+        m.stats.max_map_count = max_map_count as u64;
+        m.set_mapping_budget(budget);
         m.map_identity()?;
         Ok(m)
     }
@@ -177,6 +243,88 @@ impl Mmu {
     /// Counters.
     pub fn stats(&self) -> MmuStats {
         self.stats
+    }
+
+    /// Sets the windows' VMA budget (at least [`MIN_BUDGET`]); evicts down to it.
+    pub fn set_mapping_budget(&mut self, vmas: usize) {
+        self.budget = vmas.max(MIN_BUDGET);
+        self.stats.vma_budget = self.budget as u64;
+        if self.shadow.vmas() + FILL_HEADROOM > self.budget {
+            self.evict_to(self.low_water());
+        }
+    }
+
+    /// The host VMAs the windows use now (as the shadow counts them).
+    pub fn vmas(&self) -> usize {
+        self.shadow.vmas()
+    }
+
+    /// What an eviction brings the windows' VMAs down to: an eighth of the budget free,
+    /// so that evictions are rare and each drops many fills.
+    fn low_water(&self) -> usize {
+        (self.budget - self.budget / 8).saturating_sub(FILL_HEADROOM)
+    }
+
+    /// Evicts the oldest fills until the windows use at most `target` VMAs. A fill the
+    /// guest used since its last pass gets a second chance (once per fill and pass). If
+    /// that is not enough (a few long-lived fills split by many others), both windows
+    /// are emptied.
+    fn evict_to(&mut self, target: usize) {
+        self.stats.evictions += 1;
+        let mut second_chances = self.shadow.fill_count();
+        while self.shadow.vmas() > target {
+            let Some(mut f) = self.shadow.pop_fill() else { break };
+            if f.referenced && second_chances > 0 {
+                second_chances -= 1;
+                f.referenced = false;
+                self.shadow.push_fill(f);
+                continue;
+            }
+            self.drop_fill(&f);
+        }
+        if self.shadow.vmas() > target {
+            self.stats.full_flushes += 1;
+            for w in WindowKind::ALL {
+                let runs = self.shadow.take_all(w);
+                self.unmap_runs(w, &runs);
+            }
+        }
+    }
+
+    /// Unmaps the pages of fill `f` that are still its own, in runs, without allocating.
+    fn drop_fill(&mut self, f: &Fill) {
+        self.stats.fills_evicted += 1;
+        let mut run: Option<(u32, u64)> = None;
+        for p in f.first..f.first + f.n {
+            if self.shadow.get(f.w, p).is_some_and(|e| e.stamp == f.stamp) {
+                self.shadow.remove(f.w, p);
+                self.stats.pages_evicted += 1;
+                run = Some(run.map_or((p, 1), |(s, n)| (s, n + 1)));
+            } else if let Some(r) = run.take() {
+                self.unmap_runs(f.w, &[r]);
+            }
+        }
+        if let Some(r) = run {
+            self.unmap_runs(f.w, &[r]);
+        }
+    }
+
+    /// Makes room for one more fill if the windows are at their budget.
+    fn make_room(&mut self) {
+        if self.shadow.vmas() + FILL_HEADROOM > self.budget {
+            self.evict_to(self.low_water());
+        }
+    }
+
+    /// After the host refused a mapping: the budget becomes three quarters of what the
+    /// windows use now (the host's limit is lower than it was thought to be), and the
+    /// windows are evicted down to half of that.
+    fn host_refused(&mut self) {
+        self.stats.host_refusals += 1;
+        let vmas = self.shadow.vmas();
+        self.budget = self.budget.min(vmas - vmas / 4).max(MIN_BUDGET);
+        self.stats.vma_budget = self.budget as u64;
+        self.evict_to((self.budget / 2).min(self.low_water()));
     }
 
     /// Host-call counters of both windows.
@@ -504,9 +652,13 @@ impl Mmu {
     /// (its stores fault and are emulated: dropped).
     fn map_unbacked(&mut self, w: WindowKind, linear: u32, phys: u64) -> Result<(), WindowError> {
         let at = linear & !0xFFF;
+        if self.regs.paging() {
+            self.make_room();
+        }
         self.windows[w as usize].map(&self.ram, at, phys << 12, 1, Prot::Read)?;
         if self.regs.paging() {
-            self.shadow.record(w, at >> 12, Entry { phys_page: phys, prot: Prot::Read, global: false, large: false });
+            let stamp = self.shadow.begin_fill(w, at >> 12, 1, false);
+            self.shadow.record(w, at >> 12, Entry { phys_page: phys, prot: Prot::Read, global: false, large: false, stamp });
         }
         Ok(())
     }
@@ -581,11 +733,27 @@ impl Mmu {
     /// neighbours the guest has already accessed; executable if `fetch` asked for it
     /// and the page may run natively.
     fn fill(&mut self, w: WindowKind, linear: u32, t: &Translation, write: bool, fetch: bool) -> Result<(), WindowError> {
-        if self.shadow.len(w) >= MAX_MAPPED_PAGES {
-            let runs = self.shadow.take_all(w);
-            self.unmap_runs(w, &runs);
-            self.stats.full_flushes += 1;
-        }
+        self.make_room();
+        let r = match self.try_fill(w, linear, t, write, fetch) {
+            Err(e) if e.host_refused() => {
+                log::debug!("host refused a window mapping ({e}) with {} VMAs: evicting", self.shadow.vmas());
+                self.host_refused();
+                self.try_fill(w, linear, t, write, fetch).map_err(|e| {
+                    if e.host_refused() {
+                        WindowError::Exhausted { vmas: self.shadow.vmas(), budget: self.budget, max_map_count: self.stats.max_map_count as usize }
+                    } else {
+                        e
+                    }
+                })
+            }
+            r => r,
+        };
+        self.stats.vma_peak = self.stats.vma_peak.max(self.shadow.vmas() as u64);
+        r
+    }
+
+    /// [`Mmu::fill`] without the retry: a failed host call leaves the page unmapped.
+    fn try_fill(&mut self, w: WindowKind, linear: u32, t: &Translation, write: bool, fetch: bool) -> Result<(), WindowError> {
         let page = page_of(linear);
         let phys = t.phys_page >> 12;
         let t = Translation { dirty: t.dirty || write, accessed: true, ..*t };
@@ -603,34 +771,37 @@ impl Mmu {
                 WindowKind::Kernel => Prot::readable(prot.writable(), prot.executable() || e.prot.executable()),
             };
             if e.prot != widened {
-                self.windows[w as usize].protect(page << 12, 1, widened)?;
+                if let Err(err) = self.windows[w as usize].protect(page << 12, 1, widened) {
+                    // (The host may have changed part of it: drop it altogether.)
+                    self.shadow.remove(w, page);
+                    let _ = self.windows[w as usize].unmap(page << 12, 1);
+                    return Err(err);
+                }
                 self.shadow.set_prot(w, page, widened);
+                self.shadow.reference(w, page);
                 if widened.writable() && !e.prot.writable() {
                     self.stats.dirty_upgrades += 1;
                 }
             }
             return Ok(());
         }
-        let entry = |phys_page, prot| Entry { phys_page, prot, global: t.global, large: t.large };
         // Neighbours in the same page table (or large page) with the same permission,
-        // contiguous in physical memory, already accessed by the guest, not mapped yet.
-        let (mut first, mut last) = (page, page);
+        // already accessed by the guest, not mapped yet: mapping them now is invisible to
+        // the guest. Their guest-physical page, if so.
         let shift = self.regs.table_shift();
         let table = page >> shift;
-        let same = |me: &Mmu, p: u32, ph: u64| -> bool {
-            if p >> shift != table
-                || me.shadow.get(w, p).is_some()
-                || me.is_unbacked(ph)
-                || me.is_device(ph)
-                || me.shadow.code_pages.contains(&ph)
-            {
-                return false;
+        let neighbour = |me: &Mmu, p: u32| -> Option<u64> {
+            if p >> shift != table || me.shadow.get(w, p).is_some() {
+                return None;
             }
-            match walk::walk(&me.ram, &me.regs, p << 12, Access::data(false, w == WindowKind::User)) {
-                Ok(n) => n.accessed && n.phys_page >> 12 == ph && n.global == t.global && me.prot_for(w, &n, ph, fetch) == prot,
-                Err(_) => false,
-            }
+            let n = walk::walk(&me.ram, &me.regs, p << 12, Access::data(false, w == WindowKind::User)).ok()?;
+            let ph = n.phys_page >> 12;
+            let plain = !(me.is_unbacked(ph) || me.is_device(ph) || me.shadow.code_pages.contains(&ph));
+            (plain && n.accessed && n.global == t.global && me.prot_for(w, &n, ph, fetch) == prot).then_some(ph)
         };
+        let same = |me: &Mmu, p: u32, ph: u64| neighbour(me, p) == Some(ph);
+        // The run around the page that is contiguous in guest RAM too: one host call.
+        let (mut first, mut last) = (page, page);
         // A large page is filled whole when nothing in it is special.
         let batch = if t.large { 1 << shift } else { BATCH };
         while last - page < batch - 1 && last + 1 < (1 << 20) && same(self, last + 1, phys + (last + 1 - page) as u64) {
@@ -639,13 +810,64 @@ impl Mmu {
         while page - first < batch - 1 && first > 0 && same(self, first - 1, phys - (page - first + 1) as u64) {
             first -= 1;
         }
-        let n = (last - first + 1) as u64;
         let first_phys = phys - (page - first) as u64;
-        self.windows[w as usize].map(&self.ram, first << 12, first_phys << 12, n, prot)?;
-        for i in 0..n as u32 {
-            self.shadow.record(w, first + i, entry(first_phys + i as u64, prot));
+        if let Err(err) = self.map_run(w, first, first_phys, last - first + 1, prot, &t) {
+            // The page itself may have been mapped before: leave it unmapped.
+            self.shadow.remove(w, page);
+            if let Err(e) = self.windows[w as usize].unmap(page << 12, 1) {
+                log::error!("cannot unmap a failed fill: {e}");
+            }
+            return Err(err);
         }
-        self.stats.pages_filled += n;
+        // Accessed neighbours whose frames lie elsewhere (as an OS's user memory does):
+        // mapped in the same fault, a host call per contiguous run, while the budget has
+        // room, so that a sweep over them takes a hidden fault per SCATTER_RUNS runs, not
+        // per page. They are evicted like any fill.
+        let mut runs = 0;
+        for up in [true, false] {
+            let mut edge = if up { last } else { first };
+            while runs < SCATTER_RUNS && self.shadow.vmas() + FILL_HEADROOM + 2 <= self.budget {
+                let next = if up { edge.checked_add(1).filter(|&p| p < 1 << 20) } else { edge.checked_sub(1) };
+                let Some(next) = next.filter(|&p| p.abs_diff(page) < batch) else { break };
+                let Some(ph) = neighbour(self, next) else { break };
+                let (mut a, mut b) = (next, next);
+                if up {
+                    while b + 1 < (1 << 20) && (b + 1).abs_diff(page) < batch && same(self, b + 1, ph + (b + 1 - a) as u64) {
+                        b += 1;
+                    }
+                } else {
+                    while a > 0 && (a - 1).abs_diff(page) < batch && same(self, a - 1, ph - (b - a + 1) as u64) {
+                        a -= 1;
+                    }
+                }
+                let a_phys = if up { ph } else { ph - (b - a) as u64 };
+                if self.map_run(w, a, a_phys, b - a + 1, prot, &t).is_err() {
+                    break;
+                }
+                runs += 1;
+                edge = if up { b } else { a };
+            }
+        }
+        Ok(())
+    }
+
+    /// Maps `n` linear pages from `first` in window `w` to guest RAM from page
+    /// `first_phys`, as one fill of translation `t`'s kind. On failure nothing of it is
+    /// mapped (as far as the host lets it be undone).
+    fn map_run(&mut self, w: WindowKind, first: u32, first_phys: u64, n: u32, prot: Prot, t: &Translation) -> Result<(), WindowError> {
+        if let Err(err) = self.windows[w as usize].map(&self.ram, first << 12, first_phys << 12, n as u64, prot) {
+            // Part of the run (or the mirror of page 0) may be mapped.
+            if let Err(e) = self.windows[w as usize].unmap(first << 12, n as u64) {
+                log::error!("cannot unmap a failed fill: {e}");
+            }
+            return Err(err);
+        }
+        let stamp = self.shadow.begin_fill(w, first, n, t.global);
+        for i in 0..n {
+            let e = Entry { phys_page: first_phys + i as u64, prot, global: t.global, large: t.large, stamp };
+            self.shadow.record(w, first + i, e);
+        }
+        self.stats.pages_filled += n as u64;
         Ok(())
     }
 
@@ -698,4 +920,140 @@ impl Mmu {
 
     /// The guest-linear span a window can map, for bounds checks.
     pub const SPAN: u64 = WINDOW_SIZE;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::KERNEL_WINDOW_BASE;
+    use std::sync::atomic::Ordering;
+    use crate::walk::pte;
+
+    /// The VMAs the host has in the windows' reservations, from `/proc/self/maps`.
+    fn host_vmas() -> usize {
+        let ranges = [WindowKind::User, WindowKind::Kernel].map(|w| w.reservation());
+        std::fs::read_to_string("/proc/self/maps")
+            .unwrap()
+            .lines()
+            .filter(|l| {
+                let start = u64::from_str_radix(l.split('-').next().unwrap(), 16).unwrap();
+                ranges.iter().any(|&(lo, hi)| (lo..hi).contains(&start))
+            })
+            .count()
+    }
+
+    const PD: u64 = 0x1000;
+    /// Page tables for linear 4 MiB regions 1.. (one each).
+    const PT: u64 = 0x10_0000;
+    const PAGES: u32 = 3 * 1024;
+
+    /// 32 MiB of RAM; linear 4 MiB .. 16 MiB in 4 KiB pages (kernel-only), where runs
+    /// of 8 pages are contiguous in RAM and the runs are scattered; linear 16 MiB one
+    /// 4 MiB page.
+    fn mmu() -> Mmu {
+        let mut ram = GuestRam::new(32 << 20).unwrap();
+        for i in 0..PAGES {
+            let region = 1 + i / 1024;
+            let pt = PT + (region as u64 - 1) * 4096;
+            ram.write_u32(PD + 4 * region as u64, pt as u32 | pte::P | pte::RW);
+            // Runs of 8 frames, the runs in a scattered order.
+            let frame = 0x200 + (((i / 8) * 37) % (PAGES / 8)) * 8 + i % 8;
+            ram.write_u32(pt + 4 * (i % 1024) as u64, (frame << 12) | pte::P | pte::RW | pte::A);
+        }
+        ram.write_u32(PD + 4 * 4, 0x0100_0000 | pte::PS | pte::P | pte::RW);
+        let mut m = Mmu::new(ram, Window::reserve(WindowKind::User).unwrap(), Window::reserve(WindowKind::Kernel).unwrap()).unwrap();
+        m.set_regs(PagingRegs { cr0: 0x8000_0001, cr3: PD as u32, cr4: 0x10, efer: 0 }, true);
+        m
+    }
+
+    fn touch(m: &mut Mmu, linear: u32, write: bool) {
+        let r = m.resolve_fault(KERNEL_WINDOW_BASE + linear as u64, write, false).unwrap();
+        assert_eq!(r, Resolution::Handled);
+    }
+
+    /// The windows exist once per process: the tests that make them take turns.
+    static WINDOWS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+    /// The shadow counts VMAs as the host makes them, through fills, merges, permission
+    /// changes and evictions; and a sweep larger than the budget stays within it.
+    #[test]
+    fn vma_count_follows_the_host_and_eviction_keeps_the_budget() {
+        let _turn = WINDOWS.lock().unwrap_or_else(|e| e.into_inner());
+        let mut m = mmu();
+        assert_eq!(m.vmas(), host_vmas(), "empty windows");
+        // Reads: each fault maps the run of 8 contiguous frames around it.
+        for i in (0..64).step_by(3) {
+            touch(&mut m, (4 << 20) + i * 4096, false);
+        }
+        assert_eq!(m.vmas(), host_vmas(), "read fills");
+        // Writes split runs (read-write next to read-only).
+        for i in [5, 17, 40, 41] {
+            touch(&mut m, (4 << 20) + i * 4096, true);
+        }
+        assert_eq!(m.vmas(), host_vmas(), "dirty upgrades");
+        // The 4 MiB page: one fill, one VMA.
+        let before = m.vmas();
+        touch(&mut m, 16 << 20, false);
+        assert_eq!(m.vmas(), before + 2, "a 4 MiB page is one VMA (and the reservation piece after it)");
+        assert_eq!(m.vmas(), host_vmas(), "large page");
+        m.invlpg((4 << 20) + 17 * 4096);
+        assert_eq!(m.vmas(), host_vmas(), "invlpg");
+
+        // A small budget: sweeps over all 3072 pages, twice.
+        m.set_mapping_budget(100);
+        assert_eq!(m.vmas(), host_vmas(), "evicted to the new budget");
+        for _ in 0..2 {
+            for i in 0..PAGES {
+                touch(&mut m, (4 << 20) + i * 4096, i % 5 == 0);
+                assert!(m.vmas() <= 100, "over budget: {}", m.vmas());
+            }
+        }
+        assert_eq!(m.vmas(), host_vmas(), "after the sweeps");
+        let s = m.stats();
+        assert!(s.evictions > 0 && s.fills_evicted > 0 && s.full_flushes <= 1, "{s:?}");
+        // Every page still reads what the guest's tables say.
+        for i in (0..PAGES).step_by(97) {
+            let t = walk::walk(&m.ram, &m.regs, (4 << 20) + i * 4096, Access::SUPERVISOR_READ).unwrap();
+            m.ram.write_u32(t.phys_page, 0xC0DE_0000 | i);
+            touch(&mut m, (4 << 20) + i * 4096, false);
+            // SAFETY: the page was just mapped in the kernel window, readable.
+            let v = unsafe { std::ptr::read_volatile((KERNEL_WINDOW_BASE + (4 << 20) + i as u64 * 4096) as *const u32) };
+            assert_eq!(v, 0xC0DE_0000 | i);
+        }
+        m.flush_all();
+        assert_eq!(m.vmas(), 2);
+        assert_eq!(host_vmas(), 2);
+    }
+
+    /// A mapping the host refuses (`ENOMEM`) is retried after an eviction, with a lower
+    /// budget; one it keeps refusing fails the fill with `Exhausted`, leaving nothing of it
+    /// mapped.
+    #[test]
+    fn host_refusals_evict_and_retry_then_fail_cleanly() {
+        use crate::window::tests::REFUSE_MAPS;
+        let _turn = WINDOWS.lock().unwrap_or_else(|e| e.into_inner());
+        let mut m = mmu();
+        for i in 0..400 {
+            touch(&mut m, (4 << 20) + i * 4096, false);
+        }
+        let (used, budget) = (m.vmas(), m.stats().vma_budget as usize);
+        REFUSE_MAPS.store(1, Ordering::SeqCst);
+        touch(&mut m, (8 << 20) + 5 * 4096, false);
+        let s = m.stats();
+        assert_eq!(s.host_refusals, 1);
+        assert!((s.vma_budget as usize) < budget && (s.vma_budget as usize) <= used, "budget lowered: {s:?}");
+        assert!(m.vmas() < used && m.vmas() <= s.vma_budget as usize, "evicted: {} VMAs of {used}", m.vmas());
+        assert_eq!(m.vmas(), host_vmas());
+        // Refused again after the retry: the fill fails, with the message for the user.
+        REFUSE_MAPS.store(2, Ordering::SeqCst);
+        let linear = (12 << 20) + 7 * 4096;
+        let e = m.resolve_fault(KERNEL_WINDOW_BASE + linear as u64, false, false).unwrap_err();
+        assert!(matches!(e, WindowError::Exhausted { .. }) && e.to_string().contains("vm.max_map_count"), "{e}");
+        assert_eq!(REFUSE_MAPS.load(Ordering::SeqCst), 0);
+        assert!(m.shadow.get(WindowKind::Kernel, linear >> 12).is_none());
+        assert_eq!(m.vmas(), host_vmas());
+        // The host relents: the guest goes on.
+        touch(&mut m, linear, false);
+        assert_eq!(m.vmas(), host_vmas());
+    }
 }

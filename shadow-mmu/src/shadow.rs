@@ -1,10 +1,23 @@
 //! The shadow state: which guest pages each window maps right now, with which host
 //! permissions, and the reverse map from guest-physical pages to their window mappings.
 //!
-//! Entries are created by fills ([`Shadow::record`]) and removed by the flushes; the
-//! window itself is edited by the caller ([`crate::Mmu`]), this module only keeps
-//! account so that flushes know what to unmap (coalesced into ranges) and code-page
-//! protection knows every mapping of a physical page.
+//! Entries are created by fills ([`Shadow::record`]) and removed by the flushes and by
+//! eviction; the window itself is edited by the caller ([`crate::Mmu`]), this module only
+//! keeps account so that flushes know what to unmap (coalesced into ranges), code-page
+//! protection knows every mapping of a physical page, and eviction knows what is cheap to
+//! drop and how many host mappings (VMAs) the windows use.
+//!
+//! The windows are a cache: the host allows a process only so many VMAs
+//! (`vm.max_map_count`), and every separately mapped run of pages is one, plus one more
+//! for the piece of reservation it splits off. The shadow counts them as the host does:
+//! neighbouring pages share a VMA when both are unmapped (the `PROT_NONE` reservation
+//! merges), or both map consecutive RAM offsets with the same permission (the host merges
+//! such file mappings). Every fill is remembered in fill order ([`Fill`]), each page
+//! stamped with its fill, so that eviction can drop the oldest fills first (a clock with a
+//! second chance for fills the guest has used since: written or executed, see
+//! [`Shadow::reference`]).
+
+use std::collections::VecDeque;
 
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
@@ -21,10 +34,29 @@ pub struct Entry {
     pub global: bool,
     /// Part of a guest 4 MiB page: `invlpg` anywhere in it drops all of it.
     pub large: bool,
+    /// The fill that mapped it ([`Fill::stamp`]).
+    pub stamp: u32,
+}
+
+/// One fill: a run of pages mapped by one host call, the unit of eviction.
+#[derive(Clone, Copy, Debug)]
+pub struct Fill {
+    /// The window.
+    pub w: WindowKind,
+    /// First linear page number.
+    pub first: u32,
+    /// Number of pages.
+    pub n: u32,
+    /// Stamp of its pages' entries: those of its pages that still carry it are its own
+    /// (a page unmapped and filled again belongs to the later fill).
+    pub stamp: u32,
+    /// Its pages are global (they survive CR3 writes).
+    pub global: bool,
+    /// Used since it was filled or last passed over by eviction: gets a second chance.
+    pub referenced: bool,
 }
 
 /// The mappings of both windows.
-#[derive(Default)]
 pub struct Shadow {
     maps: [HashMap<u32, Entry>; 2],
     /// The non-global pages of each window (what a CR3 write drops), kept apart so that
@@ -33,12 +65,128 @@ pub struct Shadow {
     rmap: HashMap<u64, Vec<(WindowKind, u32)>>,
     /// Guest-physical pages that hold translated code: never mapped writable.
     pub code_pages: HashSet<u64>,
+    /// Per window, the page boundaries where the host VMA changes (one mapped page next
+    /// to an unmapped one, or two mapped pages the host cannot merge): the window holds
+    /// that many VMAs besides its reservation.
+    boundaries: [usize; 2],
+    /// Pages of guest RAM: mappings of pages beyond it all map the same all-ones page,
+    /// so never merge.
+    ram_pages: u64,
+    /// Fills in the order they were made (oldest first), for eviction.
+    fills: VecDeque<Fill>,
+    next_stamp: u32,
+    /// Length of `fills` after its last compaction.
+    compacted_len: usize,
 }
 
 /// A run of linear pages to unmap: (first page number, count).
 pub type Run = (u32, u64);
 
+/// Fill records that may pile up before stale ones (all of whose pages were dropped) are
+/// removed.
+const FILLS_SLACK: usize = 4096;
+
 impl Shadow {
+    /// An empty shadow for a guest with `ram_pages` pages of RAM.
+    pub fn new(ram_pages: u64) -> Shadow {
+        Shadow {
+            maps: Default::default(),
+            non_global: Default::default(),
+            rmap: Default::default(),
+            code_pages: Default::default(),
+            boundaries: [0; 2],
+            ram_pages,
+            fills: VecDeque::new(),
+            next_stamp: 0,
+            compacted_len: 0,
+        }
+    }
+
+    /// True if the host maps linear pages `page` and `page + 1` (entries `a` and `b`) with
+    /// one VMA.
+    fn same_vma(&self, a: Option<Entry>, b: Option<Entry>) -> bool {
+        match (a, b) {
+            (None, None) => true,
+            (Some(a), Some(b)) => a.prot == b.prot && b.phys_page == a.phys_page + 1 && b.phys_page < self.ram_pages,
+            _ => false,
+        }
+    }
+
+    /// The VMA boundaries on either side of linear page `page` if it were mapped as `mid`.
+    fn boundaries_around(&self, w: WindowKind, page: u32, mid: Option<Entry>) -> usize {
+        let before = page.checked_sub(1).and_then(|p| self.get(w, p));
+        let after = if page < (1 << 20) - 1 { self.get(w, page + 1) } else { None };
+        (page > 0 && !self.same_vma(before, mid)) as usize + (page < (1 << 20) - 1 && !self.same_vma(mid, after)) as usize
+    }
+
+    /// Updates the boundary count for linear page `page` going from `old` to `new`.
+    fn rebound(&mut self, w: WindowKind, page: u32, old: Option<Entry>, new: Option<Entry>) {
+        let (b0, b1) = (self.boundaries_around(w, page, old), self.boundaries_around(w, page, new));
+        self.boundaries[w as usize] = self.boundaries[w as usize] + b1 - b0;
+    }
+
+    /// The host VMAs both windows use now: each window's reservation, split at every
+    /// boundary (see [`Shadow::boundaries_around`]).
+    pub fn vmas(&self) -> usize {
+        2 + self.boundaries[0] + self.boundaries[1]
+    }
+
+    /// Starts a fill of `n` pages from linear page `first` in window `w`: returns the stamp
+    /// its entries must carry.
+    pub fn begin_fill(&mut self, w: WindowKind, first: u32, n: u32, global: bool) -> u32 {
+        if self.fills.len() > 2 * self.compacted_len + FILLS_SLACK {
+            self.compact();
+        }
+        let stamp = self.next_stamp;
+        self.next_stamp = stamp.wrapping_add(1);
+        self.fills.push_back(Fill { w, first, n, stamp, global, referenced: false });
+        stamp
+    }
+
+    /// True if some page of fill `f` is still its own.
+    fn live(&self, f: &Fill) -> bool {
+        (f.first..f.first + f.n).any(|p| self.get(f.w, p).is_some_and(|e| e.stamp == f.stamp))
+    }
+
+    /// Drops the records of fills none of whose pages remain.
+    fn compact(&mut self) {
+        let mut fills = std::mem::take(&mut self.fills);
+        fills.retain(|f| self.live(f));
+        self.fills = fills;
+        self.compacted_len = self.fills.len();
+    }
+
+    /// Notes that the guest used the page `page` of window `w` again since it was
+    /// filled (a write or an instruction fetch widened it): its fill gets a second chance.
+    pub fn reference(&mut self, w: WindowKind, page: u32) {
+        let Some(e) = self.get(w, page) else { return };
+        let Some(front) = self.fills.front().map(|f| f.stamp) else { return };
+        let age = |s: u32| s.wrapping_sub(front);
+        let i = self.fills.partition_point(|f| age(f.stamp) < age(e.stamp));
+        if let Some(f) = self.fills.get_mut(i)
+            && f.stamp == e.stamp
+        {
+            f.referenced = true;
+        }
+    }
+
+    /// The oldest fill, removed from the record (eviction decides what to do with it).
+    pub fn pop_fill(&mut self) -> Option<Fill> {
+        let f = self.fills.pop_front()?;
+        self.compacted_len = self.compacted_len.min(self.fills.len());
+        Some(f)
+    }
+
+    /// Puts fill `f` back as the newest (its second chance).
+    pub fn push_fill(&mut self, f: Fill) {
+        self.fills.push_back(f);
+    }
+
+    /// Number of fill records.
+    pub fn fill_count(&self) -> usize {
+        self.fills.len()
+    }
+
     /// The entry for linear page `page` in window `w`.
     pub fn get(&self, w: WindowKind, page: u32) -> Option<Entry> {
         self.maps[w as usize].get(&page).copied()
@@ -51,6 +199,8 @@ impl Shadow {
         } else {
             self.non_global[w as usize].insert(page);
         }
+        let old = self.get(w, page);
+        self.rebound(w, page, old, Some(e));
         if let Some(old) = self.maps[w as usize].insert(page, e) {
             if old.phys_page == e.phys_page {
                 return;
@@ -62,8 +212,11 @@ impl Shadow {
 
     /// Changes the recorded permission of a mapped page.
     pub fn set_prot(&mut self, w: WindowKind, page: u32, prot: Prot) {
-        if let Some(e) = self.maps[w as usize].get_mut(&page) {
-            e.prot = prot;
+        if let Some(e) = self.get(w, page) {
+            self.rebound(w, page, Some(e), Some(Entry { prot, ..e }));
+            if let Some(e) = self.maps[w as usize].get_mut(&page) {
+                e.prot = prot;
+            }
         }
     }
 
@@ -78,10 +231,17 @@ impl Shadow {
 
     /// Forgets linear page `page` of window `w`; true if it was mapped.
     pub fn remove(&mut self, w: WindowKind, page: u32) -> Option<Entry> {
-        let e = self.maps[w as usize].remove(&page)?;
+        let e = self.get(w, page)?;
+        self.rebound(w, page, Some(e), None);
+        self.forget(w, page, e);
+        Some(e)
+    }
+
+    /// [`Shadow::remove`] without the boundary count, for removals that empty the window.
+    fn forget(&mut self, w: WindowKind, page: u32, e: Entry) {
+        self.maps[w as usize].remove(&page);
         self.non_global[w as usize].remove(&page);
         self.unlink(w, page, e.phys_page);
-        Some(e)
     }
 
     /// Every mapping of guest-physical page `phys`.
@@ -89,20 +249,26 @@ impl Shadow {
         self.rmap.get(&phys).cloned().unwrap_or_default()
     }
 
-    /// Number of pages window `w` maps.
-    pub fn len(&self, w: WindowKind) -> usize {
-        self.maps[w as usize].len()
-    }
-
     /// Forgets every page of window `w` and returns them as runs of consecutive pages
     /// (one host call each).
     pub fn take_all(&mut self, w: WindowKind) -> Vec<Run> {
-        let pages: Vec<u32> = self.maps[w as usize].keys().copied().collect();
-        self.take_pages(w, pages)
+        let mut pages: Vec<u32> = self.maps[w as usize].keys().copied().collect();
+        pages.sort_unstable();
+        self.clear(w);
+        let mut runs: Vec<Run> = Vec::new();
+        for p in pages {
+            match runs.last_mut() {
+                Some((start, n)) if *start as u64 + *n == p as u64 => *n += 1,
+                _ => runs.push((p, 1)),
+            }
+        }
+        runs
     }
 
     /// Forgets the non-global pages of window `w` (a CR3 write), as runs.
     pub fn take_non_global(&mut self, w: WindowKind) -> Vec<Run> {
+        self.fills.retain(|f| f.w != w || f.global);
+        self.compacted_len = self.compacted_len.min(self.fills.len());
         let pages: Vec<u32> = self.non_global[w as usize].iter().copied().collect();
         self.take_pages(w, pages)
     }
@@ -124,9 +290,13 @@ impl Shadow {
 
     /// Forgets everything in window `w`.
     pub fn clear(&mut self, w: WindowKind) {
-        let pages: Vec<u32> = self.maps[w as usize].keys().copied().collect();
-        for p in pages {
-            self.remove(w, p);
+        self.fills.retain(|f| f.w != w);
+        self.compacted_len = self.compacted_len.min(self.fills.len());
+        // The window ends up empty: its boundary count is zero, no need to follow it.
+        let entries: Vec<(u32, Entry)> = self.maps[w as usize].iter().map(|(&p, &e)| (p, e)).collect();
+        for (p, e) in entries {
+            self.forget(w, p, e);
         }
+        self.boundaries[w as usize] = 0;
     }
 }

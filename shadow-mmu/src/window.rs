@@ -68,7 +68,7 @@ impl WindowKind {
     }
 
     /// The reserved range: the window and its guards.
-    fn reservation(self) -> (u64, u64) {
+    pub(crate) fn reservation(self) -> (u64, u64) {
         match self {
             WindowKind::User => (self.base().saturating_sub(WINDOW_SIZE).max(mmap_min_addr()), self.base() + 2 * WINDOW_SIZE),
             WindowKind::Kernel => (KERNEL_WINDOW_BASE - WINDOW_SIZE, KERNEL_WINDOW_BASE + 2 * WINDOW_SIZE),
@@ -181,6 +181,30 @@ pub enum WindowError {
     /// The guest maps a user page below the host's `vm.mmap_min_addr`, where the user
     /// window cannot map anything (guest linear address).
     BelowMmapMin(u32),
+    /// The host refused a mapping for lack of memory or of mappings (`ENOMEM`) even after
+    /// the shadow MMU evicted what it had mapped: the VMAs the windows used, their budget,
+    /// the host's `vm.max_map_count`.
+    Exhausted {
+        /// VMAs the windows used.
+        vmas: usize,
+        /// Their budget.
+        budget: usize,
+        /// The host's limit per process.
+        max_map_count: usize,
+    },
+}
+
+impl WindowError {
+    /// True if a host call failed for lack of memory or of mappings (`ENOMEM`: the host
+    /// also says so when a process reaches `vm.max_map_count`), which evicting mappings
+    /// may cure.
+    pub fn host_refused(&self) -> bool {
+        match self {
+            WindowError::Host(_, e) => e.raw_os_error() == Some(libc::ENOMEM),
+            WindowError::Exhausted { .. } => true,
+            _ => false,
+        }
+    }
 }
 
 impl fmt::Display for WindowError {
@@ -197,6 +221,12 @@ impl fmt::Display for WindowError {
                 f,
                 "guest user code uses linear address {linear:#x}, below the host's vm.mmap_min_addr ({:#x}), where bt86 cannot map guest pages",
                 mmap_min_addr()
+            ),
+            WindowError::Exhausted { vmas, budget, max_map_count } => write!(
+                f,
+                "the host refuses to map more guest memory (out of memory, or out of mappings: vm.max_map_count is {max_map_count}) \
+                 even after the shadow MMU evicted its mappings down to {vmas} (its budget: {budget}); \
+                 free host memory or raise vm.max_map_count"
             ),
         }
     }
@@ -338,6 +368,10 @@ impl Window {
         // Small fills are about to be used (a hidden fault asked for one of their pages):
         // populating the host page table now saves a host page fault per page. Large ones
         // (the identity map) are not, which would allocate all of RAM up front.
+        #[cfg(test)]
+        if tests::REFUSE_MAPS.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok() {
+            return Err(WindowError::Host("mmap into the window", std::io::Error::from_raw_os_error(libc::ENOMEM)));
+        }
         let populate = if pages <= POPULATE_MAX_PAGES { libc::MAP_POPULATE } else { 0 };
         // SAFETY: `host..host + pages*4K` lies in the window or its mirror page, which this
         // Window reserved and owns; MAP_FIXED replaces only our own reservation there.
@@ -462,4 +496,13 @@ impl Drop for Window {
         unsafe { libc::munmap(lo as *mut libc::c_void, (hi - lo) as usize) };
         TAKEN[self.kind as usize].store(false, Ordering::SeqCst);
     }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::sync::atomic::AtomicU64;
+
+    /// The next this many guest-page mappings fail with `ENOMEM`, as when the host is out
+    /// of memory or of mappings.
+    pub static REFUSE_MAPS: AtomicU64 = AtomicU64::new(0);
 }

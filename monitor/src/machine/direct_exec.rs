@@ -425,6 +425,7 @@ impl Machine {
         };
         let resolution = match self.mem.mmu.resolve_fault(e.fault_addr, write, fetch) {
             Ok(r) => r,
+            Err(err) if err.host_refused() => return Err(Stop::Unsupported(format!("guest memory: {err}"), self.dump())),
             Err(err) => return Err(Stop::Unsupported(format!("internal error: window: {err}"), self.dump())),
         };
         Ok(match resolution {

@@ -409,6 +409,8 @@ impl Machine {
                 }
                 let resolution = match self.mem.mmu.resolve_fault(f.addr, write, false) {
                     Ok(r) => r,
+                    // The host is out of memory or mappings: not a bug of bt86's.
+                    Err(e) if e.host_refused() => return Err(Stop::Unsupported(format!("guest memory: {e}"), self.dump())),
                     Err(e) => return Err(internal(self, &format!("window: {e}"))),
                 };
                 match resolution {
@@ -506,6 +508,16 @@ pub(super) fn stats_report(m: &Machine) -> String {
     let _ = writeln!(o, "    pages filled                  {} (dirty-bit upgrades {})", ms.pages_filled, ms.dirty_upgrades);
     let _ = writeln!(o, "    flushes: invlpg {}, CR3 {}, full {}", ms.invlpg_flushes, ms.cr3_flushes, ms.full_flushes);
     let _ = writeln!(o, "    pages mapped ahead            {} (after invlpg or a true fault)", ms.prefills);
+    let _ = writeln!(
+        o,
+        "    host mappings (VMAs)          peak {} of a budget of {} (vm.max_map_count {})",
+        ms.vma_peak, ms.vma_budget, ms.max_map_count
+    );
+    let _ = writeln!(
+        o,
+        "    evictions                     {} ({} fills, {} pages; {} host refusals)",
+        ms.evictions, ms.fills_evicted, ms.pages_evicted, ms.host_refusals
+    );
     let ws = m.mem.mmu.window_stats();
     let _ = writeln!(
         o,

@@ -20,9 +20,20 @@
  *   cr3switch   a CR3 write to the other of two address spaces followed by one load from
  *               each page of a 64-page working set that the two map to different frames
  *               (so every switch is followed by 64 refills).  Per switch.
+ *   sweep-NM    a working set of N MiB of 4 KiB pages (1 to 96), swept SWEEP_REPS times
+ *               with one load per page, starting cold (after a CR3 reload): cycles per
+ *               page touched, fills included.  No two neighbouring pages map neighbouring
+ *               frames (as in an OS's user memory), so a shadow MMU cannot map them
+ *               together; what it keeps mapped must hold the whole working set, or a
+ *               sweep evicts what the next one needs.  The cost per page must not grow
+ *               with the size: no capacity cliff.
+ *   wptoggle    CR0.WP cleared and set again, then one load (per toggle pair).
+ *   pgetoggle   CR4.PGE cleared and set again (how an OS flushes its global pages), then
+ *               one load (per toggle pair).
  *
  * Each value is the average over many iterations minus the same loop without the event
- * (the loop overhead, and for hiddenfill/cr3switch the warm touches), measured ROUNDS
+ * (the loop overhead, and for hiddenfill/cr3switch the warm touches; not for the sweeps,
+ * whose loads are the point), measured ROUNDS
  * times; the minimum is printed as "bench NAME CYCLES".  Every benchmark checks what it
  * read, so an engine whose paging is broken bails out (status 127) instead of printing
  * numbers.
@@ -58,6 +69,16 @@
 #define POOL_MISC (POOL + 0x480000u)            /* 3 frames: X, Y, baseline */
 #define POOL_END  (POOL + 0x500000u)
 #define RAM_MAPPED 0x08000000u                  /* identity-mapped: 128 MiB */
+#define SWEEP_VA  0x50000000u                   /* pt_sweep: SWEEP_MAX pages */
+#define SWEEP_MAX 24576u                        /* 96 MiB */
+#define SWEEP_REPS 4u
+#define TOGGLE_OPS 2000u
+/* The sweep's frames: [8 MiB, 64 MiB) then [72 MiB, 112 MiB), 96 MiB in all (the pool and
+ * the kernel stay clear). */
+#define SWEEP_LOW 0x00800000u
+#define SWEEP_LOW_FRAMES ((POOL - SWEEP_LOW) / 4096u)
+#define SWEEP_HIGH 0x04800000u
+#define SWEEP_RAM 0x07000000u
 
 static uint32_t pd_a[1024] __attribute__((aligned(4096)));
 static uint32_t pd_b[1024] __attribute__((aligned(4096)));
@@ -66,6 +87,7 @@ static uint32_t pt_misc[1024] __attribute__((aligned(4096)));
 static uint32_t pt_a[1024] __attribute__((aligned(4096)));
 static uint32_t pt_b[1024] __attribute__((aligned(4096)));
 static volatile uint32_t dummy_pte[1024] __attribute__((aligned(4096)));
+static uint32_t pt_sweep[SWEEP_MAX / 1024][1024] __attribute__((aligned(4096)));
 
 static inline void invlpg(uint32_t a) { asm volatile("invlpg (%0)" :: "r"(a) : "memory"); }
 static inline uint32_t peek(uint32_t a) { return *(volatile uint32_t *)PHYS(a); }
@@ -116,11 +138,19 @@ static void expect(uint32_t got, uint32_t want, const char *what)
 
 /* ---- set-up ----------------------------------------------------------------------------- */
 
+/* The frame of sweep page i: the frames in an order where no two neighbouring pages have
+ * neighbouring frames (7919 is prime, so i -> i * 7919 mod SWEEP_MAX is a permutation). */
+static uint32_t sweep_frame(uint32_t i)
+{
+    uint32_t k = (uint32_t)(((uint64_t)i * 7919u) % SWEEP_MAX);
+    return k < SWEEP_LOW_FRAMES ? SWEEP_LOW + k * 4096u : SWEEP_HIGH + (k - SWEEP_LOW_FRAMES) * 4096u;
+}
+
 static void setup(void)
 {
     const uint32_t *mbi = (const uint32_t *)rt_mb_info;
-    if (rt_mb_magic != 0x2badb002 || !(mbi[0] & 1) || 0x100000u + mbi[2] * 1024u < POOL_END)
-        rt_bail("bench-mmu needs at least %u MiB of RAM", POOL_END >> 20);
+    if (rt_mb_magic != 0x2badb002 || !(mbi[0] & 1) || 0x100000u + mbi[2] * 1024u < SWEEP_RAM)
+        rt_bail("bench-mmu needs at least %u MiB of RAM", SWEEP_RAM >> 20);
 
     for (uint32_t i = 0; i < RAM_MAPPED >> 22; i++)
         pd_a[i] = (i << 22) | PDE_PS | PTE_G | PTE_W | PTE_P;
@@ -140,6 +170,13 @@ static void setup(void)
         poke(POOL_A + i * 4096, marker(POOL_A + i * 4096));
         poke(POOL_B + i * 4096, marker(POOL_B + i * 4096));
     }
+    for (uint32_t i = 0; i < SWEEP_MAX; i++) {
+        uint32_t frame = sweep_frame(i);
+        pt_sweep[i / 1024][i % 1024] = frame | PTE_W | PTE_P;
+        poke(frame, marker(frame));
+    }
+    for (uint32_t t = 0; t < SWEEP_MAX / 1024; t++)
+        pd_a[(SWEEP_VA >> 22) + t] = (uint32_t)pt_sweep[t] | PTE_W | PTE_P;
     pd_a[FILL_VA >> 22] = (uint32_t)pt_fill | PTE_W | PTE_P;
     pd_a[MISC_VA >> 22] = (uint32_t)pt_misc | PTE_W | PTE_P;
     memcpy(pd_b, pd_a, sizeof pd_a);
@@ -243,10 +280,60 @@ static uint64_t bench_cr3switch(void)
     return per_op(t1 - t0, t2 - t1, 2 * SWITCH_PAIRS);
 }
 
+/* SWEEP_REPS sweeps over the first `pages` sweep pages, from cold: cycles per page. */
+static uint64_t sweep(uint32_t pages)
+{
+    uint32_t want = 0, s = 0;
+    for (uint32_t i = 0; i < pages; i++)
+        want += marker(sweep_frame(i));
+    write_cr3((uint32_t)pd_a);
+    uint64_t t0 = bench_rdtsc();
+    for (uint32_t r = 0; r < SWEEP_REPS; r++)
+        s += touch(SWEEP_VA, pages);
+    uint64_t t1 = bench_rdtsc();
+    expect(s, SWEEP_REPS * want, "sweep: the markers of the working set");
+    return (t1 - t0) / ((uint64_t)pages * SWEEP_REPS);
+}
+
+static uint64_t bench_sweep1(void) { return sweep(256); }
+static uint64_t bench_sweep8(void) { return sweep(8 * 256); }
+static uint64_t bench_sweep32(void) { return sweep(32 * 256); }
+static uint64_t bench_sweep64(void) { return sweep(64 * 256); }
+static uint64_t bench_sweep96(void) { return sweep(96 * 256); }
+
+/* TOGGLE_OPS times: clear and set `bit` of CR0 (cr == 0) or CR4 (cr == 4), then one load. */
+static uint64_t toggle(int cr, uint32_t bit)
+{
+    uint32_t s0 = 0, s1 = 0;
+    uint32_t v = cr == 0 ? read_cr0() : read_cr4();
+    uint64_t t0 = bench_rdtsc();
+    for (uint32_t i = 0; i < TOGGLE_OPS; i++) {
+        if (cr == 0) {
+            write_cr0(v & ~bit);
+            write_cr0(v);
+        } else {
+            write_cr4(v & ~bit);
+            write_cr4(v);
+        }
+        s0 += peek(FILL_VA);
+    }
+    uint64_t t1 = bench_rdtsc();
+    for (uint32_t i = 0; i < TOGGLE_OPS; i++)
+        s1 += peek(FILL_VA);
+    uint64_t t2 = bench_rdtsc();
+    expect(s0, TOGGLE_OPS * marker(POOL_FILL), "toggle: loads after the toggles");
+    expect(s1, TOGGLE_OPS * marker(POOL_FILL), "toggle: baseline loads");
+    return per_op(t1 - t0, t2 - t1, TOGGLE_OPS);
+}
+
+static uint64_t bench_wptoggle(void) { return toggle(0, CR0_WP); }
+static uint64_t bench_pgetoggle(void) { return toggle(4, CR4_PGE); }
+
 /* A command line naming benchmarks runs only those (for profiling one of them). */
 static void run(const char *name, uint64_t (*bench)(void))
 {
-    static const char *const all[] = {"pgfault", "hiddenfill", "ptemod", "ptemod-cold", "cr3switch"};
+    static const char *const all[] = {"pgfault", "hiddenfill", "ptemod", "ptemod-cold", "cr3switch", "sweep-1M", "sweep-8M",
+                                      "sweep-32M", "sweep-64M", "sweep-96M", "wptoggle", "pgetoggle"};
     if (bench_selected(name, all, sizeof all / sizeof all[0], rt_cmdline_has))
         bench_best(name, bench, ROUNDS);
 }
@@ -262,6 +349,13 @@ void test_main(void)
     run("ptemod", bench_ptemod);
     run("ptemod-cold", bench_ptemod_cold);
     run("cr3switch", bench_cr3switch);
+    run("sweep-1M", bench_sweep1);
+    run("sweep-8M", bench_sweep8);
+    run("sweep-32M", bench_sweep32);
+    run("sweep-64M", bench_sweep64);
+    run("sweep-96M", bench_sweep96);
+    run("wptoggle", bench_wptoggle);
+    run("pgetoggle", bench_pgetoggle);
     write_cr0(read_cr0() & ~CR0_PG);
     bench_clock("end");
 }
