@@ -18,8 +18,10 @@
 //! the objects listed there into `$OUT_DIR/bench/<name>.elf` (by `guests/bench/<name>.ld`
 //! if there is one, else by `guests/lib/kernel.ld`); see [`BENCH_NATIVE`]: the objects
 //! that run natively too (compiled once, with the kernels' flags) also go into static
-//! 32-bit Linux programs `$OUT_DIR/bench/<name>-native`. `$OUT_DIR/bench.rs` holds their
-//! paths.
+//! 32-bit Linux programs `$OUT_DIR/bench/<name>-native`. The Linux benchmark
+//! `linux/bench.c` is linked with bench-cpu's workloads into the static program
+//! `$OUT_DIR/bench/linux-bench`, which is also `/init` of `$OUT_DIR/bench/initramfs-linux-bench.cpio`.
+//! `$OUT_DIR/bench.rs` holds their paths.
 //!
 //! The Linux test workload `linux/workload.c` is built as a static 32-bit Linux program
 //! (gcc -m32 -static, glibc's libc.a from libc6-dev-i386) and packed, as `/init` beside
