@@ -18,8 +18,10 @@
 //! the objects listed there into `$OUT_DIR/bench/<name>.elf` (by `guests/bench/<name>.ld`
 //! if there is one, else by `guests/lib/kernel.ld`); see [`BENCH_NATIVE`]: the objects
 //! that run natively too (compiled once, with the kernels' flags) also go into static
-//! 32-bit Linux programs `$OUT_DIR/bench/<name>-native`. `$OUT_DIR/bench.rs` holds their
-//! paths.
+//! 32-bit Linux programs `$OUT_DIR/bench/<name>-native`. The Linux benchmark
+//! `linux/bench.c` is linked with bench-cpu's workloads into the static program
+//! `$OUT_DIR/bench/linux-bench`, which is also `/init` of `$OUT_DIR/bench/initramfs-linux-bench.cpio`.
+//! `$OUT_DIR/bench.rs` holds their paths.
 //!
 //! The Linux test workload `linux/workload.c` is built as a static 32-bit Linux program
 //! (gcc -m32 -static, glibc's libc.a from libc6-dev-i386) and packed, as `/init` beside
@@ -323,7 +325,51 @@ fn build_benchmarks(bench_dir: &Path, obj_dir: &Path, lib: &Path, lib_objs: &[Pa
         let konst = name.to_uppercase().replace('-', "_");
         writeln!(table, "const {konst}_NATIVE: Result<&str, &str> = {native_const};").unwrap();
     }
+    let linux = match link_linux_bench(bench_dir, &[obj("workloads.c"), obj("common.c")], &dir) {
+        Ok(cpio) => format!(
+            "Ok(({:?}, {:?}))",
+            dir.join("linux-bench").to_str().expect("OUT_DIR is not UTF-8"),
+            cpio.to_str().expect("OUT_DIR is not UTF-8")
+        ),
+        Err(why) => {
+            println!("cargo:warning=the Linux benchmark was not built: {why}");
+            format!("Err({why:?})")
+        }
+    };
+    writeln!(table, "const LINUX_BENCH: Result<(&str, &str), &str> = {linux};").unwrap();
     fs::write(out.join("bench.rs"), table).unwrap();
+}
+
+/// The Linux benchmark `linux/bench.c` (next to `guests/bench/`), linked with bench-cpu's
+/// compute workloads (`objs`) as the static 32-bit program `dir/linux-bench`, which runs
+/// natively, and packed as `/init` into `dir/initramfs-linux-bench.cpio`; returns the
+/// initramfs's path.
+fn link_linux_bench(bench_dir: &Path, objs: &[PathBuf], dir: &Path) -> Result<PathBuf, String> {
+    let program = dir.join("linux-bench");
+    let src = bench_dir.parent().and_then(Path::parent).expect("tests/guests/bench").join("linux").join("bench.c");
+    let linked = Command::new("gcc")
+        .args(["-m32", "-march=i686", "-O2", "-static", "-Wall", "-Wextra"])
+        .arg("-I")
+        .arg(bench_dir)
+        .arg("-o")
+        .arg(&program)
+        .arg(&src)
+        .args(objs)
+        .output()
+        .map_err(|e| format!("cannot run gcc: {e}"))?;
+    if !linked.status.success() {
+        let first = String::from_utf8_lossy(&linked.stderr).lines().find(|l| l.contains("error")).unwrap_or("").trim().to_string();
+        return Err(format!("gcc -m32 -static failed ({first}); {TOOLCHAIN_HINT}"));
+    }
+    for line in String::from_utf8_lossy(&linked.stderr).lines() {
+        println!("cargo:warning={line}");
+    }
+    let init = fs::read(&program).map_err(|e| format!("reading {}: {e}", program.display()))?;
+    let mut archive = cpio::Archive::new();
+    archive.dir("dev", 0o755).char_dev("dev/console", 0o600, 5, 1).dir("proc", 0o755).file("init", 0o755, &init);
+    let cpio = dir.join("initramfs-linux-bench.cpio");
+    fs::write(&cpio, archive.finish()).map_err(|e| format!("writing {}: {e}", cpio.display()))?;
+    Ok(cpio)
 }
 
 /// The `.c` and `.S` files directly in `dir`, sorted.

@@ -6,7 +6,8 @@
  * of DS/ES/FS/GS/SS with every architectural check: null, beyond the GDT limit, an empty
  * descriptor, system descriptors, execute-only code, not present, DPL/RPL against CPL, LDT
  * selectors with and without an LDT, for SS also read-only data and code; the error codes
- * of #GP/#NP/#SS; the accessed bit set in the GDT on a load; lds/les/lfs/lgs/lss (and
+ * of #GP/#NP/#SS; the accessed bit set in the GDT on a load; reloads of the selector a
+ * register holds (a changed descriptor takes effect); lds/les/lfs/lgs/lss (and
  * that a failing one changes nothing); segment bases for data, string source/destination
  * overrides and the stack; far jmp/call/ret (direct, indirect, ret imm16), a call gate, a
  * conforming code segment, iret to another code selector, a far call into a 16-bit code
@@ -135,6 +136,39 @@ static void far_pointer_loads(void)
        "lgs of a not-present segment: #NP, destination register untouched");
     asm volatile("movl %%gs, %0" : "=r"(s));
     is(s, SEL_KDATA, "lgs that faulted left GS alone");
+}
+
+/* ---- reloading the selector a register holds ------------------------------------------------
+ * A load reads the descriptor again even when the selector is the one the register holds:
+ * a changed descriptor takes effect, and a cleared accessed bit is set again (bt86 does such
+ * reloads inline while the descriptor is unchanged). */
+static void reloads(void)
+{
+    volatile uint64_t *e = &rt_gdt[SEL_SPARE0 >> 3];
+    const uint64_t first = rt_desc((uint32_t)rt_small_seg, 0xff, 0x93, 0x4);
+    const uint64_t moved = rt_desc((uint32_t)rt_small_seg + 0x40, 0xff, 0x93, 0x4);
+    const uint32_t *at10 = (const uint32_t *)&rt_small_seg[0x10], *at50 = (const uint32_t *)&rt_small_seg[0x50];
+    uint32_t v;
+    *e = first;
+    asm volatile("movw %w1, %%fs; movl %%fs:0x10, %0" : "=r"(v) : "r"(SEL_SPARE0));
+    is(v, *at10, "fs loaded from a spare descriptor");
+    asm volatile("movw %w1, %%fs; movl %%fs:0x10, %0" : "=r"(v) : "r"(SEL_SPARE0));
+    is(v, *at10, "reloading the selector fs holds keeps its base");
+    *e = moved;
+    asm volatile("movw %w1, %%fs; movl %%fs:0x10, %0" : "=r"(v) : "r"(SEL_SPARE0));
+    is(v, *at50, "reloading it after its descriptor changed takes the new base");
+    *e = first;
+    asm volatile("pushl %%fs; popl %%fs; movl %%fs:0x10, %0" : "=r"(v));
+    is(v, *at10, "pop fs of the selector it holds after the descriptor changed back");
+    *e = first & ~(1ull << 40);
+    asm volatile("movw %w0, %%fs" : : "r"(SEL_SPARE0) : "memory");
+    is((uint32_t)(*e >> 40) & 0xff, 0x93, "reloading the selector fs holds sets a cleared accessed bit");
+    asm volatile("movw %w0, %%fs" : : "r"(SEL_KDATA));
+    asm volatile("movw %w0, %%fs; movw %w0, %%fs; pushl %%fs; popl %%fs" : : "r"(0));
+    asm volatile("movl %%fs, %0" : "=r"(v));
+    is(v, 0, "reloading a null selector into fs");
+    asm volatile("movw %w0, %%fs" : : "r"(SEL_KDATA));
+    *e = 0;
 }
 
 /* ---- segment bases ------------------------------------------------------------------------- */
@@ -332,6 +366,7 @@ void test_main(void)
     stack_loads();
     far_pointer_loads();
     bases();
+    reloads();
     far_transfers();
     access_checks();
     arpl();

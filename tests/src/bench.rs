@@ -1,11 +1,14 @@
 //! The benchmarks in `tests/guests/bench/` (run by hand with the `bench` program, never by
 //! `cargo test`): where `build.rs` put them, and how to read what they print.
 //!
-//! There are three: `bench-cpu` (compute workloads, as a guest kernel and as a native 32-bit
-//! Linux program built from the same object file), `bench-mmu` (paging events, guest only)
-//! and `bench-user` (user-mode code and its exits to the guest kernel, as a guest kernel and
-//! as a native program running the same user-mode object under Linux). They are not test
-//! kernels and are not in [`crate::kernels`]. Every program prints
+//! There are four: `bench-cpu` (compute workloads, as a guest kernel and as a native 32-bit
+//! Linux program built from the same object file), `bench-mmu` (paging events, guest only),
+//! `bench-user` (user-mode code and its exits to the guest kernel, as a guest kernel and
+//! as a native program running the same user-mode object under Linux) and the Linux
+//! benchmark (`tests/linux/bench.c`: boot time to /init, then system calls, processes, page
+//! faults and compute, as /init of Debian's kernel and as a native program; its values are
+//! nanoseconds of CLOCK_MONOTONIC). They are not test kernels and are not in
+//! [`crate::kernels`]. Every program prints
 //! lines of three kinds (see `guests/bench/bench.h`), which [`Output::parse`] collects:
 //!
 //! ```text
@@ -19,7 +22,7 @@ use std::path::PathBuf;
 
 include!(concat!(env!("OUT_DIR"), "/bench.rs"));
 
-/// One of the three benchmark programs.
+/// One of the four benchmark programs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Suite {
     /// `bench-cpu`: compute workloads; values are TSC cycles per workload.
@@ -29,11 +32,14 @@ pub enum Suite {
     /// `bench-user`: CPL 3 code and its exits (system calls, faults); values are TSC cycles
     /// per operation (for `usercompute`, per workload).
     User,
+    /// The Linux benchmark: Debian's kernel booting `tests/linux/bench.c` as /init; values
+    /// are nanoseconds (boot time to /init, then per operation).
+    Linux,
 }
 
 impl Suite {
     /// Every benchmark program, in the order the runner runs them.
-    pub const ALL: [Suite; 3] = [Suite::Cpu, Suite::Mmu, Suite::User];
+    pub const ALL: [Suite; 4] = [Suite::Cpu, Suite::Mmu, Suite::User, Suite::Linux];
 
     /// Its name, as on the runner's command line (`--only cpu|mmu|user`).
     pub fn name(self) -> &'static str {
@@ -41,6 +47,7 @@ impl Suite {
             Suite::Cpu => "cpu",
             Suite::Mmu => "mmu",
             Suite::User => "user",
+            Suite::Linux => "linux",
         }
     }
 
@@ -49,13 +56,22 @@ impl Suite {
         Suite::ALL.into_iter().find(|s| s.name() == name)
     }
 
-    /// The guest kernel (Multiboot ELF, run like the test kernels; exit status 1 when done).
-    pub fn kernel(self) -> PathBuf {
-        PathBuf::from(match self {
-            Suite::Cpu => BENCH_CPU_KERNEL,
-            Suite::Mmu => BENCH_MMU_KERNEL,
-            Suite::User => BENCH_USER_KERNEL,
-        })
+    /// The guest kernel (Multiboot ELF, run like the test kernels; exit status 1 when done);
+    /// `None` for the Linux benchmark (Debian's kernel, see [`Suite::linux_initramfs`]).
+    pub fn kernel(self) -> Option<PathBuf> {
+        match self {
+            Suite::Cpu => Some(BENCH_CPU_KERNEL),
+            Suite::Mmu => Some(BENCH_MMU_KERNEL),
+            Suite::User => Some(BENCH_USER_KERNEL),
+            Suite::Linux => None,
+        }
+        .map(PathBuf::from)
+    }
+
+    /// The Linux benchmark's initramfs (the native program as `/init`), or why it was not
+    /// built.
+    pub fn linux_initramfs() -> Result<PathBuf, String> {
+        LINUX_BENCH.map(|(_, cpio)| PathBuf::from(cpio)).map_err(str::to_string)
     }
 
     /// The native program running the same workloads (exit status 0 when done): `None`
@@ -65,6 +81,7 @@ impl Suite {
             Suite::Cpu => BENCH_CPU_NATIVE,
             Suite::Mmu => return None,
             Suite::User => BENCH_USER_NATIVE,
+            Suite::Linux => LINUX_BENCH.map(|(native, _)| native),
         };
         Some(built.map(PathBuf::from).map_err(str::to_string))
     }
@@ -131,10 +148,10 @@ mod tests {
     #[test]
     fn benchmarks_were_built() {
         for suite in Suite::ALL {
-            let k = suite.kernel();
+            assert_eq!(Suite::from_name(suite.name()), Some(suite));
+            let Some(k) = suite.kernel() else { continue };
             assert!(k.is_file(), "{}: {} missing", suite.name(), k.display());
             assert!(crate::kernels().iter().all(|t| t.path != k), "benchmark kernels must not be test kernels");
-            assert_eq!(Suite::from_name(suite.name()), Some(suite));
             if let Some(Ok(native)) = suite.native() {
                 assert!(native.is_file());
             }

@@ -65,6 +65,9 @@ pub enum Class {
     Salc,
     /// `rdtsc` at CPL 0: the host TSC plus the guest's offset.
     Rdtsc,
+    /// `mov ds/es/fs/gs, r` or `pop ds/es/fs/gs` at CPL 0 in protected mode: reloading the
+    /// selector the register holds is done inline, anything else is a callout.
+    SregLoad,
     /// Executed by the monitor. `resumable`: translated code can continue after it.
     Callout {
         /// True if execution normally continues with the next instruction.
@@ -258,7 +261,7 @@ pub fn classify(ins: &Instruction, mode: Mode) -> Class {
         }
         M::Pop => {
             return match ins.op0_kind() {
-                OpKind::Register if ins.op0_register().is_segment_register() => Class::Callout { resumable: true },
+                OpKind::Register if ins.op0_register().is_segment_register() => sreg_load(ins, mode),
                 _ => Class::Pop,
             };
         }
@@ -385,6 +388,9 @@ pub fn classify(ins: &Instruction, mode: Mode) -> Class {
                     r.is_segment_register() || r.is_cr() || r.is_dr() || r.is_tr()
                 }
             });
+            if ins.op0_kind() == OpKind::Register && ins.op0_register().is_segment_register() && ins.op1_kind() == OpKind::Register {
+                return sreg_load(ins, mode);
+            }
             if sreg_or_ctrl {
                 return Class::Callout { resumable: true };
             }
@@ -426,6 +432,19 @@ pub fn classify(ins: &Instruction, mode: Mode) -> Class {
         }
     }
     Class::Ident
+}
+
+/// A load of segment register operand 0 (`mov sreg, r`, `pop sreg`): [`Class::SregLoad`]
+/// where its inline fast path applies (DS, ES, FS, GS at CPL 0 in protected mode, not
+/// single-stepping, 32-bit stack), else a callout.
+fn sreg_load(ins: &Instruction, mode: Mode) -> Class {
+    use iced_x86::Register as R;
+    let data = matches!(ins.op0_register(), R::DS | R::ES | R::FS | R::GS);
+    if data && mode.cpl() == 0 && mode.has(Mode::PROTECTED) && mode.has(Mode::STACK32) && !mode.has(Mode::TRAP_FLAG) {
+        Class::SregLoad
+    } else {
+        Class::Callout { resumable: true }
+    }
 }
 
 /// True if a class always ends the fragment (control leaves the straight line for

@@ -248,6 +248,16 @@ pub struct Context {
     pub ibl_table: u64,
     /// Guest segment selectors ES..GS, for translated `push sreg`.
     pub sel: [u32; 6],
+    /// Per segment register ES..GS: whether translated code at CPL 0 may reload the
+    /// selector it holds without the monitor ([`SREG_RELOAD_NEVER`], [`SREG_RELOAD_NULL`]
+    /// or [`SREG_RELOAD_DESCRIPTOR`]; see `emit/sreg.rs`). Set by the monitor when it
+    /// loads a data segment from a descriptor, cleared by every other change of the
+    /// register and by loading GDTR or LDTR.
+    pub sreg_reload: [u32; 6],
+    /// For [`SREG_RELOAD_DESCRIPTOR`]: the linear address of the descriptor loaded.
+    pub sreg_desc_addr: [u32; 6],
+    /// For [`SREG_RELOAD_DESCRIPTOR`]: its 8 bytes after the load (accessed bit set).
+    pub sreg_desc: [u64; 6],
     /// Fragment bodies entered (counted only when the translator is built for
     /// statistics).
     pub fragment_entries: u64,
@@ -258,6 +268,14 @@ pub struct Context {
     /// Guest x87/SSE state while it is not in the host registers.
     pub guest_fx: FxArea,
 }
+
+/// [`Context::sreg_reload`]: the monitor must perform every load of this register.
+pub const SREG_RELOAD_NEVER: u32 = 0;
+/// [`Context::sreg_reload`]: the register holds a null selector, loaded at CPL 0 or 3.
+pub const SREG_RELOAD_NULL: u32 = 1;
+/// [`Context::sreg_reload`]: the register was loaded from the descriptor at
+/// [`Context::sreg_desc_addr`], which then read [`Context::sreg_desc`].
+pub const SREG_RELOAD_DESCRIPTOR: u32 = 2;
 
 /// An indirect-branch lookup table: one per [`crate::Mode`], because a table entry
 /// jumps straight into a fragment, which is only valid in its own mode.
@@ -340,6 +358,18 @@ pub mod off {
     pub const TSC_OFFSET: i32 = offset_of!(Context, tsc_offset) as i32;
     /// Of `ibl_table`.
     pub const IBL_TABLE: i32 = offset_of!(Context, ibl_table) as i32;
+    /// Of `sreg_reload[s]`.
+    pub const fn sreg_reload(s: Seg) -> i32 {
+        (offset_of!(Context, sreg_reload) + 4 * s as usize) as i32
+    }
+    /// Of `sreg_desc_addr[s]`.
+    pub const fn sreg_desc_addr(s: Seg) -> i32 {
+        (offset_of!(Context, sreg_desc_addr) + 4 * s as usize) as i32
+    }
+    /// Of `sreg_desc[s]`.
+    pub const fn sreg_desc(s: Seg) -> i32 {
+        (offset_of!(Context, sreg_desc) + 8 * s as usize) as i32
+    }
     /// Of `sel[s]`.
     pub const fn sel(s: Seg) -> i32 {
         (offset_of!(Context, sel) + 4 * s as usize) as i32
@@ -467,6 +497,7 @@ impl Context {
         self.irq_pending = 0;
         self.seg_base = [0; 6];
         self.sel = [0; 6];
+        self.sreg_reload = [SREG_RELOAD_NEVER; 6];
         self.guest_fx = FxArea::initial();
     }
 

@@ -42,7 +42,8 @@ mod translate;
 use rustc_hash::FxHashMap as HashMap;
 
 pub use context::{
-    Context, ContextBox, ExitReason, FxArea, HostFault, IblTable, KICK_PAGE_OFFSET, Seg, arm_kick, disarm_kick, flags, kick_page_of, reg,
+    Context, ContextBox, ExitReason, FxArea, HostFault, IblTable, KICK_PAGE_OFFSET, SREG_RELOAD_DESCRIPTOR, SREG_RELOAD_NEVER, SREG_RELOAD_NULL, Seg,
+    arm_kick, disarm_kick, flags, kick_page_of, reg,
 };
 pub use decode::{CodeMemory, CodePage, FetchFault};
 pub use fault::{HostRegs, Recovered};

@@ -298,6 +298,7 @@ impl Translator {
                 em.emit_rdtsc();
                 Ok(())
             }
+            Class::SregLoad => em.emit_sreg_load(ins),
             Class::Callout { resumable } => {
                 em.callout(ins, CalloutKind::Emulate, resumable);
                 Ok(())
@@ -332,7 +333,7 @@ fn needs_real_esp(class: Class, ins: &Instruction) -> bool {
         | Class::PushSreg
         | Class::PopAll => false,
         Class::Jmp | Class::Jcc | Class::Loop | Class::Call | Class::Ret | Class::JmpIndirect | Class::CallIndirect => false,
-        Class::PushAll | Class::Enter | Class::Leave | Class::Callout { .. } | Class::Raise(..) => true,
+        Class::PushAll | Class::Enter | Class::Leave | Class::SregLoad | Class::Callout { .. } | Class::Raise(..) => true,
     }
 }
 

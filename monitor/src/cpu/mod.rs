@@ -154,9 +154,17 @@ impl Cpu {
         self.seg[s as usize] = cache;
         self.ctx.seg_base[s as usize] = cache.base;
         self.ctx.sel[s as usize] = cache.selector as u32;
+        // Translated code may reload it only if `load_data_segment` says so again.
+        self.ctx.sreg_reload[s as usize] = bt86_translator::SREG_RELOAD_NEVER;
         if s == Seg::Cs && self.protected() {
             self.cpl = (cache.selector & 3) as u8;
         }
+    }
+
+    /// GDTR or LDTR changed: a selector may name another descriptor now, so no segment
+    /// register may be reloaded by translated code without the monitor.
+    pub fn descriptor_tables_changed(&mut self) {
+        self.ctx.sreg_reload = [bt86_translator::SREG_RELOAD_NEVER; 6];
     }
 
     /// CR0.PE.

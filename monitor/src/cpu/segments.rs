@@ -198,11 +198,37 @@ impl Cpu {
         }
         if selector & !3 == 0 {
             self.set_segment(s, SegmentCache { selector, ..SegmentCache::null() });
+            // Loading the same null selector again at CPL 0 changes nothing.
+            self.ctx.sreg_reload[s as usize] = bt86_translator::SREG_RELOAD_NULL;
             return Ok(());
         }
         let gp = Exception::new(Vector::GP, selector as u32 & 0xFFFC);
         let d = self.read_descriptor(mem, selector)?.ok_or(gp)?;
         let c = SegmentCache::from_descriptor(selector, d.raw);
+        let reloadable = self.load_data_checked(mem, s, selector, &d, c)?;
+        if reloadable {
+            // Loading the same selector again at CPL 0 while the descriptor reads the same
+            // changes nothing (see the translator's emit/sreg.rs).
+            let i = s as usize;
+            self.ctx.sreg_reload[i] = bt86_translator::SREG_RELOAD_DESCRIPTOR;
+            self.ctx.sreg_desc_addr[i] = d.addr;
+            self.ctx.sreg_desc[i] = d.raw | (u64::from(acc::ACCESSED) << 40);
+        }
+        Ok(())
+    }
+
+    /// The checks and the load of `load_data_segment` for a non-null selector; true if
+    /// translated code may repeat the load inline (the descriptor is in one piece in
+    /// memory, not wrapping around 4 GiB).
+    fn load_data_checked(
+        &mut self,
+        mem: &mut dyn SystemMemory,
+        s: Seg,
+        selector: u16,
+        d: &DescriptorRef,
+        c: SegmentCache,
+    ) -> Result<bool, Exception> {
+        let gp = Exception::new(Vector::GP, selector as u32 & 0xFFFC);
         if !c.is_code_or_data() || !c.readable() {
             return Err(gp);
         }
@@ -213,9 +239,9 @@ impl Cpu {
         if !c.present() {
             return Err(Exception::new(Vector::NP, selector as u32 & 0xFFFC));
         }
-        Self::mark_accessed(mem, &d)?;
+        Self::mark_accessed(mem, d)?;
         self.set_segment(s, SegmentCache { access: c.access | acc::ACCESSED, ..c });
-        Ok(())
+        Ok(d.addr.checked_add(7).is_some())
     }
 
     /// `mov ss`, `pop ss`, `lss` (protected mode).

@@ -2,7 +2,7 @@
 //! QEMU (TCG), and prints a table to paste into the README.
 //!
 //! ```text
-//! cargo run --release -p bt86-guests --bin bench -- [--runs N] [--only cpu|mmu|user]
+//! cargo run --release -p bt86-guests --bin bench -- [--runs N] [--only cpu|mmu|user|linux]
 //!     [--bt86 PATH] [--qemu PATH]
 //! ```
 //!
@@ -17,12 +17,19 @@
 //! that with the host TSC frequency (measured here against CLOCK_MONOTONIC). Should QEMU's clock ever run at another rate, its values
 //! are rescaled to host cycles with the measured rate (noted below the table).
 //!
+//! The Linux benchmark (`tests/linux/bench.c`) boots Debian's i386 kernel (fetched and
+//! cached like the Linux test's, see `bt86_guests::linux`) with the benchmark as /init, under
+//! bt86 in each `--user-exec` mode and under QEMU, and runs the same program natively. It
+//! times itself with CLOCK_MONOTONIC (nanoseconds), checked against wall time like the TSC;
+//! its first line as /init carries the guest's uptime, and the arrival of that line's first
+//! byte here is the host wall time from starting the engine to /init.
+//!
 //! Standard library only. The benchmark images come from `build.rs` (see
 //! `bt86_guests::bench`); bt86 is `target/release/bt86` next to this program unless
 //! `--bt86` says otherwise.
 
 use std::fmt::Write as _;
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::thread;
@@ -43,7 +50,28 @@ const RATE_TOLERANCE: f64 = 0.10;
 /// events are left out: no copy of it was at hand to check them against.
 const VMWARE_BT_2006: &[(&str, u64)] = &[("pgfault", 3927), ("ptemod", 391)];
 
-/// bench-user's bt86 engines: column title and `bt86 run --user-exec` mode.
+/// The Linux benchmark's command line: the console on COM1, few boot messages, and a panic
+/// ends the machine at once.
+const LINUX_APPEND: &str = "console=ttyS0 quiet panic=-1";
+
+/// The Linux benchmark's marker line (its first as /init); its first byte's arrival is the
+/// host wall time to /init, reported as `boot-wall`.
+const BOOT_MARKER: &str = "bench boot-uptime ";
+
+/// The Linux benchmark's goals (from the issue that asked for it), per row: the bound and
+/// what it is relative to ("native" or "QEMU").
+const LINUX_GOALS: &[(&str, f64, &str)] = &[
+    ("boot-uptime", 0.5, "QEMU"),
+    ("boot-wall", 0.5, "QEMU"),
+    ("int80", 2.0, "native"),
+    ("sysenter", 2.0, "native"),
+    ("fork", 3.0, "native"),
+    ("pagefault", 3.0, "native"),
+    ("compute", 1.05, "native"),
+];
+
+/// bench-user's (and the Linux benchmark's) bt86 engines: column title and `bt86 run
+/// --user-exec` mode.
 const USER_EXEC_MODES: [(&str, &str); 3] = [("bt86 direct", "direct"), ("bt86 translate", "translate"), ("bt86 adaptive", "adaptive")];
 
 const USAGE: &str = "\
@@ -53,8 +81,8 @@ Runs the bt86 benchmarks natively, under bt86 and under QEMU (TCG) and prints a 
 
 options:
   --runs N         runs per engine, interleaved (default 5); the table shows medians
-  --only cpu|mmu|user
-                   just one benchmark (default: all three)
+  --only cpu|mmu|user|linux
+                   just one benchmark (default: all four)
   --bt86 PATH      the bt86 binary (default: target/release/bt86 beside this program)
   --qemu PATH      qemu-system-i386 (default: $BT86_QEMU, else the one on $PATH)
   -h, --help       this text";
@@ -133,7 +161,7 @@ impl Options {
                 "--runs" => o.runs = value("--runs")?.parse().ok().filter(|&n| n > 0).ok_or("--runs needs a positive number")?,
                 "--only" => {
                     let name = value("--only")?;
-                    o.only = Some(Suite::from_name(&name).ok_or(format!("--only {name}: expected cpu, mmu or user"))?);
+                    o.only = Some(Suite::from_name(&name).ok_or(format!("--only {name}: expected cpu, mmu, user or linux"))?);
                 }
                 "--bt86" => o.bt86 = Some(PathBuf::from(value("--bt86")?)),
                 "--qemu" => o.qemu = Some(PathBuf::from(value("--qemu")?)),
@@ -166,7 +194,10 @@ struct Engine {
 }
 
 fn engines_for(suite: Suite, bt86: &Path, qemu: Option<&Path>) -> Vec<Engine> {
-    let kernel = suite.kernel().to_string_lossy().into_owned();
+    let Some(kernel) = suite.kernel() else {
+        return linux_engines(bt86, qemu, bt86_guests::linux::debian_kernel(), Suite::linux_initramfs());
+    };
+    let kernel = kernel.to_string_lossy().into_owned();
     let mut v = Vec::new();
     if let Some(native) = suite.native() {
         v.push(Engine { name: "native", how: native.map(|p| (p, Vec::new())).map_err(|e| format!("not built: {e}")), done_status: 0 });
@@ -193,6 +224,34 @@ fn engines_for(suite: Suite, bt86: &Path, qemu: Option<&Path>) -> Vec<Engine> {
             .ok_or_else(|| "not installed (qemu-system-i386; Debian: qemu-system-x86)".to_string()),
         done_status: 1,
     });
+    v
+}
+
+/// The Linux benchmark's engines: the program natively, then Debian's `kernel` booting
+/// `initrd` under bt86 (each `--user-exec` mode) and QEMU; all end with exit status 0.
+fn linux_engines(bt86: &Path, qemu: Option<&Path>, kernel: Result<PathBuf, String>, initrd: Result<PathBuf, String>) -> Vec<Engine> {
+    let native = Suite::Linux.native().expect("the Linux benchmark runs natively");
+    let mut v =
+        vec![Engine { name: "native", how: native.map(|p| (p, Vec::new())).map_err(|e| format!("not built: {e}")), done_status: 0 }];
+    let files = kernel.map_err(|e| format!("no kernel: {e}")).and_then(|k| initrd.map(|i| (k, i)).map_err(|e| format!("not built: {e}")));
+    // The options are spelled `--kernel` for bt86, `-kernel` for QEMU.
+    let boot = |program: &Path, args: &[&str], dash: &str| {
+        files.clone().map(|(k, i)| {
+            let mut a: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+            for (opt, value) in [("kernel", k.to_string_lossy()), ("initrd", i.to_string_lossy()), ("append", LINUX_APPEND.into())] {
+                a.extend([format!("{dash}{opt}"), value.into_owned()]);
+            }
+            (program.to_path_buf(), a)
+        })
+    };
+    for (name, mode) in USER_EXEC_MODES {
+        v.push(Engine { name, how: boot(bt86, &["run", "--user-exec", mode], "--"), done_status: 0 });
+    }
+    let how = match qemu {
+        Some(q) => boot(q, bt86_guests::linux::QEMU_LINUX_ARGS, "-"),
+        None => Err("not installed (qemu-system-i386; Debian: qemu-system-x86)".to_string()),
+    };
+    v.push(Engine { name: "QEMU", how, done_status: 0 });
     v
 }
 
@@ -242,7 +301,14 @@ fn run_suite(suite: Suite, engines: &[Engine], runs: usize) -> Vec<EngineResults
 /// Runs one benchmark program to its end; Err says what went wrong ("failed (status 3): ...").
 fn run_program(cmd: Command, done_status: i32) -> Result<Sample, String> {
     let run = run_timed(cmd, TIMEOUT).map_err(|e| format!("cannot run: {e}"))?;
-    let out = Output::parse(&run.stdout);
+    let mut out = Output::parse(&run.stdout);
+    // The Linux benchmark's host wall time to /init: when its marker line began to arrive.
+    if let Some(i) = run.stdout.lines().position(|l| l.starts_with(BOOT_MARKER))
+        && let Some(at) = run.line_starts.get(i)
+    {
+        let after = out.values.iter().position(|(n, _)| n == "boot-uptime").map_or(0, |p| p + 1);
+        out.values.insert(after, ("boot-wall".to_string(), at.as_nanos() as u64));
+    }
     let first_err = run.stderr.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
     let why = if run.timed_out {
         Some(format!("failed (timed out after {} s)", TIMEOUT.as_secs()))
@@ -275,27 +341,43 @@ fn run_program(cmd: Command, done_status: i32) -> Result<Sample, String> {
 struct TimedRun {
     stdout: String,
     line_times: Vec<Duration>,
+    /// When the first byte of each line arrived.
+    line_starts: Vec<Duration>,
     stderr: String,
     status: Option<i32>,
     timed_out: bool,
 }
 
-/// Runs `cmd` (stdin /dev/null), timestamping each stdout line as it arrives; kills it after
-/// `timeout`.
+/// Runs `cmd` (stdin /dev/null), timestamping each stdout line as it arrives (its first byte
+/// and its end); kills it after `timeout`.
 fn run_timed(mut cmd: Command, timeout: Duration) -> io::Result<TimedRun> {
     let start = Instant::now();
     let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
     let stdout = child.stdout.take().expect("piped stdout");
     let mut stderr = child.stderr.take().expect("piped stderr");
     let out_reader = thread::spawn(move || {
-        let mut r = BufReader::new(stdout);
-        let (mut text, mut times, mut line) = (String::new(), Vec::new(), Vec::new());
-        while matches!(r.read_until(b'\n', &mut line), Ok(n) if n > 0) {
+        let mut r = stdout;
+        let (mut text, mut times, mut starts, mut line) = (String::new(), Vec::new(), Vec::new(), Vec::new());
+        let mut chunk = [0u8; 4096];
+        while let Ok(n @ 1..) = r.read(&mut chunk) {
+            let now = start.elapsed();
+            for &b in &chunk[..n] {
+                if line.is_empty() {
+                    starts.push(now);
+                }
+                line.push(b);
+                if b == b'\n' {
+                    times.push(now);
+                    text.push_str(&String::from_utf8_lossy(&line));
+                    line.clear();
+                }
+            }
+        }
+        if !line.is_empty() {
             times.push(start.elapsed());
             text.push_str(&String::from_utf8_lossy(&line));
-            line.clear();
         }
-        (text, times)
+        (text, times, starts)
     });
     let err_reader = thread::spawn(move || {
         let mut v = Vec::new();
@@ -314,10 +396,11 @@ fn run_timed(mut cmd: Command, timeout: Duration) -> io::Result<TimedRun> {
         }
         thread::sleep(Duration::from_millis(5));
     };
-    let (stdout, line_times) = out_reader.join().unwrap_or_default();
+    let (stdout, line_times, line_starts) = out_reader.join().unwrap_or_default();
     Ok(TimedRun {
         stdout,
         line_times,
+        line_starts,
         stderr: err_reader.join().unwrap_or_default(),
         status: if timed_out { None } else { status.code() },
         timed_out,
@@ -341,7 +424,14 @@ struct Summary<'a> {
 }
 
 impl<'a> Summary<'a> {
+    /// `host_mhz`: the rate the engines' clocks should tick at against wall time (the host
+    /// TSC's; 1000 for the Linux benchmark's nanoseconds). QEMU's values are rescaled if its
+    /// clock is a TSC (not for the Linux benchmark: its boot-wall row is the host's own).
     fn new(engines: &'a [Engine], results: &'a [EngineResults], host_mhz: f64) -> Summary<'a> {
+        Summary::with_clock(engines, results, host_mhz, true)
+    }
+
+    fn with_clock(engines: &'a [Engine], results: &'a [EngineResults], host_mhz: f64, rescale_qemu: bool) -> Summary<'a> {
         let rates: Vec<Option<f64>> = results.iter().map(|r| median_f64(r.samples.iter().filter_map(|s| s.tsc_mhz).collect())).collect();
         // QEMU's values are rescaled only if its clock provably does not tick at the host rate.
         let mut notes = Vec::new();
@@ -351,7 +441,13 @@ impl<'a> Summary<'a> {
             if (rate / host_mhz - 1.0).abs() <= RATE_TOLERANCE {
                 continue;
             }
-            if e.name == "QEMU" {
+            if !rescale_qemu {
+                notes.push(format!(
+                    "{}: its clock ran {:.3}x as fast as wall time (between the clock lines); its values are as it measured them.",
+                    e.name,
+                    rate / host_mhz
+                ));
+            } else if e.name == "QEMU" {
                 scale[i] = host_mhz / rate;
                 notes.push(format!(
                     "QEMU's guest TSC ticked at {rate:.0} MHz, not the host's {host_mhz:.0} MHz: \
@@ -492,6 +588,59 @@ fn user_table(sum: &Summary) -> Vec<Vec<String>> {
     table
 }
 
+/// The Linux benchmark's rows: how to show a row's nanoseconds (unit and divisor).
+fn linux_unit(name: &str) -> (&'static str, f64) {
+    match name {
+        "boot-uptime" | "boot-wall" | "compute" => ("ms", 1e6),
+        "fork" | "exec" => ("us", 1e3),
+        _ => ("ns", 1.0),
+    }
+}
+
+/// measurement | unit | native | the three bt86 modes | QEMU | each mode/native | QEMU/best
+/// bt86 | goal (and which modes meet it).
+fn linux_table(sum: &Summary) -> Vec<Vec<String>> {
+    let modes = USER_EXEC_MODES.map(|(name, _)| name);
+    let mut head: Vec<String> = ["measurement", "unit", "native"].map(String::from).to_vec();
+    head.extend(modes.map(String::from));
+    head.push("QEMU".into());
+    head.extend(USER_EXEC_MODES.map(|(_, mode)| format!("{mode}/native")));
+    head.extend(["QEMU/best bt86", "goal: met by"].map(String::from));
+    let mut table = vec![head];
+    // The boot rows first (only the guests have them, so they are not the native run's first).
+    let mut rows: Vec<(usize, &String)> = sum.names.iter().enumerate().collect();
+    rows.sort_by_key(|(_, n)| !n.starts_with("boot-"));
+    for (row, name) in rows {
+        let (unit, div) = linux_unit(name);
+        let show = |engine: &str| match sum.value(row, engine) {
+            Some(v) if div > 1.0 => format!("{:.2}", v / div),
+            Some(v) => format!("{v:.0}"),
+            None => sum.cell(row, engine),
+        };
+        let mut line = vec![name.clone(), unit.to_string(), show("native")];
+        line.extend(modes.map(show));
+        line.push(show("QEMU"));
+        let native = sum.value(row, "native");
+        line.extend(modes.map(|m| fmt_ratio(ratio(sum.value(row, m), native))));
+        let best = modes.iter().filter_map(|m| sum.value(row, m)).min_by(f64::total_cmp);
+        line.push(fmt_ratio(ratio(sum.value(row, "QEMU"), best)));
+        line.push(match LINUX_GOALS.iter().find(|(n, _, _)| n == name) {
+            None => "-".into(),
+            Some(&(_, bound, against)) => {
+                let reference = sum.value(row, against);
+                let met: Vec<&str> = USER_EXEC_MODES
+                    .iter()
+                    .filter(|(m, _)| ratio(sum.value(row, m), reference).is_some_and(|r| r <= bound))
+                    .map(|(_, mode)| *mode)
+                    .collect();
+                format!("<= {bound}x {against}: {}", if met.is_empty() { "none".to_string() } else { met.join(", ") })
+            }
+        });
+        table.push(line);
+    }
+    table
+}
+
 fn print_report(suite: Suite, engines: &[Engine], results: &[EngineResults], host_mhz: f64) {
     println!();
     match suite {
@@ -505,9 +654,17 @@ fn print_report(suite: Suite, engines: &[Engine], results: &[EngineResults], hos
              rounds, each the average over many operations minus the same loop without them; \
              usercompute: cycles per workload, fastest of 3)"
         ),
+        Suite::Linux => println!(
+            "## Linux: Debian 12's i386 kernel with tests/linux/bench.c as /init (median of runs; \
+             boot: power-on to /init; the others per operation, each run the lowest of 3 rounds \
+             timed with CLOCK_MONOTONIC; compute: one workload)"
+        ),
     }
     println!();
-    let mut sum = Summary::new(engines, results, host_mhz);
+    let mut sum = match suite {
+        Suite::Linux => Summary::with_clock(engines, results, 1000.0, false),
+        _ => Summary::new(engines, results, host_mhz),
+    };
     if sum.names.is_empty() {
         println!("(no engine completed a run)");
     } else {
@@ -515,6 +672,7 @@ fn print_report(suite: Suite, engines: &[Engine], results: &[EngineResults], hos
             Suite::Cpu => cpu_table(&sum),
             Suite::Mmu => mmu_table(&sum),
             Suite::User => user_table(&sum),
+            Suite::Linux => linux_table(&sum),
         });
     }
     println!();
@@ -538,6 +696,20 @@ fn print_report(suite: Suite, engines: &[Engine], results: &[EngineResults], hos
                  signal delivered to a handler that steps over the divl, and sigreturn."
                 .to_string(),
         ]),
+        Suite::Linux => sum.notes.extend([
+            format!(
+                "bt86 direct, translate, adaptive: `bt86 run --user-exec MODE --kernel vmlinuz --initrd \
+                 initramfs --append \"{LINUX_APPEND}\"`; QEMU: `qemu-system-i386 {} -kernel ... -initrd ... \
+                 -append ...`; native: the same static program as a 32-bit process on this host.",
+                bt86_guests::linux::QEMU_LINUX_ARGS.join(" ")
+            ),
+            "boot-uptime: the guest's /proc/uptime read first thing in /init; boot-wall: host wall time \
+                 from starting the engine to the first byte of /init's first line. int80, sysenter: \
+                 getppid through int $0x80 and through the vDSO's __kernel_vsyscall; fork: \
+                 fork+_exit+waitpid; exec: fork+exec of a static program+waitpid; pagefault: per page \
+                 of mmap 16 MiB, write each page, munmap; compute: bench-user's usercompute workload."
+                .to_string(),
+        ]),
     }
 
     // Runs per engine, failures, clock rates, notes, and whether the results agree.
@@ -549,7 +721,11 @@ fn print_report(suite: Suite, engines: &[Engine], results: &[EngineResults], hos
             (Ok(_), Some(f)) => format!("{runs}, then {f}"),
             (Ok(_), None) => runs,
         };
-        let rate = sum.rates[i].map_or(String::new(), |m| format!("; guest TSC {m:.0} MHz against wall time"));
+        let rate = match (suite, sum.rates[i]) {
+            (_, None) => String::new(),
+            (Suite::Linux, Some(m)) => format!("; its clock {:.3}x wall time", m / 1000.0),
+            (_, Some(m)) => format!("; guest TSC {m:.0} MHz against wall time"),
+        };
         println!("- {}: {state}{rate}", e.name);
     }
     for n in &sum.notes {
@@ -778,6 +954,33 @@ mod tests {
         assert_eq!(t[0].len(), 10);
         assert_eq!(t[1], ["syscall", "500", "8000", "400", "400", "n/a", "16.00x", "20.00x", "1.00x", "-"]);
         assert_eq!(t[2], ["usercompute", "1000", "1020", "1500", "1020", "n/a", "1.02x", "0.68x", "1.00x", "-"]);
+    }
+
+    #[test]
+    fn linux_tables() {
+        let engines = linux_engines(Path::new("bt86"), Some(Path::new("qemu")), Ok("vmlinuz".into()), Ok("initrd".into()));
+        let names: Vec<&str> = engines.iter().map(|e| e.name).collect();
+        assert_eq!(names, ["native", "bt86 direct", "bt86 translate", "bt86 adaptive", "QEMU"]);
+        let (_, args) = engines[1].how.as_ref().unwrap();
+        assert_eq!(args[..5], ["run", "--user-exec", "direct", "--kernel", "vmlinuz"]);
+        let (_, args) = engines[4].how.as_ref().unwrap();
+        assert!(args.ends_with(&["-kernel", "vmlinuz", "-initrd", "initrd", "-append", LINUX_APPEND].map(String::from)));
+
+        let guest = |boot: u64, int80: u64| sample(&[("boot-uptime", boot), ("boot-wall", boot), ("int80", int80)]);
+        let results = [
+            EngineResults { samples: vec![sample(&[("int80", 100)])], failure: None },
+            EngineResults { samples: vec![guest(1_000_000_000, 150)], failure: None },
+            EngineResults { samples: vec![guest(2_000_000_000, 300)], failure: None },
+            EngineResults { samples: vec![guest(1_500_000_000, 150)], failure: None },
+            EngineResults { samples: vec![guest(3_000_000_000, 90)], failure: None },
+        ];
+        let sum = Summary::with_clock(&engines, &results, 1000.0, false);
+        let t = linux_table(&sum);
+        assert_eq!(t[1][..3], ["boot-uptime", "ms", "-"]);
+        assert_eq!(t[1][3], "1000.00");
+        assert_eq!(t[1][11], "<= 0.5x QEMU: direct, adaptive");
+        assert_eq!(t[3][0], "int80");
+        assert_eq!(t[3][7..], ["1.50x", "3.00x", "1.50x", "0.60x", "<= 2x native: direct, adaptive"]);
     }
 
     #[test]

@@ -10,7 +10,8 @@
 //! - `stack`: push/pop/pusha/popa/enter/leave/pushf/popf;
 //! - `branch`: direct branches and their exit stubs, indirect-branch lookup, calls;
 //! - `string`: movs/stos/lods/cmps/scas with their registers rebased into the window;
-//! - `misc`: cli/sti, salc, xlat, lea, the short inc/dec forms, callouts.
+//! - `misc`: cli/sti, salc, xlat, lea, the short inc/dec forms, callouts;
+//! - `sreg`: segment-register loads at CPL 0 that reload what the register holds.
 //!
 //! Register use inside the TC: guest registers as DESIGN.md says (ESP in R12D), R15 =
 //! the [`Context`](crate::Context), R13 and R14 are per-instruction temporaries, R10
@@ -24,6 +25,7 @@
 pub(crate) mod branch;
 pub(crate) mod ident;
 pub(crate) mod misc;
+pub(crate) mod sreg;
 pub(crate) mod stack;
 pub(crate) mod string;
 

@@ -44,7 +44,8 @@ pub(super) fn emulate_system(cpu: &mut Cpu, env: &mut Env<'_>, ins: &Instruction
             }
             let t = TableReg { base, limit };
             if ins.mnemonic() == M::Lgdt {
-                cpu.gdtr = t
+                cpu.gdtr = t;
+                cpu.descriptor_tables_changed();
             } else {
                 cpu.idtr = t
             }
@@ -66,6 +67,7 @@ pub(super) fn emulate_system(cpu: &mut Cpu, env: &mut Env<'_>, ins: &Instruction
             let sel = read_operand(cpu, env.mem, ins, 0, 2)? as u16;
             if sel & !3 == 0 {
                 cpu.ldtr = SegmentCache { selector: sel, ..SegmentCache::null() };
+                cpu.descriptor_tables_changed();
                 return Ok(Flow::Next);
             }
             let gp = Exception::gp(sel as u32 & 0xFFFC);
@@ -81,6 +83,7 @@ pub(super) fn emulate_system(cpu: &mut Cpu, env: &mut Env<'_>, ins: &Instruction
                 return Err(Exception::new(crate::cpu::Vector::NP, sel as u32 & 0xFFFC));
             }
             cpu.ldtr = c;
+            cpu.descriptor_tables_changed();
             Ok(Flow::Next)
         }
         M::Ltr => {
