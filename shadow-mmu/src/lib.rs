@@ -8,11 +8,11 @@
 //! page table: the host kernel's page tables for it are what the CPU walks, and this crate
 //! edits them with `mmap(MAP_FIXED)`, `mprotect` and re-reservation. Guard regions around
 //! each window are reserved `PROT_NONE`, so no monitor allocation can ever sit where a
-//! guest-computed address can reach (see `shared/DESIGN.md`).
+//! guest-computed address can reach (see docs/architecture.md).
 //!
 //! There are two windows, one per privilege class ([`WindowKind`]): the *user* window at
-//! 1 GiB holds only what the guest's page tables let CPL 3 touch (it is the one direct
-//! execution reaches through LDT segments based at 1 GiB, as DESIGN.md lays out), the
+//! host 0 holds only what the guest's page tables let CPL 3 touch (it is the one direct
+//! execution reaches, through LDT segments based at 0; the fuzzer moves it to 1 GiB), the
 //! *kernel* window at 32 GiB holds what CPL 0 may touch (translated kernel code addresses
 //! it through GS). Each is a virtual TLB ([`Mmu`]): filled lazily on host faults ("hidden
 //! faults") after a walk of the guest's tables ([`walk`]), with permissions never wider
@@ -37,7 +37,7 @@ pub use window::{Prot, Window, WindowError, WindowKind, WindowStats, locate, set
 pub const WINDOW_SIZE: u64 = 1 << 32;
 /// Guest page size (4 MiB guest pages are mapped as 4 KiB host pages).
 pub const PAGE_SIZE: u64 = 4096;
-/// Host address of guest linear 0 in the user window (DESIGN.md's `B`) unless
+/// Host address of guest linear 0 in the user window (`B` in docs/architecture.md) unless
 /// [`window::set_user_window_base`] chose another. Zero, so that directly executed guest
 /// code runs with segment base 0 for the guest's flat segments: a non-zero base costs
 /// every load the CPU's fast address path (measured here: a pointer chase 35% slower at

@@ -10,8 +10,8 @@
 //!   [4 GiB, 8 GiB)           guard, PROT_NONE; its first page mirrors guest page 0
 //! ```
 //!
-//! DESIGN.md puts the window at `B = 1 GiB` so that compatibility-mode code cannot reach
-//! the guest kernel half. bt86 keeps two windows instead: this one maps only pages the
+//! One window at 1 GiB with both halves of the guest would keep compatibility-mode code
+//! from the guest kernel half by the wrap at 4 GiB. bt86 keeps two windows instead: this one maps only pages the
 //! guest's tables give user code, so nothing else is there to reach, and at base 0 the
 //! guest's flat segments run with segment base 0, which the CPU's fast load path needs.
 //! A string instruction running below linear 0 forms a negative host address (the

@@ -1,7 +1,7 @@
 //! Direct execution in the run loop: when guest user code may run natively, running it,
 //! and turning each exit back into guest events.
 //!
-//! The rule (DESIGN.md, VMware's adapted), checked at every entry to the run loop: CPL 3,
+//! The rule (VMware's, adapted; docs/architecture.md), checked at every entry to the run loop: CPL 3,
 //! virtual IF = 1, IOPL < 3, protected mode with paging, CR0.TS and EM clear (the host
 //! would not raise the guest's #NM), every segment representable in the host LDT, and the
 //! `--user-exec` policy agreeing. Code pages that cannot run

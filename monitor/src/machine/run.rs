@@ -1,5 +1,5 @@
 //! The run loop: deliver pending interrupts, find (or translate) the code at CS:EIP,
-//! run it, and handle whatever made it return — the data path of DESIGN.md read in one
+//! run it, and handle whatever made it return — the data path of docs/architecture.md read in one
 //! direction: exit → monitor handles the exit → back into the cache.
 
 use std::fmt::Write;

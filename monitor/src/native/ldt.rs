@@ -8,7 +8,8 @@
 //! # Base and limit
 //!
 //! Every segment installed here has base = the user window's base (1 GiB, where the
-//! differential fuzzer puts it), so guest linear address `v` (segment offset `v` of a
+//! differential fuzzer puts it; the guest's own user window is at 0, see
+//! docs/architecture.md), so guest linear address `v` (segment offset `v` of a
 //! flat guest segment) is host address `1 GiB + v`: the window of `bt86-shadow-mmu`.
 //!
 //! Compatibility mode forms *32-bit* linear addresses: `base + offset` is truncated to 32

@@ -13,7 +13,7 @@
 //! - `misc`: cli/sti, salc, xlat, lea, the short inc/dec forms, callouts;
 //! - `sreg`: segment-register loads at CPL 0 that reload what the register holds.
 //!
-//! Register use inside the TC: guest registers as DESIGN.md says (ESP in R12D), R15 =
+//! Register use inside the TC: guest registers in host registers (ESP in R12D, see docs/architecture.md), R15 =
 //! the [`Context`](crate::Context), R13 and R14 are per-instruction temporaries, R10
 //! and R11 are used by the stubs' flag-free tests. Code between guest instructions must
 //! not change the host flags, which hold the guest's: it uses `mov`, `lea`, `movzx`,
