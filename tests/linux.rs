@@ -198,3 +198,39 @@ fn tap_lines_are_recognized() {
     assert_eq!(tap_problems(&tap_lines(log)), ["1 checks fail, first: not ok 2 - b"]);
     assert!(!tap_problems(&["1..2".to_string(), "ok 1 - a".to_string()]).is_empty());
 }
+
+/// The console drives a shell: commands piped into bt86's standard input reach Debian's
+/// busybox shell (the default guest's initramfs) in order, their output comes back, and
+/// `poweroff -f` ends bt86 with status 0.
+#[test]
+fn a_shell_driven_through_a_pipe() {
+    use std::io::Write;
+    use std::process::Stdio;
+    let bt86 = PathBuf::from(env!("CARGO_BIN_EXE_bt86"));
+    let kernel = linux::debian_kernel().unwrap_or_else(|e| panic!("cannot get Debian's i386 kernel: {e}"));
+    let initrd = linux::shell_initramfs().unwrap_or_else(|e| panic!("cannot build the shell initramfs: {e}"));
+    let mut child = linux::bt86_command(&bt86, &kernel, &initrd, "console=ttyS0 quiet panic=-1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("bt86");
+    // Sent at once, long before the shell reads: nothing may be lost or reordered.
+    let script = b"echo one-$((6*7))\nfor i in a b c; do echo word-$i; done\ncat /proc/cpuinfo | grep -c ^processor\npoweroff -f\n";
+    child.stdin.take().unwrap().write_all(script).expect("writing bt86's stdin");
+    let pid = child.id();
+    let watchdog = thread::spawn(move || {
+        thread::sleep(TIMEOUT);
+        // SAFETY: kill(2) of our own child by pid; harmless if it already ended.
+        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    });
+    let out = child.wait_with_output().expect("bt86 output");
+    drop(watchdog);
+    let serial = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = serial.lines().map(|l| l.trim_end_matches('\r')).collect();
+    let want = ["one-42", "word-a", "word-b", "word-c", "1"];
+    let got: Vec<&str> = lines.iter().copied().filter(|l| want.contains(l)).collect();
+    assert_eq!(got, want, "the shell's answers, in order\n{serial}\n{stderr}");
+    assert_eq!(out.status.code(), Some(0), "poweroff -f ends bt86 with status 0\n{serial}\n{stderr}");
+}
