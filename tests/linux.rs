@@ -234,3 +234,28 @@ fn a_shell_driven_through_a_pipe() {
     assert_eq!(got, want, "the shell's answers, in order\n{serial}\n{stderr}");
     assert_eq!(out.status.code(), Some(0), "poweroff -f ends bt86 with status 0\n{serial}\n{stderr}");
 }
+
+/// `reboot -f` with `--no-reboot` ends bt86 with status 0 and one line, as QEMU's
+/// `-no-reboot` does (without it the machine starts the kernel again).
+#[test]
+fn reboot_with_no_reboot_ends_the_run() {
+    use std::io::Write;
+    use std::process::Stdio;
+    let bt86 = PathBuf::from(env!("CARGO_BIN_EXE_bt86"));
+    let kernel = linux::debian_kernel().unwrap_or_else(|e| panic!("cannot get Debian's i386 kernel: {e}"));
+    let initrd = linux::shell_initramfs().unwrap_or_else(|e| panic!("cannot build the shell initramfs: {e}"));
+    let mut cmd = linux::bt86_command(&bt86, &kernel, &initrd, "console=ttyS0 quiet panic=-1");
+    let mut child = cmd.arg("--no-reboot").stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("bt86");
+    child.stdin.take().unwrap().write_all(b"reboot -f\n").expect("writing bt86's stdin");
+    let pid = child.id();
+    let watchdog = thread::spawn(move || {
+        thread::sleep(TIMEOUT);
+        // SAFETY: kill(2) of our own child by pid; harmless if it already ended.
+        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    });
+    let out = child.wait_with_output().expect("bt86 output");
+    drop(watchdog);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}\n{}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(stderr.lines().collect::<Vec<_>>(), ["bt86: the guest reset the machine (--no-reboot)"]);
+}

@@ -61,6 +61,10 @@ struct RunArgs {
     /// MiB), 16K to 1G. When it fills, every translation is dropped and made again.
     #[arg(long, value_name = "SIZE", default_value = "64M", allow_hyphen_values = true)]
     tc_size: String,
+    /// When the guest resets the machine (Linux's `reboot`), end bt86 with status 0
+    /// instead of starting the kernel again, as QEMU's -no-reboot does.
+    #[arg(long)]
+    no_reboot: bool,
 }
 
 #[derive(clap::Args)]
@@ -207,6 +211,7 @@ fn run(args: RunArgs) -> i32 {
         count_fragments: args.stats,
         user_exec: args.user_exec,
         tc_size,
+        no_reboot: args.no_reboot,
     };
     let mut machine = match Machine::new(config, image, initrd) {
         Ok(m) => m,

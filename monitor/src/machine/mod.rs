@@ -44,6 +44,8 @@ pub struct Config {
     pub user_exec: UserExec,
     /// Translation cache size in bytes.
     pub tc_size: usize,
+    /// A machine reset ends the run instead of restarting the kernel.
+    pub no_reboot: bool,
 }
 
 /// How guest user code (CPL 3) runs (`--user-exec`).

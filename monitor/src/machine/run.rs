@@ -366,6 +366,9 @@ impl Machine {
                 false
             }
             Flow::Exit(status) => return Err(Stop::Exit(status)),
+            Flow::Reset if self.config.no_reboot => {
+                return Err(Stop::Ended("the guest reset the machine (--no-reboot)".into()));
+            }
             Flow::Reset => {
                 self.reset();
                 return Ok(None);
