@@ -19,7 +19,7 @@ use std::sync::Mutex;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use bt86_guests::{Run, linux, qemu_path, run_with_timeout};
+use bt86_guests::{Run, linux, qemu_path, run_with_input, run_with_timeout};
 
 /// Per run: QEMU TCG boots and runs the workload in about 10 s, bt86 in a few.
 const TIMEOUT: Duration = Duration::from_secs(120);
@@ -199,63 +199,39 @@ fn tap_lines_are_recognized() {
     assert!(!tap_problems(&["1..2".to_string(), "ok 1 - a".to_string()]).is_empty());
 }
 
-/// The console drives a shell: commands piped into bt86's standard input reach Debian's
-/// busybox shell (the default guest's initramfs) in order, their output comes back, and
-/// `poweroff -f` ends bt86 with status 0.
-#[test]
-fn a_shell_driven_through_a_pipe() {
-    use std::io::Write;
-    use std::process::Stdio;
+/// Boots Debian's kernel with the busybox shell initramfs and `extra` options, `input`
+/// piped into bt86's standard input.
+fn shell_run(extra: &[&str], input: &[u8]) -> Run {
     let bt86 = PathBuf::from(env!("CARGO_BIN_EXE_bt86"));
     let kernel = linux::debian_kernel().unwrap_or_else(|e| panic!("cannot get Debian's i386 kernel: {e}"));
     let initrd = linux::shell_initramfs().unwrap_or_else(|e| panic!("cannot build the shell initramfs: {e}"));
-    let mut child = linux::bt86_command(&bt86, &kernel, &initrd, "console=ttyS0 quiet panic=-1")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("bt86");
-    // Sent at once, long before the shell reads: nothing may be lost or reordered.
+    let mut cmd = linux::bt86_command(&bt86, &kernel, &initrd, "console=ttyS0 quiet panic=-1");
+    cmd.args(extra);
+    run_with_input(cmd, Some(input.to_vec()), TIMEOUT).expect("cannot run bt86")
+}
+
+/// The console drives a shell: commands piped into bt86's standard input reach Debian's
+/// busybox shell (the default guest's initramfs) in order, their output comes back, and
+/// `poweroff -f` ends bt86 with status 0. They are all sent at once, long before the
+/// shell reads: nothing may be lost or reordered.
+#[test]
+fn a_shell_driven_through_a_pipe() {
     let script = b"echo one-$((6*7))\nfor i in a b c; do echo word-$i; done\ncat /proc/cpuinfo | grep -c ^processor\npoweroff -f\n";
-    child.stdin.take().unwrap().write_all(script).expect("writing bt86's stdin");
-    let pid = child.id();
-    let watchdog = thread::spawn(move || {
-        thread::sleep(TIMEOUT);
-        // SAFETY: kill(2) of our own child by pid; harmless if it already ended.
-        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
-    });
-    let out = child.wait_with_output().expect("bt86 output");
-    drop(watchdog);
-    let serial = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let lines: Vec<&str> = serial.lines().map(|l| l.trim_end_matches('\r')).collect();
+    let run = shell_run(&[], script);
+    let serial = String::from_utf8_lossy(&run.serial);
+    let stderr = String::from_utf8_lossy(&run.stderr);
     let want = ["one-42", "word-a", "word-b", "word-c", "1"];
-    let got: Vec<&str> = lines.iter().copied().filter(|l| want.contains(l)).collect();
+    let got: Vec<&str> = serial.lines().map(|l| l.trim_end_matches('\r')).filter(|l| want.contains(l)).collect();
     assert_eq!(got, want, "the shell's answers, in order\n{serial}\n{stderr}");
-    assert_eq!(out.status.code(), Some(0), "poweroff -f ends bt86 with status 0\n{serial}\n{stderr}");
+    assert_eq!(run.status, Some(0), "poweroff -f ends bt86 with status 0 ({})\n{serial}\n{stderr}", run.describe_status());
 }
 
 /// `reboot -f` with `--no-reboot` ends bt86 with status 0 and one line, as QEMU's
 /// `-no-reboot` does (without it the machine starts the kernel again).
 #[test]
 fn reboot_with_no_reboot_ends_the_run() {
-    use std::io::Write;
-    use std::process::Stdio;
-    let bt86 = PathBuf::from(env!("CARGO_BIN_EXE_bt86"));
-    let kernel = linux::debian_kernel().unwrap_or_else(|e| panic!("cannot get Debian's i386 kernel: {e}"));
-    let initrd = linux::shell_initramfs().unwrap_or_else(|e| panic!("cannot build the shell initramfs: {e}"));
-    let mut cmd = linux::bt86_command(&bt86, &kernel, &initrd, "console=ttyS0 quiet panic=-1");
-    let mut child = cmd.arg("--no-reboot").stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("bt86");
-    child.stdin.take().unwrap().write_all(b"reboot -f\n").expect("writing bt86's stdin");
-    let pid = child.id();
-    let watchdog = thread::spawn(move || {
-        thread::sleep(TIMEOUT);
-        // SAFETY: kill(2) of our own child by pid; harmless if it already ended.
-        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
-    });
-    let out = child.wait_with_output().expect("bt86 output");
-    drop(watchdog);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{stderr}\n{}", String::from_utf8_lossy(&out.stdout));
+    let run = shell_run(&["--no-reboot"], b"reboot -f\n");
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status, Some(0), "{} {stderr}\n{}", run.describe_status(), String::from_utf8_lossy(&run.serial));
     assert_eq!(stderr.lines().collect::<Vec<_>>(), ["bt86: the guest reset the machine (--no-reboot)"]);
 }

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use bt86_guests::{bt86_command, kernels, run_with_timeout};
+use bt86_guests::{bt86_command, kernels, run_with_input, run_with_timeout};
 
 const TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -165,26 +165,12 @@ fn serial_in_command(n: usize) -> Command {
 /// there before the guest listens and far more than the UART's FIFO holds.
 #[test]
 fn piped_console_input_arrives_in_order() {
-    use std::io::Write;
-    use std::process::Stdio;
     const N: usize = 64 * 1024;
-    let mut child = serial_in_command(N).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("bt86");
     let input: Vec<u8> = (0..N).map(|i| (i * 7 + 3) as u8).collect();
-    let mut stdin = child.stdin.take().unwrap();
-    // Bytes the guest never takes would block the writer: it may fail, the checks decide.
-    let writer = std::thread::spawn(move || stdin.write_all(&input));
-    let pid = child.id();
-    let watchdog = std::thread::spawn(move || {
-        std::thread::sleep(TIMEOUT);
-        // SAFETY: kill(2) of our own child by pid; harmless if it already ended.
-        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
-    });
-    let out = child.wait_with_output().expect("bt86 output");
-    drop(watchdog);
-    let _ = writer.join();
-    let serial = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.code() == Some(1) && !serial.contains("not ok") && serial.contains("ok 2"), "{:?}\n{serial}\n{stderr}", out.status);
+    let run = run_with_input(serial_in_command(N), Some(input), TIMEOUT).expect("cannot run bt86");
+    let serial = String::from_utf8_lossy(&run.serial);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status == Some(1) && !serial.contains("not ok") && serial.contains("ok 2"), "{}\n{serial}\n{stderr}", run.describe_status());
 }
 
 /// With standard output closed, the guest's output stops with one line on stderr and the

@@ -126,8 +126,22 @@ impl Run {
 
 /// Runs `cmd` with stdin = /dev/null, collecting stdout and stderr, and kills it after
 /// `timeout`.
-pub fn run_with_timeout(mut cmd: Command, timeout: Duration) -> io::Result<Run> {
-    let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
+pub fn run_with_timeout(cmd: Command, timeout: Duration) -> io::Result<Run> {
+    run_with_input(cmd, None, timeout)
+}
+
+/// Like [`run_with_timeout`], with `input` (if any) written to the command's standard
+/// input from a thread of its own, which then closes it (what the guest never reads may
+/// make the write fail: the caller's checks decide).
+pub fn run_with_input(mut cmd: Command, input: Option<Vec<u8>>, timeout: Duration) -> io::Result<Run> {
+    let stdin = if input.is_some() { Stdio::piped() } else { Stdio::null() };
+    let mut child = cmd.stdin(stdin).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
+    if let (Some(data), Some(mut pipe)) = (input, child.stdin.take()) {
+        thread::spawn(move || {
+            use std::io::Write;
+            let _ = pipe.write_all(&data);
+        });
+    }
     let mut stdout = child.stdout.take().expect("piped stdout");
     let mut stderr = child.stderr.take().expect("piped stderr");
     let out_reader = thread::spawn(move || {
