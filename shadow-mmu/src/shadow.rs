@@ -255,14 +255,7 @@ impl Shadow {
         let mut pages: Vec<u32> = self.maps[w as usize].keys().copied().collect();
         pages.sort_unstable();
         self.clear(w);
-        let mut runs: Vec<Run> = Vec::new();
-        for p in pages {
-            match runs.last_mut() {
-                Some((start, n)) if *start as u64 + *n == p as u64 => *n += 1,
-                _ => runs.push((p, 1)),
-            }
-        }
-        runs
+        runs_of(&pages)
     }
 
     /// Forgets the non-global pages of window `w` (a CR3 write), as runs.
@@ -278,14 +271,7 @@ impl Shadow {
         for &p in &pages {
             self.remove(w, p);
         }
-        let mut runs: Vec<Run> = Vec::new();
-        for p in pages {
-            match runs.last_mut() {
-                Some((start, n)) if *start as u64 + *n == p as u64 => *n += 1,
-                _ => runs.push((p, 1)),
-            }
-        }
-        runs
+        runs_of(&pages)
     }
 
     /// Forgets everything in window `w`.
@@ -299,4 +285,16 @@ impl Shadow {
         }
         self.boundaries[w as usize] = 0;
     }
+}
+
+/// Sorted page numbers as runs of consecutive pages (one host call each).
+fn runs_of(pages: &[u32]) -> Vec<Run> {
+    let mut runs: Vec<Run> = Vec::new();
+    for &p in pages {
+        match runs.last_mut() {
+            Some((start, n)) if *start as u64 + *n == p as u64 => *n += 1,
+            _ => runs.push((p, 1)),
+        }
+    }
+    runs
 }
