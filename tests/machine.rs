@@ -170,7 +170,11 @@ fn piped_console_input_arrives_in_order() {
     let run = run_with_input(serial_in_command(N), Some(input), TIMEOUT).expect("cannot run bt86");
     let serial = String::from_utf8_lossy(&run.serial);
     let stderr = String::from_utf8_lossy(&run.stderr);
-    assert!(run.status == Some(1) && !serial.contains("not ok") && serial.contains("ok 2"), "{}\n{serial}\n{stderr}", run.describe_status());
+    assert!(
+        run.status == Some(1) && !serial.contains("not ok") && serial.contains("ok 2"),
+        "{}\n{serial}\n{stderr}",
+        run.describe_status()
+    );
 }
 
 /// With standard output closed, the guest's output stops with one line on stderr and the

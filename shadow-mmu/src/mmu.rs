@@ -153,7 +153,8 @@ pub struct Mmu {
 /// budget derived from them (and `BT86_MAX_MAPPINGS`). Reads `/proc`: never from the
 /// signal handler.
 fn mapping_budget() -> (usize, usize) {
-    let max_map_count: usize = std::fs::read_to_string("/proc/sys/vm/max_map_count").ok().and_then(|s| s.trim().parse().ok()).unwrap_or(65530);
+    let max_map_count: usize =
+        std::fs::read_to_string("/proc/sys/vm/max_map_count").ok().and_then(|s| s.trim().parse().ok()).unwrap_or(65530);
     // What the process maps besides the windows (binary, libraries, heap, stacks,
     // translation cache), and room for more later: large allocations are mappings of
     // their own, and their number grows with the guest's (the shadow's tables, the
@@ -740,7 +741,11 @@ impl Mmu {
                 self.host_refused();
                 self.try_fill(w, linear, t, write, fetch).map_err(|e| {
                     if e.host_refused() {
-                        WindowError::Exhausted { vmas: self.shadow.vmas(), budget: self.budget, max_map_count: self.stats.max_map_count as usize }
+                        WindowError::Exhausted {
+                            vmas: self.shadow.vmas(),
+                            budget: self.budget,
+                            max_map_count: self.stats.max_map_count as usize,
+                        }
                     } else {
                         e
                     }
@@ -926,8 +931,8 @@ impl Mmu {
 mod tests {
     use super::*;
     use crate::KERNEL_WINDOW_BASE;
-    use std::sync::atomic::Ordering;
     use crate::walk::pte;
+    use std::sync::atomic::Ordering;
 
     /// The VMAs the host has in the windows' reservations, from `/proc/self/maps`.
     fn host_vmas() -> usize {

@@ -216,6 +216,31 @@ pub fn canonicalize(ins: &mut Instruction) {
     ins.set_code(code);
 }
 
+/// The system instructions: they read or change the virtual CPU's system state
+/// (descriptor-table registers, CR0's low word, caches and TLB, CPUID, MSRs, performance
+/// counters). Each is a callout, which the monitor's system-instruction emulation
+/// implements: the one list both sides use.
+pub const SYSTEM_INSTRUCTIONS: &[Mnemonic] = &[
+    Mnemonic::Lgdt,
+    Mnemonic::Lidt,
+    Mnemonic::Lldt,
+    Mnemonic::Ltr,
+    Mnemonic::Sgdt,
+    Mnemonic::Sidt,
+    Mnemonic::Sldt,
+    Mnemonic::Str,
+    Mnemonic::Smsw,
+    Mnemonic::Lmsw,
+    Mnemonic::Clts,
+    Mnemonic::Invlpg,
+    Mnemonic::Invd,
+    Mnemonic::Wbinvd,
+    Mnemonic::Cpuid,
+    Mnemonic::Rdmsr,
+    Mnemonic::Wrmsr,
+    Mnemonic::Rdpmc,
+];
+
 /// Classifies one decoded instruction for `mode`.
 pub fn classify(ins: &Instruction, mode: Mode) -> Class {
     use Mnemonic as M;
@@ -343,24 +368,6 @@ pub fn classify(ins: &Instruction, mode: Mode) -> Class {
         | M::Outsb
         | M::Outsw
         | M::Outsd
-        | M::Lgdt
-        | M::Lidt
-        | M::Lldt
-        | M::Ltr
-        | M::Sgdt
-        | M::Sidt
-        | M::Sldt
-        | M::Str
-        | M::Smsw
-        | M::Lmsw
-        | M::Clts
-        | M::Invlpg
-        | M::Invd
-        | M::Wbinvd
-        | M::Cpuid
-        | M::Rdmsr
-        | M::Wrmsr
-        | M::Rdpmc
         | M::Lar
         | M::Lsl
         | M::Verr
@@ -378,6 +385,7 @@ pub fn classify(ins: &Instruction, mode: Mode) -> Class {
         | M::Aas
         | M::Aam
         | M::Aad => return Class::Callout { resumable: true },
+        m if SYSTEM_INSTRUCTIONS.contains(&m) => return Class::Callout { resumable: true },
         M::Rdtsc => {
             return if cpl0 { Class::Rdtsc } else { Class::Callout { resumable: true } };
         }

@@ -32,8 +32,8 @@ pub mod fault;
 pub mod fragment;
 mod ibl;
 pub mod mode;
-pub mod reach;
 pub mod model;
+pub mod reach;
 pub mod stats;
 pub mod stubs;
 pub mod tc;
@@ -43,8 +43,8 @@ mod translate;
 use rustc_hash::FxHashMap as HashMap;
 
 pub use context::{
-    Context, ContextBox, ExitReason, FxArea, HostFault, IblTable, KICK_PAGE_OFFSET, SREG_RELOAD_DESCRIPTOR, SREG_RELOAD_NEVER, SREG_RELOAD_NULL, Seg,
-    arm_kick, disarm_kick, flags, kick_page_of, reg,
+    Context, ContextBox, ExitReason, FxArea, HostFault, IblTable, KICK_PAGE_OFFSET, SREG_RELOAD_DESCRIPTOR, SREG_RELOAD_NEVER,
+    SREG_RELOAD_NULL, Seg, arm_kick, disarm_kick, flags, kick_page_of, reg,
 };
 pub use decode::{CodeMemory, CodePage, FetchFault};
 pub use fault::{HostRegs, Recovered};

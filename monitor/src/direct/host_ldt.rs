@@ -105,7 +105,6 @@ fn shadow_of(c: &SegmentCache) -> Option<(u32, u32, u32)> {
     Some(((WindowKind::User.base() as u32).wrapping_add(c.base), limit, flags))
 }
 
-
 /// The host selector of host LDT slot `slot` (RPL 3).
 pub const fn host_selector(slot: u16) -> u16 {
     slot << 3 | 4 | 3
@@ -223,7 +222,6 @@ pub enum HostSelector {
     /// the host's descriptor; the load must be redone against the guest GDT.
     HostGdt(u16),
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -161,7 +161,20 @@ impl Machine {
                 mem.mmu.set_never_native(&[bt86_shadow_mmu::second_byte::SYSENTER, bt86_shadow_mmu::second_byte::SYSCALL]);
             }
         }
-        let mut m = Machine { clock, cpu, mem, platform, translator, stats: Stats::default(), host_model, direct, config, image, initrd, console: console::Console::new(crate::host::terminal::stdin_is_tty()) };
+        let mut m = Machine {
+            clock,
+            cpu,
+            mem,
+            platform,
+            translator,
+            stats: Stats::default(),
+            host_model,
+            direct,
+            config,
+            image,
+            initrd,
+            console: console::Console::new(crate::host::terminal::stdin_is_tty()),
+        };
         m.boot().map_err(SetupError::Load)?;
         let mode = m.cpu.mode();
         m.translator.attach(&mut m.cpu.ctx, mode);
@@ -187,7 +200,10 @@ impl Machine {
             self.cpu.set_gpr(6, loaded.boot_params);
         } else {
             if self.initrd.is_some() {
-                return Err(LoadError::Malformed(path.clone(), "--initrd is for Linux kernels (bzImage); this is a Multiboot kernel".into()));
+                return Err(LoadError::Malformed(
+                    path.clone(),
+                    "--initrd is for Linux kernels (bzImage); this is a Multiboot kernel".into(),
+                ));
             }
             let loaded = loader::multiboot::load(path, &self.image, self.config.append.as_deref().unwrap_or(""), ram)?;
             self.cpu.ctx.eip = loaded.entry;

@@ -482,7 +482,8 @@ pub(super) fn stats_report(m: &Machine) -> String {
     let _ = writeln!(o, "  translator:");
     let _ = writeln!(o, "    guest instructions translated {}", t.guest_instructions);
     let _ = writeln!(o, "    fragments                     {}", t.fragments);
-    let _ = writeln!(o, "    TC bytes emitted              {} (in use {} of {})", t.tc_bytes, m.translator.tc_used(), m.translator.tc_size());
+    let _ =
+        writeln!(o, "    TC bytes emitted              {} (in use {} of {})", t.tc_bytes, m.translator.tc_used(), m.translator.tc_size());
     let _ = writeln!(o, "    links patched (chained)       {}", t.links_patched);
     let _ = writeln!(o, "    indirect-branch inserts       {}", t.ibl_inserts);
     let _ = writeln!(o, "    invalidations / flushes       {} / {}", t.invalidations, t.flushes);

@@ -53,9 +53,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let arg = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
     let seconds: u64 = arg("--seconds").and_then(|s| s.parse().ok()).unwrap_or(600);
-    let bt86 = arg("--bt86")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| std::env::current_exe().expect("own path").with_file_name("bt86"));
+    let bt86 = arg("--bt86").map(PathBuf::from).unwrap_or_else(|| std::env::current_exe().expect("own path").with_file_name("bt86"));
     let (kernel, initrd) = match (linux::debian_kernel(), linux::shell_initramfs()) {
         (Ok(k), Ok(i)) => (k, i),
         (Err(e), _) | (_, Err(e)) => {
@@ -91,7 +89,8 @@ fn main() -> ExitCode {
         })
         .collect();
     let start = Instant::now();
-    let mut table = String::from("| time | direct RSS MiB / maps | translate RSS MiB / maps | adaptive RSS MiB / maps |\n|---:|---:|---:|---:|\n");
+    let mut table =
+        String::from("| time | direct RSS MiB / maps | translate RSS MiB / maps | adaptive RSS MiB / maps |\n|---:|---:|---:|---:|\n");
     loop {
         let samples: Vec<Option<(u64, usize)>> = children.iter().map(|c| sample(c.id())).collect();
         if samples.iter().all(Option::is_none) {
@@ -118,7 +117,8 @@ fn main() -> ExitCode {
     for ((mode, child), reader) in MODES.iter().zip(children.iter_mut()).zip(readers) {
         let status = child.wait().map(|s| s.code().unwrap_or(-1)).unwrap_or(-1);
         let (out, err) = reader.join().unwrap_or_default();
-        let rounds = out.lines().rev().find_map(|l| l.trim().strip_prefix("soak-done ").or(l.trim().strip_prefix("soak-rounds "))).unwrap_or("?");
+        let rounds =
+            out.lines().rev().find_map(|l| l.trim().strip_prefix("soak-done ").or(l.trim().strip_prefix("soak-rounds "))).unwrap_or("?");
         println!(
             "| {mode} | {status} | {rounds} | {} | {} | {} |",
             stat(&err, "invalidations / flushes"),

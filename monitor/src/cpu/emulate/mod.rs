@@ -17,6 +17,7 @@ pub mod operands;
 mod string;
 mod system;
 
+use bt86_translator::classify::SYSTEM_INSTRUCTIONS;
 use bt86_translator::flags;
 use iced_x86::{Instruction, Mnemonic};
 
@@ -83,31 +84,8 @@ pub fn emulate(cpu: &mut Cpu, env: &mut Env<'_>, ins: &Instruction, next_eip: u3
     use Mnemonic as M;
     let flow = match ins.mnemonic() {
         M::In | M::Out | M::Insb | M::Insw | M::Insd | M::Outsb | M::Outsw | M::Outsd => io::emulate_io(cpu, env, ins)?,
-        M::Hlt
-        | M::Cli
-        | M::Sti
-        | M::Popf
-        | M::Popfd
-        | M::Mov
-        | M::Lgdt
-        | M::Lidt
-        | M::Sgdt
-        | M::Sidt
-        | M::Lldt
-        | M::Ltr
-        | M::Sldt
-        | M::Str
-        | M::Smsw
-        | M::Lmsw
-        | M::Clts
-        | M::Invlpg
-        | M::Invd
-        | M::Wbinvd
-        | M::Cpuid
-        | M::Rdmsr
-        | M::Wrmsr
-        | M::Rdtsc
-        | M::Rdpmc => system::emulate_system(cpu, env, ins)?,
+        M::Hlt | M::Cli | M::Sti | M::Popf | M::Popfd | M::Mov | M::Rdtsc => system::emulate_system(cpu, env, ins)?,
+        m if SYSTEM_INSTRUCTIONS.contains(&m) => system::emulate_system(cpu, env, ins)?,
         M::Lar | M::Lsl | M::Verr | M::Verw | M::Arpl => descriptors::emulate_descriptor(cpu, env, ins)?,
         M::Pop | M::Lds | M::Les | M::Lfs | M::Lgs | M::Lss => descriptors::emulate_segment_load(cpu, env, ins)?,
         M::Jmp
