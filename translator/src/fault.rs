@@ -37,10 +37,6 @@ pub struct Recovered {
 
 const SPAN: u64 = bt86_shadow_mmu::WINDOW_SIZE;
 
-fn window_base(mode: crate::Mode) -> u64 {
-    bt86_shadow_mmu::WindowKind::for_cpl(mode.cpl()).base()
-}
-
 impl Translator {
     /// True if `addr` is in the guard page below the translated-code stack.
     pub fn is_stack_guard(&self, addr: u64) -> bool {
@@ -64,7 +60,7 @@ impl Translator {
             Fixup::None => {}
             Fixup::TargetInR13 => eip = regs.r13 as u32,
             Fixup::String { src, dst } => {
-                let wb = window_base(f.key.mode);
+                let wb = self.windows.for_mode(f.key.mode);
                 let base = |s: Seg| {
                     if f.key.mode.is_flat(s) { 0 } else { ctx.seg_base[s as usize] as u64 }
                 };
@@ -114,7 +110,7 @@ impl Translator {
         let Fixup::String { src, dst } = point.fixup else {
             return false;
         };
-        let wb = window_base(f.key.mode);
+        let wb = self.windows.for_mode(f.key.mode);
         let mut changed = false;
         // The register's offset from the window base, signed: a string instruction that
         // ran below linear 0 has a negative one (for a window at 0, a host address near

@@ -13,7 +13,7 @@ impl Translator {
         if self.ibl_mode == Some(mode) {
             return;
         }
-        let base = bt86_shadow_mmu::WindowKind::for_cpl(mode.cpl()).base();
+        let base = self.windows.for_mode(mode);
         if self.gs_base != Some(base) {
             crate::set_gs_base(base);
             self.gs_base = Some(base);

@@ -70,6 +70,24 @@ pub const MAX_TC_SIZE: usize = 1 << 30;
 /// `call` pushes a host return address), and every exit to the monitor empties it.
 pub const TC_STACK_SIZE: usize = 64 << 20;
 
+/// Where the windows are: the host address of guest linear 0 in the window for CPL 3
+/// code and in the one for CPL 0-2 code. Translated code reaches guest memory only
+/// through them (GS base + 32-bit address).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WindowBases {
+    /// The user window's base.
+    pub user: u64,
+    /// The kernel window's base.
+    pub kernel: u64,
+}
+
+impl WindowBases {
+    /// The base of the window code of `mode` runs in.
+    pub fn for_mode(&self, mode: Mode) -> u64 {
+        if mode.cpl() == 3 { self.user } else { self.kernel }
+    }
+}
+
 /// The translator and its cache.
 pub struct Translator {
     tc: CodeCache,
@@ -85,11 +103,14 @@ pub struct Translator {
     push_sreg: PushSregModel,
     /// The GS base this thread has now (the window of the current privilege level).
     gs_base: Option<u64>,
+    /// The windows translated code addresses.
+    windows: WindowBases,
 }
 
 impl Translator {
-    /// A translator with a cache of `tc_size` bytes ([`MIN_TC_SIZE`] to [`MAX_TC_SIZE`]).
-    pub fn new(tc_size: usize) -> Result<Translator, TcError> {
+    /// A translator with a cache of `tc_size` bytes ([`MIN_TC_SIZE`] to [`MAX_TC_SIZE`])
+    /// whose code addresses guest memory through `windows`.
+    pub fn new(tc_size: usize, windows: WindowBases) -> Result<Translator, TcError> {
         assert!((MIN_TC_SIZE..=MAX_TC_SIZE).contains(&tc_size), "translation cache size {tc_size} out of range");
         let mut tc = CodeCache::new(tc_size)?;
         let stack = tc::TcStack::new(TC_STACK_SIZE)?;
@@ -106,6 +127,7 @@ impl Translator {
             count_entries: false,
             push_sreg: PushSregModel::default(),
             gs_base: None,
+            windows,
         })
     }
 

@@ -36,7 +36,11 @@ fn translate(t: &mut Translator, ram: &GuestRam, linear: u32) -> FragId {
 #[test]
 fn ids_from_before_a_flush_name_nothing() {
     let ram = jump_chain(4096);
-    let mut t = Translator::new(MIN_TC_SIZE).unwrap();
+    let mut t = Translator::new(
+        MIN_TC_SIZE,
+        bt86_translator::WindowBases { user: bt86_shadow_mmu::WindowKind::User.base(), kernel: bt86_shadow_mmu::WindowKind::Kernel.base() },
+    )
+    .unwrap();
     let first = translate(&mut t, &ram, 0x10000);
     let held_link = t.fragment(first).exits[0];
     let generation = t.generation();

@@ -80,7 +80,11 @@ fn straight_line_calls_loops_and_memory() {
     let mut window = Window::reserve(bt86_shadow_mmu::WindowKind::Kernel).unwrap();
     let mut ram = GuestRam::new(16 << 20).unwrap();
     window.map_identity(&ram).unwrap();
-    let mut t = Translator::new(8 << 20).unwrap();
+    let mut t = Translator::new(
+        8 << 20,
+        bt86_translator::WindowBases { user: bt86_shadow_mmu::WindowKind::User.base(), kernel: bt86_shadow_mmu::WindowKind::Kernel.base() },
+    )
+    .unwrap();
     let mut ctx = Context::new_boxed();
 
     let mut a = CodeAssembler::new(32).unwrap();

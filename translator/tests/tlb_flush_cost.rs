@@ -63,7 +63,17 @@ impl Guest {
         for n in 0..6000 {
             write_page(&mut ram, KERNEL + n * 0x1000);
         }
-        Guest { ram, t: Translator::new(DEFAULT_TC_SIZE).unwrap() }
+        Guest {
+            ram,
+            t: Translator::new(
+                DEFAULT_TC_SIZE,
+                bt86_translator::WindowBases {
+                    user: bt86_shadow_mmu::WindowKind::User.base(),
+                    kernel: bt86_shadow_mmu::WindowKind::Kernel.base(),
+                },
+            )
+            .unwrap(),
+        }
     }
 
     /// The fragment at `linear`, as the monitor finds it: looked up, or translated.

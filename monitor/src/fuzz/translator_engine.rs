@@ -66,7 +66,7 @@ impl TranslatorEngine {
     /// Like [`TranslatorEngine::new`], with the given host model instead of the probed
     /// one (a wrong model must make the fuzzer fail).
     pub fn with_model(model: HostModel) -> Result<TranslatorEngine, bt86_translator::TcError> {
-        let mut translator = Box::new(Translator::new(DEFAULT_TC_SIZE)?);
+        let mut translator = Box::new(Translator::new(DEFAULT_TC_SIZE, crate::machine::window_bases())?);
         translator.set_push_sreg_model(model.push_sreg);
         crate::host::signals::set_translator_hook(tc_signal::on_signal);
         Ok(TranslatorEngine { translator, cpu: Cpu::multiboot(), model })

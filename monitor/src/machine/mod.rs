@@ -78,6 +78,11 @@ impl fmt::Display for SetupError {
     }
 }
 
+/// Where the shadow MMU put the windows, for the translator.
+pub fn window_bases() -> bt86_translator::WindowBases {
+    bt86_translator::WindowBases { user: WindowKind::User.base(), kernel: WindowKind::Kernel.base() }
+}
+
 /// Why the guest stopped.
 #[derive(Debug)]
 pub enum Stop {
@@ -138,7 +143,7 @@ impl Machine {
         let kernel = Window::reserve(WindowKind::Kernel).map_err(|e| host("guest window", &e))?;
         let ram = GuestRam::new(config.mem).map_err(|e| host("guest memory", &e))?;
         let mem = Memory::new(Mmu::new(ram, user, kernel).map_err(|e| host("guest window", &e))?);
-        let mut translator = Translator::new(config.tc_size).map_err(|e| host("translation cache", &e))?;
+        let mut translator = Translator::new(config.tc_size, window_bases()).map_err(|e| host("translation cache", &e))?;
         translator.set_trace(config.trace_tc);
         translator.set_count_entries(config.count_fragments);
         translator.set_push_sreg_model(host_model.push_sreg);
