@@ -1,8 +1,10 @@
 //! CPUID of bt86's virtual CPU.
 //!
 //! The features are what the translator implements and nothing it does not (`classify`
-//! raises #UD for instructions of other features): FPU, DE, PSE, TSC, MSR, PAE, CX8, SEP,
-//! PGE, CMOV, CLFLUSH, MMX, FXSR, SSE, SSE2, SSE3 and NX. SSE3 is there because QEMU's
+//! raises #UD for instructions of other features): FPU, DE, PSE, TSC, MSR, PAE, MCE, CX8,
+//! SEP, PGE, MCA, CMOV, CLFLUSH, MMX, FXSR, SSE, SSE2, SSE3 and NX. MCE and MCA are there
+//! with no banks (MCG_CAP = 0), as on a CPU that never reports an error: without them
+//! Linux logs "Unable to init MCE device", and QEMU's CPU has them too. SSE3 is there because QEMU's
 //! default CPU has it too, and test kernels compare the two.
 //!
 //! The vendor string is the host's, as VMware and KVM report it: guests apply the quirks
@@ -88,12 +90,16 @@ pub mod edx {
     pub const MSR: u32 = 1 << 5;
     /// Physical address extension (PAE paging).
     pub const PAE: u32 = 1 << 6;
+    /// Machine-check exception (CR4.MCE); with MCA below, MCG_CAP says there are no banks.
+    pub const MCE: u32 = 1 << 7;
     /// CMPXCHG8B.
     pub const CX8: u32 = 1 << 8;
     /// SYSENTER/SYSEXIT.
     pub const SEP: u32 = 1 << 11;
     /// Global pages.
     pub const PGE: u32 = 1 << 13;
+    /// Machine-check architecture (the MCG MSRs).
+    pub const MCA: u32 = 1 << 14;
     /// CMOVcc.
     pub const CMOV: u32 = 1 << 15;
     /// CLFLUSH.
@@ -123,9 +129,11 @@ pub const FEATURES_EDX: u32 = edx::FPU
     | edx::TSC
     | edx::MSR
     | edx::PAE
+    | edx::MCE
     | edx::CX8
     | edx::SEP
     | edx::PGE
+    | edx::MCA
     | edx::CMOV
     | edx::CLFSH
     | edx::MMX

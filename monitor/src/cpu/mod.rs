@@ -57,6 +57,8 @@ pub mod cr4 {
     pub const PSE: u32 = 1 << 4;
     /// Physical address extension (PAE paging).
     pub const PAE: u32 = 1 << 5;
+    /// Machine-check exceptions enabled (none is ever raised: MCG_CAP reports no banks).
+    pub const MCE: u32 = 1 << 6;
     /// Global pages.
     pub const PGE: u32 = 1 << 7;
     /// Performance-monitoring counters readable at any CPL.
@@ -66,7 +68,7 @@ pub mod cr4 {
     /// Unmasked SSE exceptions enabled by the OS.
     pub const OSXMMEXCPT: u32 = 1 << 10;
     /// Bits the virtual CPU implements (matches CPUID).
-    pub const SUPPORTED: u32 = TSD | DE | PSE | PAE | PGE | PCE | OSFXSR | OSXMMEXCPT;
+    pub const SUPPORTED: u32 = TSD | DE | PSE | PAE | MCE | PGE | PCE | OSFXSR | OSXMMEXCPT;
 }
 
 /// A descriptor-table register (GDTR or IDTR).
