@@ -501,8 +501,9 @@ static int t_cow(void)
     CHECK(m != MAP_FAILED, "mmap: %s", strerror(errno));
     for (int p = 0; p < PAGES; p++)
         m[p * 1024] = 1000 + p;
-    int go[2];
-    CHECK(pipe(go) == 0, "pipe: %s", strerror(errno));
+    /* One pipe each way: with a single pipe the child could read back its own "w". */
+    int up[2], down[2];
+    CHECK(pipe(up) == 0 && pipe(down) == 0, "pipe: %s", strerror(errno));
     pid_t pid = fork();
     CHECK(pid >= 0, "fork: %s", strerror(errno));
     if (pid == 0) {
@@ -514,24 +515,26 @@ static int t_cow(void)
         for (int p = 0; p < PAGES; p++)
             bad |= m[p * 1024] != (uint32_t)(2000 + p);
         /* Then the parent writes its copy: ours must not change. */
-        write_all(go[1], "w", 1);
+        write_all(up[1], "w", 1);
         char c;
-        read_all(go[0], &c, 1);
+        read_all(down[0], &c, 1);
         for (int p = 0; p < PAGES; p++)
             bad |= m[p * 1024] != (uint32_t)(2000 + p);
         _exit(bad);
     }
     char c;
-    CHECK(read_all(go[0], &c, 1) == 1, "child never wrote");
+    CHECK(read_all(up[0], &c, 1) == 1, "child never wrote");
     int lost = 0;
     for (int p = 0; p < PAGES; p++) {
         lost |= m[p * 1024] != (uint32_t)(1000 + p);
         m[p * 1024] = 3000 + p;
     }
-    write_all(go[1], "p", 1);
+    write_all(down[1], "p", 1);
     int st = wait_exit(pid);
-    close(go[0]);
-    close(go[1]);
+    close(up[0]);
+    close(up[1]);
+    close(down[0]);
+    close(down[1]);
     munmap(m, PAGES * PAGE);
     CHECK(!lost, "the child's writes reached the parent");
     CHECK(st == 0, "the child saw wrong data (status %d)", st);
