@@ -19,7 +19,7 @@ use std::sync::Mutex;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use bt86_guests::{Run, linux, qemu_path, run_with_input, run_with_timeout};
+use bt86_guests::{Run, linux, log_tail, qemu_path, run_with_input, run_with_timeout};
 
 /// Per run: QEMU TCG boots and runs the workload in about 10 s, bt86 in a few.
 const TIMEOUT: Duration = Duration::from_secs(120);
@@ -123,7 +123,7 @@ fn check_qemu(q: &Run) -> Result<Vec<String>, String> {
         Err(format!(
             "the Linux workload is broken under QEMU (not a bt86 problem):\n  {}\n{}",
             problems.join("\n  "),
-            tail("QEMU boot log", &String::from_utf8_lossy(&q.serial), 25)
+            log_tail("QEMU boot log", &String::from_utf8_lossy(&q.serial), 25)
         ))
     }
 }
@@ -161,8 +161,8 @@ fn check_bt86(b: &Run, expected: &[String]) -> Result<(), String> {
     if report.is_empty() {
         return Ok(());
     }
-    report.push_str(&tail("bt86 boot log (stdout)", &String::from_utf8_lossy(&b.serial), 25));
-    report.push_str(&tail("bt86 stderr", &String::from_utf8_lossy(&b.stderr), 10));
+    report.push_str(&log_tail("bt86 boot log (stdout)", &String::from_utf8_lossy(&b.serial), 25));
+    report.push_str(&log_tail("bt86 stderr", &String::from_utf8_lossy(&b.stderr), 10));
     Err(report)
 }
 
@@ -175,19 +175,6 @@ fn first_difference(expected: &[String], got: &[String]) -> String {
         r.push_str(&format!("    {l:?}\n"));
     }
     r.push_str(&format!("  - QEMU: {}\n  + bt86: {}\n", show(expected.get(i)), show(got.get(i))));
-    r
-}
-
-fn tail(what: &str, text: &str, n: usize) -> String {
-    let lines: Vec<&str> = text.lines().collect();
-    if lines.is_empty() {
-        return format!("({what}: empty)\n");
-    }
-    let from = lines.len().saturating_sub(n);
-    let mut r = format!("{what} (last {} of {} lines):\n", lines.len() - from, lines.len());
-    for l in &lines[from..] {
-        r.push_str(&format!("    {}\n", l.trim_end_matches('\r')));
-    }
     r
 }
 

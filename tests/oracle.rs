@@ -21,7 +21,7 @@ use std::sync::Mutex;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use bt86_guests::{Kernel, Run, bt86_command, kernels, qemu_command, qemu_path, run_with_timeout};
+use bt86_guests::{Kernel, Run, bt86_command, kernels, log_tail, qemu_command, qemu_path, run_with_timeout};
 
 const TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -181,7 +181,7 @@ fn check_qemu_sane(k: &Kernel, q: &Run) -> Result<(), String> {
         Err(format!(
             "the test kernel is broken under QEMU (not a bt86 problem):\n  {}\n{}",
             problems.join("\n  "),
-            tail("QEMU serial output", &text, 10)
+            log_tail("QEMU serial output", &text, 10)
         ))
     }
 }
@@ -212,18 +212,5 @@ fn first_difference(expected: &[u8], got: &[u8]) -> String {
 }
 
 fn stderr_tail(run: &Run, n: usize) -> String {
-    tail("bt86 stderr", &String::from_utf8_lossy(&run.stderr), n)
-}
-
-fn tail(what: &str, text: &str, n: usize) -> String {
-    let lines: Vec<&str> = text.lines().collect();
-    if lines.is_empty() {
-        return format!("({what}: empty)\n");
-    }
-    let from = lines.len().saturating_sub(n);
-    let mut r = format!("{what} (last {} of {} lines):\n", lines.len() - from, lines.len());
-    for l in &lines[from..] {
-        r.push_str(&format!("    {l}\n"));
-    }
-    r
+    log_tail("bt86 stderr", &String::from_utf8_lossy(&run.stderr), n)
 }

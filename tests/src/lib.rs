@@ -175,6 +175,21 @@ pub fn run_with_input(mut cmd: Command, input: Option<Vec<u8>>, timeout: Duratio
     })
 }
 
+/// The last `n` lines of `text` (a run's output called `what`), indented, for failure
+/// reports.
+pub fn log_tail(what: &str, text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    if lines.is_empty() {
+        return format!("({what}: empty)\n");
+    }
+    let from = lines.len().saturating_sub(n);
+    let mut r = format!("{what} (last {} of {} lines):\n", lines.len() - from, lines.len());
+    for l in &lines[from..] {
+        r.push_str(&format!("    {}\n", l.trim_end_matches('\r')));
+    }
+    r
+}
+
 /// Runs `k` under QEMU (see [`QEMU_ARGS`]) and returns its serial output and exit status.
 /// Fails if QEMU is not installed.
 pub fn run_qemu(k: &Kernel, timeout: Duration) -> io::Result<Run> {
