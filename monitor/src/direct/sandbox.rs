@@ -80,10 +80,19 @@ impl Sandbox {
         Ok(true)
     }
 
-    /// Starts a stub and ends it: checks that this host can run stubs.
-    pub fn probe(&mut self) -> Result<(), SpawnError> {
-        drop(self.factory.spawn()?);
-        Ok(())
+    /// Starts a stub, measures a round trip to it (the median of a few empty commands,
+    /// in nanoseconds) and ends it: checks that this host can run stubs.
+    pub fn probe(&mut self) -> Result<u64, SpawnError> {
+        let mut stub = self.factory.spawn()?;
+        let mut times = Vec::new();
+        for _ in 0..16 {
+            let t = std::time::Instant::now();
+            stub.apply(&[], &[]).map_err(|f| SpawnError(f.to_string()))?;
+            times.push(t.elapsed().as_nanos() as u64);
+        }
+        times.sort_unstable();
+        log::debug!("sandbox: round trips to a new stub (ns): {times:?}");
+        Ok(times[times.len() / 2])
     }
 
     /// Drops the current stub (it is killed).

@@ -550,9 +550,11 @@ pub fn sandbox_wanted() -> bool {
 
 /// Prepares the sandbox and starts one stub to see that this host can run it. Returns
 /// why not, if it cannot.
-pub fn prepare_sandbox(mmu: &bt86_shadow_mmu::Mmu, cpuid_faulting: bool) -> Result<Sandbox, String> {
+pub fn prepare_sandbox(mmu: &bt86_shadow_mmu::Mmu, cpuid_faulting: bool, policy: &mut Policy) -> Result<Sandbox, String> {
     let mut sandbox = Sandbox::new(mmu.ram.fd(), cpuid_faulting).map_err(|e| e.to_string())?;
-    sandbox.probe().map_err(|e| e.to_string())?;
+    let round_trip = sandbox.probe().map_err(|e| e.to_string())?;
+    policy.set_exit_cost(round_trip);
+    log::debug!("sandbox: a round trip to a stub takes {round_trip} ns; adaptive slices are short below {} ns", policy.short_slice_ns());
     Ok(sandbox)
 }
 

@@ -162,7 +162,7 @@ impl Machine {
         let mut direct = direct_exec::Direct::new(config.user_exec);
         if sandboxed {
             direct.cpuid_faulting = crate::host::cpuid_faulting::usable();
-            match direct_exec::prepare_sandbox(&mem.mmu, direct.cpuid_faulting) {
+            match direct_exec::prepare_sandbox(&mem.mmu, direct.cpuid_faulting, &mut direct.policy) {
                 Ok(sandbox) => {
                     direct.sandbox = Some(sandbox);
                     direct.ldt.write_remotely();

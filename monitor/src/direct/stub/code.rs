@@ -41,8 +41,10 @@ const UC_FP_XSTATE: u64 = 1;
 const SA_RESTORER: libc::c_int = 0x0400_0000;
 const UC_SIGCONTEXT_SS: u64 = 2;
 const UC_STRICT_RESTORE_SS: u64 = 4;
-/// Iterations of `pause` before the stub sleeps on the futex (tens of microseconds).
-const SPIN: u32 = 2000;
+/// Rounds of 32 `pause`s and a `sched_yield` before the stub sleeps on the futex (tens of
+/// microseconds when it has a CPU to itself; when it shares one with the monitor, the
+/// yield hands it over at once).
+const SPIN: u32 = 64;
 
 std::arch::global_asm!(
     ".pushsection .text.bt86_stub, \"ax\", @progbits",
@@ -225,13 +227,20 @@ std::arch::global_asm!(
     "mov edx, 1",
     "syscall",
     "6:",
-    "mov ecx, {SPIN}",
+    "mov r12d, {SPIN}",
     "7:",
+    "mov ecx, 32",
+    "29:",
     "mov eax, [r15 + {CMD_SEQ}]",
     "cmp eax, [r15 + {DONE_SEQ}]",
     "jne 9f",
     "pause",
     "dec ecx",
+    "jnz 29b",
+    // The monitor may be waiting for this CPU: let it run.
+    "mov eax, {SYS_sched_yield}",
+    "syscall",
+    "dec r12d",
     "jnz 7b",
     "mov eax, 1",
     "xchg [r15 + {STUB_WAITING}], eax",
@@ -344,6 +353,7 @@ std::arch::global_asm!(
     SYS_prctl = const libc::SYS_prctl,
     SYS_seccomp = const libc::SYS_seccomp,
     SYS_futex = const libc::SYS_futex,
+    SYS_sched_yield = const libc::SYS_sched_yield,
     SYS_exit_group = const libc::SYS_exit_group,
     SHARED = const STUB_SHARED,
     SHARED_SIZE = const SHARED_SIZE,

@@ -3,7 +3,7 @@
 //! * Every 32-bit system call (`int 0x80` by guest code) is `SECCOMP_RET_TRAP`: the kernel
 //!   does not run it; SIGSYS brings it to the stub's handler, which reports it as an exit.
 //! * Of the 64-bit calls, only the stub's own: `rt_sigreturn` (entering guest code),
-//!   `futex` (waits and wakes on the shared pages), `munmap`, `mprotect`, `modify_ldt`,
+//!   `futex` (waits and wakes on the shared pages), `sched_yield` (while it waits), `munmap`, `mprotect`, `modify_ldt`,
 //!   `close`, `exit`, `exit_group` — none of which reaches beyond the stub's own address
 //!   space — and `mmap`, which is `SECCOMP_RET_USER_NOTIF`: the monitor sees its arguments
 //!   and lets it run only if it is the very call the monitor asked for (`approve`).
@@ -46,8 +46,9 @@ const FUTEX_WAIT: u32 = 0;
 const FUTEX_WAKE: u32 = 1;
 
 /// The calls the stub makes freely.
-const ALLOWED: [libc::c_long; 8] = [
+const ALLOWED: [libc::c_long; 9] = [
     libc::SYS_rt_sigreturn,
+    libc::SYS_sched_yield,
     libc::SYS_munmap,
     libc::SYS_mprotect,
     libc::SYS_modify_ldt,

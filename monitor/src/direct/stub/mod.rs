@@ -407,10 +407,14 @@ impl Stub {
             }
         };
         while start.elapsed() < SPIN {
-            if s.done_seq.load(Ordering::Acquire) == seq {
-                return Ok(());
+            for _ in 0..32 {
+                if s.done_seq.load(Ordering::Acquire) == seq {
+                    return Ok(());
+                }
+                std::hint::spin_loop();
             }
-            std::hint::spin_loop();
+            // The stub may be waiting for this CPU: let it run.
+            std::thread::yield_now();
         }
         loop {
             check_kick(&mut deadline);
