@@ -9,8 +9,12 @@
 //! virtual CPU's, see `bt86_shadow_mmu::NEVER_NATIVE`) fault on the fetch and run through
 //! the translator; natively executable pages are never writable, so they stay as checked.
 //!
-//! An exit is a host signal. Hidden page faults never get here (the signal handler fills
-//! them and the guest goes on). Everything else is sorted by signal and trap number into
+//! Guest code runs in the sandbox's stub process (`direct::sandbox`), or with
+//! `BT86_SANDBOX=off` in this process (`direct::enter`). An exit is a host signal. In this
+//! process hidden page faults never get here (the signal handler fills them and the guest
+//! goes on); from a stub they arrive as page faults the shadow MMU fills. What a stub
+//! reports is untrusted: a code segment the monitor did not install or a signal no guest
+//! code raises means the code escaped the virtual CPU, and the guest process gets #GP. Everything else is sorted by signal and trap number into
 //! what the guest CPU would have done: a #PF with CR2, `int n` (#GP with the IDT error
 //! code), `int 0x80` (SIGSYS from the seccomp filter), #DE, #BP, #DB, #OF,
 //! #MF/#XM, #AC, or — for anything the host CPU did not do as the guest's would
