@@ -12,10 +12,6 @@
 //! must hold at least one "ok" line and no "not ok" line (otherwise the kernel, not bt86, is
 //! wrong). Kernels run in parallel, two at a time by default.
 //!
-//! The kernels in [`AWAITING_SANDBOX`] fail under direct execution on purpose until the
-//! sandbox of issue 10 exists: the main test leaves them out unless they are named in
-//! `BT86_ORACLE_KERNELS`, and [`escape_kernel_matches_qemu`], ignored until then, runs them.
-//!
 //! Environment: `BT86_ORACLE_KERNELS=alu,smc` runs only those kernels;
 //! `BT86_ORACLE_JOBS=N` sets the parallelism; `BT86_QEMU` picks the QEMU binary.
 
@@ -47,8 +43,6 @@ fn guest_kernels_match_qemu() {
             assert!(selected.iter().any(|k| k.name == *n), "BT86_ORACLE_KERNELS: no kernel {n:?}");
         }
         selected.retain(|k| names.contains(&k.name));
-    } else {
-        selected.retain(|k| !AWAITING_SANDBOX.contains(&k.name));
     }
     assert!(!selected.is_empty(), "no guest kernels to run");
     let total = selected.len();
@@ -99,27 +93,6 @@ fn guest_kernels_match_qemu() {
         "--tc-size {SMALL_TC}: only {flushed} of {} kernels flushed the cache twice or more: {flushes:?}",
         flushes.len()
     );
-}
-
-/// Kernels that fail under `--user-exec direct` and `adaptive` until the sandbox of issue
-/// 10 runs directly executed user code in a process of its own: `escape` (guest user code
-/// far-jumps to the host's 64-bit code selector and calls the host). When the sandbox is
-/// merged, empty this list and remove the `#[ignore]` below.
-const AWAITING_SANDBOX: &[&str] = &["escape"];
-
-/// The kernels of [`AWAITING_SANDBOX`], compared with QEMU in every mode like the others.
-#[test]
-#[ignore = "needs the sandbox (issue 10)"]
-fn escape_kernel_matches_qemu() {
-    let qemu = qemu_path().expect("qemu-system-i386 was not found on PATH (or BT86_QEMU)");
-    let bt86 = PathBuf::from(env!("CARGO_BIN_EXE_bt86"));
-    let mut failures = String::new();
-    for k in kernels().into_iter().filter(|k| AWAITING_SANDBOX.contains(&k.name)) {
-        if let Err(report) = check_kernel(&qemu, &bt86, &k) {
-            failures.push_str(&format!("\n=== {} ===\n{report}\n", k.name));
-        }
-    }
-    assert!(failures.is_empty(), "guest kernels that do not match QEMU:\n{failures}");
 }
 
 /// Runs one kernel under QEMU and bt86; Ok holds how often the small cache was flushed,
