@@ -196,7 +196,8 @@ impl StubFactory {
             }
         };
         let mut stub = Stub { pid, pidfd, listener: None, shared, listener_in_stub: None, failed: true };
-        stub.wait_done(1, &|| false).map_err(|f| SpawnError(format!("the stub did not start ({f})")))?;
+        stub.wait_done(1, &|| false, Some(Instant::now() + 5 * ANSWER_TIMEOUT))
+            .map_err(|f| SpawnError(format!("the stub did not start ({f})")))?;
         let fd = stub.shared().listener_fd;
         if fd < 0 {
             return Err(SpawnError(format!("the stub could not install its seccomp filter: {}", std::io::Error::from_raw_os_error(-fd))));
@@ -359,7 +360,10 @@ impl Stub {
         for op in all.iter().filter(|o| o.nr == libc::SYS_mmap as u64) {
             self.approve(op)?;
         }
-        self.wait_done(seq, kicked)?;
+        // Guest code may run as long as the monitor's timer lets it; host calls alone must
+        // be done promptly.
+        let deadline = (cmd != Command::Run).then(|| Instant::now() + ANSWER_TIMEOUT);
+        self.wait_done(seq, kicked, deadline)?;
         let s = self.shared();
         for (i, want) in all.iter().enumerate() {
             // SAFETY: plain integers; any value is valid.
@@ -395,15 +399,19 @@ impl Stub {
 
     /// Waits until the stub reports command `seq` done: spins briefly, then sleeps on the
     /// futex; passes the monitor's timer on as the preemption signal; gives up when the
-    /// stub dies or does not answer.
-    fn wait_done(&self, seq: u32, kicked: &dyn Fn() -> bool) -> Result<(), StubFailure> {
+    /// stub dies, or does not answer by `deadline` or within [`ANSWER_TIMEOUT`] of the
+    /// preemption signal.
+    fn wait_done(&self, seq: u32, kicked: &dyn Fn() -> bool, deadline: Option<Instant>) -> Result<(), StubFailure> {
         let s = self.shared();
         let start = Instant::now();
-        let mut deadline: Option<Instant> = None;
-        let check_kick = |deadline: &mut Option<Instant>| {
-            if deadline.is_none() && kicked() {
+        let mut deadline = deadline;
+        let mut preempted = false;
+        let mut check_kick = |deadline: &mut Option<Instant>| {
+            if !preempted && kicked() {
                 self.preempt();
-                *deadline = Some(Instant::now() + ANSWER_TIMEOUT);
+                preempted = true;
+                let answer_by = Instant::now() + ANSWER_TIMEOUT;
+                *deadline = Some(deadline.map_or(answer_by, |d| d.min(answer_by)));
             }
         };
         while start.elapsed() < SPIN {
@@ -446,13 +454,21 @@ impl Stub {
         let Some(listener) = self.listener.as_ref().map(|l| l.as_raw_fd()) else {
             return Err(StubFailure::Died);
         };
-        let deadline = Instant::now() + ANSWER_TIMEOUT;
+        let start = Instant::now();
+        let deadline = start + ANSWER_TIMEOUT;
         loop {
+            // The stub makes its calls as soon as it sees the command: look (and yield
+            // the CPU, which it may need) for a moment before sleeping in poll.
+            let wait_ms = if start.elapsed() < SPIN { 0 } else { 100 };
             let mut p = libc::pollfd { fd: listener, events: libc::POLLIN, revents: 0 };
             // SAFETY: poll on one valid pollfd.
-            let r = unsafe { libc::poll(&mut p, 1, 100) };
+            let r = unsafe { libc::poll(&mut p, 1, wait_ms) };
             if r > 0 {
                 break;
+            }
+            if wait_ms == 0 {
+                std::thread::yield_now();
+                continue;
             }
             if Instant::now() > deadline || self.dead() {
                 return Err(if self.dead() { StubFailure::Died } else { StubFailure::Unresponsive });
