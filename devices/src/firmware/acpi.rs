@@ -8,7 +8,9 @@
 //!   0x600, control block at 0x604, the 24-bit PM timer at 0x608 ([`crate::acpi_pm`]),
 //!   the RTC century at CMOS 0x32, legacy devices and an i8042, and the flags of QEMU's
 //!   (WBINVD, C1, no fixed sleep button, RTC wake from S4, platform clock);
-//! - FACS, and a DSDT holding `\_S5` (SLP_TYP 0, so that the OS can power off);
+//! - FACS, and a DSDT holding `\_S5` (SLP_TYP 0, so that the OS can power off) and the
+//!   legacy devices (RTC, i8042 keyboard and mouse, COM1; the HPET with
+//!   [`FirmwareConfig::hpet`]) as QEMU's declares them;
 //! - with [`FirmwareConfig::apic`], the MADT: the local APIC at 0xFEE00000 (PC/AT
 //!   compatible 8259s too), processor 0, the I/O APIC at 0xFEC00000 with GSI base 0,
 //!   interrupt source overrides IRQ 0 → GSI 2 and IRQ 9 level/active high, and LINT1 as
@@ -50,9 +52,54 @@ fn bytes(t: &dyn Aml) -> Vec<u8> {
     v
 }
 
-/// The DSDT: `Name (\_S5, Package () { SLP_TYP_S5, SLP_TYP_S5, 0, 0 })`.
-fn dsdt() -> Sdt {
+/// A legacy device of the DSDT: its name, PNP ID, I/O ranges `(base, length)` and IRQ.
+struct IsaDevice {
+    name: &'static str,
+    pnp_id: &'static str,
+    io: &'static [(u16, u8)],
+    irq: Option<u32>,
+}
+
+/// The PC's legacy devices, as QEMU's DSDT declares them, so that the OS binds its
+/// drivers through ACPI instead of probing.
+const ISA_DEVICES: &[IsaDevice] = &[
+    IsaDevice { name: "RTC_", pnp_id: "PNP0B00", io: &[(0x70, 2)], irq: Some(8) },
+    IsaDevice { name: "KBD_", pnp_id: "PNP0303", io: &[(0x60, 1), (0x64, 1)], irq: Some(1) },
+    IsaDevice { name: "MOU_", pnp_id: "PNP0F13", io: &[], irq: Some(12) },
+    IsaDevice { name: "COM1", pnp_id: "PNP0501", io: &[(0x3F8, 8)], irq: Some(4) },
+];
+
+fn isa_device(d: &IsaDevice) -> Vec<u8> {
+    let io: Vec<aml::IO> = d.io.iter().map(|&(base, len)| aml::IO::new(base, base, 1, len)).collect();
+    let irq = d.irq.map(|n| aml::Interrupt::new(true, true, false, false, n));
+    let mut resources: Vec<&dyn Aml> = io.iter().map(|r| r as &dyn Aml).collect();
+    if let Some(irq) = &irq {
+        resources.push(irq);
+    }
+    let hid = aml::EISAName::new(d.pnp_id);
+    let crs = aml::ResourceTemplate::new(resources);
+    let (hid, crs) = (aml::Name::new(aml::Path::new("_HID"), &hid), aml::Name::new(aml::Path::new("_CRS"), &crs));
+    bytes(&aml::Device::new(aml::Path::new(d.name), vec![&hid, &crs]))
+}
+
+/// The HPET's device (PNP0103, its 1 KiB of registers).
+fn hpet_device() -> Vec<u8> {
+    let hid = aml::EISAName::new("PNP0103");
+    let regs = aml::Memory32Fixed::new(false, crate::hpet::HPET_BASE as u32, 0x400);
+    let crs = aml::ResourceTemplate::new(vec![&regs]);
+    let (hid, crs) = (aml::Name::new(aml::Path::new("_HID"), &hid), aml::Name::new(aml::Path::new("_CRS"), &crs));
+    bytes(&aml::Device::new(aml::Path::new("HPET"), vec![&hid, &crs]))
+}
+
+/// The DSDT: the legacy devices (and the HPET with [`FirmwareConfig::hpet`]) in `\_SB`,
+/// and `Name (\_S5, Package () { SLP_TYP_S5, SLP_TYP_S5, 0, 0 })`.
+fn dsdt(config: &FirmwareConfig) -> Sdt {
     let mut t = table(b"DSDT", 1);
+    let mut devices: Vec<u8> = ISA_DEVICES.iter().flat_map(isa_device).collect();
+    if config.hpet {
+        devices.extend(hpet_device());
+    }
+    t.append_slice(&aml::Scope::raw(aml::Path::new("\\_SB_"), devices));
     let typ = aml::ZERO;
     debug_assert_eq!(SLP_TYP_S5, 0);
     aml::Name::new(aml::Path::new("_S5_"), &aml::Package::new(vec![&typ, &typ, &aml::ZERO, &aml::ZERO])).to_aml_bytes(&mut t);
@@ -134,7 +181,7 @@ fn rsdp(rsdt: u32, xsdt: u32) -> Vec<u8> {
 /// Writes the tables into `area`; returns the RSDP's address.
 pub(crate) fn build(config: &FirmwareConfig, area: &mut Area) -> u32 {
     let facs = area.place(&bytes(&FACS::new()), 64);
-    let dsdt = area.place(dsdt().as_slice(), 16);
+    let dsdt = area.place(dsdt(config).as_slice(), 16);
     let mut entries = vec![area.place(&fadt(facs, dsdt), 16)];
     if config.apic {
         entries.push(area.place(madt().as_slice(), 16));
@@ -215,8 +262,12 @@ mod tests {
         assert_eq!(&mem[dsdt..dsdt + 4], b"DSDT");
         let len = u32_at(&mem, dsdt + 4) as usize;
         assert!(sums_to_zero(&mem[dsdt..dsdt + len]));
-        // Name (_S5, Package (4) { 0, 0, 0, 0 })
-        assert_eq!(&mem[dsdt + 36..dsdt + len], &[0x08, b'_', b'S', b'5', b'_', 0x12, 0x06, 0x04, 0, 0, 0, 0]);
+        // Scope (\_SB) { the devices }, then Name (_S5, Package (4) { 0, 0, 0, 0 }).
+        assert_eq!(&mem[dsdt + 36..dsdt + 37], &[0x10]);
+        for name in [b"RTC_", b"KBD_", b"MOU_", b"COM1"] {
+            assert!(mem[dsdt..dsdt + len].windows(4).any(|w| w == name));
+        }
+        assert_eq!(&mem[dsdt + len - 12..dsdt + len], &[0x08, b'_', b'S', b'5', b'_', 0x12, 0x06, 0x04, 0, 0, 0, 0]);
     }
 
     #[test]
