@@ -59,7 +59,9 @@ impl Hpet {
         Hpet { config: 0, isr: 0, counter: 0, enabled_at_ns: 0, timers: [Timer { config: TN_CAPS, cmp: u64::MAX, fsb: 0 }; TIMERS] }
     }
 
-    fn capabilities() -> u64 {
+    /// The capabilities and ID register (its low half is the ACPI HPET table's event timer
+    /// block ID).
+    pub fn capabilities() -> u64 {
         let rev = 1u64;
         let last_timer = (TIMERS as u64 - 1) << 8;
         let counter_64 = 1 << 13;

@@ -1,7 +1,8 @@
 //! bt86's PC device models: the port-I/O (and, for later, MMIO) bus, the 8259A PIC
 //! pair, the 8254 PIT with port 0x61, the 16550A UART (vm-superio), the MC146818
-//! RTC/CMOS, the i8042 controller with its reset line, port 0x80 and QEMU's
-//! isa-debug-exit. Each device is a plain struct with `read`/`write` methods that takes
+//! RTC/CMOS, the i8042 controller with its reset line, the HPET, the ACPI PM registers
+//! and timer, QEMU's fw_cfg, port 0x80 and QEMU's isa-debug-exit; and the tables a BIOS
+//! leaves in memory ([`firmware`]: BIOS data area, MP table, ACPI tables). Each device is a plain struct with `read`/`write` methods that takes
 //! the virtual time and an [`IrqSink`] as arguments, so it is unit-tested with no VM
 //! running; the [`Platform`] owns them all, maps them on a [`PioBus`] at the ports of
 //! QEMU's `pc` machine and forwards their interrupt lines to the PIC.
@@ -26,6 +27,7 @@
 //!     IoOutcome::Continue => {}
 //!     IoOutcome::Exit(status) => assert_eq!(status, 33), // stop the VM, exit(status)
 //!     IoOutcome::Reset => {}                             // reset the CPU, board.reset(now)
+//!     IoOutcome::PowerOff => {}                          // ACPI S5: stop the VM, exit(0)
 //! }
 //!
 //! // Timers: arm a host timer for the deadline, then catch up when it fires (and
@@ -61,9 +63,12 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod acpi_pm;
 pub mod bus;
 pub mod cmos;
 pub mod debug_exit;
+pub mod firmware;
+pub mod fw_cfg;
 pub mod hpet;
 pub mod i8042;
 pub mod irq;
@@ -92,4 +97,7 @@ pub enum IoOutcome {
     /// The guest asked for a machine reset (i8042 reset line). The monitor resets the
     /// CPU and calls [`Platform::reset`].
     Reset,
+    /// The guest turned the machine off (ACPI S5 through PM1a control). Serial output
+    /// has been flushed.
+    PowerOff,
 }

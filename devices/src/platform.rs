@@ -13,6 +13,8 @@
 //! | 0xF4-0xF7     | isa-debug-exit                  |     |
 //! | 0x3F8-0x3FF   | COM1 16550A                     | 4   |
 //! | 0x4D0, 0x4D1  | ELCR (master, slave)            |     |
+//! | 0x510, 0x511  | QEMU fw_cfg (selector, data)    |     |
+//! | 0x600-0x60B   | ACPI PM1a event/control, PM timer | (9: SCI, not generated) |
 //!
 //! Devices drive their lines through an [`IrqSink`] the board builds for each access;
 //! it forwards to the PIC and counts rising edges per line for [`DeviceStats`].
@@ -22,9 +24,11 @@ use std::io::{self, Write};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::IoOutcome;
+use crate::acpi_pm::{AcpiPm, PM_BASE, PM_LEN, PmAction};
 use crate::bus::PioBus;
 use crate::cmos::Cmos;
 use crate::debug_exit::{DEBUG_EXIT_BASE, DEBUG_EXIT_LEN, DebugExit};
+use crate::fw_cfg::{FW_CFG_LEN, FW_CFG_PORT, FwCfg};
 use crate::hpet::Hpet;
 use crate::i8042::I8042;
 use crate::irq::IrqSink;
@@ -133,6 +137,8 @@ enum PortDevice {
     Post,
     DebugExit,
     Com1,
+    AcpiPm,
+    FwCfg,
 }
 
 /// Line levels as last driven, and rising edges counted per line.
@@ -175,6 +181,8 @@ struct Devices {
     hpet: Hpet,
     debug_exit: DebugExit,
     com1: Uart<Box<dyn Write + Send>>,
+    acpi_pm: AcpiPm,
+    fw_cfg: FwCfg,
     lines: LineStats,
 }
 
@@ -191,6 +199,8 @@ impl Devices {
             PortDevice::Cmos => self.cmos.read(offset, now_ns, &mut irqs),
             PortDevice::Post => self.post.read(),
             PortDevice::DebugExit => return self.debug_exit.read(offset, size),
+            PortDevice::AcpiPm => return self.acpi_pm.read(offset, size, now_ns),
+            PortDevice::FwCfg => return self.fw_cfg.read(offset, size),
             PortDevice::Com1 => self.com1.read(offset, &mut irqs),
         };
         u32::from(byte)
@@ -212,6 +222,12 @@ impl Devices {
                 return IoOutcome::Exit(self.debug_exit.write(offset, size, value));
             }
             PortDevice::Com1 => self.com1.write(offset, byte, &mut irqs),
+            PortDevice::AcpiPm => {
+                if self.acpi_pm.write(offset, size, value, now_ns) == PmAction::PowerOff {
+                    return IoOutcome::PowerOff;
+                }
+            }
+            PortDevice::FwCfg => self.fw_cfg.write(offset, size, value),
         }
         IoOutcome::Continue
     }
@@ -250,6 +266,8 @@ impl Platform {
             hpet: Hpet::new(),
             debug_exit: DebugExit::new(),
             com1: Uart::new(COM1_IRQ, config.serial_out),
+            acpi_pm: AcpiPm::new(boot),
+            fw_cfg: FwCfg::new(config.ram_size, 1),
             lines: LineStats::default(),
         };
         let mut bus = PioBus::new();
@@ -266,6 +284,8 @@ impl Platform {
             (POST_PORT, 1, 1, PortDevice::Post),
             (DEBUG_EXIT_BASE, DEBUG_EXIT_LEN, 4, PortDevice::DebugExit),
             (COM1_BASE, 8, 1, PortDevice::Com1),
+            (PM_BASE, PM_LEN, 4, PortDevice::AcpiPm),
+            (FW_CFG_PORT, FW_CFG_LEN, 2, PortDevice::FwCfg),
         ];
         for (base, len, max_access, dev) in ranges {
             bus.insert(base, len, max_access, dev).expect("the PC port map has no overlaps");
@@ -317,7 +337,8 @@ impl Platform {
     /// A guest `out` of the low `size` bytes of `value` to `port` at virtual time
     /// `now_ns`. Returns what the monitor must do next: go on, stop the VM with an exit
     /// status (isa-debug-exit; COM1's output is flushed first), or reset the machine
-    /// (i8042 reset line; the monitor resets the CPU and calls [`Platform::reset`]).
+    /// (i8042 reset line; the monitor resets the CPU and calls [`Platform::reset`]), or
+    /// turn it off (ACPI S5; COM1's output is flushed first).
     pub fn io_out(&mut self, port: u16, size: u8, value: u32, now_ns: u64) -> IoOutcome {
         self.update_timers(now_ns);
         self.stats.port_writes += 1;
@@ -332,10 +353,12 @@ impl Platform {
                 outcome = result;
             }
         });
-        if let IoOutcome::Exit(status) = outcome {
-            log::debug!("guest requested exit with status {status}");
-            self.flush();
+        match outcome {
+            IoOutcome::Exit(status) => log::debug!("guest requested exit with status {status}"),
+            IoOutcome::PowerOff => log::debug!("guest powered the machine off (ACPI S5)"),
+            _ => return outcome,
         }
+        self.flush();
         outcome
     }
 
@@ -400,10 +423,17 @@ impl Platform {
         d.speaker = SpeakerPort::new();
         d.i8042.reset();
         d.cmos.reset();
+        d.acpi_pm.reset(now_ns);
         let old = std::mem::replace(&mut d.com1, Uart::new(COM1_IRQ, Box::new(io::sink())));
         self.stats.serial_bytes_out += old.bytes_out();
         d.com1 = Uart::new(COM1_IRQ, old.into_writer());
         d.lines.levels = 0;
+    }
+
+    /// Gives QEMU's fw_cfg command-line items, as QEMU does for a Linux kernel's
+    /// `-append`: `cmdline` as the loader put it at `addr`.
+    pub fn set_kernel_cmdline(&mut self, addr: u32, cmdline: &str) {
+        self.devices.fw_cfg.set_cmdline(addr, cmdline);
     }
 
     /// A snapshot of the counters.
@@ -506,6 +536,30 @@ mod tests {
         let stats = p.stats();
         assert_eq!((stats.port_reads, stats.unclaimed_port_reads), (2, 2));
         assert_eq!((stats.port_writes, stats.unclaimed_port_writes), (1, 1));
+    }
+
+    #[test]
+    fn acpi_poweroff_flushes_serial_output() {
+        let (mut p, out) = platform();
+        p.io_out(0x3F8, 1, u32::from(b'z'), 0);
+        let flushes_before = out.flushes();
+        // PM1a_CNT: SLP_TYP 0 (S5) | SLP_EN, as Linux's acpi_power_off writes it.
+        assert_eq!(p.io_in(0x604, 2, 0), 1, "SCI_EN");
+        assert_eq!(p.io_out(0x604, 2, 0x2001, 0), IoOutcome::PowerOff);
+        assert!(out.flushes() > flushes_before);
+        // The PM timer counts from virtual time, 24 bits.
+        assert_eq!(p.io_in(0x608, 4, 1_000_000_000), 3_579_545);
+    }
+
+    #[test]
+    fn fw_cfg_signature_through_the_ports() {
+        let (mut p, _) = platform();
+        p.io_out(0x510, 2, 0, 0);
+        let sig: Vec<u8> = (0..4).map(|_| p.io_in(0x511, 1, 0) as u8).collect();
+        assert_eq!(sig, b"QEMU");
+        p.set_kernel_cmdline(0x2_0000, "quiet");
+        p.io_out(0x510, 2, 0x14, 0);
+        assert_eq!(p.io_in(0x511, 1, 0), 6);
     }
 
     #[test]

@@ -39,6 +39,9 @@ pub struct Kernel {
     /// The CPU model QEMU must emulate for it (`qemu -cpu`), if not QEMU's default: for
     /// features bt86 has and QEMU's default CPU lacks (NX).
     pub qemu_cpu: Option<&'static str>,
+    /// An environment variable, `NAME=VALUE`, bt86 must run it with (`bt86-env:` in its
+    /// source), if any.
+    pub env: Option<&'static str>,
     /// Checked under bt86 only, not against QEMU (`bt86-only:` in its source).
     pub bt86_only: bool,
 }
@@ -47,12 +50,13 @@ pub struct Kernel {
 pub fn kernels() -> Vec<Kernel> {
     KERNELS
         .iter()
-        .map(|&(name, path, exit_status, append, qemu_cpu, bt86_only)| Kernel {
+        .map(|&(name, path, exit_status, append, qemu_cpu, env, bt86_only)| Kernel {
             name,
             path: PathBuf::from(path),
             exit_status,
             append,
             qemu_cpu,
+            env,
             bt86_only,
         })
         .collect()
@@ -90,12 +94,16 @@ pub fn qemu_command(qemu: &Path, k: &Kernel) -> Command {
     cmd
 }
 
-/// The bt86 command line for `k`: `bt86 run --kernel K [--append S]`.
+/// The bt86 command line for `k`: `bt86 run --kernel K [--append S]`, with the kernel's
+/// environment variable if it has one.
 pub fn bt86_command(bt86: &Path, k: &Kernel) -> Command {
     let mut cmd = Command::new(bt86);
     cmd.arg("run").arg("--kernel").arg(&k.path);
     if let Some(append) = k.append {
         cmd.arg("--append").arg(append);
+    }
+    if let Some((name, value)) = k.env.and_then(|e| e.split_once('=')) {
+        cmd.env(name, value);
     }
     cmd
 }

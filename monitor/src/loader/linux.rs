@@ -22,7 +22,7 @@ pub const KERNEL_ADDR: u64 = 0x10_0000;
 /// The zero page.
 const BOOT_PARAMS_ADDR: u64 = 0x7000;
 /// The kernel command line (room up to the EBDA below 640 KiB).
-const CMDLINE_ADDR: u64 = 0x2_0000;
+pub const CMDLINE_ADDR: u64 = 0x2_0000;
 const CMDLINE_ROOM: u64 = 0x9_0000 - CMDLINE_ADDR;
 /// `type_of_loader`: 0xFF, a boot loader without an assigned ID.
 const LOADER_ID: u8 = 0xFF;

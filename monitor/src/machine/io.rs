@@ -35,6 +35,7 @@ impl PortIo for Ports<'_> {
             IoOutcome::Continue => IoEffect::None,
             IoOutcome::Exit(s) => IoEffect::Exit(s),
             IoOutcome::Reset => IoEffect::Reset,
+            IoOutcome::PowerOff => IoEffect::PowerOff,
         }
     }
 }

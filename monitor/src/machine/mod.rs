@@ -60,6 +60,29 @@ pub enum UserExec {
     Adaptive,
 }
 
+/// The local APIC and I/O APIC device models exist, so the firmware tables may announce
+/// them (MP table, ACPI MADT). False until they are built: Linux would route its
+/// interrupts to them.
+const APIC_PRESENT: bool = false;
+/// The HPET raises its timer interrupts, so ACPI may announce it (Linux then moves its
+/// tick to the HPET). False until it does.
+const HPET_INTERRUPTS: bool = false;
+
+/// The firmware tables for `mem` bytes of RAM. `BT86_FIRMWARE=full` announces the APICs
+/// and the HPET even while they are not all there (for the guest test that reads the
+/// tables).
+fn firmware_config(mem: u64) -> bt86_devices::firmware::FirmwareConfig {
+    let full = std::env::var_os("BT86_FIRMWARE").is_some_and(|v| v == "full");
+    let leaf1 = crate::cpu::cpuid::cpuid(1, 0);
+    bt86_devices::firmware::FirmwareConfig {
+        ram_size: mem,
+        apic: APIC_PRESENT || full,
+        hpet: HPET_INTERRUPTS || full,
+        cpu_signature: leaf1[0],
+        cpu_features: leaf1[3],
+    }
+}
+
 /// Why the machine could not be built.
 #[derive(Debug)]
 pub enum SetupError {
@@ -216,9 +239,14 @@ impl Machine {
         self.mem.paging_changed(self.cpu.paging_regs(), false);
         let path = &self.config.kernel;
         let ram = &mut self.mem.mmu.ram;
+        // The tables a BIOS leaves, first: in the BIOS areas, which no loader writes.
+        for (addr, bytes) in bt86_devices::firmware::build(&firmware_config(self.config.mem)).pieces {
+            ram.write(addr, &bytes);
+        }
         if loader::linux::is_bzimage(&self.image) {
             let cmdline = self.config.append.as_deref().unwrap_or(loader::linux::DEFAULT_CMDLINE);
             let loaded = loader::linux::load(path, &self.image, self.initrd.as_deref(), cmdline, ram)?;
+            self.platform.set_kernel_cmdline(loader::linux::CMDLINE_ADDR as u32, cmdline);
             self.cpu.ctx.eip = loaded.entry;
             // ESI: the zero page; EBP, EDI, EBX: 0 (the 32-bit boot protocol).
             self.cpu.ctx.gpr = [0; 8];

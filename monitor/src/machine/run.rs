@@ -369,6 +369,7 @@ impl Machine {
             Flow::Reset if self.config.no_reboot => {
                 return Err(Stop::Ended("the guest reset the machine (--no-reboot)".into()));
             }
+            Flow::PowerOff => return Err(Stop::Ended("the guest powered the machine off (ACPI S5)".into())),
             Flow::Reset => {
                 self.reset();
                 return Ok(None);

@@ -53,6 +53,7 @@ fn effect_flow(e: IoEffect) -> Option<Flow> {
         IoEffect::None => None,
         IoEffect::Exit(s) => Some(Flow::Exit(s)),
         IoEffect::Reset => Some(Flow::Reset),
+        IoEffect::PowerOff => Some(Flow::PowerOff),
     }
 }
 

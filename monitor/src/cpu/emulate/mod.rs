@@ -33,6 +33,8 @@ pub enum IoEffect {
     Exit(i32),
     /// The guest asked for a machine reset.
     Reset,
+    /// The guest turned the machine off (ACPI S5).
+    PowerOff,
 }
 
 /// The port-I/O side of the machine, as the emulator sees it.
@@ -75,6 +77,8 @@ pub enum Flow {
     Exit(i32),
     /// The guest asked for a reset.
     Reset,
+    /// The guest turned the machine off.
+    PowerOff,
     /// bt86 cannot execute this instruction.
     Unsupported(String),
 }
@@ -111,7 +115,7 @@ pub fn emulate(cpu: &mut Cpu, env: &mut Env<'_>, ins: &Instruction, next_eip: u3
             return Ok(Flow::Unsupported(format!("no emulation for {:?}", ins.mnemonic())));
         }
     };
-    if matches!(flow, Flow::Next | Flow::Halt | Flow::Shadow | Flow::StackShadow | Flow::Exit(_) | Flow::Reset) {
+    if matches!(flow, Flow::Next | Flow::Halt | Flow::Shadow | Flow::StackShadow | Flow::Exit(_) | Flow::Reset | Flow::PowerOff) {
         cpu.ctx.eip = next_eip;
     }
     Ok(flow)
