@@ -57,7 +57,9 @@
  *     exist; getppid;
  *   rt_sigprocmask blocking every signal, then an endless loop: the host's timer signal
  *     cannot stop it, yet the kernel must get control back;
- *   an endless 64-bit loop; ud2 at once; int 0x80 (the i386 system call) from 64-bit code;
+ *   an endless 64-bit loop; rt_sigreturn with a forged frame that blocks every signal
+ *     and returns to an endless loop (the host's timer signal cannot end that slice:
+ *     the sandbox must give up on it); ud2 at once; int 0x80 (the i386 system call) from 64-bit code;
  *   ljmp to 0x23 (the host's 32-bit code) then ud2, or then int 0x80; ljmp to 0x2b (the
  *     host's data segment: not code there either).
  * Two controls run first, 32-bit only: the same prelude then ud2 (stopped by #UD), and an
@@ -117,6 +119,7 @@
 #define T_KILL0 4     /* if the call returned a pid, kill(pid, 0)                       */
 #define T_SPIN  5     /* loop forever                                                   */
 #define T_INT80 6     /* int 0x80 with EAX..EDX = D_ARG[0..3]                           */
+#define T_SIGRET 7    /* rt_sigreturn with a forged frame: every signal blocked, RIP at T_SPIN */
 /* How the 32-bit code leaves. */
 #define H_LJMP33       0   /* ljmp $0x33 to the 64-bit code                             */
 #define H_LJMP23_UD2   1   /* ljmp $0x23 to ud2                                         */
@@ -130,6 +133,7 @@
 #define SYS_mmap           9
 #define SYS_mprotect       10
 #define SYS_rt_sigprocmask 14
+#define SYS_rt_sigreturn   15
 #define SYS_ioctl          16
 #define SYS_pread64        17
 #define SYS_kill           62
@@ -218,6 +222,7 @@ asm(".pushsection .text.user, \"ax\"\n"
     "\tcmpl $" S(T_KILL0) ", %ecx\n\tje 6f\n"
     "\tcmpl $" S(T_SPIN) ", %ecx\n\tje 7f\n"
     "\tcmpl $" S(T_INT80) ", %ecx\n\tje 8f\n"
+    "\tcmpl $" S(T_SIGRET) ", %ecx\n\tje 12f\n"
     "\tud2\n"
     "3:\tcmpq $-4095, %rax\n"                    /* T_DEREF: read what mmap returned */
     "\tjae 9f\n"
@@ -248,6 +253,26 @@ asm(".pushsection .text.user, \"ax\"\n"
     "\tmovl $" S(UDATA) ", %ebx\n"
     "\tmovq %rax, " S(D_RESULT) "(%rbx)\n"
     "9:\tud2\n"
+    /* T_SIGRET: a signal frame of its own (struct ucontext at RSP: uc_mcontext at 40,
+       its rsp/rip/eflags/cs at +120/+128/+136/+144, uc_sigmask at 296) whose mask blocks
+       every signal the host may use to stop it, returning to the endless loop */
+    "12:\tmovq %rsp, %rdi\n"
+    "\tsubq $1024, %rdi\n"
+    "\tandq $-64, %rdi\n"
+    "\tmovq %rdi, %rsi\n"
+    "\tmovl $128, %ecx\n"
+    "\txorl %eax, %eax\n"
+    "\trep stosq\n"
+    "\tmovq %rsi, %rsp\n"
+    "\tmovq %rsi, 160(%rsp)\n"
+    "\tmovl $" AT(7b) ", %eax\n"
+    "\tmovq %rax, 168(%rsp)\n"
+    "\tmovq $0x202, 176(%rsp)\n"
+    "\tmovq $0x33, 184(%rsp)\n"
+    "\tmovq $-1, 296(%rsp)\n"
+    "\tmovl $" S(SYS_rt_sigreturn) ", %eax\n"
+    "\tmovl $" S(UGX) ", %ecx\n"
+    "\tjmp *%rcx\n"
     ".code32\n"
     "u_code_end:\n"
     ".balign 4096, 0xcc\n"
@@ -541,6 +566,7 @@ void test_main(void)
     attempt((struct attempt){ "rt_sigprocmask(block every signal), then an endless loop", .nr = SYS_rt_sigprocmask,
                               .a = { 0 /* SIG_BLOCK */, UDATA + D_MASK, 0, 8 }, .then = T_SPIN });
     attempt((struct attempt){ "an endless 64-bit loop", .nr = NO_CALL, .then = T_SPIN });
+    attempt((struct attempt){ "rt_sigreturn to an endless loop with every signal blocked", .nr = NO_CALL, .then = T_SIGRET });
     attempt((struct attempt){ "ud2 in 64-bit mode", .nr = NO_CALL });
     attempt((struct attempt){ "int 0x80 write(1, msg) from 64-bit mode", .nr = NO_CALL, .then = T_INT80,
                               .a = { I386_write, 1, msg, n } });
