@@ -166,6 +166,12 @@ impl Machine {
                 None => return Ok(true),
             }
         } else {
+            // The timer may have fired since the run loop looked: its signal found no guest
+            // code to stop, and a slice entered now could run on unstopped.
+            // SAFETY: a volatile read of the context's kick word (set by the timer's handler).
+            if unsafe { std::ptr::read_volatile(std::ptr::addr_of!(self.cpu.ctx.kick_async)) } != 0 {
+                return Ok(true);
+            }
             let fx = std::ptr::addr_of_mut!(self.cpu.ctx.guest_fx) as *mut u8;
             // SAFETY: `install` ran on this thread (cli::run), FSGSBASE and the seccomp filter
             // were checked when direct execution was enabled (`unavailable` is None), `sel`
