@@ -513,3 +513,96 @@ impl Drop for Stub {
         unsafe { libc::munmap(self.shared as *mut libc::c_void, SHARED_SIZE) };
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::direct::host_ldt::{FLAG_32BIT, FLAG_CONTENTS_SHIFT, FLAG_LIMIT_IN_PAGES, host_selector};
+
+    const CODE_AT: u64 = 0x10_0000;
+
+    /// A stub over one page of "guest RAM" holding `code`, mapped at [`CODE_AT`], with a
+    /// flat 32-bit code segment in LDT slot 1 and data in slot 2; runs it.
+    fn run_code(code: &[u8], kicked: &dyn Fn() -> bool) -> Result<ExitRecord, StubFailure> {
+        let ram = memfd("bt86-test-ram", 4096).unwrap();
+        // SAFETY: pwrite of our buffer into our memfd.
+        assert_eq!(unsafe { libc::pwrite(ram.as_raw_fd(), code.as_ptr() as *const libc::c_void, code.len(), 0) }, code.len() as isize);
+        let factory = StubFactory::new(ram.as_raw_fd(), false).unwrap();
+        let mut stub = factory.spawn().unwrap();
+        let flat = |slot: u32, contents: u32| UserDesc {
+            entry_number: slot,
+            base_addr: 0,
+            limit: 0xF_FFFF,
+            flags: FLAG_32BIT | contents << FLAG_CONTENTS_SHIFT | FLAG_LIMIT_IN_PAGES,
+        };
+        let descs = [flat(1, 2), flat(2, 0)];
+        let op = |nr: libc::c_long, args: [u64; 6]| Op { nr: nr as u64, args, result: 0 };
+        let prot = (libc::PROT_READ | libc::PROT_EXEC) as u64;
+        let ops = [
+            op(libc::SYS_mmap, [CODE_AT, 4096, prot, (libc::MAP_SHARED | libc::MAP_FIXED) as u64, fds::RAM_RO as u64, 0]),
+            op(libc::SYS_modify_ldt, [0x11, desc_addr(0), 16, 0, 0, 0]),
+            op(libc::SYS_modify_ldt, [0x11, desc_addr(1), 16, 0, 0, 0]),
+        ];
+        let (cs, ds) = (host_selector(1) as u32, host_selector(2) as u32);
+        let entry = Entry { gpr: [0; 8], eip: CODE_AT as u32, eflags: 0x202, sel: [ds, cs, ds, ds, 0, 0] };
+        let mut fx = [0u8; 512];
+        fx[0..2].copy_from_slice(&0x037Fu16.to_le_bytes());
+        fx[24..28].copy_from_slice(&0x1F80u32.to_le_bytes());
+        stub.run(&ops, &descs, &entry, &mut fx, kicked)
+    }
+
+    #[test]
+    fn guest_code_runs_in_a_stub_and_its_system_call_is_an_exit() {
+        // mov eax, 42; int 0x80
+        let exit = run_code(&[0xB8, 42, 0, 0, 0, 0xCD, 0x80], &|| false).unwrap();
+        assert_eq!(exit.signo, libc::SIGSYS as u32);
+        assert_eq!(exit.gpr[0], 42);
+        assert_eq!(exit.eip, CODE_AT as u32 + 7);
+        assert_eq!(exit.sel[1], host_selector(1) as u32);
+    }
+
+    #[test]
+    fn escaped_code_that_calls_the_host_kills_its_stub() {
+        // ljmp $0x33, $CODE_AT+7; then 64-bit: mov eax, 39 (getpid); syscall
+        let mut code = vec![0xEA];
+        code.extend_from_slice(&(CODE_AT as u32 + 7).to_le_bytes());
+        code.extend_from_slice(&0x33u16.to_le_bytes());
+        code.extend_from_slice(&[0xB8, 39, 0, 0, 0, 0x0F, 0x05]);
+        assert_eq!(run_code(&code, &|| false).unwrap_err(), StubFailure::Died);
+    }
+
+    #[test]
+    fn an_endless_loop_ends_at_the_preemption_signal() {
+        // jmp $ (32-bit): the stub answers the monitor's timer with an exit.
+        let exit = run_code(&[0xEB, 0xFE], &|| true).unwrap();
+        assert_eq!(exit.signo, PREEMPT_SIGNAL as u32);
+        assert_eq!(exit.eip, CODE_AT as u32);
+    }
+
+    #[test]
+    fn a_stub_holds_only_its_own_pages_and_the_two_views_of_guest_ram() {
+        let ram = memfd("bt86-test-ram", 4096).unwrap();
+        let factory = StubFactory::new(ram.as_raw_fd(), false).unwrap();
+        let mut stub = factory.spawn().unwrap();
+        // The first command also closes the stub's copy of its seccomp listener.
+        stub.apply(&[], &[]).unwrap();
+        let fds: Vec<String> =
+            std::fs::read_dir(format!("/proc/{}/fd", stub.pid())).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        let mut fds: Vec<i32> = fds.iter().map(|f| f.parse().unwrap()).collect();
+        fds.sort_unstable();
+        assert_eq!(fds, [fds::RAM_RW, fds::RAM_RO], "the stub's descriptors");
+        let maps = std::fs::read_to_string(format!("/proc/{}/maps", stub.pid())).unwrap();
+        for line in maps.lines() {
+            let mut f = line.split_whitespace();
+            let range = f.next().unwrap();
+            let perms = f.next().unwrap();
+            let start = u64::from_str_radix(range.split('-').next().unwrap(), 16).unwrap();
+            let name = line.split_whitespace().nth(5).unwrap_or("");
+            let known = start == shared::STUB_CODE && perms == "r-xp"
+                || start == shared::STUB_STACK && perms == "rw-p"
+                || start == STUB_SHARED && perms == "rw-s"
+                || ["[stack]", "[vvar]", "[vvar_vclock]", "[vdso]", "[vsyscall]"].contains(&name);
+            assert!(known, "unexpected mapping in the stub: {line}\n{maps}");
+        }
+    }
+}
