@@ -25,8 +25,10 @@ pub(super) struct Resume {
 
 /// Guest code as the translator reads it: fetched through the guest's page tables at
 /// the privilege of the code.
-pub(crate) struct Code<'a> {
+pub struct Code<'a> {
+    /// The guest's memory and page tables.
     pub mmu: &'a mut Mmu,
+    /// Fetch as CPL 3 code (user pages only).
     pub user: bool,
 }
 
