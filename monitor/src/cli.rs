@@ -1,6 +1,7 @@
-//! The command line: `bt86 run` boots a kernel. Exit statuses: the guest's own (isa-debug-exit), 2 for bad input, 3 when the
-//! guest stops abnormally (triple fault, an instruction bt86 cannot run, a halt nothing
-//! can end), 70 for an internal error.
+//! The command line: `bt86 run` boots a kernel. Exit statuses: the guest's own (isa-debug-exit), 0 when the guest
+//! ends the machine (power-off, or a reset or triple fault with `--no-reboot`), 2 for bad
+//! input, 3 when the guest stops abnormally (an instruction bt86 cannot run, a halt
+//! nothing can end), 70 for an internal error. A triple fault otherwise resets the machine.
 
 use std::process::exit;
 
@@ -58,8 +59,9 @@ struct RunArgs {
     /// MiB), 16K to 1G. When it fills, every translation is dropped and made again.
     #[arg(long, value_name = "SIZE", default_value = "64M", allow_hyphen_values = true)]
     tc_size: String,
-    /// When the guest resets the machine (Linux's `reboot`), end bt86 with status 0
-    /// instead of starting the kernel again, as QEMU's -no-reboot does.
+    /// When the guest resets the machine (Linux's `reboot`, a triple fault), end bt86
+    /// with status 0 instead of starting the kernel again, as QEMU's -no-reboot does (a
+    /// triple fault also prints the guest's state).
     #[arg(long)]
     no_reboot: bool,
 }
@@ -208,12 +210,14 @@ fn run(args: RunArgs) -> i32 {
     machine.platform.flush();
     let status = match stop {
         Stop::Exit(status) => status,
+        // Only with --no-reboot (otherwise the machine resets): the end of the run, as
+        // QEMU's -no-reboot makes it (status 0), but with the reason and the guest's state.
         Stop::TripleFault(t, dump) => {
             eprintln!(
-                "bt86: triple fault: the guest could not deliver {} even as a double fault; the virtual CPU shut down.\n{dump}",
+                "bt86: triple fault: the guest could not deliver {} even as a double fault; with --no-reboot the run ends here instead of a reset.\n{dump}",
                 t.last
             );
-            EXIT_GUEST_STOPPED
+            0
         }
         Stop::Unsupported(why, dump) => {
             eprintln!("bt86: {why}\n{dump}");
