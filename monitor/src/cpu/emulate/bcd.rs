@@ -172,8 +172,8 @@ pub(super) fn emulate_bound(cpu: &mut Cpu, env: &mut Env<'_>, ins: &Instruction)
     let r = ins.op0_register();
     let size = r.size() as u8;
     let addr = memory_linear(cpu, ins, 0);
-    let lower = env.mem.read_uint(addr, size)?;
-    let upper = env.mem.read_uint(addr.wrapping_add(size as u32), size)?;
+    let lower = env.mem.load(addr, size)?;
+    let upper = env.mem.load(addr.wrapping_add(size as u32), size)?;
     let idx = read_reg(cpu, r);
     let (i, lo, hi) =
         if size == 4 { (idx as i32, lower as i32, upper as i32) } else { (idx as i16 as i32, lower as i16 as i32, upper as i16 as i32) };

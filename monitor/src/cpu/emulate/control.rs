@@ -55,8 +55,8 @@ fn far_jmp_call(cpu: &mut Cpu, env: &mut Env<'_>, ins: &Instruction, next_eip: u
         }
         OpKind::Memory => {
             let addr = memory_linear(cpu, ins, 0);
-            let off = env.mem.read_uint(addr, size)?;
-            (env.mem.read_uint(addr.wrapping_add(size as u32), 2)? as u16, off)
+            let off = env.mem.load(addr, size)?;
+            (env.mem.load(addr.wrapping_add(size as u32), 2)? as u16, off)
         }
         k => return Ok(Flow::Unsupported(format!("far branch operand {k:?}"))),
     };
@@ -169,7 +169,7 @@ fn through_call_gate(
                 (esp & 0xFFFF_0000) | (esp.wrapping_sub(word as u32) & 0xFFFF)
             };
             let off = if ss.default_big() { esp } else { esp & 0xFFFF };
-            env.mem.write_uint(ss.base.wrapping_add(off), word, v)?;
+            env.mem.store(ss.base.wrapping_add(off), word, v)?;
         }
         cpu.commit_code_segment(env.mem, c, &d, new_cpl)?;
         cpu.set_segment(Seg::Ss, SegmentCache { access: ss.access | 1, ..ss });
@@ -348,7 +348,7 @@ pub(super) fn emulate_enter(cpu: &mut Cpu, env: &mut Env<'_>, ins: &Instruction)
     let mut sp = cpu.gpr(4);
     let push = |cpu: &Cpu, env: &mut Env<'_>, sp: &mut u32, v: u32| -> Result<(), Exception> {
         *sp = Stack::moved(cpu, *sp, -(size as i32));
-        env.mem.write_uint(Stack::linear(cpu, *sp), size, v)
+        env.mem.store(Stack::linear(cpu, *sp), size, v)
     };
     push(cpu, env, &mut sp, if size == 4 { ebp } else { ebp & 0xFFFF })?;
     let frame_temp = sp;
@@ -356,7 +356,7 @@ pub(super) fn emulate_enter(cpu: &mut Cpu, env: &mut Env<'_>, ins: &Instruction)
     if level > 0 {
         for _ in 1..level {
             frame_bp = frame_bp.wrapping_sub(size as u32);
-            let v = env.mem.read_uint(Stack::linear(cpu, frame_bp), size)?;
+            let v = env.mem.load(Stack::linear(cpu, frame_bp), size)?;
             push(cpu, env, &mut sp, v)?;
         }
         push(cpu, env, &mut sp, frame_temp)?;

@@ -129,8 +129,8 @@ pub(super) fn emulate_segment_load(cpu: &mut Cpu, env: &mut Env<'_>, ins: &Instr
             let dst = ins.op0_register();
             let size = dst.size() as u8;
             let addr = memory_linear(cpu, ins, 0);
-            let off = env.mem.read_uint(addr, size)?;
-            let sel = env.mem.read_uint(addr.wrapping_add(size as u32), 2)? as u16;
+            let off = env.mem.load(addr, size)?;
+            let sel = env.mem.load(addr.wrapping_add(size as u32), 2)? as u16;
             let s = match ins.mnemonic() {
                 M::Lds => Seg::Ds,
                 M::Les => Seg::Es,

@@ -9,7 +9,7 @@ use crate::cpu::{Cpu, Exception};
 
 /// I/O is allowed at CPL <= IOPL; above it, only to ports whose bits in the TSS's I/O
 /// permission bitmap are all clear (a bitmap beyond the TSS limit denies everything).
-fn check_io(cpu: &Cpu, mem: &mut crate::machine::memory::Memory, port: u16, size: u8) -> Result<(), Exception> {
+fn check_io(cpu: &Cpu, mem: &mut dyn super::CpuMemory, port: u16, size: u8) -> Result<(), Exception> {
     if !cpu.protected() || cpu.cpl <= cpu.iopl() {
         return Ok(());
     }
@@ -19,7 +19,6 @@ fn check_io(cpu: &Cpu, mem: &mut crate::machine::memory::Memory, port: u16, size
         return Err(Exception::gp(0));
     }
     // The TSS is read with supervisor rights whatever the CPL (an implicit access).
-    use crate::cpu::segments::SystemMemory;
     let base = mem.read_sys_u16(tr.base.wrapping_add(0x66))? as u32;
     let byte = base + port as u32 / 8;
     if byte + 1 > tr.limit {
@@ -102,12 +101,12 @@ fn string_io(cpu: &mut Cpu, env: &mut Env<'_>, ins: &Instruction) -> Result<Flow
             let edi = cpu.gpr(7);
             let addr = cpu.linear(Seg::Es, edi & mask);
             let v = env.io.io_in(port, size);
-            env.mem.write_uint(addr, size, v)?;
+            env.mem.store(addr, size, v)?;
             cpu.set_gpr(7, (edi & !mask) | (edi.wrapping_add(step) & mask));
         } else {
             let esi = cpu.gpr(6);
             let addr = cpu.linear(src_seg, esi & mask);
-            let v = env.mem.read_uint(addr, size)?;
+            let v = env.mem.load(addr, size)?;
             cpu.set_gpr(6, (esi & !mask) | (esi.wrapping_add(step) & mask));
             count -= 1;
             if rep {

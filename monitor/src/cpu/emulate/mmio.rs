@@ -13,7 +13,8 @@ use iced_x86::{Instruction, InstructionInfoFactory, Mnemonic, OpAccess, OpKind, 
 
 use super::Flow;
 use super::operands::{memory_linear, read_reg, write_reg};
-use super::string::{DataAccess, emulate_string, is_memory_string};
+use super::DataAccess;
+use super::string::{emulate_string, is_memory_string};
 use crate::cpu::{Cpu, Exception};
 use crate::machine::memory::Memory;
 

@@ -5,7 +5,7 @@ use bt86_translator::Seg;
 use iced_x86::{Instruction, OpKind, Register};
 
 use crate::cpu::{Cpu, Exception};
-use crate::machine::memory::Memory;
+use super::DataAccess;
 
 /// Index (0 = EAX .. 7 = EDI), byte shift and size of a general register.
 fn gpr_slot(r: Register) -> Option<(usize, u32, u8)> {
@@ -77,22 +77,22 @@ pub fn memory_linear(cpu: &Cpu, ins: &Instruction, extra: u32) -> u32 {
 }
 
 /// Reads operand `op` (register, memory or immediate) of `size` bytes.
-pub fn read_operand(cpu: &Cpu, mem: &mut Memory, ins: &Instruction, op: u32, size: u8) -> Result<u32, Exception> {
+pub fn read_operand(cpu: &Cpu, mem: &mut dyn DataAccess, ins: &Instruction, op: u32, size: u8) -> Result<u32, Exception> {
     match ins.op_kind(op) {
         OpKind::Register => Ok(read_reg(cpu, ins.op_register(op))),
-        OpKind::Memory => mem.read_uint(memory_linear(cpu, ins, 0), size),
+        OpKind::Memory => mem.load(memory_linear(cpu, ins, 0), size),
         _ => Ok(ins.immediate(op) as u32),
     }
 }
 
 /// Writes operand `op` of `size` bytes (a register operand gets the register's size).
-pub fn write_operand(cpu: &mut Cpu, mem: &mut Memory, ins: &Instruction, op: u32, size: u8, v: u32) -> Result<(), Exception> {
+pub fn write_operand(cpu: &mut Cpu, mem: &mut dyn DataAccess, ins: &Instruction, op: u32, size: u8, v: u32) -> Result<(), Exception> {
     match ins.op_kind(op) {
         OpKind::Register => {
             write_reg(cpu, ins.op_register(op), v);
             Ok(())
         }
-        OpKind::Memory => mem.write_uint(memory_linear(cpu, ins, 0), size, v),
+        OpKind::Memory => mem.store(memory_linear(cpu, ins, 0), size, v),
         k => panic!("cannot write operand kind {k:?}"),
     }
 }
@@ -117,18 +117,18 @@ impl Stack {
     }
 
     /// Reads `size` bytes at ESP + `at` without moving ESP.
-    pub fn peek(cpu: &Cpu, mem: &mut Memory, at: u32, size: u8) -> Result<u32, Exception> {
+    pub fn peek(cpu: &Cpu, mem: &mut dyn DataAccess, at: u32, size: u8) -> Result<u32, Exception> {
         let sp = Self::moved(cpu, cpu.gpr(4), at as i32);
-        mem.read_uint(Self::linear(cpu, sp), size)
+        mem.load(Self::linear(cpu, sp), size)
     }
 
     /// Pushes a sequence of values (first pushed first); ESP moves only if all writes
     /// succeed.
-    pub fn push_all(cpu: &mut Cpu, mem: &mut Memory, values: &[u32], size: u8) -> Result<(), Exception> {
+    pub fn push_all(cpu: &mut Cpu, mem: &mut dyn DataAccess, values: &[u32], size: u8) -> Result<(), Exception> {
         let mut sp = cpu.gpr(4);
         for &v in values {
             sp = Self::moved(cpu, sp, -(size as i32));
-            mem.write_uint(Self::linear(cpu, sp), size, v)?;
+            mem.store(Self::linear(cpu, sp), size, v)?;
         }
         cpu.set_gpr(4, sp);
         Ok(())

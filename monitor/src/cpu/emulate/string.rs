@@ -1,30 +1,12 @@
 //! String instructions the translator leaves to the monitor: those with 16-bit
 //! addressing (SI/DI/CX), which 64-bit mode cannot encode, and those that touch device
-//! memory (through [`DataAccess`]).
+//! memory (through [`DataAccess`](super::DataAccess)).
 
 use bt86_translator::{Seg, flags};
 use iced_x86::{Instruction, Mnemonic, OpKind};
 
-use super::{Flow, set_flag};
+use super::{DataAccess, Flow, set_flag};
 use crate::cpu::{Cpu, Exception};
-use crate::machine::memory::Memory;
-
-/// Guest data accesses by linear address (RAM, or RAM and devices).
-pub(crate) trait DataAccess {
-    /// Reads `size` (1, 2, 4) bytes.
-    fn load(&mut self, linear: u32, size: u8) -> Result<u32, Exception>;
-    /// Writes `size` bytes.
-    fn store(&mut self, linear: u32, size: u8, v: u32) -> Result<(), Exception>;
-}
-
-impl DataAccess for Memory {
-    fn load(&mut self, linear: u32, size: u8) -> Result<u32, Exception> {
-        self.read_uint(linear, size)
-    }
-    fn store(&mut self, linear: u32, size: u8, v: u32) -> Result<(), Exception> {
-        self.write_uint(linear, size, v)
-    }
-}
 
 /// True for the string instructions this module executes: movs, stos, lods, cmps, scas
 /// (not SSE's `movsd`, and not ins/outs, which are port I/O).
