@@ -156,11 +156,7 @@ mod tests {
     use crate::cpu::Vector;
     use bt86_translator::Seg;
 
-    /// GDT selectors of [`machine`].
-    const KCODE: u16 = 0x08;
-    const KDATA: u16 = 0x10;
-    const UCODE: u16 = 0x18;
-    const UDATA: u16 = 0x20;
+    /// GDT selectors of [`machine`] after the four flat ones.
     const XONLY: u16 = 0x28;
     const CONFORMING: u16 = 0x30;
     const RODATA: u16 = 0x38;
@@ -172,13 +168,8 @@ mod tests {
     const BEYOND: u16 = 0x68;
 
     fn machine() -> Machine {
-        let mut m = Machine::new();
         let (b, l, f) = FLAT;
-        m.gdt(&[
-            seg_desc(b, l, CODE_XR, f),
-            seg_desc(b, l, DATA_RW, f),
-            seg_desc(b, l, CODE_XR | DPL3, f),
-            seg_desc(b, l, DATA_RW | DPL3, f),
+        Machine::with_gdt(&[
             seg_desc(b, l, CODE_X, f),
             seg_desc(b, l, CODE_CONFORMING_XR, f),
             seg_desc(0x1000, 0xFFF, DATA_RO | DPL3, 0x4),
@@ -187,12 +178,11 @@ mod tests {
             seg_desc(0x4000, 0xFF, 0x82, 0),               // LDT
             0x0000_8E00_0008_0000,                         // 32-bit interrupt gate
             call_gate(KCODE, 0x1234, 3, 0),
-        ]);
-        m
+        ])
     }
 
     fn user(m: &mut Machine) {
-        m.enter_user(UCODE, UDATA);
+        m.enter_user();
     }
 
     #[test]
@@ -252,9 +242,14 @@ mod tests {
     #[test]
     fn verr_and_verw() {
         let mut m = machine();
-        for (sel, readable, writable) in
-            [(KCODE, true, false), (XONLY, false, false), (KDATA, true, true), (RODATA, true, false), (LDT, false, false), (0, false, false)]
-        {
+        for (sel, readable, writable) in [
+            (KCODE, true, false),
+            (XONLY, false, false),
+            (KDATA, true, true),
+            (RODATA, true, false),
+            (LDT, false, false),
+            (0, false, false),
+        ] {
             m.cpu.set_gpr(0, sel as u32);
             assert_eq!(m.exec(|a| a.verr(ax)), Ok(Flow::Next));
             assert_eq!(m.flags() & ZF != 0, readable, "verr {sel:#x}");

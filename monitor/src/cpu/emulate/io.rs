@@ -140,11 +140,9 @@ mod tests {
     /// 0x3F8-0x3FF and denies the rest of the first 0x800 ports; the TSS limit ends with
     /// the byte after the bitmap's 0x100 bytes.
     fn user_with_bitmap() -> Machine {
-        let mut m = Machine::new();
-        let (b, l, f) = FLAT;
-        m.gdt(&[seg_desc(b, l, CODE_XR | DPL3, f), seg_desc(b, l, DATA_RW | DPL3, f), seg_desc(TSS, 0x68 + 0x100, 0x8B, 0)]);
-        m.enter_user(0x08, 0x10);
-        m.cpu.tr = crate::cpu::SegmentCache::from_descriptor(0x18, m.gdt_entry(3));
+        let mut m = Machine::with_gdt(&[seg_desc(TSS, 0x68 + 0x100, 0x8B, 0)]);
+        m.enter_user();
+        m.cpu.tr = crate::cpu::SegmentCache::from_descriptor(0x28, m.gdt_entry(5));
         m.mem.write_u16(TSS + 0x66, 0x68);
         for i in 0..0x100 {
             m.mem.ram[(TSS + 0x68 + i) as usize] = 0xFF;

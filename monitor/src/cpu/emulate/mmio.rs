@@ -11,9 +11,9 @@ use bt86_shadow_mmu::Access;
 use bt86_translator::Seg;
 use iced_x86::{Instruction, InstructionInfoFactory, Mnemonic, OpAccess, OpKind, Register};
 
+use super::DataAccess;
 use super::Flow;
 use super::operands::{memory_linear, read_reg, write_reg};
-use super::DataAccess;
 use super::string::{emulate_string, is_memory_string};
 use crate::cpu::{Cpu, Exception};
 use crate::machine::memory::Memory;

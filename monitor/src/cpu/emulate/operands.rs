@@ -4,8 +4,8 @@
 use bt86_translator::Seg;
 use iced_x86::{Instruction, OpKind, Register};
 
-use crate::cpu::{Cpu, Exception};
 use super::DataAccess;
+use crate::cpu::{Cpu, Exception};
 
 /// Index (0 = EAX .. 7 = EDI), byte shift and size of a general register.
 fn gpr_slot(r: Register) -> Option<(usize, u32, u8)> {
@@ -132,5 +132,56 @@ impl Stack {
         }
         cpu.set_gpr(4, sp);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Operands against the SDM (Vol. 1, 3.7.5: effective addresses; Vol. 3A, 3.4: the
+    //! segment base is added after the address-size wrap).
+    use bt86_translator::Seg;
+    use iced_x86::Register;
+
+    use super::super::testing::*;
+    use super::*;
+    use crate::cpu::SegmentCache;
+
+    #[test]
+    fn sixteen_bit_addresses_wrap_before_the_segment_base() {
+        let mut m = Machine::new();
+        m.cpu.set_segment(Seg::Ds, SegmentCache { base: 0x1000, ..SegmentCache::flat_data(0x18) });
+        m.cpu.set_gpr(3, 0xAAAA_FFF0); // BX
+        m.cpu.set_gpr(6, 0x0000_0008); // SI
+        let ins = decode(&[0x67, 0x8B, 0x40, 0x10]); // mov eax, [bx+si+0x10]
+        assert_eq!(effective_address(&m.cpu, &ins), 0x0008);
+        assert_eq!(memory_linear(&m.cpu, &ins, 0), 0x1008);
+        // [bp+...] defaults to SS; 32-bit addresses wrap at 4 GiB.
+        assert_eq!(memory_segment(&decode(&[0x67, 0x8B, 0x46, 0x00])), Seg::Ss);
+        m.cpu.set_gpr(0, 0xFFFF_FFF0);
+        let ins = decode(&[0x8B, 0x58, 0x20]); // mov ebx, [eax+0x20]
+        assert_eq!(memory_linear(&m.cpu, &ins, 0), 0x1010);
+    }
+
+    #[test]
+    fn partial_registers() {
+        let mut m = Machine::new();
+        m.cpu.set_gpr(0, 0x1122_3344);
+        assert_eq!((read_reg(&m.cpu, Register::AH), read_reg(&m.cpu, Register::AX)), (0x33, 0x3344));
+        write_reg(&mut m.cpu, Register::AH, 0xFFEE);
+        assert_eq!(m.cpu.gpr(0), 0x1122_EE44, "an 8-bit write keeps the other bytes");
+        write_reg(&mut m.cpu, Register::AX, 0x5_5555);
+        assert_eq!(m.cpu.gpr(0), 0x1122_5555);
+    }
+
+    #[test]
+    fn a_16_bit_stack_moves_sp_only() {
+        let mut m = Machine::new();
+        m.cpu.set_segment(Seg::Ss, SegmentCache { flags: 0, ..SegmentCache::flat_data(0x18) }); // B = 0
+        m.cpu.set_gpr(4, 0xABCD_0002);
+        Stack::push_all(&mut m.cpu, &mut m.mem, &[0x1111_2222, 0x3333_4444], 4).unwrap();
+        assert_eq!(m.cpu.gpr(4), 0xABCD_FFFA, "SP wrapped below 0; ESP's upper half kept");
+        assert_eq!(m.mem.read_u32(0xFFFE), 0x1111_2222);
+        assert_eq!(m.mem.read_u32(0xFFFA), 0x3333_4444);
+        assert_eq!(Stack::peek(&m.cpu, &mut m.mem, 4, 4), Ok(0x1111_2222));
     }
 }

@@ -322,13 +322,10 @@ mod tests {
     use super::super::testing::*;
     use crate::cpu::{Vector, cr0 as CR0, cr4 as CR4, msr as MSR};
 
-    /// A user-mode machine: GDT entries 1 (kernel code), 2 (kernel data), 3 (user code),
-    /// 4 (user data); CPL 3.
+    /// A user-mode machine (CPL 3).
     fn user() -> Machine {
-        let mut m = Machine::new();
-        let (b, l, f) = FLAT;
-        m.gdt(&[seg_desc(b, l, CODE_XR, f), seg_desc(b, l, DATA_RW, f), seg_desc(b, l, CODE_XR | DPL3, f), seg_desc(b, l, DATA_RW | DPL3, f)]);
-        m.enter_user(0x18, 0x20);
+        let mut m = Machine::with_gdt(&[]);
+        m.enter_user();
         m
     }
 

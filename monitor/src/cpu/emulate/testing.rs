@@ -8,8 +8,8 @@ use std::collections::HashMap;
 use iced_x86::code_asm::{CodeAssembler, IcedError};
 use iced_x86::{Decoder, DecoderOptions, Instruction};
 
-pub use super::{Flow, IoEffect};
 use super::{CpuMemory, DataAccess, Env, PortIo, emulate};
+pub use super::{Flow, IoEffect};
 use crate::cpu::host_model::HostModel;
 use crate::cpu::segments::SystemMemory;
 use crate::cpu::{Cpu, Exception, SegmentCache, Vector};
@@ -17,9 +17,10 @@ use bt86_translator::Seg;
 
 /// EFLAGS bits (SDM Vol. 1, 3.4.3).
 pub const CF: u32 = 1 << 0;
+pub const PF: u32 = 1 << 2;
+pub const AF: u32 = 1 << 4;
 pub const ZF: u32 = 1 << 6;
 pub const SF: u32 = 1 << 7;
-pub const TF: u32 = 1 << 8;
 pub const IF: u32 = 1 << 9;
 pub const DF: u32 = 1 << 10;
 pub const OF: u32 = 1 << 11;
@@ -153,6 +154,13 @@ pub const DATA_RO: u8 = 0x90;
 /// DPL 3 of an access byte.
 pub const DPL3: u8 = 0x60;
 
+/// The flat segments of [`Machine::with_gdt`]: kernel code and data (DPL 0), user code
+/// and data (DPL 3).
+pub const KCODE: u16 = 0x08;
+pub const KDATA: u16 = 0x10;
+pub const UCODE: u16 = 0x18;
+pub const UDATA: u16 = 0x20;
+
 /// The machine the tests run an instruction on.
 pub struct Machine {
     pub cpu: Cpu,
@@ -166,6 +174,24 @@ impl Machine {
         let mut cpu = Cpu::multiboot();
         cpu.set_gpr(4, STACK);
         Machine { cpu, mem: FlatMemory { ram: vec![0; RAM], invlpgs: Vec::new(), paging_changes: Vec::new() }, ports: Ports::default() }
+    }
+
+    /// A machine whose GDT holds flat kernel code, kernel data, user code and user data
+    /// ([`KCODE`], [`KDATA`], [`UCODE`], [`UDATA`]), then `extra` (from selector 0x28 on);
+    /// CS is [`KCODE`].
+    pub fn with_gdt(extra: &[u64]) -> Machine {
+        let mut m = Machine::new();
+        let (b, l, f) = FLAT;
+        let mut all = vec![
+            seg_desc(b, l, CODE_XR, f),
+            seg_desc(b, l, DATA_RW, f),
+            seg_desc(b, l, CODE_XR | DPL3, f),
+            seg_desc(b, l, DATA_RW | DPL3, f),
+        ];
+        all.extend_from_slice(extra);
+        m.gdt(&all);
+        m.cpu.set_segment(Seg::Cs, SegmentCache::from_descriptor(KCODE, m.gdt_entry(1)));
+        m
     }
 
     /// Writes `descriptors` as GDT entries 1.. (entry 0 is the null descriptor) and
@@ -183,11 +209,11 @@ impl Machine {
         self.mem.read_u64(GDT + 8 * index as u32)
     }
 
-    /// Runs in user mode: CS and SS are the given DPL 3 selectors (their descriptors
-    /// must be in the GDT), CPL 3.
-    pub fn enter_user(&mut self, cs: u16, ss: u16) {
-        let c = SegmentCache { access: 0xFB, ..SegmentCache::flat_code(cs | 3) };
-        let s = SegmentCache { access: 0xF3, ..SegmentCache::flat_data(ss | 3) };
+    /// Runs in user mode: CS = [`UCODE`] and SS = [`UDATA`] with RPL 3 (the GDT of
+    /// [`Machine::with_gdt`]), CPL 3.
+    pub fn enter_user(&mut self) {
+        let c = SegmentCache { access: 0xFB, ..SegmentCache::flat_code(UCODE | 3) };
+        let s = SegmentCache { access: 0xF3, ..SegmentCache::flat_data(UDATA | 3) };
         self.cpu.set_segment(Seg::Cs, c);
         self.cpu.set_segment(Seg::Ss, s);
         self.cpu.cpl = 3;
