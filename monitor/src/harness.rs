@@ -1,5 +1,5 @@
 //! What code outside the monitor may use of it: the pieces the differential fuzzer
-//! (`bt86-fuzzer`) needs to run guest code without a [`Machine`](crate::machine::Machine)
+//! (`bt86-fuzzer`) needs to run guest code without a `Machine`
 //! — guest memory identity-mapped onto RAM, the native runner in compatibility mode (its
 //! oracle), the virtual CPU and its instruction emulation (the translator engine's
 //! callouts), the host-probed models of undefined results, and the signal plumbing both

@@ -11,7 +11,7 @@
 //!
 //! The modules are private; [`harness`] is the one door for code outside the crate: the
 //! pieces the differential fuzzer (`bt86-fuzzer`, which checks the translator against the
-//! host CPU) needs to run guest code outside a [`Machine`](machine::Machine).
+//! host CPU) needs to run guest code outside a `Machine`.
 
 mod cli;
 mod cpu;
