@@ -21,6 +21,7 @@
 
 #![deny(missing_docs)]
 
+mod mirror;
 mod mmu;
 mod ram;
 mod shadow;
@@ -28,6 +29,7 @@ mod soft_tlb;
 pub mod walk;
 mod window;
 
+pub use mirror::{MirrorChanges, MirrorRun};
 pub use mmu::{Access, HostFault, Mmu, MmuStats, NEVER_NATIVE, PagingRegs, Resolution, second_byte};
 pub use ram::{GuestRam, MAX_RAM, RamError};
 pub use walk::{PageFault, Translation};

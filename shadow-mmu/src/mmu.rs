@@ -35,6 +35,7 @@
 //! that is safe here because the faults it handles come from guest code, never from the
 //! monitor in the middle of an allocation. It makes only `mmap` calls otherwise.
 
+use crate::mirror::MirrorChanges;
 use crate::ram::GuestRam;
 use crate::shadow::{Entry, Fill, Shadow};
 use crate::soft_tlb::SoftTlb;
@@ -385,6 +386,23 @@ impl Mmu {
                 log::error!("cannot unmap window pages: {e}");
             }
         }
+    }
+
+    /// Starts keeping a record of the user window for a copy of it in another process
+    /// (the sandbox's stub; see `mirror`), which holds nothing yet.
+    pub fn start_user_mirror(&mut self) {
+        self.windows[WindowKind::User as usize].start_mirror();
+    }
+
+    /// What the copy of the user window must change to be current (None: no copy kept).
+    pub fn take_user_mirror_changes(&mut self) -> Option<MirrorChanges> {
+        self.windows[WindowKind::User as usize].take_mirror_changes()
+    }
+
+    /// A new copy of the user window, holding nothing: the next changes bring it every
+    /// mapped page.
+    pub fn resend_user_mirror(&mut self) {
+        self.windows[WindowKind::User as usize].resend_mirror();
     }
 
     /// Drops every mapping in both windows.

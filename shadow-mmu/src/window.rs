@@ -27,6 +27,7 @@
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
+use crate::mirror::{Mirror, MirrorChanges};
 use crate::ram::GuestRam;
 use crate::{KERNEL_WINDOW_BASE, PAGE_SIZE, USER_WINDOW_BASE, WINDOW_SIZE};
 
@@ -261,6 +262,8 @@ impl WindowStats {
 pub struct Window {
     kind: WindowKind,
     stats: WindowStats,
+    /// Every change, for a copy of the window in another process (the sandbox's stub).
+    mirror: Option<Box<Mirror>>,
 }
 
 /// The largest fill mapped with MAP_POPULATE.
@@ -317,7 +320,7 @@ impl Window {
             TAKEN[kind as usize].store(false, Ordering::SeqCst);
             return Err(e);
         }
-        Ok(Window { kind, stats: WindowStats::default() })
+        Ok(Window { kind, stats: WindowStats::default(), mirror: None })
     }
 
     /// Which window this is.
@@ -328,6 +331,31 @@ impl Window {
     /// Counters of host calls so far.
     pub fn stats(&self) -> WindowStats {
         self.stats
+    }
+
+    /// Starts recording every change for a copy of this window in another process,
+    /// which is taken to hold nothing yet.
+    pub fn start_mirror(&mut self) {
+        let mut m = Mirror::new(self.kind.base());
+        m.unmapped_all();
+        self.mirror = Some(Box::new(m));
+    }
+
+    /// The changes since the copy last caught up (None: no copy is kept).
+    pub fn take_mirror_changes(&mut self) -> Option<MirrorChanges> {
+        self.mirror.as_mut().map(|m| m.take_changes())
+    }
+
+    /// True if a kept copy needs no changes.
+    pub fn mirror_is_current(&self) -> bool {
+        self.mirror.as_ref().is_none_or(|m| m.is_current())
+    }
+
+    /// A new copy (it holds nothing): the next changes bring it everything.
+    pub fn resend_mirror(&mut self) {
+        if let Some(m) = self.mirror.as_mut() {
+            m.resend_all();
+        }
     }
 
     /// Maps `pages` guest pages starting at guest linear `linear` to guest physical
@@ -390,6 +418,9 @@ impl Window {
         }
         self.stats.mmap_calls += 1;
         self.stats.pages_mapped += pages;
+        if let Some(m) = self.mirror.as_mut() {
+            m.mapped(host, offset, pages, prot);
+        }
         Ok(())
     }
 
@@ -414,6 +445,10 @@ impl Window {
             return Err(WindowError::Host("mmap of a device stand-in page", std::io::Error::last_os_error()));
         }
         self.stats.mmap_calls += 1;
+        // A copy never holds a stand-in (only translated code runs against one).
+        if let Some(m) = self.mirror.as_mut() {
+            m.unmapped(host, 1);
+        }
         Ok(host)
     }
 
@@ -431,10 +466,16 @@ impl Window {
             return Err(WindowError::Host("mprotect in the window", std::io::Error::last_os_error()));
         }
         self.stats.mprotect_calls += 1;
+        if let Some(m) = self.mirror.as_mut() {
+            m.protected(host, pages, prot);
+        }
         if linear == 0 && pages > 0 {
             // SAFETY: the mirror page belongs to this Window too.
             unsafe { libc::mprotect((self.kind.base() + WINDOW_SIZE) as *mut libc::c_void, PAGE_SIZE as usize, prot.bits()) };
             self.stats.mprotect_calls += 1;
+            if let Some(m) = self.mirror.as_mut() {
+                m.protected(self.kind.base() + WINDOW_SIZE, 1, prot);
+            }
         }
         Ok(())
     }
@@ -452,6 +493,13 @@ impl Window {
     }
 
     fn rereserve(&mut self, host: u64, pages: u64) -> Result<(), WindowError> {
+        if let Some(m) = self.mirror.as_mut() {
+            if host == self.kind.host_addr(self.kind.first_mappable()) && pages * PAGE_SIZE >= WINDOW_SIZE - host + self.kind.base() {
+                m.unmapped_all();
+            } else {
+                m.unmapped(host, pages);
+            }
+        }
         // SAFETY: replaces part of our own window with an inaccessible reservation, so the
         // range never becomes free for other host allocations.
         let p = unsafe {

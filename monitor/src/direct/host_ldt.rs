@@ -35,14 +35,7 @@ pub const GDT_SLOTS: u16 = 4096;
 
 /// Linux's `struct user_desc` (asm/ldt.h); `flags` packs the bitfield (see the FLAG_
 /// constants).
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct UserDesc {
-    entry_number: u32,
-    base_addr: u32,
-    limit: u32,
-    flags: u32,
-}
+pub use super::stub::shared::UserDesc;
 
 /// `user_desc` flag bits.
 pub const FLAG_32BIT: u32 = 1 << 0;
@@ -81,6 +74,9 @@ pub struct HostLdt {
     gdt_in_low_slots: std::collections::HashSet<u16>,
     /// `modify_ldt` calls made.
     pub writes: u64,
+    /// With the sandbox: the descriptors written since the stub last took them (the
+    /// stub's LDT is written by the stub itself). None: this process's LDT is written.
+    remote: Option<Vec<UserDesc>>,
 }
 
 /// The host descriptor for a guest segment register's cache, or None if it has none.
@@ -128,12 +124,46 @@ impl HostLdt {
             return Ok(());
         }
         self.writes += 1;
+        if let Some(pending) = self.remote.as_mut() {
+            pending.retain(|p| p.entry_number != slot as u32);
+            pending.push(d);
+            self.installed.insert(slot, d);
+            return Ok(());
+        }
         if let Err(e) = write_entry(slot, base, limit, flags) {
             self.installed.remove(&slot);
             return Err(NotReversible::Host(e.raw_os_error().unwrap_or(0)));
         }
         self.installed.insert(slot, d);
         Ok(())
+    }
+
+    /// Writes go to a stub's LDT from now on ([`HostLdt::take_pending`] takes them).
+    pub fn write_remotely(&mut self) {
+        self.remote = Some(Vec::new());
+    }
+
+    /// The descriptors written since the last call, for the stub to install.
+    pub fn take_pending(&mut self) -> Vec<UserDesc> {
+        self.remote.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    /// The LDT is empty again (a new stub): forgets every entry written.
+    pub fn forget_installed(&mut self) {
+        self.installed.clear();
+        self.guest_ldt.clear();
+        self.gdt_in_low_slots.clear();
+        if let Some(p) = self.remote.as_mut() {
+            p.clear();
+        }
+    }
+
+    /// True if host selector `h` can be a guest code segment natively: an LDT slot the
+    /// monitor wrote (what a stub reports in CS is checked against this).
+    pub fn is_installed_code(&self, h: u16) -> bool {
+        h & 4 != 0
+            && h & 3 == 3
+            && self.installed.get(&(h >> 3)).is_some_and(|d| (d.flags >> FLAG_CONTENTS_SHIFT) & 3 == 2 && d.flags & FLAG_NOT_PRESENT == 0)
     }
 
     /// The host LDT slot of a guest selector (see the module comment).

@@ -8,3 +8,5 @@
 pub mod enter;
 pub mod host_ldt;
 pub mod policy;
+pub mod sandbox;
+pub mod stub;

@@ -17,7 +17,9 @@ use rustc_hash::FxHashMap as HashMap;
 
 /// A slice of native execution shorter than this, ended by a guest event, counts as a
 /// sign that translation would be faster: translated code runs at ~1.2x native time and
-/// handles the event without the host signal's cost.
+/// handles the event without the host signal's cost. (For direct execution in this
+/// process; with the sandbox an exit costs a round trip to the stub as well, and the
+/// bound follows the measured round trip: [`Policy::set_exit_cost`].)
 pub const SHORT_SLICE_NS: u64 = 10_000;
 /// Short slices in a row that make a page hot.
 pub const HOT_AFTER: u32 = 4;
@@ -37,6 +39,8 @@ struct Heat {
 #[derive(Debug, Default)]
 pub struct Policy {
     adaptive: bool,
+    /// Slices shorter than this count as short (see [`SHORT_SLICE_NS`]).
+    short_slice_ns: u64,
     heat: HashMap<u64, Heat>,
     /// Run-loop entries that translated user code because of this policy.
     pub translated_entries: u64,
@@ -47,7 +51,20 @@ pub struct Policy {
 impl Policy {
     /// The policy for `--user-exec direct` (`adaptive` false) or `adaptive`.
     pub fn new(adaptive: bool) -> Policy {
-        Policy { adaptive, ..Policy::default() }
+        Policy { adaptive, short_slice_ns: SHORT_SLICE_NS, ..Policy::default() }
+    }
+
+    /// An exit costs `ns` more than in this process (the sandbox's round trip to its
+    /// stub): a slice of native length L costs L + exit and translated about 1.2 L, so
+    /// translation wins below L = 5 exits, and a measured slice (which includes the round
+    /// trip) is short below 6 round trips.
+    pub fn set_exit_cost(&mut self, ns: u64) {
+        self.short_slice_ns = SHORT_SLICE_NS.max(6 * ns);
+    }
+
+    /// The bound below which a slice counts as short.
+    pub fn short_slice_ns(&self) -> u64 {
+        self.short_slice_ns
     }
 
     /// Before running user code at guest-physical page `page`: true if it should run
@@ -89,8 +106,9 @@ impl Policy {
         if !self.adaptive {
             return;
         }
+        let short = self.short_slice_ns;
         let h = self.mark(page);
-        if ns >= SHORT_SLICE_NS {
+        if ns >= short {
             h.short_slices = 0;
             return;
         }

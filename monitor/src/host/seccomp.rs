@@ -1,6 +1,8 @@
-//! The seccomp filter that makes guest system calls exits.
+//! The seccomp filter that makes guest system calls exits, for direct execution inside
+//! bt86's own process (`BT86_SANDBOX=off`; the sandbox's stubs have a filter of their own,
+//! `direct::stub::filter`).
 //!
-//! Directly executed guest code runs in compatibility mode inside this process, so its
+//! Directly executed guest code then runs in compatibility mode inside this process, so its
 //! `int 0x80` (and, on Intel, `sysenter`) would be a real 32-bit Linux system call of
 //! bt86's own. The filter installed here answers every system call made through the
 //! 32-bit ABI (`AUDIT_ARCH_I386`) with `SECCOMP_RET_TRAP`: the kernel does not run it but

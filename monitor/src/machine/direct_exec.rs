@@ -9,8 +9,12 @@
 //! virtual CPU's, see `bt86_shadow_mmu::NEVER_NATIVE`) fault on the fetch and run through
 //! the translator; natively executable pages are never writable, so they stay as checked.
 //!
-//! An exit is a host signal. Hidden page faults never get here (the signal handler fills
-//! them and the guest goes on). Everything else is sorted by signal and trap number into
+//! Guest code runs in the sandbox's stub process (`direct::sandbox`), or with
+//! `BT86_SANDBOX=off` in this process (`direct::enter`). An exit is a host signal. In this
+//! process hidden page faults never get here (the signal handler fills them and the guest
+//! goes on); from a stub they arrive as page faults the shadow MMU fills. What a stub
+//! reports is untrusted: a code segment the monitor did not install or a signal no guest
+//! code raises means the code escaped the virtual CPU, and the guest process gets #GP. Everything else is sorted by signal and trap number into
 //! what the guest CPU would have done: a #PF with CR2, `int n` (#GP with the IDT error
 //! code), `int 0x80` (SIGSYS from the seccomp filter), #DE, #BP, #DB, #OF,
 //! #MF/#XM, #AC, or — for anything the host CPU did not do as the guest's would
@@ -30,6 +34,7 @@ use crate::cpu::{Exception, Vector, cr0};
 use crate::direct::enter::{self, Exit, Regs, Selectors};
 use crate::direct::host_ldt::{HostLdt, HostSelector};
 use crate::direct::policy::Policy;
+use crate::direct::sandbox::{RunFailure, Sandbox};
 use crate::host::cpuid_faulting;
 use crate::host::signals::USER_CS64;
 
@@ -62,6 +67,9 @@ pub struct Direct {
     /// The host traps user-mode `cpuid` during native slices (else pages holding it
     /// never run natively).
     pub cpuid_faulting: bool,
+    /// The sandbox that runs guest user code in a stub process (None: in this process,
+    /// `BT86_SANDBOX=off`, for measurements only).
+    pub sandbox: Option<Sandbox>,
 }
 
 impl Direct {
@@ -77,6 +85,7 @@ impl Direct {
             last_selectors: None,
             ns: 0,
             cpuid_faulting: false,
+            sandbox: None,
         }
     }
 }
@@ -127,6 +136,17 @@ impl Machine {
     /// the state cannot run natively (a segment has no host equivalent); the caller
     /// translates instead.
     pub(super) fn run_direct(&mut self) -> Result<bool, Stop> {
+        if let Some(sandbox) = self.direct.sandbox.as_mut() {
+            match sandbox.ensure_stub(&mut self.mem.mmu, &mut self.direct.ldt) {
+                Ok(true) => self.direct.last_selectors = None,
+                Ok(false) => {}
+                Err(e) => {
+                    log::warn!("{e}; guest user code is translated from now on");
+                    self.direct.unavailable = Some(e.to_string());
+                    return Ok(false);
+                }
+            }
+        }
         let Some(sel) = self.host_selectors() else {
             return Ok(false);
         };
@@ -136,26 +156,70 @@ impl Machine {
             native &= !flags::AC;
         }
         let regs = Regs { gpr: self.cpu.ctx.gpr, eip: self.cpu.ctx.eip, eflags: native | flags::IF | flags::FIXED1 };
-        let fx = std::ptr::addr_of_mut!(self.cpu.ctx.guest_fx) as *mut u8;
         // Only the adaptive policy and --stats need the slice's length.
         let timed = self.direct.policy.adaptive() || self.config.count_fragments;
         let start = if timed { self.clock.now() } else { 0 };
         self.direct.slices += 1;
-        // SAFETY: `install` ran on this thread (cli::run), FSGSBASE and the seccomp filter
-        // were checked when direct execution was enabled (`unavailable` is None), `sel`
-        // holds host LDT selectors of shadow descriptors (HostLdt: DPL 3, in the user
-        // window), and the context's FXSAVE image is aligned and outlives the call.
-        if self.direct.cpuid_faulting {
-            cpuid_faulting::set(true);
-        }
-        let exit = unsafe { enter::run(&regs, &sel, fx) };
-        if self.direct.cpuid_faulting {
-            cpuid_faulting::set(false);
-        }
+        let exit = if self.direct.sandbox.is_some() {
+            match self.run_in_sandbox(&regs, &sel)? {
+                Some(exit) => exit,
+                None => return Ok(true),
+            }
+        } else {
+            let fx = std::ptr::addr_of_mut!(self.cpu.ctx.guest_fx) as *mut u8;
+            // SAFETY: `install` ran on this thread (cli::run), FSGSBASE and the seccomp filter
+            // were checked when direct execution was enabled (`unavailable` is None), `sel`
+            // holds host LDT selectors of shadow descriptors (HostLdt: DPL 3, in the user
+            // window), and the context's FXSAVE image is aligned and outlives the call.
+            if self.direct.cpuid_faulting {
+                cpuid_faulting::set(true);
+            }
+            let exit = unsafe { enter::run(&regs, &sel, fx) };
+            if self.direct.cpuid_faulting {
+                cpuid_faulting::set(false);
+            }
+            exit
+        };
         let ns = if timed { self.clock.now().saturating_sub(start) } else { 0 };
         self.direct.ns += ns;
         self.take_exit(exit, &sel, guest_flags, ns)?;
         Ok(true)
+    }
+
+    /// One slice in the sandbox's stub. None when the stub failed: then the guest
+    /// process got #GP if its code was to blame (it escaped the virtual CPU: only code
+    /// running as 64-bit code in the stub can make a stub fail), and a new stub takes
+    /// over at the next entry.
+    fn run_in_sandbox(&mut self, regs: &Regs, sel: &Selectors) -> Result<Option<Exit>, Stop> {
+        let kick = std::ptr::addr_of!(self.cpu.ctx.kick_async);
+        // SAFETY: reads the context's kick word, which the timer's signal handler sets
+        // (a volatile read of an aligned u32 that outlives the call).
+        let kicked = || unsafe { std::ptr::read_volatile(kick) } != 0;
+        let d = &mut self.direct;
+        let sandbox = d.sandbox.as_mut().expect("sandboxed");
+        match sandbox.run(&mut self.mem.mmu, &mut d.ldt, regs, sel, &mut self.cpu.ctx.guest_fx.0, &kicked) {
+            Ok(exit) => Ok(Some(exit)),
+            Err(RunFailure::Guest(why)) => self.sandbox_violation(&why.to_string()).map(|_| None),
+            Err(RunFailure::Host(why)) => {
+                log::warn!("sandbox: {why}; starting a new stub");
+                Ok(None)
+            }
+        }
+    }
+
+    /// Guest user code did something no guest code can do on the virtual CPU (it ran as
+    /// 64-bit code in the stub: a far jump to the host's code selector). The stub is
+    /// gone; the guest process gets #GP(0) in the state it entered the slice with.
+    fn sandbox_violation(&mut self, what: &str) -> Result<(), Stop> {
+        log::warn!(
+            "sandbox: guest user code at EIP {:#010x} escaped the virtual CPU ({what}); the guest process gets #GP",
+            self.cpu.ctx.eip
+        );
+        self.count_exit("sandbox violation");
+        if let Some(s) = self.direct.sandbox.as_mut() {
+            s.drop_stub();
+        }
+        self.deliver(Exception::gp(0))
     }
 
     /// The host selectors for the guest's six segment registers (mirroring the guest's
@@ -208,11 +272,16 @@ impl Machine {
 
     /// Takes the guest state back from an exit and acts on it.
     fn take_exit(&mut self, exit: Exit, entry_sel: &Selectors, guest_flags: u32, ns: u64) -> Result<(), Stop> {
+        let cs = exit.sel[Seg::Cs as usize];
+        if self.direct.sandbox.is_some() && !self.direct.ldt.is_installed_code(cs) {
+            // What a stub reports is untrusted: a CS the monitor never installed means
+            // the code ran as something else (the host's 64-bit or 32-bit selector).
+            return self.sandbox_violation(&format!("it exited with host code selector {cs:#x}"));
+        }
         self.cpu.ctx.gpr = exit.regs.gpr;
         self.cpu.ctx.eip = exit.regs.eip;
         let keep = if self.cpu.cr0 & cr0::AM == 0 { NATIVE_FLAGS & !flags::AC } else { NATIVE_FLAGS };
         self.cpu.ctx.set_eflags((guest_flags & !keep) | (exit.regs.eflags & keep));
-        let cs = exit.sel[Seg::Cs as usize];
         // Code pages holding `sysenter` or `syscall` never run natively (see
         // `bt86_shadow_mmu::NEVER_NATIVE`), so the host's 32-bit system-call entries
         // (which return with the host's CS 0x23 and guest registers lost) are never
@@ -369,6 +438,10 @@ impl Machine {
                 });
                 Next::Translate
             }
+            _ if self.direct.sandbox.is_some() => {
+                self.sandbox_violation(&format!("signal {}", e.signo))?;
+                Next::Event
+            }
             _ => {
                 return Err(Stop::Unsupported(
                     format!("unexpected signal {} (trap {}) from directly executed guest code", e.signo, e.trapno),
@@ -473,8 +546,24 @@ impl Machine {
     }
 }
 
-/// Checks that this host can run guest code natively and installs what it needs (the
-/// seccomp filter). Returns why not, if it cannot.
+/// True unless `BT86_SANDBOX=off` asks for direct execution inside this process (for
+/// measuring what the sandbox costs; guest user code can then escape into bt86).
+pub fn sandbox_wanted() -> bool {
+    std::env::var("BT86_SANDBOX").map(|v| v != "off").unwrap_or(true)
+}
+
+/// Prepares the sandbox and starts one stub to see that this host can run it. Returns
+/// why not, if it cannot.
+pub fn prepare_sandbox(mmu: &bt86_shadow_mmu::Mmu, cpuid_faulting: bool, policy: &mut Policy) -> Result<Sandbox, String> {
+    let mut sandbox = Sandbox::new(mmu.ram.fd(), cpuid_faulting).map_err(|e| e.to_string())?;
+    let round_trip = sandbox.probe().map_err(|e| e.to_string())?;
+    policy.set_exit_cost(round_trip);
+    log::debug!("sandbox: a round trip to a stub takes {round_trip} ns; adaptive slices are short below {} ns", policy.short_slice_ns());
+    Ok(sandbox)
+}
+
+/// Checks that this host can run guest code natively in this process and installs what
+/// it needs (the seccomp filter). Returns why not, if it cannot.
 pub fn prepare_host() -> Option<String> {
     if !bt86_translator::has_fsgsbase() {
         return Some("the host kernel does not allow rdfsbase/wrfsbase in user mode (FSGSBASE, Linux 5.9+)".into());

@@ -140,7 +140,12 @@ impl Machine {
         }
         // Before the windows exist: the probe maps a scratch area of its own below 4 GiB.
         let host_model = host_model::get();
-        let user = Window::reserve(WindowKind::User).map_err(|e| host("guest window", &e))?;
+        let mut user = Window::reserve(WindowKind::User).map_err(|e| host("guest window", &e))?;
+        let sandboxed = config.user_exec != UserExec::Translate && direct_exec::sandbox_wanted();
+        if sandboxed {
+            // The stub's copy of the user window follows every change from the start.
+            user.start_mirror();
+        }
         let kernel = Window::reserve(WindowKind::Kernel).map_err(|e| host("guest window", &e))?;
         let ram = GuestRam::new(config.mem).map_err(|e| host("guest memory", &e))?;
         let mem = Memory::new(Mmu::new(ram, user, kernel).map_err(|e| host("guest window", &e))?);
@@ -156,7 +161,22 @@ impl Machine {
             mem.mmu.add_device_range(base, len);
         }
         let mut direct = direct_exec::Direct::new(config.user_exec);
-        if config.user_exec != UserExec::Translate {
+        if sandboxed {
+            direct.cpuid_faulting = crate::host::cpuid_faulting::usable();
+            match direct_exec::prepare_sandbox(&mem.mmu, direct.cpuid_faulting, &mut direct.policy) {
+                Ok(sandbox) => {
+                    direct.sandbox = Some(sandbox);
+                    direct.ldt.write_remotely();
+                }
+                Err(why) => direct.unavailable = Some(why),
+            }
+            if let Some(why) = &direct.unavailable {
+                log::warn!("direct execution of guest user code is not available: {why}; user code is translated");
+            }
+            if direct.cpuid_faulting {
+                mem.mmu.set_never_native(&[bt86_shadow_mmu::second_byte::SYSENTER, bt86_shadow_mmu::second_byte::SYSCALL]);
+            }
+        } else if config.user_exec != UserExec::Translate {
             direct.unavailable = direct_exec::prepare_host();
             if let Some(why) = &direct.unavailable {
                 log::warn!("direct execution of guest user code is not available: {why}; user code is translated");

@@ -563,6 +563,19 @@ pub(super) fn stats_report(m: &Machine) -> String {
                 d.policy.hot_marks
             );
             stats::write_map(&mut o, &format!("direct-execution exits ({exits}) by reason"), d.exits.iter().map(|(k, v)| (*k, *v)));
+            match &d.sandbox {
+                Some(sb) => {
+                    let st = sb.stats;
+                    let _ = writeln!(
+                        o,
+                        "  sandbox: {} stub processes started, {} dropped for guest misbehaviour; {} commands; host calls in stubs: {} mmap (each approved), {} munmap, {} modify_ldt",
+                        st.stubs, st.failures, st.commands, st.mmaps, st.munmaps, st.ldt_writes
+                    );
+                }
+                None => {
+                    let _ = writeln!(o, "  sandbox: off (BT86_SANDBOX=off: guest user code runs inside bt86's own process)");
+                }
+            }
         }
     }
     let _ = writeln!(o, "  time in translated code: {:.3} s", s.translated_ns as f64 / 1e9);

@@ -74,6 +74,17 @@ const LINUX_GOALS: &[(&str, f64, &str)] = &[
 /// --user-exec` mode.
 const USER_EXEC_MODES: [(&str, &str); 3] = [("bt86 direct", "direct"), ("bt86 translate", "translate"), ("bt86 adaptive", "adaptive")];
 
+/// The column that measures what the sandbox costs: `--user-exec direct` with guest user
+/// code run inside bt86's own process (`BT86_SANDBOX=off`, through env(1)).
+const IN_PROCESS: (&str, &str) = ("bt86 direct in-process", "BT86_SANDBOX=off");
+
+/// `program args...` as `env BT86_SANDBOX=off program args...`.
+fn in_process((program, args): (PathBuf, Vec<String>)) -> (PathBuf, Vec<String>) {
+    let mut a = vec![IN_PROCESS.1.to_string(), program.to_string_lossy().into_owned()];
+    a.extend(args);
+    (PathBuf::from("env"), a)
+}
+
 const USAGE: &str = "\
 usage: cargo run --release -p bt86-guests --bin bench -- [OPTIONS]
 
@@ -212,6 +223,7 @@ fn engines_for(suite: Suite, bt86: &Path, qemu: Option<&Path>) -> Vec<Engine> {
         for (name, mode) in USER_EXEC_MODES {
             v.push(Engine { name, how: bt86_run(&["--user-exec", mode]), done_status: 1 });
         }
+        v.push(Engine { name: IN_PROCESS.0, how: bt86_run(&["--user-exec", "direct"]).map(in_process), done_status: 1 });
     } else {
         v.push(Engine { name: "bt86", how: bt86_run(&[]), done_status: 1 });
     }
@@ -247,6 +259,7 @@ fn linux_engines(bt86: &Path, qemu: Option<&Path>, kernel: Result<PathBuf, Strin
     for (name, mode) in USER_EXEC_MODES {
         v.push(Engine { name, how: boot(bt86, &["run", "--user-exec", mode], "--"), done_status: 0 });
     }
+    v.push(Engine { name: IN_PROCESS.0, how: boot(bt86, &["run", "--user-exec", "direct"], "--").map(in_process), done_status: 0 });
     let how = match qemu {
         Some(q) => boot(q, bt86_guests::linux::QEMU_LINUX_ARGS, "-"),
         None => Err("not installed (qemu-system-i386; Debian: qemu-system-x86)".to_string()),
@@ -561,13 +574,13 @@ fn mmu_table(sum: &Summary) -> Vec<Vec<String>> {
     table
 }
 
-/// operation | native | the three bt86 modes | QEMU | direct/native | direct/translate |
-/// adaptive/best | QEMU/adaptive.
+/// operation | native | the three bt86 modes | direct in-process | QEMU | direct/native |
+/// direct/translate | adaptive/best | QEMU/adaptive | sandbox cost (direct/in-process).
 fn user_table(sum: &Summary) -> Vec<Vec<String>> {
     let [direct, translate, adaptive] = USER_EXEC_MODES.map(|(name, _)| name);
     let mut head = vec!["operation".to_string(), "native".to_string()];
-    head.extend([direct, translate, adaptive].map(String::from));
-    head.extend(["QEMU", "direct/native", "direct/translate", "adaptive/best", "QEMU/adaptive"].map(String::from));
+    head.extend([direct, translate, adaptive, IN_PROCESS.0].map(String::from));
+    head.extend(["QEMU", "direct/native", "direct/translate", "adaptive/best", "QEMU/adaptive", "sandbox cost"].map(String::from));
     let mut table = vec![head];
     for (row, name) in sum.names.iter().enumerate() {
         let (d, t, a) = (sum.value(row, direct), sum.value(row, translate), sum.value(row, adaptive));
@@ -578,11 +591,13 @@ fn user_table(sum: &Summary) -> Vec<Vec<String>> {
             sum.cell(row, direct),
             sum.cell(row, translate),
             sum.cell(row, adaptive),
+            sum.cell(row, IN_PROCESS.0),
             sum.cell(row, "QEMU"),
             fmt_ratio(ratio(d, sum.value(row, "native"))),
             fmt_ratio(ratio(d, t)),
             fmt_ratio(ratio(a, best)),
             fmt_ratio(ratio(sum.value(row, "QEMU"), a)),
+            fmt_ratio(ratio(d, sum.value(row, IN_PROCESS.0))),
         ]);
     }
     table
@@ -597,15 +612,17 @@ fn linux_unit(name: &str) -> (&'static str, f64) {
     }
 }
 
-/// measurement | unit | native | the three bt86 modes | QEMU | each mode/native | QEMU/best
-/// bt86 | goal (and which modes meet it).
+/// measurement | unit | native | the three bt86 modes | direct in-process | QEMU | each
+/// mode/native | QEMU/best bt86 | sandbox cost (direct/in-process) | goal (and which modes
+/// meet it).
 fn linux_table(sum: &Summary) -> Vec<Vec<String>> {
     let modes = USER_EXEC_MODES.map(|(name, _)| name);
     let mut head: Vec<String> = ["measurement", "unit", "native"].map(String::from).to_vec();
     head.extend(modes.map(String::from));
+    head.push(IN_PROCESS.0.into());
     head.push("QEMU".into());
     head.extend(USER_EXEC_MODES.map(|(_, mode)| format!("{mode}/native")));
-    head.extend(["QEMU/best bt86", "goal: met by"].map(String::from));
+    head.extend(["QEMU/best bt86", "sandbox cost", "goal: met by"].map(String::from));
     let mut table = vec![head];
     // The boot rows first (only the guests have them, so they are not the native run's first).
     let mut rows: Vec<(usize, &String)> = sum.names.iter().enumerate().collect();
@@ -619,11 +636,13 @@ fn linux_table(sum: &Summary) -> Vec<Vec<String>> {
         };
         let mut line = vec![name.clone(), unit.to_string(), show("native")];
         line.extend(modes.map(show));
+        line.push(show(IN_PROCESS.0));
         line.push(show("QEMU"));
         let native = sum.value(row, "native");
         line.extend(modes.map(|m| fmt_ratio(ratio(sum.value(row, m), native))));
         let best = modes.iter().filter_map(|m| sum.value(row, m)).min_by(f64::total_cmp);
         line.push(fmt_ratio(ratio(sum.value(row, "QEMU"), best)));
+        line.push(fmt_ratio(ratio(sum.value(row, modes[0]), sum.value(row, IN_PROCESS.0))));
         line.push(match LINUX_GOALS.iter().find(|(n, _, _)| n == name) {
             None => "-".into(),
             Some(&(_, bound, against)) => {
@@ -937,9 +956,14 @@ mod tests {
     fn user_tables() {
         let engines = engines_for(Suite::User, Path::new("bt86"), None);
         let names: Vec<&str> = engines.iter().map(|e| e.name).collect();
-        assert_eq!(names, ["native", "bt86 direct", "bt86 translate", "bt86 adaptive", "QEMU"]);
+        assert_eq!(names, ["native", "bt86 direct", "bt86 translate", "bt86 adaptive", "bt86 direct in-process", "QEMU"]);
         let (_, args) = engines[2].how.as_ref().unwrap();
         assert_eq!(args[..3], ["run", "--user-exec", "translate"]);
+        let (program, args) = engines[4].how.as_ref().unwrap();
+        assert_eq!(
+            (program.to_str().unwrap(), &args[..5]),
+            ("env", &["BT86_SANDBOX=off", "bt86", "run", "--user-exec", "direct"].map(String::from)[..])
+        );
         assert_eq!(engines_for(Suite::Mmu, Path::new("bt86"), None).iter().map(|e| e.name).collect::<Vec<_>>(), ["bt86", "QEMU"]);
 
         let results = [
@@ -947,23 +971,24 @@ mod tests {
             EngineResults { samples: vec![sample(&[("syscall", 8000), ("usercompute", 1020)])], failure: None },
             EngineResults { samples: vec![sample(&[("syscall", 400), ("usercompute", 1500)])], failure: None },
             EngineResults { samples: vec![sample(&[("syscall", 400), ("usercompute", 1020)])], failure: None },
+            EngineResults { samples: vec![sample(&[("syscall", 4000), ("usercompute", 1010)])], failure: None },
             EngineResults::default(),
         ];
         let sum = Summary::new(&engines, &results, 1000.0);
         let t = user_table(&sum);
-        assert_eq!(t[0].len(), 10);
-        assert_eq!(t[1], ["syscall", "500", "8000", "400", "400", "n/a", "16.00x", "20.00x", "1.00x", "-"]);
-        assert_eq!(t[2], ["usercompute", "1000", "1020", "1500", "1020", "n/a", "1.02x", "0.68x", "1.00x", "-"]);
+        assert_eq!(t[0].len(), 12);
+        assert_eq!(t[1], ["syscall", "500", "8000", "400", "400", "4000", "n/a", "16.00x", "20.00x", "1.00x", "-", "2.00x"]);
+        assert_eq!(t[2], ["usercompute", "1000", "1020", "1500", "1020", "1010", "n/a", "1.02x", "0.68x", "1.00x", "-", "1.01x"]);
     }
 
     #[test]
     fn linux_tables() {
         let engines = linux_engines(Path::new("bt86"), Some(Path::new("qemu")), Ok("vmlinuz".into()), Ok("initrd".into()));
         let names: Vec<&str> = engines.iter().map(|e| e.name).collect();
-        assert_eq!(names, ["native", "bt86 direct", "bt86 translate", "bt86 adaptive", "QEMU"]);
+        assert_eq!(names, ["native", "bt86 direct", "bt86 translate", "bt86 adaptive", "bt86 direct in-process", "QEMU"]);
         let (_, args) = engines[1].how.as_ref().unwrap();
         assert_eq!(args[..5], ["run", "--user-exec", "direct", "--kernel", "vmlinuz"]);
-        let (_, args) = engines[4].how.as_ref().unwrap();
+        let (_, args) = engines[5].how.as_ref().unwrap();
         assert!(args.ends_with(&["-kernel", "vmlinuz", "-initrd", "initrd", "-append", LINUX_APPEND].map(String::from)));
 
         let guest = |boot: u64, int80: u64| sample(&[("boot-uptime", boot), ("boot-wall", boot), ("int80", int80)]);
@@ -972,15 +997,16 @@ mod tests {
             EngineResults { samples: vec![guest(1_000_000_000, 150)], failure: None },
             EngineResults { samples: vec![guest(2_000_000_000, 300)], failure: None },
             EngineResults { samples: vec![guest(1_500_000_000, 150)], failure: None },
+            EngineResults { samples: vec![guest(1_000_000_000, 100)], failure: None },
             EngineResults { samples: vec![guest(3_000_000_000, 90)], failure: None },
         ];
         let sum = Summary::with_clock(&engines, &results, 1000.0, false);
         let t = linux_table(&sum);
         assert_eq!(t[1][..3], ["boot-uptime", "ms", "-"]);
         assert_eq!(t[1][3], "1000.00");
-        assert_eq!(t[1][11], "<= 0.5x QEMU: direct, adaptive");
+        assert_eq!(t[1][13], "<= 0.5x QEMU: direct, adaptive");
         assert_eq!(t[3][0], "int80");
-        assert_eq!(t[3][7..], ["1.50x", "3.00x", "1.50x", "0.60x", "<= 2x native: direct, adaptive"]);
+        assert_eq!(t[3][8..], ["1.50x", "3.00x", "1.50x", "0.60x", "1.50x", "<= 2x native: direct, adaptive"]);
     }
 
     #[test]

@@ -1,0 +1,244 @@
+//! Direct execution through the sandbox: keeping a stub ([`super::stub`]) in step with
+//! the monitor's user window and host LDT, and running guest code in it.
+//!
+//! Before each entry the stub is brought up to date with host calls made inside it: the
+//! user window's changes since the last entry (`bt86_shadow_mmu`'s mirror: `mmap` of
+//! guest frames, from the read-write view of guest RAM only for pages the guest lets user
+//! code write, `munmap` of the rest) and the LDT descriptors the monitor wrote since
+//! (`modify_ldt`). They travel with the entry command; when there are more than one
+//! command holds, the first batches go ahead on their own.
+//!
+//! A stub that fails is dropped (killed) and a new one started at the next entry, with
+//! the user window emptied (it refills on demand) and the LDT rewritten.
+
+use bt86_shadow_mmu::{MirrorChanges, Mmu, Prot, WINDOW_SIZE};
+
+use super::enter::{Exit, Regs, Selectors};
+use super::host_ldt::HostLdt;
+use super::stub::shared::{Entry, MAX_DESCS, MAX_OPS, Op, UserDesc, fds};
+use super::stub::{SpawnError, Stub, StubFactory, StubFailure, desc_addr};
+
+/// Fills up to this many pages are populated at once (as in the monitor's window).
+const POPULATE_MAX_PAGES: u64 = 16;
+
+/// Counters for `--stats`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SandboxStats {
+    /// Stubs started.
+    pub stubs: u64,
+    /// Stubs dropped because guest code misbehaved in them (escaped, died, stopped
+    /// answering).
+    pub failures: u64,
+    /// Commands sent (entries plus extra batches).
+    pub commands: u64,
+    /// `mmap` calls made in stubs (each approved by the monitor).
+    pub mmaps: u64,
+    /// `munmap` calls made in stubs.
+    pub munmaps: u64,
+    /// `modify_ldt` calls made in stubs.
+    pub ldt_writes: u64,
+}
+
+/// The sandbox: a factory of stubs and the current one.
+pub struct Sandbox {
+    factory: StubFactory,
+    stub: Option<Stub>,
+    /// Counters.
+    pub stats: SandboxStats,
+}
+
+/// Why a run in the sandbox did not produce an exit.
+#[derive(Debug)]
+pub enum RunFailure {
+    /// Guest code made the stub fail (the stub is gone; the guest process gets #GP).
+    Guest(StubFailure),
+    /// A host call the monitor asked for failed (the stub is gone; try again).
+    Host(StubFailure),
+}
+
+impl Sandbox {
+    /// Prepares stubs over guest RAM `ram_fd`.
+    pub fn new(ram_fd: std::os::fd::RawFd, cpuid_faulting: bool) -> Result<Sandbox, SpawnError> {
+        Ok(Sandbox { factory: StubFactory::new(ram_fd, cpuid_faulting)?, stub: None, stats: SandboxStats::default() })
+    }
+
+    /// Makes sure a stub is running; a new one holds nothing, so the user window is
+    /// emptied and the LDT forgotten (returns true then: selectors must be recomputed).
+    pub fn ensure_stub(&mut self, mmu: &mut Mmu, ldt: &mut HostLdt) -> Result<bool, SpawnError> {
+        if self.stub.as_ref().is_some_and(|s| !s.failed()) {
+            return Ok(false);
+        }
+        self.stub = None;
+        let stub = self.factory.spawn()?;
+        log::debug!("sandbox: stub process {} started", stub.pid());
+        self.stub = Some(stub);
+        self.stats.stubs += 1;
+        mmu.flush_all();
+        // Nothing remains to send: the new stub starts empty too.
+        let _ = mmu.take_user_mirror_changes();
+        ldt.forget_installed();
+        Ok(true)
+    }
+
+    /// Starts a stub, measures a round trip to it (the median of a few empty commands,
+    /// in nanoseconds) and ends it: checks that this host can run stubs.
+    pub fn probe(&mut self) -> Result<u64, SpawnError> {
+        let mut stub = self.factory.spawn()?;
+        let mut times = Vec::new();
+        for _ in 0..16 {
+            let t = std::time::Instant::now();
+            stub.apply(&[], &[]).map_err(|f| SpawnError(f.to_string()))?;
+            times.push(t.elapsed().as_nanos() as u64);
+        }
+        times.sort_unstable();
+        log::debug!("sandbox: round trips to a new stub (ns): {times:?}");
+        Ok(times[times.len() / 2])
+    }
+
+    /// Drops the current stub (it is killed).
+    pub fn drop_stub(&mut self) {
+        self.stub = None;
+    }
+
+    /// Brings the stub up to date and runs guest code in it until its next exit.
+    pub fn run(
+        &mut self,
+        mmu: &mut Mmu,
+        ldt: &mut HostLdt,
+        regs: &Regs,
+        sel: &Selectors,
+        fx: &mut [u8; 512],
+        kicked: &dyn Fn() -> bool,
+    ) -> Result<Exit, RunFailure> {
+        let changes = mmu.take_user_mirror_changes().unwrap_or_default();
+        let mut ops = self.window_calls(&changes);
+        let descs = ldt.take_pending();
+        let mut desc_chunks: Vec<&[UserDesc]> = descs.chunks(MAX_DESCS).collect();
+        let last_descs = desc_chunks.pop().unwrap_or(&[]);
+        // What does not fit with the entry goes first, in commands of its own (one op of
+        // each command is kept for the stub's housekeeping).
+        if ops.len() + last_descs.len() > MAX_OPS - 1 {
+            for chunk in ops.chunks(MAX_OPS - 1) {
+                self.apply(chunk, &[])?;
+            }
+            ops.clear();
+        }
+        for chunk in desc_chunks {
+            let calls = self.ldt_calls(chunk.len());
+            self.apply(&calls, chunk)?;
+        }
+        ops.extend(self.ldt_calls(last_descs.len()));
+        let stub = self.stub.as_mut().expect("ensure_stub ran");
+        let mut entry = Entry { gpr: regs.gpr, eip: regs.eip, eflags: regs.eflags, sel: [0; 6] };
+        for (e, s) in entry.sel.iter_mut().zip(sel) {
+            *e = *s as u32;
+        }
+        self.stats.commands += 1;
+        let record = stub.run(&ops, last_descs, &entry, fx, kicked).map_err(|f| self.failed(f))?;
+        let mut exit = Exit::default();
+        exit.regs.gpr = record.gpr;
+        exit.regs.eip = record.eip;
+        exit.regs.eflags = record.eflags;
+        for (e, s) in exit.sel.iter_mut().zip(record.sel) {
+            // A selector wider than 16 bits cannot come from the CPU: make it one the
+            // caller rejects (a host GDT selector).
+            *e = u16::try_from(s).unwrap_or(0x33);
+        }
+        exit.signo = record.signo as i32;
+        exit.si_code = record.si_code as i32;
+        exit.trapno = record.trapno;
+        exit.err = record.err;
+        exit.fault_addr = record.fault_addr;
+        sanitize_fx(fx);
+        Ok(exit)
+    }
+
+    fn failed(&mut self, f: StubFailure) -> RunFailure {
+        self.stub = None;
+        match f {
+            StubFailure::CallFailed(..) => RunFailure::Host(f),
+            f => {
+                self.stats.failures += 1;
+                RunFailure::Guest(f)
+            }
+        }
+    }
+
+    /// The host calls that bring the stub's window up to date.
+    fn window_calls(&mut self, changes: &MirrorChanges) -> Vec<Op> {
+        let mut ops = Vec::new();
+        let op = |nr: libc::c_long, args: [u64; 6]| Op { nr: nr as u64, args, result: 0 };
+        if changes.unmap_all {
+            // The window and its mirror page above 4 GiB.
+            ops.push(op(libc::SYS_munmap, [0, WINDOW_SIZE + 4096, 0, 0, 0, 0]));
+            self.stats.munmaps += 1;
+        }
+        for run in &changes.runs {
+            let len = run.pages * 4096;
+            match run.mapping {
+                None => {
+                    ops.push(op(libc::SYS_munmap, [run.host, len, 0, 0, 0, 0]));
+                    self.stats.munmaps += 1;
+                }
+                Some((offset, prot)) => {
+                    let fd = if prot.writable() { fds::RAM_RW } else { fds::RAM_RO };
+                    let populate = if run.pages <= POPULATE_MAX_PAGES { libc::MAP_POPULATE } else { 0 };
+                    let flags = libc::MAP_SHARED | libc::MAP_FIXED | populate;
+                    ops.push(op(libc::SYS_mmap, [run.host, len, prot_bits(prot) as u64, flags as u64, fd as u64, offset]));
+                    self.stats.mmaps += 1;
+                }
+            }
+        }
+        ops
+    }
+
+    /// The `modify_ldt` calls for `n` descriptors (which travel with their command).
+    fn ldt_calls(&mut self, n: usize) -> Vec<Op> {
+        self.stats.ldt_writes += n as u64;
+        (0..n)
+            .map(|i| Op {
+                nr: libc::SYS_modify_ldt as u64,
+                args: [0x11, desc_addr(i), std::mem::size_of::<UserDesc>() as u64, 0, 0, 0],
+                result: 0,
+            })
+            .collect()
+    }
+
+    /// Makes host calls in the stub without running guest code.
+    fn apply(&mut self, ops: &[Op], descs: &[UserDesc]) -> Result<(), RunFailure> {
+        self.stats.commands += 1;
+        let stub = self.stub.as_mut().expect("ensure_stub ran");
+        stub.apply(ops, descs).map_err(|f| self.failed(f))
+    }
+}
+
+fn prot_bits(p: Prot) -> libc::c_int {
+    match p {
+        Prot::None => libc::PROT_NONE,
+        Prot::Read => libc::PROT_READ,
+        Prot::ReadWrite => libc::PROT_READ | libc::PROT_WRITE,
+        Prot::ReadExec => libc::PROT_READ | libc::PROT_EXEC,
+        Prot::ReadWriteExec => libc::PROT_READ | libc::PROT_WRITE | libc::PROT_EXEC,
+    }
+}
+
+/// The MXCSR bits this host's `fxrstor` accepts.
+fn mxcsr_mask() -> u32 {
+    static MASK: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *MASK.get_or_init(|| {
+        #[repr(C, align(16))]
+        struct Area([u8; 512]);
+        let mut a = Area([0; 512]);
+        // SAFETY: fxsave64 writes 512 bytes to a 16-byte aligned buffer of ours.
+        unsafe { core::arch::asm!("fxsave64 [{}]", in(reg) a.0.as_mut_ptr(), options(nostack)) };
+        let m = u32::from_le_bytes(a.0[28..32].try_into().unwrap());
+        if m == 0 { 0xFFBF } else { m }
+    })
+}
+
+/// Makes an FXSAVE image from the stub safe for the monitor's `fxrstor` (a reserved
+/// MXCSR bit would raise #GP in the monitor).
+fn sanitize_fx(fx: &mut [u8; 512]) {
+    let mxcsr = u32::from_le_bytes(fx[24..28].try_into().unwrap()) & mxcsr_mask();
+    fx[24..28].copy_from_slice(&mxcsr.to_le_bytes());
+}

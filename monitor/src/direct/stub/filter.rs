@@ -1,0 +1,205 @@
+//! The stub's seccomp filter: what a stub may ask of the host kernel.
+//!
+//! * Every 32-bit system call (`int 0x80` by guest code) is `SECCOMP_RET_TRAP`: the kernel
+//!   does not run it; SIGSYS brings it to the stub's handler, which reports it as an exit.
+//! * Of the 64-bit calls, only the stub's own: `rt_sigreturn` (entering guest code),
+//!   `futex` (waits and wakes on the shared pages), `sched_yield` (while it waits), `munmap`, `mprotect`, `modify_ldt`,
+//!   `close`, `exit`, `exit_group` — none of which reaches beyond the stub's own address
+//!   space — and `mmap`, which is `SECCOMP_RET_USER_NOTIF`: the monitor sees its arguments
+//!   and lets it run only if it is the very call the monitor asked for (`approve`).
+//!   `mprotect` cannot widen a guest page beyond what the monitor mapped: pages the guest
+//!   does not let user code write are mapped from a read-only descriptor of guest RAM, so
+//!   the host refuses `PROT_WRITE` for them.
+//! * Everything else (x32 calls, other architectures, any other number, other futex
+//!   operations) kills the stub at once.
+
+use super::shared::{MAX_FILTER, SockFilter};
+
+const BPF_LD_W_ABS: u16 = 0x20;
+const BPF_JEQ_K: u16 = 0x15;
+const BPF_JGE_K: u16 = 0x35;
+const BPF_RET_K: u16 = 0x06;
+
+/// Offsets in `struct seccomp_data`.
+const DATA_NR: u32 = 0;
+const DATA_ARCH: u32 = 4;
+const fn data_arg_low(i: u32) -> u32 {
+    16 + 8 * i
+}
+
+/// `AUDIT_ARCH_*`.
+pub const AUDIT_ARCH_X86_64: u32 = 0xC000_003E;
+/// `AUDIT_ARCH_I386`.
+pub const AUDIT_ARCH_I386: u32 = 0x4000_0003;
+const X32_SYSCALL_BIT: u32 = 0x4000_0000;
+
+/// `SECCOMP_RET_*` actions.
+pub const RET_KILL_PROCESS: u32 = 0x8000_0000;
+/// Raise SIGSYS.
+pub const RET_TRAP: u32 = 0x0003_0000;
+/// Ask the listener.
+pub const RET_USER_NOTIF: u32 = 0x7fc0_0000;
+/// Run the call.
+pub const RET_ALLOW: u32 = 0x7fff_0000;
+
+const FUTEX_WAIT: u32 = 0;
+const FUTEX_WAKE: u32 = 1;
+
+/// The calls the stub makes freely.
+const ALLOWED: [libc::c_long; 9] = [
+    libc::SYS_rt_sigreturn,
+    libc::SYS_sched_yield,
+    libc::SYS_munmap,
+    libc::SYS_mprotect,
+    libc::SYS_modify_ldt,
+    libc::SYS_close,
+    libc::SYS_exit,
+    libc::SYS_exit_group,
+    libc::SYS_mmap, // (USER_NOTIF, below: listed here to keep one list of what exists)
+];
+
+fn ins(code: u16, jt: u8, jf: u8, k: u32) -> SockFilter {
+    SockFilter { code, jt, jf, k }
+}
+
+/// The filter program.
+pub fn program() -> Vec<SockFilter> {
+    let mut p = vec![
+        ins(BPF_LD_W_ABS, 0, 0, DATA_ARCH),
+        ins(BPF_JEQ_K, 3, 0, AUDIT_ARCH_X86_64),
+        ins(BPF_JEQ_K, 0, 1, AUDIT_ARCH_I386),
+        ins(BPF_RET_K, 0, 0, RET_TRAP),
+        ins(BPF_RET_K, 0, 0, RET_KILL_PROCESS),
+        ins(BPF_LD_W_ABS, 0, 0, DATA_NR),
+        ins(BPF_JGE_K, 0, 1, X32_SYSCALL_BIT),
+        ins(BPF_RET_K, 0, 0, RET_KILL_PROCESS),
+    ];
+    for nr in ALLOWED {
+        let action = if nr == libc::SYS_mmap { RET_USER_NOTIF } else { RET_ALLOW };
+        p.push(ins(BPF_JEQ_K, 0, 1, nr as u32));
+        p.push(ins(BPF_RET_K, 0, 0, action));
+    }
+    p.extend([
+        ins(BPF_JEQ_K, 0, 5, libc::SYS_futex as u32),
+        ins(BPF_LD_W_ABS, 0, 0, data_arg_low(1)),
+        ins(BPF_JEQ_K, 2, 0, FUTEX_WAIT),
+        ins(BPF_JEQ_K, 1, 0, FUTEX_WAKE),
+        ins(BPF_RET_K, 0, 0, RET_KILL_PROCESS),
+        ins(BPF_RET_K, 0, 0, RET_ALLOW),
+        ins(BPF_RET_K, 0, 0, RET_KILL_PROCESS),
+    ]);
+    assert!(p.len() <= MAX_FILTER);
+    p
+}
+
+/// `struct seccomp_data`, for running the filter in tests.
+#[cfg(test)]
+#[derive(Clone, Copy, Default)]
+struct Data {
+    nr: i32,
+    arch: u32,
+    args: [u64; 6],
+}
+
+/// Runs a classic BPF program the way the kernel does for seccomp (the subset the filter
+/// uses: absolute word loads, JEQ/JGE with constants, returns).
+#[cfg(test)]
+fn run(p: &[SockFilter], d: &Data) -> u32 {
+    let mut bytes = Vec::new();
+    bytes.extend_from_slice(&d.nr.to_le_bytes());
+    bytes.extend_from_slice(&d.arch.to_le_bytes());
+    bytes.extend_from_slice(&0u64.to_le_bytes());
+    for a in d.args {
+        bytes.extend_from_slice(&a.to_le_bytes());
+    }
+    let (mut pc, mut acc) = (0usize, 0u32);
+    loop {
+        let i = p[pc];
+        pc += 1;
+        match i.code {
+            BPF_LD_W_ABS => acc = u32::from_le_bytes(bytes[i.k as usize..i.k as usize + 4].try_into().unwrap()),
+            BPF_JEQ_K => pc += if acc == i.k { i.jt } else { i.jf } as usize,
+            BPF_JGE_K => pc += if acc >= i.k { i.jt } else { i.jf } as usize,
+            BPF_RET_K => return i.k,
+            c => panic!("instruction {c:#x} not modelled"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn x64(nr: i64, args: [u64; 6]) -> Data {
+        Data { nr: nr as i32, arch: AUDIT_ARCH_X86_64, args }
+    }
+
+    #[test]
+    fn every_call_outside_the_list_kills_the_stub() {
+        let p = program();
+        for nr in 0..1024i64 {
+            let got = run(&p, &x64(nr, [0; 6]));
+            let want = match nr {
+                n if n == libc::SYS_mmap => RET_USER_NOTIF,
+                n if n == libc::SYS_futex => RET_ALLOW, // FUTEX_WAIT
+                n if ALLOWED.contains(&n) => RET_ALLOW,
+                _ => RET_KILL_PROCESS,
+            };
+            assert_eq!(got, want, "x86-64 system call {nr}");
+        }
+        // What escaped code wants most: all killed.
+        for nr in [
+            libc::SYS_write,
+            libc::SYS_read,
+            libc::SYS_pread64,
+            libc::SYS_ioctl,
+            libc::SYS_kill,
+            libc::SYS_tgkill,
+            libc::SYS_prlimit64,
+            libc::SYS_getppid,
+            libc::SYS_rt_sigprocmask,
+            libc::SYS_mremap,
+            libc::SYS_madvise,
+            libc::SYS_fallocate,
+            libc::SYS_ftruncate,
+            libc::SYS_clone,
+            libc::SYS_clone3,
+            libc::SYS_execve,
+            libc::SYS_execveat,
+            libc::SYS_openat,
+            libc::SYS_ptrace,
+            libc::SYS_process_vm_writev,
+            libc::SYS_pidfd_getfd,
+            libc::SYS_sendmsg,
+            libc::SYS_dup,
+            libc::SYS_seccomp,
+            libc::SYS_prctl,
+            libc::SYS_arch_prctl,
+            libc::SYS_sigaltstack,
+            libc::SYS_rt_sigaction,
+        ] {
+            assert_eq!(run(&p, &x64(nr, [0; 6])), RET_KILL_PROCESS, "system call {nr}");
+        }
+    }
+
+    #[test]
+    fn futex_only_waits_and_wakes() {
+        let p = program();
+        let futex = |op: u64| run(&p, &x64(libc::SYS_futex, [0, op, 0, 0, 0, 0]));
+        assert_eq!(futex(0), RET_ALLOW);
+        assert_eq!(futex(1), RET_ALLOW);
+        for op in [2, 3, 4, 5, 6, 9, 10, 128, 129, 0x1_0000_0000] {
+            assert_eq!(futex(op), if op == 0x1_0000_0000 { RET_ALLOW } else { RET_KILL_PROCESS }, "futex op {op:#x}");
+        }
+    }
+
+    #[test]
+    fn other_abis_trap_or_kill() {
+        let p = program();
+        // int 0x80: the guest's system call.
+        assert_eq!(run(&p, &Data { nr: 4, arch: AUDIT_ARCH_I386, args: [0; 6] }), RET_TRAP);
+        // x32 and unknown architectures.
+        assert_eq!(run(&p, &x64(0x4000_0000 | libc::SYS_munmap, [0; 6])), RET_KILL_PROCESS);
+        assert_eq!(run(&p, &Data { nr: 0, arch: 0x4000_0028, args: [0; 6] }), RET_KILL_PROCESS);
+    }
+}
