@@ -17,7 +17,7 @@ pub mod operands;
 mod string;
 mod system;
 #[cfg(test)]
-mod testing;
+pub(crate) mod testing;
 
 use bt86_translator::classify::SYSTEM_INSTRUCTIONS;
 use bt86_translator::flags;

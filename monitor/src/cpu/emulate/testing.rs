@@ -34,6 +34,8 @@ pub const CODE: u32 = 0x1_0000;
 pub const GDT: u32 = 0x2000;
 /// A TSS's base.
 pub const TSS: u32 = 0x3000;
+/// The IDT's base.
+pub const IDT: u32 = 0x6000;
 /// Initial ESP.
 pub const STACK: u32 = 0x8000;
 
@@ -143,6 +145,14 @@ pub fn call_gate(selector: u16, offset: u32, dpl: u8, params: u8) -> u64 {
     lo as u64 | (hi as u64) << 32
 }
 
+/// An interrupt gate (type 0xE) or trap gate (0xF), 32-bit and present (SDM Vol. 3A,
+/// figure 6-2).
+pub fn gate(selector: u16, offset: u32, dpl: u8, trap: bool) -> u64 {
+    let lo = (offset & 0xFFFF) | (selector as u32) << 16;
+    let hi = (offset & 0xFFFF_0000) | (0x80 | (dpl as u32) << 5 | if trap { 0xF } else { 0xE }) << 8;
+    lo as u64 | (hi as u64) << 32
+}
+
 /// Flat 4 GiB, 32-bit (G = 1, D = 1).
 pub const FLAT: (u32, u32, u8) = (0, 0xF_FFFF, 0xC);
 /// Access bytes: present, S = 1, with DPL and type.
@@ -202,6 +212,17 @@ impl Machine {
             self.mem.write_u64(GDT + 8 * (i as u32 + 1), *d);
         }
         self.cpu.gdtr = crate::cpu::TableReg { base: GDT, limit: (8 * (descriptors.len() + 1) - 1) as u16 };
+    }
+
+    /// An IDT of 256 empty entries at [`IDT`] with `gates` filled in.
+    pub fn idt(&mut self, gates: &[(u8, u64)]) {
+        for v in 0..256 {
+            self.mem.write_u64(IDT + 8 * v, 0);
+        }
+        for &(v, g) in gates {
+            self.mem.write_u64(IDT + 8 * v as u32, g);
+        }
+        self.cpu.idtr = crate::cpu::TableReg { base: IDT, limit: 256 * 8 - 1 };
     }
 
     /// GDT entry `index`'s descriptor as memory holds it now.
