@@ -25,6 +25,9 @@
 //! `$OUT_DIR/bench/linux-bench`, which is also `/init` of `$OUT_DIR/bench/initramfs-linux-bench.cpio`.
 //! `$OUT_DIR/bench.rs` holds their paths.
 //!
+//! The C compiler is `gcc`, or the program `$BT86_CC` names (for tests of the toolchain
+//! check: tests/toolchain.rs points it at a gcc without 32-bit support).
+//!
 //! The Linux test workload `linux/workload.c` is built as a static 32-bit Linux program
 //! (gcc -m32 -static, glibc's libc.a from libc6-dev-i386) and packed, as `/init` beside
 //! `/dev/console` and the mount points, into the initramfs
@@ -100,6 +103,7 @@ fn main() {
     println!("cargo:rerun-if-changed=guests");
     println!("cargo:rerun-if-changed=linux");
     println!("cargo:rerun-if-changed=src/cpio.rs");
+    println!("cargo:rerun-if-env-changed=BT86_CC");
 
     let libgcc = check_toolchain(&out);
 
@@ -232,7 +236,7 @@ fn check_static_link(dir: &Path) -> Result<(), String> {
     let probe = dir.join("probe-static.c");
     fs::write(&probe, "#include <stdio.h>\n#include <stdint.h>\nint main(int c, char **v) { printf(\"%llu\", (unsigned long long)(uint64_t)c / (uint64_t)(uintptr_t)v); return 0; }\n")
         .map_err(|e| format!("writing {}: {e}", probe.display()))?;
-    let linked = Command::new("gcc")
+    let linked = Command::new(cc())
         .args(["-m32", "-static", "-o"])
         .arg(dir.join("probe-static"))
         .arg(&probe)
@@ -248,7 +252,7 @@ fn check_static_link(dir: &Path) -> Result<(), String> {
 fn link_workload(src_dir: &Path, dir: &Path) -> Result<PathBuf, String> {
     check_static_link(dir)?;
     let init = dir.join("init");
-    let linked = Command::new("gcc")
+    let linked = Command::new(cc())
         .args(["-m32", "-march=i686", "-msse2", "-O2", "-static", "-pthread", "-Wall", "-Wextra"])
         .arg("-o")
         .arg(&init)
@@ -303,7 +307,7 @@ fn build_benchmarks(bench_dir: &Path, obj_dir: &Path, lib: &Path, lib_objs: &[Pa
     // Without it only the native columns of the benchmarks are lost: warn, do not fail.
     for (name, main, objs) in BENCH_NATIVE {
         let native = dir.join(format!("{name}-native"));
-        let linked = Command::new("gcc")
+        let linked = Command::new(cc())
             .args(["-m32", "-O2", "-static", "-Wall"])
             .arg("-I")
             .arg(bench_dir)
@@ -354,7 +358,7 @@ fn build_benchmarks(bench_dir: &Path, obj_dir: &Path, lib: &Path, lib_objs: &[Pa
 fn link_linux_bench(bench_dir: &Path, objs: &[PathBuf], dir: &Path) -> Result<PathBuf, String> {
     let program = dir.join("linux-bench");
     let src = bench_dir.parent().and_then(Path::parent).expect("tests/guests/bench").join("linux").join("bench.c");
-    let linked = Command::new("gcc")
+    let linked = Command::new(cc())
         .args(["-m32", "-march=i686", "-O2", "-static", "-Wall", "-Wextra"])
         .arg("-I")
         .arg(bench_dir)
@@ -418,7 +422,7 @@ fn read_expectations(src: &Path, k: &mut KernelSrc) {
 }
 
 fn compile(src: &Path, obj: &Path, lib: &Path) -> Result<(), String> {
-    let mut cmd = Command::new("gcc");
+    let mut cmd = Command::new(cc());
     cmd.args(CFLAGS).arg("-I").arg(lib).arg("-c").arg(src).arg("-o").arg(obj);
     let out = cmd.output().map_err(|e| format!("running gcc: {e}"))?;
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -431,12 +435,17 @@ fn compile(src: &Path, obj: &Path, lib: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// The C compiler: `$BT86_CC`, else `gcc`.
+fn cc() -> std::ffi::OsString {
+    env::var_os("BT86_CC").filter(|v| !v.is_empty()).unwrap_or_else(|| "gcc".into())
+}
+
 /// Checks that gcc can build 32-bit code and returns the 32-bit libgcc.a (for 64-bit
 /// division and the like in C guest code).
 fn check_toolchain(out: &Path) -> PathBuf {
     let probe = out.join("probe.c");
     fs::write(&probe, "#include <stdint.h>\nuint64_t f(uint64_t a, uint64_t b) { return a / b; }\n").unwrap();
-    let compiled = Command::new("gcc").args(CFLAGS).arg("-c").arg(&probe).arg("-o").arg(out.join("probe.o")).output();
+    let compiled = Command::new(cc()).args(CFLAGS).arg("-c").arg(&probe).arg("-o").arg(out.join("probe.o")).output();
     match compiled {
         Err(e) => fail(&format!("cannot run gcc ({e}); {TOOLCHAIN_HINT}")),
         Ok(o) if !o.status.success() => {
@@ -444,7 +453,7 @@ fn check_toolchain(out: &Path) -> PathBuf {
         }
         Ok(_) => {}
     }
-    let libgcc = Command::new("gcc")
+    let libgcc = Command::new(cc())
         .args(["-m32", "-print-libgcc-file-name"])
         .output()
         .ok()

@@ -1,7 +1,7 @@
-//! The command line: `bt86 run` boots a kernel, `bt86 selftest` runs the built-in
-//! checks. Exit statuses: the guest's own (isa-debug-exit), 2 for bad input, 3 when the
-//! guest stops abnormally (triple fault, an instruction bt86 cannot run, a halt nothing
-//! can end), 70 for an internal error.
+//! The command line: `bt86 run` boots a kernel. Exit statuses: the guest's own (isa-debug-exit), 0 when the guest
+//! ends the machine (power-off, or a reset or triple fault with `--no-reboot`), 2 for bad
+//! input, 3 when the guest stops abnormally (an instruction bt86 cannot run, a halt
+//! nothing can end), 70 for an internal error. A triple fault otherwise resets the machine.
 
 use std::process::exit;
 
@@ -29,8 +29,6 @@ enum Command {
     /// process's stdout; it stops when the guest writes to the isa-debug-exit port 0xf4
     /// (exit status (value << 1) | 1), as under QEMU.
     Run(RunArgs),
-    /// Run bt86's own checks: the differential fuzzer against the host CPU.
-    Selftest(SelftestArgs),
 }
 
 #[derive(clap::Args)]
@@ -61,26 +59,11 @@ struct RunArgs {
     /// MiB), 16K to 1G. When it fills, every translation is dropped and made again.
     #[arg(long, value_name = "SIZE", default_value = "64M", allow_hyphen_values = true)]
     tc_size: String,
-    /// When the guest resets the machine (Linux's `reboot`), end bt86 with status 0
-    /// instead of starting the kernel again, as QEMU's -no-reboot does.
+    /// When the guest resets the machine (Linux's `reboot`, a triple fault), end bt86
+    /// with status 0 instead of starting the kernel again, as QEMU's -no-reboot does (a
+    /// triple fault also prints the guest's state).
     #[arg(long)]
     no_reboot: bool,
-}
-
-#[derive(clap::Args)]
-struct SelftestArgs {
-    /// Run the differential fuzzer for this many guest instructions.
-    #[arg(long, value_name = "N", required_unless_present = "fuzz_case")]
-    fuzz: Option<u64>,
-    /// Replay one fuzz case by its case seed (as a mismatch report prints it).
-    #[arg(long, value_name = "CASE_SEED", value_parser = parse_u64)]
-    fuzz_case: Option<u64>,
-    /// With --fuzz-case: print the translator's fragments.
-    #[arg(long)]
-    trace_tc: bool,
-    /// Random seed.
-    #[arg(long, value_name = "S", default_value_t = 1)]
-    seed: u64,
 }
 
 /// Parses a memory size: `128M`, `1G`, `65536K`, `256` (MiB).
@@ -131,7 +114,6 @@ pub fn main() {
     let cli = parse_args();
     let status = match cli.command {
         Command::Run(args) => run(args),
-        Command::Selftest(args) => selftest(args),
     };
     exit(status)
 }
@@ -149,7 +131,7 @@ fn parse_args() -> Cli {
         Err(e) => {
             let msg = match e.kind() {
                 ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand | ErrorKind::MissingSubcommand => {
-                    "no command given: bt86 run --kernel FILE boots a kernel, bt86 selftest checks bt86".into()
+                    "no command given: bt86 run --kernel FILE boots a kernel".into()
                 }
                 _ => one_line(&e.render().to_string()),
             };
@@ -179,9 +161,9 @@ fn one_line(rendered: &str) -> String {
     if out.is_empty() { "invalid command line".into() } else { out }
 }
 
-/// `bt86 run` or `bt86 selftest` when the command line names one, else `bt86`.
+/// `bt86 run` when the command line names it, else `bt86`.
 fn help_command() -> String {
-    let sub = std::env::args_os().skip(1).find(|a| a == "run" || a == "selftest");
+    let sub = std::env::args_os().skip(1).find(|a| a == "run");
     match sub {
         Some(s) => format!("bt86 {}", s.to_string_lossy()),
         None => "bt86".into(),
@@ -228,12 +210,14 @@ fn run(args: RunArgs) -> i32 {
     machine.platform.flush();
     let status = match stop {
         Stop::Exit(status) => status,
+        // Only with --no-reboot (otherwise the machine resets): the end of the run, as
+        // QEMU's -no-reboot makes it (status 0), but with the reason and the guest's state.
         Stop::TripleFault(t, dump) => {
             eprintln!(
-                "bt86: triple fault: the guest could not deliver {} even as a double fault; the virtual CPU shut down.\n{dump}",
+                "bt86: triple fault: the guest could not deliver {} even as a double fault; with --no-reboot the run ends here instead of a reset.\n{dump}",
                 t.last
             );
-            EXIT_GUEST_STOPPED
+            0
         }
         Stop::Unsupported(why, dump) => {
             eprintln!("bt86: {why}\n{dump}");
@@ -252,36 +236,6 @@ fn run(args: RunArgs) -> i32 {
         eprint!("{}", machine.stats_report());
     }
     status
-}
-
-fn parse_u64(s: &str) -> Result<u64, String> {
-    let r = match s.strip_prefix("0x") {
-        Some(h) => u64::from_str_radix(h, 16),
-        None => s.parse(),
-    };
-    r.map_err(|_| format!("{s:?} is not a number"))
-}
-
-fn selftest(args: SelftestArgs) -> i32 {
-    if let Some(cs) = args.fuzz_case {
-        return match crate::fuzz::replay(cs, args.trace_tc) {
-            Ok(same) => {
-                if same {
-                    0
-                } else {
-                    1
-                }
-            }
-            Err(e) => die(EXIT_INTERNAL, e),
-        };
-    }
-    match crate::fuzz::selftest(args.fuzz.unwrap_or(0), args.seed) {
-        Ok(report) => {
-            print!("{report}");
-            if report.mismatches == 0 { 0 } else { 1 }
-        }
-        Err(e) => die(EXIT_INTERNAL, e),
-    }
 }
 
 /// A bug in bt86 must not end in a Rust backtrace: one line saying what broke.

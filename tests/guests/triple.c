@@ -8,11 +8,12 @@
  * lines, then load an IDT with limit 0 and execute int3: the #GP for the missing gate cannot
  * be delivered either (#DF), nor the #DF: a triple fault.
  *
- * QEMU resets the machine (it runs without -no-reboot); RAM survives the reset, the
- * firmware reloads the kernel, which finds the marker and exits through port 0xf4 with 1
- * (host status 3) without printing anything more.  bt86 stops with status 3 at the triple
- * fault and dumps the guest state on stderr, not on the serial port.  Either way the serial
- * output and the status are the same.
+ * QEMU and bt86 reset the machine (neither runs with -no-reboot / --no-reboot); RAM
+ * survives the reset, the kernel is loaded again, finds the marker and exits through port
+ * 0xf4 with 1 (host status 3) without printing anything more.  bt86 also says on stderr
+ * that the machine resets.  With -no-reboot / --no-reboot both end at the triple fault
+ * with status 0 and the same serial output (bt86 then dumps the guest state on stderr);
+ * tests/machine.rs checks that.
  */
 #include "rt.h"
 

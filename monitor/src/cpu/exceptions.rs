@@ -288,3 +288,117 @@ impl Cpu {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Event delivery against the SDM (Vol. 3A, 6.12 "Exception and interrupt handling",
+    //! 6.13 error codes, 6.15 interrupt 8 with table 6-5 for which pairs make a double
+    //! fault, and the shutdown after a fault during a double fault's delivery).
+    use super::*;
+    use crate::cpu::emulate::testing::*;
+
+    const HANDLER: u32 = 0x4000;
+    const ESP0: u32 = 0x9000;
+
+    /// Kernel state with IF = 1, a TSS whose ring-0 stack is KDATA:ESP0, and an IDT with
+    /// the given vectors' interrupt gates (DPL 0, to HANDLER + vector).
+    fn machine(vectors: &[u8]) -> Machine {
+        let mut m = Machine::with_gdt(&[seg_desc(TSS, 0x67, 0x8B, 0)]);
+        m.cpu.tr = SegmentCache::from_descriptor(0x28, m.gdt_entry(5));
+        m.mem.write_u32(TSS + 4, ESP0);
+        m.mem.write_u16(TSS + 8, KDATA);
+        let gates: Vec<(u8, u64)> = vectors.iter().map(|&v| (v, gate(KCODE, HANDLER + v as u32, 0, false))).collect();
+        m.idt(&gates);
+        m.set_flags(IF | CF);
+        m
+    }
+
+    /// Raises `e` as the instruction at CODE does (its return address: CODE too).
+    fn raise(m: &mut Machine, e: Exception, kind: EventKind) -> Result<(), TripleFault> {
+        m.cpu.ctx.eip = CODE;
+        m.cpu.raise(&mut m.mem, e, kind, CODE)
+    }
+
+    fn stack(m: &Machine, n: u32) -> Vec<u32> {
+        (0..n).map(|i| m.mem.read_u32(m.cpu.gpr(4) + 4 * i)).collect()
+    }
+
+    #[test]
+    fn a_fault_at_cpl0_pushes_flags_cs_eip_and_the_error_code() {
+        let mut m = machine(&[Vector::GP]);
+        assert_eq!(raise(&mut m, Exception::gp(0x10), EventKind::Exception), Ok(()));
+        assert_eq!((m.cpu.ctx.eip, m.cpu.segment(Seg::Cs).selector), (HANDLER + 13, KCODE));
+        assert_eq!(m.cpu.gpr(4), STACK - 16, "no stack switch at the same privilege");
+        assert_eq!(stack(&m, 4), [0x10, CODE, KCODE as u32, IF | CF | 2]);
+        assert_eq!(m.flags() & (IF | CF), CF, "an interrupt gate clears IF");
+    }
+
+    #[test]
+    fn from_cpl3_the_tss_gives_the_stack_and_a_trap_gate_keeps_if() {
+        let mut m = machine(&[]);
+        m.idt(&[(0x80, gate(KCODE, HANDLER, 3, true))]);
+        m.enter_user();
+        m.set_flags(IF);
+        m.cpu.set_gpr(4, 0x7000);
+        assert_eq!(raise(&mut m, Exception::plain(0x80), EventKind::Software), Ok(()));
+        assert_eq!((m.cpu.cpl, m.cpu.segment(Seg::Ss).selector, m.cpu.gpr(4)), (0, KDATA, ESP0 - 20));
+        assert_eq!(stack(&m, 5), [CODE, (UCODE | 3) as u32, IF | 2, 0x7000, (UDATA | 3) as u32], "EIP CS EFLAGS ESP SS");
+        assert_ne!(m.flags() & IF, 0);
+    }
+
+    #[test]
+    fn int_n_through_a_more_privileged_gate_is_gp_with_the_idt_bit() {
+        let mut m = machine(&[Vector::GP, 0x30]);
+        m.enter_user();
+        assert_eq!(raise(&mut m, Exception::plain(0x30), EventKind::Software), Ok(()));
+        assert_eq!(m.cpu.ctx.eip, HANDLER + 13);
+        assert_eq!(stack(&m, 1), [0x30 * 8 + 2], "error code: vector << 3 | IDT");
+        // An exception through the same DPL 0 gate is fine (the DPL check is for int n).
+        let mut m = machine(&[0x30]);
+        m.enter_user();
+        assert_eq!(raise(&mut m, Exception::plain(0x30), EventKind::Exception), Ok(()));
+        assert_eq!(m.cpu.ctx.eip, HANDLER + 0x30);
+    }
+
+    #[test]
+    fn missing_beyond_limit_and_absent_gates() {
+        // An entry that holds no gate: #GP(vector << 3 | IDT | EXT).
+        let mut m = machine(&[Vector::GP]);
+        assert_eq!(raise(&mut m, Exception::plain(0x21), EventKind::External), Ok(()));
+        assert_eq!(stack(&m, 1), [0x21 * 8 + 2 + 1], "an external interrupt sets EXT");
+        // Beyond the IDT's limit: the same #GP.
+        let mut m = machine(&[Vector::GP]);
+        m.cpu.idtr.limit = 0x7F; // vectors 0..15
+        assert_eq!(raise(&mut m, Exception::plain(0x20), EventKind::Software), Ok(()));
+        assert_eq!(stack(&m, 1), [0x20 * 8 + 2]);
+        // A gate with P = 0: #NP(vector << 3 | IDT).
+        let mut m = machine(&[Vector::NP]);
+        m.mem.write_u64(IDT + 8 * 0x40, gate(KCODE, HANDLER, 0, false) & !(0x80 << 40));
+        assert_eq!(raise(&mut m, Exception::plain(0x40), EventKind::Exception), Ok(()));
+        assert_eq!((m.cpu.ctx.eip, stack(&m, 1)[0]), (HANDLER + 11, 0x40 * 8 + 2));
+    }
+
+    #[test]
+    fn a_benign_fault_then_a_contributory_one_is_no_double_fault() {
+        // #UD (benign) cannot be delivered: the #GP it raises is delivered as itself.
+        let mut m = machine(&[Vector::GP, Vector::DF]);
+        assert_eq!(raise(&mut m, Exception::ud(), EventKind::Exception), Ok(()));
+        assert_eq!((m.cpu.ctx.eip, stack(&m, 1)[0]), (HANDLER + 13, 6 * 8 + 2));
+    }
+
+    #[test]
+    fn two_contributory_faults_make_a_double_fault_with_error_code_0() {
+        let mut m = machine(&[Vector::DF]);
+        assert_eq!(raise(&mut m, Exception::gp(0), EventKind::Exception), Ok(()));
+        assert_eq!(m.cpu.ctx.eip, HANDLER + 8);
+        assert_eq!(stack(&m, 2), [0, CODE], "#DF pushes 0, and reports the faulting instruction");
+    }
+
+    #[test]
+    fn a_fault_while_delivering_a_double_fault_is_a_triple_fault() {
+        let mut m = machine(&[]);
+        let esp = m.cpu.gpr(4);
+        assert_eq!(raise(&mut m, Exception::gp(0), EventKind::Exception), Err(TripleFault { last: Exception::gp(8 * 8 + 2) }));
+        assert_eq!((m.cpu.ctx.eip, m.cpu.gpr(4)), (CODE, esp), "no frame was committed");
+    }
+}

@@ -368,7 +368,7 @@ pub fn probe() -> Result<HostModel, ProbeError> {
 #[cfg(test)]
 mod tests {
     //! The probe against the host: run in the differential fuzzer's tests
-    //! (`fuzz::tests`), which own the process's guest window (it and the probe's scratch
+    //! (`bt86-fuzzer`'s `tests.rs`), which own the process's guest window (it and the probe's scratch
     //! area cannot both exist: the window's guards cover the low 4 GiB).
     use super::*;
 

@@ -8,6 +8,7 @@
 
 use bt86_shadow_mmu::{Access, Mmu, PageFault};
 
+use crate::cpu::emulate::{CpuMemory, DataAccess};
 use crate::cpu::segments::SystemMemory;
 use crate::cpu::{Exception, Vector};
 
@@ -105,5 +106,25 @@ impl SystemMemory for Memory {
 
     fn write_sys(&mut self, addr: u32, data: &[u8]) -> Result<(), Exception> {
         Ok(self.mmu.write(addr, data, false)?)
+    }
+}
+
+impl DataAccess for Memory {
+    fn load(&mut self, linear: u32, size: u8) -> Result<u32, Exception> {
+        self.read_uint(linear, size)
+    }
+
+    fn store(&mut self, linear: u32, size: u8, v: u32) -> Result<(), Exception> {
+        self.write_uint(linear, size, v)
+    }
+}
+
+impl CpuMemory for Memory {
+    fn invlpg(&mut self, linear: u32) {
+        Memory::invlpg(self, linear)
+    }
+
+    fn paging_changed(&mut self, regs: bt86_shadow_mmu::PagingRegs, cr3_written: bool) {
+        Memory::paging_changed(self, regs, cr3_written)
     }
 }

@@ -111,7 +111,8 @@ pub fn window_bases() -> bt86_translator::WindowBases {
 pub enum Stop {
     /// The guest asked to exit (isa-debug-exit) with this host status.
     Exit(i32),
-    /// A triple fault shut the virtual CPU down.
+    /// A triple fault shut the virtual CPU down, and `--no-reboot` keeps the machine
+    /// from resetting (`Machine::run` resets it otherwise); what happened and the dump.
     TripleFault(TripleFault, String),
     /// The guest did something bt86 cannot do (yet); message and register dump.
     Unsupported(String, String),

@@ -25,8 +25,10 @@ pub(super) struct Resume {
 
 /// Guest code as the translator reads it: fetched through the guest's page tables at
 /// the privilege of the code.
-pub(crate) struct Code<'a> {
+pub struct Code<'a> {
+    /// The guest's memory and page tables.
     pub mmu: &'a mut Mmu,
+    /// Fetch as CPL 3 code (user pages only).
     pub user: bool,
 }
 
@@ -48,12 +50,25 @@ impl CodeMemory for Code<'_> {
 const CONSOLE_POLL_NS: u64 = 20_000_000;
 
 impl Machine {
-    /// Runs the guest until it stops.
+    /// Runs the guest until it stops. A triple fault resets the machine, as on a PC
+    /// (the CPU's shutdown cycle makes the chipset assert reset), unless `--no-reboot`
+    /// asked for the run to end there; each such reset is one line on stderr, so a
+    /// kernel that triple-faults at every boot shows as a stream of them.
     pub fn run(&mut self) -> Stop {
         // The signal handler finds the translator and context through these pointers;
         // `self` does not move while it runs.
         super::tc_signal::register(&self.translator, &mut self.cpu.ctx, Some(&mut self.mem.mmu));
-        let stop = self.run_loop();
+        let stop = loop {
+            match self.run_loop() {
+                Stop::TripleFault(t, _) if !self.config.no_reboot => {
+                    self.platform.flush();
+                    let end = if crate::host::terminal::stdin_is_tty() { "\r\n" } else { "\n" };
+                    eprint!("bt86: triple fault (the guest could not deliver {} even as a double fault): the machine resets{end}", t.last);
+                    self.reset();
+                }
+                stop => break stop,
+            }
+        };
         super::tc_signal::unregister();
         stop
     }
@@ -458,10 +473,10 @@ impl Machine {
         }
     }
 
-    /// Machine reset (the i8042 reset line): reload the kernel, restart the CPU; RAM
-    /// keeps its contents, as on QEMU.
+    /// Machine reset (the i8042 reset line, a triple fault): reload the kernel, restart
+    /// the CPU; RAM keeps its contents, as on QEMU.
     fn reset(&mut self) {
-        log::info!("guest requested a reset: rebooting the kernel");
+        log::info!("machine reset: rebooting the kernel");
         self.translator.flush();
         self.mem.mmu.unprotect_all_code();
         let now = self.clock.now();

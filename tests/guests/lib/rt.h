@@ -11,7 +11,7 @@
  * Exit convention (port 0xf4; QEMU's and bt86's host exit status is (value << 1) | 1):
  *   EXIT_DONE   (0, status 1)   every check ran; failures are "not ok" lines, never a
  *                               different status, so that outputs stay comparable;
- *   EXIT_REBOOT (1, status 3)   the triple-fault kernel found itself booted a second time;
+ *   EXIT_REBOOT (1, status 3)   a triple-fault kernel found itself booted a second time;
  *   EXIT_BAIL   (0x3f, status 127)  the kernel could not go on ("Bail out!" printed).
  *
  * Output is TAP: "ok 3 - desc", "not ok 4 - desc # got 0x... expected 0x...", and the plan

@@ -172,8 +172,8 @@ pub(super) fn emulate_bound(cpu: &mut Cpu, env: &mut Env<'_>, ins: &Instruction)
     let r = ins.op0_register();
     let size = r.size() as u8;
     let addr = memory_linear(cpu, ins, 0);
-    let lower = env.mem.read_uint(addr, size)?;
-    let upper = env.mem.read_uint(addr.wrapping_add(size as u32), size)?;
+    let lower = env.mem.load(addr, size)?;
+    let upper = env.mem.load(addr.wrapping_add(size as u32), size)?;
     let idx = read_reg(cpu, r);
     let (i, lo, hi) =
         if size == 4 { (idx as i32, lower as i32, upper as i32) } else { (idx as i16 as i32, lower as i16 as i32, upper as i16 as i32) };
@@ -250,5 +250,61 @@ mod tests {
             assert_eq!(run(model, BcdOp::Aad(0x10), 0x0970, 0), (0x0000, CF | ZF | PF));
             assert_eq!(run(model, BcdOp::Aad(10), 0x0909, 0), (0x0063, AF | PF));
         }
+    }
+}
+
+#[cfg(test)]
+mod emulation_tests {
+    //! The BCD instructions and `bound` as the emulator runs them: the SDM's own examples
+    //! (Vol. 2, DAA and DAS) and its faults (AAM with 0: #DE; BOUND: #BR).
+    use super::super::testing::*;
+    use crate::cpu::Vector;
+    use iced_x86::code_asm::*;
+
+    const SZAPC: u32 = SF | ZF | AF | PF | CF;
+
+    #[test]
+    fn daa_and_das_follow_the_sdm_examples() {
+        let mut m = Machine::new();
+        // add al, bl with AL = 79H, BL = 35H left AL = AEH, OSZAPC = 110000.
+        m.cpu.set_gpr(0, 0xAE);
+        m.set_flags(OF | SF);
+        assert_eq!(m.exec(|a| a.daa()), Ok(Flow::Next));
+        assert_eq!((m.cpu.gpr(0), m.flags() & SZAPC), (0x14, AF | PF | CF), "DAA: AL = 14H, SZAPC = 00111");
+        // sub al, bl with AL = 35H, BL = 47H left AL = EEH, OSZAPC = 010111.
+        m.cpu.set_gpr(0, 0xEE);
+        m.set_flags(SF | AF | PF | CF);
+        assert_eq!(m.exec(|a| a.das()), Ok(Flow::Next));
+        assert_eq!((m.cpu.gpr(0), m.flags() & SZAPC), (0x88, SF | AF | PF | CF), "DAS: AL = 88H, SZAPC = 10111");
+    }
+
+    #[test]
+    fn aam_by_zero_is_a_divide_error() {
+        let mut m = Machine::new();
+        m.cpu.set_gpr(0, 0xDEAD_0063);
+        assert_eq!(m.exec_bytes(&[0xD4, 0x00]), Err(crate::cpu::Exception::plain(Vector::DE)));
+        assert_eq!(m.cpu.gpr(0), 0xDEAD_0063, "AX unchanged");
+        // aam (base 10): AH = AL / 10, AL = AL % 10; the upper half of EAX is kept.
+        assert_eq!(m.exec(|a| a.aam(10)), Ok(Flow::Next));
+        assert_eq!(m.cpu.gpr(0), 0xDEAD_0909);
+        // aad (base 10): AL = AH * 10 + AL, AH = 0.
+        assert_eq!(m.exec(|a| a.aad(10)), Ok(Flow::Next));
+        assert_eq!(m.cpu.gpr(0), 0xDEAD_0063);
+    }
+
+    #[test]
+    fn bound_faults_outside_signed_inclusive_bounds() {
+        let mut m = Machine::new();
+        m.mem.write_u32(0x800, -5i32 as u32);
+        m.mem.write_u32(0x804, 20);
+        for (index, inside) in [(-5i32, true), (20, true), (-2, true), (21, false), (-6, false), (i32::MIN, false)] {
+            m.cpu.set_gpr(0, index as u32);
+            let want = if inside { Ok(Flow::Next) } else { Err(crate::cpu::Exception::plain(Vector::BR)) };
+            assert_eq!(m.exec(|a| a.bound(eax, ptr(0x800))), want, "index {index}");
+        }
+        // 16-bit: bounds are words, compared signed.
+        m.mem.write_u32(0x810, 0x7FFF_8000); // lower -32768, upper 32767
+        m.cpu.set_gpr(0, 0x1234_8000);
+        assert_eq!(m.exec_bytes(&[0x66, 0x62, 0x05, 0x10, 0x08, 0x00, 0x00]), Ok(Flow::Next)); // bound ax, [0x810]
     }
 }

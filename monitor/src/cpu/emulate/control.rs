@@ -55,8 +55,8 @@ fn far_jmp_call(cpu: &mut Cpu, env: &mut Env<'_>, ins: &Instruction, next_eip: u
         }
         OpKind::Memory => {
             let addr = memory_linear(cpu, ins, 0);
-            let off = env.mem.read_uint(addr, size)?;
-            (env.mem.read_uint(addr.wrapping_add(size as u32), 2)? as u16, off)
+            let off = env.mem.load(addr, size)?;
+            (env.mem.load(addr.wrapping_add(size as u32), 2)? as u16, off)
         }
         k => return Ok(Flow::Unsupported(format!("far branch operand {k:?}"))),
     };
@@ -169,7 +169,7 @@ fn through_call_gate(
                 (esp & 0xFFFF_0000) | (esp.wrapping_sub(word as u32) & 0xFFFF)
             };
             let off = if ss.default_big() { esp } else { esp & 0xFFFF };
-            env.mem.write_uint(ss.base.wrapping_add(off), word, v)?;
+            env.mem.store(ss.base.wrapping_add(off), word, v)?;
         }
         cpu.commit_code_segment(env.mem, c, &d, new_cpl)?;
         cpu.set_segment(Seg::Ss, SegmentCache { access: ss.access | 1, ..ss });
@@ -348,7 +348,7 @@ pub(super) fn emulate_enter(cpu: &mut Cpu, env: &mut Env<'_>, ins: &Instruction)
     let mut sp = cpu.gpr(4);
     let push = |cpu: &Cpu, env: &mut Env<'_>, sp: &mut u32, v: u32| -> Result<(), Exception> {
         *sp = Stack::moved(cpu, *sp, -(size as i32));
-        env.mem.write_uint(Stack::linear(cpu, *sp), size, v)
+        env.mem.store(Stack::linear(cpu, *sp), size, v)
     };
     push(cpu, env, &mut sp, if size == 4 { ebp } else { ebp & 0xFFFF })?;
     let frame_temp = sp;
@@ -356,7 +356,7 @@ pub(super) fn emulate_enter(cpu: &mut Cpu, env: &mut Env<'_>, ins: &Instruction)
     if level > 0 {
         for _ in 1..level {
             frame_bp = frame_bp.wrapping_sub(size as u32);
-            let v = env.mem.read_uint(Stack::linear(cpu, frame_bp), size)?;
+            let v = env.mem.load(Stack::linear(cpu, frame_bp), size)?;
             push(cpu, env, &mut sp, v)?;
         }
         push(cpu, env, &mut sp, frame_temp)?;
@@ -370,4 +370,181 @@ pub(super) fn emulate_enter(cpu: &mut Cpu, env: &mut Env<'_>, ins: &Instruction)
     let sp = Stack::moved(cpu, cpu.gpr(4), -(alloc as i32));
     cpu.set_gpr(4, sp);
     Ok(Flow::Next)
+}
+
+#[cfg(test)]
+mod tests {
+    //! Far transfers, software interrupts, `iret`, the fast system calls and `enter`
+    //! against the SDM (Vol. 2 instruction pages; Vol. 3A 5.8 for call gates).
+
+    use super::super::testing::*;
+    use crate::cpu::Vector;
+    use crate::cpu::exceptions::EventKind;
+    use bt86_translator::Seg;
+
+    const DATA_SEL: u16 = KDATA;
+    const ABSENT_CODE: u16 = 0x28;
+    const GATE3: u16 = 0x30;
+    const GATE0: u16 = 0x38;
+    const TSS_SEL: u16 = 0x40;
+
+    fn machine() -> Machine {
+        let (b, l, f) = FLAT;
+        let mut m = Machine::with_gdt(&[
+            seg_desc(b, l, CODE_XR & 0x7F, f),
+            call_gate(KCODE, 0x0040_1000, 3, 1),
+            call_gate(KCODE, 0x0040_2000, 0, 0),
+            seg_desc(TSS, 0x67, 0x89, 0),
+        ]);
+        // The TSS's ring-0 stack: SS0 = KDATA, ESP0 = 0x9000.
+        m.mem.write_u32(TSS + 4, 0x9000);
+        m.mem.write_u16(TSS + 8, KDATA);
+        m.cpu.tr = crate::cpu::SegmentCache::from_descriptor(TSS_SEL, m.gdt_entry(8));
+        m
+    }
+
+    /// `jmp far sel:off` / `call far sel:off` (ptr16:32).
+    fn far(op: u8, sel: u16, off: u32) -> Vec<u8> {
+        let mut v = vec![op];
+        v.extend_from_slice(&off.to_le_bytes());
+        v.extend_from_slice(&sel.to_le_bytes());
+        v
+    }
+    const JMP: u8 = 0xEA;
+    const CALL: u8 = 0x9A;
+
+    #[test]
+    fn software_interrupts_are_handed_to_the_caller() {
+        let mut m = machine();
+        assert_eq!(m.exec(|a| a.int(0x80)), Ok(Flow::Interrupt(0x80, EventKind::Software)));
+        assert_eq!(m.cpu.ctx.eip, CODE, "EIP stays at the int for the caller to deliver");
+        assert_eq!(m.exec(|a| a.int3()), Ok(Flow::Interrupt(Vector::BP, EventKind::Software)));
+        assert_eq!(m.exec(|a| a.int1()), Ok(Flow::Interrupt(Vector::DB, EventKind::Exception)), "icebp is a #DB, not a software int");
+        assert_eq!(m.exec(|a| a.into()), Ok(Flow::Next), "into with OF = 0 does nothing");
+        assert_eq!(m.cpu.ctx.eip, CODE + 1);
+        m.set_flags(OF);
+        assert_eq!(m.exec(|a| a.into()), Ok(Flow::Interrupt(Vector::OF, EventKind::Software)));
+    }
+
+    #[test]
+    fn far_jmp_loads_cs_after_its_checks() {
+        let mut m = machine();
+        assert_eq!(m.exec_bytes(&far(JMP, 0, 0x1000)), gp(0), "null selector");
+        assert_eq!(m.exec_bytes(&far(JMP, DATA_SEL, 0x1000)), gp(DATA_SEL as u32), "not code");
+        assert_eq!(m.exec_bytes(&far(JMP, ABSENT_CODE, 0x1000)), fault(Vector::NP, ABSENT_CODE as u32));
+        assert_eq!(m.exec_bytes(&far(JMP, UCODE, 0x1000)), gp(UCODE as u32), "nonconforming DPL 3 code from CPL 0");
+        assert_eq!(m.exec_bytes(&far(JMP, 0x48, 0x1000)), gp(0x48), "beyond the GDT limit");
+        assert_eq!(m.cpu.ctx.eip, CODE, "EIP unchanged by the faults");
+        assert_eq!(m.exec_bytes(&far(JMP, KCODE | 3, 0x0012_3456)), gp(KCODE as u32), "RPL 3 > CPL 0 for nonconforming code");
+        m.mem.write_u64(GDT + 8, m.gdt_entry(1) & !(1 << 40));
+        assert_eq!(m.exec_bytes(&far(JMP, KCODE, 0x0012_3456)), Ok(Flow::Jump));
+        assert_eq!((m.cpu.segment(Seg::Cs).selector, m.cpu.ctx.eip, m.cpu.cpl), (KCODE, 0x0012_3456, 0));
+        assert_eq!(m.gdt_entry(1) >> 40 & 1, 1, "the accessed bit is set");
+    }
+
+    #[test]
+    fn far_call_pushes_cs_and_the_return_address() {
+        let mut m = machine();
+        let call = far(CALL, KCODE, 0x0020_0000);
+        assert_eq!(m.exec_bytes(&call), Ok(Flow::Jump));
+        assert_eq!(m.cpu.gpr(4), STACK - 8);
+        assert_eq!((m.mem.read_u32(STACK - 8), m.mem.read_u32(STACK - 4)), (CODE + call.len() as u32, KCODE as u32), "EIP below CS");
+        // retf pops them back.
+        m.cpu.ctx.eip = 0x0020_0000;
+        assert_eq!(m.exec(|a| a.retf()), Ok(Flow::Jump));
+        assert_eq!((m.cpu.ctx.eip, m.cpu.segment(Seg::Cs).selector, m.cpu.gpr(4)), (CODE + 7, KCODE, STACK));
+    }
+
+    #[test]
+    fn retf_to_an_outer_level_switches_stacks_and_nulls_inner_data_segments() {
+        let mut m = machine();
+        m.cpu.set_segment(Seg::Ds, crate::cpu::SegmentCache::from_descriptor(KDATA, m.gdt_entry(2)));
+        for v in [(UDATA | 3) as u32, 0x7000, (UCODE | 3) as u32, 0x0804_8000] {
+            m.push(v); // SS, ESP, CS, EIP
+        }
+        assert_eq!(m.exec_bytes(&[0xCA, 0x00, 0x00]), Ok(Flow::Jump)); // retf 0
+        assert_eq!(m.cpu.cpl, 3);
+        assert_eq!((m.cpu.ctx.eip, m.cpu.gpr(4)), (0x0804_8000, 0x7000));
+        assert_eq!(m.cpu.segment(Seg::Ss).selector, UDATA | 3);
+        assert_eq!(m.cpu.segment(Seg::Ds).selector, 0, "DS held DPL 0 data: nulled");
+        // Returning inward is a #GP(selector).
+        let mut m = machine();
+        m.enter_user();
+        m.push(KCODE as u32);
+        m.push(0x1000);
+        assert_eq!(m.exec(|a| a.retf()), gp(KCODE as u32));
+        assert_eq!(m.cpu.cpl, 3);
+    }
+
+    #[test]
+    fn iret_at_cpl3_keeps_if_and_iopl() {
+        let mut m = machine();
+        m.enter_user();
+        m.set_flags(IF);
+        for v in [CF | IOPL3, (UCODE | 3) as u32, 0x0804_9000] {
+            m.push(v); // EFLAGS, CS, EIP
+        }
+        assert_eq!(m.exec(|a| a.iretd()), Ok(Flow::Jump));
+        assert_eq!(m.flags() & (CF | IF | IOPL3), CF | IF, "CF popped; IF and IOPL kept above CPL 0");
+        assert_eq!((m.cpu.ctx.eip, m.cpu.gpr(4)), (0x0804_9000, STACK));
+    }
+
+    #[test]
+    fn call_gates_check_dpl_and_switch_to_the_inner_stack() {
+        let mut m = machine();
+        m.enter_user();
+        assert_eq!(m.exec_bytes(&far(CALL, GATE0, 0)), gp(GATE0 as u32), "gate DPL 0 < CPL 3");
+        m.push(0xA1A1_A1A1); // the gate's one parameter
+        let esp3 = m.cpu.gpr(4);
+        let call = far(CALL, GATE3 | 3, 0xFFFF_FFFF); // the offset is ignored: the gate's counts
+        assert_eq!(m.exec_bytes(&call), Ok(Flow::Jump));
+        assert_eq!((m.cpu.cpl, m.cpu.ctx.eip, m.cpu.segment(Seg::Cs).selector), (0, 0x0040_1000, KCODE));
+        assert_eq!(m.cpu.segment(Seg::Ss).selector, KDATA, "SS0 from the TSS");
+        // The new stack holds, from ESP0 down: SS, ESP, the parameter, CS, EIP.
+        let top = m.cpu.gpr(4);
+        assert_eq!(top, 0x9000 - 20);
+        let stack: Vec<u32> = (0..5).map(|i| m.mem.read_u32(top + 4 * i)).collect();
+        assert_eq!(stack, [CODE + call.len() as u32, (UCODE | 3) as u32, 0xA1A1_A1A1, esp3, (UDATA | 3) as u32]);
+        // A jmp through a gate cannot go inward.
+        let mut m = machine();
+        m.enter_user();
+        assert_eq!(m.exec_bytes(&far(JMP, GATE3, 0)), gp(KCODE as u32));
+    }
+
+    #[test]
+    fn sysenter_and_sysexit() {
+        let mut m = machine();
+        m.enter_user();
+        assert_eq!(m.exec(|a| a.sysenter()), gp(0), "IA32_SYSENTER_CS = 0");
+        m.cpu.msr.sysenter_cs = KCODE as u32;
+        m.cpu.msr.sysenter_esp = 0x9000;
+        m.cpu.msr.sysenter_eip = 0xC000_1000;
+        m.set_flags(IF | CF);
+        assert_eq!(m.exec(|a| a.sysenter()), Ok(Flow::Jump));
+        assert_eq!((m.cpu.cpl, m.cpu.segment(Seg::Cs).selector, m.cpu.segment(Seg::Ss).selector), (0, KCODE, KCODE + 8));
+        assert_eq!((m.cpu.ctx.eip, m.cpu.gpr(4)), (0xC000_1000, 0x9000));
+        assert_eq!(m.flags() & (IF | CF), CF, "IF cleared, the rest kept");
+        // sysexit: CS = SYSENTER_CS + 16, SS = + 24, both RPL 3; EIP = EDX, ESP = ECX.
+        m.cpu.set_gpr(2, 0x0804_8123);
+        m.cpu.set_gpr(1, 0xBFFF_F000);
+        assert_eq!(m.exec(|a| a.sysexit()), Ok(Flow::Jump));
+        assert_eq!((m.cpu.cpl, m.cpu.segment(Seg::Cs).selector, m.cpu.segment(Seg::Ss).selector), (3, UCODE | 3, UDATA | 3));
+        assert_eq!((m.cpu.ctx.eip, m.cpu.gpr(4)), (0x0804_8123, 0xBFFF_F000));
+        assert_eq!(m.exec(|a| a.sysexit()), gp(0), "sysexit at CPL 3");
+        assert_eq!(m.exec(|a| a.syscall()), ud(), "the virtual CPU has no syscall");
+    }
+
+    #[test]
+    fn enter_with_nesting_copies_frame_pointers() {
+        let mut m = machine();
+        // An outer frame at EBP = 0x7F00 whose display holds one pointer, 0x7E00, below it.
+        m.cpu.set_gpr(5, 0x7F00);
+        m.mem.write_u32(0x7F00 - 4, 0x7E00);
+        assert_eq!(m.exec(|a| a.enter(16, 2)), Ok(Flow::Next));
+        // push EBP; push [EBP-4]; push frame_temp; EBP = frame_temp; ESP -= 16.
+        let frame = STACK - 4;
+        assert_eq!(m.cpu.gpr(5), frame);
+        assert_eq!(m.cpu.gpr(4), STACK - 12 - 16);
+        assert_eq!([m.mem.read_u32(STACK - 4), m.mem.read_u32(STACK - 8), m.mem.read_u32(STACK - 12)], [0x7F00, 0x7E00, frame]);
+    }
 }

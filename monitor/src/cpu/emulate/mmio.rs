@@ -11,9 +11,10 @@ use bt86_shadow_mmu::Access;
 use bt86_translator::Seg;
 use iced_x86::{Instruction, InstructionInfoFactory, Mnemonic, OpAccess, OpKind, Register};
 
+use super::DataAccess;
 use super::Flow;
 use super::operands::{memory_linear, read_reg, write_reg};
-use super::string::{DataAccess, emulate_string, is_memory_string};
+use super::string::{emulate_string, is_memory_string};
 use crate::cpu::{Cpu, Exception};
 use crate::machine::memory::Memory;
 
@@ -25,29 +26,31 @@ pub trait DeviceMemory {
     fn write(&mut self, phys: u64, size: u8, v: u32);
 }
 
-/// RAM and device memory by linear address.
-struct Routed<'a> {
-    mem: &'a mut Memory,
-    dev: &'a mut dyn DeviceMemory,
-}
-
 /// Where a guest-physical address leads.
-enum Target {
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// RAM.
     Ram,
+    /// A device, at this guest-physical address.
     Device(u64),
     /// No RAM and no device: reads give all ones, writes are dropped.
     Unbacked,
 }
 
-impl Routed<'_> {
-    /// Where the access to `linear` goes (an access that crosses out of a device page is
-    /// taken byte-wise from RAM and devices).
-    fn target(&mut self, linear: u32, write: bool) -> Result<Target, Exception> {
-        let user = self.mem.user;
-        let phys = self.mem.mmu.translate(linear, Access::data(write, user))?;
-        Ok(if self.mem.mmu.is_device(phys >> 12) {
+/// Guest memory that knows the physical map: RAM accesses as [`DataAccess`], and where
+/// any linear address leads.
+pub trait MappedMemory: DataAccess {
+    /// Where an access to `linear` goes, after the guest's page-permission checks (a
+    /// refused access is its #PF).
+    fn route(&mut self, linear: u32, write: bool) -> Result<Target, Exception>;
+}
+
+impl MappedMemory for Memory {
+    fn route(&mut self, linear: u32, write: bool) -> Result<Target, Exception> {
+        let phys = self.mmu.translate(linear, Access::data(write, self.user))?;
+        Ok(if self.mmu.is_device(phys >> 12) {
             Target::Device(phys)
-        } else if self.mem.mmu.is_unbacked(phys >> 12) {
+        } else if self.mmu.is_unbacked(phys >> 12) {
             Target::Unbacked
         } else {
             Target::Ram
@@ -55,23 +58,30 @@ impl Routed<'_> {
     }
 }
 
+/// RAM and device memory by linear address (an access that crosses out of a device page
+/// is taken byte-wise from RAM and devices).
+struct Routed<'a> {
+    mem: &'a mut dyn MappedMemory,
+    dev: &'a mut dyn DeviceMemory,
+}
+
 impl DataAccess for Routed<'_> {
     fn load(&mut self, linear: u32, size: u8) -> Result<u32, Exception> {
-        match self.target(linear, false)? {
+        match self.mem.route(linear, false)? {
             Target::Device(phys) => Ok(self.dev.read(phys, size)),
             Target::Unbacked => Ok(u32::MAX >> (32 - 8 * size as u32)),
-            Target::Ram => self.mem.read_uint(linear, size),
+            Target::Ram => self.mem.load(linear, size),
         }
     }
 
     fn store(&mut self, linear: u32, size: u8, v: u32) -> Result<(), Exception> {
-        match self.target(linear, true)? {
+        match self.mem.route(linear, true)? {
             Target::Device(phys) => {
                 self.dev.write(phys, size, v);
                 Ok(())
             }
             Target::Unbacked => Ok(()),
-            Target::Ram => self.mem.write_uint(linear, size, v),
+            Target::Ram => self.mem.store(linear, size, v),
         }
     }
 }
@@ -80,7 +90,12 @@ impl DataAccess for Routed<'_> {
 /// instructions — executed here against RAM and the devices. `Ok(None)`: not one of
 /// them; the monitor runs the instruction natively against stand-in pages instead (see
 /// [`plan_device_access`]).
-pub fn emulate_mmio(cpu: &mut Cpu, mem: &mut Memory, dev: &mut dyn DeviceMemory, ins: &Instruction) -> Result<Option<Flow>, Exception> {
+pub fn emulate_mmio(
+    cpu: &mut Cpu,
+    mem: &mut dyn MappedMemory,
+    dev: &mut dyn DeviceMemory,
+    ins: &Instruction,
+) -> Result<Option<Flow>, Exception> {
     let mut m = Routed { mem, dev };
     use Mnemonic as M;
     let mn = ins.mnemonic();
@@ -207,5 +222,103 @@ mod tests {
         assert_eq!(split(0x1000, 10), vec![(0x1000, 4), (0x1004, 4), (0x1008, 2)]);
         assert_eq!(split(0x1FFE, 4), vec![(0x1FFE, 1), (0x1FFF, 1), (0x2000, 1), (0x2001, 1)]);
         assert_eq!(split(0xFFFF_FFFF, 2), vec![(0xFFFF_FFFF, 1), (0, 1)]);
+    }
+}
+
+#[cfg(test)]
+mod emulation_tests {
+    //! The device-memory forms drivers use, against a fake physical map: devices at
+    //! [`DEVICE`] and up, nothing at [`UNBACKED`] and up, RAM below.
+    use std::collections::HashMap;
+
+    use iced_x86::code_asm::*;
+
+    use super::super::testing::*;
+    use super::*;
+
+    const DEVICE: u32 = 0xFED0_0000;
+    const UNBACKED: u32 = 0xE000_0000;
+
+    impl MappedMemory for FlatMemory {
+        fn route(&mut self, linear: u32, _write: bool) -> Result<Target, Exception> {
+            Ok(if linear >= DEVICE {
+                Target::Device(linear as u64)
+            } else if linear >= UNBACKED {
+                Target::Unbacked
+            } else {
+                Target::Ram
+            })
+        }
+    }
+
+    /// A device of registers: reads answer from `regs` (0 if absent), writes are kept.
+    #[derive(Default)]
+    struct Regs {
+        regs: HashMap<u64, u32>,
+        writes: Vec<(u64, u8, u32)>,
+    }
+
+    impl DeviceMemory for Regs {
+        fn read(&mut self, phys: u64, size: u8) -> u32 {
+            let v = self.regs.get(&phys).copied().unwrap_or(0);
+            if size == 4 { v } else { v & ((1 << (8 * size)) - 1) }
+        }
+        fn write(&mut self, phys: u64, size: u8, v: u32) {
+            self.writes.push((phys, size, v));
+        }
+    }
+
+    fn run(
+        m: &mut Machine,
+        dev: &mut Regs,
+        build: impl FnOnce(&mut CodeAssembler) -> Result<(), IcedError>,
+    ) -> Result<Option<Flow>, Exception> {
+        let ins = asm(build);
+        emulate_mmio(&mut m.cpu, &mut m.mem, dev, &ins)
+    }
+
+    #[test]
+    fn mov_movzx_movsx_reach_the_device_with_the_operand_size() {
+        let (mut m, mut dev) = (Machine::new(), Regs::default());
+        dev.regs.insert(DEVICE as u64 + 0x10, 0x8765_F0E1);
+        assert_eq!(run(&mut m, &mut dev, |a| a.mov(eax, dword_ptr(DEVICE + 0x10))), Ok(Some(Flow::Next)));
+        assert_eq!(m.cpu.gpr(0), 0x8765_F0E1);
+        assert_eq!(run(&mut m, &mut dev, |a| a.movsx(ebx, byte_ptr(DEVICE + 0x10))), Ok(Some(Flow::Next)));
+        assert_eq!(m.cpu.gpr(3), 0xFFFF_FFE1, "sign-extended byte");
+        assert_eq!(run(&mut m, &mut dev, |a| a.movzx(ecx, word_ptr(DEVICE + 0x10))), Ok(Some(Flow::Next)));
+        assert_eq!(m.cpu.gpr(1), 0xF0E1);
+        m.cpu.set_gpr(2, 0x1234_5678);
+        assert_eq!(run(&mut m, &mut dev, |a| a.mov(word_ptr(DEVICE + 4), dx)), Ok(Some(Flow::Next)));
+        assert_eq!(run(&mut m, &mut dev, |a| a.mov(byte_ptr(DEVICE + 8), 0x5A)), Ok(Some(Flow::Next)));
+        assert_eq!(dev.writes, [(DEVICE as u64 + 4, 2, 0x5678), (DEVICE as u64 + 8, 1, 0x5A)]);
+    }
+
+    #[test]
+    fn unbacked_memory_reads_all_ones_and_drops_writes() {
+        let (mut m, mut dev) = (Machine::new(), Regs::default());
+        assert_eq!(run(&mut m, &mut dev, |a| a.mov(ax, word_ptr(UNBACKED))), Ok(Some(Flow::Next)));
+        assert_eq!(m.cpu.gpr(0) & 0xFFFF, 0xFFFF);
+        assert_eq!(run(&mut m, &mut dev, |a| a.mov(dword_ptr(UNBACKED), eax)), Ok(Some(Flow::Next)));
+        assert!(dev.writes.is_empty());
+    }
+
+    #[test]
+    fn string_copies_between_ram_and_devices() {
+        let (mut m, mut dev) = (Machine::new(), Regs::default());
+        m.mem.write_u32(0x500, 0xAAAA_0001);
+        m.mem.write_u32(0x504, 0xBBBB_0002);
+        m.cpu.set_gpr(6, 0x500);
+        m.cpu.set_gpr(7, DEVICE);
+        m.cpu.set_gpr(1, 2);
+        assert_eq!(run(&mut m, &mut dev, |a| a.rep().movsd()), Ok(Some(Flow::Next)));
+        assert_eq!(dev.writes, [(DEVICE as u64, 4, 0xAAAA_0001), (DEVICE as u64 + 4, 4, 0xBBBB_0002)]);
+        assert_eq!((m.cpu.gpr(6), m.cpu.gpr(7), m.cpu.gpr(1)), (0x508, DEVICE + 8, 0));
+    }
+
+    #[test]
+    fn other_forms_are_left_to_native_execution() {
+        let (mut m, mut dev) = (Machine::new(), Regs::default());
+        assert_eq!(run(&mut m, &mut dev, |a| a.add(dword_ptr(DEVICE), eax)), Ok(None));
+        assert!(dev.writes.is_empty(), "nothing touched");
     }
 }

@@ -16,13 +16,15 @@ pub(crate) mod mmio;
 pub mod operands;
 mod string;
 mod system;
+#[cfg(test)]
+pub(crate) mod testing;
 
 use bt86_translator::classify::SYSTEM_INSTRUCTIONS;
 use bt86_translator::flags;
 use iced_x86::{Instruction, Mnemonic};
 
+use super::segments::SystemMemory;
 use super::{Cpu, Exception};
-use crate::machine::memory::Memory;
 
 /// What an I/O port access asked for, beyond its value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,10 +47,31 @@ pub trait PortIo {
     fn io_out(&mut self, port: u16, size: u8, value: u32) -> IoEffect;
 }
 
+/// Guest data accesses by linear address, at the current privilege: RAM (or, for
+/// device-memory emulation, RAM and devices).
+pub trait DataAccess {
+    /// Reads `size` (1, 2, 4) bytes, little-endian.
+    fn load(&mut self, linear: u32, size: u8) -> Result<u32, Exception>;
+    /// Writes `size` (1, 2, 4) bytes, little-endian.
+    fn store(&mut self, linear: u32, size: u8, v: u32) -> Result<(), Exception>;
+}
+
+/// Guest memory as the emulation sees it: data accesses ([`DataAccess`]), the implicit
+/// supervisor accesses to descriptor tables and the TSS ([`SystemMemory`]), and what
+/// paging must hear of. The machine's is its `Memory` (through the shadow MMU); the unit
+/// tests use a flat array.
+pub trait CpuMemory: DataAccess + SystemMemory {
+    /// `invlpg` of the page holding `linear`.
+    fn invlpg(&mut self, linear: u32);
+    /// CR0, CR3, CR4 or EFER changed (`cr3_written`: CR3 was loaded, even with the same
+    /// value).
+    fn paging_changed(&mut self, regs: bt86_shadow_mmu::PagingRegs, cr3_written: bool);
+}
+
 /// The machine around the CPU.
 pub struct Env<'a> {
     /// Guest memory.
-    pub mem: &'a mut Memory,
+    pub mem: &'a mut dyn CpuMemory,
     /// Ports.
     pub io: &'a mut dyn PortIo,
     /// The host CPU's answers where the architecture leaves results undefined.

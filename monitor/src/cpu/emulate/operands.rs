@@ -4,8 +4,8 @@
 use bt86_translator::Seg;
 use iced_x86::{Instruction, OpKind, Register};
 
+use super::DataAccess;
 use crate::cpu::{Cpu, Exception};
-use crate::machine::memory::Memory;
 
 /// Index (0 = EAX .. 7 = EDI), byte shift and size of a general register.
 fn gpr_slot(r: Register) -> Option<(usize, u32, u8)> {
@@ -77,22 +77,22 @@ pub fn memory_linear(cpu: &Cpu, ins: &Instruction, extra: u32) -> u32 {
 }
 
 /// Reads operand `op` (register, memory or immediate) of `size` bytes.
-pub fn read_operand(cpu: &Cpu, mem: &mut Memory, ins: &Instruction, op: u32, size: u8) -> Result<u32, Exception> {
+pub fn read_operand(cpu: &Cpu, mem: &mut dyn DataAccess, ins: &Instruction, op: u32, size: u8) -> Result<u32, Exception> {
     match ins.op_kind(op) {
         OpKind::Register => Ok(read_reg(cpu, ins.op_register(op))),
-        OpKind::Memory => mem.read_uint(memory_linear(cpu, ins, 0), size),
+        OpKind::Memory => mem.load(memory_linear(cpu, ins, 0), size),
         _ => Ok(ins.immediate(op) as u32),
     }
 }
 
 /// Writes operand `op` of `size` bytes (a register operand gets the register's size).
-pub fn write_operand(cpu: &mut Cpu, mem: &mut Memory, ins: &Instruction, op: u32, size: u8, v: u32) -> Result<(), Exception> {
+pub fn write_operand(cpu: &mut Cpu, mem: &mut dyn DataAccess, ins: &Instruction, op: u32, size: u8, v: u32) -> Result<(), Exception> {
     match ins.op_kind(op) {
         OpKind::Register => {
             write_reg(cpu, ins.op_register(op), v);
             Ok(())
         }
-        OpKind::Memory => mem.write_uint(memory_linear(cpu, ins, 0), size, v),
+        OpKind::Memory => mem.store(memory_linear(cpu, ins, 0), size, v),
         k => panic!("cannot write operand kind {k:?}"),
     }
 }
@@ -117,20 +117,71 @@ impl Stack {
     }
 
     /// Reads `size` bytes at ESP + `at` without moving ESP.
-    pub fn peek(cpu: &Cpu, mem: &mut Memory, at: u32, size: u8) -> Result<u32, Exception> {
+    pub fn peek(cpu: &Cpu, mem: &mut dyn DataAccess, at: u32, size: u8) -> Result<u32, Exception> {
         let sp = Self::moved(cpu, cpu.gpr(4), at as i32);
-        mem.read_uint(Self::linear(cpu, sp), size)
+        mem.load(Self::linear(cpu, sp), size)
     }
 
     /// Pushes a sequence of values (first pushed first); ESP moves only if all writes
     /// succeed.
-    pub fn push_all(cpu: &mut Cpu, mem: &mut Memory, values: &[u32], size: u8) -> Result<(), Exception> {
+    pub fn push_all(cpu: &mut Cpu, mem: &mut dyn DataAccess, values: &[u32], size: u8) -> Result<(), Exception> {
         let mut sp = cpu.gpr(4);
         for &v in values {
             sp = Self::moved(cpu, sp, -(size as i32));
-            mem.write_uint(Self::linear(cpu, sp), size, v)?;
+            mem.store(Self::linear(cpu, sp), size, v)?;
         }
         cpu.set_gpr(4, sp);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Operands against the SDM (Vol. 1, 3.7.5: effective addresses; Vol. 3A, 3.4: the
+    //! segment base is added after the address-size wrap).
+    use bt86_translator::Seg;
+    use iced_x86::Register;
+
+    use super::super::testing::*;
+    use super::*;
+    use crate::cpu::SegmentCache;
+
+    #[test]
+    fn sixteen_bit_addresses_wrap_before_the_segment_base() {
+        let mut m = Machine::new();
+        m.cpu.set_segment(Seg::Ds, SegmentCache { base: 0x1000, ..SegmentCache::flat_data(0x18) });
+        m.cpu.set_gpr(3, 0xAAAA_FFF0); // BX
+        m.cpu.set_gpr(6, 0x0000_0008); // SI
+        let ins = decode(&[0x67, 0x8B, 0x40, 0x10]); // mov eax, [bx+si+0x10]
+        assert_eq!(effective_address(&m.cpu, &ins), 0x0008);
+        assert_eq!(memory_linear(&m.cpu, &ins, 0), 0x1008);
+        // [bp+...] defaults to SS; 32-bit addresses wrap at 4 GiB.
+        assert_eq!(memory_segment(&decode(&[0x67, 0x8B, 0x46, 0x00])), Seg::Ss);
+        m.cpu.set_gpr(0, 0xFFFF_FFF0);
+        let ins = decode(&[0x8B, 0x58, 0x20]); // mov ebx, [eax+0x20]
+        assert_eq!(memory_linear(&m.cpu, &ins, 0), 0x1010);
+    }
+
+    #[test]
+    fn partial_registers() {
+        let mut m = Machine::new();
+        m.cpu.set_gpr(0, 0x1122_3344);
+        assert_eq!((read_reg(&m.cpu, Register::AH), read_reg(&m.cpu, Register::AX)), (0x33, 0x3344));
+        write_reg(&mut m.cpu, Register::AH, 0xFFEE);
+        assert_eq!(m.cpu.gpr(0), 0x1122_EE44, "an 8-bit write keeps the other bytes");
+        write_reg(&mut m.cpu, Register::AX, 0x5_5555);
+        assert_eq!(m.cpu.gpr(0), 0x1122_5555);
+    }
+
+    #[test]
+    fn a_16_bit_stack_moves_sp_only() {
+        let mut m = Machine::new();
+        m.cpu.set_segment(Seg::Ss, SegmentCache { flags: 0, ..SegmentCache::flat_data(0x18) }); // B = 0
+        m.cpu.set_gpr(4, 0xABCD_0002);
+        Stack::push_all(&mut m.cpu, &mut m.mem, &[0x1111_2222, 0x3333_4444], 4).unwrap();
+        assert_eq!(m.cpu.gpr(4), 0xABCD_FFFA, "SP wrapped below 0; ESP's upper half kept");
+        assert_eq!(m.mem.read_u32(0xFFFE), 0x1111_2222);
+        assert_eq!(m.mem.read_u32(0xFFFA), 0x3333_4444);
+        assert_eq!(Stack::peek(&m.cpu, &mut m.mem, 4, 4), Ok(0x1111_2222));
     }
 }

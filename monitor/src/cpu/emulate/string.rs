@@ -1,30 +1,12 @@
 //! String instructions the translator leaves to the monitor: those with 16-bit
 //! addressing (SI/DI/CX), which 64-bit mode cannot encode, and those that touch device
-//! memory (through [`DataAccess`]).
+//! memory (through [`DataAccess`](super::DataAccess)).
 
 use bt86_translator::{Seg, flags};
 use iced_x86::{Instruction, Mnemonic, OpKind};
 
-use super::{Flow, set_flag};
+use super::{DataAccess, Flow, set_flag};
 use crate::cpu::{Cpu, Exception};
-use crate::machine::memory::Memory;
-
-/// Guest data accesses by linear address (RAM, or RAM and devices).
-pub(crate) trait DataAccess {
-    /// Reads `size` (1, 2, 4) bytes.
-    fn load(&mut self, linear: u32, size: u8) -> Result<u32, Exception>;
-    /// Writes `size` bytes.
-    fn store(&mut self, linear: u32, size: u8, v: u32) -> Result<(), Exception>;
-}
-
-impl DataAccess for Memory {
-    fn load(&mut self, linear: u32, size: u8) -> Result<u32, Exception> {
-        self.read_uint(linear, size)
-    }
-    fn store(&mut self, linear: u32, size: u8, v: u32) -> Result<(), Exception> {
-        self.write_uint(linear, size, v)
-    }
-}
 
 /// True for the string instructions this module executes: movs, stos, lods, cmps, scas
 /// (not SSE's `movsd`, and not ins/outs, which are port I/O).
@@ -114,4 +96,69 @@ pub(crate) fn emulate_string(cpu: &mut Cpu, mem: &mut dyn DataAccess, ins: &Inst
         }
     }
     Ok(Flow::Next)
+}
+
+#[cfg(test)]
+mod tests {
+    //! The string instructions with 16- and 32-bit addressing against the SDM (Vol. 2,
+    //! MOVS/CMPS/SCAS/LODS and REP): 16-bit addressing uses SI/DI/CX and leaves the upper
+    //! halves alone; REPE/REPNE stop on ZF after the count.
+    use super::super::testing::*;
+
+    #[test]
+    fn a16_movsb_wraps_si_and_keeps_the_upper_half() {
+        let mut m = Machine::new();
+        m.mem.ram[0xFFFF] = 0x11;
+        m.mem.ram[0x0000] = 0x22;
+        m.cpu.set_gpr(6, 0x1234_FFFF);
+        m.cpu.set_gpr(7, 0x5678_0100);
+        m.cpu.set_gpr(1, 0xABCD_0002);
+        assert_eq!(m.exec_bytes(&[0x67, 0xF3, 0xA4]), Ok(Flow::Next)); // a16 rep movsb
+        assert_eq!(&m.mem.ram[0x100..0x102], &[0x11, 0x22]);
+        assert_eq!((m.cpu.gpr(6), m.cpu.gpr(7), m.cpu.gpr(1)), (0x1234_0001, 0x5678_0102, 0xABCD_0000));
+    }
+
+    #[test]
+    fn cmpsb_sets_the_flags_of_a_subtraction() {
+        let mut m = Machine::new();
+        m.mem.ram[0x100] = 0x01;
+        m.mem.ram[0x200] = 0x02;
+        m.cpu.set_gpr(6, 0x100);
+        m.cpu.set_gpr(7, 0x200);
+        assert_eq!(m.exec_bytes(&[0xA6]), Ok(Flow::Next)); // cmpsb: [esi] - [edi] = 01H - 02H = FFH
+        assert_eq!(m.flags() & (SF | ZF | AF | PF | CF | OF), SF | AF | PF | CF);
+        assert_eq!((m.cpu.gpr(6), m.cpu.gpr(7)), (0x101, 0x201));
+    }
+
+    #[test]
+    fn repe_and_repne_stop_on_zf() {
+        let mut m = Machine::new();
+        m.mem.ram[0x100..0x104].copy_from_slice(b"abcd");
+        m.mem.ram[0x200..0x204].copy_from_slice(b"abXd");
+        m.cpu.set_gpr(6, 0x100);
+        m.cpu.set_gpr(7, 0x200);
+        m.cpu.set_gpr(1, 4);
+        assert_eq!(m.exec_bytes(&[0xF3, 0xA6]), Ok(Flow::Next)); // repe cmpsb
+        assert_eq!((m.cpu.gpr(1), m.cpu.gpr(6), m.flags() & ZF), (1, 0x103, 0), "stopped after the third byte");
+        // repne scasb finds AL = 'd'.
+        m.cpu.set_gpr(0, b'd' as u32);
+        m.cpu.set_gpr(7, 0x100);
+        m.cpu.set_gpr(1, 10);
+        assert_eq!(m.exec_bytes(&[0xF2, 0xAE]), Ok(Flow::Next));
+        assert_eq!((m.cpu.gpr(1), m.cpu.gpr(7), m.flags() & ZF), (6, 0x104, ZF));
+    }
+
+    #[test]
+    fn df_makes_the_index_registers_go_down() {
+        let mut m = Machine::new();
+        m.mem.write_u32(0x300, 0xCAFE_BABE);
+        m.cpu.set_gpr(6, 0x300);
+        m.set_flags(DF);
+        assert_eq!(m.exec_bytes(&[0xAD]), Ok(Flow::Next)); // lodsd
+        assert_eq!((m.cpu.gpr(0), m.cpu.gpr(6)), (0xCAFE_BABE, 0x2FC));
+        m.cpu.set_gpr(7, 0x400);
+        m.cpu.set_gpr(0, 0x0000_BEEF);
+        assert_eq!(m.exec_bytes(&[0x66, 0xAB]), Ok(Flow::Next)); // stosw
+        assert_eq!((m.mem.read_u32(0x400) & 0xFFFF, m.cpu.gpr(7)), (0xBEEF, 0x3FE));
+    }
 }

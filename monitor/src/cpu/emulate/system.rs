@@ -37,8 +37,8 @@ pub(super) fn emulate_system(cpu: &mut Cpu, env: &mut Env<'_>, ins: &Instruction
                 return Err(Exception::ud());
             }
             let addr = memory_linear(cpu, ins, 0);
-            let limit = env.mem.read_uint(addr, 2)? as u16;
-            let mut base = env.mem.read_uint(addr.wrapping_add(2), 4)?;
+            let limit = env.mem.load(addr, 2)? as u16;
+            let mut base = env.mem.load(addr.wrapping_add(2), 4)?;
             if matches!(ins.code(), Code::Lgdt_m1632_16 | Code::Lidt_m1632_16) {
                 base &= 0x00FF_FFFF;
             }
@@ -57,8 +57,8 @@ pub(super) fn emulate_system(cpu: &mut Cpu, env: &mut Env<'_>, ins: &Instruction
             }
             let t = if ins.mnemonic() == M::Sgdt { cpu.gdtr } else { cpu.idtr };
             let addr = memory_linear(cpu, ins, 0);
-            env.mem.write_uint(addr, 2, t.limit as u32)?;
-            env.mem.write_uint(addr.wrapping_add(2), 4, t.base)?;
+            env.mem.store(addr, 2, t.limit as u32)?;
+            env.mem.store(addr.wrapping_add(2), 4, t.base)?;
             Ok(Flow::Next)
         }
         M::Lldt => {
@@ -106,7 +106,6 @@ pub(super) fn emulate_system(cpu: &mut Cpu, env: &mut Env<'_>, ins: &Instruction
                 return Err(Exception::new(crate::cpu::Vector::NP, sel as u32 & 0xFFFC));
             }
             // Mark the TSS busy.
-            use crate::cpu::segments::SystemMemory;
             env.mem.write_sys(d.addr + 5, &[c.access | 2])?;
             cpu.tr = SegmentCache { access: c.access | 2, ..c };
             Ok(Flow::Next)
@@ -312,4 +311,234 @@ fn write_cr(cpu: &mut Cpu, r: Register, v: u32) -> Result<(), Exception> {
         _ => return Err(Exception::ud()),
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    //! System instructions against the SDM (Vol. 2 instruction pages, Vol. 3A 2.5 and
+    //! 5.9): privileged ones fault with #GP(0) above CPL 0, IF changes need CPL <= IOPL.
+    use iced_x86::code_asm::*;
+
+    use super::super::testing::*;
+    use crate::cpu::{Vector, cr0 as CR0, cr4 as CR4, msr as MSR};
+
+    /// A user-mode machine (CPL 3).
+    fn user() -> Machine {
+        let mut m = Machine::with_gdt(&[]);
+        m.enter_user();
+        m
+    }
+
+    #[test]
+    fn hlt_halts_at_cpl0_and_faults_above() {
+        let mut m = Machine::new();
+        assert_eq!(m.exec(|a| a.hlt()), Ok(Flow::Halt));
+        assert_eq!(m.cpu.ctx.eip, CODE + 1, "EIP moves past hlt");
+        assert_eq!(user().exec(|a| a.hlt()), gp(0));
+    }
+
+    #[test]
+    fn cli_sti_need_cpl_at_most_iopl() {
+        let mut m = Machine::new();
+        assert_eq!(m.exec(|a| a.sti()), Ok(Flow::Shadow), "sti from IF = 0 inhibits interrupts for one instruction");
+        assert_ne!(m.flags() & IF, 0);
+        assert_eq!(m.exec(|a| a.sti()), Ok(Flow::Next), "no shadow when IF was already 1");
+        assert_eq!(m.exec(|a| a.cli()), Ok(Flow::Next));
+        assert_eq!(m.flags() & IF, 0);
+
+        let mut u = user();
+        u.set_flags(IF);
+        assert_eq!(u.exec(|a| a.cli()), gp(0), "CPL 3 > IOPL 0");
+        assert_ne!(u.flags() & IF, 0, "a faulting cli changes nothing");
+        u.set_flags(IF | IOPL3);
+        assert_eq!(u.exec(|a| a.cli()), Ok(Flow::Next), "IOPL 3 lets CPL 3 change IF");
+        assert_eq!(u.flags() & IF, 0);
+    }
+
+    #[test]
+    fn popf_at_cpl3_keeps_if_and_iopl_without_faulting() {
+        let mut u = user();
+        u.set_flags(IF);
+        u.push(CF | ZF | IOPL3 | DF); // IF clear, IOPL 3 requested
+        assert_eq!(u.exec(|a| a.popfd()), Ok(Flow::Next));
+        assert_eq!(u.flags() & (CF | ZF | DF | IF | IOPL3), CF | ZF | DF | IF, "IF and IOPL are silently kept");
+        assert_eq!(u.cpu.gpr(4), STACK, "ESP moved past the popped dword");
+
+        let mut m = Machine::new();
+        m.push(IOPL3 | IF | OF);
+        assert_eq!(m.exec(|a| a.popfd()), Ok(Flow::Next));
+        assert_eq!(m.flags() & (IOPL3 | IF | OF), IOPL3 | IF | OF, "CPL 0 loads IOPL and IF");
+    }
+
+    #[test]
+    fn control_registers_check_their_values() {
+        let mut m = Machine::new();
+        // CR0.PG without PE, and NW without CD: #GP(0) (SDM Vol. 2, MOV-Move to/from Control Registers).
+        m.cpu.set_gpr(0, CR0::PG | CR0::ET);
+        assert_eq!(m.exec(|a| a.mov(cr0, eax)), gp(0));
+        m.cpu.set_gpr(0, CR0::PE | CR0::NW);
+        assert_eq!(m.exec(|a| a.mov(cr0, eax)), gp(0));
+        assert_eq!(m.cpu.cr0 & (CR0::PG | CR0::NW), 0, "a faulting write changes nothing");
+        // A reserved CR4 bit (VMXE, bit 13: the virtual CPU reports no VMX).
+        m.cpu.set_gpr(0, 1 << 13);
+        assert_eq!(m.exec(|a| a.mov(cr4, eax)), gp(0));
+        m.cpu.set_gpr(0, CR4::PSE | CR4::PGE);
+        assert_eq!(m.exec(|a| a.mov(cr4, eax)), Ok(Flow::Next));
+        assert_eq!(m.cpu.cr4, CR4::PSE | CR4::PGE);
+        // CR3: paging hears of it, as a CR3 load.
+        m.cpu.set_gpr(0, 0x5000);
+        assert_eq!(m.exec(|a| a.mov(cr3, eax)), Ok(Flow::Next));
+        assert_eq!((m.cpu.cr3, m.mem.paging_changes.last()), (0x5000, Some(&true)));
+        assert_eq!(m.exec(|a| a.mov(ebx, cr3)), Ok(Flow::Next));
+        assert_eq!(m.cpu.gpr(3), 0x5000);
+        // Any CR access at CPL 3: #GP(0).
+        assert_eq!(user().exec(|a| a.mov(eax, cr0)), gp(0));
+    }
+
+    #[test]
+    fn debug_registers() {
+        let mut m = Machine::new();
+        // DR4 aliases DR6 unless CR4.DE, which makes it #UD.
+        m.cpu.set_gpr(0, 0);
+        assert_eq!(m.exec(|a| a.mov(dr6, eax)), Ok(Flow::Next));
+        assert_eq!(m.cpu.dr[6], 0xFFFF_0FF0, "DR6's reserved bits read as 1");
+        assert_eq!(m.exec_bytes(&[0x0F, 0x21, 0xE3]), Ok(Flow::Next)); // mov ebx, dr4
+        assert_eq!(m.cpu.gpr(3), 0xFFFF_0FF0);
+        m.cpu.cr4 = CR4::DE;
+        assert_eq!(m.exec_bytes(&[0x0F, 0x21, 0xE3]), ud());
+        assert_eq!(user().exec(|a| a.mov(eax, dr7)), gp(0));
+    }
+
+    #[test]
+    fn descriptor_table_registers() {
+        let mut m = Machine::new();
+        m.mem.write_u16(0x500, 0x1234);
+        m.mem.write_u32(0x502, 0xAABB_CCDD);
+        assert_eq!(m.exec(|a| a.lgdt(ptr(0x500))), Ok(Flow::Next));
+        assert_eq!((m.cpu.gdtr.base, m.cpu.gdtr.limit), (0xAABB_CCDD, 0x1234));
+        // With a 16-bit operand size only 24 bits of the base are loaded.
+        assert_eq!(m.exec_bytes(&[0x66, 0x0F, 0x01, 0x1D, 0x00, 0x05, 0x00, 0x00]), Ok(Flow::Next)); // o16 lidt [0x500]
+        assert_eq!((m.cpu.idtr.base, m.cpu.idtr.limit), (0x00BB_CCDD, 0x1234));
+        assert_eq!(m.exec(|a| a.sgdt(ptr(0x600))), Ok(Flow::Next));
+        assert_eq!((m.mem.read_u32(0x600) & 0xFFFF, m.mem.read_u32(0x602)), (0x1234, 0xAABB_CCDD));
+        // lgdt is privileged; sgdt is not (no UMIP).
+        let mut u = user();
+        assert_eq!(u.exec(|a| a.lgdt(ptr(0x500))), gp(0));
+        assert_eq!(u.exec(|a| a.sidt(ptr(0x600))), Ok(Flow::Next));
+    }
+
+    #[test]
+    fn ltr_checks_and_marks_the_tss_busy() {
+        let mut m = Machine::new();
+        let avail_tss = seg_desc(TSS, 0x67, 0x89, 0); // present, DPL 0, 32-bit available TSS
+        let not_present = seg_desc(TSS, 0x67, 0x09, 0);
+        let (b, l, f) = FLAT;
+        m.gdt(&[avail_tss, not_present, seg_desc(b, l, DATA_RW, f)]);
+        m.cpu.set_gpr(0, 0);
+        assert_eq!(m.exec(|a| a.ltr(ax)), gp(0), "null selector");
+        m.cpu.set_gpr(0, 0x18);
+        assert_eq!(m.exec(|a| a.ltr(ax)), gp(0x18), "a data segment is no TSS");
+        m.cpu.set_gpr(0, 0x10);
+        assert_eq!(m.exec(|a| a.ltr(ax)), fault(Vector::NP, 0x10));
+        m.cpu.set_gpr(0, 0x40);
+        assert_eq!(m.exec(|a| a.ltr(ax)), gp(0x40), "beyond the GDT limit");
+        m.cpu.set_gpr(0, 0x0B); // RPL 3: ignored by ltr
+        assert_eq!(m.exec(|a| a.ltr(ax)), Ok(Flow::Next));
+        assert_eq!(m.gdt_entry(1) >> 40 & 0xF, 0xB, "the descriptor in memory is now a busy TSS");
+        assert_eq!((m.cpu.tr.base, m.cpu.tr.limit), (TSS, 0x67));
+        assert_eq!(m.exec(|a| a.str(bx)), Ok(Flow::Next));
+        assert_eq!(m.cpu.gpr(3) & 0xFFFF, 0x0B);
+        assert_eq!(m.exec(|a| a.ltr(ax)), gp(0x08), "a busy TSS cannot be loaded again");
+        assert_eq!(user().exec(|a| a.ltr(ax)), gp(0));
+    }
+
+    #[test]
+    fn lldt_accepts_null_and_ldt_descriptors_only() {
+        let mut m = Machine::new();
+        let ldt = seg_desc(0x4000, 0xFF, 0x82, 0);
+        let (b, l, f) = FLAT;
+        m.gdt(&[ldt, seg_desc(b, l, DATA_RW, f)]);
+        m.cpu.set_gpr(0, 0);
+        assert_eq!(m.exec(|a| a.lldt(ax)), Ok(Flow::Next), "a null selector makes LDTR unusable, without a fault");
+        m.cpu.set_gpr(0, 0x10);
+        assert_eq!(m.exec(|a| a.lldt(ax)), gp(0x10));
+        m.cpu.set_gpr(0, 0x0C); // TI = 1: an LDT selector cannot name the LDT
+        assert_eq!(m.exec(|a| a.lldt(ax)), gp(0x0C));
+        m.cpu.set_gpr(0, 0x08);
+        assert_eq!(m.exec(|a| a.lldt(ax)), Ok(Flow::Next));
+        assert_eq!((m.cpu.ldtr.base, m.cpu.ldtr.limit, m.cpu.ldtr.selector), (0x4000, 0xFF, 0x08));
+        m.cpu.cr0 &= !CR0::PE;
+        assert_eq!(m.exec(|a| a.lldt(ax)), ud(), "not in real mode");
+    }
+
+    #[test]
+    fn msw_and_ts() {
+        let mut m = Machine::new();
+        m.cpu.set_gpr(0, CR0::TS | CR0::MP); // PE clear: lmsw cannot clear it
+        assert_eq!(m.exec(|a| a.lmsw(ax)), Ok(Flow::Next));
+        assert_eq!(m.cpu.cr0 & 0xF, CR0::PE | CR0::MP | CR0::TS);
+        assert_eq!(m.exec(|a| a.smsw(ebx)), Ok(Flow::Next));
+        assert_eq!(m.cpu.gpr(3), m.cpu.cr0);
+        assert_eq!(m.exec(|a| a.clts()), Ok(Flow::Next));
+        assert_eq!(m.cpu.cr0 & CR0::TS, 0);
+        let mut u = user();
+        assert_eq!(u.exec(|a| a.clts()), gp(0));
+        assert_eq!(u.exec(|a| a.lmsw(ax)), gp(0));
+        assert_eq!(u.exec(|a| a.smsw(eax)), Ok(Flow::Next), "smsw is not privileged");
+    }
+
+    #[test]
+    fn time_stamp_and_performance_counters() {
+        let mut u = user();
+        assert_eq!(u.exec(|a| a.rdtsc()), Ok(Flow::Next));
+        u.cpu.cr4 |= CR4::TSD;
+        assert_eq!(u.exec(|a| a.rdtsc()), gp(0), "CR4.TSD: rdtsc only at CPL 0");
+        assert_eq!(u.exec(|a| a.rdpmc()), gp(0), "rdpmc above CPL 0 needs CR4.PCE");
+        let mut m = Machine::new();
+        m.cpu.cr4 |= CR4::TSD;
+        assert_eq!(m.exec(|a| a.rdtsc()), Ok(Flow::Next));
+    }
+
+    #[test]
+    fn msrs() {
+        let mut m = Machine::new();
+        m.cpu.set_gpr(1, 0xDEAD);
+        assert_eq!(m.exec(|a| a.rdmsr()), gp(0), "an MSR the CPU does not have");
+        assert_eq!(m.exec(|a| a.wrmsr()), gp(0));
+        m.cpu.set_gpr(1, MSR::SYSENTER_ESP);
+        m.cpu.set_gpr(0, 0x1234_5678);
+        m.cpu.set_gpr(2, 0);
+        assert_eq!(m.exec(|a| a.wrmsr()), Ok(Flow::Next));
+        m.cpu.set_gpr(0, 0);
+        assert_eq!(m.exec(|a| a.rdmsr()), Ok(Flow::Next));
+        assert_eq!((m.cpu.gpr(0), m.cpu.gpr(2)), (0x1234_5678, 0));
+        // EFER.NXE changes paging.
+        m.cpu.set_gpr(1, MSR::EFER);
+        m.cpu.set_gpr(0, MSR::EFER_NXE);
+        assert_eq!(m.exec(|a| a.wrmsr()), Ok(Flow::Next));
+        assert_eq!(m.mem.paging_changes, [false]);
+        let mut u = user();
+        u.cpu.set_gpr(1, MSR::SYSENTER_ESP);
+        assert_eq!(u.exec(|a| a.rdmsr()), gp(0));
+    }
+
+    #[test]
+    fn invlpg_flushes_the_linear_page() {
+        let mut m = Machine::new();
+        m.cpu.set_gpr(3, 0x40_1000);
+        assert_eq!(m.exec(|a| a.invlpg(ptr(ebx + 0x10))), Ok(Flow::Next));
+        assert_eq!(m.mem.invlpgs, [0x40_1010]);
+        assert_eq!(user().exec(|a| a.invlpg(ptr(ebx))), gp(0));
+        assert_eq!(user().exec(|a| a.wbinvd()), gp(0));
+    }
+
+    #[test]
+    fn cpuid_leaf_0_names_the_vendor() {
+        let mut m = Machine::new();
+        m.cpu.set_gpr(0, 0);
+        assert_eq!(m.exec(|a| a.cpuid()), Ok(Flow::Next));
+        let vendor: Vec<u8> = [3, 2, 1].iter().flat_map(|&r| m.cpu.gpr(r).to_le_bytes()).collect();
+        assert!(vendor.iter().all(u8::is_ascii_graphic), "EBX, EDX, ECX spell a vendor: {vendor:?}");
+        assert!(m.cpu.gpr(0) >= 1, "leaf 1 exists");
+    }
 }

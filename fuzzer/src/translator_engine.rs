@@ -11,13 +11,11 @@ use bt86_shadow_mmu::{PAGE_SIZE, locate};
 use bt86_translator::{CalloutKind, DEFAULT_TC_SIZE, ExitReason, FragKey, Request, Seg, Translator, flags};
 
 use super::engine::{CODE_BASE, CODE_MAX, Case, CpuSnapshot, Engine, GuestMemory, Outcome, has_error_code};
-use crate::cpu::emulate::{Env, Flow, IoEffect, PortIo, emulate};
-use crate::cpu::host_model::{self, HostModel};
-use crate::cpu::segments::SegmentCache;
-use crate::cpu::{Cpu, Exception, Vector};
-use crate::machine::run::Code;
-use crate::machine::tc_signal;
-use crate::native::{FlatSelectors, ldt};
+use bt86::harness::Code;
+use bt86::harness::cpu::{Cpu, Env, Exception, Flow, IoEffect, PortIo, SegmentCache, Vector, cr0, cr4, emulate};
+use bt86::harness::host_model::{self, HostModel};
+use bt86::harness::native::{FlatSelectors, ldt};
+use bt86::harness::{signals, tc_signal};
 
 /// No devices: every port reads all-ones. (At CPL 3 with IOPL 0 the emulator raises #GP
 /// before any port is touched.)
@@ -32,7 +30,7 @@ impl PortIo for NoPorts {
     }
 }
 
-/// The selectors the native engine's guest code has ([`crate::native::install_flat`]).
+/// The selectors the native engine's guest code has ((`bt86::harness::native::install_flat`)).
 const NATIVE_SELECTORS: FlatSelectors =
     FlatSelectors { code: ldt::ldt_selector(ldt::FLAT_CODE_INDEX), data: ldt::ldt_selector(ldt::FLAT_DATA_INDEX) };
 
@@ -66,9 +64,9 @@ impl TranslatorEngine {
     /// Like [`TranslatorEngine::new`], with the given host model instead of the probed
     /// one (a wrong model must make the fuzzer fail).
     pub fn with_model(model: HostModel) -> Result<TranslatorEngine, bt86_translator::TcError> {
-        let mut translator = Box::new(Translator::new(DEFAULT_TC_SIZE, crate::machine::window_bases())?);
+        let mut translator = Box::new(Translator::new(DEFAULT_TC_SIZE, bt86::harness::window_bases())?);
         translator.set_push_sreg_model(model.push_sreg);
-        crate::host::signals::set_translator_hook(tc_signal::on_signal);
+        signals::set_translator_hook(tc_signal::on_signal);
         Ok(TranslatorEngine { translator, cpu: Cpu::multiboot(), model })
     }
 
@@ -96,8 +94,8 @@ impl TranslatorEngine {
         // that never called ioperm.
         cpu.tr.limit = 0x65;
         // The host kernel's settings: SSE enabled, x87 errors native.
-        cpu.cr0 |= crate::cpu::cr0::MP | crate::cpu::cr0::NE;
-        cpu.cr4 |= crate::cpu::cr4::OSFXSR | crate::cpu::cr4::OSXMMEXCPT;
+        cpu.cr0 |= cr0::MP | cr0::NE;
+        cpu.cr4 |= cr4::OSFXSR | cr4::OSXMMEXCPT;
         cpu.ctx.gpr = case.init.gpr;
         cpu.ctx.eip = case.init.eip;
         cpu.ctx.set_eflags((case.init.eflags & (flags::HOST_HELD | flags::TF | flags::AC)) | flags::IF);

@@ -9,7 +9,7 @@ use super::compare::compare;
 use super::engine::*;
 use super::generator::{Category, GenConfig, case_seed, f64_to_f80, generate};
 use super::*;
-use crate::native;
+use bt86::harness::native;
 
 static MEM: Mutex<Option<GuestMemory>> = Mutex::new(None);
 
@@ -17,7 +17,7 @@ fn memory() -> MutexGuard<'static, Option<GuestMemory>> {
     let mut g = MEM.lock().unwrap_or_else(|e| e.into_inner());
     if g.is_none() {
         // The probe first: it needs low memory that the window's guards then take.
-        crate::cpu::host_model::get();
+        bt86::harness::host_model::get();
         *g = Some(GuestMemory::new().expect("guest memory"));
     }
     g
@@ -315,11 +315,11 @@ fn host_model_is_what_the_fuzzer_needs() {
     let mut g = memory();
     let mem = g.as_mut().unwrap();
     let mut native = NativeEngine::new().unwrap();
-    let probed = crate::cpu::host_model::get();
-    let wrong = if probed == crate::cpu::host_model::HostModel::AMD {
-        crate::cpu::host_model::HostModel::INTEL
+    let probed = bt86::harness::host_model::get();
+    let wrong = if probed == bt86::harness::host_model::HostModel::AMD {
+        bt86::harness::host_model::HostModel::INTEL
     } else {
-        crate::cpu::host_model::HostModel::AMD
+        bt86::harness::host_model::HostModel::AMD
     };
     let mut right_engine = translator_engine::TranslatorEngine::with_model(probed).unwrap();
     let mut wrong_engine = translator_engine::TranslatorEngine::with_model(wrong).unwrap();
@@ -336,8 +336,8 @@ fn host_model_is_what_the_fuzzer_needs() {
 /// reach the sign, zero and carry edges of the 16-bit forms; AAM/AAD too.
 #[test]
 fn probed_bcd_model_matches_host() {
-    use crate::cpu::emulate::bcd::{BcdOp, adjust};
-    let model = crate::cpu::host_model::get().bcd;
+    use bt86::harness::cpu::{BcdOp, bcd_adjust as adjust};
+    let model = bt86::harness::host_model::get().bcd;
     let ops: [(Build, BcdOp); 6] = [
         (Box::new(|a| a.daa()), BcdOp::Daa),
         (Box::new(|a| a.das()), BcdOp::Das),
@@ -369,7 +369,7 @@ fn probed_bcd_model_matches_host() {
 /// implementation-dependent).
 #[test]
 fn probed_push_sreg_model_matches_host() {
-    let model = crate::cpu::host_model::get().push_sreg;
+    let model = bt86::harness::host_model::get().push_sreg;
     let ds_sel = NativeEngine::new().unwrap().selectors().data;
     let case32 = hand_case(
         |a| {
@@ -445,7 +445,7 @@ fn round_trip_cost() {
 
 #[test]
 fn unclaimed_signal_is_an_internal_error() {
-    crate::host::signals::install().unwrap();
+    bt86::harness::signals::install().unwrap();
     // SAFETY: fork in a test process; the child only faults and the handler then calls
     // write and _exit, both async-signal-safe.
     let pid = unsafe { libc::fork() };

@@ -1,15 +1,26 @@
-//! The differential fuzzer: random sequences of unprivileged 32-bit instructions run on
-//! two execution engines must end in identical registers, flags, FPU/SSE state and memory.
+//! bt86's differential fuzzer: random sequences of unprivileged 32-bit instructions run
+//! on two execution engines must end in identical registers, flags, FPU/SSE state and
+//! memory, with no masking.
 //!
 //! The host CPU is the oracle ([`engine::NativeEngine`]: compatibility mode through an
-//! LDT code segment); the translator is checked against it. The pieces:
+//! LDT code segment, the monitor's native runner); the translator is checked against it
+//! ([`translator_engine::TranslatorEngine`]: `bt86-translator` with the monitor's
+//! emulation of callouts). The pieces:
 //!
 //! - [`generator`]: seeded random cases ([`engine::Case`]);
 //! - [`engine`]: the [`engine::Engine`] interface, guest memory layout, native engine;
 //! - [`compare`]: outcome comparison and mismatch reports;
 //! - [`campaign`]: the loop that runs cases until an instruction count is reached.
 //!
-//! [`selftest`] is what `bt86 selftest --fuzz N [--seed S]` runs.
+//! [`run`] and [`replay`] are what the `bt86-fuzz` binary runs (`bt86-fuzz N [--seed S]`,
+//! `bt86-fuzz --case SEED`).
+//!
+//! The fuzzer is a crate of its own, out of the production binary, and it depends on the
+//! monitor (`bt86`, through its library's small `bt86::harness` module) rather than the
+//! other way round: both of its engines are built from monitor internals (the native
+//! runner, the virtual CPU, the instruction emulation, the signal handlers), so the monitor
+//! cannot call into the fuzzer without a dependency cycle. Hence its own binary,
+//! `bt86-fuzz`, instead of a `bt86` subcommand.
 
 pub mod campaign;
 pub mod compare;
@@ -32,7 +43,6 @@ pub struct MutantEngine {
 }
 
 /// What [`MutantEngine`] perturbs after each run.
-#[cfg_attr(not(test), allow(dead_code))] // the selftest uses one; the tests use all
 #[derive(Clone, Copy, Debug)]
 pub enum Mutation {
     /// XOR these bits into EFLAGS.
@@ -73,10 +83,10 @@ impl Engine for MutantEngine {
     }
 }
 
-/// `bt86 selftest --fuzz N --seed S`: a campaign of `instructions` instructions. For now
-/// native against native (the translator engine plugs in as engine B), preceded by a
-/// short native-against-mutant campaign that must find mismatches in every case.
-pub fn selftest(instructions: u64, seed: u64) -> Result<CampaignReport, Box<dyn std::error::Error>> {
+/// `bt86-fuzz N --seed S`: a campaign of `instructions` instructions, native against the
+/// translator, preceded by a short native-against-mutant campaign that must find
+/// mismatches in every case (proof that the comparator can fail).
+pub fn run(instructions: u64, seed: u64) -> Result<CampaignReport, Box<dyn std::error::Error>> {
     // Each case allocates a few 68 KiB buffers; keep glibc from returning the heap top to
     // the kernel after every case (brk and fresh zero pages cost more than the case).
     // SAFETY: mallopt only tunes the allocator.
@@ -85,7 +95,7 @@ pub fn selftest(instructions: u64, seed: u64) -> Result<CampaignReport, Box<dyn 
         libc::mallopt(libc::M_MMAP_THRESHOLD, 16 << 20);
     }
     // Probe the host model before the windows take their part of the low 4 GiB.
-    crate::cpu::host_model::get();
+    bt86::harness::host_model::get();
     let mut mem = GuestMemory::new()?;
     let mut native = NativeEngine::new()?;
     let mut mutant = MutantEngine::new(Mutation::Flags(0x1))?;
@@ -102,14 +112,14 @@ pub fn selftest(instructions: u64, seed: u64) -> Result<CampaignReport, Box<dyn 
     Ok(run_campaign_with(&cfg, instructions, seed, &mut native, &mut translator, &mut mem))
 }
 
-/// `bt86 selftest --fuzz-case SEED`: replays one case (its seed as a mismatch report
+/// `bt86-fuzz --case SEED`: replays one case (its seed as a mismatch report
 /// prints it) on both engines, with the translator tracing its fragments, and prints the
 /// comparison.
 pub fn replay(case_seed: u64, trace: bool) -> Result<bool, Box<dyn std::error::Error>> {
     let cfg = CampaignConfig::default();
     let len = 1 + (case_seed % cfg.max_case_len.max(1));
     let case = generator::generate(case_seed, len as usize, &cfg.generator);
-    crate::cpu::host_model::get();
+    bt86::harness::host_model::get();
     let mut mem = GuestMemory::new()?;
     let mut native = NativeEngine::new()?;
     let mut translator = translator_engine::TranslatorEngine::new()?;

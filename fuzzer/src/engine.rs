@@ -19,12 +19,12 @@ use std::fmt;
 
 use bt86_shadow_mmu::{GuestRam, Mmu, Window, WindowKind};
 
-use crate::fuzz::generator::CategoryCounts;
-use crate::host::signals;
-use crate::machine::memory::Memory;
-use crate::native::{self, FlatSelectors};
+use crate::generator::CategoryCounts;
+use bt86::harness::Memory;
+use bt86::harness::native::{self, FlatSelectors};
+use bt86::harness::signals;
 
-pub use crate::native::FxArea;
+pub use bt86::harness::native::FxArea;
 
 /// Guest address of the case's code.
 pub const CODE_BASE: u32 = 0x0010_0000;
@@ -145,7 +145,6 @@ impl Outcome {
         }
     }
     /// The exception vector, if the case ended in one.
-    #[cfg_attr(not(test), allow(dead_code))]
     pub fn vector(&self) -> Option<u8> {
         match self {
             Outcome::Finished { .. } => None,
@@ -239,7 +238,6 @@ impl NativeEngine {
     }
 
     /// The LDT selectors guest code runs with.
-    #[cfg_attr(not(test), allow(dead_code))]
     pub fn selectors(&self) -> FlatSelectors {
         self.sel
     }

@@ -26,7 +26,7 @@
 //! Segment registers are read (`push sreg`) and CS reloaded (`retf` to the frame's own
 //! code selector): both engines run with the same selector values (the native engine's
 //! host LDT selectors), and what a 32-bit `push sreg` stores is the vendor's choice that
-//! the host model reproduces ([`crate::cpu::host_model`]).
+//! the host model reproduces (`bt86::harness::host_model`).
 
 use std::sync::OnceLock;
 
