@@ -41,6 +41,8 @@ fn linux_workload_matches_qemu() {
     let mut runs: Vec<(String, Command)> = vec![("QEMU".to_string(), linux::qemu_command(&qemu, &kernel, &initrd, linux::APPEND))];
     for mode in USER_EXEC_MODES {
         let mut cmd = linux::bt86_command(&bt86, &kernel, &initrd, linux::APPEND);
+        // A panic reboots (panic=-1): the run ends there, as QEMU's with -no-reboot.
+        cmd.arg("--no-reboot");
         if let Some(m) = mode {
             cmd.args(["--user-exec", m]);
         }
@@ -49,6 +51,7 @@ fn linux_workload_matches_qemu() {
     // And with the shadow MMU's smallest budget of host mappings: its windows evict all
     // the time, which Linux must not notice.
     let mut cmd = linux::bt86_command(&bt86, &kernel, &initrd, linux::APPEND);
+    cmd.arg("--no-reboot");
     cmd.env("BT86_MAX_MAPPINGS", "64");
     runs.push(("BT86_MAX_MAPPINGS=64 bt86".to_string(), cmd));
     let bt86_runs = runs.len() - 1;

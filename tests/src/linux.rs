@@ -25,8 +25,8 @@ pub const KERNEL_METAPACKAGE: &str = "linux-image-686:i386";
 /// The Debian package holding a statically linked busybox.
 pub const BUSYBOX_PACKAGE: &str = "busybox-static:i386";
 /// The command line Linux guests boot with: the console on COM1 (bt86's stdout, QEMU's
-/// `-serial stdio`), and a panic reboots at once (which ends QEMU `-no-reboot` and bt86)
-/// instead of hanging until a timeout.
+/// `-serial stdio`), and a panic reboots at once (which ends QEMU with `-no-reboot` and bt86
+/// with `--no-reboot`) instead of hanging until a timeout.
 pub const APPEND: &str = "console=ttyS0 panic=-1";
 /// The options QEMU boots a Linux guest with (then `-kernel`, `-initrd`, `-append`): like
 /// [`crate::QEMU_ARGS`] without the debug-exit device (Linux powers off through ACPI,
