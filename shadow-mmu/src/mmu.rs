@@ -132,7 +132,8 @@ pub struct Mmu {
     shadow: Shadow,
     regs: PagingRegs,
     /// The window and linear address of the last true #PF, for [`Mmu::prefill`].
-    faulted: Option<(WindowKind, u32)>,
+    /// The last true #PF: window, linear address, whether it was a write, and CR3.
+    faulted: Option<(WindowKind, u32, bool, u32)>,
     /// Translations of the monitor's own accesses.
     tlb: SoftTlb,
     /// Code pages the monitor (or the MMU's own A/D updates) wrote, for the run loop to
@@ -473,15 +474,26 @@ impl Mmu {
         }
     }
 
-    /// After a true #PF, once the guest's handler returns (`iret`): maps the faulting
-    /// page if the handler made it present (and accessed), so that the instruction's
-    /// retry does not fault a second time.
-    pub fn prefill(&mut self) {
-        if let Some((w, linear)) = self.faulted.take()
-            && self.regs.paging()
-            && self.shadow.get(w, page_of(linear)).is_none()
-        {
-            self.map_ahead(w, linear);
+    /// After a true #PF, once the guest's handler returns (`iret`) to retry the access
+    /// (`retry`: to the faulting instruction, at its privilege level) in the same address
+    /// space: if the handler made the page present for the access that faulted, maps it
+    /// now, with the accessed bit (and for a write, the dirty bit) set as the retried
+    /// access is about to set them, so that the retry does not fault a second time — in
+    /// the sandbox that saves an exit to the monitor per page fault.
+    pub fn prefill(&mut self, retry: bool) {
+        let Some((w, linear, write, cr3)) = self.faulted.take() else { return };
+        if !retry || !self.regs.paging() || self.regs.cr3 != cr3 || self.shadow.get(w, page_of(linear)).is_some() {
+            return;
+        }
+        let access = Access::data(write, w == WindowKind::User);
+        let Ok(t) = walk::walk(&self.ram, &self.regs, linear, access) else { return };
+        if !self.fillable(w, &t, write, false) {
+            return;
+        }
+        self.mark(&t, write);
+        match self.fill(w, linear, &t, write, false) {
+            Ok(()) => self.stats.prefills += 1,
+            Err(e) => log::error!("map ahead of {linear:#x}: {e}"),
         }
     }
 
@@ -626,7 +638,7 @@ impl Mmu {
                 Ok(t) => t,
                 Err(pf) => {
                     self.stats.true_faults += 1;
-                    self.faulted = Some((w, linear));
+                    self.faulted = Some((w, linear, write, self.regs.cr3));
                     return Ok(Resolution::GuestFault(pf));
                 }
             };

@@ -149,6 +149,9 @@ pub struct Machine {
     initrd: Option<Vec<u8>>,
     /// Standard input as the serial line.
     console: console::Console,
+    /// EIP and CPL of the instruction whose #PF was delivered last (an `iret` back there
+    /// retries it).
+    page_fault_at: Option<(u32, u8)>,
 }
 
 impl Machine {
@@ -223,6 +226,7 @@ impl Machine {
             image,
             initrd,
             console: console::Console::new(crate::host::terminal::stdin_is_tty()),
+            page_fault_at: None,
         };
         m.boot().map_err(SetupError::Load)?;
         let mode = m.cpu.mode();

@@ -263,6 +263,10 @@ impl Machine {
     pub(super) fn fault(&mut self, e: Exception) -> Result<Option<Resume>, Stop> {
         *self.stats.exceptions.entry(e.vector).or_default() += 1;
         let eip = self.cpu.ctx.eip;
+        if e.vector == Vector::PF {
+            // Where the handler's iret returns to retry the access (see `prefill`).
+            self.page_fault_at = Some((eip, self.cpu.cpl));
+        }
         match self.cpu.raise(&mut self.mem, e, EventKind::Exception, eip) {
             Ok(()) => Ok(None),
             Err(t) => Err(Stop::TripleFault(t, self.dump())),
@@ -342,8 +346,10 @@ impl Machine {
         let result = emulate(&mut self.cpu, &mut env, &c.instr, c.next_eip);
         let devices_touched = ports.touched;
         if matches!(c.instr.mnemonic(), iced_x86::Mnemonic::Iret | iced_x86::Mnemonic::Iretd) {
-            // Returning from a #PF handler, perhaps: map the page it made present.
-            self.mem.mmu.prefill();
+            // Returning from a #PF handler to retry the access, perhaps: map the page it
+            // made present.
+            let retry = self.page_fault_at.take() == Some((self.cpu.ctx.eip, self.cpu.cpl));
+            self.mem.mmu.prefill(retry);
         }
         if devices_touched {
             // A device may have a new deadline (the PIT reprogrammed, the RTC's rate).
