@@ -37,4 +37,9 @@ impl PortIo for Ports<'_> {
             IoOutcome::Reset => IoEffect::Reset,
         }
     }
+
+    fn apic_base_written(&mut self, value: u64) {
+        self.touched = true;
+        self.platform.set_apic_base(value);
+    }
 }
