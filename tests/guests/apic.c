@@ -300,12 +300,14 @@ static void timer(void)
     cli();
     lapic_write(L_TIMER_DIV, 0xb);                  /* divide by 1 */
     is(lapic_read(L_TIMER_DIV), 0xb, "divide register read back");
+    lapic_write(L_LVT_TIMER, MASKED | 0x40);        /* one-shot, masked */
+    lapic_write(L_TIMER_INIT, 0x7fffffff);          /* 2.1 s */
+    is(lapic_read(L_TIMER_INIT), 0x7fffffff, "initial count read back");
+    uint32_t cur = lapic_read(L_TIMER_CUR);
+    ok(cur > 0 && cur <= 0x7fffffff, "current count counts down from the initial count");
     lapic_write(L_LVT_TIMER, 0x40);                 /* one-shot */
     timer_ticks = 0;
     lapic_write(L_TIMER_INIT, 2000000);             /* 2 ms */
-    is(lapic_read(L_TIMER_INIT), 2000000, "initial count read back");
-    uint32_t cur = lapic_read(L_TIMER_CUR);
-    ok(cur > 0 && cur <= 2000000, "current count counts down from the initial count");
     int woke = HLT_UNTIL(timer_ticks >= 1, 1000);
     ok(woke, "one-shot timer wakes hlt");
     is(lapic_read(L_TIMER_CUR), 0, "one-shot: current count 0 after expiry");

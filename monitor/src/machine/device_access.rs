@@ -10,7 +10,7 @@
 //! bytes it stored go to the devices, and the stand-ins are unmapped again.
 
 use bt86_shadow_mmu::WindowKind;
-use bt86_translator::{CalloutKind, ExitReason, Mode, Seg};
+use bt86_translator::{Callout, CalloutKind, ExitReason, Mode, Seg};
 use iced_x86::{Decoder, DecoderOptions, Instruction};
 
 use super::run::Resume;
@@ -50,7 +50,7 @@ impl Machine {
         match emulate_mmio(&mut self.cpu, &mut self.mem, &mut dev, &ins) {
             Ok(Some(Flow::Next)) => {
                 self.cpu.ctx.eip = ins.next_ip32();
-                self.clock.arm(self.platform.next_timer_deadline_ns());
+                self.devices_touched();
                 if mode.has(Mode::TRAP_FLAG) {
                     return self.single_step_trap();
                 }
@@ -61,6 +61,53 @@ impl Machine {
             }
             Ok(Some(_)) => Ok(None),
             Ok(None) => self.run_against_stand_ins(&ins, mode),
+            Err(e) => self.fault(e),
+        }
+    }
+
+    /// After a device access: a timer it programmed that is already due (the APIC timer
+    /// with a tiny count) raises its interrupt now rather than through the host timer's
+    /// signal; the host timer is armed for the next deadline.
+    fn devices_touched(&mut self) {
+        let now = self.clock.now();
+        if self.platform.next_timer_deadline_ns().is_some_and(|d| d <= now) {
+            self.platform.update_timers(now);
+        }
+        self.clock.arm(self.platform.next_timer_deadline_ns());
+    }
+
+    /// The instruction at CS:EIP in translated code faulted on device memory: count it,
+    /// and once it has done so often, drop its translations so that it is translated
+    /// again as a device callout ([`Machine::device_callout`]).
+    pub(super) fn note_device_fault(&mut self) {
+        let linear = self.cpu.linear_eip();
+        if self.translator.note_device_fault(linear)
+            && let Ok(phys) = self.mem.translate_fetch(linear, self.cpu.cpl == 3)
+        {
+            self.translator.invalidate_page(phys >> 12);
+        }
+    }
+
+    /// A device callout: the instruction is executed against the devices (or RAM, where
+    /// its operand now points) without the host fault; resumes in the fragment.
+    pub(super) fn device_callout(&mut self, c: &Callout, mode: Mode) -> Result<Option<Resume>, Stop> {
+        self.mem.user = self.cpu.cpl == 3;
+        let mut dev = DevicePorts { platform: &mut self.platform, now_ns: self.clock.now() };
+        match emulate_mmio(&mut self.cpu, &mut self.mem, &mut dev, &c.instr) {
+            Ok(Some(Flow::Next)) => {
+                self.cpu.ctx.eip = c.next_eip;
+                self.devices_touched();
+                if mode.has(Mode::TRAP_FLAG) {
+                    return self.single_step_trap();
+                }
+                Ok(c.resume.map(|host| Resume { host, fragment: c.fragment }))
+            }
+            // Not a move or string instruction: the general way (natively, on stand-ins).
+            Ok(None) => self.device_access(mode),
+            Ok(Some(Flow::Unsupported(why))) => {
+                Err(Stop::Unsupported(format!("bt86 cannot emulate the instruction at EIP {:#010x}: {why}", c.eip), self.dump()))
+            }
+            Ok(Some(_)) => Ok(None),
             Err(e) => self.fault(e),
         }
     }
@@ -115,7 +162,7 @@ impl Machine {
                 let v = stand_in_load(window, c);
                 self.platform.mmio_write(c.phys, c.size, v, now_ns);
             }
-            self.clock.arm(self.platform.next_timer_deadline_ns());
+            self.devices_touched();
         }
         self.drop_stand_ins(window, &pages);
         if exit == Some(ExitReason::Fault) && self.cpu.ctx.eip == eip_before && self.device_fault_again(window, &pages) {

@@ -318,6 +318,7 @@ impl Machine {
                     CalloutKind::Raise(v, code) => self.fault(Exception { vector: v, error_code: code, cr2: None }),
                     CalloutKind::SingleStep => self.single_step_trap(),
                     CalloutKind::Emulate => self.emulate_callout(&c, mode),
+                    CalloutKind::Device => self.device_callout(&c, mode),
                 }
             }
             ExitReason::Interrupt => {
@@ -437,6 +438,7 @@ impl Machine {
                     Resolution::Translate => Err(internal(self, "instruction fetch from the window")),
                     Resolution::Emulate(_) => {
                         self.stats.exit("device memory");
+                        self.note_device_fault();
                         self.device_access(self.cpu.mode())
                     }
                     Resolution::CodeWrite(page) => {

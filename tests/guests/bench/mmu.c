@@ -157,8 +157,10 @@ asm(".text\n"
     "incl apic_count\n\t"
     "iretl\n");
 
-/* n stores of `value` to `addr`. */
-__attribute__((noipa)) static void store_loop(uint32_t addr, uint32_t value, uint32_t n)
+/* n stores of `value` to `addr`. Inlined: each call has its own store instruction (bt86
+ * turns a store that keeps hitting device memory into a callout; the RAM baseline's store
+ * must not be that one). */
+static inline __attribute__((always_inline)) void store_loop(uint32_t addr, uint32_t value, uint32_t n)
 {
     asm volatile("1:\tmovl %%ecx, (%%eax)\n\t"
                  "decl %%edx\n\t"
