@@ -8,7 +8,7 @@
 //!   read 0 and are dropped), the EOI register at 0x40 (version 0x20); the page repeats
 //!   every 256 bytes.
 //! - Registers: ID (bits 24-27 writable; also read at the arbitration register), version
-//!   0x00170020 (24 entries, version 0x20 as QEMU's default I/O APIC since QEMU 2.x), and
+//!   0x00170020 (24 entries; version 0x20, what QEMU 7.2's `pc` machine reports), and
 //!   the redirection entries at 0x10 + 2n (low word) and 0x11 + 2n (high word).
 //!   Delivery status and remote IRR are read-only; entries reset masked.
 //! - Edge-triggered pins latch a rising edge only while unmasked (82093AA: "edge requests
