@@ -151,6 +151,13 @@ impl Translator {
         *n == DEVICE_FAULTS_BEFORE_CALLOUT
     }
 
+    /// The instruction at `linear` no longer touches device memory: translate it as
+    /// itself again (the caller invalidates its translations), and count its device
+    /// faults from zero.
+    pub fn forget_device_instruction(&mut self, linear: u32) {
+        self.device_faults.remove(&linear);
+    }
+
     /// True if the instruction at `linear` is translated as a device callout.
     fn is_device_instruction(&self, linear: u32) -> bool {
         self.device_faults.get(&linear).is_some_and(|&n| n >= DEVICE_FAULTS_BEFORE_CALLOUT)

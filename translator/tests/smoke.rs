@@ -166,4 +166,11 @@ fn an_instruction_that_keeps_faulting_on_device_memory_becomes_a_device_callout(
     assert_eq!(t.callout(ctx.exit_arg).instr.mnemonic(), iced_x86::Mnemonic::Hlt);
     assert_eq!(ctx.gpr[reg::EAX], 6);
     assert_eq!(ram.read_u32(0x2000), 0, "the store itself is the monitor's");
+    // Forgotten (its operand went back to RAM): a plain store again.
+    t.forget_device_instruction(0x1005);
+    t.invalidate_page(1);
+    let id = t.translate(&mut Identity(&ram), Request { linear: 0x1000, eip: 0x1000, cs_base: 0, mode, transient: false }).unwrap();
+    assert_eq!(t.run(&mut ctx, t.fragment(id).body), ExitReason::Callout);
+    assert_eq!(t.callout(ctx.exit_arg).instr.mnemonic(), iced_x86::Mnemonic::Hlt);
+    assert_eq!(ram.read_u32(0x2000), 5);
 }

@@ -16,7 +16,7 @@ use iced_x86::{Decoder, DecoderOptions, Instruction};
 use super::run::Resume;
 use super::{Machine, Stop};
 use crate::cpu::emulate::Flow;
-use crate::cpu::emulate::mmio::{DeviceChunk, DeviceMemory, emulate_mmio, plan_device_access};
+use crate::cpu::emulate::mmio::{DeviceChunk, DeviceMemory, device_move, emulate_mmio, plan_device_access};
 
 /// The devices as device memory, at the current virtual time.
 struct DevicePorts<'a> {
@@ -37,13 +37,10 @@ impl Machine {
     /// The instruction at CS:EIP touched device memory: execute it against the devices.
     pub(super) fn device_access(&mut self, mode: Mode) -> Result<Option<Resume>, Stop> {
         let eip = self.cpu.ctx.eip;
-        let mut bytes = [0u8; 15];
-        let at = self.cpu.linear_eip();
-        if !self.mem.peek(at, &mut bytes) {
+        let Some(ins) = self.device_instruction() else {
+            let at = self.cpu.linear_eip();
             return Err(Stop::Unsupported(format!("cannot read the instruction at {at:#x} that touched device memory"), self.dump()));
-        }
-        let bitness = if self.cpu.segment(Seg::Cs).default_big() { 32 } else { 16 };
-        let ins = Decoder::with_ip(bitness, &bytes, eip as u64, DecoderOptions::NONE).decode();
+        };
         self.stats.callout(ins.mnemonic(), true);
         self.mem.user = self.cpu.cpl == 3;
         let mut dev = DevicePorts { platform: &mut self.platform, now_ns: self.clock.now() };
@@ -76,14 +73,35 @@ impl Machine {
         self.clock.arm(self.platform.next_timer_deadline_ns());
     }
 
-    /// The instruction at CS:EIP in translated code faulted on device memory: count it,
-    /// and once it has done so often, drop its translations so that it is translated
+    /// The instruction at CS:EIP that touched device memory, decoded (None if its bytes
+    /// cannot be read).
+    fn device_instruction(&mut self) -> Option<Instruction> {
+        let mut bytes = [0u8; 15];
+        if !self.mem.peek(self.cpu.linear_eip(), &mut bytes) {
+            return None;
+        }
+        let bitness = if self.cpu.segment(Seg::Cs).default_big() { 32 } else { 16 };
+        Some(Decoder::with_ip(bitness, &bytes, u64::from(self.cpu.ctx.eip), DecoderOptions::NONE).decode())
+    }
+
+    /// The instruction at CS:EIP in translated code faulted on device memory: if it is a
+    /// move (one access, which a device callout runs without the stand-in pages), count
+    /// it, and once it has done so often, drop its translations so that it is translated
     /// again as a device callout ([`Machine::device_callout`]).
     pub(super) fn note_device_fault(&mut self) {
         let linear = self.cpu.linear_eip();
-        if self.translator.note_device_fault(linear)
-            && let Ok(phys) = self.mem.translate_fetch(linear, self.cpu.cpl == 3)
-        {
+        self.mem.user = self.cpu.cpl == 3;
+        let Some(ins) = self.device_instruction() else {
+            return;
+        };
+        if device_move(&self.cpu, &mut self.mem, &ins) == Some(true) && self.translator.note_device_fault(linear) {
+            self.drop_translations_at(linear);
+        }
+    }
+
+    /// Drops the translations of the code page holding `linear`.
+    fn drop_translations_at(&mut self, linear: u32) {
+        if let Ok(phys) = self.mem.translate_fetch(linear, self.cpu.cpl == 3) {
             self.translator.invalidate_page(phys >> 12);
         }
     }
@@ -92,6 +110,13 @@ impl Machine {
     /// its operand now points) without the host fault; resumes in the fragment.
     pub(super) fn device_callout(&mut self, c: &Callout, mode: Mode) -> Result<Option<Resume>, Stop> {
         self.mem.user = self.cpu.cpl == 3;
+        if device_move(&self.cpu, &mut self.mem, &c.instr) == Some(false) {
+            // Its operand is in RAM now: a native store is cheaper again. (Counted afresh
+            // from here: a few device faults make it a callout once more.)
+            let linear = self.cpu.linear_eip();
+            self.translator.forget_device_instruction(linear);
+            self.drop_translations_at(linear);
+        }
         let mut dev = DevicePorts { platform: &mut self.platform, now_ns: self.clock.now() };
         match emulate_mmio(&mut self.cpu, &mut self.mem, &mut dev, &c.instr) {
             Ok(Some(Flow::Next)) => {
