@@ -220,9 +220,10 @@ impl<D: Copy> PioBus<D> {
 }
 
 /// The MMIO bus: guest-physical address ranges mapped to device identifiers `D`, with
-/// the same dispatch rules as [`PioBus`]. The PC board has no MMIO devices yet (LAPIC,
-/// IOAPIC and PCI BARs come later); the monitor can already route faults on device
-/// memory here and get all-ones back.
+/// the same dispatch rules as [`PioBus`]. The PC board's few MMIO devices (the I/O
+/// APIC, the HPET, the local APIC) each take a fixed page that [`crate::Platform`]
+/// dispatches by address, because their access-size rules are QEMU's and differ per
+/// device; this bus is for ranges that come and go (PCI BARs).
 #[derive(Debug, Clone)]
 pub struct MmioBus<D> {
     map: RangeMap<D>,

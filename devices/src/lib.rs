@@ -1,8 +1,9 @@
 //! bt86's PC device models: the port-I/O (and, for later, MMIO) bus, the 8259A PIC
-//! pair, the 8254 PIT with port 0x61, the 16550A UART (vm-superio), the MC146818
-//! RTC/CMOS, the i8042 controller with its reset line, the HPET, the ACPI PM registers
-//! and timer, QEMU's fw_cfg, port 0x80 and QEMU's isa-debug-exit; and the tables a BIOS
-//! leaves in memory ([`firmware`]: BIOS data area, MP table, ACPI tables). Each device is a plain struct with `read`/`write` methods that takes
+//! pair, the local APIC and the I/O APIC, the 8254 PIT with port 0x61, the 16550A UART
+//! (vm-superio), the MC146818 RTC/CMOS, the i8042 controller with its reset line, the HPET,
+//! the ACPI PM registers and timer, QEMU's fw_cfg, port 0x80 and QEMU's isa-debug-exit; and
+//! the tables a BIOS leaves in memory ([`firmware`]: BIOS data area, MP table, ACPI tables).
+//! Each device is a plain struct with `read`/`write` methods that takes
 //! the virtual time and an [`IrqSink`] as arguments, so it is unit-tested with no VM
 //! running; the [`Platform`] owns them all, maps them on a [`PioBus`] at the ports of
 //! QEMU's `pc` machine and forwards their interrupt lines to the PIC.
@@ -71,7 +72,9 @@ pub mod firmware;
 pub mod fw_cfg;
 pub mod hpet;
 pub mod i8042;
+pub mod ioapic;
 pub mod irq;
+pub mod lapic;
 pub mod pic;
 pub mod pit;
 pub mod platform;
@@ -81,7 +84,9 @@ pub mod speaker;
 
 pub use bus::{BusError, MmioBus, PioBus};
 pub use hpet::Hpet;
+pub use ioapic::IoApic;
 pub use irq::IrqSink;
+pub use lapic::LocalApic;
 pub use pic::{Chip, InterruptAck, PicPair};
 pub use pit::Pit;
 pub use platform::{DeviceStats, Platform, PlatformConfig};

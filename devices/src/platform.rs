@@ -16,8 +16,18 @@
 //! | 0x510, 0x511  | QEMU fw_cfg (selector, data)    |     |
 //! | 0x600-0x60B   | ACPI PM1a event/control, PM timer | (9: SCI, not generated) |
 //!
-//! Devices drive their lines through an [`IrqSink`] the board builds for each access;
-//! it forwards to the PIC and counts rising edges per line for [`DeviceStats`].
+//! | memory        | device                          |     |
+//! |---------------|---------------------------------|-----|
+//! | 0xFEC00000    | I/O APIC (24 pins)              |     |
+//! | 0xFED00000    | HPET                            |     |
+//! | 0xFEE00000    | local APIC of the CPU           |     |
+//!
+//! Devices drive their lines through the board's [`IrqSink`], which counts rising edges
+//! per line for [`DeviceStats`] and forwards each line to the 8259A pair and to the I/O
+//! APIC (ISA IRQ 0 on pin 2, the others on their own number), whose messages go to the
+//! local APIC. The CPU takes its interrupts from the local APIC, which passes the
+//! 8259A's through LINT0 (ExtINT) — so a guest that never touches an APIC sees the PICs
+//! alone, as before.
 
 use std::fmt;
 use std::io::{self, Write};
@@ -31,7 +41,9 @@ use crate::debug_exit::{DEBUG_EXIT_BASE, DEBUG_EXIT_LEN, DebugExit};
 use crate::fw_cfg::{FW_CFG_LEN, FW_CFG_PORT, FwCfg};
 use crate::hpet::Hpet;
 use crate::i8042::I8042;
+use crate::ioapic::{IOAPIC_BASE, IOAPIC_LEN, IoApic, isa_irq_pin};
 use crate::irq::IrqSink;
+use crate::lapic::{Acknowledge, LAPIC_BASE, LAPIC_LEN, LocalApic};
 use crate::pic::{Chip, PicPair};
 use crate::pit::Pit;
 use crate::post::{POST_PORT, PostCode};
@@ -95,6 +107,8 @@ pub struct DeviceStats {
     pub serial_bytes_out: u64,
     /// The last POST code written to port 0x80.
     pub last_post_code: Option<u8>,
+    /// 32-bit writes to the local APIC's registers (EOIs, timer, IPIs).
+    pub apic_writes: u64,
 }
 
 impl fmt::Display for DeviceStats {
@@ -102,7 +116,7 @@ impl fmt::Display for DeviceStats {
         write!(
             f,
             "port in {} (unclaimed {}), out {} (unclaimed {}); interrupts acknowledged {} \
-             (spurious {}); PIT edges merged {}; serial bytes out {}",
+             (spurious {}); PIT edges merged {}; serial bytes out {}; local APIC writes {}",
             self.port_reads,
             self.unclaimed_port_reads,
             self.port_writes,
@@ -111,6 +125,7 @@ impl fmt::Display for DeviceStats {
             self.spurious_interrupts,
             self.pit_edges_merged,
             self.serial_bytes_out,
+            self.apic_writes,
         )?;
         for (irq, &count) in self.irqs_raised.iter().enumerate() {
             if count != 0 {
@@ -148,13 +163,23 @@ struct LineStats {
     raised: [u64; 16],
 }
 
-/// The [`IrqSink`] every device access gets: the PIC's inputs, counted.
-struct PicInputs<'a> {
-    pic: &'a mut PicPair,
-    lines: &'a mut LineStats,
+/// The interrupt controllers, and the [`IrqSink`] every device access gets: the ISA
+/// lines, counted, to the PIC and the I/O APIC.
+#[derive(Debug, Clone)]
+struct Interrupts {
+    pic: PicPair,
+    ioapic: IoApic,
+    lapic: LocalApic,
+    lines: LineStats,
 }
 
-impl IrqSink for PicInputs<'_> {
+impl Interrupts {
+    fn new() -> Interrupts {
+        Interrupts { pic: PicPair::new(), ioapic: IoApic::new(), lapic: LocalApic::new(), lines: LineStats::default() }
+    }
+}
+
+impl IrqSink for Interrupts {
     fn set_irq(&mut self, irq: u8, level: bool) {
         if let Some(bit) = 1u16.checked_shl(u32::from(irq)) {
             if level && self.lines.levels & bit == 0 {
@@ -167,12 +192,13 @@ impl IrqSink for PicInputs<'_> {
             }
         }
         self.pic.set_irq(irq, level);
+        self.ioapic.set_irq(isa_irq_pin(irq), level, &mut self.lapic);
     }
 }
 
 /// The devices themselves, apart from the bus so that a bus callback can borrow them.
 struct Devices {
-    pic: PicPair,
+    irq: Interrupts,
     pit: Pit,
     speaker: SpeakerPort,
     i8042: I8042,
@@ -183,45 +209,44 @@ struct Devices {
     com1: Uart<Box<dyn Write + Send>>,
     acpi_pm: AcpiPm,
     fw_cfg: FwCfg,
-    lines: LineStats,
 }
 
 impl Devices {
     fn read(&mut self, dev: PortDevice, offset: u16, size: u8, now_ns: u64) -> u32 {
-        let mut irqs = PicInputs { pic: &mut self.pic, lines: &mut self.lines };
+        let irqs = &mut self.irq;
         let byte = match dev {
             PortDevice::Pic(chip) => irqs.pic.read(chip, offset),
             PortDevice::Elcr(chip) => irqs.pic.read_elcr(chip),
             PortDevice::Pit => self.pit.read(offset, now_ns),
             PortDevice::Speaker => self.speaker.read(&self.pit, now_ns),
-            PortDevice::I8042Data => self.i8042.read(0, &mut irqs),
-            PortDevice::I8042Command => self.i8042.read(4, &mut irqs),
-            PortDevice::Cmos => self.cmos.read(offset, now_ns, &mut irqs),
+            PortDevice::I8042Data => self.i8042.read(0, irqs),
+            PortDevice::I8042Command => self.i8042.read(4, irqs),
+            PortDevice::Cmos => self.cmos.read(offset, now_ns, irqs),
             PortDevice::Post => self.post.read(),
             PortDevice::DebugExit => return self.debug_exit.read(offset, size),
             PortDevice::AcpiPm => return self.acpi_pm.read(offset, size, now_ns),
             PortDevice::FwCfg => return self.fw_cfg.read(offset, size),
-            PortDevice::Com1 => self.com1.read(offset, &mut irqs),
+            PortDevice::Com1 => self.com1.read(offset, irqs),
         };
         u32::from(byte)
     }
 
     fn write(&mut self, dev: PortDevice, offset: u16, size: u8, value: u32, now_ns: u64) -> IoOutcome {
-        let mut irqs = PicInputs { pic: &mut self.pic, lines: &mut self.lines };
+        let irqs = &mut self.irq;
         let byte = value as u8;
         match dev {
             PortDevice::Pic(chip) => irqs.pic.write(chip, offset, byte),
             PortDevice::Elcr(chip) => irqs.pic.write_elcr(chip, byte),
-            PortDevice::Pit => self.pit.write(offset, byte, now_ns, &mut irqs),
-            PortDevice::Speaker => self.speaker.write(byte, &mut self.pit, now_ns, &mut irqs),
-            PortDevice::I8042Data => return self.i8042.write(0, byte, &mut irqs),
-            PortDevice::I8042Command => return self.i8042.write(4, byte, &mut irqs),
+            PortDevice::Pit => self.pit.write(offset, byte, now_ns, irqs),
+            PortDevice::Speaker => self.speaker.write(byte, &mut self.pit, now_ns, irqs),
+            PortDevice::I8042Data => return self.i8042.write(0, byte, irqs),
+            PortDevice::I8042Command => return self.i8042.write(4, byte, irqs),
             PortDevice::Cmos => self.cmos.write(offset, byte, now_ns),
             PortDevice::Post => self.post.write(byte),
             PortDevice::DebugExit => {
                 return IoOutcome::Exit(self.debug_exit.write(offset, size, value));
             }
-            PortDevice::Com1 => self.com1.write(offset, byte, &mut irqs),
+            PortDevice::Com1 => self.com1.write(offset, byte, irqs),
             PortDevice::AcpiPm => {
                 if self.acpi_pm.write(offset, size, value, now_ns) == PmAction::PowerOff {
                     return IoOutcome::PowerOff;
@@ -243,7 +268,7 @@ pub struct Platform {
 impl fmt::Debug for Platform {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Platform")
-            .field("pic", &self.devices.pic)
+            .field("pic", &self.devices.irq.pic)
             .field("pit", &self.devices.pit)
             .field("stats", &self.stats)
             .finish_non_exhaustive()
@@ -257,7 +282,7 @@ impl Platform {
     pub fn new(config: PlatformConfig) -> Platform {
         let boot = config.boot_ns;
         let devices = Devices {
-            pic: PicPair::new(),
+            irq: Interrupts::new(),
             pit: Pit::new(boot),
             speaker: SpeakerPort::new(),
             i8042: I8042::new(),
@@ -268,7 +293,6 @@ impl Platform {
             com1: Uart::new(COM1_IRQ, config.serial_out),
             acpi_pm: AcpiPm::new(boot),
             fw_cfg: FwCfg::new(config.ram_size, 1),
-            lines: LineStats::default(),
         };
         let mut bus = PioBus::new();
         let ranges = [
@@ -297,15 +321,23 @@ impl Platform {
     /// the MMU never maps them, so every access faults and comes to [`Platform::mmio_read`]
     /// or [`Platform::mmio_write`].
     pub fn device_ranges(&self) -> Vec<(u64, u64)> {
-        vec![(crate::hpet::HPET_BASE, 0x1000)]
+        vec![(IOAPIC_BASE, IOAPIC_LEN), (crate::hpet::HPET_BASE, 0x1000), (LAPIC_BASE, LAPIC_LEN)]
     }
 
-    /// A guest read of `size` bytes (1, 2, 4) of device memory at `addr`. Like QEMU's
-    /// HPET, only aligned 32-bit accesses reach the registers; anything else reads 0.
+    /// A guest read of `size` bytes (1, 2, 4) of device memory at `addr`. As in QEMU,
+    /// only aligned 32-bit accesses reach the HPET's registers and 32-bit accesses the
+    /// local APIC's; the I/O APIC's IOREGSEL takes any size. Anything else reads 0.
     pub fn mmio_read(&mut self, addr: u64, size: u8, now_ns: u64) -> u32 {
-        let base = crate::hpet::HPET_BASE;
-        if (base..base + 0x1000).contains(&addr) && size == 4 && addr.is_multiple_of(4) && addr < base + crate::hpet::HPET_LEN {
-            return self.devices.hpet.read(addr - base, now_ns);
+        self.update_timers(now_ns);
+        let hpet = crate::hpet::HPET_BASE;
+        if (hpet..hpet + 0x1000).contains(&addr) && size == 4 && addr.is_multiple_of(4) && addr < hpet + crate::hpet::HPET_LEN {
+            return self.devices.hpet.read(addr - hpet, now_ns);
+        }
+        if (LAPIC_BASE..LAPIC_BASE + LAPIC_LEN).contains(&addr) && size == 4 {
+            return self.devices.irq.lapic.read(addr - LAPIC_BASE, now_ns);
+        }
+        if (IOAPIC_BASE..IOAPIC_BASE + IOAPIC_LEN).contains(&addr) {
+            return self.devices.irq.ioapic.read(addr - IOAPIC_BASE, size);
         }
         log::debug!("MMIO read of {size} bytes at {addr:#x}: no register");
         0
@@ -314,12 +346,33 @@ impl Platform {
     /// A guest write of `size` bytes of device memory at `addr` (see
     /// [`Platform::mmio_read`] for which accesses reach a register).
     pub fn mmio_write(&mut self, addr: u64, size: u8, value: u32, now_ns: u64) {
-        let base = crate::hpet::HPET_BASE;
-        if (base..base + 0x1000).contains(&addr) && size == 4 && addr.is_multiple_of(4) && addr < base + crate::hpet::HPET_LEN {
-            self.devices.hpet.write(addr - base, value, now_ns);
+        self.update_timers(now_ns);
+        let hpet = crate::hpet::HPET_BASE;
+        if (hpet..hpet + 0x1000).contains(&addr) && size == 4 && addr.is_multiple_of(4) && addr < hpet + crate::hpet::HPET_LEN {
+            self.devices.hpet.write(addr - hpet, value, now_ns);
+            return;
+        }
+        let Interrupts { ioapic, lapic, .. } = &mut self.devices.irq;
+        if (LAPIC_BASE..LAPIC_BASE + LAPIC_LEN).contains(&addr) && size == 4 {
+            self.stats.apic_writes += 1;
+            if let Some(vector) = lapic.write(addr - LAPIC_BASE, value, now_ns) {
+                // The EOI of a level-triggered interrupt: the I/O APIC may send again.
+                ioapic.eoi(vector, lapic);
+            }
+            return;
+        }
+        if (IOAPIC_BASE..IOAPIC_BASE + IOAPIC_LEN).contains(&addr) {
+            ioapic.write(addr - IOAPIC_BASE, size, value, lapic);
             return;
         }
         log::debug!("MMIO write of {size} bytes at {addr:#x}: no register");
+    }
+
+    /// IA32_APIC_BASE was written: its global enable bit (bit 11) turns the local APIC
+    /// on or off (off resets it and lets the PIC reach the CPU directly). The registers
+    /// stay at 0xFEE00000 whatever the base field says, as in QEMU.
+    pub fn set_apic_base(&mut self, value: u64) {
+        self.devices.irq.lapic.set_global_enable(value & (1 << 11) != 0);
     }
 
     /// A guest `in` of `size` bytes (1, 2, 4) from `port` at virtual time `now_ns`.
@@ -365,44 +418,67 @@ impl Platform {
     /// Let the PIT catch up to `now_ns`: raises IRQ0 if channel 0's OUT rose since the
     /// last call (once, however many periods passed; see [`Pit::update`]).
     pub fn update_timers(&mut self, now_ns: u64) {
-        let Devices { pic, pit, lines, .. } = &mut self.devices;
-        let due = pit.update(now_ns, &mut PicInputs { pic, lines });
+        let Devices { irq, pit, cmos, .. } = &mut self.devices;
+        let due = pit.update(now_ns, irq);
         self.stats.pit_edges_merged += due.saturating_sub(1);
-        let Devices { pic, cmos, lines, .. } = &mut self.devices;
-        cmos.update(now_ns, &mut PicInputs { pic, lines });
+        cmos.update(now_ns, irq);
+        irq.lapic.update(now_ns);
     }
 
     /// The virtual time at which [`Platform::update_timers`] will next have an interrupt
     /// to raise, for the monitor's host timer; `None` if no timer is armed.
     pub fn next_timer_deadline_ns(&self) -> Option<u64> {
-        match (self.devices.pit.next_event_ns(), self.devices.cmos.next_event_ns()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [self.devices.pit.next_event_ns(), self.devices.cmos.next_event_ns(), self.devices.irq.lapic.next_event_ns()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
-    /// The PIC's INTR output: an interrupt is waiting for the CPU (when its IF allows).
+    /// The CPU's INTR input (from the local APIC, which passes the PIC's): an interrupt
+    /// is waiting for the CPU (when its IF allows).
     pub fn interrupt_pending(&self) -> bool {
-        self.devices.pic.interrupt_pending()
+        let irq = &self.devices.irq;
+        irq.lapic.interrupt_pending(irq.pic.interrupt_pending())
     }
 
-    /// The INTA cycle: the vector to deliver. Call it only when
-    /// [`Platform::interrupt_pending`] is true and the CPU takes the interrupt; without
-    /// a request it returns the master's spurious IRQ7 vector.
+    /// The INTA cycle: the vector to deliver, from the local APIC or, through it, the
+    /// PIC. Call it only when [`Platform::interrupt_pending`] is true and the CPU takes
+    /// the interrupt; without a request it returns a spurious vector (the PIC's IRQ7 or
+    /// the APIC's spurious vector).
     pub fn acknowledge_interrupt(&mut self) -> u8 {
-        let ack = self.devices.pic.intack();
         self.stats.interrupts_acknowledged += 1;
-        if ack.spurious {
-            self.stats.spurious_interrupts += 1;
+        let irq = &mut self.devices.irq;
+        match irq.lapic.acknowledge(irq.pic.interrupt_pending()) {
+            Acknowledge::Vector(v) => v,
+            Acknowledge::Spurious(v) => {
+                self.stats.spurious_interrupts += 1;
+                v
+            }
+            Acknowledge::Pic => {
+                let ack = irq.pic.intack();
+                if ack.spurious {
+                    self.stats.spurious_interrupts += 1;
+                }
+                ack.vector
+            }
         }
-        ack.vector
+    }
+
+    /// A non-maskable interrupt is waiting for the CPU (sent by the local APIC).
+    pub fn nmi_pending(&self) -> bool {
+        self.devices.irq.lapic.nmi_pending()
+    }
+
+    /// Takes the waiting NMI (the CPU delivers vector 2); false if there is none.
+    pub fn take_nmi(&mut self) -> bool {
+        self.devices.irq.lapic.take_nmi()
     }
 
     /// Offer bytes to COM1's receiver, as typed on its line. Returns how many it took
     /// (its FIFO holds 64); the rest must be offered again once the guest read some.
     pub fn enqueue_serial_input(&mut self, bytes: &[u8]) -> usize {
-        let Devices { pic, com1, lines, .. } = &mut self.devices;
-        com1.enqueue_input(bytes, &mut PicInputs { pic, lines })
+        let Devices { irq, com1, .. } = &mut self.devices;
+        com1.enqueue_input(bytes, irq)
     }
 
     /// Flush COM1's output writer (errors are logged: there is nobody to tell).
@@ -418,7 +494,9 @@ impl Platform {
     /// what QEMU's reset clears; COM1 keeps its output writer.
     pub fn reset(&mut self, now_ns: u64) {
         let d = &mut self.devices;
-        d.pic = PicPair::new();
+        let raised = d.irq.lines.raised;
+        d.irq = Interrupts::new();
+        d.irq.lines.raised = raised;
         d.pit = Pit::new(now_ns);
         d.speaker = SpeakerPort::new();
         d.i8042.reset();
@@ -427,7 +505,6 @@ impl Platform {
         let old = std::mem::replace(&mut d.com1, Uart::new(COM1_IRQ, Box::new(io::sink())));
         self.stats.serial_bytes_out += old.bytes_out();
         d.com1 = Uart::new(COM1_IRQ, old.into_writer());
-        d.lines.levels = 0;
     }
 
     /// Gives QEMU's fw_cfg command-line items, as QEMU does for a Linux kernel's
@@ -439,7 +516,7 @@ impl Platform {
     /// A snapshot of the counters.
     pub fn stats(&self) -> DeviceStats {
         DeviceStats {
-            irqs_raised: self.devices.lines.raised,
+            irqs_raised: self.devices.irq.lines.raised,
             serial_bytes_out: self.stats.serial_bytes_out + self.devices.com1.bytes_out(),
             last_post_code: self.devices.post.last(),
             ..self.stats.clone()
@@ -448,7 +525,7 @@ impl Platform {
 
     /// The interrupt controllers (read-only, for debugging).
     pub fn pic(&self) -> &PicPair {
-        &self.devices.pic
+        &self.devices.irq.pic
     }
 
     /// The RTC / CMOS (read-only, for debugging).
@@ -704,6 +781,70 @@ mod tests {
         let stats = p.stats();
         assert_eq!(stats.irqs_raised[12], 1);
         assert_eq!(stats.irqs_raised[2], 0);
+    }
+
+    /// Writes I/O APIC redirection entry `pin` (low word; destination APIC 0).
+    fn ioapic_entry(p: &mut Platform, pin: u32, low: u32) {
+        p.mmio_write(IOAPIC_BASE, 4, 0x11 + 2 * pin, 0);
+        p.mmio_write(IOAPIC_BASE + 0x10, 4, 0, 0);
+        p.mmio_write(IOAPIC_BASE, 4, 0x10 + 2 * pin, 0);
+        p.mmio_write(IOAPIC_BASE + 0x10, 4, low, 0);
+    }
+
+    #[test]
+    fn pit_reaches_the_cpu_through_the_io_apic_pin_2() {
+        let (mut p, _) = platform();
+        init_pics(&mut p);
+        p.io_out(0x21, 1, 0xFF, 0); // every PIC line masked
+        p.mmio_write(LAPIC_BASE + 0xF0, 4, 0x1FF, 0); // SVR: enabled
+        ioapic_entry(&mut p, 2, 0x48);
+        p.io_out(0x43, 1, 0x34, 0);
+        p.io_out(0x40, 1, 1193 & 0xFF, 0);
+        p.io_out(0x40, 1, 1193 >> 8, 0);
+        let deadline = p.next_timer_deadline_ns().unwrap();
+        p.update_timers(deadline);
+        assert!(p.interrupt_pending());
+        assert_eq!(p.acknowledge_interrupt(), 0x48);
+        assert!(!p.interrupt_pending());
+        p.mmio_write(LAPIC_BASE + 0xB0, 4, 0, deadline); // EOI
+        ioapic_entry(&mut p, 2, 0x1_0048); // masked
+        p.update_timers(deadline * 3);
+        assert!(!p.interrupt_pending());
+    }
+
+    #[test]
+    fn level_triggered_rtc_interrupt_and_eoi() {
+        let (mut p, _) = platform();
+        p.io_out(0x21, 1, 0xFF, 0);
+        p.io_out(0xA1, 1, 0xFF, 0);
+        p.mmio_write(LAPIC_BASE + 0xF0, 4, 0x1FF, 0);
+        ioapic_entry(&mut p, 8, 0x8049); // level, vector 0x49
+        p.io_out(0x70, 1, 0x0B, 0);
+        p.io_out(0x71, 1, 0x42, 0); // PIE, 24-hour
+        let due = p.next_timer_deadline_ns().unwrap();
+        p.update_timers(due);
+        assert_eq!(p.acknowledge_interrupt(), 0x49);
+        p.mmio_write(LAPIC_BASE + 0xB0, 4, 0, due); // EOI with the line still high
+        assert!(p.interrupt_pending(), "sent again: the line is high");
+        assert_eq!(p.acknowledge_interrupt(), 0x49);
+        p.io_out(0x70, 1, 0x0C, due);
+        p.io_in(0x71, 1, due); // register C: the line drops
+        p.mmio_write(LAPIC_BASE + 0xB0, 4, 0, due);
+        assert!(!p.interrupt_pending());
+    }
+
+    #[test]
+    fn apic_globally_disabled_passes_the_pic_and_reads_its_registers() {
+        let (mut p, _) = platform();
+        init_pics(&mut p);
+        p.mmio_write(LAPIC_BASE + 0x350, 4, 0x1_0700, 0); // LINT0 masked
+        p.io_out(0x3F9, 1, 0x02, 0); // COM1 THRI: IRQ4
+        assert!(!p.interrupt_pending());
+        p.set_apic_base(0xFEE0_0100);
+        assert!(p.interrupt_pending());
+        assert_eq!(p.acknowledge_interrupt(), 0x34);
+        assert_eq!(p.mmio_read(LAPIC_BASE + 0x30, 4, 0), 0x0005_0014);
+        assert_eq!(p.mmio_read(LAPIC_BASE + 0x30, 2, 0), 0, "narrow reads give 0");
     }
 
     #[test]

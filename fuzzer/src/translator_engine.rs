@@ -173,7 +173,7 @@ impl TranslatorEngine {
                         CalloutKind::SingleStep => {
                             return self.exception(mem, Exception::plain(Vector::DB), c.eip, None);
                         }
-                        CalloutKind::Emulate => {}
+                        CalloutKind::Emulate | CalloutKind::Device => {}
                     }
                     let mut ports = NoPorts;
                     let mut env = Env { mem: &mut mem.mem, io: &mut ports, model: self.model };

@@ -38,6 +38,7 @@
  * until the next comparator write); timer interrupts; the counter's rate.
  */
 #include "rt.h"
+#include "pit.h"
 #include "user.h"
 
 #define HPET 0xfed00000u
@@ -53,18 +54,6 @@
 static inline uint32_t rd(uint32_t a) { return *(volatile uint32_t *)PHYS(a); }
 static inline void wr(uint32_t a, uint32_t v) { *(volatile uint32_t *)PHYS(a) = v; }
 
-/* ---- PIT channel 2, polled through port 0x61 (as pic_pit does) --------------------------- */
-static int pit2_wait(uint16_t count)
-{
-    outb(0x61, (inb(0x61) & ~0x02) | 0x01);
-    outb(0x43, 0xb0);
-    outb(0x42, count & 0xff);
-    outb(0x42, count >> 8);
-    for (uint32_t i = 0; i < 50000000; i++)
-        if (inb(0x61) & 0x20)
-            return 1;
-    return 0;
-}
 
 static uint64_t counter(uint32_t h)
 {

@@ -200,6 +200,9 @@ pub enum CalloutKind {
     Raise(u8, Option<u32>),
     /// The instruction executed; now deliver the single-step #DB trap (EFLAGS.TF).
     SingleStep,
+    /// The instruction keeps touching device memory: the monitor executes it against the
+    /// devices at once instead of letting it fault (see [`crate::Translator::note_device_fault`]).
+    Device,
 }
 
 /// A guest instruction that exits to the monitor.

@@ -70,6 +70,11 @@ pub const MAX_TC_SIZE: usize = 1 << 30;
 /// `call` pushes a host return address), and every exit to the monitor empties it.
 pub const TC_STACK_SIZE: usize = 64 << 20;
 
+/// How many host faults on device memory one guest instruction takes before it is
+/// translated as a [`CalloutKind::Device`] callout instead (a driver's EOI or timer
+/// store: a callout costs a few hundred cycles, a host fault thousands).
+pub const DEVICE_FAULTS_BEFORE_CALLOUT: u32 = 4;
+
 /// Where the windows are: the host address of guest linear 0 in the window for CPL 3
 /// code and in the one for CPL 0-2 code. Translated code reaches guest memory only
 /// through them (GS base + 32-bit address).
@@ -105,6 +110,9 @@ pub struct Translator {
     gs_base: Option<u64>,
     /// The windows translated code addresses.
     windows: WindowBases,
+    /// Device-memory faults per guest instruction (linear address); at
+    /// [`DEVICE_FAULTS_BEFORE_CALLOUT`] the instruction is translated as a callout.
+    device_faults: HashMap<u32, u32>,
 }
 
 impl Translator {
@@ -128,7 +136,31 @@ impl Translator {
             push_sreg: PushSregModel::default(),
             gs_base: None,
             windows,
+            device_faults: HashMap::default(),
         })
+    }
+
+    /// Counts a host fault on device memory by the guest instruction at `linear`. True
+    /// when it has taken [`DEVICE_FAULTS_BEFORE_CALLOUT`] of them: from now on it is
+    /// translated as a [`CalloutKind::Device`] callout, and the caller must invalidate
+    /// its present translations. (Keyed by linear address: should other code come to be
+    /// there, the monitor's device callout still executes it correctly, only slower.)
+    pub fn note_device_fault(&mut self, linear: u32) -> bool {
+        let n = self.device_faults.entry(linear).or_default();
+        *n += 1;
+        *n == DEVICE_FAULTS_BEFORE_CALLOUT
+    }
+
+    /// The instruction at `linear` no longer touches device memory: translate it as
+    /// itself again (the caller invalidates its translations), and count its device
+    /// faults from zero.
+    pub fn forget_device_instruction(&mut self, linear: u32) {
+        self.device_faults.remove(&linear);
+    }
+
+    /// True if the instruction at `linear` is translated as a device callout.
+    fn is_device_instruction(&self, linear: u32) -> bool {
+        self.device_faults.get(&linear).is_some_and(|&n| n >= DEVICE_FAULTS_BEFORE_CALLOUT)
     }
 
     /// Prints every new fragment (guest beside host code) to stderr.

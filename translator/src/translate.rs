@@ -124,7 +124,10 @@ impl Translator {
                 break;
             };
             canonicalize(&mut ins);
-            let class = classify(&ins, req.mode);
+            // An instruction that keeps faulting on device memory becomes a callout (not in
+            // a one-shot translation: that is how the monitor runs it when it is not a move).
+            let device = !req.transient && self.is_device_instruction(window.linear_at(pos));
+            let class = if device { Class::Callout { resumable: true } } else { classify(&ins, req.mode) };
             em.exits_via_monitor =
                 shadow_pending && (ends_fragment(class) || matches!(class, Class::Jcc | Class::Call | Class::CallIndirect));
             if needs_real_esp(class, &ins) {
@@ -132,7 +135,13 @@ impl Translator {
             }
             em.begin(eip);
             traced.push((em.offset(), ins));
-            if let Err(EmitError::Unsupported(why)) = self.emit_instruction(&mut em, &ins, class) {
+            let emitted = if device {
+                em.callout(&ins, CalloutKind::Device, true);
+                Ok(())
+            } else {
+                self.emit_instruction(&mut em, &ins, class)
+            };
+            if let Err(EmitError::Unsupported(why)) = emitted {
                 if n == 0 {
                     let len = ins.len().max(1);
                     let bytes = window.bytes()[pos..(pos + len).min(window.bytes().len())].to_vec();

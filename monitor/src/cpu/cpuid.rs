@@ -94,6 +94,8 @@ pub mod edx {
     pub const MCE: u32 = 1 << 7;
     /// CMPXCHG8B.
     pub const CX8: u32 = 1 << 8;
+    /// On-chip local APIC (cleared while IA32_APIC_BASE's global enable bit is clear).
+    pub const APIC: u32 = 1 << 9;
     /// SYSENTER/SYSEXIT.
     pub const SEP: u32 = 1 << 11;
     /// Global pages.
@@ -131,6 +133,7 @@ pub const FEATURES_EDX: u32 = edx::FPU
     | edx::PAE
     | edx::MCE
     | edx::CX8
+    | edx::APIC
     | edx::SEP
     | edx::PGE
     | edx::MCA

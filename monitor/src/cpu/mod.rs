@@ -112,6 +112,8 @@ pub struct Cpu {
     pub halted: bool,
     /// Interrupts are inhibited until after the next instruction (mov ss / pop ss).
     pub interrupt_shadow: bool,
+    /// An NMI handler runs: further NMIs wait for the next `iret`.
+    pub nmi_blocked: bool,
 }
 
 impl Cpu {
@@ -140,6 +142,7 @@ impl Cpu {
             msr: msr::Msrs::default(),
             halted: false,
             interrupt_shadow: false,
+            nmi_blocked: false,
         };
         // Selectors as QEMU's Multiboot loader sets them: CS 0x10, data 0x18.
         cpu.set_segment(Seg::Cs, SegmentCache::flat_code(0x10));

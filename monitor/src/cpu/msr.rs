@@ -33,7 +33,14 @@ pub const EFER_NXE: u32 = 1 << 11;
 
 /// IA32_APIC_BASE at reset: the xAPIC's default address, this processor the bootstrap
 /// processor (bit 8), the APIC globally enabled (bit 11).
-pub const APIC_BASE_RESET: u64 = 0xFEE0_0000 | 1 << 8 | 1 << 11;
+pub const APIC_BASE_RESET: u64 = 0xFEE0_0000 | APIC_BASE_BSP | APIC_BASE_ENABLE;
+/// IA32_APIC_BASE bit 8: the bootstrap processor (read-only).
+pub const APIC_BASE_BSP: u64 = 1 << 8;
+/// IA32_APIC_BASE bit 11: the local APIC is globally enabled.
+pub const APIC_BASE_ENABLE: u64 = 1 << 11;
+/// IA32_APIC_BASE bits a write must leave 0 (#GP): 0-7, 9, 10 (x2APIC, which this CPU
+/// lacks) and the base's bits above the 36-bit physical address width.
+const APIC_BASE_RESERVED: u64 = 0xFF | 1 << 9 | 1 << 10 | !((1u64 << 36) - 1);
 
 /// Which vendor's guests expect a register.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -182,6 +189,18 @@ impl Msrs {
             SYSENTER_ESP => self.sysenter_esp = value as u32,
             SYSENTER_EIP => self.sysenter_eip = value as u32,
             EFER => self.efer = value as u32 & EFER_NXE,
+            APIC_BASE => {
+                // The SDM's rules: reserved bits fault, BSP is read-only; the global
+                // enable bit and the base are the guest's (the device follows the enable
+                // bit through the machine; its registers do not move).
+                if value & APIC_BASE_RESERVED != 0 {
+                    return false;
+                }
+                let Some(slot) = self.plain_slot(APIC_BASE) else {
+                    return false;
+                };
+                self.plain[slot] = (value & !APIC_BASE_BSP) | (self.plain[slot] & APIC_BASE_BSP);
+            }
             _ => {
                 let Some(slot) = self.plain_slot(index) else {
                     return false;
@@ -218,6 +237,19 @@ mod tests {
             assert_eq!(read(&m, 0x8B), Some(0), "microcode revision");
             assert!(m.write(0x8B, 0, &mut 0));
         }
+    }
+
+    #[test]
+    fn apic_base_follows_the_sdm() {
+        let mut m = Msrs::for_class(VendorClass::Intel);
+        assert!(m.write(APIC_BASE, 0xFEE0_0000, &mut 0), "clearing the enable bit");
+        assert_eq!(read(&m, APIC_BASE), Some(0xFEE0_0100), "BSP stays set");
+        assert!(m.write(APIC_BASE, 0xFED0_0800, &mut 0), "moved and enabled again");
+        assert_eq!(read(&m, APIC_BASE), Some(0xFED0_0900));
+        assert!(!m.write(APIC_BASE, 0xFEE0_0C00, &mut 0), "x2APIC enable is reserved");
+        assert!(!m.write(APIC_BASE, 0x1_0000_0000_0800, &mut 0), "beyond 36 bits");
+        assert!(!m.write(APIC_BASE, 0xFEE0_0801, &mut 0));
+        assert_eq!(read(&m, APIC_BASE), Some(0xFED0_0900));
     }
 
     #[test]

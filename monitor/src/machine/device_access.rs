@@ -10,13 +10,13 @@
 //! bytes it stored go to the devices, and the stand-ins are unmapped again.
 
 use bt86_shadow_mmu::WindowKind;
-use bt86_translator::{CalloutKind, ExitReason, Mode, Seg};
+use bt86_translator::{Callout, CalloutKind, ExitReason, Mode, Seg};
 use iced_x86::{Decoder, DecoderOptions, Instruction};
 
 use super::run::Resume;
 use super::{Machine, Stop};
 use crate::cpu::emulate::Flow;
-use crate::cpu::emulate::mmio::{DeviceChunk, DeviceMemory, emulate_mmio, plan_device_access};
+use crate::cpu::emulate::mmio::{DeviceChunk, DeviceMemory, device_move, emulate_mmio, plan_device_access};
 
 /// The devices as device memory, at the current virtual time.
 struct DevicePorts<'a> {
@@ -37,20 +37,17 @@ impl Machine {
     /// The instruction at CS:EIP touched device memory: execute it against the devices.
     pub(super) fn device_access(&mut self, mode: Mode) -> Result<Option<Resume>, Stop> {
         let eip = self.cpu.ctx.eip;
-        let mut bytes = [0u8; 15];
-        let at = self.cpu.linear_eip();
-        if !self.mem.peek(at, &mut bytes) {
+        let Some(ins) = self.device_instruction() else {
+            let at = self.cpu.linear_eip();
             return Err(Stop::Unsupported(format!("cannot read the instruction at {at:#x} that touched device memory"), self.dump()));
-        }
-        let bitness = if self.cpu.segment(Seg::Cs).default_big() { 32 } else { 16 };
-        let ins = Decoder::with_ip(bitness, &bytes, eip as u64, DecoderOptions::NONE).decode();
+        };
         self.stats.callout(ins.mnemonic(), true);
         self.mem.user = self.cpu.cpl == 3;
         let mut dev = DevicePorts { platform: &mut self.platform, now_ns: self.clock.now() };
         match emulate_mmio(&mut self.cpu, &mut self.mem, &mut dev, &ins) {
             Ok(Some(Flow::Next)) => {
                 self.cpu.ctx.eip = ins.next_ip32();
-                self.clock.arm(self.platform.next_timer_deadline_ns());
+                self.devices_touched();
                 if mode.has(Mode::TRAP_FLAG) {
                     return self.single_step_trap();
                 }
@@ -61,6 +58,81 @@ impl Machine {
             }
             Ok(Some(_)) => Ok(None),
             Ok(None) => self.run_against_stand_ins(&ins, mode),
+            Err(e) => self.fault(e),
+        }
+    }
+
+    /// After a device access: a timer it programmed that is already due (the APIC timer
+    /// with a tiny count) raises its interrupt now rather than through the host timer's
+    /// signal; the host timer is armed for the next deadline.
+    fn devices_touched(&mut self) {
+        let now = self.clock.now();
+        if self.platform.next_timer_deadline_ns().is_some_and(|d| d <= now) {
+            self.platform.update_timers(now);
+        }
+        self.clock.arm(self.platform.next_timer_deadline_ns());
+    }
+
+    /// The instruction at CS:EIP that touched device memory, decoded (None if its bytes
+    /// cannot be read).
+    fn device_instruction(&mut self) -> Option<Instruction> {
+        let mut bytes = [0u8; 15];
+        if !self.mem.peek(self.cpu.linear_eip(), &mut bytes) {
+            return None;
+        }
+        let bitness = if self.cpu.segment(Seg::Cs).default_big() { 32 } else { 16 };
+        Some(Decoder::with_ip(bitness, &bytes, u64::from(self.cpu.ctx.eip), DecoderOptions::NONE).decode())
+    }
+
+    /// The instruction at CS:EIP in translated code faulted on device memory: if it is a
+    /// move (one access, which a device callout runs without the stand-in pages), count
+    /// it, and once it has done so often, drop its translations so that it is translated
+    /// again as a device callout ([`Machine::device_callout`]).
+    pub(super) fn note_device_fault(&mut self) {
+        let linear = self.cpu.linear_eip();
+        self.mem.user = self.cpu.cpl == 3;
+        let Some(ins) = self.device_instruction() else {
+            return;
+        };
+        if device_move(&self.cpu, &mut self.mem, &ins) == Some(true) && self.translator.note_device_fault(linear) {
+            self.drop_translations_at(linear);
+        }
+    }
+
+    /// Drops the translations of the code page holding `linear`.
+    fn drop_translations_at(&mut self, linear: u32) {
+        if let Ok(phys) = self.mem.translate_fetch(linear, self.cpu.cpl == 3) {
+            self.translator.invalidate_page(phys >> 12);
+        }
+    }
+
+    /// A device callout: the instruction is executed against the devices (or RAM, where
+    /// its operand now points) without the host fault; resumes in the fragment.
+    pub(super) fn device_callout(&mut self, c: &Callout, mode: Mode) -> Result<Option<Resume>, Stop> {
+        self.mem.user = self.cpu.cpl == 3;
+        if device_move(&self.cpu, &mut self.mem, &c.instr) == Some(false) {
+            // Its operand is in RAM now: a native store is cheaper again. (Counted afresh
+            // from here: a few device faults make it a callout once more.)
+            let linear = self.cpu.linear_eip();
+            self.translator.forget_device_instruction(linear);
+            self.drop_translations_at(linear);
+        }
+        let mut dev = DevicePorts { platform: &mut self.platform, now_ns: self.clock.now() };
+        match emulate_mmio(&mut self.cpu, &mut self.mem, &mut dev, &c.instr) {
+            Ok(Some(Flow::Next)) => {
+                self.cpu.ctx.eip = c.next_eip;
+                self.devices_touched();
+                if mode.has(Mode::TRAP_FLAG) {
+                    return self.single_step_trap();
+                }
+                Ok(c.resume.map(|host| Resume { host, fragment: c.fragment }))
+            }
+            // Not a move or string instruction: the general way (natively, on stand-ins).
+            Ok(None) => self.device_access(mode),
+            Ok(Some(Flow::Unsupported(why))) => {
+                Err(Stop::Unsupported(format!("bt86 cannot emulate the instruction at EIP {:#010x}: {why}", c.eip), self.dump()))
+            }
+            Ok(Some(_)) => Ok(None),
             Err(e) => self.fault(e),
         }
     }
@@ -115,7 +187,7 @@ impl Machine {
                 let v = stand_in_load(window, c);
                 self.platform.mmio_write(c.phys, c.size, v, now_ns);
             }
-            self.clock.arm(self.platform.next_timer_deadline_ns());
+            self.devices_touched();
         }
         self.drop_stand_ins(window, &pages);
         if exit == Some(ExitReason::Fault) && self.cpu.ctx.eip == eip_before && self.device_fault_again(window, &pages) {

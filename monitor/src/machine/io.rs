@@ -38,4 +38,9 @@ impl PortIo for Ports<'_> {
             IoOutcome::PowerOff => IoEffect::PowerOff,
         }
     }
+
+    fn apic_base_written(&mut self, value: u64) {
+        self.touched = true;
+        self.platform.set_apic_base(value);
+    }
 }

@@ -85,6 +85,17 @@ impl Machine {
                 }
             }
             self.flush_dirty_code();
+            if !self.cpu.nmi_blocked && self.platform.take_nmi() {
+                // A non-maskable interrupt (from the local APIC): IF does not hold it.
+                *self.stats.interrupts.entry(Vector::NMI).or_default() += 1;
+                let eip = self.cpu.ctx.eip;
+                if let Err(t) = self.cpu.raise(&mut self.mem, Exception::plain(Vector::NMI), EventKind::External, eip) {
+                    return Stop::TripleFault(t, self.dump());
+                }
+                self.cpu.nmi_blocked = true;
+                self.cpu.halted = false;
+                resume = None;
+            }
             if self.cpu.interrupt_shadow {
                 self.cpu.interrupt_shadow = false;
             } else if self.cpu.interrupts_enabled() && self.platform.interrupt_pending() {
@@ -233,7 +244,8 @@ impl Machine {
             if let Some(stop) = self.service_devices() {
                 return Some(stop);
             }
-            if self.cpu.interrupts_enabled() && self.platform.interrupt_pending() {
+            let nmi = !self.cpu.nmi_blocked && self.platform.nmi_pending();
+            if nmi || (self.cpu.interrupts_enabled() && self.platform.interrupt_pending()) {
                 self.cpu.halted = false;
                 self.stats.halted_ns += self.clock.now() - start;
                 return None;
@@ -325,6 +337,7 @@ impl Machine {
                     CalloutKind::Raise(v, code) => self.fault(Exception { vector: v, error_code: code, cr2: None }),
                     CalloutKind::SingleStep => self.single_step_trap(),
                     CalloutKind::Emulate => self.emulate_callout(&c, mode),
+                    CalloutKind::Device => self.device_callout(&c, mode),
                 }
             }
             ExitReason::Interrupt => {
@@ -346,6 +359,8 @@ impl Machine {
         let result = emulate(&mut self.cpu, &mut env, &c.instr, c.next_eip);
         let devices_touched = ports.touched;
         if matches!(c.instr.mnemonic(), iced_x86::Mnemonic::Iret | iced_x86::Mnemonic::Iretd) {
+            // The end of an NMI handler (if one ran) lets the next NMI in.
+            self.cpu.nmi_blocked = false;
             // Returning from a #PF handler to retry the access, perhaps: map the page it
             // made present.
             let retry = self.page_fault_at.take() == Some((self.cpu.ctx.eip, self.cpu.cpl));
@@ -445,6 +460,7 @@ impl Machine {
                     Resolution::Translate => Err(internal(self, "instruction fetch from the window")),
                     Resolution::Emulate(_) => {
                         self.stats.exit("device memory");
+                        self.note_device_fault();
                         self.device_access(self.cpu.mode())
                     }
                     Resolution::CodeWrite(page) => {

@@ -131,6 +131,19 @@ pub fn emulate_mmio(
     Ok(Some(Flow::Next))
 }
 
+/// For a move [`emulate_mmio`] runs as one access (`mov`, `movzx`, `movsx` with a memory
+/// operand; not a string instruction): whether that access goes to device memory now.
+/// None for other instructions, and when the address does not translate.
+pub fn device_move(cpu: &Cpu, mem: &mut Memory, ins: &Instruction) -> Option<bool> {
+    if is_memory_string(ins) || !matches!(ins.mnemonic(), Mnemonic::Mov | Mnemonic::Movzx | Mnemonic::Movsx) {
+        return None;
+    }
+    let operand = (0..ins.op_count()).find(|&i| ins.op_kind(i) == OpKind::Memory)?;
+    let linear = memory_linear(cpu, ins, 0);
+    let phys = mem.mmu.translate(linear, Access::data(operand == 0, mem.user)).ok()?;
+    Some(mem.mmu.is_device(phys >> 12))
+}
+
 /// One piece of an instruction's access to device memory: 1, 2 or 4 bytes within one
 /// page, as the device sees it (wider accesses are split into dwords, as QEMU does).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

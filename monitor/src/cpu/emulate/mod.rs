@@ -45,6 +45,8 @@ pub trait PortIo {
     fn io_in(&mut self, port: u16, size: u8) -> u32;
     /// `out` of `size` bytes.
     fn io_out(&mut self, port: u16, size: u8, value: u32) -> IoEffect;
+    /// IA32_APIC_BASE was written with `value` (the local APIC follows its enable bit).
+    fn apic_base_written(&mut self, _value: u64) {}
 }
 
 /// Guest data accesses by linear address, at the current privilege: RAM (or, for

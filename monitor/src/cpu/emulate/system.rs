@@ -151,7 +151,11 @@ pub(super) fn emulate_system(cpu: &mut Cpu, env: &mut Env<'_>, ins: &Instruction
             Ok(Flow::Next)
         }
         M::Cpuid => {
-            let r = cpuid::cpuid(cpu.gpr(0), cpu.gpr(1));
+            let mut r = cpuid::cpuid(cpu.gpr(0), cpu.gpr(1));
+            let apic_base = cpu.msr.read(msr::APIC_BASE, 0).unwrap_or(0);
+            if cpu.gpr(0) == 1 && apic_base & msr::APIC_BASE_ENABLE == 0 {
+                r[3] &= !cpuid::edx::APIC;
+            }
             cpu.set_gpr(0, r[0]);
             cpu.set_gpr(3, r[1]);
             cpu.set_gpr(1, r[2]);
@@ -173,6 +177,9 @@ pub(super) fn emulate_system(cpu: &mut Cpu, env: &mut Env<'_>, ins: &Instruction
             }
             if cpu.gpr(1) == msr::EFER {
                 env.mem.paging_changed(cpu.paging_regs(), false);
+            }
+            if cpu.gpr(1) == msr::APIC_BASE {
+                env.io.apic_base_written(v);
             }
             Ok(Flow::Next)
         }
