@@ -6,9 +6,10 @@
 //! handler) walks the guest's tables and, when they map the page for that window's
 //! privilege, sets the accessed/dirty bits as hardware would and maps it ("hidden
 //! fault") — read-only until the guest's dirty bit is set, and read-only for pages that
-//! hold translated code — then the faulting instruction simply runs again. Anything
-//! else (a true guest #PF, a write to a code page, unbacked memory) is left to the run
-//! loop ([`Mmu::resolve_fault`]). Neighbouring pages of the same page table that the
+//! hold translated code or are mapped natively executable (W^X per frame, see
+//! [`Mmu::prot_for`]) — then the faulting instruction simply runs again. Anything else (a
+//! true guest #PF, a write to a code page or to a natively executable frame, unbacked
+//! memory) is left to the run loop ([`Mmu::resolve_fault`]). Neighbouring pages of the same page table that the
 //! guest has already accessed are mapped in the same host call; CR3 writes drop the
 //! non-global pages, `invlpg` one page (or one 4 MiB page), paging-mode changes all.
 //!

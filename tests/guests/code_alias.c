@@ -20,16 +20,16 @@
  *
  * User code runs from a page of its own (u_stubs: checked to hold no 0F 05, 0F 34 nor
  * 0F A2, so that bt86 runs it natively); it calls X, copies bytes into Y (rep movsb), or
- * calls X with EAX = leaf, ECX = 0 and records EAX..EDX after the call.  The checks, each
- * (but the first) after X has run clean code (under bt86, natively: X is mapped
- * executable):
+ * calls X (or X2) with EAX = leaf, ECX = 0 and records EAX..EDX after the call.  The
+ * checks:
+ *   - first, code at X2 that stores `cpuid; ret` into its own frame through Y2 and
+ *     calls it (a store into the frame of the storing instruction, through a mapping of
+ *     another page);
+ * then, each after X has run clean code (under bt86, natively: X is mapped executable):
  *   - code written through Y runs as written (mov $imm, %eax; ret);
  *   - `cpuid; ret` written through Y answers leaves 0 and 1 as the kernel's cpuid;
  *   - `syscall; ret` written through Y raises #UD at X;
  *   - the same two written by the kernel through its identity mapping of the frame;
- *   - first, code at X2 that stores `cpuid; ret` into its own frame through Y2 and
- *     calls it (a store into the frame of the storing instruction, through a mapping of
- *     another page);
  *   - after each of these, clean code at X returns what it should (runs natively again).
  *
  * Output is the same on a PC, under QEMU and in every mode of bt86: no CPUID values are
@@ -58,7 +58,7 @@ static uint8_t code[4096] __attribute__((aligned(4096)));
 static uint8_t code2[4096] __attribute__((aligned(4096)));
 
 /* What the user stubs take and leave (kernel data, user-accessible). */
-volatile uint32_t u_src, u_len, u_leaf;
+volatile uint32_t u_src, u_len, u_leaf, u_target = X;
 volatile uint32_t u_out[4];
 
 /* Code to put at X (kept as data; the bytes of cpuid and syscall only ever in data). */
@@ -70,7 +70,7 @@ volatile uint32_t u_cpuid_word = 0x00c3a20f;
 /* ==================================================================================== */
 /* The user stubs: a page of their own (no 0F 05 / 0F 34 / 0F A2 on it: checked).      */
 /* ==================================================================================== */
-extern char u_stubs[], u_stubs_end[], u_call[], u_poke[], u_cpuid[], u_cpuid2[];
+extern char u_stubs[], u_stubs_end[], u_call[], u_poke[], u_cpuid[];
 asm(".pushsection .text.code_alias_user, \"ax\"\n"
     ".balign 4096\n"
     "u_stubs:\n"
@@ -88,23 +88,11 @@ asm(".pushsection .text.code_alias_user, \"ax\"\n"
     "\tcld\n"
     "\trep movsb\n"
     "\tret\n"
-    /* call X with EAX = u_leaf, ECX = 0; EAX..EDX -> u_out */
+    /* call u_target with EAX = u_leaf, ECX = 0; EAX..EDX -> u_out */
     "u_cpuid:\n"
     "\tmovl u_leaf, %eax\n"
     "\txorl %ecx, %ecx\n"
-    "\tmovl $" S(X) ", %edx\n"
-    "\tcall *%edx\n"
-    "\tmovl %eax, u_out\n"
-    "\tmovl %ebx, u_out+4\n"
-    "\tmovl %ecx, u_out+8\n"
-    "\tmovl %edx, u_out+12\n"
-    "\tret\n"
-    /* the same at X2 */
-    "u_cpuid2:\n"
-    "\tmovl u_leaf, %eax\n"
-    "\txorl %ecx, %ecx\n"
-    "\tmovl $" S(X2) ", %edx\n"
-    "\tcall *%edx\n"
+    "\tcall *u_target\n"
     "\tmovl %eax, u_out\n"
     "\tmovl %ebx, u_out+4\n"
     "\tmovl %ecx, u_out+8\n"
@@ -201,14 +189,16 @@ static void runs_clean(int user, uint32_t v, const char *after)
         rt_printf("# vector %d, EAX 0x%08x\n", vec, u_out[0]);
 }
 
-/* User code called at X (with EAX = leaf, ECX = 0) answered leaf as the kernel's cpuid. */
-static void answers_cpuid(char *stub, uint32_t leaf, const char *desc)
+/* User code called at target (with EAX = leaf, ECX = 0) answered leaf as the kernel's
+ * cpuid. */
+static void answers_cpuid(uint32_t target, uint32_t leaf, const char *desc)
 {
     uint32_t k[4];
     cpuid(leaf, &k[0], &k[1], &k[2], &k[3]);
     u_leaf = leaf;
+    u_target = target;
     memset((void *)u_out, 0, sizeof u_out);
-    int vec = run(stub);
+    int vec = run(u_cpuid);
     int same = vec < 0 && u_out[0] == k[0] && u_out[1] == k[1] && u_out[2] == k[2] && u_out[3] == k[3];
     if (!ok(same, "%s: cpuid leaf %u answers as the kernel's", desc, leaf))
         rt_printf("# vector %d; user %08x %08x %08x %08x, kernel %08x %08x %08x %08x\n", vec, u_out[0], u_out[1],
@@ -235,7 +225,7 @@ void test_main(void)
     memset(code2, 0x90, 0x80);
     memcpy(code2, t_self, t_self_end - t_self);
     ok(clean(code2), "the self-writing code is clean before it runs");
-    answers_cpuid(u_cpuid2, 1, "cpuid stored by code into its own frame through another mapping");
+    answers_cpuid(X2, 1, "cpuid stored by code into its own frame through another mapping");
 
     for (int user = 1; user >= 0; user--) {
         const char *how = user ? "written through a writable alias" : "written by the kernel";
@@ -243,8 +233,8 @@ void test_main(void)
         runs_clean(user, user ? 0x11111111 : 0x55555555, "first");
         put(user, c_cpuid, sizeof c_cpuid);
         rt_format(desc, sizeof desc, "cpuid %s", how);
-        answers_cpuid(u_cpuid, 0, desc);
-        answers_cpuid(u_cpuid, 1, desc);
+        answers_cpuid(X, 0, desc);
+        answers_cpuid(X, 1, desc);
         runs_clean(user, user ? 0x22222222 : 0x66666666, "after cpuid");
         put(user, c_syscall, sizeof c_syscall);
         rt_format(desc, sizeof desc, "syscall %s", how);
