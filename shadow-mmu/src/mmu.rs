@@ -607,13 +607,10 @@ impl Mmu {
         let Ok(t) = walk::walk(&self.ram, &self.regs, linear, access) else {
             return HostFault::Exit;
         };
+        // (A write to a natively executable frame, through any mapping of it, is not
+        // fillable: the run loop takes its execute permission away and makes it writable,
+        // and runs the writing instruction through the translator if it is on that frame.)
         if !self.fillable(w, &t, write, fetch) {
-            return HostFault::Exit;
-        }
-        // A write to a natively executable frame, through any mapping of it (W^X per
-        // frame): the run loop takes its execute permission away and makes it writable,
-        // and runs the writing instruction through the translator if it is on that frame.
-        if write && self.shadow.is_native(t.phys_page >> 12) {
             return HostFault::Exit;
         }
         self.stats.hidden_faults += 1;
