@@ -9,9 +9,10 @@
 //! hold translated code or are mapped natively executable (W^X per frame, see
 //! [`Mmu::prot_for`]) — then the faulting instruction simply runs again. Anything else (a
 //! true guest #PF, a write to a code page or to a natively executable frame, unbacked
-//! memory) is left to the run loop ([`Mmu::resolve_fault`]). Neighbouring pages of the same page table that the
-//! guest has already accessed are mapped in the same host call; CR3 writes drop the
-//! non-global pages, `invlpg` one page (or one 4 MiB page), paging-mode changes all.
+//! memory) is left to the run loop ([`Mmu::resolve_fault`]). Neighbouring pages of the
+//! same page table that the guest has already accessed are mapped in the same host call;
+//! CR3 writes drop the non-global pages, `invlpg` one page (or one 4 MiB page),
+//! paging-mode changes all.
 //!
 //! The windows are a cache with a budget of host mappings (VMAs): the host allows a
 //! process `vm.max_map_count` of them (65530 by default), read once when the MMU is made,
