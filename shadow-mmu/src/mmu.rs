@@ -6,11 +6,13 @@
 //! handler) walks the guest's tables and, when they map the page for that window's
 //! privilege, sets the accessed/dirty bits as hardware would and maps it ("hidden
 //! fault") — read-only until the guest's dirty bit is set, and read-only for pages that
-//! hold translated code — then the faulting instruction simply runs again. Anything
-//! else (a true guest #PF, a write to a code page, unbacked memory) is left to the run
-//! loop ([`Mmu::resolve_fault`]). Neighbouring pages of the same page table that the
-//! guest has already accessed are mapped in the same host call; CR3 writes drop the
-//! non-global pages, `invlpg` one page (or one 4 MiB page), paging-mode changes all.
+//! hold translated code or are mapped natively executable (W^X per frame, see
+//! [`Mmu::prot_for`]) — then the faulting instruction simply runs again. Anything else (a
+//! true guest #PF, a write to a code page or to a natively executable frame, unbacked
+//! memory) is left to the run loop ([`Mmu::resolve_fault`]). Neighbouring pages of the
+//! same page table that the guest has already accessed are mapped in the same host call;
+//! CR3 writes drop the non-global pages, `invlpg` one page (or one 4 MiB page),
+//! paging-mode changes all.
 //!
 //! The windows are a cache with a budget of host mappings (VMAs): the host allows a
 //! process `vm.max_map_count` of them (65530 by default), read once when the MMU is made,
@@ -92,6 +94,13 @@ pub struct MmuStats {
     pub vma_peak: u64,
     /// The windows' VMA budget (see the module comment).
     pub vma_budget: u64,
+    /// Writable mappings made read-only because their frame was mapped natively
+    /// executable elsewhere (W^X per frame).
+    pub native_write_protects: u64,
+    /// Writes to natively executable frames (through any mapping, or by the monitor):
+    /// each took the frame's execute permission away, so its next native fetch checks
+    /// its bytes again.
+    pub native_code_writes: u64,
     /// The host's `vm.max_map_count`.
     pub max_map_count: u64,
 }
@@ -523,6 +532,9 @@ impl Mmu {
         if self.shadow.code_pages.contains(&page) && !self.dirty_code.contains(&page) {
             self.dirty_code.push(page);
         }
+        if self.shadow.is_native(page) {
+            self.drop_native(page);
+        }
     }
 
     /// Reads guest linear memory (software access, any alignment, page by page).
@@ -608,12 +620,10 @@ impl Mmu {
         let Ok(t) = walk::walk(&self.ram, &self.regs, linear, access) else {
             return HostFault::Exit;
         };
+        // (A write to a natively executable frame, through any mapping of it, is not
+        // fillable: the run loop takes its execute permission away and makes it writable,
+        // and runs the writing instruction through the translator if it is on that frame.)
         if !self.fillable(w, &t, write, fetch) {
-            return HostFault::Exit;
-        }
-        // A write to a natively executable page (W^X): the run loop makes it writable,
-        // and runs the writing instruction through the translator if it is on that page.
-        if write && w == WindowKind::User && self.shadow.get(w, page_of(linear)).is_some_and(|e| e.prot.executable()) {
             return HostFault::Exit;
         }
         self.stats.hidden_faults += 1;
@@ -657,6 +667,9 @@ impl Mmu {
                 self.mark(t, write);
             }
             return Ok(Resolution::Emulate((phys << 12) | (linear & 0xFFF) as u64));
+        }
+        if write && self.shadow.is_native(phys) {
+            self.drop_native(phys);
         }
         if write && self.shadow.code_pages.contains(&phys) {
             return Ok(Resolution::CodeWrite(phys));
@@ -714,29 +727,39 @@ impl Mmu {
 
     /// True if an access of this kind through translation `t` can be served by mapping
     /// the page, without the monitor: RAM (not unbacked, not a device), not a write to a
-    /// page holding translated code, page tables not on such a page (their A/D updates
-    /// must be seen), and for a fetch, code that may run natively.
+    /// page holding translated code or natively executable, page tables on neither kind
+    /// of page (their A/D updates are writes the monitor must see), and for a fetch, code
+    /// that may run natively.
     fn fillable(&self, w: WindowKind, t: &Translation, write: bool, fetch: bool) -> bool {
         let phys = t.phys_page >> 12;
         let code = &self.shadow.code_pages;
+        let watched = |p: u64| code.contains(&p) || self.shadow.is_native(p);
         !(self.is_unbacked(phys)
             || self.is_device(phys)
-            || (write && code.contains(&phys))
-            || code.contains(&(t.pde_addr >> 12))
-            || code.contains(&(t.leaf_addr >> 12))
+            || (write && watched(phys))
+            || watched(t.pde_addr >> 12)
+            || watched(t.leaf_addr >> 12)
             || (fetch && !self.may_execute(w, t, phys)))
     }
 
     /// The host permission window `w` may give the page of `t` now. `exec`: the access
     /// that faulted was an instruction fetch by directly executed code (user window).
     ///
-    /// Natively executable pages are never writable (W^X): their bytes were checked for
-    /// instructions that must not run natively when they were mapped, and must stay as
-    /// checked. A write to one takes its execute permission away (see
-    /// [`Mmu::on_host_fault`]); the next fetch checks the bytes again.
+    /// W^X holds per frame, in both windows: while a frame is mapped natively executable
+    /// anywhere, no mapping of it is writable. Its bytes were checked for instructions
+    /// that must not run natively when it was mapped, and must stay as checked, whichever
+    /// mapping the guest writes through (an alias of the frame in the user window, or the
+    /// kernel window's). A write to one takes its execute permission away
+    /// ([`Mmu::drop_native`]); the next fetch checks the bytes again. (The other
+    /// mappings of a frame mapped executable are made read-only by [`Mmu::map_run`] and
+    /// [`Mmu::try_fill`].)
     fn prot_for(&self, w: WindowKind, t: &Translation, phys: u64, exec: bool) -> Prot {
         let exec = exec && self.may_execute(w, t, phys);
-        let write = !exec && t.write_allowed(w == WindowKind::User, &self.regs) && t.dirty && !self.shadow.code_pages.contains(&phys);
+        let write = !exec
+            && t.write_allowed(w == WindowKind::User, &self.regs)
+            && t.dirty
+            && !self.shadow.code_pages.contains(&phys)
+            && !self.shadow.is_native(phys);
         Prot::readable(write, exec)
     }
 
@@ -806,6 +829,9 @@ impl Mmu {
                 WindowKind::Kernel => Prot::readable(prot.writable(), prot.executable() || e.prot.executable()),
             };
             if e.prot != widened {
+                if widened.executable() && !e.prot.executable() {
+                    self.write_protect_frame(phys, Some((w, page)), true);
+                }
                 if let Err(err) = self.windows[w as usize].protect(page << 12, 1, widened) {
                     // (The host may have changed part of it: drop it altogether.)
                     self.shadow.remove(w, page);
@@ -890,6 +916,12 @@ impl Mmu {
     /// `first_phys`, as one fill of translation `t`'s kind. On failure nothing of it is
     /// mapped (as far as the host lets it be undone).
     fn map_run(&mut self, w: WindowKind, first: u32, first_phys: u64, n: u32, prot: Prot, t: &Translation) -> Result<(), WindowError> {
+        if prot.executable() {
+            // W^X per frame: no other mapping of these frames stays writable.
+            for i in 0..n {
+                self.write_protect_frame(first_phys + i as u64, None, true);
+            }
+        }
         if let Err(err) = self.windows[w as usize].map(&self.ram, first << 12, first_phys << 12, n as u64, prot) {
             // Part of the run (or the mirror of page 0) may be mapped.
             if let Err(e) = self.windows[w as usize].unmap(first << 12, n as u64) {
@@ -917,16 +949,57 @@ impl Mmu {
             self.protect_identity(page, false);
             return;
         }
+        self.write_protect_frame(page, None, false);
+    }
+
+    /// Makes every window mapping of guest-physical page `page` read-only, but `except`
+    /// (`native`: because the frame is being mapped natively executable, for the stats).
+    fn write_protect_frame(&mut self, page: u64, except: Option<(WindowKind, u32)>, native: bool) {
         for (w, lp) in self.shadow.mappings_of(page) {
             if let Some(e) = self.shadow.get(w, lp)
                 && e.prot.writable()
+                && Some((w, lp)) != except
             {
                 if let Err(err) = self.windows[w as usize].protect(lp << 12, 1, e.prot.read_only()) {
-                    log::error!("cannot write-protect a code page: {err}");
+                    log::error!("cannot write-protect page {page:#x}: {err}");
                 }
                 self.shadow.set_prot(w, lp, e.prot.read_only());
+                if native {
+                    self.stats.native_write_protects += 1;
+                }
             }
         }
+    }
+
+    /// A write to natively executable guest-physical page `page` (through any mapping,
+    /// or by the monitor): its mappings lose their execute permission (they become
+    /// read-only; a write widens them through the fault path), so that its next native
+    /// fetch checks its bytes again.
+    fn drop_native(&mut self, page: u64) {
+        self.stats.native_code_writes += 1;
+        for (w, lp) in self.shadow.mappings_of(page) {
+            if let Some(e) = self.shadow.get(w, lp)
+                && e.prot.executable()
+            {
+                if let Err(err) = self.windows[w as usize].protect(lp << 12, 1, Prot::Read) {
+                    // (The host may have changed part of it: drop it altogether.)
+                    log::error!("cannot take execute permission from page {page:#x}: {err}");
+                    self.shadow.remove(w, lp);
+                    let _ = self.windows[w as usize].unmap(lp << 12, 1);
+                    continue;
+                }
+                self.shadow.set_prot(w, lp, Prot::Read);
+            }
+        }
+    }
+
+    /// The guest-physical page linear address `linear` maps to now (paging off: the same
+    /// page), without setting accessed bits; None if the guest's tables do not map it.
+    pub fn frame_of(&self, linear: u32) -> Option<u64> {
+        if !self.regs.paging() {
+            return Some(linear as u64 >> 12);
+        }
+        walk::walk(&self.ram, &self.regs, linear, Access::SUPERVISOR_READ).ok().map(|t| t.phys_page >> 12)
     }
 
     /// Lets a code page be written again (its translations are gone). Mappings stay
@@ -1090,5 +1163,105 @@ mod tests {
         // The host relents: the guest goes on.
         touch(&mut m, linear, false);
         assert_eq!(m.vmas(), host_vmas());
+    }
+
+    /// The host's permissions (`/proc/self/maps`, as "rwx" with dashes) at `addr`.
+    fn host_perms(addr: u64) -> String {
+        let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+        let line = maps
+            .lines()
+            .find(|l| {
+                let range = l.split(' ').next().unwrap();
+                let (lo, hi) = range.split_once('-').unwrap();
+                (u64::from_str_radix(lo, 16).unwrap()..u64::from_str_radix(hi, 16).unwrap()).contains(&addr)
+            })
+            .unwrap();
+        line.split(' ').nth(1).unwrap()[..3].to_string()
+    }
+
+    /// Makes linear page `i` of the first 4 MiB region (4 MiB + 4 KiB * i) map `frame`,
+    /// writable, accessed and dirty; a user page if `user`.
+    fn map_page(m: &mut Mmu, i: u32, frame: u32, user: bool) {
+        let us = if user { pte::US } else { 0 };
+        let pde = m.ram.read_u32(PD + 4);
+        m.ram.write_u32(PD + 4, pde | pte::US);
+        m.ram.write_u32(PT + 4 * i as u64, (frame << 12) | pte::P | pte::RW | pte::A | pte::D | us);
+    }
+
+    /// W^X holds per frame: a frame mapped executable at one user address is read-only at
+    /// every other (a writable user alias, the kernel window); a write through any of them
+    /// (or by the monitor) takes the execute permission away and then goes through; the
+    /// next fetch checks the bytes again and refuses to map `syscall` executable.
+    #[test]
+    fn native_code_is_write_protected_in_every_mapping_of_its_frame() {
+        let _turn = WINDOWS.lock().unwrap_or_else(|e| e.into_inner());
+        let mut m = mmu();
+        const FRAME: u32 = 0x1800;
+        let (x, y, k) = ((4 << 20) as u32, (4 << 20) + 2 * 4096, (4 << 20) + 4 * 4096);
+        map_page(&mut m, 0, FRAME, true);
+        map_page(&mut m, 2, FRAME, true);
+        map_page(&mut m, 4, FRAME, false);
+        m.ram.write(FRAME as u64 * PAGE_SIZE, &[0xC3]);
+        let user = |l: u32| WindowKind::User.host_addr(l);
+        let kernel = |l: u32| WindowKind::Kernel.host_addr(l);
+        let prot = |m: &Mmu, w: WindowKind, l: u32| m.shadow.get(w, l >> 12).unwrap().prot;
+        let resolve = |m: &mut Mmu, host: u64, write: bool, fetch: bool| m.resolve_fault(host, write, fetch).unwrap();
+
+        // The alias is written first (writable), then the frame runs at x: the alias
+        // becomes read-only.
+        assert_eq!(resolve(&mut m, user(y), true, false), Resolution::Handled);
+        assert_eq!(prot(&m, WindowKind::User, y), Prot::ReadWrite);
+        assert_eq!(m.on_host_fault(user(x), false, true), HostFault::Filled);
+        assert_eq!(prot(&m, WindowKind::User, x), Prot::ReadExec);
+        assert_eq!(prot(&m, WindowKind::User, y), Prot::Read);
+        assert_eq!((host_perms(user(x)), host_perms(user(y))), ("r-x".into(), "r--".into()));
+        assert_eq!(m.stats().native_write_protects, 1);
+
+        // A write through the alias is the run loop's: x loses execute, y is writable.
+        assert_eq!(m.on_host_fault(user(y), true, false), HostFault::Exit);
+        assert_eq!(resolve(&mut m, user(y), true, false), Resolution::Handled);
+        assert_eq!(prot(&m, WindowKind::User, x), Prot::Read);
+        assert_eq!(prot(&m, WindowKind::User, y), Prot::ReadWrite);
+        assert_eq!((host_perms(user(x)), host_perms(user(y))), ("r--".into(), "rw-".into()));
+        assert_eq!(m.stats().native_code_writes, 1);
+        // It writes `syscall` there: the next fetch checks the frame again and refuses.
+        // SAFETY: y is mapped writable in the user window (checked above).
+        unsafe { std::ptr::copy_nonoverlapping([0x0F, 0x05, 0xC3].as_ptr(), user(y) as *mut u8, 3) };
+        assert_eq!(m.on_host_fault(user(x), false, true), HostFault::Exit);
+        assert_eq!(resolve(&mut m, user(x), false, true), Resolution::Translate);
+        assert_eq!(prot(&m, WindowKind::User, x), Prot::Read);
+        assert_eq!(prot(&m, WindowKind::User, y), Prot::ReadWrite);
+
+        // Clean code again (a store the monitor makes, through y): x runs natively again.
+        m.write(y, &[0xC3, 0xC3], true).unwrap();
+        assert_eq!(resolve(&mut m, user(x), false, true), Resolution::Handled);
+        assert_eq!(prot(&m, WindowKind::User, x), Prot::ReadExec);
+        assert_eq!(prot(&m, WindowKind::User, y), Prot::Read);
+
+        // The kernel window's mapping of the frame: read-only while x is executable; a
+        // write through it (the guest kernel's) takes execute away, then goes through.
+        assert_eq!(m.on_host_fault(kernel(k), false, false), HostFault::Filled);
+        assert_eq!(prot(&m, WindowKind::Kernel, k), Prot::Read);
+        assert_eq!(m.on_host_fault(kernel(k), true, false), HostFault::Exit);
+        assert_eq!(resolve(&mut m, kernel(k), true, false), Resolution::Handled);
+        assert_eq!(prot(&m, WindowKind::Kernel, k), Prot::ReadWrite);
+        assert_eq!(prot(&m, WindowKind::User, x), Prot::Read);
+        assert_eq!(host_perms(kernel(k)), "rw-");
+        // SAFETY: k is mapped writable in the kernel window (checked above).
+        unsafe { std::ptr::copy_nonoverlapping([0x90, 0x0F, 0xA2].as_ptr(), kernel(k) as *mut u8, 3) };
+        assert_eq!(resolve(&mut m, user(x), false, true), Resolution::Translate);
+        // And back: clean code runs natively, and the kernel's mapping is read-only again.
+        m.write(k, &[0xC3, 0xC3, 0xC3], false).unwrap();
+        assert_eq!(resolve(&mut m, user(x), false, true), Resolution::Handled);
+        assert_eq!(prot(&m, WindowKind::Kernel, k), Prot::Read);
+        assert_eq!(host_perms(kernel(k)), "r--");
+        // A monitor store through x itself (an emulated instruction's) takes execute too.
+        m.write(x + 8, &[0x90], true).unwrap();
+        assert_eq!(prot(&m, WindowKind::User, x), Prot::Read);
+        let s = m.stats();
+        assert_eq!((s.native_write_protects, s.native_code_writes), (3, 3), "{s:?}");
+        assert_eq!(m.vmas(), host_vmas());
+        m.flush_all();
+        assert!(!m.shadow.is_native(FRAME as u64));
     }
 }

@@ -5,7 +5,9 @@
 //! eviction; the window itself is edited by the caller ([`crate::Mmu`]), this module only
 //! keeps account so that flushes know what to unmap (coalesced into ranges), code-page
 //! protection knows every mapping of a physical page, and eviction knows what is cheap to
-//! drop and how many host mappings (VMAs) the windows use.
+//! drop and how many host mappings (VMAs) the windows use. It also counts, per
+//! guest-physical page, the mappings that let guest code run it natively (executable):
+//! W^X holds per frame, so while there is one, no window maps that frame writable.
 //!
 //! The windows are a cache: the host allows a process only so many VMAs
 //! (`vm.max_map_count`), and every separately mapped run of pages is one, plus one more
@@ -65,6 +67,9 @@ pub struct Shadow {
     rmap: HashMap<u64, Vec<(WindowKind, u32)>>,
     /// Guest-physical pages that hold translated code: never mapped writable.
     pub code_pages: HashSet<u64>,
+    /// Guest-physical pages mapped executable (natively runnable) somewhere, with the
+    /// number of such mappings: never mapped writable anywhere (W^X per frame).
+    native: HashMap<u64, u32>,
     /// Per window, the page boundaries where the host VMA changes (one mapped page next
     /// to an unmapped one, or two mapped pages the host cannot merge): the window holds
     /// that many VMAs besides its reservation.
@@ -94,6 +99,7 @@ impl Shadow {
             non_global: Default::default(),
             rmap: Default::default(),
             code_pages: Default::default(),
+            native: Default::default(),
             boundaries: [0; 2],
             ram_pages,
             fills: VecDeque::new(),
@@ -201,7 +207,9 @@ impl Shadow {
         }
         let old = self.get(w, page);
         self.rebound(w, page, old, Some(e));
+        self.count_native(e.phys_page, e.prot, true);
         if let Some(old) = self.maps[w as usize].insert(page, e) {
+            self.count_native(old.phys_page, old.prot, false);
             if old.phys_page == e.phys_page {
                 return;
             }
@@ -214,10 +222,34 @@ impl Shadow {
     pub fn set_prot(&mut self, w: WindowKind, page: u32, prot: Prot) {
         if let Some(e) = self.get(w, page) {
             self.rebound(w, page, Some(e), Some(Entry { prot, ..e }));
+            self.count_native(e.phys_page, prot, true);
+            self.count_native(e.phys_page, e.prot, false);
             if let Some(e) = self.maps[w as usize].get_mut(&page) {
                 e.prot = prot;
             }
         }
+    }
+
+    /// Counts a mapping of `phys` with permission `prot` in (`add`) or out of the
+    /// natively executable mappings, if it is one.
+    fn count_native(&mut self, phys: u64, prot: Prot, add: bool) {
+        if !prot.executable() {
+            return;
+        }
+        if add {
+            *self.native.entry(phys).or_default() += 1;
+        } else if let Some(n) = self.native.get_mut(&phys) {
+            *n -= 1;
+            if *n == 0 {
+                self.native.remove(&phys);
+            }
+        }
+    }
+
+    /// True if some window maps guest-physical page `phys` executable: its code runs
+    /// natively, as it was checked, so no mapping of it may be writable.
+    pub fn is_native(&self, phys: u64) -> bool {
+        self.native.contains_key(&phys)
     }
 
     fn unlink(&mut self, w: WindowKind, page: u32, phys: u64) {
@@ -240,6 +272,7 @@ impl Shadow {
     /// [`Shadow::remove`] without the boundary count, for removals that empty the window.
     fn forget(&mut self, w: WindowKind, page: u32, e: Entry) {
         self.maps[w as usize].remove(&page);
+        self.count_native(e.phys_page, e.prot, false);
         self.non_global[w as usize].remove(&page);
         self.unlink(w, page, e.phys_page);
     }

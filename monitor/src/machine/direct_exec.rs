@@ -7,7 +7,8 @@
 //! `--user-exec` policy agreeing. Code pages that cannot run
 //! natively (they hold `sysenter`, `syscall` or `cpuid`, whose host behaviour is not the
 //! virtual CPU's, see `bt86_shadow_mmu::NEVER_NATIVE`) fault on the fetch and run through
-//! the translator; natively executable pages are never writable, so they stay as checked.
+//! the translator; while a frame is natively executable, no mapping of it (in either
+//! window) is writable, so it stays as checked.
 //!
 //! Guest code runs in the sandbox's stub process (`direct::sandbox`), or with
 //! `BT86_SANDBOX=off` in this process (`direct::enter`). An exit is a host signal. In this
@@ -484,10 +485,13 @@ impl Machine {
         })
     }
 
-    /// True if the instruction at CS:EIP may have its bytes on user page `page`.
+    /// True if the instruction at CS:EIP may have its bytes on user page `page`, or on
+    /// the guest-physical page `page` maps to (through another mapping of that frame).
     fn runs_from_page(&self, page: u32) -> bool {
         let at = self.cpu.linear_eip();
-        at >> 12 == page || at.wrapping_add(14) >> 12 == page
+        let mmu = &self.mem.mmu;
+        let frame = mmu.frame_of(page << 12);
+        [at, at.wrapping_add(14)].into_iter().any(|a| a >> 12 == page || (frame.is_some() && mmu.frame_of(a) == frame))
     }
 
     /// A page fault the signal handler did not fill.
@@ -502,6 +506,7 @@ impl Machine {
                 return Ok(Next::Translate);
             }
         };
+
         let resolution = match self.mem.mmu.resolve_fault(e.fault_addr, write, fetch) {
             Ok(r) => r,
             Err(err) if err.host_refused() => return Err(Stop::Unsupported(format!("guest memory: {err}"), self.dump())),
@@ -509,8 +514,9 @@ impl Machine {
         };
         Ok(match resolution {
             Resolution::Handled if write && self.runs_from_page(linear >> 12) => {
-                // A store into the page of its own instruction: the page is writable now
-                // and no longer executable (W^X), so the store runs translated.
+                // A store into the page of its own instruction, or into its frame through
+                // another mapping: the frame is writable now and no longer executable
+                // (W^X per frame), so the store runs translated.
                 self.count_exit("write to its own code page");
                 Next::Translate
             }

@@ -472,6 +472,10 @@ impl Machine {
                         self.mem.mmu.unprotect_code_page(page);
                         let mode = self.cpu.mode();
                         self.translator.select_mode(&mut self.cpu.ctx, mode);
+                        // User code: the one-shot runs before direct execution is tried
+                        // again (natively, the store would find its frame executable once
+                        // more, and fault back into translation, for ever).
+                        self.direct.translate_once |= self.cpu.cpl == 3;
                         let Some(id) = self.fragment_at(mode, true)? else {
                             return Ok(None);
                         };
@@ -559,6 +563,11 @@ pub(super) fn stats_report(m: &Machine) -> String {
         o,
         "    evictions                     {} ({} fills, {} pages; {} host refusals)",
         ms.evictions, ms.fills_evicted, ms.pages_evicted, ms.host_refusals
+    );
+    let _ = writeln!(
+        o,
+        "    native code (W^X per frame)   {} writable mappings write-protected, {} writes took execute away (re-scanned at the next fetch)",
+        ms.native_write_protects, ms.native_code_writes
     );
     let ws = m.mem.mmu.window_stats();
     let _ = writeln!(
