@@ -115,10 +115,9 @@ impl Sandbox {
         let descs = ldt.take_pending();
         let mut desc_chunks: Vec<&[UserDesc]> = descs.chunks(MAX_DESCS).collect();
         let last_descs = desc_chunks.pop().unwrap_or(&[]);
-        // What does not fit with the entry goes first, in commands of its own (one op of
-        // each command is kept for the stub's housekeeping).
-        if ops.len() + last_descs.len() > MAX_OPS - 1 {
-            for chunk in ops.chunks(MAX_OPS - 1) {
+        // What does not fit with the entry goes first, in commands of its own.
+        if ops.len() + last_descs.len() > MAX_OPS {
+            for chunk in ops.chunks(MAX_OPS) {
                 self.apply(chunk, &[])?;
             }
             ops.clear();
@@ -134,7 +133,14 @@ impl Sandbox {
             *e = *s as u32;
         }
         self.stats.commands += 1;
-        let record = stub.run(&ops, last_descs, &entry, fx, kicked).map_err(|f| self.failed(f))?;
+        let outcome = stub.run(&ops, last_descs, &entry, fx, kicked).map_err(|f| self.failed(f))?;
+        if let Some((nr, e)) = outcome.failed_call {
+            // The stub ran without a mapping the monitor believes it has: the exit stands
+            // (guest code ran), and a new stub, in step again, takes over at the next entry.
+            log::warn!("sandbox: {}; starting a new stub", StubFailure::CallFailed(nr, e));
+            self.stub = None;
+        }
+        let record = outcome.exit;
         let mut exit = Exit::default();
         exit.regs.gpr = record.gpr;
         exit.regs.eip = record.eip;
@@ -167,7 +173,7 @@ impl Sandbox {
     /// The host calls that bring the stub's window up to date.
     fn window_calls(&mut self, changes: &MirrorChanges) -> Vec<Op> {
         let mut ops = Vec::new();
-        let op = |nr: libc::c_long, args: [u64; 6]| Op { nr: nr as u64, args, result: 0 };
+        let op = |nr: libc::c_long, args: [u64; 6]| Op { nr: nr as u64, args };
         if changes.unmap_all {
             // The window and its mirror page above 4 GiB.
             ops.push(op(libc::SYS_munmap, [0, WINDOW_SIZE + 4096, 0, 0, 0, 0]));
@@ -196,11 +202,7 @@ impl Sandbox {
     fn ldt_calls(&mut self, n: usize) -> Vec<Op> {
         self.stats.ldt_writes += n as u64;
         (0..n)
-            .map(|i| Op {
-                nr: libc::SYS_modify_ldt as u64,
-                args: [0x11, desc_addr(i), std::mem::size_of::<UserDesc>() as u64, 0, 0, 0],
-                result: 0,
-            })
+            .map(|i| Op { nr: libc::SYS_modify_ldt as u64, args: [0x11, desc_addr(i), std::mem::size_of::<UserDesc>() as u64, 0, 0, 0] })
             .collect()
     }
 

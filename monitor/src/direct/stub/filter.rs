@@ -1,17 +1,19 @@
-//! The stub's seccomp filter: what a stub may ask of the host kernel.
+//! The stub's seccomp filters: what each of its two threads may ask of the host kernel.
 //!
-//! * Every 32-bit system call (`int 0x80` by guest code) is `SECCOMP_RET_TRAP`: the kernel
-//!   does not run it; SIGSYS brings it to the stub's handler, which reports it as an exit.
-//! * Of the 64-bit calls, only the stub's own: `rt_sigreturn` (entering guest code),
-//!   `futex` (waits and wakes on the shared pages), `sched_yield` (while it waits), `munmap`, `mprotect`, `modify_ldt`,
-//!   `close`, `exit`, `exit_group` — none of which reaches beyond the stub's own address
-//!   space — and `mmap`, which is `SECCOMP_RET_USER_NOTIF`: the monitor sees its arguments
-//!   and lets it run only if it is the very call the monitor asked for (`approve`).
-//!   `mprotect` cannot widen a guest page beyond what the monitor mapped: pages the guest
-//!   does not let user code write are mapped from a read-only descriptor of guest RAM, so
-//!   the host refuses `PROT_WRITE` for them.
-//! * Everything else (x32 calls, other architectures, any other number, other futex
-//!   operations) kills the stub at once.
+//! * The **guest thread** (guest code runs in it): every 32-bit system call (the guest's
+//!   `int 0x80`) is `SECCOMP_RET_TRAP`: the kernel does not run it but raises SIGSYS, which
+//!   the stub reports as an exit. Of the 64-bit calls only `rt_sigreturn` (entering guest
+//!   code), `futex` (waits and wakes on the shared pages), `sched_yield` and `exit` are
+//!   allowed: nothing that reaches beyond the stub, nothing that maps, unmaps or protects
+//!   memory. It holds no file descriptors.
+//! * The **mapper thread** makes the host calls the monitor writes into the read-only
+//!   commands area: `mmap`, `munmap` and `modify_ldt`, and `futex`, `sched_yield` and
+//!   `exit` for itself.
+//! * Anything else — other numbers, x32 calls, other architectures, other futex
+//!   operations — kills the stub at once.
+//!
+//! Filters are per thread (installed without `SECCOMP_FILTER_FLAG_TSYNC`), so escaped code
+//! in the guest thread has only the guest thread's.
 
 use super::shared::{MAX_FILTER, SockFilter};
 
@@ -37,47 +39,38 @@ const X32_SYSCALL_BIT: u32 = 0x4000_0000;
 pub const RET_KILL_PROCESS: u32 = 0x8000_0000;
 /// Raise SIGSYS.
 pub const RET_TRAP: u32 = 0x0003_0000;
-/// Ask the listener.
-pub const RET_USER_NOTIF: u32 = 0x7fc0_0000;
 /// Run the call.
 pub const RET_ALLOW: u32 = 0x7fff_0000;
 
 const FUTEX_WAIT: u32 = 0;
 const FUTEX_WAKE: u32 = 1;
 
-/// The calls the stub makes freely.
-const ALLOWED: [libc::c_long; 9] = [
-    libc::SYS_rt_sigreturn,
-    libc::SYS_sched_yield,
-    libc::SYS_munmap,
-    libc::SYS_mprotect,
-    libc::SYS_modify_ldt,
-    libc::SYS_close,
-    libc::SYS_exit,
-    libc::SYS_exit_group,
-    libc::SYS_mmap, // (USER_NOTIF, below: listed here to keep one list of what exists)
-];
+/// The guest thread's 64-bit calls.
+const GUEST_ALLOWED: [libc::c_long; 4] = [libc::SYS_rt_sigreturn, libc::SYS_sched_yield, libc::SYS_exit, libc::SYS_exit_group];
+/// The mapper thread's 64-bit calls.
+const MAPPER_ALLOWED: [libc::c_long; 6] =
+    [libc::SYS_mmap, libc::SYS_munmap, libc::SYS_modify_ldt, libc::SYS_sched_yield, libc::SYS_exit, libc::SYS_exit_group];
 
 fn ins(code: u16, jt: u8, jf: u8, k: u32) -> SockFilter {
     SockFilter { code, jt, jf, k }
 }
 
-/// The filter program.
-pub fn program() -> Vec<SockFilter> {
+/// A filter: 32-bit calls get `i386` (TRAP for the guest thread, KILL for the mapper),
+/// 64-bit ones in `allowed` and `futex` waits and wakes are allowed, the rest kill.
+fn program(i386: u32, allowed: &[libc::c_long]) -> Vec<SockFilter> {
     let mut p = vec![
         ins(BPF_LD_W_ABS, 0, 0, DATA_ARCH),
         ins(BPF_JEQ_K, 3, 0, AUDIT_ARCH_X86_64),
         ins(BPF_JEQ_K, 0, 1, AUDIT_ARCH_I386),
-        ins(BPF_RET_K, 0, 0, RET_TRAP),
+        ins(BPF_RET_K, 0, 0, i386),
         ins(BPF_RET_K, 0, 0, RET_KILL_PROCESS),
         ins(BPF_LD_W_ABS, 0, 0, DATA_NR),
         ins(BPF_JGE_K, 0, 1, X32_SYSCALL_BIT),
         ins(BPF_RET_K, 0, 0, RET_KILL_PROCESS),
     ];
-    for nr in ALLOWED {
-        let action = if nr == libc::SYS_mmap { RET_USER_NOTIF } else { RET_ALLOW };
+    for &nr in allowed {
         p.push(ins(BPF_JEQ_K, 0, 1, nr as u32));
-        p.push(ins(BPF_RET_K, 0, 0, action));
+        p.push(ins(BPF_RET_K, 0, 0, RET_ALLOW));
     }
     p.extend([
         ins(BPF_JEQ_K, 0, 5, libc::SYS_futex as u32),
@@ -90,6 +83,16 @@ pub fn program() -> Vec<SockFilter> {
     ]);
     assert!(p.len() <= MAX_FILTER);
     p
+}
+
+/// The guest thread's filter.
+pub fn guest_program() -> Vec<SockFilter> {
+    program(RET_TRAP, &GUEST_ALLOWED)
+}
+
+/// The mapper thread's filter.
+pub fn mapper_program() -> Vec<SockFilter> {
+    program(RET_KILL_PROCESS, &MAPPER_ALLOWED)
 }
 
 /// `struct seccomp_data`, for running the filter in tests.
@@ -134,34 +137,40 @@ mod tests {
         Data { nr: nr as i32, arch: AUDIT_ARCH_X86_64, args }
     }
 
+    /// What the filter must answer for x86-64 call `nr` (futex: with FUTEX_WAIT).
+    fn expected(allowed: &[libc::c_long], nr: i64) -> u32 {
+        if nr == libc::SYS_futex || allowed.contains(&nr) { RET_ALLOW } else { RET_KILL_PROCESS }
+    }
+
     #[test]
-    fn every_call_outside_the_list_kills_the_stub() {
-        let p = program();
-        for nr in 0..1024i64 {
-            let got = run(&p, &x64(nr, [0; 6]));
-            let want = match nr {
-                n if n == libc::SYS_mmap => RET_USER_NOTIF,
-                n if n == libc::SYS_futex => RET_ALLOW, // FUTEX_WAIT
-                n if ALLOWED.contains(&n) => RET_ALLOW,
-                _ => RET_KILL_PROCESS,
-            };
-            assert_eq!(got, want, "x86-64 system call {nr}");
+    fn every_call_outside_each_threads_list_kills_the_stub() {
+        for (p, allowed) in [(guest_program(), &GUEST_ALLOWED[..]), (mapper_program(), &MAPPER_ALLOWED[..])] {
+            for nr in 0..1024i64 {
+                assert_eq!(run(&p, &x64(nr, [0; 6])), expected(allowed, nr), "x86-64 system call {nr}");
+            }
         }
-        // What escaped code wants most: all killed.
+        // The guest thread may not touch memory mappings at all, nor anything escaped code
+        // wants most.
+        let guest = guest_program();
         for nr in [
+            libc::SYS_mmap,
+            libc::SYS_munmap,
+            libc::SYS_mprotect,
+            libc::SYS_modify_ldt,
             libc::SYS_write,
             libc::SYS_read,
             libc::SYS_pread64,
             libc::SYS_ioctl,
+            libc::SYS_close,
             libc::SYS_kill,
             libc::SYS_tgkill,
             libc::SYS_prlimit64,
             libc::SYS_getppid,
             libc::SYS_rt_sigprocmask,
+            libc::SYS_rt_sigaction,
+            libc::SYS_sigaltstack,
             libc::SYS_mremap,
             libc::SYS_madvise,
-            libc::SYS_fallocate,
-            libc::SYS_ftruncate,
             libc::SYS_clone,
             libc::SYS_clone3,
             libc::SYS_execve,
@@ -175,31 +184,34 @@ mod tests {
             libc::SYS_seccomp,
             libc::SYS_prctl,
             libc::SYS_arch_prctl,
-            libc::SYS_sigaltstack,
-            libc::SYS_rt_sigaction,
         ] {
-            assert_eq!(run(&p, &x64(nr, [0; 6])), RET_KILL_PROCESS, "system call {nr}");
+            assert_eq!(run(&guest, &x64(nr, [0; 6])), RET_KILL_PROCESS, "system call {nr} from the guest thread");
         }
     }
 
     #[test]
     fn futex_only_waits_and_wakes() {
-        let p = program();
-        let futex = |op: u64| run(&p, &x64(libc::SYS_futex, [0, op, 0, 0, 0, 0]));
-        assert_eq!(futex(0), RET_ALLOW);
-        assert_eq!(futex(1), RET_ALLOW);
-        for op in [2, 3, 4, 5, 6, 9, 10, 128, 129, 0x1_0000_0000] {
-            assert_eq!(futex(op), if op == 0x1_0000_0000 { RET_ALLOW } else { RET_KILL_PROCESS }, "futex op {op:#x}");
+        for p in [guest_program(), mapper_program()] {
+            let futex = |op: u64| run(&p, &x64(libc::SYS_futex, [0, op, 0, 0, 0, 0]));
+            assert_eq!(futex(0), RET_ALLOW);
+            assert_eq!(futex(1), RET_ALLOW);
+            for op in [2, 3, 4, 5, 6, 9, 10, 128, 129] {
+                assert_eq!(futex(op), RET_KILL_PROCESS, "futex op {op:#x}");
+            }
+            // The kernel reads the operation as an int: the high half is ignored.
+            assert_eq!(futex(0x1_0000_0000), RET_ALLOW);
         }
     }
 
     #[test]
     fn other_abis_trap_or_kill() {
-        let p = program();
-        // int 0x80: the guest's system call.
-        assert_eq!(run(&p, &Data { nr: 4, arch: AUDIT_ARCH_I386, args: [0; 6] }), RET_TRAP);
-        // x32 and unknown architectures.
-        assert_eq!(run(&p, &x64(0x4000_0000 | libc::SYS_munmap, [0; 6])), RET_KILL_PROCESS);
-        assert_eq!(run(&p, &Data { nr: 0, arch: 0x4000_0028, args: [0; 6] }), RET_KILL_PROCESS);
+        let (guest, mapper) = (guest_program(), mapper_program());
+        // int 0x80 from guest code: the guest's system call.
+        assert_eq!(run(&guest, &Data { nr: 4, arch: AUDIT_ARCH_I386, args: [0; 6] }), RET_TRAP);
+        assert_eq!(run(&mapper, &Data { nr: 4, arch: AUDIT_ARCH_I386, args: [0; 6] }), RET_KILL_PROCESS);
+        for p in [guest, mapper] {
+            assert_eq!(run(&p, &x64(0x4000_0000 | libc::SYS_munmap, [0; 6])), RET_KILL_PROCESS);
+            assert_eq!(run(&p, &Data { nr: 0, arch: 0x4000_0028, args: [0; 6] }), RET_KILL_PROCESS);
+        }
     }
 }

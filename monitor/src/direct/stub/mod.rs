@@ -3,23 +3,25 @@
 //! A stub ([`Stub`]) is a host process whose address space holds only the guest user
 //! window (the same guest frames at the same addresses as the monitor's user window, with
 //! the same permissions: `bt86_shadow_mmu`'s mirror), its own read-only code ([`code`]),
-//! its signal stack, and the pages it shares with the monitor ([`shared`]). It has no
-//! standard input, output or terminal (its own session), and its only descriptors are
-//! the two views of guest RAM that its mappings come from. Its seccomp filter
-//! ([`filter`]) kills it on any host call but its own; its `mmap` calls wait for the
-//! monitor, which lets through exactly the calls it asked for (`approve`), so escaped code
-//! cannot map a page the guest did not give user code. It dies with the monitor
-//! (`PR_SET_PDEATHSIG`).
+//! its stacks, and the pages it shares with the monitor ([`shared`]). It runs in a session
+//! of its own, without standard input, output or a terminal, and dies with the monitor
+//! (`PR_SET_PDEATHSIG`). It has two threads ([`code`]): the guest thread runs guest code,
+//! holds no file descriptor and may make no host call but those of its handoff
+//! ([`filter`]); the mapper thread holds the two views of guest RAM and makes the
+//! mappings the monitor writes into a read-only command area, reading nothing else.
+//! Guest code that escapes to 64-bit mode therefore cannot map a page the guest did not
+//! give user code, reach a file, or call the host.
 //!
 //! The anchors are gVisor's systrap platform (application code in stub processes,
 //! seccomp traps, state through shared memory with a futex handoff) and User-Mode
-//! Linux's separate address spaces; unlike UML's seccomp stub, the permitted `mmap` is not
-//! trusted by its instruction pointer but by the monitor knowing which call it asked for.
+//! Linux's separate address spaces; unlike UML's seccomp stub, whose permitted calls
+//! escaped code can reach with registers of its choosing, the calls that map memory are
+//! made by a thread escaped code cannot steer.
 //!
 //! What a stub writes is untrusted: [`Stub::run`] returns the raw exit, which the caller
-//! validates. A stub that dies, does not answer within [`ANSWER_TIMEOUT`] of being asked
-//! (or of the preemption signal), or makes a call it was not asked for is *failed*
-//! ([`StubFailure`]); the caller kills it and starts a new one.
+//! validates. A stub that dies or does not answer within [`ANSWER_TIMEOUT`] of being asked
+//! (or of the preemption signal) is *failed* ([`StubFailure`]); the caller kills it and
+//! starts a new one.
 
 pub mod code;
 pub mod filter;
@@ -30,7 +32,8 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use shared::{Command, Entry, ExitRecord, MAX_DESCS, MAX_OPS, Op, SHARED_SIZE, STUB_SHARED, Shared, UserDesc, fds, off};
+pub use shared::desc_addr;
+use shared::{COMMANDS_OFFSET, COMMANDS_SIZE, Command, Commands, Entry, ExitRecord, MAX_DESCS, MAX_OPS, Op, REPORTS_SIZE, Reports, UserDesc, fds};
 
 /// How long a stub may take to answer a command or the preemption signal.
 pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(1);
@@ -38,6 +41,8 @@ pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(1);
 const SPIN: Duration = Duration::from_micros(30);
 /// The signal that ends a native slice in the stub.
 pub const PREEMPT_SIGNAL: libc::c_int = libc::SIGALRM;
+/// Bytes of the shared memfd.
+const SHARED_SIZE: usize = REPORTS_SIZE + COMMANDS_SIZE;
 
 /// Why a stub could not be started.
 #[derive(Debug)]
@@ -56,8 +61,6 @@ pub enum StubFailure {
     Died,
     /// It did not answer in time.
     Unresponsive,
-    /// It made a host call the monitor did not ask for, or skipped one.
-    Unexpected(String),
     /// One of the host calls the monitor asked for failed (`-errno`).
     CallFailed(u64, i64),
 }
@@ -67,7 +70,6 @@ impl std::fmt::Display for StubFailure {
         match self {
             StubFailure::Died => write!(f, "the stub process died"),
             StubFailure::Unresponsive => write!(f, "the stub process stopped answering"),
-            StubFailure::Unexpected(what) => write!(f, "the stub process made an unexpected host call: {what}"),
             StubFailure::CallFailed(nr, e) => {
                 write!(f, "host call {nr} in the stub failed: {}", std::io::Error::from_raw_os_error(-*e as i32))
             }
@@ -75,31 +77,15 @@ impl std::fmt::Display for StubFailure {
     }
 }
 
-/// `struct seccomp_notif`.
-#[repr(C)]
-#[derive(Default)]
-struct Notif {
-    id: u64,
-    pid: u32,
-    flags: u32,
-    nr: i32,
-    arch: u32,
-    ip: u64,
-    args: [u64; 6],
+/// What [`Stub::run`] saw.
+#[derive(Clone, Copy, Debug)]
+pub struct RunOutcome {
+    /// The exit as the stub wrote it (untrusted).
+    pub exit: ExitRecord,
+    /// A host call the monitor asked for failed (`(nr, -errno)`): the stub lacks a mapping
+    /// the monitor believes it has, and must be brought back in step.
+    pub failed_call: Option<(u64, i64)>,
 }
-
-/// `struct seccomp_notif_resp`.
-#[repr(C)]
-struct NotifResp {
-    id: u64,
-    val: i64,
-    error: i32,
-    flags: u32,
-}
-
-const SECCOMP_IOCTL_NOTIF_RECV: libc::c_ulong = 0xc050_2100;
-const SECCOMP_IOCTL_NOTIF_SEND: libc::c_ulong = 0xc018_2101;
-const SECCOMP_USER_NOTIF_FLAG_CONTINUE: u32 = 1;
 
 fn errno() -> i32 {
     std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
@@ -130,11 +116,8 @@ fn memfd(name: &str, len: usize) -> Result<OwnedFd, SpawnError> {
 pub struct Stub {
     pid: libc::pid_t,
     pidfd: OwnedFd,
-    /// The seccomp listener (None until the stub has installed its filter).
-    listener: Option<OwnedFd>,
-    shared: *mut Shared,
-    /// The stub's own copy of the listener, closed with the next command.
-    listener_in_stub: Option<i32>,
+    /// The monitor's mapping of the shared memfd: [`Reports`] then [`Commands`].
+    shared: *mut u8,
     failed: bool,
 }
 
@@ -177,15 +160,21 @@ impl StubFactory {
         if p == libc::MAP_FAILED {
             return Err(os_err("mmap of the shared pages"));
         }
-        let shared = p as *mut Shared;
-        // SAFETY: the mapping is SHARED_SIZE bytes, page aligned, zero-filled (a valid
-        // Shared: integers and atomics), and nothing else uses it before the stub runs.
-        let s = unsafe { &mut *shared };
-        s.cmd_seq.store(1, Ordering::SeqCst);
-        s.setup_flags = self.cpuid_faulting as u32;
-        let prog = filter::program();
-        s.filter[..prog.len()].copy_from_slice(&prog);
-        s.filter_len = prog.len() as u32;
+        let shared = p as *mut u8;
+        {
+            // SAFETY: the mapping holds both areas, page aligned and zero-filled (valid
+            // values of their integer and atomic fields), and nothing else uses it before
+            // the stub runs.
+            let c = unsafe { &mut *(shared.add(COMMANDS_OFFSET) as *mut Commands) };
+            c.seq.store(1, Ordering::SeqCst);
+            c.setup_flags = self.cpuid_faulting as u32;
+            let (guest_addr, mapper_addr) = shared::filter_addrs();
+            let (guest, mapper) = (filter::guest_program(), filter::mapper_program());
+            c.guest_filter[..guest.len()].copy_from_slice(&guest);
+            c.mapper_filter[..mapper.len()].copy_from_slice(&mapper);
+            c.guest_fprog = shared::Fprog { len: guest.len() as u64, filter: guest_addr };
+            c.mapper_fprog = shared::Fprog { len: mapper.len() as u64, filter: mapper_addr };
+        }
         let started = self.fork_exec(shared_fd.as_raw_fd(), exe.as_raw_fd());
         let (pid, pidfd) = match started {
             Ok(p) => p,
@@ -195,21 +184,8 @@ impl StubFactory {
                 return Err(e);
             }
         };
-        let mut stub = Stub { pid, pidfd, listener: None, shared, listener_in_stub: None, failed: true };
-        stub.wait_done(1, &|| false, Some(Instant::now() + 5 * ANSWER_TIMEOUT))
-            .map_err(|f| SpawnError(format!("the stub did not start ({f})")))?;
-        let fd = stub.shared().listener_fd;
-        if fd < 0 {
-            return Err(SpawnError(format!("the stub could not install its seccomp filter: {}", std::io::Error::from_raw_os_error(-fd))));
-        }
-        // SAFETY: pidfd_getfd on our own child's descriptor; the result is checked.
-        let listener = unsafe { libc::syscall(libc::SYS_pidfd_getfd, stub.pidfd.as_raw_fd(), fd, 0) } as i32;
-        if listener < 0 {
-            return Err(os_err("pidfd_getfd of the stub's seccomp listener"));
-        }
-        // SAFETY: a new descriptor we own.
-        stub.listener = Some(unsafe { OwnedFd::from_raw_fd(listener) });
-        stub.listener_in_stub = Some(fd);
+        let mut stub = Stub { pid, pidfd, shared, failed: true };
+        stub.wait_done(1, &|| false, Some(Instant::now() + 5 * ANSWER_TIMEOUT)).map_err(|f| SpawnError(format!("the stub did not start ({f})")))?;
         stub.failed = false;
         Ok(stub)
     }
@@ -275,16 +251,17 @@ impl StubFactory {
 }
 
 impl Stub {
-    fn shared(&self) -> &Shared {
-        // SAFETY: the mapping lives as long as self; the stub writes to it concurrently,
-        // which is why every field the monitor reads is an atomic or copied out once.
-        unsafe { &*self.shared }
+    fn commands(&mut self) -> &mut Commands {
+        // SAFETY: the mapping lives as long as self; the stub only reads this area (it
+        // maps it read-only), and the monitor writes it only between commands.
+        unsafe { &mut *(self.shared.add(COMMANDS_OFFSET) as *mut Commands) }
     }
 
-    fn shared_mut(&mut self) -> &mut Shared {
-        // SAFETY: as in `shared`; the stub does not read the fields the monitor writes
-        // until `cmd_seq` changes.
-        unsafe { &mut *self.shared }
+    fn reports(&self) -> &Reports {
+        // SAFETY: the mapping lives as long as self; the stub writes this area at any
+        // time, which is why every field the monitor reads is an atomic or copied out
+        // once with a volatile read.
+        unsafe { &*(self.shared as *const Reports) }
     }
 
     /// True once the stub has failed; it must be replaced.
@@ -297,39 +274,40 @@ impl Stub {
         self.pid
     }
 
-    /// Makes host calls `ops` in the stub (`descs`: the LDT descriptors their
-    /// `modify_ldt` calls point to, see [`desc_addr`]) and then, with `entry` and the FPU
-    /// image `fx`, runs guest code until its next exit, which it returns with `fx` updated.
-    /// `kicked` says whether the monitor's timer fired meanwhile: the stub then gets the
-    /// preemption signal.
-    pub fn run(
-        &mut self,
-        ops: &[Op],
-        descs: &[UserDesc],
-        entry: &Entry,
-        fx: &mut [u8; 512],
-        kicked: &dyn Fn() -> bool,
-    ) -> Result<ExitRecord, StubFailure> {
+    /// Has the mapper make host calls `ops` (`descs`: the LDT descriptors their
+    /// `modify_ldt` calls point to, see [`desc_addr`]) and then runs guest code with
+    /// `entry` and the FPU image `fx` until its next exit, which it returns with `fx`
+    /// updated. `kicked` says whether the monitor's timer fired meanwhile: the stub then
+    /// gets the preemption signal.
+    pub fn run(&mut self, ops: &[Op], descs: &[UserDesc], entry: &Entry, fx: &mut [u8; 512], kicked: &dyn Fn() -> bool) -> Result<RunOutcome, StubFailure> {
         {
-            let s = self.shared_mut();
-            s.entry = *entry;
-            s.fx.0[..shared::FX_BYTES].copy_from_slice(&fx[..shared::FX_BYTES]);
+            let c = self.commands();
+            c.entry = *entry;
+            c.fx.0[..shared::FX_BYTES].copy_from_slice(&fx[..shared::FX_BYTES]);
         }
-        self.command(Command::Run, ops, descs, kicked)?;
-        let s = self.shared();
+        let failed_call = self.command(Command::Run, ops, descs, kicked)?;
+        let r = self.reports();
         // One copy of what the stub wrote; the caller validates it.
         // SAFETY: reading plain integers the stub may be rewriting: any value is valid.
-        let exit = unsafe { std::ptr::read_volatile(&s.exit) };
-        fx[..shared::FX_BYTES].copy_from_slice(&s.fx.0[..shared::FX_BYTES]);
-        Ok(exit)
+        let exit = unsafe { std::ptr::read_volatile(&r.exit) };
+        // SAFETY: as above, bytes.
+        let out = unsafe { std::ptr::read_volatile(&r.fx) };
+        fx[..shared::FX_BYTES].copy_from_slice(&out.0[..shared::FX_BYTES]);
+        Ok(RunOutcome { exit, failed_call })
     }
 
-    /// Makes host calls `ops` in the stub without running guest code.
+    /// Has the mapper make host calls `ops` without running guest code.
     pub fn apply(&mut self, ops: &[Op], descs: &[UserDesc]) -> Result<(), StubFailure> {
-        self.command(Command::Apply, ops, descs, &|| false)
+        match self.command(Command::Apply, ops, descs, &|| false)? {
+            None => Ok(()),
+            Some((nr, e)) => {
+                self.failed = true;
+                Err(StubFailure::CallFailed(nr, e))
+            }
+        }
     }
 
-    fn command(&mut self, cmd: Command, ops: &[Op], descs: &[UserDesc], kicked: &dyn Fn() -> bool) -> Result<(), StubFailure> {
+    fn command(&mut self, cmd: Command, ops: &[Op], descs: &[UserDesc], kicked: &dyn Fn() -> bool) -> Result<Option<(u64, i64)>, StubFailure> {
         if self.failed {
             return Err(StubFailure::Died);
         }
@@ -340,47 +318,39 @@ impl Stub {
         r
     }
 
-    fn try_command(&mut self, cmd: Command, ops: &[Op], descs: &[UserDesc], kicked: &dyn Fn() -> bool) -> Result<(), StubFailure> {
-        let close = self.listener_in_stub.take().map(|fd| Op { nr: libc::SYS_close as u64, args: [fd as u64, 0, 0, 0, 0, 0], result: 0 });
-        let all: Vec<Op> = close.into_iter().chain(ops.iter().copied()).collect();
-        assert!(all.len() <= MAX_OPS && descs.len() <= MAX_DESCS, "too many host calls for one command");
+    fn try_command(&mut self, cmd: Command, ops: &[Op], descs: &[UserDesc], kicked: &dyn Fn() -> bool) -> Result<Option<(u64, i64)>, StubFailure> {
+        assert!(ops.len() <= MAX_OPS && descs.len() <= MAX_DESCS, "too many host calls for one command");
         let seq = {
-            let s = self.shared_mut();
-            s.ops[..all.len()].copy_from_slice(&all);
-            s.descs[..descs.len()].copy_from_slice(descs);
-            s.n_ops = all.len() as u32;
-            s.cmd = cmd as u32;
-            let seq = s.cmd_seq.load(Ordering::Relaxed).wrapping_add(1);
-            s.cmd_seq.store(seq, Ordering::SeqCst);
+            let c = self.commands();
+            c.ops[..ops.len()].copy_from_slice(ops);
+            c.descs[..descs.len()].copy_from_slice(descs);
+            c.n_ops = ops.len() as u32;
+            c.cmd = cmd as u32;
+            if !ops.is_empty() {
+                // The mapper is idle: the last command's calls were made before it ended.
+                c.ops_seq.fetch_add(1, Ordering::SeqCst);
+            }
+            let seq = c.seq.load(Ordering::Relaxed).wrapping_add(1);
+            c.seq.store(seq, Ordering::SeqCst);
             seq
         };
-        if self.shared().stub_waiting.load(Ordering::SeqCst) != 0 {
-            self.futex_wake(off::CMD_SEQ);
-        }
-        for op in all.iter().filter(|o| o.nr == libc::SYS_mmap as u64) {
-            self.approve(op)?;
+        if self.reports().guest_waiting.load(Ordering::SeqCst) != 0 {
+            // SAFETY: FUTEX_WAKE on a word of our shared mapping.
+            unsafe { libc::syscall(libc::SYS_futex, self.shared.add(COMMANDS_OFFSET + shared::off::C_SEQ), libc::FUTEX_WAKE, 1) };
         }
         // Guest code may run as long as the monitor's timer lets it; host calls alone must
         // be done promptly.
         let deadline = (cmd != Command::Run).then(|| Instant::now() + ANSWER_TIMEOUT);
         self.wait_done(seq, kicked, deadline)?;
-        let s = self.shared();
-        for (i, want) in all.iter().enumerate() {
-            // SAFETY: plain integers; any value is valid.
-            let got = unsafe { std::ptr::read_volatile(&s.ops[i]) };
-            if got.nr != want.nr || got.args != want.args {
-                return Err(StubFailure::Unexpected("its list of host calls changed".into()));
-            }
-            if got.result < 0 && got.result > -4096 {
-                return Err(StubFailure::CallFailed(want.nr, got.result));
+        let r = self.reports();
+        for (i, op) in ops.iter().enumerate() {
+            // SAFETY: a plain integer the stub may be rewriting: any value is valid.
+            let result = unsafe { std::ptr::read_volatile(&r.results[i]) };
+            if (-4095..0).contains(&result) {
+                return Ok(Some((op.nr, result)));
             }
         }
-        Ok(())
-    }
-
-    fn futex_wake(&self, offset: usize) {
-        // SAFETY: FUTEX_WAKE on a word of our shared mapping.
-        unsafe { libc::syscall(libc::SYS_futex, (self.shared as *mut u8).add(offset), libc::FUTEX_WAKE, 1) };
+        Ok(None)
     }
 
     /// True if the stub has ended.
@@ -392,9 +362,7 @@ impl Stub {
 
     fn preempt(&self) {
         // SAFETY: pidfd_send_signal to our own child through its pidfd.
-        unsafe {
-            libc::syscall(libc::SYS_pidfd_send_signal, self.pidfd.as_raw_fd(), PREEMPT_SIGNAL, std::ptr::null::<libc::siginfo_t>(), 0)
-        };
+        unsafe { libc::syscall(libc::SYS_pidfd_send_signal, self.pidfd.as_raw_fd(), PREEMPT_SIGNAL, std::ptr::null::<libc::siginfo_t>(), 0) };
     }
 
     /// Waits until the stub reports command `seq` done: spins briefly, then sleeps on the
@@ -402,7 +370,7 @@ impl Stub {
     /// stub dies, or does not answer by `deadline` or within [`ANSWER_TIMEOUT`] of the
     /// preemption signal.
     fn wait_done(&self, seq: u32, kicked: &dyn Fn() -> bool, deadline: Option<Instant>) -> Result<(), StubFailure> {
-        let s = self.shared();
+        let r = self.reports();
         let start = Instant::now();
         let mut deadline = deadline;
         let mut preempted = false;
@@ -416,7 +384,7 @@ impl Stub {
         };
         while start.elapsed() < SPIN {
             for _ in 0..32 {
-                if s.done_seq.load(Ordering::Acquire) == seq {
+                if r.done_seq.load(Ordering::Acquire) == seq {
                     return Ok(());
                 }
                 std::hint::spin_loop();
@@ -426,77 +394,28 @@ impl Stub {
         }
         loop {
             check_kick(&mut deadline);
-            s.monitor_waiting.store(1, Ordering::SeqCst);
-            let done = s.done_seq.load(Ordering::SeqCst);
+            r.monitor_waiting.store(1, Ordering::SeqCst);
+            let done = r.done_seq.load(Ordering::SeqCst);
             if done == seq {
-                s.monitor_waiting.store(0, Ordering::SeqCst);
+                r.monitor_waiting.store(0, Ordering::SeqCst);
                 return Ok(());
             }
             let ts = libc::timespec { tv_sec: 0, tv_nsec: 50_000_000 };
             // SAFETY: FUTEX_WAIT on a word of our shared mapping with a timeout; a
             // signal (the monitor's timer) ends it early with EINTR.
-            let r = unsafe { libc::syscall(libc::SYS_futex, &s.done_seq as *const _ as *const u32, libc::FUTEX_WAIT, done, &ts) };
-            s.monitor_waiting.store(0, Ordering::SeqCst);
-            if s.done_seq.load(Ordering::SeqCst) == seq {
+            let rc = unsafe { libc::syscall(libc::SYS_futex, &r.done_seq as *const _ as *const u32, libc::FUTEX_WAIT, done, &ts) };
+            r.monitor_waiting.store(0, Ordering::SeqCst);
+            if r.done_seq.load(Ordering::SeqCst) == seq {
                 return Ok(());
             }
-            if r != 0 && errno() == libc::ETIMEDOUT && self.dead() {
+            if rc != 0 && errno() == libc::ETIMEDOUT && self.dead() {
                 return Err(StubFailure::Died);
             }
             if deadline.is_some_and(|d| Instant::now() > d) {
-                return Err(StubFailure::Unresponsive);
-            }
-        }
-    }
-
-    /// Waits for the stub's next `mmap` and lets it run if it is `want`.
-    fn approve(&self, want: &Op) -> Result<(), StubFailure> {
-        let Some(listener) = self.listener.as_ref().map(|l| l.as_raw_fd()) else {
-            return Err(StubFailure::Died);
-        };
-        let start = Instant::now();
-        let deadline = start + ANSWER_TIMEOUT;
-        loop {
-            // The stub makes its calls as soon as it sees the command: look (and yield
-            // the CPU, which it may need) for a moment before sleeping in poll.
-            let wait_ms = if start.elapsed() < SPIN { 0 } else { 100 };
-            let mut p = libc::pollfd { fd: listener, events: libc::POLLIN, revents: 0 };
-            // SAFETY: poll on one valid pollfd.
-            let r = unsafe { libc::poll(&mut p, 1, wait_ms) };
-            if r > 0 {
-                break;
-            }
-            if wait_ms == 0 {
-                std::thread::yield_now();
-                continue;
-            }
-            if Instant::now() > deadline || self.dead() {
                 return Err(if self.dead() { StubFailure::Died } else { StubFailure::Unresponsive });
             }
         }
-        let mut n = Notif::default();
-        // SAFETY: NOTIF_RECV writes one seccomp_notif into our buffer.
-        if unsafe { libc::ioctl(listener, SECCOMP_IOCTL_NOTIF_RECV, &mut n) } != 0 {
-            return Err(StubFailure::Died);
-        }
-        let expected =
-            n.arch == filter::AUDIT_ARCH_X86_64 && n.nr as i64 == libc::SYS_mmap && n.args == want.args && n.pid as i32 == self.pid;
-        let resp = if expected {
-            NotifResp { id: n.id, val: 0, error: 0, flags: SECCOMP_USER_NOTIF_FLAG_CONTINUE }
-        } else {
-            NotifResp { id: n.id, val: 0, error: -libc::EPERM, flags: 0 }
-        };
-        // SAFETY: NOTIF_SEND reads one seccomp_notif_resp from our buffer.
-        if unsafe { libc::ioctl(listener, SECCOMP_IOCTL_NOTIF_SEND, &resp) } != 0 && errno() != libc::ENOENT {
-            return Err(StubFailure::Died);
-        }
-        if expected { Ok(()) } else { Err(StubFailure::Unexpected(format!("mmap{:x?}", n.args))) }
     }
-}
-
-/// The stub's address of `descs[i]` (for a `modify_ldt` op).
-pub fn desc_addr(i: usize) -> u64 {
-    STUB_SHARED + (std::mem::offset_of!(Shared, descs) + i * std::mem::size_of::<UserDesc>()) as u64
 }
 
 impl Drop for Stub {
@@ -524,6 +443,10 @@ mod tests {
     /// A stub over one page of "guest RAM" holding `code`, mapped at [`CODE_AT`], with a
     /// flat 32-bit code segment in LDT slot 1 and data in slot 2; runs it.
     fn run_code(code: &[u8], kicked: &dyn Fn() -> bool) -> Result<ExitRecord, StubFailure> {
+        run_code_with(code, kicked).map(|o| o.exit)
+    }
+
+    fn run_code_with(code: &[u8], kicked: &dyn Fn() -> bool) -> Result<RunOutcome, StubFailure> {
         let ram = memfd("bt86-test-ram", 4096).unwrap();
         // SAFETY: pwrite of our buffer into our memfd.
         assert_eq!(unsafe { libc::pwrite(ram.as_raw_fd(), code.as_ptr() as *const libc::c_void, code.len(), 0) }, code.len() as isize);
@@ -536,7 +459,7 @@ mod tests {
             flags: FLAG_32BIT | contents << FLAG_CONTENTS_SHIFT | FLAG_LIMIT_IN_PAGES,
         };
         let descs = [flat(1, 2), flat(2, 0)];
-        let op = |nr: libc::c_long, args: [u64; 6]| Op { nr: nr as u64, args, result: 0 };
+        let op = |nr: libc::c_long, args: [u64; 6]| Op { nr: nr as u64, args };
         let prot = (libc::PROT_READ | libc::PROT_EXEC) as u64;
         let ops = [
             op(libc::SYS_mmap, [CODE_AT, 4096, prot, (libc::MAP_SHARED | libc::MAP_FIXED) as u64, fds::RAM_RO as u64, 0]),
@@ -580,17 +503,24 @@ mod tests {
     }
 
     #[test]
-    fn a_stub_holds_only_its_own_pages_and_the_two_views_of_guest_ram() {
+    fn a_stub_holds_only_its_own_pages_and_its_mapper_the_two_views_of_guest_ram() {
         let ram = memfd("bt86-test-ram", 4096).unwrap();
         let factory = StubFactory::new(ram.as_raw_fd(), false).unwrap();
         let mut stub = factory.spawn().unwrap();
-        // The first command also closes the stub's copy of its seccomp listener.
         stub.apply(&[], &[]).unwrap();
-        let fds: Vec<String> =
-            std::fs::read_dir(format!("/proc/{}/fd", stub.pid())).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
-        let mut fds: Vec<i32> = fds.iter().map(|f| f.parse().unwrap()).collect();
-        fds.sort_unstable();
-        assert_eq!(fds, [fds::RAM_RW, fds::RAM_RO], "the stub's descriptors");
+        let fds_of = |dir: String| -> Vec<i32> {
+            let mut v: Vec<i32> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap().parse().unwrap()).collect();
+            v.sort_unstable();
+            v
+        };
+        // The guest thread (the thread group's leader) has no descriptor at all; the
+        // mapper thread, with a file table of its own, the two views of guest RAM.
+        let pid = stub.pid();
+        assert_eq!(fds_of(format!("/proc/{pid}/task/{pid}/fd")), Vec::<i32>::new(), "the guest thread's descriptors");
+        let tasks: Vec<i32> = std::fs::read_dir(format!("/proc/{pid}/task")).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap().parse().unwrap()).collect();
+        assert_eq!(tasks.len(), 2, "two threads");
+        let mapper = tasks.iter().find(|&&t| t != pid).unwrap();
+        assert_eq!(fds_of(format!("/proc/{pid}/task/{mapper}/fd")), [fds::RAM_RW, fds::RAM_RO], "the mapper thread's descriptors");
         let maps = std::fs::read_to_string(format!("/proc/{}/maps", stub.pid())).unwrap();
         for line in maps.lines() {
             let mut f = line.split_whitespace();
@@ -600,7 +530,8 @@ mod tests {
             let name = line.split_whitespace().nth(5).unwrap_or("");
             let known = start == shared::STUB_CODE && perms == "r-xp"
                 || start == shared::STUB_STACK && perms == "rw-p"
-                || start == STUB_SHARED && perms == "rw-s"
+                || start == shared::STUB_REPORTS && perms == "rw-s"
+                || start == shared::STUB_COMMANDS && perms == "r--s"
                 || ["[stack]", "[vvar]", "[vvar_vclock]", "[vdso]", "[vsyscall]"].contains(&name);
             assert!(known, "unexpected mapping in the stub: {line}\n{maps}");
         }

@@ -1,15 +1,24 @@
-//! The pages the monitor and a stub share: commands one way, guest exits the other.
+//! The pages the monitor and a stub share.
 //!
-//! Both sides see one `memfd` mapped shared; the stub at [`STUB_SHARED`], the monitor
-//! wherever its mmap put it. The protocol is two sequence numbers and a futex each way:
-//! the monitor writes a command and bumps `cmd_seq`; the stub executes it and, once guest
-//! code exits (or at once for [`Command::Apply`]), writes the exit and sets `done_seq =
-//! cmd_seq`. Each side spins briefly and then sleeps on the other's word, announcing the
-//! sleep in `*_waiting` so that the other wakes it only when needed.
+//! One `memfd` holds two areas. The monitor maps both read-write; the stub maps them at
+//! fixed addresses above 4 GiB:
 //!
-//! Everything the stub writes here is untrusted: guest user code that escaped to 64-bit
-//! mode in the stub can write any bytes at any time. The monitor copies the exit out once
-//! and validates it before use.
+//! * [`Commands`] at [`STUB_COMMANDS`], **read-only** in the stub: what the monitor asks —
+//!   the host calls its mapper thread makes, the guest state to run, the seccomp filters.
+//!   Nothing in the stub can change it (the guest thread may not call `mprotect`, `mmap`
+//!   or `munmap`), so the mapper thread, which acts on it, cannot be misled.
+//! * [`Reports`] at [`STUB_REPORTS`], read-write: what the stub answers — the guest's
+//!   exit, its FPU image, the results of host calls — and the words each side sleeps on.
+//!   Everything here is untrusted: guest user code that escaped to 64-bit mode in the stub
+//!   can write any bytes at any time. The monitor copies it out once and validates it.
+//!
+//! The protocol is sequence numbers and futexes: the monitor writes a command and bumps
+//! `Commands::seq` (and, if it has host calls, `Commands::ops_seq`); the mapper makes the
+//! host calls and sets `Reports::ops_done`; the guest thread waits for that, runs guest code (for
+//! [`Command::Run`]), and when guest code exits (or at once for [`Command::Apply`]) writes
+//! the exit and sets `Reports::done_seq`. Each waits by spinning briefly and then sleeping
+//! on the futex, announcing the sleep in a `*_waiting` word so that it is woken only when
+//! needed.
 
 use std::mem::offset_of;
 use std::sync::atomic::AtomicU32;
@@ -17,29 +26,35 @@ use std::sync::atomic::AtomicU32;
 /// Where the stub's code is loaded (above the 4 GiB + 4 KiB that hold the user window
 /// and its mirror page, out of reach of 32-bit code).
 pub const STUB_CODE: u64 = 0x2_0000_0000;
-/// The stub's signal stack (its ELF's one writable segment).
+/// The guest thread's signal stack and the mapper thread's stack (the stub ELF's one
+/// writable segment).
 pub const STUB_STACK: u64 = 0x2_0010_0000;
-/// Size of the signal stack.
+/// Size of the writable segment.
 pub const STUB_STACK_SIZE: u64 = 64 * 1024;
-/// Where the stub maps the shared pages.
-pub const STUB_SHARED: u64 = 0x2_0020_0000;
-/// Size of the shared pages.
-pub const SHARED_SIZE: usize = 64 * 1024;
+/// Where the stub maps [`Reports`] (read-write).
+pub const STUB_REPORTS: u64 = 0x2_0020_0000;
+/// Where the stub maps [`Commands`] (read-only).
+pub const STUB_COMMANDS: u64 = 0x2_0030_0000;
+/// Bytes of the [`Reports`] area.
+pub const REPORTS_SIZE: usize = 16 * 1024;
+/// Bytes of the [`Commands`] area.
+pub const COMMANDS_SIZE: usize = 64 * 1024;
 
 /// Host system calls a command can carry.
 pub const MAX_OPS: usize = 384;
 /// LDT descriptors a command can carry (for its `modify_ldt` ops).
 pub const MAX_DESCS: usize = 128;
-/// Instructions in the stub's seccomp filter.
-pub const MAX_FILTER: usize = 64;
+/// Instructions in each seccomp filter.
+pub const MAX_FILTER: usize = 48;
 
 /// File descriptors the stub starts with (fixed numbers, set up before `exec`).
 pub mod fds {
     /// The shared pages (closed once mapped).
     pub const SHARED: i32 = 3;
-    /// Guest RAM, read-write: for pages the guest gives user code write access to.
+    /// Guest RAM, read-write: for pages the guest gives user code write access to (kept
+    /// by the mapper thread only).
     pub const RAM_RW: i32 = 4;
-    /// Guest RAM, read-only: every other page, so that `mprotect` cannot widen them.
+    /// Guest RAM, read-only: every other page (kept by the mapper thread only).
     pub const RAM_RO: i32 = 5;
     /// The stub's own executable (closed at start).
     pub const EXE: i32 = 6;
@@ -95,7 +110,7 @@ pub struct ExitRecord {
     pub fault_addr: u64,
 }
 
-/// A host system call for the stub to make: `nr(args...)`, its result written back.
+/// A host system call for the mapper thread to make: `nr(args...)`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Op {
@@ -103,8 +118,6 @@ pub struct Op {
     pub nr: u64,
     /// Arguments.
     pub args: [u64; 6],
-    /// What it returned (`-errno` on failure), written by the stub.
-    pub result: i64,
 }
 
 /// `struct user_desc` for `modify_ldt`.
@@ -135,40 +148,15 @@ pub struct SockFilter {
     pub k: u32,
 }
 
-/// The shared pages.
-#[repr(C, align(4096))]
-pub struct Shared {
-    /// Bumped by the monitor for each command (the stub's futex).
-    pub cmd_seq: AtomicU32,
-    /// Set by the stub to `cmd_seq` when a command is done (the monitor's futex).
-    pub done_seq: AtomicU32,
-    /// The stub sleeps on `cmd_seq`.
-    pub stub_waiting: AtomicU32,
-    /// The monitor sleeps on `done_seq`.
-    pub monitor_waiting: AtomicU32,
-    /// A [`Command`].
-    pub cmd: u32,
-    /// Entries of `ops` in use.
-    pub n_ops: u32,
-    /// Bit 0: turn on CPUID faulting at start.
-    pub setup_flags: u32,
-    /// The seccomp listener's descriptor in the stub (written at start).
-    pub listener_fd: i32,
-    /// Instructions in `filter`.
-    pub filter_len: u32,
-    _pad: [u32; 7],
-    /// The guest state to run.
-    pub entry: Entry,
-    /// The last exit.
-    pub exit: ExitRecord,
-    /// The guest's FXSAVE image, both ways (the first 464 bytes are used).
-    pub fx: Fx,
-    /// Host calls.
-    pub ops: [Op; MAX_OPS],
-    /// Descriptors that `modify_ldt` ops point to.
-    pub descs: [UserDesc; MAX_DESCS],
-    /// The stub's seccomp filter (read once at start).
-    pub filter: [SockFilter; MAX_FILTER],
+/// `struct sock_fprog` as the stub's `seccomp` call reads it (the filter's address is the
+/// stub's).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Fprog {
+    /// Instructions.
+    pub len: u64,
+    /// Their address in the stub.
+    pub filter: u64,
 }
 
 /// An FXSAVE image.
@@ -180,59 +168,142 @@ pub struct Fx(pub [u8; 512]);
 /// kernel's `sw_reserved`, which must stay as it wrote it).
 pub const FX_BYTES: usize = 464;
 
-const _: () = assert!(std::mem::size_of::<Shared>() <= SHARED_SIZE);
+/// What the monitor asks (read-only in the stub).
+#[repr(C, align(4096))]
+pub struct Commands {
+    /// Bumped by the monitor for each command (both stub threads sleep on it).
+    pub seq: AtomicU32,
+    /// A [`Command`].
+    pub cmd: u32,
+    /// Entries of `ops` in use.
+    pub n_ops: u32,
+    /// Bit 0: turn on CPUID faulting at start.
+    pub setup_flags: u32,
+    /// Bumped for each command that has host calls (the mapper sleeps on it). The monitor
+    /// writes `ops` only while the mapper is idle (`Reports::ops_done == ops_seq`).
+    pub ops_seq: AtomicU32,
+    _pad: [u32; 3],
+    /// The guest thread's filter.
+    pub guest_fprog: Fprog,
+    /// The mapper thread's filter.
+    pub mapper_fprog: Fprog,
+    /// The guest state to run.
+    pub entry: Entry,
+    /// The guest's FXSAVE image going in.
+    pub fx: Fx,
+    /// Host calls, for the mapper thread.
+    pub ops: [Op; MAX_OPS],
+    /// Descriptors that `modify_ldt` ops point to.
+    pub descs: [UserDesc; MAX_DESCS],
+    /// The guest thread's seccomp filter.
+    pub guest_filter: [SockFilter; MAX_FILTER],
+    /// The mapper thread's seccomp filter.
+    pub mapper_filter: [SockFilter; MAX_FILTER],
+}
 
-/// Offsets the stub's assembly uses.
+/// What the stub answers (read-write in the stub: untrusted).
+#[repr(C, align(4096))]
+pub struct Reports {
+    /// Set by the guest thread to `Commands::seq` when a command is done (the monitor
+    /// sleeps on it).
+    pub done_seq: AtomicU32,
+    /// Set by the mapper thread to `Commands::ops_seq` once the command's host calls are
+    /// made (the guest thread sleeps on it).
+    pub ops_done: AtomicU32,
+    /// The guest thread sleeps on `Commands::seq`.
+    pub guest_waiting: AtomicU32,
+    /// The mapper thread sleeps on `Commands::ops_seq`.
+    pub mapper_waiting: AtomicU32,
+    /// The guest thread sleeps on `ops_done`.
+    pub guest_waiting_ops: AtomicU32,
+    /// The monitor sleeps on `done_seq`.
+    pub monitor_waiting: AtomicU32,
+    _pad: [u32; 10],
+    /// The last exit.
+    pub exit: ExitRecord,
+    /// The guest's FXSAVE image at the exit (the first [`FX_BYTES`] bytes are used).
+    pub fx: Fx,
+    /// What each host call returned (`-errno` on failure).
+    pub results: [i64; MAX_OPS],
+}
+
+/// Offset of [`Commands`] in the shared memfd.
+pub const COMMANDS_OFFSET: usize = REPORTS_SIZE;
+
+const _: () = assert!(std::mem::size_of::<Reports>() <= REPORTS_SIZE);
+const _: () = assert!(std::mem::size_of::<Commands>() <= COMMANDS_SIZE);
+
+/// Offsets the stub's assembly uses: `C_*` in [`Commands`], `R_*` in [`Reports`].
 pub mod off {
     use super::*;
-    /// `cmd_seq`.
-    pub const CMD_SEQ: usize = offset_of!(Shared, cmd_seq);
-    /// `done_seq`.
-    pub const DONE_SEQ: usize = offset_of!(Shared, done_seq);
-    /// `stub_waiting`.
-    pub const STUB_WAITING: usize = offset_of!(Shared, stub_waiting);
-    /// `monitor_waiting`.
-    pub const MONITOR_WAITING: usize = offset_of!(Shared, monitor_waiting);
-    /// `cmd`.
-    pub const CMD: usize = offset_of!(Shared, cmd);
-    /// `n_ops`.
-    pub const N_OPS: usize = offset_of!(Shared, n_ops);
-    /// `setup_flags`.
-    pub const SETUP_FLAGS: usize = offset_of!(Shared, setup_flags);
-    /// `listener_fd`.
-    pub const LISTENER_FD: usize = offset_of!(Shared, listener_fd);
-    /// `filter_len`.
-    pub const FILTER_LEN: usize = offset_of!(Shared, filter_len);
-    /// `entry.gpr`.
-    pub const ENTRY_GPR: usize = offset_of!(Shared, entry) + offset_of!(Entry, gpr);
-    /// `entry.eip`.
-    pub const ENTRY_EIP: usize = offset_of!(Shared, entry) + offset_of!(Entry, eip);
-    /// `entry.eflags`.
-    pub const ENTRY_EFLAGS: usize = offset_of!(Shared, entry) + offset_of!(Entry, eflags);
-    /// `entry.sel`.
-    pub const ENTRY_SEL: usize = offset_of!(Shared, entry) + offset_of!(Entry, sel);
-    /// `exit.gpr`.
-    pub const EXIT_GPR: usize = offset_of!(Shared, exit) + offset_of!(ExitRecord, gpr);
-    /// `exit.eip`.
-    pub const EXIT_EIP: usize = offset_of!(Shared, exit) + offset_of!(ExitRecord, eip);
-    /// `exit.eflags`.
-    pub const EXIT_EFLAGS: usize = offset_of!(Shared, exit) + offset_of!(ExitRecord, eflags);
-    /// `exit.sel`.
-    pub const EXIT_SEL: usize = offset_of!(Shared, exit) + offset_of!(ExitRecord, sel);
-    /// `exit.signo`.
-    pub const EXIT_SIGNO: usize = offset_of!(Shared, exit) + offset_of!(ExitRecord, signo);
-    /// `exit.si_code`.
-    pub const EXIT_SI_CODE: usize = offset_of!(Shared, exit) + offset_of!(ExitRecord, si_code);
-    /// `exit.trapno`.
-    pub const EXIT_TRAPNO: usize = offset_of!(Shared, exit) + offset_of!(ExitRecord, trapno);
-    /// `exit.err`.
-    pub const EXIT_ERR: usize = offset_of!(Shared, exit) + offset_of!(ExitRecord, err);
-    /// `exit.fault_addr`.
-    pub const EXIT_FAULT_ADDR: usize = offset_of!(Shared, exit) + offset_of!(ExitRecord, fault_addr);
-    /// `fx`.
-    pub const FX: usize = offset_of!(Shared, fx);
-    /// `ops`.
-    pub const OPS: usize = offset_of!(Shared, ops);
-    /// `filter`.
-    pub const FILTER: usize = offset_of!(Shared, filter);
+    /// `Commands::seq`.
+    pub const C_SEQ: usize = offset_of!(Commands, seq);
+    /// `Commands::cmd`.
+    pub const C_CMD: usize = offset_of!(Commands, cmd);
+    /// `Commands::n_ops`.
+    pub const C_N_OPS: usize = offset_of!(Commands, n_ops);
+    /// `Commands::ops_seq`.
+    pub const C_OPS_SEQ: usize = offset_of!(Commands, ops_seq);
+    /// `Commands::setup_flags`.
+    pub const C_SETUP_FLAGS: usize = offset_of!(Commands, setup_flags);
+    /// `Commands::guest_fprog`.
+    pub const C_GUEST_FPROG: usize = offset_of!(Commands, guest_fprog);
+    /// `Commands::mapper_fprog`.
+    pub const C_MAPPER_FPROG: usize = offset_of!(Commands, mapper_fprog);
+    /// `Commands::entry.gpr`.
+    pub const C_ENTRY_GPR: usize = offset_of!(Commands, entry) + offset_of!(Entry, gpr);
+    /// `Commands::entry.eip`.
+    pub const C_ENTRY_EIP: usize = offset_of!(Commands, entry) + offset_of!(Entry, eip);
+    /// `Commands::entry.eflags`.
+    pub const C_ENTRY_EFLAGS: usize = offset_of!(Commands, entry) + offset_of!(Entry, eflags);
+    /// `Commands::entry.sel`.
+    pub const C_ENTRY_SEL: usize = offset_of!(Commands, entry) + offset_of!(Entry, sel);
+    /// `Commands::fx`.
+    pub const C_FX: usize = offset_of!(Commands, fx);
+    /// `Commands::ops`.
+    pub const C_OPS: usize = offset_of!(Commands, ops);
+    /// `Reports::done_seq`.
+    pub const R_DONE_SEQ: usize = offset_of!(Reports, done_seq);
+    /// `Reports::ops_done`.
+    pub const R_OPS_DONE: usize = offset_of!(Reports, ops_done);
+    /// `Reports::guest_waiting`.
+    pub const R_GUEST_WAITING: usize = offset_of!(Reports, guest_waiting);
+    /// `Reports::mapper_waiting`.
+    pub const R_MAPPER_WAITING: usize = offset_of!(Reports, mapper_waiting);
+    /// `Reports::guest_waiting_ops`.
+    pub const R_GUEST_WAITING_OPS: usize = offset_of!(Reports, guest_waiting_ops);
+    /// `Reports::monitor_waiting`.
+    pub const R_MONITOR_WAITING: usize = offset_of!(Reports, monitor_waiting);
+    /// `Reports::exit.gpr`.
+    pub const R_EXIT_GPR: usize = offset_of!(Reports, exit) + offset_of!(ExitRecord, gpr);
+    /// `Reports::exit.eip`.
+    pub const R_EXIT_EIP: usize = offset_of!(Reports, exit) + offset_of!(ExitRecord, eip);
+    /// `Reports::exit.eflags`.
+    pub const R_EXIT_EFLAGS: usize = offset_of!(Reports, exit) + offset_of!(ExitRecord, eflags);
+    /// `Reports::exit.sel`.
+    pub const R_EXIT_SEL: usize = offset_of!(Reports, exit) + offset_of!(ExitRecord, sel);
+    /// `Reports::exit.signo`.
+    pub const R_EXIT_SIGNO: usize = offset_of!(Reports, exit) + offset_of!(ExitRecord, signo);
+    /// `Reports::exit.si_code`.
+    pub const R_EXIT_SI_CODE: usize = offset_of!(Reports, exit) + offset_of!(ExitRecord, si_code);
+    /// `Reports::exit.trapno`.
+    pub const R_EXIT_TRAPNO: usize = offset_of!(Reports, exit) + offset_of!(ExitRecord, trapno);
+    /// `Reports::exit.err`.
+    pub const R_EXIT_ERR: usize = offset_of!(Reports, exit) + offset_of!(ExitRecord, err);
+    /// `Reports::exit.fault_addr`.
+    pub const R_EXIT_FAULT_ADDR: usize = offset_of!(Reports, exit) + offset_of!(ExitRecord, fault_addr);
+    /// `Reports::fx`.
+    pub const R_FX: usize = offset_of!(Reports, fx);
+    /// `Reports::results`.
+    pub const R_RESULTS: usize = offset_of!(Reports, results);
+}
+
+/// The stub's address of `Commands::descs[i]` (for a `modify_ldt` op).
+pub fn desc_addr(i: usize) -> u64 {
+    STUB_COMMANDS + (offset_of!(Commands, descs) + i * std::mem::size_of::<UserDesc>()) as u64
+}
+
+/// The stub's addresses of the two filters.
+pub fn filter_addrs() -> (u64, u64) {
+    (STUB_COMMANDS + offset_of!(Commands, guest_filter) as u64, STUB_COMMANDS + offset_of!(Commands, mapper_filter) as u64)
 }
