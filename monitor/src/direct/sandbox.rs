@@ -31,7 +31,7 @@ pub struct SandboxStats {
     pub failures: u64,
     /// Commands sent (entries plus extra batches).
     pub commands: u64,
-    /// `mmap` calls made in stubs (each approved by the monitor).
+    /// `mmap` calls made in stubs (by their mapper threads).
     pub mmaps: u64,
     /// `munmap` calls made in stubs.
     pub munmaps: u64,

@@ -600,7 +600,7 @@ pub(super) fn stats_report(m: &Machine) -> String {
                     let st = sb.stats;
                     let _ = writeln!(
                         o,
-                        "  sandbox: {} stub processes started, {} dropped for guest misbehaviour; {} commands; host calls in stubs: {} mmap (each approved), {} munmap, {} modify_ldt",
+                        "  sandbox: {} stub processes started, {} dropped for guest misbehaviour; {} commands; host calls in stubs: {} mmap, {} munmap, {} modify_ldt",
                         st.stubs, st.failures, st.commands, st.mmaps, st.munmaps, st.ldt_writes
                     );
                 }

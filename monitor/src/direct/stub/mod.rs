@@ -33,7 +33,9 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 pub use shared::desc_addr;
-use shared::{COMMANDS_OFFSET, COMMANDS_SIZE, Command, Commands, Entry, ExitRecord, MAX_DESCS, MAX_OPS, Op, REPORTS_SIZE, Reports, UserDesc, fds};
+use shared::{
+    COMMANDS_OFFSET, COMMANDS_SIZE, Command, Commands, Entry, ExitRecord, MAX_DESCS, MAX_OPS, Op, REPORTS_SIZE, Reports, UserDesc, fds,
+};
 
 /// How long a stub may take to answer a command or the preemption signal.
 pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(1);
@@ -185,7 +187,8 @@ impl StubFactory {
             }
         };
         let mut stub = Stub { pid, pidfd, shared, failed: true };
-        stub.wait_done(1, &|| false, Some(Instant::now() + 5 * ANSWER_TIMEOUT)).map_err(|f| SpawnError(format!("the stub did not start ({f})")))?;
+        stub.wait_done(1, &|| false, Some(Instant::now() + 5 * ANSWER_TIMEOUT))
+            .map_err(|f| SpawnError(format!("the stub did not start ({f})")))?;
         stub.failed = false;
         Ok(stub)
     }
@@ -279,7 +282,14 @@ impl Stub {
     /// `entry` and the FPU image `fx` until its next exit, which it returns with `fx`
     /// updated. `kicked` says whether the monitor's timer fired meanwhile: the stub then
     /// gets the preemption signal.
-    pub fn run(&mut self, ops: &[Op], descs: &[UserDesc], entry: &Entry, fx: &mut [u8; 512], kicked: &dyn Fn() -> bool) -> Result<RunOutcome, StubFailure> {
+    pub fn run(
+        &mut self,
+        ops: &[Op],
+        descs: &[UserDesc],
+        entry: &Entry,
+        fx: &mut [u8; 512],
+        kicked: &dyn Fn() -> bool,
+    ) -> Result<RunOutcome, StubFailure> {
         {
             let c = self.commands();
             c.entry = *entry;
@@ -307,7 +317,13 @@ impl Stub {
         }
     }
 
-    fn command(&mut self, cmd: Command, ops: &[Op], descs: &[UserDesc], kicked: &dyn Fn() -> bool) -> Result<Option<(u64, i64)>, StubFailure> {
+    fn command(
+        &mut self,
+        cmd: Command,
+        ops: &[Op],
+        descs: &[UserDesc],
+        kicked: &dyn Fn() -> bool,
+    ) -> Result<Option<(u64, i64)>, StubFailure> {
         if self.failed {
             return Err(StubFailure::Died);
         }
@@ -318,7 +334,13 @@ impl Stub {
         r
     }
 
-    fn try_command(&mut self, cmd: Command, ops: &[Op], descs: &[UserDesc], kicked: &dyn Fn() -> bool) -> Result<Option<(u64, i64)>, StubFailure> {
+    fn try_command(
+        &mut self,
+        cmd: Command,
+        ops: &[Op],
+        descs: &[UserDesc],
+        kicked: &dyn Fn() -> bool,
+    ) -> Result<Option<(u64, i64)>, StubFailure> {
         assert!(ops.len() <= MAX_OPS && descs.len() <= MAX_DESCS, "too many host calls for one command");
         let seq = {
             let c = self.commands();
@@ -362,7 +384,9 @@ impl Stub {
 
     fn preempt(&self) {
         // SAFETY: pidfd_send_signal to our own child through its pidfd.
-        unsafe { libc::syscall(libc::SYS_pidfd_send_signal, self.pidfd.as_raw_fd(), PREEMPT_SIGNAL, std::ptr::null::<libc::siginfo_t>(), 0) };
+        unsafe {
+            libc::syscall(libc::SYS_pidfd_send_signal, self.pidfd.as_raw_fd(), PREEMPT_SIGNAL, std::ptr::null::<libc::siginfo_t>(), 0)
+        };
     }
 
     /// Waits until the stub reports command `seq` done: spins briefly, then sleeps on the
@@ -509,7 +533,8 @@ mod tests {
         let mut stub = factory.spawn().unwrap();
         stub.apply(&[], &[]).unwrap();
         let fds_of = |dir: String| -> Vec<i32> {
-            let mut v: Vec<i32> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap().parse().unwrap()).collect();
+            let mut v: Vec<i32> =
+                std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap().parse().unwrap()).collect();
             v.sort_unstable();
             v
         };
@@ -517,7 +542,10 @@ mod tests {
         // mapper thread, with a file table of its own, the two views of guest RAM.
         let pid = stub.pid();
         assert_eq!(fds_of(format!("/proc/{pid}/task/{pid}/fd")), Vec::<i32>::new(), "the guest thread's descriptors");
-        let tasks: Vec<i32> = std::fs::read_dir(format!("/proc/{pid}/task")).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap().parse().unwrap()).collect();
+        let tasks: Vec<i32> = std::fs::read_dir(format!("/proc/{pid}/task"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap().parse().unwrap())
+            .collect();
         assert_eq!(tasks.len(), 2, "two threads");
         let mapper = tasks.iter().find(|&&t| t != pid).unwrap();
         assert_eq!(fds_of(format!("/proc/{pid}/task/{mapper}/fd")), [fds::RAM_RW, fds::RAM_RO], "the mapper thread's descriptors");
@@ -535,5 +563,44 @@ mod tests {
                 || ["[stack]", "[vvar]", "[vvar_vclock]", "[vdso]", "[vsyscall]"].contains(&name);
             assert!(known, "unexpected mapping in the stub: {line}\n{maps}");
         }
+    }
+}
+/// A measurement, not a check (`cargo test --release -p bt86 --lib round_trips -- --ignored
+/// --nocapture`): the time of a command without and with one `mmap` by the mapper.
+#[cfg(test)]
+mod timing {
+    use super::*;
+    #[test]
+    #[ignore = "a measurement"]
+    fn round_trips() {
+        let ram = memfd("bt86-test-ram", 1 << 20).unwrap();
+        let factory = StubFactory::new(ram.as_raw_fd(), false).unwrap();
+        let mut stub = factory.spawn().unwrap();
+        let mut t_empty = Vec::new();
+        let mut t_map = Vec::new();
+        for i in 0..200u64 {
+            let t = Instant::now();
+            stub.apply(&[], &[]).unwrap();
+            t_empty.push(t.elapsed().as_nanos());
+            let op = Op {
+                nr: libc::SYS_mmap as u64,
+                args: [
+                    0x100000 + (i % 64) * 4096,
+                    4096,
+                    1,
+                    (libc::MAP_SHARED | libc::MAP_FIXED | libc::MAP_POPULATE) as u64,
+                    fds::RAM_RO as u64,
+                    (i % 64) * 4096,
+                ],
+            };
+            let t = Instant::now();
+            stub.apply(&[op], &[]).unwrap();
+            t_map.push(t.elapsed().as_nanos());
+            std::thread::sleep(Duration::from_micros(20));
+        }
+        t_empty.sort();
+        t_map.sort();
+        eprintln!("empty: median {} p10 {} p90 {}", t_empty[100], t_empty[20], t_empty[180]);
+        eprintln!("mmap:  median {} p10 {} p90 {}", t_map[100], t_map[20], t_map[180]);
     }
 }
