@@ -314,6 +314,14 @@ impl Machine {
                     self.direct.policy.event_exit(page, ns);
                 }
             }
+            // A page the monitor filled is an exit too (in the sandbox, a round trip to the
+            // stub and a mapping made there): short slices ending so also make a page hot.
+            // The timer's exits end long slices, which is what native execution is for.
+            Next::Loop if exit.signo != libc::SIGALRM => {
+                if let Some(page) = page {
+                    self.direct.policy.event_exit(page, ns);
+                }
+            }
             Next::Loop => {}
             Next::Translate => self.direct.translate_once = true,
         }
