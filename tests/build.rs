@@ -10,7 +10,8 @@
 //!   `bt86-append: some words`    the command line to pass (bt86 --append / QEMU -append)
 //!   `bt86-qemu-cpu: qemu32,+nx`  the CPU model QEMU runs it with (QEMU -cpu; default: QEMU's)
 //!   `bt86-env: NAME=VALUE`       an environment variable bt86 runs it with (QEMU does not
-//!                                need it: `BT86_FIRMWARE=full` for the firmware tables)
+//!                                need it: `BT86_FIRMWARE=full` for firmware tables a
+//!                                built-in switch leaves out)
 //!   `bt86-only: why`             not compared with QEMU (it checks what QEMU does
 //!                                differently from a PC, e.g. unbacked memory); its checks
 //!                                must pass under bt86 (tests/machine.rs)

@@ -49,8 +49,6 @@ pub struct IoApic {
     ioregsel: u8,
     /// Requests waiting to be sent, one bit per pin.
     irr: u32,
-    /// Input line levels, for edge detection.
-    levels: u32,
     redirection: [u64; IOAPIC_PINS],
 }
 
@@ -63,21 +61,18 @@ impl Default for IoApic {
 impl IoApic {
     /// An I/O APIC after reset: ID 0, every entry masked.
     pub fn new() -> IoApic {
-        IoApic { id: 0, ioregsel: 0, irr: 0, levels: 0, redirection: [MASKED; IOAPIC_PINS] }
+        IoApic { id: 0, ioregsel: 0, irr: 0, redirection: [MASKED; IOAPIC_PINS] }
     }
 
-    /// Drive input `pin` to `level`.
+    /// Drive input `pin` to `level`. As in QEMU, an edge-triggered pin takes every
+    /// assertion as an edge: the caller drives a pin only when one of its sources changes
+    /// (pin 2 has two, ISA IRQ 0 and GSI 2, and each one's rising edge counts).
     pub fn set_irq(&mut self, pin: u8, level: bool, bus: &mut dyn ApicBus) {
         let Some(&entry) = self.redirection.get(usize::from(pin)) else {
             return;
         };
         let mask = 1u32 << pin;
-        let rising = level && self.levels & mask == 0;
-        if level {
-            self.levels |= mask;
-        } else {
-            self.levels &= !mask;
-        }
+        let rising = level;
         if entry & LEVEL != 0 {
             if level {
                 self.irr |= mask;
@@ -231,7 +226,7 @@ mod tests {
     }
 
     #[test]
-    fn edge_pin_delivers_rising_edges_while_unmasked() {
+    fn edge_pin_delivers_assertions_while_unmasked() {
         let mut io = IoApic::new();
         let mut bus = Recorder::default();
         io.set_irq(2, true, &mut bus);
@@ -239,8 +234,10 @@ mod tests {
         write_entry(&mut io, 2, 0x0000_0000_0000_0030, &mut bus);
         assert!(bus.0.is_empty(), "an edge on a masked pin is dropped");
         io.set_irq(2, true, &mut bus);
-        io.set_irq(2, true, &mut bus);
         assert_eq!(bus.0, [ApicMessage { dest: 0, logical: false, delivery: 0, vector: 0x30, level: false }]);
+        // As in QEMU, every assertion is an edge (the board filters each source's level).
+        io.set_irq(2, true, &mut bus);
+        assert_eq!(bus.0.len(), 2);
     }
 
     #[test]

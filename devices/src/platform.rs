@@ -7,7 +7,7 @@
 //! | 0x40-0x43     | 8254 PIT                        | 0   |
 //! | 0x60, 0x64    | i8042 (keyboard, mouse)         | 1, 12 |
 //! | 0x61          | speaker / PIT channel 2 gate    |     |
-//! | 0x70-0x71     | MC146818 RTC / CMOS             | 8 (not generated yet) |
+//! | 0x70-0x71     | MC146818 RTC / CMOS             | 8   |
 //! | 0x80          | POST code                       |     |
 //! | 0xA0-0xA1     | slave 8259A (on master IRQ2)    |     |
 //! | 0xF4-0xF7     | isa-debug-exit                  |     |
@@ -19,7 +19,7 @@
 //! | memory        | device                          |     |
 //! |---------------|---------------------------------|-----|
 //! | 0xFEC00000    | I/O APIC (24 pins)              |     |
-//! | 0xFED00000    | HPET                            |     |
+//! | 0xFED00000    | HPET                            | GSI per timer; legacy: 0, 8 |
 //! | 0xFEE00000    | local APIC of the CPU           |     |
 //!
 //! Devices drive their lines through the board's [`IrqSink`], which counts rising edges
@@ -36,7 +36,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use crate::IoOutcome;
 use crate::acpi_pm::{AcpiPm, PM_BASE, PM_LEN, PmAction};
 use crate::bus::PioBus;
-use crate::cmos::Cmos;
+use crate::cmos::{Cmos, RTC_IRQ};
 use crate::debug_exit::{DEBUG_EXIT_BASE, DEBUG_EXIT_LEN, DebugExit};
 use crate::fw_cfg::{FW_CFG_LEN, FW_CFG_PORT, FwCfg};
 use crate::hpet::Hpet;
@@ -171,28 +171,89 @@ struct Interrupts {
     ioapic: IoApic,
     lapic: LocalApic,
     lines: LineStats,
+    /// Levels of GSIs 16-23 (driven by the HPET only).
+    gsi_levels: u32,
+    /// The HPET is in legacy-replacement mode.
+    hpet_legacy: bool,
+    /// The RTC's IRQ 8 output, as last driven.
+    rtc_level: bool,
 }
 
 impl Interrupts {
     fn new() -> Interrupts {
-        Interrupts { pic: PicPair::new(), ioapic: IoApic::new(), lapic: LocalApic::new(), lines: LineStats::default() }
+        Interrupts {
+            pic: PicPair::new(),
+            ioapic: IoApic::new(),
+            lapic: LocalApic::new(),
+            lines: LineStats::default(),
+            gsi_levels: 0,
+            hpet_legacy: false,
+            rtc_level: false,
+        }
+    }
+
+    /// Drive global system interrupt `gsi` (QEMU's `gsi_handler`): 0-15 are the ISA
+    /// lines, to the PIC and the I/O APIC (ISA IRQ 0 on pin 2), 16-23 I/O APIC pins only.
+    fn drive(&mut self, gsi: u8, level: bool) {
+        if gsi >= 16 {
+            let bit = 1u32 << gsi;
+            if gsi < 24 && (self.gsi_levels & bit != 0) != level {
+                self.gsi_levels ^= bit;
+                self.ioapic.set_irq(gsi, level, &mut self.lapic);
+            }
+            return;
+        }
+        let bit = 1u16 << gsi;
+        let changed = (self.lines.levels & bit != 0) != level;
+        if level && changed {
+            self.lines.raised[usize::from(gsi)] += 1;
+        }
+        if level {
+            self.lines.levels |= bit;
+        } else {
+            self.lines.levels &= !bit;
+        }
+        self.pic.set_irq(gsi, level);
+        if changed {
+            self.ioapic.set_irq(isa_irq_pin(gsi), level, &mut self.lapic);
+        }
+    }
+
+    /// The HPET entered or left legacy-replacement mode: leaving it gives IRQ 0 back the
+    /// PIT's OUT level (`pit_out`) and IRQ 8 the RTC's, as QEMU's HPET does when it turns
+    /// the PIT's interrupt on again and passes the RTC's through.
+    fn set_hpet_legacy(&mut self, legacy: bool, pit_out: bool) {
+        if legacy != self.hpet_legacy {
+            self.hpet_legacy = legacy;
+            if !legacy {
+                self.drive(0, pit_out);
+                self.drive(RTC_IRQ, self.rtc_level);
+            }
+        }
     }
 }
 
+/// The devices' lines. While the HPET is in legacy-replacement mode, its timers own
+/// IRQ 0 and IRQ 8: the PIT's and the RTC's outputs go nowhere (the RTC's level is kept
+/// for when the mode ends), as on QEMU's board.
 impl IrqSink for Interrupts {
     fn set_irq(&mut self, irq: u8, level: bool) {
-        if let Some(bit) = 1u16.checked_shl(u32::from(irq)) {
-            if level && self.lines.levels & bit == 0 {
-                self.lines.raised[usize::from(irq)] += 1;
-            }
-            if level {
-                self.lines.levels |= bit;
-            } else {
-                self.lines.levels &= !bit;
-            }
+        if irq == RTC_IRQ {
+            self.rtc_level = level;
         }
-        self.pic.set_irq(irq, level);
-        self.ioapic.set_irq(isa_irq_pin(irq), level, &mut self.lapic);
+        if self.hpet_legacy && (irq == 0 || irq == RTC_IRQ) {
+            return;
+        }
+        self.drive(irq, level);
+    }
+}
+
+/// The HPET's lines: global system interrupts, never cut off.
+struct HpetLines<'a>(&'a mut Interrupts);
+
+impl IrqSink for HpetLines<'_> {
+    fn set_irq(&mut self, gsi: u8, level: bool) {
+        self.0.drive(gsi, level);
     }
 }
 
@@ -349,7 +410,9 @@ impl Platform {
         self.update_timers(now_ns);
         let hpet = crate::hpet::HPET_BASE;
         if (hpet..hpet + 0x1000).contains(&addr) && size == 4 && addr.is_multiple_of(4) && addr < hpet + crate::hpet::HPET_LEN {
-            self.devices.hpet.write(addr - hpet, value, now_ns);
+            let Devices { irq, hpet: dev, pit, .. } = &mut self.devices;
+            dev.write(addr - hpet, value, now_ns, &mut HpetLines(irq));
+            irq.set_hpet_legacy(dev.legacy_mode(), pit.out(0, now_ns));
             return;
         }
         let Interrupts { ioapic, lapic, .. } = &mut self.devices.irq;
@@ -418,20 +481,24 @@ impl Platform {
     /// Let the PIT catch up to `now_ns`: raises IRQ0 if channel 0's OUT rose since the
     /// last call (once, however many periods passed; see [`Pit::update`]).
     pub fn update_timers(&mut self, now_ns: u64) {
-        let Devices { irq, pit, cmos, .. } = &mut self.devices;
+        let Devices { irq, pit, cmos, hpet, .. } = &mut self.devices;
         let due = pit.update(now_ns, irq);
         self.stats.pit_edges_merged += due.saturating_sub(1);
         cmos.update(now_ns, irq);
+        hpet.update(now_ns, &mut HpetLines(irq));
         irq.lapic.update(now_ns);
     }
 
     /// The virtual time at which [`Platform::update_timers`] will next have an interrupt
     /// to raise, for the monitor's host timer; `None` if no timer is armed.
     pub fn next_timer_deadline_ns(&self) -> Option<u64> {
-        [self.devices.pit.next_event_ns(), self.devices.cmos.next_event_ns(), self.devices.irq.lapic.next_event_ns()]
-            .into_iter()
-            .flatten()
-            .min()
+        let d = &self.devices;
+        // In the HPET's legacy-replacement mode the PIT's and the RTC's interrupts go
+        // nowhere: no need to wake for them.
+        let legacy = d.irq.hpet_legacy;
+        let pit = if legacy { None } else { d.pit.next_event_ns() };
+        let cmos = if legacy { None } else { d.cmos.next_event_ns() };
+        [pit, cmos, d.hpet.next_event_ns(), d.irq.lapic.next_event_ns()].into_iter().flatten().min()
     }
 
     /// The CPU's INTR input (from the local APIC, which passes the PIC's): an interrupt
@@ -501,6 +568,7 @@ impl Platform {
         d.speaker = SpeakerPort::new();
         d.i8042.reset();
         d.cmos.reset();
+        d.hpet = Hpet::new();
         d.acpi_pm.reset(now_ns);
         let old = std::mem::replace(&mut d.com1, Uart::new(COM1_IRQ, Box::new(io::sink())));
         self.stats.serial_bytes_out += old.bytes_out();
@@ -810,6 +878,42 @@ mod tests {
         ioapic_entry(&mut p, 2, 0x1_0048); // masked
         p.update_timers(deadline * 3);
         assert!(!p.interrupt_pending());
+    }
+
+    #[test]
+    fn hpet_legacy_timer_0_replaces_the_pit_on_pin_2() {
+        let (mut p, _) = platform();
+        init_pics(&mut p);
+        p.io_out(0x21, 1, 0xFF, 0);
+        p.mmio_write(LAPIC_BASE + 0xF0, 4, 0x1FF, 0);
+        ioapic_entry(&mut p, 2, 0x48);
+        let hpet = crate::hpet::HPET_BASE;
+        // Periodic, 1 ms, legacy replacement; the PIT keeps running at 1 kHz too.
+        p.io_out(0x43, 1, 0x34, 0);
+        p.io_out(0x40, 1, 1193 & 0xFF, 0);
+        p.io_out(0x40, 1, 1193 >> 8, 0);
+        p.mmio_write(hpet + 0x100, 4, 0x4C, 0); // enable, periodic, set value
+        p.mmio_write(hpet + 0x108, 4, 100_000, 0);
+        p.mmio_write(hpet + 0x100, 4, 0x4C, 0);
+        p.mmio_write(hpet + 0x10C, 4, 0, 0);
+        p.mmio_write(hpet + 0x10, 4, 3, 0); // enable, legacy
+        assert_eq!(p.next_timer_deadline_ns(), Some(1_000_000), "the PIT's deadline does not count");
+        for ms in 1..=3u64 {
+            p.update_timers(ms * 1_000_000);
+            assert!(p.interrupt_pending());
+            assert_eq!(p.acknowledge_interrupt(), 0x48);
+            p.mmio_write(LAPIC_BASE + 0xB0, 4, 0, ms * 1_000_000);
+            assert!(!p.interrupt_pending(), "one interrupt per period: the PIT is cut off");
+        }
+        assert_eq!(p.stats().irqs_raised[0], 3);
+        assert_eq!(p.mmio_read(hpet + 0x108, 4, 3_000_000), 400_000);
+        // Leaving legacy mode gives IRQ 0 back to the PIT.
+        p.mmio_write(hpet + 0x10, 4, 1, 3_000_000);
+        p.mmio_write(hpet + 0x100, 4, 0, 3_000_000);
+        let due = p.next_timer_deadline_ns().unwrap();
+        assert!(due < 4_000_000, "the PIT's next edge");
+        p.update_timers(due);
+        assert_eq!(p.acknowledge_interrupt(), 0x48);
     }
 
     #[test]

@@ -24,81 +24,35 @@
  */
 #include "rt.h"
 #include "pit.h"
-
-#define LAPIC 0xfee00000u
-#define IOAPIC 0xfec00000u
+#include "apic.h"
 
 #define L_ID 0x020
 #define L_VER 0x030
-#define L_TPR 0x080
 #define L_PPR 0x0a0
-#define L_EOI 0x0b0
 #define L_LDR 0x0d0
 #define L_DFR 0x0e0
-#define L_SVR 0x0f0
 #define L_ISR 0x100
 #define L_TMR 0x180
 #define L_IRR 0x200
 #define L_ESR 0x280
 #define L_ICR_LO 0x300
 #define L_ICR_HI 0x310
-#define L_LVT_TIMER 0x320
-#define L_LVT_LINT0 0x350
-#define L_LVT_LINT1 0x360
-#define L_LVT_ERROR 0x370
 #define L_TIMER_INIT 0x380
 #define L_TIMER_CUR 0x390
 #define L_TIMER_DIV 0x3e0
 
-#define MASKED 0x10000u
 #define PERIODIC 0x20000u
 #define SELF (1u << 18)
 #define ALL_BUT_SELF (3u << 18)
 
-static uint32_t lapic_read(uint32_t reg) { return *(volatile uint32_t *)PHYS(LAPIC + reg); }
-static void lapic_write(uint32_t reg, uint32_t v) { *(volatile uint32_t *)PHYS(LAPIC + reg) = v; }
 static void eoi(void) { lapic_write(L_EOI, 0); }
 /* The IRR, ISR or TMR word holding `vector`, as a bit mask of the vectors in it. */
 static uint32_t bitreg(uint32_t reg, uint8_t vector) { return lapic_read(reg + 0x10 * (vector >> 5)); }
 static uint32_t bit(uint8_t vector) { return 1u << (vector & 31); }
 
-static uint32_t ioapic_read(uint8_t reg)
-{
-    *(volatile uint32_t *)PHYS(IOAPIC) = reg;
-    return *(volatile uint32_t *)PHYS(IOAPIC + 0x10);
-}
-static void ioapic_write(uint8_t reg, uint32_t v)
-{
-    *(volatile uint32_t *)PHYS(IOAPIC) = reg;
-    *(volatile uint32_t *)PHYS(IOAPIC + 0x10) = v;
-}
-static void ioapic_entry(unsigned pin, uint32_t low, uint8_t dest)
-{
-    ioapic_write(0x11 + 2 * pin, (uint32_t)dest << 24);
-    ioapic_write(0x10 + 2 * pin, low);
-}
-
 static void rdmsr(uint32_t msr, uint32_t *lo, uint32_t *hi) { asm volatile("rdmsr" : "=a"(*lo), "=d"(*hi) : "c"(msr)); }
 static void wrmsr(uint32_t msr, uint32_t lo, uint32_t hi) { asm volatile("wrmsr" :: "a"(lo), "d"(hi), "c"(msr)); }
 
-/* Lets pending interrupts in: sti, a few instructions (and branches), cli. */
-static void window(void)
-{
-    asm volatile("sti" ::: "memory");
-    for (volatile int i = 0; i < 1000; i++)
-        ;
-    cli();
-}
-/* `sti; hlt` until `cond` or `max` wake-ups. */
-#define HLT_UNTIL(cond, max)                                                                  \
-    ({                                                                                        \
-        uint32_t _n = 0;                                                                      \
-        while (!(cond) && _n < (max)) {                                                       \
-            asm volatile("sti\n\thlt\n\tcli" ::: "memory");                                   \
-            _n++;                                                                             \
-        }                                                                                     \
-        (cond);                                                                               \
-    })
 
 /* ---- interrupt handlers ------------------------------------------------------------------ */
 static volatile uint32_t order[16], norder, no_eoi, handler_ppr;
@@ -192,12 +146,7 @@ static void identification(void)
 
 static void setup(void)
 {
-    lapic_write(L_SVR, 0x1ff);
-    lapic_write(L_TPR, 0);
-    lapic_write(L_LVT_TIMER, MASKED | 0x40);
-    lapic_write(L_LVT_LINT0, 0x700);
-    lapic_write(L_LVT_LINT1, 0x400);
-    lapic_write(L_LVT_ERROR, MASKED | 0xfe);
+    lapic_enable();
     lapic_write(L_ESR, 0);
     is(lapic_read(L_SVR), 0x1ff, "SVR: software enabled, spurious vector 0xff");
     lapic_write(L_SVR, 0x1f7);

@@ -22,10 +22,9 @@
  * revisions and lengths, QEMU's PCI bus and its PCI interrupt entries and overrides, the
  * SMI command port (0 on bt86: always in ACPI mode), fw_cfg's DMA bit and file keys.
  *
- * bt86 announces the APICs and the HPET only with BT86_FIRMWARE=full until those devices
- * are complete.
+ * bt86's default tables are checked (the APICs and the HPET are announced now that those
+ * devices are complete).
  *
- * bt86-env: BT86_FIRMWARE=full
  * bt86-exit-status: 0
  */
 #include "rt.h"

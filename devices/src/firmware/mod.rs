@@ -11,7 +11,8 @@
 //! What announces an interrupt controller bt86 does not have yet is left out unless
 //! [`FirmwareConfig::apic`] says the local APIC and I/O APIC exist (the MP table, the
 //! MADT), and the HPET table unless [`FirmwareConfig::hpet`] says the HPET raises its
-//! timer interrupts: an operating system that finds them moves its interrupts there.
+//! timer interrupts (it does now): an operating system that finds them moves its
+//! interrupts there.
 
 pub mod acpi;
 pub mod bda;

@@ -63,12 +63,12 @@ pub enum UserExec {
 /// The local APIC and I/O APIC device models exist, so the firmware tables announce them
 /// (MP table, ACPI MADT): Linux routes its interrupts through the I/O APIC.
 const APIC_PRESENT: bool = true;
-/// The HPET raises its timer interrupts, so ACPI may announce it (Linux then moves its
-/// tick to the HPET). False until it does.
-const HPET_INTERRUPTS: bool = false;
+/// The HPET raises its timer interrupts, so ACPI announces it (Linux then moves its
+/// tick to the HPET, in legacy-replacement mode, and uses its counter as clocksource).
+const HPET_INTERRUPTS: bool = true;
 
-/// The firmware tables for `mem` bytes of RAM. `BT86_FIRMWARE=full` announces the HPET
-/// too, though it raises no interrupts (for the guest test that reads the tables).
+/// The firmware tables for `mem` bytes of RAM. `BT86_FIRMWARE=full` announces
+/// everything whatever the switches above say (for the guest test that reads the tables).
 fn firmware_config(mem: u64) -> bt86_devices::firmware::FirmwareConfig {
     let full = std::env::var_os("BT86_FIRMWARE").is_some_and(|v| v == "full");
     let leaf1 = crate::cpu::cpuid::cpuid(1, 0);
