@@ -33,7 +33,7 @@ pub use mirror::{MirrorChanges, MirrorRun};
 pub use mmu::{Access, HostFault, Mmu, MmuStats, NEVER_NATIVE, PagingRegs, Resolution, second_byte};
 pub use ram::{GuestRam, MAX_RAM, RamError};
 pub use walk::{PageFault, Translation};
-pub use window::{Prot, Window, WindowError, WindowKind, WindowStats, locate, set_user_window_base};
+pub use window::{POPULATE_MAX_PAGES, Prot, Window, WindowError, WindowKind, WindowStats, locate, set_user_window_base};
 
 /// Size of a window: the whole 32-bit guest linear address space.
 pub const WINDOW_SIZE: u64 = 1 << 32;

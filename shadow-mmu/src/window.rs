@@ -134,7 +134,8 @@ pub enum Prot {
 }
 
 impl Prot {
-    fn bits(self) -> libc::c_int {
+    /// The `PROT_*` bits of `mmap`/`mprotect`.
+    pub fn bits(self) -> libc::c_int {
         match self {
             Prot::None => libc::PROT_NONE,
             Prot::Read => libc::PROT_READ,
@@ -266,8 +267,9 @@ pub struct Window {
     mirror: Option<Box<Mirror>>,
 }
 
-/// The largest fill mapped with MAP_POPULATE.
-const POPULATE_MAX_PAGES: u64 = 16;
+/// The largest fill mapped with MAP_POPULATE (a small fill is about to be used; a large
+/// one, the identity map, would allocate all of RAM up front).
+pub const POPULATE_MAX_PAGES: u64 = 16;
 
 /// The lowest address a host mapping may have (`vm.mmap_min_addr`), read once: the
 /// signal handler asks for it (through [`locate`]) and must not touch the file system.

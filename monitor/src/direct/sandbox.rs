@@ -11,15 +11,12 @@
 //! A stub that fails is dropped (killed) and a new one started at the next entry, with
 //! the user window emptied (it refills on demand) and the LDT rewritten.
 
-use bt86_shadow_mmu::{MirrorChanges, Mmu, Prot, WINDOW_SIZE};
+use bt86_shadow_mmu::{MirrorChanges, Mmu, POPULATE_MAX_PAGES, WINDOW_SIZE};
 
 use super::enter::{Exit, Regs, Selectors};
 use super::host_ldt::HostLdt;
 use super::stub::shared::{Entry, MAX_DESCS, MAX_OPS, Op, UserDesc, fds};
 use super::stub::{SpawnError, Stub, StubFactory, StubFailure, desc_addr};
-
-/// Fills up to this many pages are populated at once (as in the monitor's window).
-const POPULATE_MAX_PAGES: u64 = 16;
 
 /// Counters for `--stats`.
 #[derive(Clone, Copy, Debug, Default)]
@@ -194,7 +191,7 @@ impl Sandbox {
                     let fd = if prot.writable() { fds::RAM_RW } else { fds::RAM_RO };
                     let populate = if run.pages <= POPULATE_MAX_PAGES { libc::MAP_POPULATE } else { 0 };
                     let flags = libc::MAP_SHARED | libc::MAP_FIXED | populate;
-                    ops.push(op(libc::SYS_mmap, [run.host, len, prot_bits(prot) as u64, flags as u64, fd as u64, offset]));
+                    ops.push(op(libc::SYS_mmap, [run.host, len, prot.bits() as u64, flags as u64, fd as u64, offset]));
                     self.stats.mmaps += 1;
                 }
             }
@@ -215,16 +212,6 @@ impl Sandbox {
         self.stats.commands += 1;
         let stub = self.stub.as_mut().expect("ensure_stub ran");
         stub.apply(ops, descs).map_err(|f| self.failed(f))
-    }
-}
-
-fn prot_bits(p: Prot) -> libc::c_int {
-    match p {
-        Prot::None => libc::PROT_NONE,
-        Prot::Read => libc::PROT_READ,
-        Prot::ReadWrite => libc::PROT_READ | libc::PROT_WRITE,
-        Prot::ReadExec => libc::PROT_READ | libc::PROT_EXEC,
-        Prot::ReadWriteExec => libc::PROT_READ | libc::PROT_WRITE | libc::PROT_EXEC,
     }
 }
 

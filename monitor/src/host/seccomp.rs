@@ -21,15 +21,12 @@
 
 use std::io;
 
-/// `struct sock_filter`.
-#[repr(C)]
-#[derive(Clone, Copy)]
-struct SockFilter {
-    code: u16,
-    jt: u8,
-    jf: u8,
-    k: u32,
-}
+// The BPF vocabulary is the sandbox's (`direct::stub::filter`): one copy of it.
+use crate::direct::stub::filter::{
+    AUDIT_ARCH_I386, AUDIT_ARCH_X86_64, BPF_JEQ_K, BPF_LD_W_ABS, BPF_RET_K, DATA_ARCH as SECCOMP_DATA_ARCH, DATA_NR as SECCOMP_DATA_NR,
+    RET_ALLOW as SECCOMP_RET_ALLOW, RET_KILL_PROCESS as SECCOMP_RET_KILL_PROCESS, RET_TRAP as SECCOMP_RET_TRAP,
+};
+use crate::direct::stub::shared::SockFilter;
 
 /// `struct sock_fprog`.
 #[repr(C)]
@@ -38,18 +35,7 @@ struct SockFprog {
     filter: *const SockFilter,
 }
 
-const BPF_LD_W_ABS: u16 = 0x20;
-const BPF_JEQ_K: u16 = 0x15;
-const BPF_RET_K: u16 = 0x06;
-/// Offsets in `struct seccomp_data`.
-const SECCOMP_DATA_NR: u32 = 0;
-const SECCOMP_DATA_ARCH: u32 = 4;
-const AUDIT_ARCH_I386: u32 = 0x4000_0003;
-const AUDIT_ARCH_X86_64: u32 = 0xC000_003E;
-const SECCOMP_RET_KILL_PROCESS: u32 = 0x8000_0000;
-const SECCOMP_RET_TRAP: u32 = 0x0003_0000;
 const SECCOMP_RET_ERRNO: u32 = 0x0005_0000;
-const SECCOMP_RET_ALLOW: u32 = 0x7fff_0000;
 const SECCOMP_SET_MODE_FILTER: libc::c_ulong = 1;
 const SECCOMP_FILTER_FLAG_TSYNC: libc::c_ulong = 1;
 

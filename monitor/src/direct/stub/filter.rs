@@ -17,14 +17,18 @@
 
 use super::shared::{MAX_FILTER, SockFilter};
 
-const BPF_LD_W_ABS: u16 = 0x20;
-const BPF_JEQ_K: u16 = 0x15;
+/// `BPF_LD | BPF_W | BPF_ABS`.
+pub const BPF_LD_W_ABS: u16 = 0x20;
+/// `BPF_JMP | BPF_JEQ | BPF_K`.
+pub const BPF_JEQ_K: u16 = 0x15;
 const BPF_JGE_K: u16 = 0x35;
-const BPF_RET_K: u16 = 0x06;
+/// `BPF_RET | BPF_K`.
+pub const BPF_RET_K: u16 = 0x06;
 
-/// Offsets in `struct seccomp_data`.
-const DATA_NR: u32 = 0;
-const DATA_ARCH: u32 = 4;
+/// `seccomp_data.nr` (offsets in `struct seccomp_data`).
+pub const DATA_NR: u32 = 0;
+/// `seccomp_data.arch`.
+pub const DATA_ARCH: u32 = 4;
 const fn data_arg_low(i: u32) -> u32 {
     16 + 8 * i
 }

@@ -519,6 +519,22 @@ mod tests {
     }
 
     #[test]
+    fn a_host_call_that_fails_is_reported_and_fails_the_stub() {
+        let ram = memfd("bt86-test-ram", 4096).unwrap();
+        let factory = StubFactory::new(ram.as_raw_fd(), false).unwrap();
+        let mut stub = factory.spawn().unwrap();
+        // An unaligned address: EINVAL. The monitor must learn it and replace the stub,
+        // which now lacks a mapping the monitor believes it made.
+        let bad = Op {
+            nr: libc::SYS_mmap as u64,
+            args: [0x10_0001, 4096, 1, (libc::MAP_SHARED | libc::MAP_FIXED) as u64, fds::RAM_RO as u64, 0],
+        };
+        assert_eq!(stub.apply(&[bad], &[]), Err(StubFailure::CallFailed(libc::SYS_mmap as u64, -(libc::EINVAL as i64))));
+        assert!(stub.failed());
+        assert_eq!(stub.apply(&[], &[]), Err(StubFailure::Died), "a failed stub takes no more commands");
+    }
+
+    #[test]
     fn an_endless_loop_ends_at_the_preemption_signal() {
         // jmp $ (32-bit): the stub answers the monitor's timer with an exit.
         let exit = run_code(&[0xEB, 0xFE], &|| true).unwrap();
