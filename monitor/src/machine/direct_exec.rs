@@ -75,6 +75,8 @@ pub struct Direct {
     entry_page: Option<u64>,
     /// The last guest code run ran natively (not through the translator).
     pub native_last: bool,
+    /// When the host timer fires next for the adaptive policy (`Machine::arm_host_timer`).
+    pub policy_tick: u64,
 }
 
 impl Direct {
@@ -93,6 +95,7 @@ impl Direct {
             sandbox: None,
             entry_page: None,
             native_last: false,
+            policy_tick: 0,
         }
     }
 }

@@ -246,9 +246,15 @@ impl Machine {
             at_least_every(CONSOLE_POLL_NS);
         }
         // (Not while user code runs natively: there each tick would cost a round trip to
-        // the stub, and the policy has nothing to promote.)
-        if self.direct.policy.adaptive() && !self.direct.native_last {
-            at_least_every(self.direct.policy.long_slice_ns());
+        // the stub, and the policy has nothing to promote; nor while the guest halts. The
+        // tick's time moves on only once it has passed, so that re-arming for devices does
+        // not move it, which would cost a host call each time.)
+        if self.direct.policy.adaptive() && !self.direct.native_last && !self.cpu.halted {
+            if self.direct.policy_tick <= now {
+                self.direct.policy_tick = now + self.direct.policy.long_slice_ns();
+            }
+            let tick = self.direct.policy_tick;
+            deadline = Some(deadline.map_or(tick, |d| d.min(tick)));
         }
         self.clock.arm(deadline);
     }
