@@ -961,7 +961,7 @@ mod tests {
         assert!(sum.names.is_empty());
         let ok = [EngineResults::default(), EngineResults { samples: vec![sample(&[("pgfault", 900)])], failure: None }];
         let sum = Summary::new(&engines, &ok, 1000.0);
-        assert_eq!(mmu_table(&sum)[1], ["pgfault", "failed", "900", "-", "3927"]);
+        assert_eq!(mmu_table(&sum)[1], ["pgfault", "failed", "900", "n/a", "-", "-", "3927"]);
     }
 
     #[test]
@@ -976,7 +976,7 @@ mod tests {
             (program.to_str().unwrap(), &args[..5]),
             ("env", &["BT86_SANDBOX=off", "bt86", "run", "--user-exec", "direct"].map(String::from)[..])
         );
-        assert_eq!(engines_for(Suite::Mmu, Path::new("bt86"), None).iter().map(|e| e.name).collect::<Vec<_>>(), ["bt86", "QEMU"]);
+        assert_eq!(engines_for(Suite::Mmu, Path::new("bt86"), None).iter().map(|e| e.name).collect::<Vec<_>>(), ["native", "bt86", "QEMU"]);
 
         let results = [
             EngineResults { samples: vec![sample(&[("syscall", 500), ("usercompute", 1000)])], failure: None },
