@@ -574,7 +574,11 @@ pub(super) fn stats_report(m: &Machine) -> String {
     let _ = writeln!(o, "    hidden faults (filled)        {}", ms.hidden_faults);
     let _ = writeln!(o, "    true faults (#PF delivered)   {}", ms.true_faults);
     let _ = writeln!(o, "    pages filled                  {} (dirty-bit upgrades {})", ms.pages_filled, ms.dirty_upgrades);
-    let _ = writeln!(o, "    flushes: invlpg {}, CR3 {}, full {}", ms.invlpg_flushes, ms.cr3_flushes, ms.full_flushes);
+    let _ = writeln!(
+        o,
+        "    flushes: invlpg {}, CR3 {}, paging mode {} (pages kept, still true: {}), full {}",
+        ms.invlpg_flushes, ms.cr3_flushes, ms.mode_flushes, ms.pages_revalidated, ms.full_flushes
+    );
     let _ = writeln!(o, "    pages mapped ahead            {} (after invlpg or a true fault)", ms.prefills);
     let _ = writeln!(
         o,
