@@ -70,6 +70,9 @@ impl Machine {
             }
         };
         super::tc_signal::unregister();
+        if let Some(d) = &mut self.display {
+            d.finish(&self.mem.mmu.ram, self.platform.cga());
+        }
         stop
     }
 
@@ -229,8 +232,11 @@ impl Machine {
         let now = self.clock.now();
         self.platform.update_timers(now);
         let request = self.console.pump(&mut self.platform, Some(now));
+        if let Some(d) = &mut self.display {
+            d.refresh(&self.mem.mmu.ram, self.platform.cga(), Some(now));
+        }
         let mut deadline = self.platform.next_timer_deadline_ns();
-        if self.console.live() {
+        if self.console.live() || self.display.is_some() {
             deadline = Some(deadline.map_or(now + CONSOLE_POLL_NS, |d| d.min(now + CONSOLE_POLL_NS)));
         }
         self.clock.arm(deadline);
