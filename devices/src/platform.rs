@@ -567,10 +567,16 @@ impl Platform {
     }
 
     /// A key typed on the console for the i8042's keyboard: false (nothing taken) until
-    /// the keyboard can take it ([`I8042::type_key`]); offer it again later.
+    /// the guest's driver is ready for it — IRQ 1 unmasked at the I/O APIC, or at an 8259A
+    /// the guest has programmed (its power-on vector base 0 changed), and the keyboard
+    /// able to take a key ([`I8042::type_key`]); offer it again later. So keys typed
+    /// early wait for the driver instead of disturbing its set-up.
     pub fn type_key(&mut self, stroke: &crate::keys::KeyStroke) -> bool {
         let Devices { irq, i8042, .. } = &mut self.devices;
-        i8042.type_key(stroke, irq)
+        let irq1 = crate::i8042::KBD_IRQ;
+        let pic = irq.pic.vector_base(Chip::Master) != 0 && irq.pic.imr(Chip::Master) & (1 << irq1) == 0;
+        let unmasked = pic || !irq.ioapic.masked(isa_irq_pin(irq1));
+        unmasked && i8042.type_key(stroke, irq)
     }
 
     /// The text screen's registers (cursor, start address), for the monitor's display.
@@ -865,6 +871,28 @@ mod tests {
         assert_eq!(p.acknowledge_interrupt(), 0x34);
         assert_eq!(p.io_in(0x3FD, 1, 0) & 1, 1);
         assert_eq!(p.io_in(0x3F8, 1, 0), u32::from(b'a'));
+    }
+
+    #[test]
+    fn typed_keys_wait_for_irq1_then_interrupt() {
+        let (mut p, _) = platform();
+        p.bios_init();
+        let a = crate::keys::next_key(b"a").0.unwrap();
+        assert!(!p.type_key(&a), "the PIC is not programmed yet");
+        init_pics(&mut p);
+        p.io_out(0x21, 1, 0x02, 0); // IRQ 1 masked
+        assert!(!p.type_key(&a));
+        p.io_out(0x21, 1, 0x00, 0);
+        assert!(p.type_key(&a));
+        assert_eq!(p.acknowledge_interrupt(), 0x31);
+        assert_eq!(p.io_in(0x64, 1, 0) & 1, 1, "OBF");
+        assert_eq!(p.io_in(0x60, 1, 0), 0x1E);
+        assert_eq!(p.io_in(0x60, 1, 0), 0x9E);
+        // The CRTC through the ports: outw writes the index, then the data.
+        p.io_out(0x3D4, 2, 0x070E, 0);
+        p.io_out(0x3D4, 2, 0xD00F, 0);
+        assert_eq!(p.cga().cursor_location(), 0x07D0);
+        assert_eq!(p.io_in(0x3CC, 1, 0), 0x67);
     }
 
     #[test]
