@@ -66,25 +66,6 @@ static void command(uint8_t cmd)
     outb(STATUS, cmd);
 }
 
-/* The number after `key` on the command line (0 if none). */
-static uint32_t number_after(const char *key)
-{
-    for (const char *s = rt_cmdline(); *s; s++) {
-        const char *k = key, *p = s;
-        while (*k && *p == *k) {
-            p++;
-            k++;
-        }
-        if (!*k) {
-            uint32_t n = 0;
-            while (*p >= '0' && *p <= '9')
-                n = n * 10 + (uint32_t)(*p++ - '0');
-            return n;
-        }
-    }
-    return 0;
-}
-
 void test_main(void)
 {
     command(0x20);
@@ -101,7 +82,7 @@ void test_main(void)
     outb(DATA, 0xf4);
     is(read_byte(), 0xfa, "enable scanning: ACK");
 
-    uint32_t n = number_after("keys=");
+    uint32_t n = rt_cmdline_number("keys=");
     if (!n)
         return;
     rt_set_hook(IRQ_BASE + 0, on_irq0);

@@ -41,6 +41,12 @@ pub fn stdin_is_tty() -> bool {
     unsafe { libc::isatty(0) == 1 }
 }
 
+/// True if standard error is a terminal.
+pub fn stderr_is_tty() -> bool {
+    // SAFETY: isatty only inspects the descriptor.
+    unsafe { libc::isatty(2) == 1 }
+}
+
 /// Puts the terminal on standard input in raw mode (no echo, no line editing, no
 /// signals from keys: Ctrl-C goes to the guest, as with QEMU's `-nographic`), after
 /// installing the handlers that restore it. Does nothing if stdin is not a terminal.

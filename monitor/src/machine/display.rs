@@ -57,7 +57,7 @@ fn sgr(attr: u8, out: &mut Vec<u8>) {
 
 /// Escape sequences that turn the frame `old` (None: nothing drawn yet) into `new`, and
 /// put the cursor at `cursor` (row, column) or hide it.
-pub fn render(old: Option<&[u8]>, new: &[u8], cursor: Option<(usize, usize)>) -> Vec<u8> {
+pub fn render(old: Option<&[u8]>, new: &[u8], cursor: Option<Cell>) -> Vec<u8> {
     let mut out = Vec::new();
     for (row, cells) in new.chunks(COLUMNS * 2).enumerate() {
         if old.is_some_and(|o| o[row * COLUMNS * 2..(row + 1) * COLUMNS * 2] == *cells) {
@@ -83,11 +83,14 @@ pub fn render(old: Option<&[u8]>, new: &[u8], cursor: Option<(usize, usize)>) ->
     out
 }
 
+/// A cell of the screen: (row, column).
+type Cell = (usize, usize);
+
 /// The screen on a writer (standard output).
 pub struct Display<W: Write> {
     out: W,
     /// The frame drawn last and where its cursor was (None: nothing drawn yet).
-    drawn: Option<(Vec<u8>, Option<(usize, usize)>)>,
+    drawn: Option<(Vec<u8>, Option<Cell>)>,
     /// Virtual time of the last look at text RAM.
     last_ns: u64,
 }

@@ -198,8 +198,8 @@ impl Machine {
         let text = config.display == DisplayMode::Text;
         let serial_out: Box<dyn std::io::Write + Send> = match text {
             false => Box::new(console::Output::new(std::io::stdout())),
-            // SAFETY: isatty only inspects the descriptor.
-            true if unsafe { libc::isatty(2) } == 1 => Box::new(std::io::sink()),
+            // On a terminal it would garble the screen.
+            true if crate::host::terminal::stderr_is_tty() => Box::new(std::io::sink()),
             true => Box::new(console::Output::new(std::io::stderr())),
         };
         let platform = Platform::new(PlatformConfig::with_host_clock(config.mem, serial_out));
