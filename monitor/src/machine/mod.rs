@@ -282,6 +282,9 @@ impl Machine {
             // ESI: the zero page; EBP, EDI, EBX: 0 (the 32-bit boot protocol).
             self.cpu.ctx.gpr = [0; 8];
             self.cpu.set_gpr(6, loaded.boot_params);
+            if self.config.display == DisplayMode::Text {
+                loader::linux::announce_text_screen(ram, loaded.boot_params);
+            }
         } else {
             if self.initrd.is_some() {
                 return Err(LoadError::Malformed(
