@@ -124,11 +124,15 @@ fn a_signal_ends_the_display_too() {
         .stderr(Stdio::null())
         .spawn()
         .expect("bt86");
-    std::thread::sleep(Duration::from_millis(500));
+    let mut stdout = child.stdout.take().unwrap();
+    // The screen is cleared: the display is on.
+    let mut screen = vec![0u8; 8];
+    stdout.read_exact(&mut screen).unwrap();
+    assert_eq!(screen, b"\x1b[0m\x1b[2J");
+    std::thread::sleep(Duration::from_millis(100));
     let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill");
     assert!(killed.success());
-    let mut screen = Vec::new();
-    child.stdout.take().unwrap().read_to_end(&mut screen).unwrap();
+    stdout.read_to_end(&mut screen).unwrap();
     let status = child.wait().unwrap();
     assert_eq!(status.code(), None, "it dies of the signal");
     assert!(screen.ends_with(b"\x1b[0m\x1b[?25h\x1b[26;1H\r\n"), "{:?}", String::from_utf8_lossy(&screen));

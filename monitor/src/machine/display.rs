@@ -99,7 +99,7 @@ impl<W: Write> Display<W> {
     /// A display on `out`, its screen cleared.
     pub fn new(mut out: W) -> Display<W> {
         crate::host::terminal::start_display();
-        let _ = out.write_all(b"\x1b[0m\x1b[2J");
+        let _ = out.write_all(b"\x1b[0m\x1b[2J").and_then(|()| out.flush());
         Display { out, drawn: None, last_ns: 0 }
     }
 
