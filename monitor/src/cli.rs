@@ -52,8 +52,9 @@ struct RunArgs {
     #[arg(long)]
     trace_tc: bool,
     /// How guest user code (CPL 3) runs: directly on the CPU, through the translator, or
-    /// directly except where its exit rate makes translation cheaper.
-    #[arg(long, value_name = "MODE", value_enum, default_value_t = UserExec::Direct)]
+    /// (the default) translated except code that runs long between exits, which runs
+    /// directly.
+    #[arg(long, value_name = "MODE", value_enum, default_value_t = UserExec::Adaptive)]
     user_exec: UserExec,
     /// Translation cache size: a number with an optional K, M or G suffix (no suffix:
     /// MiB), 16K to 1G. When it fills, every translation is dropped and made again.

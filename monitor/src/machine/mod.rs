@@ -66,11 +66,12 @@ pub enum DisplayMode {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum UserExec {
     /// Directly on the host CPU, in compatibility mode, whenever the state allows it.
-    #[default]
     Direct,
     /// Always through the binary translator, like kernel code.
     Translate,
-    /// Directly, except code whose exits (each a host signal) make translation cheaper.
+    /// Through the translator, except code that runs long between exits (each a host
+    /// signal and a round trip to the sandbox's stub), which runs directly.
+    #[default]
     Adaptive,
 }
 
