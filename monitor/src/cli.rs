@@ -7,7 +7,7 @@ use std::process::exit;
 
 use clap::{Parser, Subcommand};
 
-use crate::machine::{Config, Machine, SetupError, Stop, UserExec};
+use crate::machine::{Config, DisplayMode, Machine, SetupError, Stop, UserExec};
 
 /// Exit status for bad input (options, kernel image).
 pub const EXIT_USAGE: i32 = 2;
@@ -65,6 +65,11 @@ struct RunArgs {
     /// triple fault also prints the guest's state).
     #[arg(long)]
     no_reboot: bool,
+    /// Where the guest's CGA text screen is shown: `none` (COM1 is the console), or
+    /// `text`: drawn on stdout with ANSI escapes, stdin typed on the PS/2 keyboard, COM1's
+    /// output on stderr (dropped if stderr is a terminal).
+    #[arg(long, value_name = "MODE", value_enum, default_value_t = DisplayMode::None)]
+    display: DisplayMode,
 }
 
 /// Parses a memory size: `128M`, `1G`, `65536K`, `256` (MiB).
@@ -195,6 +200,7 @@ fn run(args: RunArgs) -> i32 {
         user_exec: args.user_exec,
         tc_size,
         no_reboot: args.no_reboot,
+        display: args.display,
     };
     let mut machine = match Machine::new(config, image, initrd) {
         Ok(m) => m,

@@ -44,13 +44,15 @@ pub struct Kernel {
     pub env: Option<&'static str>,
     /// Checked under bt86 only, not against QEMU (`bt86-only:` in its source).
     pub bt86_only: bool,
+    /// More QEMU options (`bt86-qemu-args:` in its source), e.g. `-vga std`.
+    pub qemu_args: Option<&'static str>,
 }
 
 /// Every guest kernel, sorted by name.
 pub fn kernels() -> Vec<Kernel> {
     KERNELS
         .iter()
-        .map(|&(name, path, exit_status, append, qemu_cpu, env, bt86_only)| Kernel {
+        .map(|&(name, path, exit_status, append, qemu_cpu, env, bt86_only, qemu_args)| Kernel {
             name,
             path: PathBuf::from(path),
             exit_status,
@@ -58,6 +60,7 @@ pub fn kernels() -> Vec<Kernel> {
             qemu_cpu,
             env,
             bt86_only,
+            qemu_args,
         })
         .collect()
 }
@@ -91,6 +94,7 @@ pub fn qemu_command(qemu: &Path, k: &Kernel) -> Command {
     if let Some(cpu) = k.qemu_cpu {
         cmd.arg("-cpu").arg(cpu);
     }
+    cmd.args(k.qemu_args.unwrap_or_default().split_whitespace());
     cmd
 }
 

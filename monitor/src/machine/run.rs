@@ -70,6 +70,9 @@ impl Machine {
             }
         };
         super::tc_signal::unregister();
+        if let Some(d) = &mut self.display {
+            d.finish(&self.mem.mmu.ram, self.platform.cga());
+        }
         stop
     }
 
@@ -230,19 +233,22 @@ impl Machine {
         let now = self.clock.now();
         self.platform.update_timers(now);
         let request = self.console.pump(&mut self.platform, Some(now));
+        if let Some(d) = &mut self.display {
+            d.refresh(&self.mem.mmu.ram, self.platform.cga(), Some(now));
+        }
         self.arm_host_timer(now);
         request.map(|super::console::Request::Quit| Stop::Ended("terminated (Ctrl-A x)".into()))
     }
 
     /// Arms the host timer for the devices' next deadline; at least every
     /// [`CONSOLE_POLL_NS`] while console input may come (so a busy guest without timers
-    /// still gets it), and in `--user-exec adaptive` at least every long slice, so that
-    /// the policy sees user code that runs long in a guest without timers
-    /// (`direct::policy`).
+    /// still gets it) or the text screen is drawn, and in `--user-exec adaptive` at least
+    /// every long slice, so that the policy sees user code that runs long in a guest
+    /// without timers (`direct::policy`).
     pub(super) fn arm_host_timer(&mut self, now: u64) {
         let mut deadline = self.platform.next_timer_deadline_ns();
         let mut at_least_every = |ns: u64| deadline = Some(deadline.map_or(now + ns, |d| d.min(now + ns)));
-        if self.console.live() {
+        if self.console.live() || self.display.is_some() {
             at_least_every(CONSOLE_POLL_NS);
         }
         // (Not while user code runs natively: there each tick would cost a round trip to
