@@ -11,6 +11,7 @@
 //! | 0x80          | POST code                       |     |
 //! | 0xA0-0xA1     | slave 8259A (on master IRQ2)    |     |
 //! | 0xF4-0xF7     | isa-debug-exit                  |     |
+//! | 0x1F0-0x1F7, 0x3F6 | ATA primary channel (master, slave) | 14 |
 //! | 0x3F8-0x3FF   | COM1 16550A                     | 4   |
 //! | 0x4D0, 0x4D1  | ELCR (master, slave)            |     |
 //! | 0x510, 0x511  | QEMU fw_cfg (selector, data)    |     |
@@ -35,6 +36,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::IoOutcome;
 use crate::acpi_pm::{AcpiPm, PM_BASE, PM_LEN, PmAction};
+use crate::ata::{ATA_BASE, ATA_CONTROL_PORT, ATA_IRQ, ATA_LEN, AtaChannel, DiskBackend};
 use crate::bus::PioBus;
 use crate::cmos::{Cmos, RTC_IRQ};
 use crate::debug_exit::{DEBUG_EXIT_BASE, DEBUG_EXIT_LEN, DebugExit};
@@ -154,6 +156,8 @@ enum PortDevice {
     Com1,
     AcpiPm,
     FwCfg,
+    Ata,
+    AtaControl,
 }
 
 /// Line levels as last driven, and rising edges counted per line.
@@ -270,6 +274,7 @@ struct Devices {
     com1: Uart<Box<dyn Write + Send>>,
     acpi_pm: AcpiPm,
     fw_cfg: FwCfg,
+    ata: AtaChannel,
 }
 
 impl Devices {
@@ -288,6 +293,8 @@ impl Devices {
             PortDevice::AcpiPm => return self.acpi_pm.read(offset, size, now_ns),
             PortDevice::FwCfg => return self.fw_cfg.read(offset, size),
             PortDevice::Com1 => self.com1.read(offset, irqs),
+            PortDevice::Ata => return self.ata.read(offset, size, irqs),
+            PortDevice::AtaControl => return self.ata.read_alt_status(size),
         };
         u32::from(byte)
     }
@@ -314,6 +321,9 @@ impl Devices {
                 }
             }
             PortDevice::FwCfg => self.fw_cfg.write(offset, size, value),
+            PortDevice::Ata => self.ata.write(offset, size, value, irqs),
+            PortDevice::AtaControl if size <= 2 => self.ata.write_control(byte, irqs),
+            PortDevice::AtaControl => {}
         }
         IoOutcome::Continue
     }
@@ -354,6 +364,7 @@ impl Platform {
             com1: Uart::new(COM1_IRQ, config.serial_out),
             acpi_pm: AcpiPm::new(boot),
             fw_cfg: FwCfg::new(config.ram_size, 1),
+            ata: AtaChannel::new(ATA_IRQ),
         };
         let mut bus = PioBus::new();
         let ranges = [
@@ -371,6 +382,8 @@ impl Platform {
             (COM1_BASE, 8, 1, PortDevice::Com1),
             (PM_BASE, PM_LEN, 4, PortDevice::AcpiPm),
             (FW_CFG_PORT, FW_CFG_LEN, 2, PortDevice::FwCfg),
+            (ATA_BASE, ATA_LEN, 4, PortDevice::Ata),
+            (ATA_CONTROL_PORT, 1, 4, PortDevice::AtaControl),
         ];
         for (base, len, max_access, dev) in ranges {
             bus.insert(base, len, max_access, dev).expect("the PC port map has no overlaps");
@@ -548,11 +561,20 @@ impl Platform {
         com1.enqueue_input(bytes, irq)
     }
 
-    /// Flush COM1's output writer (errors are logged: there is nobody to tell).
+    /// Flush COM1's output writer and sync the disks (errors are logged: there is
+    /// nobody to tell).
     pub fn flush(&mut self) {
         if let Err(err) = self.devices.com1.flush() {
             log::warn!("flushing serial output: {err}");
         }
+        if let Err(err) = self.devices.ata.sync() {
+            log::warn!("syncing a disk image: {err}");
+        }
+    }
+
+    /// Puts a disk on the primary ATA channel: `unit` 0 is the master, 1 the slave.
+    pub fn attach_disk(&mut self, unit: usize, disk: Box<dyn DiskBackend>) {
+        self.devices.ata.attach(unit, disk);
     }
 
     /// Reset the board's devices as a machine reset does (after an
@@ -570,6 +592,7 @@ impl Platform {
         d.cmos.reset();
         d.hpet = Hpet::new();
         d.acpi_pm.reset(now_ns);
+        d.ata.reset();
         let old = std::mem::replace(&mut d.com1, Uart::new(COM1_IRQ, Box::new(io::sink())));
         self.stats.serial_bytes_out += old.bytes_out();
         d.com1 = Uart::new(COM1_IRQ, old.into_writer());

@@ -4,6 +4,7 @@
 pub mod clock;
 mod console;
 mod device_access;
+pub mod disks;
 mod direct_exec;
 pub mod io;
 pub mod memory;
