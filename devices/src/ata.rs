@@ -801,12 +801,42 @@ impl AtaChannel {
         let d = &self.drives[self.unit];
         let v = match reg {
             1 if !self.answers() => 0,
-            1 => if hob { d.hob_feature } else { d.error },
+            1 => {
+                if hob {
+                    d.hob_feature
+                } else {
+                    d.error
+                }
+            }
             _ if none && reg < 7 => 0,
-            2 => if hob { d.hob_nsector } else { d.nsector as u8 },
-            3 => if hob { d.hob_sector } else { d.sector },
-            4 => if hob { d.hob_lcyl } else { d.lcyl },
-            5 => if hob { d.hob_hcyl } else { d.hcyl },
+            2 => {
+                if hob {
+                    d.hob_nsector
+                } else {
+                    d.nsector as u8
+                }
+            }
+            3 => {
+                if hob {
+                    d.hob_sector
+                } else {
+                    d.sector
+                }
+            }
+            4 => {
+                if hob {
+                    d.hob_lcyl
+                } else {
+                    d.lcyl
+                }
+            }
+            5 => {
+                if hob {
+                    d.hob_hcyl
+                } else {
+                    d.hcyl
+                }
+            }
             6 => d.select,
             _ => {
                 let status = if self.answers() { d.status } else { 0 };
@@ -1025,7 +1055,10 @@ mod tests {
         assert_eq!((words[60], words[61], words[100]), (2048, 0, 2048));
         assert_eq!((words[47], words[59], words[83]), (0x8010, 0x110, 0x7400));
         assert_eq!(&words[27..30], &[u16::from_be_bytes(*b"QE"), u16::from_be_bytes(*b"MU"), u16::from_be_bytes(*b" H")]);
-        assert_eq!(&words[10..14], &[u16::from_be_bytes(*b"QM"), u16::from_be_bytes(*b"00"), u16::from_be_bytes(*b"00"), u16::from_be_bytes(*b"1 ")]);
+        assert_eq!(
+            &words[10..14],
+            &[u16::from_be_bytes(*b"QM"), u16::from_be_bytes(*b"00"), u16::from_be_bytes(*b"00"), u16::from_be_bytes(*b"1 ")]
+        );
         assert_eq!(ch.read(0, 2, &mut sink), 0, "no data phase");
     }
 

@@ -16,10 +16,7 @@ const MAX_DISKS: usize = 2;
 /// first bad one.
 pub fn open(specs: &[String]) -> Result<Vec<FileDisk>, String> {
     if specs.len() > MAX_DISKS {
-        return Err(format!(
-            "invalid --disk: {} disks given, at most {MAX_DISKS} (the primary channel's master and slave)",
-            specs.len()
-        ));
+        return Err(format!("invalid --disk: {} disks given, at most {MAX_DISKS} (the primary channel's master and slave)", specs.len()));
     }
     specs.iter().map(|spec| open_one(spec)).collect()
 }

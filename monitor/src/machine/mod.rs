@@ -4,8 +4,8 @@
 pub mod clock;
 mod console;
 mod device_access;
-pub mod disks;
 mod direct_exec;
+pub mod disks;
 pub mod io;
 pub mod memory;
 pub(crate) mod run;
