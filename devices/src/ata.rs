@@ -849,14 +849,16 @@ impl AtaChannel {
 
     /// A guest write of `size` bytes at command-block offset `offset` (0-7).
     pub fn write(&mut self, offset: u16, size: u8, value: u32, sink: &mut dyn IrqSink) {
-        match (offset, size) {
-            (0, _) => {
-                if self.drives[self.unit].data_write(usize::from(size.max(2)), value) {
-                    self.interrupt(sink);
-                }
+        if offset == 0 {
+            // The data port is 16 or 32 bits wide: a byte write stores a word.
+            if self.drives[self.unit].data_write(usize::from(size.max(2)), value) {
+                self.interrupt(sink);
             }
-            (_, 1) => self.write_register(offset, value as u8, sink),
-            (_, 2) => {
+            return;
+        }
+        match size {
+            1 => self.write_register(offset, value as u8, sink),
+            2 => {
                 self.write_register(offset, value as u8, sink);
                 if offset < 7 {
                     self.write_register(offset + 1, (value >> 8) as u8, sink);

@@ -8,14 +8,18 @@
  *
  * Checks: SRST (signature, diagnostic code, status), IDENTIFY of both drives (the words a
  * driver reads, the strings, and a checksum of all 256 words), READ SECTORS (LBA28, one
- * and several sectors, status between sectors), WRITE SECTORS and read back, SET MULTIPLE
- * MODE (and a bad count), READ/WRITE MULTIPLE in blocks, READ/WRITE SECTORS EXT (LBA48,
- * HOB registers), CHS addressing, FLUSH CACHE (EXT), reads and writes beyond the end
- * (ERR, ABRT), unknown commands (aborted; not DMA ones: QEMU waits for its bus master), READ NATIVE MAX ADDRESS, polled
- * transfers with nIEN set, and interrupt-driven ones through the 8259A: one interrupt
- * per sector or multiple block, after IDENTIFY and FLUSH, none with nIEN, none at the end
- * of a read; the line stays up until the status register is read (the alternate status
- * leaves it), so a second command's interrupt is a new edge only after that read.
+ * and several sectors, status between sectors, 16- and 32-bit and byte data accesses),
+ * WRITE SECTORS and read back, SET MULTIPLE MODE (and bad counts), READ/WRITE MULTIPLE in
+ * blocks, READ/WRITE SECTORS EXT and MULTIPLE EXT (LBA48, HOB registers), CHS addressing,
+ * FLUSH CACHE (EXT), reads and writes beyond the end (ERR, ABRT), unknown commands
+ * (aborted), READ NATIVE MAX ADDRESS EXT, CHECK POWER MODE, polled transfers with nIEN
+ * set, and interrupt-driven ones through the 8259A: one interrupt per sector or multiple
+ * block, after IDENTIFY and FLUSH, none before a write's first sector, none with nIEN,
+ * none at the end of a read; the line stays up until the status register is read (the
+ * alternate status leaves it, a command write lowers it), so a second sector's interrupt
+ * is a new edge only after that read.
+ * Left out: DMA commands (QEMU starts a bus-master transfer and waits for it; bt86,
+ * without PCI, aborts them), SMART.
  *
  * With "readonly" on the command line (tests/disk.rs, bt86 only: QEMU refuses read-only
  * IDE disks) it checks that writes to the master are aborted and change nothing.

@@ -39,9 +39,11 @@ fn open_one(spec: &str) -> Result<FileDisk, String> {
 
 /// Puts the images on the board (master first) and has them synced on every way out.
 pub fn attach(platform: &mut Platform, disks: Vec<FileDisk>) {
+    if !disks.is_empty() {
+        crate::host::terminal::install_exit_signal_handlers();
+    }
     for (unit, disk) in disks.into_iter().enumerate() {
         crate::host::disk_sync::register(unit, disk.as_raw_fd());
         platform.attach_disk(unit, Box::new(disk));
-        crate::host::terminal::install_exit_signal_handlers();
     }
 }
