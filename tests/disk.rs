@@ -44,6 +44,14 @@ fn start_write_loop(dir: &Path, wrapper: Option<&[&str]>) -> (Child, Vec<PathBuf
 /// Reads "written N" lines until `n` of them came, then sends `signal` to `pid`, then
 /// reads to the end; the sectors reported written.
 fn written_until_signal(child: &mut Child, n: usize, pid: i32, signal: i32) -> Vec<u64> {
+    // A watchdog: a guest that stops printing must not hang the test.
+    let (done, watch) = std::sync::mpsc::channel::<()>();
+    let watchdog = std::thread::spawn(move || {
+        if watch.recv_timeout(Duration::from_secs(60)).is_err() {
+            // SAFETY: kill(2) on the child this test started, which has not been reaped.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+    });
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut written = Vec::new();
     let mut signalled = false;
@@ -58,6 +66,8 @@ fn written_until_signal(child: &mut Child, n: usize, pid: i32, signal: i32) -> V
             signalled = true;
         }
     }
+    let _ = done.send(());
+    watchdog.join().unwrap();
     assert!(signalled, "the guest stopped writing after {} sectors", written.len());
     written
 }

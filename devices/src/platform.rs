@@ -975,6 +975,26 @@ mod tests {
     }
 
     #[test]
+    fn ata_disk_through_the_ports_interrupts_on_irq14() {
+        let (mut p, _) = platform();
+        init_pics(&mut p);
+        assert_eq!((p.io_in(0x1F7, 1, 0), p.io_in(0x3F6, 1, 0)), (0, 0), "no disks: an empty channel");
+        let path = std::env::temp_dir().join(format!("bt86-platform-ata-{}.img", std::process::id()));
+        std::fs::write(&path, (0..4096).map(|i| (i / 512) as u8).collect::<Vec<u8>>()).unwrap();
+        p.attach_disk(0, Box::new(crate::ata::FileDisk::open(&path, false).unwrap()));
+        std::fs::remove_file(&path).unwrap();
+        for (port, value) in [(0x1F6, 0xE0), (0x1F2, 1), (0x1F3, 3), (0x1F4, 0), (0x1F5, 0), (0x1F7, 0x20)] {
+            p.io_out(port, 1, value, 0);
+        }
+        assert!(p.interrupt_pending());
+        assert_eq!(p.acknowledge_interrupt(), 0x3E, "IRQ 14 = slave line 6");
+        assert_eq!(p.io_in(0x1F7, 1, 0), 0x58);
+        assert_eq!(p.io_in(0x1F0, 4, 0), 0x0303_0303);
+        assert_eq!(p.io_in(0x1F0, 2, 0), 0x0303);
+        assert_eq!(p.stats().irqs_raised[14], 1);
+    }
+
+    #[test]
     fn spurious_acknowledge_is_counted() {
         let (mut p, _) = platform();
         init_pics(&mut p);
