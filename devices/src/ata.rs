@@ -1,6 +1,7 @@
 //! An ATA (IDE) channel with up to two hard disks, PIO only: the legacy primary channel
 //! of a PC (command block 0x1F0-0x1F7, device control / alternate status 0x3F6, IRQ 14),
-//! as QEMU's `hw/ide/core.c` presents an `-drive if=ide` disk to a guest.
+//! as QEMU's `hw/ide/core.c` presents an `-drive if=ide` disk to a guest. The board also
+//! has the secondary channel (0x170-0x177, 0x376, IRQ 15), without disks, as QEMU's.
 //!
 //! Commands: IDENTIFY DEVICE, READ/WRITE SECTORS (LBA28 0x20/0x30, LBA48 0x24/0x34, CHS
 //! too), READ/WRITE MULTIPLE (0xC4/0xC5, 0x29/0x39) with SET MULTIPLE MODE, FLUSH CACHE
@@ -49,6 +50,9 @@ pub const ATA_LEN: u16 = 8;
 pub const ATA_CONTROL_PORT: u16 = 0x3F6;
 /// The primary channel's ISA interrupt line.
 pub const ATA_IRQ: u8 = 14;
+/// The secondary channel (command block, control port, IRQ): on QEMU's `pc` it exists
+/// without disks, and so it does here (every register reads 0).
+pub const ATA_SECONDARY: (u16, u16, u8) = (0x170, 0x376, 15);
 /// Bytes per sector.
 pub const SECTOR_SIZE: u64 = 512;
 /// The largest block of READ/WRITE MULTIPLE, and the count after a reset (QEMU's

@@ -11,6 +11,7 @@
 //! | 0x80          | POST code                       |     |
 //! | 0xA0-0xA1     | slave 8259A (on master IRQ2)    |     |
 //! | 0xF4-0xF7     | isa-debug-exit                  |     |
+//! | 0x170-0x177, 0x376 | ATA secondary channel (no disks) | 15 |
 //! | 0x1F0-0x1F7, 0x3F6 | ATA primary channel (master, slave) | 14 |
 //! | 0x3F8-0x3FF   | COM1 16550A                     | 4   |
 //! | 0x4D0, 0x4D1  | ELCR (master, slave)            |     |
@@ -36,7 +37,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::IoOutcome;
 use crate::acpi_pm::{AcpiPm, PM_BASE, PM_LEN, PmAction};
-use crate::ata::{ATA_BASE, ATA_CONTROL_PORT, ATA_IRQ, ATA_LEN, AtaChannel, DiskBackend};
+use crate::ata::{ATA_BASE, ATA_CONTROL_PORT, ATA_IRQ, ATA_LEN, ATA_SECONDARY, AtaChannel, DiskBackend};
 use crate::bus::PioBus;
 use crate::cmos::{Cmos, RTC_IRQ};
 use crate::debug_exit::{DEBUG_EXIT_BASE, DEBUG_EXIT_LEN, DebugExit};
@@ -156,8 +157,9 @@ enum PortDevice {
     Com1,
     AcpiPm,
     FwCfg,
-    Ata,
-    AtaControl,
+    /// An ATA channel's command block (0 primary, 1 secondary) and its control port.
+    Ata(usize),
+    AtaControl(usize),
 }
 
 /// Line levels as last driven, and rising edges counted per line.
@@ -274,7 +276,7 @@ struct Devices {
     com1: Uart<Box<dyn Write + Send>>,
     acpi_pm: AcpiPm,
     fw_cfg: FwCfg,
-    ata: AtaChannel,
+    ata: [AtaChannel; 2],
 }
 
 impl Devices {
@@ -293,8 +295,8 @@ impl Devices {
             PortDevice::AcpiPm => return self.acpi_pm.read(offset, size, now_ns),
             PortDevice::FwCfg => return self.fw_cfg.read(offset, size),
             PortDevice::Com1 => self.com1.read(offset, irqs),
-            PortDevice::Ata => return self.ata.read(offset, size, irqs),
-            PortDevice::AtaControl => return self.ata.read_alt_status(size),
+            PortDevice::Ata(n) => return self.ata[n].read(offset, size, irqs),
+            PortDevice::AtaControl(n) => return self.ata[n].read_alt_status(size),
         };
         u32::from(byte)
     }
@@ -321,9 +323,9 @@ impl Devices {
                 }
             }
             PortDevice::FwCfg => self.fw_cfg.write(offset, size, value),
-            PortDevice::Ata => self.ata.write(offset, size, value, irqs),
-            PortDevice::AtaControl if size <= 2 => self.ata.write_control(byte, irqs),
-            PortDevice::AtaControl => {}
+            PortDevice::Ata(n) => self.ata[n].write(offset, size, value, irqs),
+            PortDevice::AtaControl(n) if size <= 2 => self.ata[n].write_control(byte, irqs),
+            PortDevice::AtaControl(_) => {}
         }
         IoOutcome::Continue
     }
@@ -364,7 +366,7 @@ impl Platform {
             com1: Uart::new(COM1_IRQ, config.serial_out),
             acpi_pm: AcpiPm::new(boot),
             fw_cfg: FwCfg::new(config.ram_size, 1),
-            ata: AtaChannel::new(ATA_IRQ),
+            ata: [AtaChannel::new(ATA_IRQ), AtaChannel::new(ATA_SECONDARY.2)],
         };
         let mut bus = PioBus::new();
         let ranges = [
@@ -382,8 +384,10 @@ impl Platform {
             (COM1_BASE, 8, 1, PortDevice::Com1),
             (PM_BASE, PM_LEN, 4, PortDevice::AcpiPm),
             (FW_CFG_PORT, FW_CFG_LEN, 2, PortDevice::FwCfg),
-            (ATA_BASE, ATA_LEN, 4, PortDevice::Ata),
-            (ATA_CONTROL_PORT, 1, 4, PortDevice::AtaControl),
+            (ATA_BASE, ATA_LEN, 4, PortDevice::Ata(0)),
+            (ATA_CONTROL_PORT, 1, 4, PortDevice::AtaControl(0)),
+            (ATA_SECONDARY.0, ATA_LEN, 4, PortDevice::Ata(1)),
+            (ATA_SECONDARY.1, 1, 4, PortDevice::AtaControl(1)),
         ];
         for (base, len, max_access, dev) in ranges {
             bus.insert(base, len, max_access, dev).expect("the PC port map has no overlaps");
@@ -567,14 +571,14 @@ impl Platform {
         if let Err(err) = self.devices.com1.flush() {
             log::warn!("flushing serial output: {err}");
         }
-        if let Err(err) = self.devices.ata.sync() {
+        if let Err(err) = self.devices.ata[0].sync() {
             log::warn!("syncing a disk image: {err}");
         }
     }
 
     /// Puts a disk on the primary ATA channel: `unit` 0 is the master, 1 the slave.
     pub fn attach_disk(&mut self, unit: usize, disk: Box<dyn DiskBackend>) {
-        self.devices.ata.attach(unit, disk);
+        self.devices.ata[0].attach(unit, disk);
     }
 
     /// Reset the board's devices as a machine reset does (after an
@@ -592,7 +596,7 @@ impl Platform {
         d.cmos.reset();
         d.hpet = Hpet::new();
         d.acpi_pm.reset(now_ns);
-        d.ata.reset();
+        d.ata.iter_mut().for_each(AtaChannel::reset);
         let old = std::mem::replace(&mut d.com1, Uart::new(COM1_IRQ, Box::new(io::sink())));
         self.stats.serial_bytes_out += old.bytes_out();
         d.com1 = Uart::new(COM1_IRQ, old.into_writer());
@@ -979,6 +983,7 @@ mod tests {
         let (mut p, _) = platform();
         init_pics(&mut p);
         assert_eq!((p.io_in(0x1F7, 1, 0), p.io_in(0x3F6, 1, 0)), (0, 0), "no disks: an empty channel");
+        assert_eq!((p.io_in(0x177, 1, 0), p.io_in(0x376, 1, 0)), (0, 0), "the secondary channel, always empty");
         let path = std::env::temp_dir().join(format!("bt86-platform-ata-{}.img", std::process::id()));
         std::fs::write(&path, (0..4096).map(|i| (i / 512) as u8).collect::<Vec<u8>>()).unwrap();
         p.attach_disk(0, Box::new(crate::ata::FileDisk::open(&path, false).unwrap()));
