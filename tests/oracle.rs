@@ -116,11 +116,11 @@ fn check_kernel_with_disks(qemu: &Path, bt86: &Path, k: &Kernel, disk_dir: &Path
     let q = run_with_timeout(q, TIMEOUT).map_err(|e| format!("cannot run QEMU ({}): {e}", qemu.display()))?;
     check_qemu_sane(k, &q)?;
     let mut flushes = 0;
-    // Every engine for user code must agree with QEMU: the default (direct execution),
-    // the translator alone, and the adaptive mix; the translator with a tiny cache; and
-    // the default with the shadow MMU's smallest budget of host mappings, where the
+    // Every engine for user code must agree with QEMU: the default (the adaptive mix),
+    // direct execution, and the translator alone; the translator with a tiny cache; and
+    // direct execution with the shadow MMU's smallest budget of host mappings, where the
     // windows evict all the time.
-    let runs = USER_EXEC_MODES.iter().map(|&m| (m, false, false)).chain([(Some("translate"), true, false), (None, false, true)]);
+    let runs = USER_EXEC_MODES.iter().map(|&m| (m, false, false)).chain([(Some("translate"), true, false), (Some("direct"), false, true)]);
     for (mode, small_tc, few_mappings) in runs {
         let mut cmd = bt86_command(bt86, k);
         let disks = fresh_disks("bt86")?;
@@ -154,7 +154,7 @@ fn check_kernel_with_disks(qemu: &Path, bt86: &Path, k: &Kernel, disk_dir: &Path
         if !report.is_empty() {
             let tc = if small_tc { format!(" --tc-size {SMALL_TC}") } else { String::new() };
             let env = if few_mappings { format!("BT86_MAX_MAPPINGS={FEW_MAPPINGS} ") } else { String::new() };
-            report.insert_str(0, &format!("{env}bt86 --user-exec {}{tc}:\n", mode.unwrap_or("direct (the default)")));
+            report.insert_str(0, &format!("{env}bt86 --user-exec {}{tc}:\n", mode.unwrap_or("adaptive (the default)")));
             report.push_str(&stderr_tail(&b, 15));
             return Err(report);
         }
@@ -163,7 +163,7 @@ fn check_kernel_with_disks(qemu: &Path, bt86: &Path, k: &Kernel, disk_dir: &Path
 }
 
 /// The `--user-exec` modes every kernel runs in (None: the default).
-const USER_EXEC_MODES: [Option<&str>; 3] = [None, Some("translate"), Some("adaptive")];
+const USER_EXEC_MODES: [Option<&str>; 3] = [None, Some("direct"), Some("translate")];
 
 /// The shadow MMU's smallest budget of host mappings (`BT86_MAX_MAPPINGS`; its
 /// `MIN_BUDGET`): the windows evict all the time, and the guests must not notice.

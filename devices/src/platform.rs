@@ -13,6 +13,7 @@
 //! | 0xF4-0xF7     | isa-debug-exit                  |     |
 //! | 0x170-0x177, 0x376 | ATA secondary channel (no disks) | 15 |
 //! | 0x1F0-0x1F7, 0x3F6 | ATA primary channel (master, slave) | 14 |
+//! | 0x3C2, 0x3CC, 0x3D4-0x3D5, 0x3DA | CGA text screen (misc output, CRTC, status) | |
 //! | 0x3F8-0x3FF   | COM1 16550A                     | 4   |
 //! | 0x4D0, 0x4D1  | ELCR (master, slave)            |     |
 //! | 0x510, 0x511  | QEMU fw_cfg (selector, data)    |     |
@@ -39,6 +40,7 @@ use crate::IoOutcome;
 use crate::acpi_pm::{AcpiPm, PM_BASE, PM_LEN, PmAction};
 use crate::ata::{ATA_BASE, ATA_CONTROL_PORT, ATA_IRQ, ATA_LEN, ATA_SECONDARY, AtaChannel, DiskBackend};
 use crate::bus::PioBus;
+use crate::cga::Cga;
 use crate::cmos::{Cmos, RTC_IRQ};
 use crate::debug_exit::{DEBUG_EXIT_BASE, DEBUG_EXIT_LEN, DebugExit};
 use crate::fw_cfg::{FW_CFG_LEN, FW_CFG_PORT, FwCfg};
@@ -160,6 +162,7 @@ enum PortDevice {
     /// An ATA channel's command block (0 primary, 1 secondary) and its control port.
     Ata(usize),
     AtaControl(usize),
+    Cga(u16),
 }
 
 /// Line levels as last driven, and rising edges counted per line.
@@ -277,6 +280,7 @@ struct Devices {
     acpi_pm: AcpiPm,
     fw_cfg: FwCfg,
     ata: [AtaChannel; 2],
+    cga: Cga,
 }
 
 impl Devices {
@@ -297,6 +301,7 @@ impl Devices {
             PortDevice::Com1 => self.com1.read(offset, irqs),
             PortDevice::Ata(n) => return self.ata[n].read(offset, size, irqs),
             PortDevice::AtaControl(n) => return self.ata[n].read_alt_status(size),
+            PortDevice::Cga(base) => self.cga.read(base + offset),
         };
         u32::from(byte)
     }
@@ -326,6 +331,7 @@ impl Devices {
             PortDevice::Ata(n) => self.ata[n].write(offset, size, value, irqs),
             PortDevice::AtaControl(n) if size <= 2 => self.ata[n].write_control(byte, irqs),
             PortDevice::AtaControl(_) => {}
+            PortDevice::Cga(base) => self.cga.write(base + offset, byte),
         }
         IoOutcome::Continue
     }
@@ -367,6 +373,7 @@ impl Platform {
             acpi_pm: AcpiPm::new(boot),
             fw_cfg: FwCfg::new(config.ram_size, 1),
             ata: [AtaChannel::new(ATA_IRQ), AtaChannel::new(ATA_SECONDARY.2)],
+            cga: Cga::new(),
         };
         let mut bus = PioBus::new();
         let ranges = [
@@ -389,6 +396,9 @@ impl Platform {
             (ATA_SECONDARY.0, ATA_LEN, 4, PortDevice::Ata(1)),
             (ATA_SECONDARY.1, 1, 4, PortDevice::AtaControl(1)),
         ];
+        let cga =
+            [(crate::cga::CRTC_PORT, 2), (crate::cga::STATUS_PORT, 1), (crate::cga::MISC_WRITE_PORT, 1), (crate::cga::MISC_READ_PORT, 1)];
+        let ranges = ranges.into_iter().chain(cga.map(|(base, len)| (base, len, 1, PortDevice::Cga(base))));
         for (base, len, max_access, dev) in ranges {
             bus.insert(base, len, max_access, dev).expect("the PC port map has no overlaps");
         }
@@ -563,6 +573,32 @@ impl Platform {
     pub fn enqueue_serial_input(&mut self, bytes: &[u8]) -> usize {
         let Devices { irq, com1, .. } = &mut self.devices;
         com1.enqueue_input(bytes, irq)
+    }
+
+    /// What SeaBIOS leaves in the devices under QEMU, for a kernel booted without a BIOS
+    /// (at power-on and after every reset): the i8042 translating to scan code set 1
+    /// ([`I8042::bios_init`]) and the text screen in mode 3 ([`Cga::new`]).
+    pub fn bios_init(&mut self) {
+        self.devices.i8042.bios_init();
+        self.devices.cga = Cga::new();
+    }
+
+    /// A key typed on the console for the i8042's keyboard: false (nothing taken) until
+    /// the guest's driver is ready for it — IRQ 1 unmasked at the I/O APIC, or at an 8259A
+    /// the guest has programmed (its power-on vector base 0 changed), and the keyboard
+    /// able to take a key ([`I8042::type_key`]); offer it again later. So keys typed
+    /// early wait for the driver instead of disturbing its set-up.
+    pub fn type_key(&mut self, stroke: &crate::keys::KeyStroke) -> bool {
+        let Devices { irq, i8042, .. } = &mut self.devices;
+        let irq1 = crate::i8042::KBD_IRQ;
+        let pic = irq.pic.vector_base(Chip::Master) != 0 && irq.pic.imr(Chip::Master) & (1 << irq1) == 0;
+        let unmasked = pic || !irq.ioapic.masked(isa_irq_pin(irq1));
+        unmasked && i8042.type_key(stroke, irq)
+    }
+
+    /// The text screen's registers (cursor, start address), for the monitor's display.
+    pub fn cga(&self) -> &Cga {
+        &self.devices.cga
     }
 
     /// Flush COM1's output writer and sync the disks (errors are logged: there is
@@ -862,6 +898,28 @@ mod tests {
         assert_eq!(p.acknowledge_interrupt(), 0x34);
         assert_eq!(p.io_in(0x3FD, 1, 0) & 1, 1);
         assert_eq!(p.io_in(0x3F8, 1, 0), u32::from(b'a'));
+    }
+
+    #[test]
+    fn typed_keys_wait_for_irq1_then_interrupt() {
+        let (mut p, _) = platform();
+        p.bios_init();
+        let a = crate::keys::next_key(b"a").0.unwrap();
+        assert!(!p.type_key(&a), "the PIC is not programmed yet");
+        init_pics(&mut p);
+        p.io_out(0x21, 1, 0x02, 0); // IRQ 1 masked
+        assert!(!p.type_key(&a));
+        p.io_out(0x21, 1, 0x00, 0);
+        assert!(p.type_key(&a));
+        assert_eq!(p.acknowledge_interrupt(), 0x31);
+        assert_eq!(p.io_in(0x64, 1, 0) & 1, 1, "OBF");
+        assert_eq!(p.io_in(0x60, 1, 0), 0x1E);
+        assert_eq!(p.io_in(0x60, 1, 0), 0x9E);
+        // The CRTC through the ports: outw writes the index, then the data.
+        p.io_out(0x3D4, 2, 0x070E, 0);
+        p.io_out(0x3D4, 2, 0xD00F, 0);
+        assert_eq!(p.cga().cursor_location(), 0x07D0);
+        assert_eq!(p.io_in(0x3CC, 1, 0), 0x67);
     }
 
     #[test]

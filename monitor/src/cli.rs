@@ -7,7 +7,7 @@ use std::process::exit;
 
 use clap::{Parser, Subcommand};
 
-use crate::machine::{Config, Machine, SetupError, Stop, UserExec};
+use crate::machine::{Config, DisplayMode, Machine, SetupError, Stop, UserExec};
 
 /// Exit status for bad input (options, kernel image).
 pub const EXIT_USAGE: i32 = 2;
@@ -52,8 +52,9 @@ struct RunArgs {
     #[arg(long)]
     trace_tc: bool,
     /// How guest user code (CPL 3) runs: directly on the CPU, through the translator, or
-    /// directly except where its exit rate makes translation cheaper.
-    #[arg(long, value_name = "MODE", value_enum, default_value_t = UserExec::Direct)]
+    /// (the default) translated except code that runs long between exits, which runs
+    /// directly.
+    #[arg(long, value_name = "MODE", value_enum, default_value_t = UserExec::Adaptive)]
     user_exec: UserExec,
     /// Translation cache size: a number with an optional K, M or G suffix (no suffix:
     /// MiB), 16K to 1G. When it fills, every translation is dropped and made again.
@@ -68,6 +69,11 @@ struct RunArgs {
     /// slave); `,readonly` refuses the guest's writes.
     #[arg(long, value_name = "FILE[,readonly]")]
     disk: Vec<String>,
+    /// Where the guest's CGA text screen is shown: `none` (COM1 is the console), or
+    /// `text`: drawn on stdout with ANSI escapes, stdin typed on the PS/2 keyboard, COM1's
+    /// output on stderr (dropped if stderr is a terminal).
+    #[arg(long, value_name = "MODE", value_enum, default_value_t = DisplayMode::None)]
+    display: DisplayMode,
 }
 
 /// Parses a memory size: `128M`, `1G`, `65536K`, `256` (MiB).
@@ -199,6 +205,7 @@ fn run(args: RunArgs) -> i32 {
         user_exec: args.user_exec,
         tc_size,
         no_reboot: args.no_reboot,
+        display: args.display,
     };
     let mut machine = match Machine::new(config, image, initrd) {
         Ok(m) => m,

@@ -47,13 +47,15 @@ pub struct Kernel {
     /// The sizes in KiB of the disk images it wants (`bt86-disk:`): the primary channel's
     /// master, then its slave.
     pub disks_kib: &'static [u64],
+    /// More QEMU options (`bt86-qemu-args:` in its source), e.g. `-vga std`.
+    pub qemu_args: Option<&'static str>,
 }
 
 /// Every guest kernel, sorted by name.
 pub fn kernels() -> Vec<Kernel> {
     KERNELS
         .iter()
-        .map(|&(name, path, exit_status, append, qemu_cpu, env, bt86_only, disks_kib)| Kernel {
+        .map(|&(name, path, exit_status, append, qemu_cpu, env, bt86_only, qemu_args, disks_kib)| Kernel {
             name,
             path: PathBuf::from(path),
             exit_status,
@@ -62,6 +64,7 @@ pub fn kernels() -> Vec<Kernel> {
             env,
             bt86_only,
             disks_kib,
+            qemu_args,
         })
         .collect()
 }
@@ -95,6 +98,7 @@ pub fn qemu_command(qemu: &Path, k: &Kernel) -> Command {
     if let Some(cpu) = k.qemu_cpu {
         cmd.arg("-cpu").arg(cpu);
     }
+    cmd.args(k.qemu_args.unwrap_or_default().split_whitespace());
     cmd
 }
 
