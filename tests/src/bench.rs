@@ -157,7 +157,7 @@ mod tests {
                 assert!(native.is_file());
             }
         }
-        assert!(Suite::Mmu.native().is_none());
+        assert!(Suite::Mmu.native().is_some());
         assert!(Suite::User.native().is_some());
         assert_eq!(Suite::from_name("gpu"), None);
     }
