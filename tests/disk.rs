@@ -52,14 +52,16 @@ fn written_until_signal(child: &mut Child, n: usize, pid: i32, signal: i32) -> V
             unsafe { libc::kill(pid, libc::SIGKILL) };
         }
     });
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
     let mut written = Vec::new();
     let mut signalled = false;
-    for line in lines.by_ref() {
-        let Ok(line) = line else { break };
+    let mut line = String::new();
+    // Only whole lines count: the last one may be cut by the signal.
+    while out.read_line(&mut line).is_ok_and(|n| n > 0) && line.ends_with('\n') {
         if let Some(s) = line.strip_prefix("written ") {
             written.push(s.trim().parse().unwrap());
         }
+        line.clear();
         if written.len() == n && !signalled {
             // SAFETY: kill(2) on the child this test started.
             assert_eq!(unsafe { libc::kill(pid, signal) }, 0);
@@ -128,16 +130,20 @@ fn sigterm_syncs_the_disks_and_ends_bt86() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-/// The pid of the first child of `parent` (bt86 under strace).
+/// The pid of `parent`'s child bt86 (under strace, which also forks short-lived children
+/// of its own to probe ptrace).
 fn wait_for_child_of(parent: u32) -> i32 {
     for _ in 0..500 {
         let children = std::fs::read_to_string(format!("/proc/{parent}/task/{parent}/children")).unwrap_or_default();
-        if let Some(pid) = children.split_whitespace().next() {
+        let bt86 = children
+            .split_whitespace()
+            .find(|pid| std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|comm| comm.trim() == "bt86"));
+        if let Some(pid) = bt86 {
             return pid.parse().unwrap();
         }
         std::thread::sleep(Duration::from_millis(10));
     }
-    panic!("strace started no child");
+    panic!("strace started no bt86");
 }
 
 #[test]
