@@ -2,7 +2,7 @@
 //! pair, the local APIC and the I/O APIC, the 8254 PIT with port 0x61, the 16550A UART
 //! (vm-superio), the MC146818 RTC/CMOS, the i8042 controller with its reset line and typed
 //! keys ([`keys`]), the CGA text screen's registers, the HPET, the ACPI PM registers and
-//! timer, QEMU's fw_cfg, port 0x80 and QEMU's isa-debug-exit; and
+//! timer, QEMU's fw_cfg, the ATA disk channels, port 0x80 and QEMU's isa-debug-exit; and
 //! the tables a BIOS leaves in memory ([`firmware`]: BIOS data area, MP table, ACPI tables).
 //! Each device is a plain struct with `read`/`write` methods that takes
 //! the virtual time and an [`IrqSink`] as arguments, so it is unit-tested with no VM
@@ -66,6 +66,7 @@
 #![forbid(unsafe_code)]
 
 pub mod acpi_pm;
+pub mod ata;
 pub mod bus;
 pub mod cga;
 pub mod cmos;

@@ -65,6 +65,10 @@ struct RunArgs {
     /// triple fault also prints the guest's state).
     #[arg(long)]
     no_reboot: bool,
+    /// A disk image on the primary ATA channel (the first is the master, the second the
+    /// slave); `,readonly` refuses the guest's writes.
+    #[arg(long, value_name = "FILE[,readonly]")]
+    disk: Vec<String>,
     /// Where the guest's CGA text screen is shown: `none` (COM1 is the console), or
     /// `text`: drawn on stdout with ANSI escapes, stdin typed on the PS/2 keyboard, COM1's
     /// output on stderr (dropped if stderr is a terminal).
@@ -187,6 +191,7 @@ fn run(args: RunArgs) -> i32 {
     let tc_size = parse_tc_size(&args.tc_size).unwrap_or_else(|e| die(EXIT_USAGE, format!("invalid --tc-size: {e}")));
     let image = crate::loader::read_image(&args.kernel, "kernel image", mem).unwrap_or_else(|e| die(EXIT_USAGE, e));
     let initrd = args.initrd.as_ref().map(|p| crate::loader::read_image(p, "initrd", mem).unwrap_or_else(|e| die(EXIT_USAGE, e)));
+    let disks = crate::machine::disks::open(&args.disk).unwrap_or_else(|e| die(EXIT_USAGE, e));
     if let Err(e) = crate::host::signals::install() {
         die(EXIT_INTERNAL, format!("cannot install signal handlers: {e}"));
     }
@@ -207,6 +212,7 @@ fn run(args: RunArgs) -> i32 {
         Err(e @ SetupError::Load(_)) => die(EXIT_USAGE, e),
         Err(e @ SetupError::Host(_)) => die(EXIT_INTERNAL, e),
     };
+    crate::machine::disks::attach(&mut machine.platform, disks);
     // The terminal is the guest's serial line while it runs (raw mode, Ctrl-A keys); every
     // way out puts it back (here, `die`, the panic hook, fatal and exit signals).
     if let Err(e) = crate::host::terminal::enter_raw_mode() {
@@ -249,6 +255,7 @@ fn run(args: RunArgs) -> i32 {
 fn install_panic_hook() {
     std::panic::set_hook(Box::new(|info| {
         crate::host::terminal::restore();
+        crate::host::disk_sync::sync_all();
         let msg = info
             .payload()
             .downcast_ref::<&str>()

@@ -86,10 +86,11 @@ pub fn restore() {
     }
 }
 
-/// SIGINT, SIGTERM, SIGHUP: restore the terminal, then die of the signal as if bt86 had
-/// no handler (the parent sees the signal).
+/// SIGINT, SIGTERM, SIGHUP: restore the terminal and sync the disk images, then die of
+/// the signal as if bt86 had no handler (the parent sees the signal).
 extern "C" fn on_exit_signal(sig: libc::c_int) {
     restore();
+    super::disk_sync::sync_all();
     // SAFETY: signal and raise are async-signal-safe; the default action ends the
     // process (the signal is blocked while this handler runs and delivered on return).
     unsafe {
@@ -98,7 +99,9 @@ extern "C" fn on_exit_signal(sig: libc::c_int) {
     }
 }
 
-fn install_exit_signal_handlers() {
+/// Installs the handlers for SIGINT, SIGTERM and SIGHUP (with raw mode, the text display,
+/// and when disks are attached).
+pub fn install_exit_signal_handlers() {
     for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
         // SAFETY: installing an async-signal-safe handler for a signal bt86 does not
         // otherwise use.

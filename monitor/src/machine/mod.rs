@@ -5,6 +5,7 @@ pub mod clock;
 mod console;
 mod device_access;
 mod direct_exec;
+pub mod disks;
 mod display;
 pub mod io;
 pub mod memory;
