@@ -575,6 +575,12 @@ impl Platform {
         com1.enqueue_input(bytes, irq)
     }
 
+    /// Input COM1's driver cleared from the receive FIFO unread, for the console to offer
+    /// again ([`Uart::take_returned_input`]).
+    pub fn take_returned_serial_input(&mut self) -> Vec<u8> {
+        self.devices.com1.take_returned_input()
+    }
+
     /// What SeaBIOS leaves in the devices under QEMU, for a kernel booted without a BIOS
     /// (at power-on and after every reset): the i8042 translating to scan code set 1
     /// ([`I8042::bios_init`]) and the text screen in mode 3 ([`Cga::new`]).

@@ -115,6 +115,10 @@ impl Console {
             }
             return;
         }
+        // What the guest's driver cleared from the FIFO unread comes first again.
+        for b in platform.take_returned_serial_input().into_iter().rev() {
+            self.pending.push_front(b);
+        }
         while !self.pending.is_empty() {
             let (a, _) = self.pending.as_slices();
             let offered = a.len();
