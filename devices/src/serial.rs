@@ -340,7 +340,7 @@ mod tests {
         assert_eq!(uart.read(LSR, &mut irqs) & LSR_DR, 0, "the FIFO is empty");
         assert_eq!(uart.take_returned_input(), b"cho hi\n");
         assert!(uart.take_returned_input().is_empty(), "once");
-        uart.write(MCR as u16, 0x10, &mut irqs); // loopback
+        uart.write(MCR, 0x10, &mut irqs); // loopback
         uart.write(THR, b'L', &mut irqs);
         assert_eq!(uart.read(LSR, &mut irqs) & LSR_DR, LSR_DR);
         uart.write(FCR, 0x03, &mut irqs);
