@@ -37,8 +37,13 @@ use shared::{
     COMMANDS_OFFSET, COMMANDS_SIZE, Command, Commands, Entry, ExitRecord, MAX_DESCS, MAX_OPS, Op, REPORTS_SIZE, Reports, UserDesc, fds,
 };
 
-/// How long a stub may take to answer a command or the preemption signal.
+/// How long a stub may take to answer a command or the preemption signal. On a loaded
+/// host a stub may simply not have run: the time counts only while the stub uses at least
+/// half of it on a CPU, up to [`STARVED_TIMEOUT`] (see [`Stub::wait_done`]).
 pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long a stub that does not answer but hardly runs is given (escaped code that
+/// sleeps with every signal blocked, or a host too loaded to run it).
+const STARVED_TIMEOUT: Duration = Duration::from_secs(4);
 /// How long the monitor spins for an answer before it sleeps.
 const SPIN: Duration = Duration::from_micros(30);
 /// The signal that ends a native slice in the stub.
@@ -382,6 +387,15 @@ impl Stub {
         unsafe { libc::poll(&mut p, 1, 0) > 0 }
     }
 
+    /// The CPU time the stub's threads have used (None: the host cannot tell).
+    fn cpu_time(&self) -> Option<Duration> {
+        let mut clock: libc::clockid_t = 0;
+        let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        // SAFETY: the CPU clock of our own child, read into a local timespec.
+        let ok = unsafe { libc::clock_getcpuclockid(self.pid, &mut clock) == 0 && libc::clock_gettime(clock, &mut ts) == 0 };
+        ok.then(|| Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32))
+    }
+
     fn preempt(&self) {
         // SAFETY: pidfd_send_signal to our own child through its pidfd.
         unsafe {
@@ -392,18 +406,27 @@ impl Stub {
     /// Waits until the stub reports command `seq` done: spins briefly, then sleeps on the
     /// futex; passes the monitor's timer on as the preemption signal; gives up when the
     /// stub dies, or does not answer by `deadline` or within [`ANSWER_TIMEOUT`] of the
-    /// preemption signal.
+    /// preemption signal — unless the stub has used less than half of that time on a
+    /// CPU since it was asked (a loaded host did not run it), then the deadline moves on,
+    /// up to [`STARVED_TIMEOUT`] after the ask.
     fn wait_done(&self, seq: u32, kicked: &dyn Fn() -> bool, deadline: Option<Instant>) -> Result<(), StubFailure> {
         let r = self.reports();
         let start = Instant::now();
         let mut deadline = deadline;
+        // When the stub was asked (the command, or the preemption signal), and its CPU
+        // time then.
+        let mut asked = deadline.map(|_| (start, self.cpu_time()));
         let mut preempted = false;
-        let mut check_kick = |deadline: &mut Option<Instant>| {
+        let mut check_kick = |deadline: &mut Option<Instant>, asked: &mut Option<(Instant, Option<Duration>)>| {
             if !preempted && kicked() {
                 self.preempt();
                 preempted = true;
-                let answer_by = Instant::now() + ANSWER_TIMEOUT;
-                *deadline = Some(deadline.map_or(answer_by, |d| d.min(answer_by)));
+                let now = Instant::now();
+                let answer_by = now + ANSWER_TIMEOUT;
+                if deadline.is_none_or(|d| answer_by < d) {
+                    *deadline = Some(answer_by);
+                    *asked = Some((now, self.cpu_time()));
+                }
             }
         };
         while start.elapsed() < SPIN {
@@ -417,7 +440,7 @@ impl Stub {
             std::thread::yield_now();
         }
         loop {
-            check_kick(&mut deadline);
+            check_kick(&mut deadline, &mut asked);
             r.monitor_waiting.store(1, Ordering::SeqCst);
             let done = r.done_seq.load(Ordering::SeqCst);
             if done == seq {
@@ -435,8 +458,20 @@ impl Stub {
             if rc != 0 && errno() == libc::ETIMEDOUT && self.dead() {
                 return Err(StubFailure::Died);
             }
-            if deadline.is_some_and(|d| Instant::now() > d) {
-                return Err(if self.dead() { StubFailure::Died } else { StubFailure::Unresponsive });
+            if let Some(d) = deadline
+                && Instant::now() > d
+            {
+                if self.dead() {
+                    return Err(StubFailure::Died);
+                }
+                let starved = asked.is_some_and(|(when, cpu)| {
+                    let used = cpu.zip(self.cpu_time()).map(|(a, b)| b.saturating_sub(a));
+                    used.is_some_and(|u| u < ANSWER_TIMEOUT / 2) && when.elapsed() < STARVED_TIMEOUT
+                });
+                if !starved {
+                    return Err(StubFailure::Unresponsive);
+                }
+                deadline = Some(Instant::now() + ANSWER_TIMEOUT / 4);
             }
         }
     }
