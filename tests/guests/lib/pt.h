@@ -24,6 +24,8 @@
 #ifndef BT86_PT_H
 #define BT86_PT_H
 
+#include <stdarg.h>
+
 #include "rt.h"
 #include "user.h"
 
@@ -39,6 +41,8 @@
 
 #define PT_S_(x) #x
 #define PT_S(x) PT_S_(x)
+/* Helpers a kernel may leave unused. */
+#define PT_FN static __attribute__((unused))
 
 static uint32_t pt_low[1024] __attribute__((aligned(4096)));
 
@@ -111,23 +115,33 @@ static struct probe probe(int user, int op, uint32_t addr, uint32_t val)
     return p;
 }
 
-static void show(struct probe p)
+PT_FN void show(struct probe p)
 {
     rt_printf("# %s: %u fault(s), vector %u error 0x%x CR2 0x%08x EIP 0x%08x, value 0x%08x (access at 0x%08x)\n",
               p.user ? "CPL 3" : "CPL 0", p.faulted, p.vector, p.err, p.cr2, p.eip, p.val, p.at);
 }
 
+/* Each check's description is a format, as ok()'s. */
+#define PT_DESC(desc)                                                                        \
+    char desc[160];                                                                          \
+    va_list ap;                                                                              \
+    va_start(ap, fmt);                                                                       \
+    rt_vformat(desc, sizeof desc, fmt, ap);                                                  \
+    va_end(ap)
+
 /* The probe faulted once with #PF(err) at the access, CR2 = cr2. */
-static int is_pf(struct probe p, uint32_t err, uint32_t cr2, const char *desc)
+PT_FN __attribute__((format(printf, 4, 5))) int is_pf(struct probe p, uint32_t err, uint32_t cr2, const char *fmt, ...)
 {
+    PT_DESC(desc);
     int good = p.faulted == 1 && p.vector == 14 && p.err == err && p.cr2 == cr2 && p.eip == p.at;
     if (!ok(good, "%s: #PF, error 0x%x", desc, err))
         show(p);
     return good;
 }
 
-static int no_fault(struct probe p, const char *desc)
+PT_FN __attribute__((format(printf, 2, 3))) int no_fault(struct probe p, const char *fmt, ...)
 {
+    PT_DESC(desc);
     int good = p.faulted == 0;
     if (!ok(good, "%s: no fault", desc))
         show(p);
@@ -135,8 +149,9 @@ static int no_fault(struct probe p, const char *desc)
 }
 
 /* The probe did not fault and read (or returned) `want`. */
-static int reads(struct probe p, uint32_t want, const char *desc)
+PT_FN __attribute__((format(printf, 3, 4))) int reads(struct probe p, uint32_t want, const char *fmt, ...)
 {
+    PT_DESC(desc);
     int good = p.faulted == 0 && p.val == want;
     if (!ok(good, "%s", desc)) {
         rt_printf("# expected 0x%08x\n", want);
@@ -146,14 +161,14 @@ static int reads(struct probe p, uint32_t want, const char *desc)
 }
 
 /* Fills a frame with words tag + offset, so that any dword tells where it came from. */
-static void fill(volatile void *frame, uint32_t tag)
+PT_FN void fill(volatile void *frame, uint32_t tag)
 {
     for (unsigned i = 0; i < 4096; i += 4)
         *(volatile uint32_t *)((volatile uint8_t *)frame + i) = tag + i;
 }
 
 /* `mov $v, %eax; ret` at p */
-static void code_ret(volatile uint8_t *p, uint32_t v)
+PT_FN void code_ret(volatile uint8_t *p, uint32_t v)
 {
     p[0] = 0xb8;
     p[1] = v;
