@@ -505,10 +505,13 @@ impl Mmu {
 
     /// After a true #PF, once the guest's handler returns (`iret`) to retry the access
     /// (`retry`: to the faulting instruction, at its privilege level) in the same address
-    /// space: if the handler made the page present for the access that faulted, maps it
-    /// now, with the accessed bit (and for a write, the dirty bit) set as the retried
-    /// access is about to set them, so that the retry does not fault a second time — in
-    /// the sandbox that saves an exit to the monitor per page fault.
+    /// space: if the handler made the page present for the access that faulted, with the
+    /// accessed bit (and for a write, the dirty bit) already set, as an OS makes its
+    /// entries, maps it now, so that the retry does not fault a second time — in the
+    /// sandbox that saves an exit to the monitor per page fault. Bits the guest left clear
+    /// are not set here: the retried instruction need not touch the page at all (the
+    /// handler may have changed its address registers), and an access that does sets them
+    /// through its own hidden fault.
     pub fn prefill(&mut self, retry: bool) {
         let Some((w, linear, write, cr3)) = self.faulted.take() else { return };
         if !retry || !self.regs.paging() || self.regs.cr3 != cr3 || self.shadow.get(w, page_of(linear)).is_some() {
@@ -516,10 +519,10 @@ impl Mmu {
         }
         let access = Access::data(write, w == WindowKind::User);
         let Ok(t) = walk::walk(&self.ram, &self.regs, linear, access) else { return };
-        if !self.fillable(w, &t, write, false) {
+        let marked = t.accessed && (t.dirty || !write) && self.ram.read_u32(t.pde_addr) & walk::pte::A != 0;
+        if !marked || !self.fillable(w, &t, write, false) {
             return;
         }
-        self.mark(&t, write);
         match self.fill(w, linear, &t, write, false) {
             Ok(()) => self.stats.prefills += 1,
             Err(e) => log::error!("map ahead of {linear:#x}: {e}"),

@@ -36,6 +36,9 @@
  *            (A kept): a read leaves it clear; a write first sets both; repeated; at CPL
  *            3 with the entries read back through URW; a neighbour left alone keeps A
  *            clear; the PDE's A bit
+ *   retry    a #PF handler makes the page present and changes the faulting instruction's
+ *            address register, so the retried write goes to another page: the page made
+ *            present is never accessed, its A and D stay clear (CPL 0 and 3)
  *
  * Not checked: whether a stale entry is used before invalidation; A bits of pages never
  * accessed but near code (processors may set them speculatively).
@@ -463,6 +466,42 @@ static void ad(void)
     map_win();
 }
 
+/* ---- retry --------------------------------------------------------------------------- */
+/* A #PF handler that makes the page present and sends the access elsewhere (EBX, the
+ * address register of pt.h's probes, to page 15): the retried instruction never touches
+ * the page it made present, whose A and D bits must stay clear. */
+static volatile uint32_t redirects;
+static int redirect(struct trap_frame *f, uint32_t *eip, uint32_t cr2)
+{
+    if ((cr2 & ~0xfffu) != PAGE(14))
+        return 0;
+    ptW[14] |= PG_P;
+    f->ebx = PAGE(15) + (cr2 & 0xfff);
+    redirects++;
+    return 1;
+}
+
+static void retry(void)
+{
+    map_win();
+    user_pf_fixup = redirect;
+    for (int user = 0; user < 2; user++) {
+        ptW[14] = UPTE(14) & ~PG_P;
+        invlpg(PAGE(14));
+        redirects = 0;
+        no_fault(probe(user, WR, PAGE(14) + 0x90 + 4 * user, 0x1490 + user), "%s write to a page the #PF handler makes present, "
+                 "sending the retried write elsewhere", user ? "CPL 3" : "CPL 0");
+        ok(redirects == 1 && *(uint32_t *)(fr[15] + 0x90 + 4 * user) == 0x1490u + user &&
+           *(uint32_t *)(fr[14] + 0x90 + 4 * user) == tag(14) + 0x90 + 4 * user, "%s: the write went elsewhere",
+           user ? "CPL 3" : "CPL 0");
+        is(ptW[14] & PG_AD, 0, "%s: the page made present: A and D clear", user ? "CPL 3" : "CPL 0");
+        reads(probe(user, RD, PAGE(14) + 0x90, 0), tag(14) + 0x90, "%s: then read", user ? "CPL 3" : "CPL 0");
+        is(ptW[14] & PG_AD, PG_A, "%s: A set, D clear", user ? "CPL 3" : "CPL 0");
+    }
+    user_pf_fixup = 0;
+    map_win();
+}
+
 void test_main(void)
 {
     setup();
@@ -473,6 +512,7 @@ void test_main(void)
     frames();
     straddle();
     ad();
+    retry();
     write_cr0(read_cr0() & ~CR0_PG);
     ok(!(read_cr0() & CR0_PG), "paging off again");
 }
