@@ -56,13 +56,15 @@
 #define URO  (WIN + URO_I * 4096u)
 #define PAGE(i) (WIN + (i) * 4096u)
 
-static uint32_t pd[1024] __attribute__((aligned(4096)));
-static uint32_t ptA[1024] __attribute__((aligned(4096)));
-static uint32_t ptB[1024] __attribute__((aligned(4096)));
-static uint32_t ptC[1024] __attribute__((aligned(4096)));
-static uint32_t ptM[1024] __attribute__((aligned(4096)));
-static uint8_t cpage[4096] __attribute__((aligned(4096)));
-static uint8_t fr[8][4096] __attribute__((aligned(4096)));
+/* The page directory pd, page tables ptA, ptB, ptC and ptM (see above). */
+static uint32_t tables[5][1024] __attribute__((aligned(4096)));
+#define pd tables[0]
+#define ptA tables[1]
+#define ptB tables[2]
+#define ptC tables[3]
+#define ptM tables[4]
+static uint8_t cpage[4096] __attribute__((aligned(4096)));   /* code, then a page table */
+static uint8_t fr[8][4096] __attribute__((aligned(4096)));   /* data frames */
 
 static uint32_t F(unsigned i) { return (uint32_t)fr[i]; }
 static uint32_t tag(unsigned i) { return 0x0f000000u * (i + 1) + 0x1000u; }
@@ -306,6 +308,5 @@ void test_main(void)
     data();
     self();
     reuse();
-    write_cr0(read_cr0() & ~CR0_PG);
-    ok(!(read_cr0() & CR0_PG), "paging off again");
+    pt_paging_off();
 }

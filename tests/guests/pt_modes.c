@@ -47,13 +47,15 @@
 #define M8   0x00800000u
 #define M12  0x00c00000u
 
-static uint32_t pd[1024] __attribute__((aligned(4096)));
-static uint32_t pd2[1024] __attribute__((aligned(4096)));
-static uint32_t ptL[1024] __attribute__((aligned(4096)));
-static uint32_t ptR[1024] __attribute__((aligned(4096)));
-static uint32_t ptG[1024] __attribute__((aligned(4096)));
-static uint8_t fr[8][4096] __attribute__((aligned(4096)));
-static uint8_t cfr[2][4096] __attribute__((aligned(4096)));
+/* Page directories pd and pd2, page tables ptL, ptR and ptG. */
+static uint32_t tables[5][1024] __attribute__((aligned(4096)));
+#define pd tables[0]
+#define pd2 tables[1]
+#define ptL tables[2]
+#define ptR tables[3]
+#define ptG tables[4]
+static uint8_t fr[8][4096] __attribute__((aligned(4096)));   /* data frames */
+static uint8_t cfr[2][4096] __attribute__((aligned(4096)));  /* code frames */
 
 static uint32_t F(unsigned i) { return (uint32_t)fr[i]; }
 static uint32_t tag(unsigned i) { return 0x01000000u * (i + 1) + 0x20000u; }
@@ -337,6 +339,5 @@ void test_main(void)
     pse();
     wp();
     pge();
-    write_cr0(read_cr0() & ~CR0_PG);
-    ok(!(read_cr0() & CR0_PG), "paging off again");
+    pt_paging_off();
 }

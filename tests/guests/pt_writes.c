@@ -55,11 +55,13 @@
 #define PAGE(i) (WIN + (i) * 4096u)
 #define SCR 0x3ff                      /* COM1's scratch register */
 
-static uint32_t pd[1024] __attribute__((aligned(4096)));
-static uint32_t ptW[1024] __attribute__((aligned(4096)));
-static uint32_t ptW2[1024] __attribute__((aligned(4096)));
-static uint32_t ptS[1024] __attribute__((aligned(4096)));
-static uint32_t sts[2][1024] __attribute__((aligned(4096)));
+/* The page directory pd, page tables ptW, ptW2, ptS and sts[0], sts[1] (adjacent). */
+static uint32_t tables[6][1024] __attribute__((aligned(4096)));
+#define pd tables[0]
+#define ptW tables[1]
+#define ptW2 tables[2]
+#define ptS tables[3]
+#define sts (&tables[4])
 static uint8_t fr[32][4096] __attribute__((aligned(65536)));
 
 static uint32_t F(unsigned i) { return (uint32_t)fr[i]; }
@@ -424,19 +426,16 @@ static void ad(void)
     reload_cr3();
     reads(probe(K, RD, PAGE(0), 0), tag(0), "page 0");
     ok(pd[WIN >> 22] & PG_A, "the PDE's A set by the walk");
-    for (unsigned round = 0; round < 3; round++) {
-        ptW[12] &= ~PG_AD;
+    for (unsigned step = 0; step < 6; step++) {
+        int user = step & 1;                         /* odd steps: D cleared alone, CPL 3 */
+        uint32_t off = 0x80 + 8 * user;
+        const char *how = user ? "D cleared alone + invlpg, CPL 3" : "A and D cleared + invlpg, CPL 0";
+        ptW[12] &= user ? ~PG_D : ~PG_AD;
         invlpg(PAGE(12));
-        reads(probe(K, RD, PAGE(12) + 0x80, 0), tag(12) + 0x80, "round %u: read", round);
-        is(ptW[12] & PG_AD, PG_A, "round %u: A and D cleared + invlpg, a read: A set, not D", round);
-        no_fault(probe(K, WR, PAGE(12) + 0x80, tag(12) + 0x80), "round %u: write", round);
-        is(ptW[12] & PG_AD, PG_AD, "round %u: the write sets D", round);
-        ptW[12] &= ~PG_D;
-        invlpg(PAGE(12));
-        reads(probe(U, RD, PAGE(12) + 0x84, 0), tag(12) + 0x84, "round %u: D cleared alone + invlpg, read", round);
-        is(ptW[12] & PG_AD, PG_A, "round %u: D still clear", round);
-        no_fault(probe(U, WR, PAGE(12) + 0x88, tag(12) + 0x88), "round %u: CPL 3 write", round);
-        is(ptW[12] & PG_AD, PG_AD, "round %u: D set", round);
+        reads(probe(user, RD, PAGE(12) + off, 0), tag(12) + off, "%s (round %u): read", how, step / 2);
+        is(ptW[12] & PG_AD, PG_A, "%s (round %u): A set, D clear", how, step / 2);
+        no_fault(probe(user, WR, PAGE(12) + off, tag(12) + off), "%s (round %u): write", how, step / 2);
+        is(ptW[12] & PG_AD, PG_AD, "%s (round %u): D set", how, step / 2);
     }
     ptW[12] &= ~PG_AD;
     invlpg(PAGE(12));
@@ -513,6 +512,5 @@ void test_main(void)
     straddle();
     ad();
     retry();
-    write_cr0(read_cr0() & ~CR0_PG);
-    ok(!(read_cr0() & CR0_PG), "paging off again");
+    pt_paging_off();
 }

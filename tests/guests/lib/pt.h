@@ -1,6 +1,6 @@
 /*
- * pt.h - page-table coherence kernels (pt_alias, pt_writes, pt_modes): a kernel whose page
- * tables are also its data, and one access at a time at CPL 0 or CPL 3, with its fault.
+ * pt.h - paging kernels (pt_alias, pt_writes, pt_modes, paging_user, mmio): a kernel whose
+ * page tables are also its data, and one access at a time at CPL 0 or CPL 3, with its fault.
  *
  * Include it from exactly one source of a kernel, after nothing else of the runtime's
  * CPL 3 support (it includes user.h, which defines variables and code).
@@ -14,7 +14,8 @@
  *                    CPL 0; the value read (or EAX returned by the call), and the fault
  *                    if any: vector, error code, CR2;
  *   is_pf / no_fault / reads
- *                    TAP checks of one probe (a failed one prints a "# " line with it).
+ *                    TAP checks of one probe (a failed one prints a "# " line with it);
+ *   pt_paging_off()  the end of a kernel: paging off again, checked.
  *
  * Only what the architecture guarantees is checked (see each kernel's header): a changed
  * entry is looked at after invlpg of its page or a CR3 load (or a mode change that flushes
@@ -44,13 +45,13 @@
 /* Helpers a kernel may leave unused. */
 #define PT_FN static __attribute__((unused))
 
-static uint32_t pt_low[1024] __attribute__((aligned(4096)));
+static uint32_t pt_low[1024] __attribute__((aligned(4096), unused));
 
 static inline void invlpg(uint32_t a) { asm volatile("invlpg (%0)" :: "r"(a) : "memory"); }
 static inline volatile uint32_t *lin(uint32_t a) { return (volatile uint32_t *)PHYS(a); }
 static inline void reload_cr3(void) { write_cr3(read_cr3()); }
 
-static void pt_setup(uint32_t *pd)
+PT_FN void pt_setup(uint32_t *pd)
 {
     if ((uint32_t)__image_end > 0x400000)
         rt_bail("the kernel image ends above 4 MiB");
@@ -63,6 +64,13 @@ static void pt_setup(uint32_t *pd)
     write_cr3((uint32_t)pd);
     write_cr0(read_cr0() | CR0_PG);
     user_setup();
+}
+
+/* The end of a kernel: paging off again, checked. */
+PT_FN void pt_paging_off(void)
+{
+    write_cr0(read_cr0() & ~CR0_PG);
+    ok(!(read_cr0() & CR0_PG), "paging off again");
 }
 
 /* ---- one access --------------------------------------------------------------------- */
@@ -81,10 +89,16 @@ enum { RD, WR, EX };
 #define U 1
 #define K 0
 struct probe {
-    uint32_t user, faulted, vector, err, eip, cr2, val, at;
+    uint32_t user, faulted, vector, err, eip, cs, cr2, val, at;
 };
 
-static struct probe probe(int user, int op, uint32_t addr, uint32_t val)
+/* The fault a probe took (count 0: none). */
+PT_FN void took(struct probe *p, uint32_t count, uint32_t vector, uint32_t err, uint32_t eip, uint32_t cs)
+{
+    *p = (struct probe){ .user = p->user, .at = p->at, .faulted = count, .vector = vector, .err = err, .eip = eip, .cs = cs };
+}
+
+PT_FN struct probe probe(int user, int op, uint32_t addr, uint32_t val)
 {
     struct probe p = { .user = user };
     void (*stub)(void) = (void (*)(void))(op == RD ? pr_read : op == WR ? pr_write : pr_exec);
@@ -97,18 +111,12 @@ static struct probe probe(int user, int op, uint32_t addr, uint32_t val)
         uf.vector = 0xff;
         user_resume = (uint32_t)user_exit;
         user_enter(stub);
-        p.faulted = uf.count;
-        p.vector = uf.vector;
-        p.err = uf.err;
-        p.eip = uf.eip;
+        took(&p, uf.count, uf.vector, uf.err, uf.eip, uf.cs);
     } else {
         rt_clear_last();
         asm volatile(CATCH("1f") "movl %%esp, pr_saved_esp\n\tcall *%0\n1:\tmovl pr_saved_esp, %%esp\n\t" UNCATCH
                      :: "r"(stub) : "eax", "ebx", "ecx", "edx", "esi", "edi", "memory", "cc");
-        p.faulted = rt_last.count;
-        p.vector = rt_last.vector;
-        p.err = rt_last.err;
-        p.eip = rt_last.eip;
+        took(&p, rt_last.count, rt_last.vector, rt_last.err, rt_last.eip, rt_last.cs);
     }
     p.cr2 = uk_cr2;
     p.val = pr_val;
@@ -117,8 +125,8 @@ static struct probe probe(int user, int op, uint32_t addr, uint32_t val)
 
 PT_FN void show(struct probe p)
 {
-    rt_printf("# %s: %u fault(s), vector %u error 0x%x CR2 0x%08x EIP 0x%08x, value 0x%08x (access at 0x%08x)\n",
-              p.user ? "CPL 3" : "CPL 0", p.faulted, p.vector, p.err, p.cr2, p.eip, p.val, p.at);
+    rt_printf("# %s: %u fault(s), vector %u error 0x%x CR2 0x%08x EIP 0x%08x CS 0x%x, value 0x%08x (access at 0x%08x)\n",
+              p.user ? "CPL 3" : "CPL 0", p.faulted, p.vector, p.err, p.cr2, p.eip, p.cs, p.val, p.at);
 }
 
 /* Each check's description is a format, as ok()'s. */
@@ -133,8 +141,9 @@ PT_FN void show(struct probe p)
 PT_FN __attribute__((format(printf, 4, 5))) int is_pf(struct probe p, uint32_t err, uint32_t cr2, const char *fmt, ...)
 {
     PT_DESC(desc);
-    int good = p.faulted == 1 && p.vector == 14 && p.err == err && p.cr2 == cr2 && p.eip == p.at;
-    if (!ok(good, "%s: #PF, error 0x%x", desc, err))
+    int good = p.faulted == 1 && p.vector == 14 && p.err == err && p.cr2 == cr2 && p.eip == p.at &&
+               p.cs == (p.user ? UCS : SEL_KCODE);
+    if (!ok(good, "%s: #PF, error 0x%x, CR2, EIP", desc, err))
         show(p);
     return good;
 }
