@@ -24,7 +24,8 @@
  *   io       rep insb from a port (the 16550's scratch register: the monitor emulates
  *            string I/O and stores through its own view of guest memory) clearing two
  *            entries and writing one byte by byte; a byte pattern that makes a global,
- *            read-only supervisor entry; the dirty bit of a page written by rep insb
+ *            read-only supervisor entry; the dirty bit of a page written by rep insb;
+ *            movsd from a device register (the HPET's, which the monitor emulates too)
  *   frames   interrupt delivery pushing its frame into a page table: int from CPL 0 with
  *            ESP in ptS, int from CPL 3 with the TSS's ESP0 in ptS; the pushed EFLAGS,
  *            CS and SS then map pages as entries (phys 0: checked against the identity
@@ -54,6 +55,7 @@
 #define URW (WIN + URW_I * 4096u)
 #define PAGE(i) (WIN + (i) * 4096u)
 #define SCR 0x3ff                      /* COM1's scratch register */
+#define HPET_CMP2 (0xfed00000u + 0x148)  /* HPET timer 2's comparator (reads back) */
 
 /* The page directory pd, page tables ptW, ptW2, ptS and sts[0], sts[1] (adjacent). */
 static uint32_t tables[6][1024] __attribute__((aligned(4096)));
@@ -301,6 +303,17 @@ static void io(void)
     write_cr0(read_cr0() | CR0_WP);
     is_pf(probe(K, WR, PAGE(12) + 0x30, 0), 3, PAGE(12) + 0x30, "read-only: CPL 0 write with WP = 1");
     write_cr0(read_cr0() & ~CR0_WP);
+    /* movsd from device memory: the HPET's timer 2 comparator, which reads back what was
+     * written (the HPET stays disabled), into an entry */
+    pd[HPET_CMP2 >> 22] = (HPET_CMP2 & 0xffc00000u) | PG_PS | 0x10 | PG_W | PG_P;  /* PCD */
+    *lin(HPET_CMP2) = UPTE(28);
+    uint32_t s = HPET_CMP2, d = (uint32_t)&ptW[11];
+    asm volatile("cld; movsl" : "+S"(s), "+D"(d) :: "memory");
+    is(ptW[11], UPTE(28), "movsd from a device register into an entry");
+    invlpg(PAGE(11));
+    is(mapping(U, 11, 1, 28), 1, "+ invlpg: used");
+    pd[HPET_CMP2 >> 22] = 0;
+    invlpg(HPET_CMP2);
     /* D of a page written by rep insb */
     ptW[13] = UPTE(13);
     invlpg(PAGE(13));
