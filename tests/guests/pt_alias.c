@@ -14,6 +14,7 @@
  *   REG    0x40800000  ptC (then nothing: ptC becomes code)
  *   REG2   0x40c00000  nothing (then cpage, a code page that ran, as its page table)
  *   REG3   0x41000000  ptM: a live page table whose upper half holds code that runs
+ *   SHARED 0x41400000  ptA again: one entry maps two linear pages
  *   RECUR  0xbfc00000  the page directory itself (a recursive PDE)
  * and ptA is also reachable through the identity map, where the kernel's C code writes it.
  *
@@ -23,7 +24,8 @@
  *              a CR3 load; a not-present PTE made present through an alias is used with
  *              no invalidation (a P 0 -> 1 change needs none), at CPL 0 and CPL 3; every
  *              alias reads the same entry, with the accessed bit the walk set; the
- *              read-only user mapping faults on a write and changes nothing.
+ *              read-only user mapping faults on a write and changes nothing; an entry of
+ *              a table under two PDEs changed + invlpg of both pages.
  *   data       data in the same page as live PTEs, written by the kernel and by user code
  *              (through the writable user mapping) while the live pages are used; data
  *              that happens to be a present PTE maps its page (P 0 -> 1).
@@ -47,6 +49,7 @@
 #define REG   0x40800000u
 #define REG2  0x40c00000u
 #define REG3  0x41000000u
+#define SHARED 0x41400000u
 #define RECUR 0xbfc00000u
 #define SELF_I 16u
 #define URW_I 17u
@@ -125,6 +128,19 @@ static void alias(void)
     reads(probe(U, RD, URO + 4 * 6, 0), want6 | PG_D, "PTE 6 through the read-only user mapping: D set");
     is_pf(probe(U, WR, URO + 4 * 6, 0), 7, URO + 4 * 6, "CPL 3 write through the read-only mapping");
     is(ptA[6], want6 | PG_D, "the faulting write changed nothing");
+
+    /* ptA under a second PDE: entry 7 maps two linear pages */
+    pd[SHARED >> 22] = (uint32_t)ptA | PG_U | PG_W | PG_P;
+    reads(probe(U, RD, PAGE(7) + 0x2c, 0), tag(7) + 0x2c, "page 7");
+    reads(probe(K, RD, SHARED + 0x702c, 0), tag(7) + 0x2c, "the same entry under a second PDE");
+    *lin(SELF + 4 * 7) = USER_PTE(1);
+    invlpg(PAGE(7));
+    invlpg(SHARED + 0x7000);
+    reads(probe(K, RD, PAGE(7) + 0x2c, 0), tag(1) + 0x2c, "entry changed + invlpg of both pages: the first");
+    reads(probe(U, RD, SHARED + 0x702c, 0), tag(1) + 0x2c, "and the second");
+    pd[SHARED >> 22] = 0;
+    ptA[7] = USER_PTE(7);
+    reload_cr3();
 }
 
 /* ---- data ---------------------------------------------------------------------------- */
