@@ -19,7 +19,8 @@
  *            invalidates all of its TLB entries): every part of it maps the new frame,
  *            also when the invlpg'd address is the page's only code (translated, never
  *            read as data); U/S, R/W and P cleared + invlpg; A and D of the PDE; page
- *            tables written through a 4 MiB alias of the kernel image.
+ *            tables written through a 4 MiB alias of the kernel image. (Code elsewhere
+ *            in the page after such an invlpg: pt_large_code, which QEMU 7.2 fails.)
  *   switch   a PDE from a page table to a 4 MiB page and back (P cleared, invalidated,
  *            then set: the SDM's way), the page table rewritten while unused; once with a
  *            CR3 load, once with invlpg of every page.
@@ -116,9 +117,7 @@ static void large(void)
     reads(probe(U, EX, BIG + 0x100000, 0), 0xc0de8100, "and at CPL 3");
     pd[BIG >> 22] = M12 | PG_PS | PG_U | PG_W | PG_P | PG_AD;
     invlpg(BIG + 0x3ff000);
-    reads(probe(K, EX, BIG + 0x100000, 0), 0xc0de0100, "frame changed + invlpg of another address: the code changed");
-    reads(probe(U, EX, BIG + 0x100000, 0), 0xc0de0100, "and at CPL 3");
-    is(large_reads(K, BIG, M12), NOFFS, "and the data");
+    is(large_reads(K, BIG, M12), NOFFS, "frame changed + invlpg of another address: the data");
 
     /* permissions */
     pd[BIG >> 22] &= ~PG_U;
