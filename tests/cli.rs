@@ -598,3 +598,24 @@ fn help_and_version_exit_0() {
         assert!(!run.serial.is_empty(), "bt86 {args:?} prints on stdout");
     }
 }
+
+#[test]
+fn bad_disk_options() {
+    let kernel = bt86_guests::kernel("alu");
+    let disk = temp_file("disk.img", &[0; 4096]);
+    let tiny = temp_file("tiny.img", &[0; 100]);
+    let (d, tiny) = (disk.to_str().unwrap(), tiny.to_str().unwrap());
+    let (missing, dir, option) = (format!("{d}.missing"), disk.parent().unwrap().to_str().unwrap(), format!("{d},cache=none"));
+    let cases: [(&str, &[&str], &str); 6] = [
+        ("missing disk image", &["--disk", &missing], "No such file"),
+        ("a directory", &["--disk", dir], "cannot use disk image"),
+        ("three disks", &["--disk", d, "--disk", d, "--disk", d], "at most 2"),
+        ("unknown option", &["--disk", &option], "unknown option"),
+        ("no file name", &["--disk", ",readonly"], "no file name"),
+        ("smaller than a sector", &["--disk", tiny], "smaller than one"),
+    ];
+    for (what, args, says) in cases {
+        let stderr = expect_usage_error(what, run_args(&kernel, args));
+        assert!(stderr.contains(says), "{what}: {stderr}");
+    }
+}

@@ -12,6 +12,10 @@
 //! must hold at least one "ok" line and no "not ok" line (otherwise the kernel, not bt86, is
 //! wrong). Kernels run in parallel, two at a time by default.
 //!
+//! A kernel that declares disks (`bt86-disk:`) gets fresh images for every run (QEMU's
+//! `-drive if=ide`, bt86's `--disk`), and after each bt86 run its images must hold the
+//! same bytes as QEMU's.
+//!
 //! Environment: `BT86_ORACLE_KERNELS=alu,smc` runs only those kernels;
 //! `BT86_ORACLE_JOBS=N` sets the parallelism; `BT86_QEMU` picks the QEMU binary.
 
@@ -21,7 +25,7 @@ use std::sync::Mutex;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use bt86_guests::{Kernel, Run, bt86_command, kernels, log_tail, qemu_command, qemu_path, run_with_timeout};
+use bt86_guests::{Kernel, Run, add_disks, bt86_command, kernels, log_tail, make_disks, qemu_command, qemu_path, run_with_timeout};
 
 const TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -98,16 +102,29 @@ fn guest_kernels_match_qemu() {
 /// Runs one kernel under QEMU and bt86; Ok holds how often the small cache was flushed,
 /// Err a report of what differs.
 fn check_kernel(qemu: &Path, bt86: &Path, k: &Kernel) -> Result<u64, String> {
-    let q = run_with_timeout(qemu_command(qemu, k), TIMEOUT).map_err(|e| format!("cannot run QEMU ({}): {e}", qemu.display()))?;
+    let disk_dir = std::env::temp_dir().join(format!("bt86-oracle-{}-{}", std::process::id(), k.name));
+    let result = check_kernel_with_disks(qemu, bt86, k, &disk_dir);
+    let _ = std::fs::remove_dir_all(&disk_dir);
+    result
+}
+
+fn check_kernel_with_disks(qemu: &Path, bt86: &Path, k: &Kernel, disk_dir: &Path) -> Result<u64, String> {
+    let fresh_disks = |prefix: &str| make_disks(k, disk_dir, prefix).map_err(|e| format!("cannot make disk images: {e}"));
+    let qemu_disks = fresh_disks("qemu")?;
+    let mut q = qemu_command(qemu, k);
+    add_disks(&mut q, &qemu_disks, true);
+    let q = run_with_timeout(q, TIMEOUT).map_err(|e| format!("cannot run QEMU ({}): {e}", qemu.display()))?;
     check_qemu_sane(k, &q)?;
     let mut flushes = 0;
-    // Every engine for user code must agree with QEMU: the default (direct execution),
-    // the translator alone, and the adaptive mix; the translator with a tiny cache; and
-    // the default with the shadow MMU's smallest budget of host mappings, where the
+    // Every engine for user code must agree with QEMU: the default (the adaptive mix),
+    // direct execution, and the translator alone; the translator with a tiny cache; and
+    // direct execution with the shadow MMU's smallest budget of host mappings, where the
     // windows evict all the time.
-    let runs = USER_EXEC_MODES.iter().map(|&m| (m, false, false)).chain([(Some("translate"), true, false), (None, false, true)]);
+    let runs = USER_EXEC_MODES.iter().map(|&m| (m, false, false)).chain([(Some("translate"), true, false), (Some("direct"), false, true)]);
     for (mode, small_tc, few_mappings) in runs {
         let mut cmd = bt86_command(bt86, k);
+        let disks = fresh_disks("bt86")?;
+        add_disks(&mut cmd, &disks, false);
         if let Some(m) = mode {
             cmd.args(["--user-exec", m]);
         }
@@ -128,10 +145,16 @@ fn check_kernel(qemu: &Path, bt86: &Path, k: &Kernel) -> Result<u64, String> {
         if b.serial != q.serial {
             report.push_str(&first_difference(&q.serial, &b.serial));
         }
+        for (unit, (theirs, ours)) in qemu_disks.iter().zip(&disks).enumerate() {
+            let (theirs, ours) = (std::fs::read(theirs).unwrap_or_default(), std::fs::read(ours).unwrap_or_default());
+            if let Some(at) = theirs.iter().zip(&ours).position(|(a, b)| a != b).or((theirs.len() != ours.len()).then_some(0)) {
+                report.push_str(&format!("disk {unit}: the images differ first at byte {at} (sector {})\n", at / 512));
+            }
+        }
         if !report.is_empty() {
             let tc = if small_tc { format!(" --tc-size {SMALL_TC}") } else { String::new() };
             let env = if few_mappings { format!("BT86_MAX_MAPPINGS={FEW_MAPPINGS} ") } else { String::new() };
-            report.insert_str(0, &format!("{env}bt86 --user-exec {}{tc}:\n", mode.unwrap_or("direct (the default)")));
+            report.insert_str(0, &format!("{env}bt86 --user-exec {}{tc}:\n", mode.unwrap_or("adaptive (the default)")));
             report.push_str(&stderr_tail(&b, 15));
             return Err(report);
         }
@@ -140,7 +163,7 @@ fn check_kernel(qemu: &Path, bt86: &Path, k: &Kernel) -> Result<u64, String> {
 }
 
 /// The `--user-exec` modes every kernel runs in (None: the default).
-const USER_EXEC_MODES: [Option<&str>; 3] = [None, Some("translate"), Some("adaptive")];
+const USER_EXEC_MODES: [Option<&str>; 3] = [None, Some("direct"), Some("translate")];
 
 /// The shadow MMU's smallest budget of host mappings (`BT86_MAX_MAPPINGS`; its
 /// `MIN_BUDGET`): the windows evict all the time, and the guests must not notice.

@@ -26,12 +26,16 @@
 //! two-byte commands 0xED, 0xF0, 0xF3, 0xFC (ACK each byte); anything else gets 0xFE
 //! (resend). The mouse answers 0xFF reset (ACK, 0xAA, 0x00), 0xF2 identify (ACK, 0x00),
 //! 0xE9 status (ACK + 3 bytes), 0xEB poll (ACK + an empty packet) and ACKs the mode
-//! commands. No key presses or mouse movements are ever generated.
+//! commands. Keys typed on the console ([`I8042::type_key`]) become scan codes in set 1
+//! when the controller translates (command byte bit 6, as SeaBIOS leaves it: see
+//! [`I8042::bios_init`]) or the keyboard is in set 1, else in set 2 (set 3 gets set 2's
+//! codes). No mouse movements are ever generated.
 
 use std::collections::VecDeque;
 
 use crate::IoOutcome;
 use crate::irq::IrqSink;
+use crate::keys::KeyStroke;
 
 /// The keyboard's ISA interrupt line.
 pub const KBD_IRQ: u8 = 1;
@@ -320,6 +324,36 @@ impl I8042 {
         if offset == 0 { self.write_data(value, irqs) } else { self.write_command(value, irqs) }
     }
 
+    /// The state SeaBIOS leaves the controller in under QEMU: command byte 0x61
+    /// (translation to set 1, keyboard interrupt on, mouse disabled) and the self-test
+    /// bit set. Kernels that rely on the BIOS (xv6's keyboard driver) expect set 1.
+    pub fn bios_init(&mut self) {
+        self.mode = MODE_KCC | MODE_DISABLE_MOUSE | MODE_KBD_INT;
+        self.status |= STAT_SELFTEST;
+    }
+
+    /// The keyboard takes a typed key now: scanning is enabled, its interface is not
+    /// disabled (command byte bit 4), and nothing waits in its queue — no reply to a
+    /// command, no earlier key — so keys never mix with replies and none is dropped.
+    pub fn keyboard_ready(&self) -> bool {
+        self.kbd.scan_enabled && self.kbd.pending_cmd.is_none() && self.kbd.queue.bytes.is_empty() && self.mode & MODE_DISABLE_KBD == 0
+    }
+
+    /// A key typed on the console: its scan codes (make and break, with Shift and Ctrl
+    /// around it) join the keyboard's queue, raising IRQ 1 as each byte reaches the
+    /// output buffer. False, and nothing queued, unless [`I8042::keyboard_ready`].
+    pub fn type_key(&mut self, stroke: &KeyStroke, irqs: &mut dyn IrqSink) -> bool {
+        if !self.keyboard_ready() {
+            return false;
+        }
+        let set1 = self.kbd.scancode_set == 1 || self.mode & MODE_KCC != 0;
+        for b in stroke.scan_codes(set1) {
+            self.kbd.queue.push(b);
+        }
+        self.after_kbd_queue(irqs);
+        true
+    }
+
     /// The A20 gate as set through the output port (0xD1, 0xDD, 0xDF).
     pub fn a20_enabled(&self) -> bool {
         self.outport & OUT_A20 != 0
@@ -447,6 +481,37 @@ mod tests {
 
     fn read_data(kbc: &mut I8042) -> u8 {
         kbc.read(DATA, &mut NoIrq)
+    }
+
+    #[test]
+    fn typed_keys_in_set_1_after_the_bios_and_set_2_untranslated() {
+        let mut kbc = I8042::new();
+        let mut irqs = RecordingSink::default();
+        kbc.bios_init();
+        command(&mut kbc, 0x20);
+        assert_eq!(read_data(&mut kbc), 0x61);
+        let a = crate::keys::next_key(b"A").0.unwrap();
+        assert!(kbc.type_key(&a, &mut irqs));
+        assert!(!kbc.type_key(&a, &mut irqs), "held until the first is read");
+        let got: Vec<u8> = (0..4).map(|_| kbc.read(DATA, &mut irqs)).collect();
+        assert_eq!(got, [0x2A, 0x1E, 0x9E, 0xAA]);
+        assert_eq!(irqs.rising_edges(KBD_IRQ), 4, "one IRQ 1 edge per byte");
+        // Untranslated: set 2.
+        command(&mut kbc, 0x60);
+        kbc.write(DATA, 0x01, &mut irqs);
+        assert!(kbc.type_key(&a, &mut irqs));
+        let got: Vec<u8> = (0..6).map(|_| kbc.read(DATA, &mut irqs)).collect();
+        assert_eq!(got, [0x12, 0x1C, 0xF0, 0x1C, 0xF0, 0x12]);
+        // Scanning disabled (0xF5), or the interface disabled (0xAD): held.
+        kbc.write(DATA, 0xF5, &mut irqs);
+        read_data(&mut kbc);
+        assert!(!kbc.type_key(&a, &mut irqs));
+        kbc.write(DATA, 0xF4, &mut irqs);
+        read_data(&mut kbc);
+        command(&mut kbc, 0xAD);
+        assert!(!kbc.type_key(&a, &mut irqs));
+        command(&mut kbc, 0xAE);
+        assert!(kbc.keyboard_ready());
     }
 
     #[test]

@@ -64,6 +64,11 @@ impl IoApic {
         IoApic { id: 0, ioregsel: 0, irr: 0, redirection: [MASKED; IOAPIC_PINS] }
     }
 
+    /// Redirection entry `pin` is masked (pins past the last one count as masked).
+    pub fn masked(&self, pin: u8) -> bool {
+        self.redirection.get(usize::from(pin)).is_none_or(|&e| e & MASKED != 0)
+    }
+
     /// Drive input `pin` to `level`. As in QEMU, an edge-triggered pin takes every
     /// assertion as an edge: the caller drives a pin only when one of its sources changes
     /// (pin 2 has two, ISA IRQ 0 and GSI 2, and each one's rising edge counts).

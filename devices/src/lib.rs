@@ -1,7 +1,8 @@
 //! bt86's PC device models: the port-I/O (and, for later, MMIO) bus, the 8259A PIC
 //! pair, the local APIC and the I/O APIC, the 8254 PIT with port 0x61, the 16550A UART
-//! (vm-superio), the MC146818 RTC/CMOS, the i8042 controller with its reset line, the HPET,
-//! the ACPI PM registers and timer, QEMU's fw_cfg, port 0x80 and QEMU's isa-debug-exit; and
+//! (vm-superio), the MC146818 RTC/CMOS, the i8042 controller with its reset line and typed
+//! keys ([`keys`]), the CGA text screen's registers, the HPET, the ACPI PM registers and
+//! timer, QEMU's fw_cfg, the ATA disk channels, port 0x80 and QEMU's isa-debug-exit; and
 //! the tables a BIOS leaves in memory ([`firmware`]: BIOS data area, MP table, ACPI tables).
 //! Each device is a plain struct with `read`/`write` methods that takes
 //! the virtual time and an [`IrqSink`] as arguments, so it is unit-tested with no VM
@@ -65,7 +66,9 @@
 #![forbid(unsafe_code)]
 
 pub mod acpi_pm;
+pub mod ata;
 pub mod bus;
+pub mod cga;
 pub mod cmos;
 pub mod debug_exit;
 pub mod firmware;
@@ -74,6 +77,7 @@ pub mod hpet;
 pub mod i8042;
 pub mod ioapic;
 pub mod irq;
+pub mod keys;
 pub mod lapic;
 pub mod pic;
 pub mod pit;

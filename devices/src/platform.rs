@@ -11,6 +11,9 @@
 //! | 0x80          | POST code                       |     |
 //! | 0xA0-0xA1     | slave 8259A (on master IRQ2)    |     |
 //! | 0xF4-0xF7     | isa-debug-exit                  |     |
+//! | 0x170-0x177, 0x376 | ATA secondary channel (no disks) | 15 |
+//! | 0x1F0-0x1F7, 0x3F6 | ATA primary channel (master, slave) | 14 |
+//! | 0x3C2, 0x3CC, 0x3D4-0x3D5, 0x3DA | CGA text screen (misc output, CRTC, status) | |
 //! | 0x3F8-0x3FF   | COM1 16550A                     | 4   |
 //! | 0x4D0, 0x4D1  | ELCR (master, slave)            |     |
 //! | 0x510, 0x511  | QEMU fw_cfg (selector, data)    |     |
@@ -35,7 +38,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::IoOutcome;
 use crate::acpi_pm::{AcpiPm, PM_BASE, PM_LEN, PmAction};
+use crate::ata::{ATA_BASE, ATA_CONTROL_PORT, ATA_IRQ, ATA_LEN, ATA_SECONDARY, AtaChannel, DiskBackend};
 use crate::bus::PioBus;
+use crate::cga::Cga;
 use crate::cmos::{Cmos, RTC_IRQ};
 use crate::debug_exit::{DEBUG_EXIT_BASE, DEBUG_EXIT_LEN, DebugExit};
 use crate::fw_cfg::{FW_CFG_LEN, FW_CFG_PORT, FwCfg};
@@ -154,6 +159,10 @@ enum PortDevice {
     Com1,
     AcpiPm,
     FwCfg,
+    /// An ATA channel's command block (0 primary, 1 secondary) and its control port.
+    Ata(usize),
+    AtaControl(usize),
+    Cga(u16),
 }
 
 /// Line levels as last driven, and rising edges counted per line.
@@ -270,6 +279,8 @@ struct Devices {
     com1: Uart<Box<dyn Write + Send>>,
     acpi_pm: AcpiPm,
     fw_cfg: FwCfg,
+    ata: [AtaChannel; 2],
+    cga: Cga,
 }
 
 impl Devices {
@@ -288,6 +299,9 @@ impl Devices {
             PortDevice::AcpiPm => return self.acpi_pm.read(offset, size, now_ns),
             PortDevice::FwCfg => return self.fw_cfg.read(offset, size),
             PortDevice::Com1 => self.com1.read(offset, irqs),
+            PortDevice::Ata(n) => return self.ata[n].read(offset, size, irqs),
+            PortDevice::AtaControl(n) => return self.ata[n].read_alt_status(size),
+            PortDevice::Cga(base) => self.cga.read(base + offset),
         };
         u32::from(byte)
     }
@@ -314,6 +328,10 @@ impl Devices {
                 }
             }
             PortDevice::FwCfg => self.fw_cfg.write(offset, size, value),
+            PortDevice::Ata(n) => self.ata[n].write(offset, size, value, irqs),
+            PortDevice::AtaControl(n) if size <= 2 => self.ata[n].write_control(byte, irqs),
+            PortDevice::AtaControl(_) => {}
+            PortDevice::Cga(base) => self.cga.write(base + offset, byte),
         }
         IoOutcome::Continue
     }
@@ -354,6 +372,8 @@ impl Platform {
             com1: Uart::new(COM1_IRQ, config.serial_out),
             acpi_pm: AcpiPm::new(boot),
             fw_cfg: FwCfg::new(config.ram_size, 1),
+            ata: [AtaChannel::new(ATA_IRQ), AtaChannel::new(ATA_SECONDARY.2)],
+            cga: Cga::new(),
         };
         let mut bus = PioBus::new();
         let ranges = [
@@ -371,7 +391,14 @@ impl Platform {
             (COM1_BASE, 8, 1, PortDevice::Com1),
             (PM_BASE, PM_LEN, 4, PortDevice::AcpiPm),
             (FW_CFG_PORT, FW_CFG_LEN, 2, PortDevice::FwCfg),
+            (ATA_BASE, ATA_LEN, 4, PortDevice::Ata(0)),
+            (ATA_CONTROL_PORT, 1, 4, PortDevice::AtaControl(0)),
+            (ATA_SECONDARY.0, ATA_LEN, 4, PortDevice::Ata(1)),
+            (ATA_SECONDARY.1, 1, 4, PortDevice::AtaControl(1)),
         ];
+        let cga =
+            [(crate::cga::CRTC_PORT, 2), (crate::cga::STATUS_PORT, 1), (crate::cga::MISC_WRITE_PORT, 1), (crate::cga::MISC_READ_PORT, 1)];
+        let ranges = ranges.into_iter().chain(cga.map(|(base, len)| (base, len, 1, PortDevice::Cga(base))));
         for (base, len, max_access, dev) in ranges {
             bus.insert(base, len, max_access, dev).expect("the PC port map has no overlaps");
         }
@@ -548,11 +575,52 @@ impl Platform {
         com1.enqueue_input(bytes, irq)
     }
 
-    /// Flush COM1's output writer (errors are logged: there is nobody to tell).
+    /// Input COM1's driver cleared from the receive FIFO unread, for the console to offer
+    /// again ([`Uart::take_returned_input`]).
+    pub fn take_returned_serial_input(&mut self) -> Vec<u8> {
+        self.devices.com1.take_returned_input()
+    }
+
+    /// What SeaBIOS leaves in the devices under QEMU, for a kernel booted without a BIOS
+    /// (at power-on and after every reset): the i8042 translating to scan code set 1
+    /// ([`I8042::bios_init`]) and the text screen in mode 3 ([`Cga::new`]).
+    pub fn bios_init(&mut self) {
+        self.devices.i8042.bios_init();
+        self.devices.cga = Cga::new();
+    }
+
+    /// A key typed on the console for the i8042's keyboard: false (nothing taken) until
+    /// the guest's driver is ready for it — IRQ 1 unmasked at the I/O APIC, or at an 8259A
+    /// the guest has programmed (its power-on vector base 0 changed), and the keyboard
+    /// able to take a key ([`I8042::type_key`]); offer it again later. So keys typed
+    /// early wait for the driver instead of disturbing its set-up.
+    pub fn type_key(&mut self, stroke: &crate::keys::KeyStroke) -> bool {
+        let Devices { irq, i8042, .. } = &mut self.devices;
+        let irq1 = crate::i8042::KBD_IRQ;
+        let pic = irq.pic.vector_base(Chip::Master) != 0 && irq.pic.imr(Chip::Master) & (1 << irq1) == 0;
+        let unmasked = pic || !irq.ioapic.masked(isa_irq_pin(irq1));
+        unmasked && i8042.type_key(stroke, irq)
+    }
+
+    /// The text screen's registers (cursor, start address), for the monitor's display.
+    pub fn cga(&self) -> &Cga {
+        &self.devices.cga
+    }
+
+    /// Flush COM1's output writer and sync the disks (errors are logged: there is
+    /// nobody to tell).
     pub fn flush(&mut self) {
         if let Err(err) = self.devices.com1.flush() {
             log::warn!("flushing serial output: {err}");
         }
+        if let Err(err) = self.devices.ata[0].sync() {
+            log::warn!("syncing a disk image: {err}");
+        }
+    }
+
+    /// Puts a disk on the primary ATA channel: `unit` 0 is the master, 1 the slave.
+    pub fn attach_disk(&mut self, unit: usize, disk: Box<dyn DiskBackend>) {
+        self.devices.ata[0].attach(unit, disk);
     }
 
     /// Reset the board's devices as a machine reset does (after an
@@ -570,6 +638,7 @@ impl Platform {
         d.cmos.reset();
         d.hpet = Hpet::new();
         d.acpi_pm.reset(now_ns);
+        d.ata.iter_mut().for_each(AtaChannel::reset);
         let old = std::mem::replace(&mut d.com1, Uart::new(COM1_IRQ, Box::new(io::sink())));
         self.stats.serial_bytes_out += old.bytes_out();
         d.com1 = Uart::new(COM1_IRQ, old.into_writer());
@@ -838,6 +907,28 @@ mod tests {
     }
 
     #[test]
+    fn typed_keys_wait_for_irq1_then_interrupt() {
+        let (mut p, _) = platform();
+        p.bios_init();
+        let a = crate::keys::next_key(b"a").0.unwrap();
+        assert!(!p.type_key(&a), "the PIC is not programmed yet");
+        init_pics(&mut p);
+        p.io_out(0x21, 1, 0x02, 0); // IRQ 1 masked
+        assert!(!p.type_key(&a));
+        p.io_out(0x21, 1, 0x00, 0);
+        assert!(p.type_key(&a));
+        assert_eq!(p.acknowledge_interrupt(), 0x31);
+        assert_eq!(p.io_in(0x64, 1, 0) & 1, 1, "OBF");
+        assert_eq!(p.io_in(0x60, 1, 0), 0x1E);
+        assert_eq!(p.io_in(0x60, 1, 0), 0x9E);
+        // The CRTC through the ports: outw writes the index, then the data.
+        p.io_out(0x3D4, 2, 0x070E, 0);
+        p.io_out(0x3D4, 2, 0xD00F, 0);
+        assert_eq!(p.cga().cursor_location(), 0x07D0);
+        assert_eq!(p.io_in(0x3CC, 1, 0), 0x67);
+    }
+
+    #[test]
     fn mouse_byte_interrupts_through_the_slave() {
         let (mut p, _) = platform();
         init_pics(&mut p);
@@ -949,6 +1040,27 @@ mod tests {
         assert_eq!(p.acknowledge_interrupt(), 0x34);
         assert_eq!(p.mmio_read(LAPIC_BASE + 0x30, 4, 0), 0x0005_0014);
         assert_eq!(p.mmio_read(LAPIC_BASE + 0x30, 2, 0), 0, "narrow reads give 0");
+    }
+
+    #[test]
+    fn ata_disk_through_the_ports_interrupts_on_irq14() {
+        let (mut p, _) = platform();
+        init_pics(&mut p);
+        assert_eq!((p.io_in(0x1F7, 1, 0), p.io_in(0x3F6, 1, 0)), (0, 0), "no disks: an empty channel");
+        assert_eq!((p.io_in(0x177, 1, 0), p.io_in(0x376, 1, 0)), (0, 0), "the secondary channel, always empty");
+        let path = std::env::temp_dir().join(format!("bt86-platform-ata-{}.img", std::process::id()));
+        std::fs::write(&path, (0..4096).map(|i| (i / 512) as u8).collect::<Vec<u8>>()).unwrap();
+        p.attach_disk(0, Box::new(crate::ata::FileDisk::open(&path, false).unwrap()));
+        std::fs::remove_file(&path).unwrap();
+        for (port, value) in [(0x1F6, 0xE0), (0x1F2, 1), (0x1F3, 3), (0x1F4, 0), (0x1F5, 0), (0x1F7, 0x20)] {
+            p.io_out(port, 1, value, 0);
+        }
+        assert!(p.interrupt_pending());
+        assert_eq!(p.acknowledge_interrupt(), 0x3E, "IRQ 14 = slave line 6");
+        assert_eq!(p.io_in(0x1F7, 1, 0), 0x58);
+        assert_eq!(p.io_in(0x1F0, 4, 0), 0x0303_0303);
+        assert_eq!(p.io_in(0x1F0, 2, 0), 0x0303);
+        assert_eq!(p.stats().irqs_raised[14], 1);
     }
 
     #[test]

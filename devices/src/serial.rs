@@ -72,6 +72,8 @@ pub struct Uart<W: Write> {
     /// The last IER value written (vm-superio's cannot be read while DLAB is set).
     ier: u8,
     bytes_out: u64,
+    /// Input the guest cleared from the receive FIFO unread (see [`Uart::take_returned_input`]).
+    returned: Vec<u8>,
 }
 
 impl<W: Write> Uart<W> {
@@ -81,7 +83,7 @@ impl<W: Write> Uart<W> {
         let mut serial = Serial::new(EdgeTrigger::default(), out);
         // QEMU resets LCR to 0; storing it has no other effect in vm-superio.
         serial.write(LCR, 0).unwrap_or_else(|err| unreachable!("an LCR write cannot fail: {err:?}"));
-        Uart { serial, irq, fifo_enabled: false, ier: 0, bytes_out: 0 }
+        Uart { serial, irq, fifo_enabled: false, ier: 0, bytes_out: 0, returned: Vec::new() }
     }
 
     /// A guest read of register `offset` (0-7).
@@ -121,9 +123,16 @@ impl<W: Write> Uart<W> {
         if offset == u16::from(FCR) {
             self.fifo_enabled = value & 0x01 != 0;
             if value & FCR_CLEAR_RECEIVER != 0 {
-                // vm-superio ignores FCR: empty its receive FIFO as a 16550A does.
+                // vm-superio ignores FCR: empty its receive FIFO as a 16550A does. Bytes
+                // from the line (not looped back) go back to the console: a driver that
+                // probes the UART (Linux's autoconfig sets every IER bit for a moment,
+                // then clears the FIFO) must not eat a script piped in before the guest
+                // reads it.
                 while self.serial.read(LSR) & LSR_DR != 0 {
-                    self.serial.read(0);
+                    let b = self.serial.read(0);
+                    if !is_loopback {
+                        self.returned.push(b);
+                    }
                 }
             }
         }
@@ -165,6 +174,12 @@ impl<W: Write> Uart<W> {
         };
         self.deliver(irqs);
         taken
+    }
+
+    /// Input bytes the guest cleared from the receive FIFO without reading them (FCR), in
+    /// order: the console offers them again, first.
+    pub fn take_returned_input(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.returned)
     }
 
     /// Flush the output writer.
@@ -308,6 +323,28 @@ mod tests {
         // The FIFO holds 64 bytes.
         assert_eq!(uart.enqueue_input(&[0u8; 100], &mut irqs), 64);
         assert_eq!(uart.enqueue_input(b"z", &mut irqs), 0);
+    }
+
+    /// Linux's 8250 driver probes the UART by setting every IER bit for a moment and
+    /// later clears the FIFO: input taken in that moment goes back to the console, in
+    /// order, and a byte the guest read or looped back does not.
+    #[test]
+    fn input_cleared_unread_is_returned() {
+        let mut uart = uart();
+        let mut irqs = RecordingSink::default();
+        uart.write(IER, 0x0F, &mut irqs);
+        assert_eq!(uart.enqueue_input(b"echo hi\n", &mut irqs), 8);
+        uart.write(IER, 0, &mut irqs);
+        assert_eq!(uart.read(THR, &mut irqs), b'e', "one byte read by the guest");
+        uart.write(FCR, 0x07, &mut irqs);
+        assert_eq!(uart.read(LSR, &mut irqs) & LSR_DR, 0, "the FIFO is empty");
+        assert_eq!(uart.take_returned_input(), b"cho hi\n");
+        assert!(uart.take_returned_input().is_empty(), "once");
+        uart.write(MCR, 0x10, &mut irqs); // loopback
+        uart.write(THR, b'L', &mut irqs);
+        assert_eq!(uart.read(LSR, &mut irqs) & LSR_DR, LSR_DR);
+        uart.write(FCR, 0x03, &mut irqs);
+        assert!(uart.take_returned_input().is_empty(), "looped-back bytes are the guest's own");
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::process::exit;
 
 use clap::{Parser, Subcommand};
 
-use crate::machine::{Config, Machine, SetupError, Stop, UserExec};
+use crate::machine::{Config, DisplayMode, Machine, SetupError, Stop, UserExec};
 
 /// Exit status for bad input (options, kernel image).
 pub const EXIT_USAGE: i32 = 2;
@@ -52,8 +52,9 @@ struct RunArgs {
     #[arg(long)]
     trace_tc: bool,
     /// How guest user code (CPL 3) runs: directly on the CPU, through the translator, or
-    /// directly except where its exit rate makes translation cheaper.
-    #[arg(long, value_name = "MODE", value_enum, default_value_t = UserExec::Direct)]
+    /// (the default) translated except code that runs long between exits, which runs
+    /// directly.
+    #[arg(long, value_name = "MODE", value_enum, default_value_t = UserExec::Adaptive)]
     user_exec: UserExec,
     /// Translation cache size: a number with an optional K, M or G suffix (no suffix:
     /// MiB), 16K to 1G. When it fills, every translation is dropped and made again.
@@ -64,6 +65,15 @@ struct RunArgs {
     /// triple fault also prints the guest's state).
     #[arg(long)]
     no_reboot: bool,
+    /// A disk image on the primary ATA channel (the first is the master, the second the
+    /// slave); `,readonly` refuses the guest's writes.
+    #[arg(long, value_name = "FILE[,readonly]")]
+    disk: Vec<String>,
+    /// Where the guest's CGA text screen is shown: `none` (COM1 is the console), or
+    /// `text`: drawn on stdout with ANSI escapes, stdin typed on the PS/2 keyboard, COM1's
+    /// output on stderr (dropped if stderr is a terminal).
+    #[arg(long, value_name = "MODE", value_enum, default_value_t = DisplayMode::None)]
+    display: DisplayMode,
 }
 
 /// Parses a memory size: `128M`, `1G`, `65536K`, `256` (MiB).
@@ -181,6 +191,7 @@ fn run(args: RunArgs) -> i32 {
     let tc_size = parse_tc_size(&args.tc_size).unwrap_or_else(|e| die(EXIT_USAGE, format!("invalid --tc-size: {e}")));
     let image = crate::loader::read_image(&args.kernel, "kernel image", mem).unwrap_or_else(|e| die(EXIT_USAGE, e));
     let initrd = args.initrd.as_ref().map(|p| crate::loader::read_image(p, "initrd", mem).unwrap_or_else(|e| die(EXIT_USAGE, e)));
+    let disks = crate::machine::disks::open(&args.disk).unwrap_or_else(|e| die(EXIT_USAGE, e));
     if let Err(e) = crate::host::signals::install() {
         die(EXIT_INTERNAL, format!("cannot install signal handlers: {e}"));
     }
@@ -194,12 +205,14 @@ fn run(args: RunArgs) -> i32 {
         user_exec: args.user_exec,
         tc_size,
         no_reboot: args.no_reboot,
+        display: args.display,
     };
     let mut machine = match Machine::new(config, image, initrd) {
         Ok(m) => m,
         Err(e @ SetupError::Load(_)) => die(EXIT_USAGE, e),
         Err(e @ SetupError::Host(_)) => die(EXIT_INTERNAL, e),
     };
+    crate::machine::disks::attach(&mut machine.platform, disks);
     // The terminal is the guest's serial line while it runs (raw mode, Ctrl-A keys); every
     // way out puts it back (here, `die`, the panic hook, fatal and exit signals).
     if let Err(e) = crate::host::terminal::enter_raw_mode() {
@@ -242,6 +255,7 @@ fn run(args: RunArgs) -> i32 {
 fn install_panic_hook() {
     std::panic::set_hook(Box::new(|info| {
         crate::host::terminal::restore();
+        crate::host::disk_sync::sync_all();
         let msg = info
             .payload()
             .downcast_ref::<&str>()

@@ -75,6 +75,11 @@ pub struct MmuStats {
     pub invlpg_flushes: u64,
     /// CR3 writes (non-global flushes).
     pub cr3_flushes: u64,
+    /// Flushes of everything, global pages too, with paging staying on (CR0.WP, CR4.PSE
+    /// or PGE, EFER.NXE changed).
+    pub mode_flushes: u64,
+    /// Pages that paging-mode flushes found still true and kept mapped.
+    pub pages_revalidated: u64,
     /// Whole-window flushes (paging-mode changes, window full).
     pub full_flushes: u64,
     /// Pages mapped ahead of an access, saving its hidden fault: at `invlpg` of a
@@ -132,6 +137,12 @@ pub enum Resolution {
     /// must be emulated.
     Emulate(u64),
 }
+
+/// The most mapped pages a paging-mode flush (CR0.WP, CR4.PGE, ...) checks against the
+/// guest's tables one by one, keeping those still true ([`Mmu::revalidate`]); with more
+/// it empties the windows, as refilling what the guest uses next costs less than walking
+/// all of them. (A walk costs ~60 ns here, a refill a host signal and a mapping, ~8 µs.)
+const REVALIDATE_MAX: usize = 4096;
 
 /// Guest memory and the shadow MMU.
 pub struct Mmu {
@@ -379,6 +390,18 @@ impl Mmu {
             || (old.efer ^ new.efer) & EFER_BITS != 0
         {
             self.tlb.flush(false);
+            if old.paging() && new.paging() && old.pae() == new.pae() && self.shadow.mapped() <= REVALIDATE_MAX {
+                // CR0.WP, CR4.PSE or PGE, EFER.NXE: a flush of everything, global pages
+                // too, but mappings that are still true stay.
+                self.stats.mode_flushes += 1;
+                // (The large pages kept are noted again, as fills of now.)
+                self.large_regions.clear();
+                for w in WindowKind::ALL {
+                    let pages = self.shadow.pages(w, true);
+                    self.revalidate(w, &pages);
+                }
+                return Some(true);
+            }
             self.flush_all();
             if !new.paging()
                 && let Err(e) = self.map_identity()
@@ -388,16 +411,90 @@ impl Mmu {
             return Some(true);
         }
         if new.paging() && cr3_written {
+            // (Not revalidated: another address space's tables share little with the last
+            // one's but the kernel's global pages, which stay; and a walk per page would
+            // cost a context switch what its predecessor left mapped.)
             self.tlb.flush(true);
             self.stats.cr3_flushes += 1;
             self.large_regions.retain(|_, global| *global);
             for w in WindowKind::ALL {
-                let runs = self.shadow.take_non_global(w);
+                let pages = self.shadow.pages(w, false);
+                let runs = self.shadow.take_pages(w, &pages);
                 self.unmap_runs(w, &runs);
             }
             return Some(false);
         }
         None
+    }
+
+    /// A TLB flush of pages `pages` (ascending) of window `w`, against the guest's tables
+    /// as they are now: what a new fill would map the same way stays mapped, the rest is
+    /// dropped. After a flush, hardware walks the tables again at the next access, and
+    /// sets accessed (and for a write, dirty) bits; a mapping kept is invisible to the
+    /// guest only if that access would change nothing, so it stays only if its PDE and
+    /// leaf entry are already accessed, a writable one only if the leaf is dirty, and
+    /// never with wider permissions than the tables give now. Pages of a region (one page
+    /// table's worth) whose PDE points to another table now are dropped without a walk,
+    /// and the pages of a large page share one walk.
+    fn revalidate(&mut self, w: WindowKind, pages: &[u32]) {
+        let shift = self.regs.table_shift();
+        let user = w == WindowKind::User;
+        let mut dropped: Vec<u32> = Vec::new();
+        // The region being looked at, the table its PDE points to now once known, and the
+        // walk of a page in it if it is a large page.
+        let mut region: (u32, Option<u64>, Option<(u32, Translation)>) = (u32::MAX, None, None);
+        for &p in pages {
+            let Some(e) = self.shadow.get(w, p) else { continue };
+            if p >> shift != region.0 {
+                region = (p >> shift, None, None);
+            }
+            if region.1.is_some_and(|table| table != e.table) {
+                dropped.push(p);
+                continue;
+            }
+            let t = match region.2 {
+                Some((p0, t0)) => Translation { phys_page: t0.phys_page + (((p - p0) as u64) << 12), ..t0 },
+                None => match walk::walk(&self.ram, &self.regs, p << 12, Access::data(false, user)) {
+                    Ok(t) => t,
+                    Err(_) => {
+                        dropped.push(p);
+                        continue;
+                    }
+                },
+            };
+            region.1 = Some(t.leaf_addr >> 12);
+            if t.large && region.2.is_none() {
+                region.2 = Some((p, t));
+            }
+            if !self.still_true(w, &e, &t) {
+                dropped.push(p);
+                continue;
+            }
+            self.note_large(p << 12, &t);
+            if t.global != e.global {
+                self.shadow.set_global(w, p, t.global);
+            }
+        }
+        self.stats.pages_revalidated += (pages.len() - dropped.len()) as u64;
+        let runs = self.shadow.take_pages(w, &dropped);
+        self.unmap_runs(w, &runs);
+    }
+
+    /// True if mapping `e` of window `w` is what a fill of translation `t` (a read) could
+    /// map now without the guest seeing a difference (see [`Mmu::revalidate`]).
+    fn still_true(&self, w: WindowKind, e: &Entry, t: &Translation) -> bool {
+        let phys = t.phys_page >> 12;
+        let pde_accessed = t.large || self.ram.read_u32(t.pde_addr) & walk::pte::A != 0;
+        phys == e.phys_page
+            && t.leaf_addr >> 12 == e.table
+            && t.large == e.large
+            && t.accessed
+            && pde_accessed
+            && self.fillable(w, t, false, false)
+            && (!e.prot.writable() || (t.dirty && t.write_allowed(w == WindowKind::User, &self.regs)))
+            // (Its bytes were checked for instructions that must not run natively when it
+            // was mapped executable, and cannot have changed since: W^X per frame.)
+            && (!e.prot.executable() || !t.no_execute)
     }
 
     fn unmap_runs(&mut self, w: WindowKind, runs: &[(u32, u64)]) {
@@ -725,8 +822,12 @@ impl Mmu {
         }
         self.windows[w as usize].map(&self.ram, at, phys << 12, 1, Prot::Read)?;
         if self.regs.paging() {
-            let stamp = self.shadow.begin_fill(w, at >> 12, 1, false);
-            self.shadow.record(w, at >> 12, Entry { phys_page: phys, prot: Prot::Read, global: false, large: false, stamp });
+            let stamp = self.shadow.begin_fill(w, at >> 12, 1);
+            self.shadow.record(
+                w,
+                at >> 12,
+                Entry { phys_page: phys, prot: Prot::Read, global: false, large: false, table: u64::MAX, stamp },
+            );
         }
         Ok(())
     }
@@ -954,9 +1055,9 @@ impl Mmu {
             }
             return Err(err);
         }
-        let stamp = self.shadow.begin_fill(w, first, n, t.global);
+        let stamp = self.shadow.begin_fill(w, first, n);
         for i in 0..n {
-            let e = Entry { phys_page: first_phys + i as u64, prot, global: t.global, large: t.large, stamp };
+            let e = Entry { phys_page: first_phys + i as u64, prot, global: t.global, large: t.large, table: t.leaf_addr >> 12, stamp };
             self.shadow.record(w, first + i, e);
         }
         self.stats.pages_filled += n as u64;
@@ -1106,6 +1207,55 @@ mod tests {
 
     /// The windows exist once per process: the tests that make them take turns.
     static WINDOWS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+    /// A paging-mode flush (here CR0.WP and CR4.PGE toggles) keeps exactly the mappings
+    /// a fresh walk would make the same way without setting a bit: a rewritten PTE, a
+    /// cleared accessed bit, a write permission WP takes away, are dropped; the rest,
+    /// large pages included, stays.
+    #[test]
+    fn mode_flushes_keep_what_is_still_true() {
+        let _turn = WINDOWS.lock().unwrap_or_else(|e| e.into_inner());
+        let mut m = mmu();
+        let regs = m.regs();
+        let page = |i: u32| (4 << 20) + i * 4096;
+        let pte_of = |i: u32| PT + 4 * i as u64;
+        for i in [0, 8, 16, 24, 32] {
+            touch(&mut m, page(i), false);
+        }
+        touch(&mut m, page(40), true);
+        touch(&mut m, 16 << 20, false);
+        let mapped = |m: &Mmu, linear: u32| m.shadow.get(WindowKind::Kernel, linear >> 12);
+        let frame_0 = mapped(&m, page(0)).unwrap().phys_page;
+        // The guest rewrites one PTE, clears another's accessed bit, and makes the
+        // dirty page read-only.
+        let pte8 = m.ram.read_u32(pte_of(8));
+        m.ram.write_u32(pte_of(8), pte8 ^ 0x1000);
+        let pte16 = m.ram.read_u32(pte_of(16));
+        m.ram.write_u32(pte_of(16), pte16 & !pte::A);
+        let pte40 = m.ram.read_u32(pte_of(40));
+        m.ram.write_u32(pte_of(40), pte40 & !pte::RW);
+        let pte24 = m.ram.read_u32(pte_of(24));
+        m.ram.write_u32(pte_of(24), pte24 | pte::G);
+        // CR4.PGE on (CR0.WP is off: a supervisor write may still write the read-only page).
+        let pge = PagingRegs { cr4: regs.cr4 | (1 << 7), ..regs };
+        assert_eq!(m.set_regs(pge, false), Some(true));
+        assert_eq!(mapped(&m, page(0)).map(|e| e.phys_page), Some(frame_0), "unchanged: kept");
+        assert!(mapped(&m, page(8)).is_none(), "rewritten: dropped");
+        assert!(mapped(&m, page(16)).is_none(), "not accessed: the next access must set A");
+        assert!(mapped(&m, page(40)).is_some_and(|e| e.prot.writable()), "WP off: still writable");
+        assert!(mapped(&m, 16 << 20).is_some(), "the large page stays");
+        assert!(mapped(&m, page(24)).is_some_and(|e| e.global) && mapped(&m, page(32)).is_some_and(|e| !e.global), "G follows");
+        // CR0.WP on: the read-only page's writable mapping goes.
+        m.set_regs(PagingRegs { cr0: regs.cr0 | (1 << 16), ..pge }, false);
+        assert!(mapped(&m, page(40)).is_none(), "WP on: a read-only page is not writable at CPL 0");
+        assert!(mapped(&m, page(24)).is_some() && mapped(&m, page(32)).is_some());
+        m.set_regs(m.regs(), true);
+        assert!(mapped(&m, page(24)).is_some() && mapped(&m, page(32)).is_none(), "a CR3 write drops only non-global pages");
+        // CR4.PGE off: nothing is global any more.
+        m.set_regs(PagingRegs { cr4: regs.cr4, ..m.regs() }, false);
+        assert!(mapped(&m, page(24)).is_some_and(|e| !e.global));
+        assert_eq!(m.vmas(), host_vmas());
+    }
 
     /// The shadow counts VMAs as the host makes them, through fills, merges, permission
     /// changes and evictions; and a sweep larger than the budget stays within it.

@@ -36,6 +36,10 @@ pub struct Entry {
     pub global: bool,
     /// Part of a guest 4 MiB page: `invlpg` anywhere in it drops all of it.
     pub large: bool,
+    /// Guest-physical page number of the table that held its leaf entry (the page
+    /// table, or the page directory for a large page): a TLB flush that finds another
+    /// table for its region drops it without walking ([`crate::Mmu`]'s revalidation).
+    pub table: u64,
     /// The fill that mapped it ([`Fill::stamp`]).
     pub stamp: u32,
 }
@@ -52,8 +56,6 @@ pub struct Fill {
     /// Stamp of its pages' entries: those of its pages that still carry it are its own
     /// (a page unmapped and filled again belongs to the later fill).
     pub stamp: u32,
-    /// Its pages are global (they survive CR3 writes).
-    pub global: bool,
     /// Used since it was filled or last passed over by eviction: gets a second chance.
     pub referenced: bool,
 }
@@ -61,8 +63,8 @@ pub struct Fill {
 /// The mappings of both windows.
 pub struct Shadow {
     maps: [HashMap<u32, Entry>; 2],
-    /// The non-global pages of each window (what a CR3 write drops), kept apart so that
-    /// a context switch does not walk the kernel's many global mappings.
+    /// The non-global pages of each window (what a CR3 write may drop), kept apart so
+    /// that a context switch does not look at the kernel's many global mappings.
     non_global: [HashSet<u32>; 2],
     rmap: HashMap<u64, Vec<(WindowKind, u32)>>,
     /// Guest-physical pages that hold translated code: never mapped writable.
@@ -139,13 +141,13 @@ impl Shadow {
 
     /// Starts a fill of `n` pages from linear page `first` in window `w`: returns the stamp
     /// its entries must carry.
-    pub fn begin_fill(&mut self, w: WindowKind, first: u32, n: u32, global: bool) -> u32 {
+    pub fn begin_fill(&mut self, w: WindowKind, first: u32, n: u32) -> u32 {
         if self.fills.len() > 2 * self.compacted_len + FILLS_SLACK {
             self.compact();
         }
         let stamp = self.next_stamp;
         self.next_stamp = stamp.wrapping_add(1);
-        self.fills.push_back(Fill { w, first, n, stamp, global, referenced: false });
+        self.fills.push_back(Fill { w, first, n, stamp, referenced: false });
         stamp
     }
 
@@ -291,20 +293,39 @@ impl Shadow {
         runs_of(&pages)
     }
 
-    /// Forgets the non-global pages of window `w` (a CR3 write), as runs.
-    pub fn take_non_global(&mut self, w: WindowKind) -> Vec<Run> {
-        self.fills.retain(|f| f.w != w || f.global);
-        self.compacted_len = self.compacted_len.min(self.fills.len());
-        let pages: Vec<u32> = self.non_global[w as usize].iter().copied().collect();
-        self.take_pages(w, pages)
+    /// The number of mapped pages in both windows.
+    pub fn mapped(&self) -> usize {
+        self.maps[0].len() + self.maps[1].len()
     }
 
-    fn take_pages(&mut self, w: WindowKind, mut pages: Vec<u32>) -> Vec<Run> {
+    /// The mapped pages of window `w` (`global`: all of them, else only the non-global
+    /// ones: what a CR3 write may drop), in ascending order.
+    pub fn pages(&self, w: WindowKind, global: bool) -> Vec<u32> {
+        let mut pages: Vec<u32> =
+            if global { self.maps[w as usize].keys().copied().collect() } else { self.non_global[w as usize].iter().copied().collect() };
         pages.sort_unstable();
-        for &p in &pages {
+        pages
+    }
+
+    /// Forgets pages `pages` (ascending) of window `w`, and returns them as runs.
+    pub fn take_pages(&mut self, w: WindowKind, pages: &[u32]) -> Vec<Run> {
+        for &p in pages {
             self.remove(w, p);
         }
-        runs_of(&pages)
+        runs_of(pages)
+    }
+
+    /// Records that mapped page `page` of window `w` is now global or not (CR4.PGE or the
+    /// guest's G bit changed; the mapping itself did not).
+    pub fn set_global(&mut self, w: WindowKind, page: u32, global: bool) {
+        if let Some(e) = self.maps[w as usize].get_mut(&page) {
+            e.global = global;
+            if global {
+                self.non_global[w as usize].remove(&page);
+            } else {
+                self.non_global[w as usize].insert(page);
+            }
+        }
     }
 
     /// Forgets everything in window `w`.

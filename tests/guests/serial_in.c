@@ -40,30 +40,9 @@ static void on_irq0(struct trap_frame *f, uint32_t *eip)
     rt_eoi(0);
 }
 
-/* The number after "expect=" on the command line (0 if none). */
-static uint32_t expected_bytes(void)
-{
-    const char *s = rt_cmdline();
-    for (; *s; s++) {
-        const char *k = "expect=";
-        const char *p = s;
-        while (*k && *p == *k) {
-            p++;
-            k++;
-        }
-        if (!*k) {
-            uint32_t n = 0;
-            while (*p >= '0' && *p <= '9')
-                n = n * 10 + (uint32_t)(*p++ - '0');
-            return n;
-        }
-    }
-    return 0;
-}
-
 void test_main(void)
 {
-    uint32_t n = expected_bytes();
+    uint32_t n = rt_cmdline_number("expect=");
     if (!n) {
         ok(1, "no input expected (no expect=N on the command line)");
         return;

@@ -44,13 +44,18 @@ pub struct Kernel {
     pub env: Option<&'static str>,
     /// Checked under bt86 only, not against QEMU (`bt86-only:` in its source).
     pub bt86_only: bool,
+    /// The sizes in KiB of the disk images it wants (`bt86-disk:`): the primary channel's
+    /// master, then its slave.
+    pub disks_kib: &'static [u64],
+    /// More QEMU options (`bt86-qemu-args:` in its source), e.g. `-vga std`.
+    pub qemu_args: Option<&'static str>,
 }
 
 /// Every guest kernel, sorted by name.
 pub fn kernels() -> Vec<Kernel> {
     KERNELS
         .iter()
-        .map(|&(name, path, exit_status, append, qemu_cpu, env, bt86_only)| Kernel {
+        .map(|&(name, path, exit_status, append, qemu_cpu, env, bt86_only, qemu_args, disks_kib)| Kernel {
             name,
             path: PathBuf::from(path),
             exit_status,
@@ -58,6 +63,8 @@ pub fn kernels() -> Vec<Kernel> {
             qemu_cpu,
             env,
             bt86_only,
+            disks_kib,
+            qemu_args,
         })
         .collect()
 }
@@ -91,6 +98,7 @@ pub fn qemu_command(qemu: &Path, k: &Kernel) -> Command {
     if let Some(cpu) = k.qemu_cpu {
         cmd.arg("-cpu").arg(cpu);
     }
+    cmd.args(k.qemu_args.unwrap_or_default().split_whitespace());
     cmd
 }
 
@@ -106,6 +114,38 @@ pub fn bt86_command(bt86: &Path, k: &Kernel) -> Command {
         cmd.env(name, value);
     }
     cmd
+}
+
+/// Byte `offset` of disk `unit`'s image as the harness makes it (`tests/guests/ata.c`'s
+/// `disk_byte`).
+pub fn disk_byte(unit: usize, offset: u64) -> u8 {
+    let (s, i) = (offset / 512, offset % 512);
+    (s * 7 + i * 13 + unit as u64 * 0x5b + (s >> 8) * 3) as u8
+}
+
+/// Makes `k`'s disk images afresh in `dir`, as `{prefix}-{unit}.img`, filled by
+/// [`disk_byte`]; their paths, master first.
+pub fn make_disks(k: &Kernel, dir: &Path, prefix: &str) -> io::Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(dir)?;
+    let mut paths = Vec::new();
+    for (unit, &kib) in k.disks_kib.iter().enumerate() {
+        let path = dir.join(format!("{prefix}-{unit}.img"));
+        std::fs::write(&path, (0..kib * 1024).map(|o| disk_byte(unit, o)).collect::<Vec<u8>>())?;
+        paths.push(path);
+    }
+    Ok(paths)
+}
+
+/// Adds disk images to a command line: QEMU's `-drive file=F,format=raw,if=ide,index=N`
+/// or bt86's `--disk F`.
+pub fn add_disks(cmd: &mut Command, images: &[PathBuf], qemu: bool) {
+    for (unit, image) in images.iter().enumerate() {
+        if qemu {
+            cmd.arg("-drive").arg(format!("file={},format=raw,if=ide,index={unit}", image.display()));
+        } else {
+            cmd.arg("--disk").arg(image);
+        }
+    }
 }
 
 /// What a finished (or timed-out) run produced.

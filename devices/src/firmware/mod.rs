@@ -3,7 +3,7 @@
 //! table ([`mptable`]) and the ACPI tables ([`acpi`]). bt86 has no BIOS; the monitor
 //! writes what [`build`] returns into guest RAM before it loads the kernel.
 //!
-//! Everything but the BIOS data area and the EBDA goes into the BIOS area at 0xF0000
+//! Everything but the BIOS data area, the EBDA and the blank text screen goes into the BIOS area at 0xF0000
 //! ([`TABLE_AREA`]), which the e820 map reports reserved and where operating systems
 //! look for the MP floating pointer and the ACPI RSDP. Kernels are loaded at 1 MiB and
 //! the Multiboot information after them, so nothing the loaders write overlaps it.
@@ -128,7 +128,7 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn pieces_do_not_overlap_and_stay_in_the_bios_areas() {
+    fn pieces_do_not_overlap_and_stay_in_the_bios_and_video_areas() {
         for apic in [false, true] {
             let fw = build(&config(apic));
             let mut ranges: Vec<_> = fw.pieces.iter().map(|(a, b)| (*a, *a + b.len() as u64)).collect();
@@ -138,7 +138,8 @@ pub(crate) mod tests {
                 let in_bda = (0x400..=0x500).contains(&start) && end <= 0x500;
                 let in_ebda = start >= 0x9_FC00 && end <= 0xA_0000;
                 let in_area = start >= TABLE_AREA.0 && end <= TABLE_AREA.0 + TABLE_AREA.1;
-                assert!(in_bda || in_ebda || in_area, "{start:#x}..{end:#x}");
+                let in_text = start >= crate::cga::TEXT_BASE && end <= crate::cga::TEXT_BASE + crate::cga::TEXT_LEN;
+                assert!(in_bda || in_ebda || in_area || in_text, "{start:#x}..{end:#x}");
             }
             assert_eq!(fw.mp_floating_pointer.is_some(), apic);
         }

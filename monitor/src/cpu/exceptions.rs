@@ -112,6 +112,9 @@ impl Cpu {
     /// double-fault rules. `return_eip` is the EIP pushed (the faulting instruction for
     /// faults, the next one for traps and software interrupts).
     pub fn raise(&mut self, mem: &mut dyn SystemMemory, e: Exception, kind: EventKind, return_eip: u32) -> Result<(), TripleFault> {
+        if kind != EventKind::External && self.cpl == 3 {
+            self.user_events += 1;
+        }
         let mut first = e;
         let mut kind = kind;
         // A fault while delivering is reported at the instruction (EIP has not moved

@@ -114,6 +114,9 @@ pub struct Cpu {
     pub interrupt_shadow: bool,
     /// An NMI handler runs: further NMIs wait for the next `iret`.
     pub nmi_blocked: bool,
+    /// Events user code caused: exceptions and software interrupts raised at CPL 3, and
+    /// `sysenter`. The adaptive policy's user slices end at them (`direct::policy`).
+    pub user_events: u64,
 }
 
 impl Cpu {
@@ -143,6 +146,7 @@ impl Cpu {
             halted: false,
             interrupt_shadow: false,
             nmi_blocked: false,
+            user_events: 0,
         };
         // Selectors as QEMU's Multiboot loader sets them: CS 0x10, data 0x18.
         cpu.set_segment(Seg::Cs, SegmentCache::flat_code(0x10));

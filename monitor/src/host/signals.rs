@@ -353,6 +353,7 @@ unsafe fn internal_error(signo: i32, info: *mut libc::siginfo_t, uc: *mut libc::
         gregs[libc::REG_ERR as usize] as u64,
     );
     crate::host::terminal::restore();
+    crate::host::disk_sync::sync_all();
     // SAFETY: write(2) and _exit(2) are async-signal-safe; the buffer is valid.
     unsafe {
         libc::write(2, line.buf.as_ptr() as *const libc::c_void, line.len);

@@ -191,6 +191,23 @@ pub fn load(path: &str, image: &[u8], initrd: Option<&[u8]>, cmdline: &str, ram:
     Ok(Loaded { entry: loaded.kernel_load.0 as u32, boot_params: BOOT_PARAMS_ADDR as u32 })
 }
 
+/// Tells the kernel at `boot_params` about the text screen in its zero page's
+/// `screen_info`, as the real-mode setup code fills it from the VGA BIOS in mode 3 (QEMU's
+/// `-kernel` runs that code): VGA, 80x25, 16-line characters, the cursor on row 2. With it
+/// Linux's vgacon draws on the screen (`console=tty0`); without it (bt86's default, like
+/// QEMU without a VGA) Linux has no text console.
+pub fn announce_text_screen(ram: &mut GuestRam, boot_params: u32) {
+    let mut info = [0u8; 18];
+    info[1] = 2; // orig_y: the row below SeaBIOS's two lines
+    info[6] = 3; // orig_video_mode
+    info[7] = 80; // orig_video_cols
+    info[10] = 3; // orig_video_ega_bx: colour, 256 KiB (not 0x10: an EGA/VGA)
+    info[14] = 25; // orig_video_lines
+    info[15] = 1; // orig_video_isVGA
+    info[16] = 16; // orig_video_points
+    ram.write(u64::from(boot_params), &info);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,6 +8,11 @@
 //! room for wait here until the guest reads — and at the end of input the console just
 //! stops delivering.
 //!
+//! With `--display text` ([`Console::for_keyboard`]) the same input goes to the i8042's
+//! keyboard instead: each key a terminal sends (ANSI cursor keys included) becomes a
+//! [`bt86_devices::keys::KeyStroke`], offered whenever the keyboard can take one (see
+//! `I8042::type_key`); bytes no key gives are dropped.
+//!
 //! On a terminal, QEMU's `-nographic` escape keys work: Ctrl-A x quits, Ctrl-A h lists the
 //! keys, Ctrl-A Ctrl-A sends a Ctrl-A. Standard input is never made non-blocking (the
 //! shell shares it); it is read only after `poll` says there is something to read.
@@ -41,12 +46,19 @@ pub struct Console {
     pending: VecDeque<u8>,
     /// Virtual time of the last look at standard input.
     last_poll_ns: u64,
+    /// Input goes to the keyboard, not COM1.
+    keyboard: bool,
 }
 
 impl Console {
     /// A console on standard input; `escapes` when it is a terminal.
     pub fn new(escapes: bool) -> Console {
-        Console { open: true, escapes, after_escape: false, pending: VecDeque::new(), last_poll_ns: 0 }
+        Console { open: true, escapes, after_escape: false, pending: VecDeque::new(), last_poll_ns: 0, keyboard: false }
+    }
+
+    /// A console whose input is typed on the i8042's keyboard (`--display text`).
+    pub fn for_keyboard(escapes: bool) -> Console {
+        Console { keyboard: true, ..Console::new(escapes) }
     }
 
     /// True while input may still arrive or wait for the guest.
@@ -75,6 +87,12 @@ impl Console {
     /// Waits until standard input has something to read or `timeout_ns` passes (None:
     /// no limit). Returns at once when there is nothing to wait for.
     pub fn wait(&self, timeout_ns: Option<u64>) {
+        if self.keyboard && !self.pending.is_empty() {
+            // Keys wait for the guest to read the last one: sleep, not spin.
+            let ns = timeout_ns.unwrap_or(POLL_INTERVAL_NS).min(POLL_INTERVAL_NS);
+            std::thread::sleep(std::time::Duration::from_nanos(ns));
+            return;
+        }
         if !self.open || !self.pending.is_empty() {
             return;
         }
@@ -87,6 +105,20 @@ impl Console {
     }
 
     fn offer(&mut self, platform: &mut Platform) {
+        if self.keyboard {
+            while !self.pending.is_empty() {
+                let (stroke, len) = bt86_devices::keys::next_key(self.pending.make_contiguous());
+                if stroke.is_some_and(|k| !platform.type_key(&k)) {
+                    break;
+                }
+                self.pending.drain(..len);
+            }
+            return;
+        }
+        // What the guest's driver cleared from the FIFO unread comes first again.
+        for b in platform.take_returned_serial_input().into_iter().rev() {
+            self.pending.push_front(b);
+        }
         while !self.pending.is_empty() {
             let (a, _) = self.pending.as_slices();
             let offered = a.len();

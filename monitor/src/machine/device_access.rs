@@ -70,7 +70,7 @@ impl Machine {
         if self.platform.next_timer_deadline_ns().is_some_and(|d| d <= now) {
             self.platform.update_timers(now);
         }
-        self.clock.arm(self.platform.next_timer_deadline_ns());
+        self.arm_host_timer(now);
     }
 
     /// The instruction at CS:EIP that touched device memory, decoded (None if its bytes

@@ -71,6 +71,12 @@ pub struct Direct {
     /// The sandbox that runs guest user code in a stub process (None: in this process,
     /// `BT86_SANDBOX=off`, for measurements only).
     pub sandbox: Option<Sandbox>,
+    /// The guest-physical code page the last native slice began at (adaptive only).
+    entry_page: Option<u64>,
+    /// The last guest code run ran natively (not through the translator).
+    pub native_last: bool,
+    /// When the host timer fires next for the adaptive policy (`Machine::arm_host_timer`).
+    pub policy_tick: u64,
 }
 
 impl Direct {
@@ -87,6 +93,9 @@ impl Direct {
             ns: 0,
             cpuid_faulting: false,
             sandbox: None,
+            entry_page: None,
+            native_last: false,
+            policy_tick: 0,
         }
     }
 }
@@ -121,9 +130,28 @@ impl Machine {
         if !want || std::mem::take(&mut self.direct.translate_once) {
             return false;
         }
-        match self.code_page() {
+        let page = self.code_page();
+        self.direct.entry_page = page;
+        match page {
             Some(page) => !self.direct.policy.translate_at(page),
             None => true,
+        }
+    }
+
+    /// At the top of each run-loop pass, before interrupts are delivered: the adaptive
+    /// policy measures user slices in translated code, and promotes the code page a long
+    /// one is at (see `direct::policy`).
+    pub(super) fn watch_user_slice(&mut self) {
+        if !self.direct.policy.adaptive() {
+            return;
+        }
+        let timer = self.cpu.ctx.kick_async != 0;
+        let clock = &self.clock;
+        if self.direct.policy.watch_slice(self.cpu.user_events, timer, self.cpu.cpl == 3, || clock.now())
+            && let Some(page) = self.code_page()
+        {
+            log::debug!("adaptive: a long user slice at {:#x} (page {page:#x}) promotes it", self.cpu.linear_eip());
+            self.direct.policy.promote(page);
         }
     }
 
@@ -161,6 +189,7 @@ impl Machine {
         let timed = self.direct.policy.adaptive() || self.config.count_fragments;
         let start = if timed { self.clock.now() } else { 0 };
         self.direct.slices += 1;
+        self.direct.native_last = true;
         let exit = if self.direct.sandbox.is_some() {
             match self.run_in_sandbox(&regs, &sel)? {
                 Some(exit) => exit,
@@ -305,9 +334,8 @@ impl Machine {
             self.count_exit("segment load");
             return self.deliver(e);
         }
-        // The adaptive policy wants the page of the exiting instruction (EIP moves when
-        // the event is delivered); nothing else does.
-        let page = if self.direct.policy.adaptive() { self.code_page() } else { None };
+        // The adaptive policy judges the page the slice began at.
+        let page = self.direct.entry_page.take();
         match self.classify_exit(&exit)? {
             Next::Event => {
                 if let Some(page) = page {
@@ -578,7 +606,11 @@ pub fn prepare_sandbox(mmu: &bt86_shadow_mmu::Mmu, cpuid_faulting: bool, policy:
     let mut sandbox = Sandbox::new(mmu.ram.fd(), cpuid_faulting).map_err(|e| e.to_string())?;
     let round_trip = sandbox.probe().map_err(|e| e.to_string())?;
     policy.set_exit_cost(round_trip);
-    log::debug!("sandbox: a round trip to a stub takes {round_trip} ns; adaptive slices are short below {} ns", policy.short_slice_ns());
+    log::debug!(
+        "sandbox: a round trip to a stub takes {round_trip} ns; adaptive native slices are short below {} ns, translated ones long from {} ns",
+        policy.short_slice_ns(),
+        policy.long_slice_ns()
+    );
     Ok(sandbox)
 }
 

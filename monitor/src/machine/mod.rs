@@ -5,6 +5,8 @@ pub mod clock;
 mod console;
 mod device_access;
 mod direct_exec;
+pub mod disks;
+mod display;
 pub mod io;
 pub mod memory;
 pub(crate) mod run;
@@ -46,17 +48,31 @@ pub struct Config {
     pub tc_size: usize,
     /// A machine reset ends the run instead of restarting the kernel.
     pub no_reboot: bool,
+    /// Where the guest's text screen is shown.
+    pub display: DisplayMode,
+}
+
+/// Where the guest's text screen is shown (`--display`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum DisplayMode {
+    /// Nowhere: COM1 is the console (standard output and input).
+    #[default]
+    None,
+    /// Drawn on standard output with ANSI escapes; standard input is the keyboard, and
+    /// COM1's output goes to standard error unless that is a terminal (then it is dropped).
+    Text,
 }
 
 /// How guest user code (CPL 3) runs (`--user-exec`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum UserExec {
     /// Directly on the host CPU, in compatibility mode, whenever the state allows it.
-    #[default]
     Direct,
     /// Always through the binary translator, like kernel code.
     Translate,
-    /// Directly, except code whose exits (each a host signal) make translation cheaper.
+    /// Through the translator, except code that runs long between exits (each a host
+    /// signal and a round trip to the sandbox's stub), which runs directly.
+    #[default]
     Adaptive,
 }
 
@@ -145,8 +161,10 @@ pub struct Machine {
     config: Config,
     image: Vec<u8>,
     initrd: Option<Vec<u8>>,
-    /// Standard input as the serial line.
+    /// Standard input as the serial line (or the keyboard).
     console: console::Console,
+    /// The text screen on standard output (`--display text`).
+    display: Option<display::Display<std::io::Stdout>>,
     /// EIP and CPL of the instruction whose #PF was delivered last (an `iret` back there
     /// retries it).
     page_fault_at: Option<(u32, u8)>,
@@ -179,7 +197,14 @@ impl Machine {
         translator.set_push_sreg_model(host_model.push_sreg);
         let mut cpu = Cpu::multiboot();
         let clock = Clock::new(&mut cpu.ctx).map_err(|e| host("host timer", &e))?;
-        let platform = Platform::new(PlatformConfig::with_host_clock(config.mem, Box::new(console::Output::new(std::io::stdout()))));
+        let text = config.display == DisplayMode::Text;
+        let serial_out: Box<dyn std::io::Write + Send> = match text {
+            false => Box::new(console::Output::new(std::io::stdout())),
+            // On a terminal it would garble the screen.
+            true if crate::host::terminal::stderr_is_tty() => Box::new(std::io::sink()),
+            true => Box::new(console::Output::new(std::io::stderr())),
+        };
+        let platform = Platform::new(PlatformConfig::with_host_clock(config.mem, serial_out));
         let mut mem = mem;
         for (base, len) in platform.device_ranges() {
             mem.mmu.add_device_range(base, len);
@@ -223,7 +248,11 @@ impl Machine {
             config,
             image,
             initrd,
-            console: console::Console::new(crate::host::terminal::stdin_is_tty()),
+            console: match text {
+                false => console::Console::new(crate::host::terminal::stdin_is_tty()),
+                true => console::Console::for_keyboard(crate::host::terminal::stdin_is_tty()),
+            },
+            display: text.then(|| display::Display::new(std::io::stdout())),
             page_fault_at: None,
         };
         m.boot().map_err(SetupError::Load)?;
@@ -246,6 +275,7 @@ impl Machine {
         for (addr, bytes) in bt86_devices::firmware::build(&firmware_config(self.config.mem)).pieces {
             ram.write(addr, &bytes);
         }
+        self.platform.bios_init();
         if loader::linux::is_bzimage(&self.image) {
             let cmdline = self.config.append.as_deref().unwrap_or(loader::linux::DEFAULT_CMDLINE);
             let loaded = loader::linux::load(path, &self.image, self.initrd.as_deref(), cmdline, ram)?;
@@ -254,6 +284,9 @@ impl Machine {
             // ESI: the zero page; EBP, EDI, EBX: 0 (the 32-bit boot protocol).
             self.cpu.ctx.gpr = [0; 8];
             self.cpu.set_gpr(6, loaded.boot_params);
+            if self.config.display == DisplayMode::Text {
+                loader::linux::announce_text_screen(ram, loaded.boot_params);
+            }
         } else {
             if self.initrd.is_some() {
                 return Err(LoadError::Malformed(

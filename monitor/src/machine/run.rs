@@ -70,12 +70,16 @@ impl Machine {
             }
         };
         super::tc_signal::unregister();
+        if let Some(d) = &mut self.display {
+            d.finish(&self.mem.mmu.ram, self.platform.cga());
+        }
         stop
     }
 
     fn run_loop(&mut self) -> Stop {
         let mut resume: Option<Resume> = None;
         loop {
+            self.watch_user_slice();
             if self.cpu.ctx.kick_async != 0 {
                 self.cpu.ctx.kick_async = 0;
                 self.cpu.ctx.disarm_kick();
@@ -139,6 +143,7 @@ impl Machine {
                 },
             };
             let start = if self.config.count_fragments { self.clock.now() } else { 0 };
+            self.direct.native_last = false;
             let exit = self.translator.run(&mut self.cpu.ctx, host);
             if self.config.count_fragments {
                 self.stats.translated_ns += self.clock.now().saturating_sub(start);
@@ -224,18 +229,41 @@ impl Machine {
     }
 
     /// Lets the devices catch up with time, moves console input to the UART, and re-arms
-    /// the host timer (at least every [`CONSOLE_POLL_NS`] while console input may come,
-    /// so a busy guest without timers still gets it). A stop: the user quit.
+    /// the host timer ([`Machine::arm_host_timer`]). A stop: the user quit.
     fn service_devices(&mut self) -> Option<Stop> {
         let now = self.clock.now();
         self.platform.update_timers(now);
         let request = self.console.pump(&mut self.platform, Some(now));
+        if let Some(d) = &mut self.display {
+            d.refresh(&self.mem.mmu.ram, self.platform.cga(), Some(now));
+        }
+        self.arm_host_timer(now);
+        request.map(|super::console::Request::Quit| Stop::Ended("terminated (Ctrl-A x)".into()))
+    }
+
+    /// Arms the host timer for the devices' next deadline; at least every
+    /// [`CONSOLE_POLL_NS`] while console input may come (so a busy guest without timers
+    /// still gets it) or the text screen is drawn, and in `--user-exec adaptive` at least
+    /// every long slice, so that the policy sees user code that runs long in a guest
+    /// without timers (`direct::policy`).
+    pub(super) fn arm_host_timer(&mut self, now: u64) {
         let mut deadline = self.platform.next_timer_deadline_ns();
-        if self.console.live() {
-            deadline = Some(deadline.map_or(now + CONSOLE_POLL_NS, |d| d.min(now + CONSOLE_POLL_NS)));
+        let mut at_least_every = |ns: u64| deadline = Some(deadline.map_or(now + ns, |d| d.min(now + ns)));
+        if self.console.live() || self.display.is_some() {
+            at_least_every(CONSOLE_POLL_NS);
+        }
+        // (Not while user code runs natively: there each tick would cost a round trip to
+        // the stub, and the policy has nothing to promote; nor while the guest halts. The
+        // tick's time moves on only once it has passed, so that re-arming for devices does
+        // not move it, which would cost a host call each time.)
+        if self.direct.policy.adaptive() && !self.direct.native_last && !self.cpu.halted {
+            if self.direct.policy_tick <= now {
+                self.direct.policy_tick = now + self.direct.policy.long_slice_ns();
+            }
+            let tick = self.direct.policy_tick;
+            deadline = Some(deadline.map_or(tick, |d| d.min(tick)));
         }
         self.clock.arm(deadline);
-        request.map(|super::console::Request::Quit| Stop::Ended("terminated (Ctrl-A x)".into()))
     }
 
     /// `hlt`: sleeps until an interrupt can be delivered.
@@ -369,7 +397,7 @@ impl Machine {
         }
         if devices_touched {
             // A device may have a new deadline (the PIT reprogrammed, the RTC's rate).
-            self.clock.arm(self.platform.next_timer_deadline_ns());
+            self.arm_host_timer(self.clock.now());
         }
         let flow = match result {
             Ok(f) => f,
@@ -553,7 +581,11 @@ pub(super) fn stats_report(m: &Machine) -> String {
     let _ = writeln!(o, "    hidden faults (filled)        {}", ms.hidden_faults);
     let _ = writeln!(o, "    true faults (#PF delivered)   {}", ms.true_faults);
     let _ = writeln!(o, "    pages filled                  {} (dirty-bit upgrades {})", ms.pages_filled, ms.dirty_upgrades);
-    let _ = writeln!(o, "    flushes: invlpg {}, CR3 {}, full {}", ms.invlpg_flushes, ms.cr3_flushes, ms.full_flushes);
+    let _ = writeln!(
+        o,
+        "    flushes: invlpg {}, CR3 {}, paging mode {} (pages kept, still true: {}), full {}",
+        ms.invlpg_flushes, ms.cr3_flushes, ms.mode_flushes, ms.pages_revalidated, ms.full_flushes
+    );
     let _ = writeln!(o, "    pages mapped ahead            {} (after invlpg or a true fault)", ms.prefills);
     let _ = writeln!(
         o,
@@ -588,12 +620,13 @@ pub(super) fn stats_report(m: &Machine) -> String {
             let exits: u64 = d.exits.values().sum();
             let _ = writeln!(
                 o,
-                "  direct execution: {} slices, {:.3} s native, {} shadow descriptor writes; user code translated at {} run-loop entries ({} pages made hot)",
+                "  direct execution: {} slices, {:.3} s native, {} shadow descriptor writes; user code translated at {} run-loop entries (pages promoted to native {}, demoted {})",
                 d.slices,
                 d.ns as f64 / 1e9,
                 d.ldt.writes,
                 d.policy.translated_entries,
-                d.policy.hot_marks
+                d.policy.promotions,
+                d.policy.demotions
             );
             stats::write_map(&mut o, &format!("direct-execution exits ({exits}) by reason"), d.exits.iter().map(|(k, v)| (*k, *v)));
             match &d.sandbox {

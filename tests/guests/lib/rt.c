@@ -485,6 +485,21 @@ int rt_cmdline_has(const char *word)
     return 0;
 }
 
+uint32_t rt_cmdline_number(const char *prefix)
+{
+    const char *s = rt_cmdline();
+    size_t n = strlen(prefix);
+    for (; *s; s++) {
+        if (strncmp(s, prefix, n))
+            continue;
+        uint32_t v = 0;
+        for (const char *p = s + n; *p >= '0' && *p <= '9'; p++)
+            v = v * 10 + (uint32_t)(*p - '0');
+        return v;
+    }
+    return 0;
+}
+
 /* ---- init ------------------------------------------------------------------------------------- */
 #ifndef HOST
 static void set_base(uint64_t *d, uint32_t base)

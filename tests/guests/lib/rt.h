@@ -211,6 +211,8 @@ extern char __image_start[], __image_end[];   /* the kernel image, bss included 
 const char *rt_cmdline(void);
 /* True if the command line has `word` as a whole blank-separated word. */
 int rt_cmdline_has(const char *word);
+/* The decimal number after the first `prefix` ("keys=") on the command line (0 if none). */
+uint32_t rt_cmdline_number(const char *prefix);
 /* "verbose" on the command line: kernels print "# ..." diagnostics. */
 extern int rt_verbose;
 

@@ -312,6 +312,9 @@ pub(crate) fn sysenter(cpu: &mut Cpu) -> Result<Flow, Exception> {
     }
     let fl = cpu.eflags() & !(flags::VM | flags::IF | flags::RF);
     cpu.ctx.set_eflags(fl);
+    if cpu.cpl == 3 {
+        cpu.user_events += 1;
+    }
     cpu.cpl = 0;
     cpu.set_segment(Seg::Cs, SegmentCache::flat_code(cs & !3));
     cpu.set_segment(Seg::Ss, SegmentCache::flat_data((cs & !3) + 8));
