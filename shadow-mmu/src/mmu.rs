@@ -1326,6 +1326,14 @@ mod tests {
         assert_eq!(m.invlpg(code), Some((big >> 12, 1024)));
         assert!(!mapped(&m, big + 0x1000) && !mapped(&m, big + 0x20_0000), "the whole large page is gone");
         assert_eq!(m.vmas(), host_vmas());
+        // The same after a mode flush (CR4.PGE on) that kept the pieces.
+        touch(&mut m, big + 0x1000, false);
+        let regs = m.regs();
+        assert_eq!(m.set_regs(PagingRegs { cr4: regs.cr4 | (1 << 7), ..regs }, false), Some(true));
+        assert!(mapped(&m, big + 0x1000), "kept by the mode flush");
+        assert_eq!(m.invlpg(code), Some((big >> 12, 1024)));
+        assert!(!mapped(&m, big + 0x1000), "dropped by an invlpg in the hole");
+        m.set_regs(regs, false);
         // Used only by the monitor's own accesses (as code fetches are): still large.
         m.translate(big + 0x3000, Access::SUPERVISOR_READ).unwrap();
         assert_eq!(m.invlpg(big + 0x5000), Some((big >> 12, 1024)));
