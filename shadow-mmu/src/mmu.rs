@@ -163,6 +163,14 @@ pub struct Mmu {
     pub pages_protected: u64,
     /// Guest-physical page numbers that belong to devices: never mapped.
     device_pages: rustc_hash::FxHashSet<u64>,
+    /// The linear regions (page number >> [`PagingRegs::table_shift`]) where a large
+    /// (4 MiB or 2 MiB) translation was used since the last flush that dropped it, by a
+    /// fill or by the monitor's own accesses (code fetches for translation included), and
+    /// whether one was global. An `invlpg` anywhere in such a region drops all of it, as
+    /// it drops every TLB entry of the page on a CPU: the page's own 4 KiB piece may be
+    /// unmapped while others are (a page holding translated code, or one with other
+    /// permissions, splits a large page's fill), or only translated code may come from it.
+    large_regions: rustc_hash::FxHashMap<u32, bool>,
     /// The second bytes of the `0F xx` instructions that must never run natively (see
     /// [`Mmu::set_never_native`]).
     never_native: Vec<u8>,
@@ -224,6 +232,7 @@ impl Mmu {
             dirty_code: Vec::new(),
             pages_protected: 0,
             device_pages: Default::default(),
+            large_regions: Default::default(),
             never_native: NEVER_NATIVE.to_vec(),
             budget: 0,
             stats: MmuStats::default(),
@@ -385,6 +394,8 @@ impl Mmu {
                 // CR0.WP, CR4.PSE or PGE, EFER.NXE: a flush of everything, global pages
                 // too, but mappings that are still true stay.
                 self.stats.mode_flushes += 1;
+                // (The large pages kept are noted again, as fills of now.)
+                self.large_regions.clear();
                 for w in WindowKind::ALL {
                     let pages = self.shadow.pages(w, true);
                     self.revalidate(w, &pages);
@@ -405,6 +416,7 @@ impl Mmu {
             // cost a context switch what its predecessor left mapped.)
             self.tlb.flush(true);
             self.stats.cr3_flushes += 1;
+            self.large_regions.retain(|_, global| *global);
             for w in WindowKind::ALL {
                 let pages = self.shadow.pages(w, false);
                 let runs = self.shadow.take_pages(w, &pages);
@@ -456,7 +468,10 @@ impl Mmu {
             }
             if !self.still_true(w, &e, &t) {
                 dropped.push(p);
-            } else if t.global != e.global {
+                continue;
+            }
+            self.note_large(p << 12, &t);
+            if t.global != e.global {
                 self.shadow.set_global(w, p, t.global);
             }
         }
@@ -510,6 +525,7 @@ impl Mmu {
     /// Drops every mapping in both windows.
     pub fn flush_all(&mut self) {
         self.tlb.flush(false);
+        self.large_regions.clear();
         self.stats.full_flushes += 1;
         for w in WindowKind::ALL {
             self.shadow.clear(w);
@@ -519,38 +535,47 @@ impl Mmu {
         }
     }
 
-    /// `invlpg`: drops the translation of `linear` (all of a large page).
-    pub fn invlpg(&mut self, linear: u32) {
+    /// `invlpg`: drops the translation of `linear`, or all of the large page it lies in
+    /// (whether or not that piece of it is mapped), whose linear pages are returned then
+    /// (first page number, count): whatever else reaches them (translated code) must go
+    /// too.
+    pub fn invlpg(&mut self, linear: u32) -> Option<(u32, u32)> {
         if !self.regs.paging() {
-            return;
+            return None;
         }
         self.stats.invlpg_flushes += 1;
         // (All of it: cheaper than finding a large page's entries.)
         self.tlb.flush(false);
         let page = page_of(linear);
+        let shift = self.regs.table_shift();
+        let (first, n) = ((page >> shift) << shift, 1u32 << shift);
+        let large = self.large_regions.remove(&(page >> shift)).is_some()
+            || WindowKind::ALL.iter().any(|&w| self.shadow.get(w, page).is_some_and(|e| e.large));
         for w in WindowKind::ALL {
-            match self.shadow.get(w, page) {
-                Some(e) if e.large => {
-                    // The whole large page goes, in one host call.
-                    let shift = self.regs.table_shift();
-                    let region = page >> shift;
-                    for p in (region << shift)..((region + 1) << shift) {
-                        self.shadow.remove(w, p);
-                    }
-                    self.unmap_runs(w, &[(region << shift, 1 << shift)]);
+            if large {
+                // The whole large page goes, in one host call.
+                for p in first..first + n {
+                    self.shadow.remove(w, p);
                 }
-                Some(_) => {
-                    self.shadow.remove(w, page);
-                    // The guest changed this PTE and is about to use it again (an OS
-                    // invlpg's after editing a live mapping): map the new translation
-                    // right away, replacing the old one in the same host call, when that
-                    // needs no accessed/dirty bit the guest's access would have set.
-                    if !self.map_ahead(w, linear) {
-                        self.unmap_runs(w, &[(page, 1)]);
-                    }
+                self.unmap_runs(w, &[(first, n as u64)]);
+            } else if self.shadow.remove(w, page).is_some() {
+                // The guest changed this PTE and is about to use it again (an OS
+                // invlpg's after editing a live mapping): map the new translation
+                // right away, replacing the old one in the same host call, when that
+                // needs no accessed/dirty bit the guest's access would have set.
+                if !self.map_ahead(w, linear) {
+                    self.unmap_runs(w, &[(page, 1)]);
                 }
-                None => {}
             }
+        }
+        large.then_some((first, n))
+    }
+
+    /// Notes a large translation `t` of `linear` in use (see `large_regions`).
+    fn note_large(&mut self, linear: u32, t: &Translation) {
+        if t.large {
+            let global = self.large_regions.entry(page_of(linear) >> self.regs.table_shift()).or_insert(t.global);
+            *global |= t.global;
         }
     }
 
@@ -577,10 +602,13 @@ impl Mmu {
 
     /// After a true #PF, once the guest's handler returns (`iret`) to retry the access
     /// (`retry`: to the faulting instruction, at its privilege level) in the same address
-    /// space: if the handler made the page present for the access that faulted, maps it
-    /// now, with the accessed bit (and for a write, the dirty bit) set as the retried
-    /// access is about to set them, so that the retry does not fault a second time — in
-    /// the sandbox that saves an exit to the monitor per page fault.
+    /// space: if the handler made the page present for the access that faulted, with the
+    /// accessed bit (and for a write, the dirty bit) already set, as an OS makes its
+    /// entries, maps it now, so that the retry does not fault a second time — in the
+    /// sandbox that saves an exit to the monitor per page fault. Bits the guest left clear
+    /// are not set here: the retried instruction need not touch the page at all (the
+    /// handler may have changed its address registers), and an access that does sets them
+    /// through its own hidden fault.
     pub fn prefill(&mut self, retry: bool) {
         let Some((w, linear, write, cr3)) = self.faulted.take() else { return };
         if !retry || !self.regs.paging() || self.regs.cr3 != cr3 || self.shadow.get(w, page_of(linear)).is_some() {
@@ -588,10 +616,10 @@ impl Mmu {
         }
         let access = Access::data(write, w == WindowKind::User);
         let Ok(t) = walk::walk(&self.ram, &self.regs, linear, access) else { return };
-        if !self.fillable(w, &t, write, false) {
+        let marked = t.accessed && (t.dirty || !write) && self.ram.read_u32(t.pde_addr) & walk::pte::A != 0;
+        if !marked || !self.fillable(w, &t, write, false) {
             return;
         }
-        self.mark(&t, write);
         match self.fill(w, linear, &t, write, false) {
             Ok(()) => self.stats.prefills += 1,
             Err(e) => log::error!("map ahead of {linear:#x}: {e}"),
@@ -610,6 +638,7 @@ impl Mmu {
         }
         let t = walk::walk(&self.ram, &self.regs, linear, access)?;
         self.mark(&t, access.write);
+        self.note_large(linear, &t);
         self.tlb.insert(linear, access, t.phys_page, t.global);
         Ok(t.phys_page | (linear & 0xFFF) as u64)
     }
@@ -883,6 +912,7 @@ impl Mmu {
     /// neighbours the guest has already accessed; executable if `fetch` asked for it
     /// and the page may run natively.
     fn fill(&mut self, w: WindowKind, linear: u32, t: &Translation, write: bool, fetch: bool) -> Result<(), WindowError> {
+        self.note_large(linear, t);
         self.make_room();
         let r = match self.try_fill(w, linear, t, write, fetch) {
             Err(e) if e.host_refused() => {
@@ -1276,6 +1306,39 @@ mod tests {
         m.flush_all();
         assert_eq!(m.vmas(), 2);
         assert_eq!(host_vmas(), 2);
+    }
+
+    /// `invlpg` anywhere in a 4 MiB page drops every piece of it, also where that piece is
+    /// not mapped: a page of translated code splits the large page's fill, and its address
+    /// is the one invalidated (the `pt_modes` guest kernel's case).
+    #[test]
+    fn invlpg_in_a_large_page_drops_all_of_it() {
+        let _turn = WINDOWS.lock().unwrap_or_else(|e| e.into_inner());
+        let mut m = mmu();
+        let big = 16u32 << 20;
+        let code = big + 0x10_0000;
+        let code_frame = m.frame_of(code).unwrap();
+        m.protect_code_page(code_frame);
+        touch(&mut m, big + 0x1000, false);
+        touch(&mut m, big + 0x20_0000, false);
+        let mapped = |m: &Mmu, l: u32| m.shadow.get(WindowKind::Kernel, l >> 12).is_some();
+        assert!(!mapped(&m, code) && mapped(&m, big + 0x1000) && mapped(&m, big + 0x20_0000), "the code page is a hole");
+        assert_eq!(m.invlpg(code), Some((big >> 12, 1024)));
+        assert!(!mapped(&m, big + 0x1000) && !mapped(&m, big + 0x20_0000), "the whole large page is gone");
+        assert_eq!(m.vmas(), host_vmas());
+        // The same after a mode flush (CR4.PGE on) that kept the pieces.
+        touch(&mut m, big + 0x1000, false);
+        let regs = m.regs();
+        assert_eq!(m.set_regs(PagingRegs { cr4: regs.cr4 | (1 << 7), ..regs }, false), Some(true));
+        assert!(mapped(&m, big + 0x1000), "kept by the mode flush");
+        assert_eq!(m.invlpg(code), Some((big >> 12, 1024)));
+        assert!(!mapped(&m, big + 0x1000), "dropped by an invlpg in the hole");
+        m.set_regs(regs, false);
+        // Used only by the monitor's own accesses (as code fetches are): still large.
+        m.translate(big + 0x3000, Access::SUPERVISOR_READ).unwrap();
+        assert_eq!(m.invlpg(big + 0x5000), Some((big >> 12, 1024)));
+        assert_eq!(m.invlpg(big + 0x5000), None, "nothing of it used since");
+        m.flush_all();
     }
 
     /// A mapping the host refuses (`ENOMEM`) is retried after an eviction, with a lower

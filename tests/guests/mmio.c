@@ -39,7 +39,7 @@
  */
 #include "rt.h"
 #include "pit.h"
-#include "user.h"
+#include "pt.h"
 
 #define HPET 0xfed00000u
 #define CAP_LO 0x8086a201u
@@ -327,12 +327,6 @@ static void read_modify_write(void)
 }
 
 /* ---- paging ------------------------------------------------------------------------------------ */
-#define PG_P 0x001u
-#define PG_W 0x002u
-#define PG_U 0x004u
-#define PG_A 0x020u
-#define PG_D 0x040u
-#define PG_PS 0x080u
 #define DEV4K   0x50000000u   /* ptd[0]: the device, supervisor, writable */
 #define DEV4KRO 0x50001000u   /* ptd[1]: read-only */
 #define DEVU    0x50002000u   /* ptd[2]: user, writable */
@@ -347,7 +341,6 @@ static uint32_t pt0[1024] __attribute__((aligned(4096)));
 static uint32_t ptd[1024] __attribute__((aligned(4096)));
 static uint8_t ram_page[4096] __attribute__((aligned(4096)));
 
-static inline void invlpg(uint32_t a) { asm volatile("invlpg (%0)" :: "r"(a) : "memory"); }
 
 static void paging_on(void)
 {

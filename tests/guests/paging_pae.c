@@ -22,7 +22,8 @@
  * bits in 64-bit entries: 4 KiB PTE (read, write, fetch) and the PDE above it, 2 MiB PDEs
  * (one at 0xFFE00000 too); setting them keeps the entry's high dword (NX).  Changes made
  * visible: a PTE by invlpg and by a CR3 reload, a PDE by invlpg of an address under it and by
- * a CR3 reload, a PDPTE by a CR3 reload; switching between two PDPTs; global pages (CR4.PGE,
+ * a CR3 reload (and a 2 MiB page's data by invlpg of the address of its code), a PDPTE
+ * by a CR3 reload; switching between two PDPTs; global pages (CR4.PGE,
  * 4 KiB and 2 MiB) remapped + invlpg and remapped + CR4.PGE toggled.  CR4.PSE set under PAE
  * changes nothing.  Demand paging: a #PF handler that sets P in a PTE (read, write, fetch) or
  * in a PDE, writing only the low dword, and returns to retry.  Back to 32-bit paging (paging
@@ -627,6 +628,19 @@ static void changes(void)
     pd1[1] = BIGPHYS | PG_PS | PG_W | PG_P;
     invlpg(BIG + 0x1000);
     no_fault(access(RD, BIG + 0x1000, 0), 0x0b001000, "and back + invlpg");
+    /* a 2 MiB page whose only code is at the address invalidated (translated, never
+     * accessed as data): invlpg there drops all of the page */
+    code_ret(PHYS(BIGPHYS + 0x180000), 0xb0180000);
+    code_ret(PHYS(ALTPHYS + 0x180000), 0xe0180000);
+    reload_cr3();
+    no_fault(access(EX, BIG + 0x180000, 0), 0xb0180000, "code in a 2 MiB page");
+    no_fault(access(RD, BIG + 0x1004, 0), 0x0b001004, "data in it");
+    pd1[1] = ALTPHYS | PG_PS | PG_W | PG_P;
+    invlpg(BIG + 0x180000);
+    no_fault(access(RD, BIG + 0x1004, 0), 0x0e001004, "2 MiB page remapped + invlpg of its code's address: the data");
+    no_fault(access(EX, BIG + 0x180000, 0), 0xe0180000, "and the code");
+    pd1[1] = BIGPHYS | PG_PS | PG_W | PG_P;
+    invlpg(BIG + 0x180000);
     pd1[1] = (uint32_t)pt | PG_W | PG_P;             /* a 2 MiB page becomes a page table */
     invlpg(BIG + 0x3000);
     no_fault(access(RD, BIG + 0x3000, 0), 0x04000000, "2 MiB page -> page table + invlpg");

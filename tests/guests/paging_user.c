@@ -34,16 +34,8 @@
  * implicit supervisor accesses made from CPL 3 (descriptor tables), which fault into #DF.
  * A failed check prints a "# ..." line with what was seen.
  */
-#include "rt.h"
-#include "user.h"
+#include "pt.h"
 
-#define PG_P 0x001u
-#define PG_W 0x002u
-#define PG_U 0x004u
-#define PG_A 0x020u
-#define PG_D 0x040u
-#define PG_PS 0x080u
-#define PG_G 0x100u
 #define PG_PAGEABLE 0x200u    /* available bit: the demand pager may set P */
 #define PG_RSVD21 0x200000u   /* reserved in a 4 MiB PDE */
 
@@ -62,7 +54,6 @@
 
 static uint32_t pdA[1024] __attribute__((aligned(4096)));
 static uint32_t pdB[1024] __attribute__((aligned(4096)));
-static uint32_t pt0[1024] __attribute__((aligned(4096)));
 static uint32_t ptw[1024] __attribute__((aligned(4096)));
 static uint32_t ptwB[1024] __attribute__((aligned(4096)));
 static uint32_t ptc[1024] __attribute__((aligned(4096)));
@@ -72,78 +63,11 @@ static uint8_t cframes[8][4096] __attribute__((aligned(4096)));
 static uint8_t cframeB[4096] __attribute__((aligned(4096)));
 static uint8_t frameB0[4096] __attribute__((aligned(4096)));
 
-static inline void invlpg(uint32_t a) { asm volatile("invlpg (%0)" :: "r"(a) : "memory"); }
-static inline volatile uint32_t *lin(uint32_t a) { return (volatile uint32_t *)PHYS(a); }
 static inline uint32_t fr(unsigned i) { return (uint32_t)frames[i]; }
-
-/* ---- one access, at CPL 3 or CPL 0 ------------------------------------------------------- */
-volatile uint32_t u_addr, u_val;
-uint32_t k_saved_esp;
-extern char u_read[], u_read_at[], u_write[], u_write_at[], u_exec[];
-asm(".pushsection .text\n"
-    "u_read:\n\tmovl u_addr, %ebx\n\tmovl $0xdeadbeef, %eax\n"
-    "u_read_at:\n\tmovl (%ebx), %eax\n\tmovl %eax, u_val\n\tret\n"
-    "u_write:\n\tmovl u_addr, %ebx\n\tmovl u_val, %eax\n"
-    "u_write_at:\n\tmovl %eax, (%ebx)\n\tret\n"
-    "u_exec:\n\tmovl u_addr, %ebx\n\tcall *%ebx\n\tmovl %eax, u_val\n\tret\n"
-    ".popsection\n");
-
-enum { RD, WR, EX };
-struct acc {
-    uint32_t user, faulted, vector, err, eip, cs, cr2, val, at;
-};
-
-static struct acc access(int user, int op, uint32_t addr, uint32_t val)
-{
-    struct acc a = { .user = user };
-    void (*stub)(void) = (void (*)(void))(op == RD ? u_read : op == WR ? u_write : u_exec);
-    a.at = op == RD ? (uint32_t)u_read_at : op == WR ? (uint32_t)u_write_at : addr;
-    u_addr = addr;
-    u_val = val;
-    uk_cr2 = 0;
-    if (user) {
-        uf.count = 0;
-        uf.vector = 0xff;
-        user_resume = (uint32_t)user_exit;
-        user_enter(stub);
-        a.faulted = uf.count;
-        a.vector = uf.vector;
-        a.err = uf.err;
-        a.eip = uf.eip;
-        a.cs = uf.cs;
-    } else {
-        rt_clear_last();
-        asm volatile(CATCH("1f") "movl %%esp, k_saved_esp\n\tcall *%0\n1:\tmovl k_saved_esp, %%esp\n\t" UNCATCH
-                     :: "r"(stub) : "eax", "ebx", "ecx", "edx", "esi", "edi", "memory", "cc");
-        a.faulted = rt_last.count;
-        a.vector = rt_last.vector;
-        a.err = rt_last.err;
-        a.eip = rt_last.eip;
-        a.cs = rt_last.cs;
-    }
-    a.cr2 = uk_cr2;
-    a.val = u_val;
-    return a;
-}
-
-static void show(struct acc a)
-{
-    rt_printf("# got %u fault(s), vector %u error 0x%x CR2 0x%08x EIP 0x%08x CS 0x%x, value 0x%08x; "
-              "the access was at 0x%08x\n", a.faulted, a.vector, a.err, a.cr2, a.eip, a.cs, a.val, a.at);
-}
-
-/* The access faulted once with #PF(err), CR2 = cr2, at the instruction, from the right CPL. */
-static void is_pf(struct acc a, uint32_t err, uint32_t cr2, const char *desc)
-{
-    int good = a.faulted == 1 && a.vector == 14 && a.err == err && a.cr2 == cr2 && a.eip == a.at &&
-               a.cs == (a.user ? UCS : SEL_KCODE);
-    if (!ok(good, "%s: #PF, error 0x%x, CR2, EIP", desc, err))
-        show(a);
-}
 
 /* A reserved-bit fault: QEMU (7.x on) reports RSVD without P, hardware with P (the entry is
  * present); only the other bits are compared. */
-static void is_rsvd_pf(struct acc a, uint32_t err, uint32_t cr2, const char *desc)
+static void is_rsvd_pf(struct probe a, uint32_t err, uint32_t cr2, const char *desc)
 {
     int good = a.faulted == 1 && a.vector == 14 && (a.err & ~1u) == err && a.cr2 == cr2 &&
                a.eip == a.at && a.cs == (a.user ? UCS : SEL_KCODE);
@@ -151,39 +75,10 @@ static void is_rsvd_pf(struct acc a, uint32_t err, uint32_t cr2, const char *des
         show(a);
 }
 
-static void no_fault(struct acc a, const char *desc)
-{
-    if (!ok(a.faulted == 0, "%s: no fault", desc))
-        show(a);
-}
-
-#define U 1
-#define K 0
-
 /* ---- setup ----------------------------------------------------------------------------------- */
-static void fill(volatile uint8_t *p, uint32_t tag)
-{
-    for (unsigned i = 0; i < 4096; i += 4)
-        *(uint32_t *)(p + i) = tag + i;
-}
-
-/* `mov $v, %eax; ret` at p */
-static void code_ret(uint8_t *p, uint32_t v)
-{
-    p[0] = 0xb8;
-    memcpy(p + 1, &v, 4);
-    p[5] = 0xc3;
-}
-
 static void setup(void)
 {
-    if ((uint32_t)__image_end > 0x400000)
-        rt_bail("the kernel image ends above 4 MiB");
-    for (unsigned i = 0; i < 1024; i++)
-        pt0[i] = (i << 12) | PG_U | PG_W | PG_P;       /* 0-4 MiB: the kernel, user-accessible */
-    pdA[0] = (uint32_t)pt0 | PG_U | PG_W | PG_P;
-    for (unsigned i = 1; i < 32; i++)
-        pdA[i] = (i << 22) | PG_PS | PG_W | PG_P;      /* 4-128 MiB: supervisor only */
+    pt_setup(pdA);             /* paging on: every entry below goes from P = 0 to 1 */
     pdA[W >> 22] = (uint32_t)ptw | PG_U | PG_W | PG_P;
     pdA[WSUPD >> 22] = (uint32_t)ptw | PG_W | PG_P;
     pdA[WROPD >> 22] = (uint32_t)ptw | PG_U | PG_P;
@@ -241,28 +136,24 @@ static void setup(void)
     pdB[W >> 22] = (uint32_t)ptwB | PG_U | PG_W | PG_P;
     pdB[CODE >> 22] = (uint32_t)ptcB | PG_U | PG_W | PG_P;
 
-    write_cr4(read_cr4() | CR4_PSE);
-    write_cr3((uint32_t)pdA);
-    write_cr0(read_cr0() | CR0_PG);
-    user_setup();
 }
 
 /* ---- the tests ---------------------------------------------------------------------------- */
 static void basics(void)
 {
-    struct acc a = access(U, RD, W + 0x10, 0);
+    struct probe a = probe(U, RD, W + 0x10, 0);
     no_fault(a, "CPL 3 read of a user page");
     is(a.val, 0x01000010, "CPL 3 read: the frame's contents");
-    a = access(U, WR, W + 0x20, 0x600dcafe);
+    a = probe(U, WR, W + 0x20, 0x600dcafe);
     no_fault(a, "CPL 3 write to a user page");
     is(*(uint32_t *)(frames[0] + 0x20), 0x600dcafe, "CPL 3 write: lands in the frame");
-    a = access(U, RD, W + 0x1010, 0);
+    a = probe(U, RD, W + 0x1010, 0);
     ok(!a.faulted && a.val == 0x02000010, "CPL 3 read of a read-only user page");
-    a = access(U, EX, CODE, 0);
+    a = probe(U, EX, CODE, 0);
     ok(!a.faulted && a.val == 1, "CPL 3 fetch from a read-only user page: the code ran");
-    a = access(U, RD, BIG + 0x454, 0);
+    a = probe(U, RD, BIG + 0x454, 0);
     ok(!a.faulted && a.val == 0x0b160454, "CPL 3 read of a 4 MiB user page");
-    a = access(U, WR, BIG + 0x3ff000, 0x4b4b4b4b);
+    a = probe(U, WR, BIG + 0x3ff000, 0x4b4b4b4b);
     ok(!a.faulted && *(uint32_t *)PHYS(BIGPHYS + 0x3ff000) == 0x4b4b4b4b, "CPL 3 write to a 4 MiB user page");
 }
 
@@ -272,29 +163,29 @@ static void user_error_codes(void)
         write_cr0(wp ? read_cr0() | CR0_WP : read_cr0() & ~CR0_WP);
         char d[80];
 #define WPD(s) (rt_format(d, sizeof d, "%s (WP=%d)", s, wp), d)
-        is_pf(access(U, RD, W + 0x4008, 0), 4, W + 0x4008, WPD("CPL 3 read, not-present PTE"));
-        is_pf(access(U, WR, W + 0x400c, 0), 6, W + 0x400c, WPD("CPL 3 write, not-present PTE"));
-        is_pf(access(U, EX, W + 0x4010, 0), 4, W + 0x4010, WPD("CPL 3 fetch, not-present PTE"));
-        is_pf(access(U, RD, NOPDE + 0x1234, 0), 4, NOPDE + 0x1234, WPD("CPL 3 read, not-present PDE"));
-        is_pf(access(U, WR, NOPDE + 0x2344, 0), 6, NOPDE + 0x2344, WPD("CPL 3 write, not-present PDE"));
-        is_pf(access(U, EX, NOPDE + 0x3450, 0), 4, NOPDE + 0x3450, WPD("CPL 3 fetch, not-present PDE"));
-        is_pf(access(U, RD, W + 0x2100, 0), 5, W + 0x2100, WPD("CPL 3 read, supervisor PTE"));
-        is_pf(access(U, WR, W + 0x2104, 0), 7, W + 0x2104, WPD("CPL 3 write, supervisor PTE"));
-        is_pf(access(U, EX, W + 0x2000, 0), 5, W + 0x2000, WPD("CPL 3 fetch, supervisor PTE"));
-        is_pf(access(U, RD, W + 0x3100, 0), 5, W + 0x3100, WPD("CPL 3 read, supervisor read-only PTE"));
-        is_pf(access(U, WR, W + 0x3104, 0), 7, W + 0x3104, WPD("CPL 3 write, supervisor read-only PTE"));
-        is_pf(access(U, RD, WSUPD + 0x0200, 0), 5, WSUPD + 0x0200, WPD("CPL 3 read, U/S clear in the PDE only"));
-        is_pf(access(U, WR, WSUPD + 0x0204, 0), 7, WSUPD + 0x0204, WPD("CPL 3 write, U/S clear in the PDE only"));
-        is_pf(access(U, EX, WSUPD + 0x0000, 0), 5, WSUPD + 0x0000, WPD("CPL 3 fetch, U/S clear in the PDE only"));
-        is_pf(access(U, RD, BIGS + 0x2ffffc, 0), 5, BIGS + 0x2ffffc, WPD("CPL 3 read, 4 MiB supervisor page"));
-        is_pf(access(U, WR, BIGS + 0x300000, 0), 7, BIGS + 0x300000, WPD("CPL 3 write, 4 MiB supervisor page"));
-        is_pf(access(U, EX, BIGS + 0x10, 0), 5, BIGS + 0x10, WPD("CPL 3 fetch, 4 MiB supervisor page"));
-        is_pf(access(U, WR, W + 0x1200, 0x11), 7, W + 0x1200, WPD("CPL 3 write, read-only PTE"));
-        is_pf(access(U, WR, WROPD + 0x0300, 0x11), 7, WROPD + 0x0300, WPD("CPL 3 write, R/W clear in the PDE only"));
-        is_pf(access(U, WR, BIGRO + 0x1000, 0x11), 7, BIGRO + 0x1000, WPD("CPL 3 write, 4 MiB read-only page"));
-        struct acc a = access(U, RD, WROPD + 0x0304, 0);
+        is_pf(probe(U, RD, W + 0x4008, 0), 4, W + 0x4008, WPD("CPL 3 read, not-present PTE"));
+        is_pf(probe(U, WR, W + 0x400c, 0), 6, W + 0x400c, WPD("CPL 3 write, not-present PTE"));
+        is_pf(probe(U, EX, W + 0x4010, 0), 4, W + 0x4010, WPD("CPL 3 fetch, not-present PTE"));
+        is_pf(probe(U, RD, NOPDE + 0x1234, 0), 4, NOPDE + 0x1234, WPD("CPL 3 read, not-present PDE"));
+        is_pf(probe(U, WR, NOPDE + 0x2344, 0), 6, NOPDE + 0x2344, WPD("CPL 3 write, not-present PDE"));
+        is_pf(probe(U, EX, NOPDE + 0x3450, 0), 4, NOPDE + 0x3450, WPD("CPL 3 fetch, not-present PDE"));
+        is_pf(probe(U, RD, W + 0x2100, 0), 5, W + 0x2100, WPD("CPL 3 read, supervisor PTE"));
+        is_pf(probe(U, WR, W + 0x2104, 0), 7, W + 0x2104, WPD("CPL 3 write, supervisor PTE"));
+        is_pf(probe(U, EX, W + 0x2000, 0), 5, W + 0x2000, WPD("CPL 3 fetch, supervisor PTE"));
+        is_pf(probe(U, RD, W + 0x3100, 0), 5, W + 0x3100, WPD("CPL 3 read, supervisor read-only PTE"));
+        is_pf(probe(U, WR, W + 0x3104, 0), 7, W + 0x3104, WPD("CPL 3 write, supervisor read-only PTE"));
+        is_pf(probe(U, RD, WSUPD + 0x0200, 0), 5, WSUPD + 0x0200, WPD("CPL 3 read, U/S clear in the PDE only"));
+        is_pf(probe(U, WR, WSUPD + 0x0204, 0), 7, WSUPD + 0x0204, WPD("CPL 3 write, U/S clear in the PDE only"));
+        is_pf(probe(U, EX, WSUPD + 0x0000, 0), 5, WSUPD + 0x0000, WPD("CPL 3 fetch, U/S clear in the PDE only"));
+        is_pf(probe(U, RD, BIGS + 0x2ffffc, 0), 5, BIGS + 0x2ffffc, WPD("CPL 3 read, 4 MiB supervisor page"));
+        is_pf(probe(U, WR, BIGS + 0x300000, 0), 7, BIGS + 0x300000, WPD("CPL 3 write, 4 MiB supervisor page"));
+        is_pf(probe(U, EX, BIGS + 0x10, 0), 5, BIGS + 0x10, WPD("CPL 3 fetch, 4 MiB supervisor page"));
+        is_pf(probe(U, WR, W + 0x1200, 0x11), 7, W + 0x1200, WPD("CPL 3 write, read-only PTE"));
+        is_pf(probe(U, WR, WROPD + 0x0300, 0x11), 7, WROPD + 0x0300, WPD("CPL 3 write, R/W clear in the PDE only"));
+        is_pf(probe(U, WR, BIGRO + 0x1000, 0x11), 7, BIGRO + 0x1000, WPD("CPL 3 write, 4 MiB read-only page"));
+        struct probe a = probe(U, RD, WROPD + 0x0304, 0);
         ok(!a.faulted && a.val == 0x01000304, "%s", WPD("CPL 3 read, R/W clear in the PDE only: fine"));
-        a = access(U, RD, BIGRO + 0x1004, 0);
+        a = probe(U, RD, BIGRO + 0x1004, 0);
         ok(!a.faulted && a.val == 0x0b161004, "%s", WPD("CPL 3 read, 4 MiB read-only page: fine"));
         ok(*(uint32_t *)(frames[1] + 0x200) == 0x02000200 && *(uint32_t *)(frames[0] + 0x300) == 0x01000300 &&
            *(uint32_t *)PHYS(BIGPHYS + 0x1000) == 0x0b161000, "%s", WPD("the faulting CPL 3 writes changed nothing"));
@@ -305,13 +196,13 @@ static void user_error_codes(void)
 
 static void supervisor_error_codes(void)
 {
-    is_pf(access(K, RD, W + 0x4020, 0), 0, W + 0x4020, "CPL 0 read, not-present PTE");
-    is_pf(access(K, WR, W + 0x4024, 0), 2, W + 0x4024, "CPL 0 write, not-present PTE");
-    is_pf(access(K, RD, NOPDE + 0x20, 0), 0, NOPDE + 0x20, "CPL 0 read, not-present PDE");
-    is_pf(access(K, WR, NOPDE + 0x24, 0), 2, NOPDE + 0x24, "CPL 0 write, not-present PDE");
-    struct acc a = access(K, RD, W + 0x1040, 0);
+    is_pf(probe(K, RD, W + 0x4020, 0), 0, W + 0x4020, "CPL 0 read, not-present PTE");
+    is_pf(probe(K, WR, W + 0x4024, 0), 2, W + 0x4024, "CPL 0 write, not-present PTE");
+    is_pf(probe(K, RD, NOPDE + 0x20, 0), 0, NOPDE + 0x20, "CPL 0 read, not-present PDE");
+    is_pf(probe(K, WR, NOPDE + 0x24, 0), 2, NOPDE + 0x24, "CPL 0 write, not-present PDE");
+    struct probe a = probe(K, RD, W + 0x1040, 0);
     ok(!a.faulted && a.val == 0x02000040, "CPL 0 read of a user page (no SMAP)");
-    a = access(K, EX, CODE, 0);
+    a = probe(K, EX, CODE, 0);
     ok(!a.faulted && a.val == 1, "CPL 0 fetch from a user page (no SMEP)");
 
     static const struct { uint32_t addr; const char *what; } ro[] = {
@@ -322,44 +213,44 @@ static void supervisor_error_codes(void)
     };
     for (unsigned i = 0; i < 4; i++) {
         write_cr0(read_cr0() & ~CR0_WP);
-        a = access(K, WR, ro[i].addr, 0x5a5a0000 + i);
+        a = probe(K, WR, ro[i].addr, 0x5a5a0000 + i);
         ok(!a.faulted && *lin(ro[i].addr) == 0x5a5a0000 + i, "CPL 0 write, %s, WP=0: works", ro[i].what);
         write_cr0(read_cr0() | CR0_WP);
-        a = access(K, WR, ro[i].addr, 0xa5a50000 + i);
+        a = probe(K, WR, ro[i].addr, 0xa5a50000 + i);
         char d[80];
         rt_format(d, sizeof d, "CPL 0 write, %s, WP=1", ro[i].what);
         is_pf(a, 3, ro[i].addr, d);
         is(*lin(ro[i].addr), 0x5a5a0000 + i, "CPL 0 write, %s, WP=1: changed nothing", ro[i].what);
     }
     write_cr0(read_cr0() & ~CR0_WP);
-    a = access(K, WR, W + 0x2400, 0x77);
+    a = probe(K, WR, W + 0x2400, 0x77);
     ok(!a.faulted && *(uint32_t *)(frames[2] + 0x400) == 0x77, "CPL 0 write to a supervisor page");
 }
 
 static void reserved_bit(void)
 {
-    is_rsvd_pf(access(U, RD, RSV + 0x100, 0), 0xc, RSV + 0x100, "CPL 3 read, 4 MiB PDE with bit 21 set (RSVD)");
-    is_rsvd_pf(access(U, WR, RSV + 0x104, 0), 0xe, RSV + 0x104, "CPL 3 write, 4 MiB PDE with bit 21 set (RSVD)");
-    is_rsvd_pf(access(U, EX, RSV + 0x108, 0), 0xc, RSV + 0x108, "CPL 3 fetch, 4 MiB PDE with bit 21 set (RSVD)");
-    is_rsvd_pf(access(K, RD, RSV + 0x10c, 0), 0x8, RSV + 0x10c, "CPL 0 read, 4 MiB PDE with bit 21 set (RSVD)");
-    is_rsvd_pf(access(K, WR, RSV + 0x110, 0), 0xa, RSV + 0x110, "CPL 0 write, 4 MiB PDE with bit 21 set (RSVD)");
+    is_rsvd_pf(probe(U, RD, RSV + 0x100, 0), 0xc, RSV + 0x100, "CPL 3 read, 4 MiB PDE with bit 21 set (RSVD)");
+    is_rsvd_pf(probe(U, WR, RSV + 0x104, 0), 0xe, RSV + 0x104, "CPL 3 write, 4 MiB PDE with bit 21 set (RSVD)");
+    is_rsvd_pf(probe(U, EX, RSV + 0x108, 0), 0xc, RSV + 0x108, "CPL 3 fetch, 4 MiB PDE with bit 21 set (RSVD)");
+    is_rsvd_pf(probe(K, RD, RSV + 0x10c, 0), 0x8, RSV + 0x10c, "CPL 0 read, 4 MiB PDE with bit 21 set (RSVD)");
+    is_rsvd_pf(probe(K, WR, RSV + 0x110, 0), 0xa, RSV + 0x110, "CPL 0 write, 4 MiB PDE with bit 21 set (RSVD)");
 }
 
 static void straddles(void)
 {
-    struct acc a = access(U, RD, W + 0x0ffe, 0);
+    struct probe a = probe(U, RD, W + 0x0ffe, 0);
     ok(!a.faulted && a.val == ((0x02000000u << 16) | (0x01000ffcu >> 16)), "CPL 3 dword read across two user pages");
-    is_pf(access(U, RD, W + 0x1ffd, 0), 5, W + 0x2000, "CPL 3 dword read running into a supervisor page");
-    is_pf(access(U, RD, W + 0x6fff, 0), 4, W + 0x7000, "CPL 3 dword read running into a not-present page");
+    is_pf(probe(U, RD, W + 0x1ffd, 0), 5, W + 0x2000, "CPL 3 dword read running into a supervisor page");
+    is_pf(probe(U, RD, W + 0x6fff, 0), 4, W + 0x7000, "CPL 3 dword read running into a not-present page");
     uint32_t before = *(uint32_t *)(frames[0] + 0xffc);
-    a = access(U, WR, W + 0x0ffe, 0x12345678);
+    a = probe(U, WR, W + 0x0ffe, 0x12345678);
     is_pf(a, 7, W + 0x1000, "CPL 3 dword write running into a read-only page");
     is(*(uint32_t *)(frames[0] + 0xffc), before, "the straddling write wrote nothing to the first page");
     write_cr0(read_cr0() | CR0_WP);
-    is_pf(access(K, WR, W + 0x0fff, 0), 3, W + 0x1000, "CPL 0 dword write running into a read-only page (WP=1)");
+    is_pf(probe(K, WR, W + 0x0fff, 0), 3, W + 0x1000, "CPL 0 dword write running into a read-only page (WP=1)");
     write_cr0(read_cr0() & ~CR0_WP);
     is(*(uint32_t *)(frames[0] + 0xffc), before, "and that wrote nothing either");
-    is_pf(access(U, EX, CODE + 0x6ffd, 0), 5, CODE + 0x7000, "CPL 3 instruction straddling into a supervisor page");
+    is_pf(probe(U, EX, CODE + 0x6ffd, 0), 5, CODE + 0x7000, "CPL 3 instruction straddling into a supervisor page");
 }
 
 static void accessed_dirty(void)
@@ -367,95 +258,95 @@ static void accessed_dirty(void)
     ptw[5] &= ~(PG_A | PG_D);
     pdA[W >> 22] &= ~PG_A;
     invlpg(W + 0x5000);
-    struct acc a = access(U, RD, W + 0x5000, 0);
+    struct probe a = probe(U, RD, W + 0x5000, 0);
     ok(!a.faulted && (ptw[5] & (PG_A | PG_D)) == PG_A, "CPL 3 read sets the PTE's A, not D");
     ok(pdA[W >> 22] & PG_A, "CPL 3 read sets the PDE's A");
-    a = access(U, RD, W + 0x5004, 0);
+    a = probe(U, RD, W + 0x5004, 0);
     ok((ptw[5] & (PG_A | PG_D)) == PG_A, "a second CPL 3 read: still not D");
-    a = access(U, WR, W + 0x5008, 0x99);
+    a = probe(U, WR, W + 0x5008, 0x99);
     ok(!a.faulted && (ptw[5] & (PG_A | PG_D)) == (PG_A | PG_D), "CPL 3 write after a read sets D");
     ptw[5] &= ~(PG_A | PG_D);
     invlpg(W + 0x5000);
-    a = access(U, WR, W + 0x500c, 0x98);
+    a = probe(U, WR, W + 0x500c, 0x98);
     ok(!a.faulted && (ptw[5] & (PG_A | PG_D)) == (PG_A | PG_D), "CPL 3 write to an untouched page sets A and D");
 
     pdA[BIG >> 22] &= ~(PG_A | PG_D);
     invlpg(BIG);
-    a = access(U, RD, BIG + 0x200000, 0);
+    a = probe(U, RD, BIG + 0x200000, 0);
     ok(!a.faulted && (pdA[BIG >> 22] & (PG_A | PG_D)) == PG_A, "CPL 3 read of a 4 MiB page sets A, not D");
-    a = access(U, WR, BIG + 0x200004, 0x97);
+    a = probe(U, WR, BIG + 0x200004, 0x97);
     ok(!a.faulted && (pdA[BIG >> 22] & (PG_A | PG_D)) == (PG_A | PG_D), "CPL 3 write to a 4 MiB page sets D");
 
     ptc[0] &= ~(PG_A | PG_D);
     invlpg(CODE);
-    a = access(U, EX, CODE, 0);
+    a = probe(U, EX, CODE, 0);
     ok(!a.faulted && a.val == 1 && (ptc[0] & (PG_A | PG_D)) == PG_A, "CPL 3 fetch sets the PTE's A, not D");
 
     ptw[1] &= ~(PG_A | PG_D);
     invlpg(W + 0x1000);
-    a = access(K, WR, W + 0x1500, 0x96);
+    a = probe(K, WR, W + 0x1500, 0x96);
     ok(!a.faulted && (ptw[1] & (PG_A | PG_D)) == (PG_A | PG_D), "CPL 0 write to a read-only user page (WP=0) sets A and D");
 }
 
 static void changes(void)
 {
-    struct acc a;
+    struct probe a;
     /* read-only -> writable */
-    is_pf(access(U, WR, W + 0x6000, 0x61), 7, W + 0x6000, "CPL 3 write to a read-only page");
+    is_pf(probe(U, WR, W + 0x6000, 0x61), 7, W + 0x6000, "CPL 3 write to a read-only page");
     ptw[6] |= PG_W;
     invlpg(W + 0x6000);
-    a = access(U, WR, W + 0x6000, 0x62);
+    a = probe(U, WR, W + 0x6000, 0x62);
     ok(!a.faulted && *(uint32_t *)frames[6] == 0x62, "made writable + invlpg: the CPL 3 write works");
     /* writable -> read-only */
     ptw[6] &= ~PG_W;
     invlpg(W + 0x6000);
-    is_pf(access(U, WR, W + 0x6004, 0x63), 7, W + 0x6004, "made read-only + invlpg: the CPL 3 write faults");
-    a = access(U, RD, W + 0x6000, 0);
+    is_pf(probe(U, WR, W + 0x6004, 0x63), 7, W + 0x6004, "made read-only + invlpg: the CPL 3 write faults");
+    a = probe(U, RD, W + 0x6000, 0);
     ok(!a.faulted && a.val == 0x62, "and reading it still works");
     /* user -> supervisor and back */
     ptw[6] &= ~PG_U;
     invlpg(W + 0x6000);
-    is_pf(access(U, RD, W + 0x6008, 0), 5, W + 0x6008, "made supervisor + invlpg: the CPL 3 read faults");
-    a = access(K, RD, W + 0x6000, 0);
+    is_pf(probe(U, RD, W + 0x6008, 0), 5, W + 0x6008, "made supervisor + invlpg: the CPL 3 read faults");
+    a = probe(K, RD, W + 0x6000, 0);
     ok(!a.faulted && a.val == 0x62, "and CPL 0 reads it");
     ptw[6] |= PG_U;
     invlpg(W + 0x6000);
-    a = access(U, RD, W + 0x6000, 0);
+    a = probe(U, RD, W + 0x6000, 0);
     ok(!a.faulted && a.val == 0x62, "made user again + invlpg: the CPL 3 read works");
     /* present -> not present */
     ptw[6] &= ~PG_P;
     invlpg(W + 0x6000);
-    is_pf(access(U, RD, W + 0x600c, 0), 4, W + 0x600c, "made not present + invlpg: the CPL 3 read faults");
+    is_pf(probe(U, RD, W + 0x600c, 0), 4, W + 0x600c, "made not present + invlpg: the CPL 3 read faults");
     ptw[6] |= PG_P;
-    a = access(U, RD, W + 0x6000, 0);
+    a = probe(U, RD, W + 0x6000, 0);
     ok(!a.faulted && a.val == 0x62, "present again (no invlpg needed): the CPL 3 read works");
     /* another frame */
-    a = access(U, RD, W + 0xb000, 0);
+    a = probe(U, RD, W + 0xb000, 0);
     ok(!a.faulted && a.val == 0x0c000000, "before remapping");
     ptw[11] = fr(12) | PG_U | PG_W | PG_P;
     invlpg(W + 0xb000);
-    a = access(U, RD, W + 0xb000, 0);
+    a = probe(U, RD, W + 0xb000, 0);
     ok(!a.faulted && a.val == 0x0d000000, "remapped + invlpg: CPL 3 reads the new frame");
     ptw[11] = fr(11) | PG_U | PG_W | PG_P;
     write_cr3(read_cr3());
-    a = access(U, RD, W + 0xb000, 0);
+    a = probe(U, RD, W + 0xb000, 0);
     ok(!a.faulted && a.val == 0x0c000000, "remapped + CR3 reload: CPL 3 reads the new frame");
     /* 4 MiB page remapped */
     pdA[BIG >> 22] = BIGPHYS2 | PG_PS | PG_U | PG_W | PG_P;
     invlpg(BIG + 0x10);
-    a = access(U, RD, BIG + 0x10, 0);
+    a = probe(U, RD, BIG + 0x10, 0);
     ok(!a.faulted && a.val == 0x0b260010, "4 MiB page remapped + invlpg: CPL 3 reads the new frame");
     pdA[BIG >> 22] = BIGPHYS | PG_PS | PG_U | PG_W | PG_P;
     invlpg(BIG + 0x10);
 
     /* kernel and user see the same memory */
     *(volatile uint32_t *)(frames[0] + 0x40) = 0xfeed0001;   /* through the identity map */
-    a = access(U, RD, W + 0x40, 0);
+    a = probe(U, RD, W + 0x40, 0);
     is(a.val, 0xfeed0001, "a kernel store through another mapping, read at CPL 3");
     *lin(W + 0x44) = 0xfeed0002;                              /* the same linear address */
-    a = access(U, RD, W + 0x44, 0);
+    a = probe(U, RD, W + 0x44, 0);
     is(a.val, 0xfeed0002, "a kernel store through the user mapping, read at CPL 3");
-    a = access(U, WR, W + 0x48, 0xfeed0003);
+    a = probe(U, WR, W + 0x48, 0xfeed0003);
     is(*(volatile uint32_t *)(frames[0] + 0x48), 0xfeed0003, "a CPL 3 store, read by the kernel through another mapping");
     is(*lin(W + 0x48), 0xfeed0003, "and through the user mapping");
 }
@@ -508,17 +399,17 @@ static void demand_paging(void)
 {
     user_pf_fixup = pager;
     pg_count = 0;
-    struct acc a = access(U, RD, W + 0x7abc, 0);
+    struct probe a = probe(U, RD, W + 0x7abc, 0);
     ok(!a.faulted && a.val == 0x08000abc && pg_count == 1, "CPL 3 read of a not-present page: paged in, retried");
-    ok(pg_cr2[0] == W + 0x7abc && pg_err[0] == 4 && pg_eip[0] == (uint32_t)u_read_at && pg_cs[0] == UCS,
+    ok(pg_cr2[0] == W + 0x7abc && pg_err[0] == 4 && pg_eip[0] == (uint32_t)pr_read_at && pg_cs[0] == UCS,
        "the pager saw CR2, error 4 and the EIP at CPL 3");
     unpage(W + 0x7000);
 
     pg_count = 0;
-    a = access(U, WR, W + 0x8ab0, 0xcafe0008);
+    a = probe(U, WR, W + 0x8ab0, 0xcafe0008);
     ok(!a.faulted && pg_count == 1 && *(uint32_t *)(frames[8] + 0xab0) == 0xcafe0008,
        "CPL 3 write to a not-present page: paged in, retried");
-    ok(pg_err[0] == 6 && pg_eip[0] == (uint32_t)u_write_at, "the pager saw error 6");
+    ok(pg_err[0] == 6 && pg_eip[0] == (uint32_t)pr_write_at, "the pager saw error 6");
     ok((ptw[8] & (PG_A | PG_D)) == (PG_A | PG_D), "the retried write set A and D");
     unpage(W + 0x8000);
 
@@ -535,32 +426,32 @@ static void demand_paging(void)
 
     /* code */
     pg_count = 0;
-    a = access(U, EX, CODE + 0x1000, 0);
+    a = probe(U, EX, CODE + 0x1000, 0);
     ok(!a.faulted && pg_count == 1 && a.val == 0xc1c1c1c1, "CPL 3 call into a not-present page: paged in, the code ran");
     ok(pg_cr2[0] == CODE + 0x1000 && pg_eip[0] == CODE + 0x1000 && pg_err[0] == 4, "the fetch fault: CR2 = EIP = the target, error 4");
     pg_count = 0;
-    a = access(U, EX, CODE + 0x2ffd, 0);
+    a = probe(U, EX, CODE + 0x2ffd, 0);
     ok(!a.faulted && pg_count == 1 && a.val == 0x12345678, "CPL 3 instruction straddling into a not-present page: paged in, ran");
     ok(pg_cr2[0] == CODE + 0x3000 && pg_eip[0] == CODE + 0x2ffd && pg_err[0] == 4,
        "the straddling fetch: CR2 = the second page, EIP = the instruction");
     pg_count = 0;
-    a = access(U, EX, CODE + 0x4ffc, 0);
+    a = probe(U, EX, CODE + 0x4ffc, 0);
     ok(!a.faulted && pg_count == 1 && a.val == 0x55555555, "CPL 3 code falling through into a not-present page: paged in, ran");
     ok(pg_cr2[0] == CODE + 0x5000 && pg_eip[0] == CODE + 0x5000 && pg_err[0] == 4,
        "the fall-through fault: CR2 = EIP = the page");
     /* and again, now present: no faults */
     pg_count = 0;
-    a = access(U, EX, CODE + 0x2ffd, 0);
+    a = probe(U, EX, CODE + 0x2ffd, 0);
     ok(!a.faulted && pg_count == 0 && a.val == 0x12345678, "the straddling instruction again: no fault");
     /* unmapped again: faults again */
     unpage(CODE + 0x3000);
     pg_count = 0;
-    a = access(U, EX, CODE + 0x2ffd, 0);
+    a = probe(U, EX, CODE + 0x2ffd, 0);
     ok(!a.faulted && pg_count == 1 && a.val == 0x12345678, "its second page unmapped + invlpg: paged in again");
 
     /* the kernel pages too (CPL 0 #PF, same handler) */
     pg_count = 0;
-    a = access(K, RD, W + 0x7ff8, 0);
+    a = probe(K, RD, W + 0x7ff8, 0);
     ok(!a.faulted && pg_count == 1 && a.val == 0x08000ff8 && pg_err[0] == 0 && pg_cs[0] == SEL_KCODE,
        "CPL 0 read of a not-present page: paged in, retried");
     unpage(W + 0x7000);
@@ -617,54 +508,54 @@ static void two_spaces(void)
 
     /* switched by the kernel between user programs */
     write_cr3((uint32_t)pdB);
-    struct acc a = access(U, EX, CODE, 0);
+    struct probe a = probe(U, EX, CODE, 0);
     ok(!a.faulted && a.val == 2, "CR3 = B, then a user program: B's code");
-    a = access(U, RD, W, 0);
+    a = probe(U, RD, W, 0);
     is(a.val, 0xb0000000, "CR3 = B: B's data");
     code_ret(cframes[0], 3);            /* A's code changed while B is active */
     write_cr3((uint32_t)pdA);
-    a = access(U, EX, CODE, 0);
+    a = probe(U, EX, CODE, 0);
     ok(!a.faulted && a.val == 3, "A's code rewritten while B was active: the new code runs in A");
     write_cr3((uint32_t)pdB);
-    a = access(U, EX, CODE, 0);
+    a = probe(U, EX, CODE, 0);
     ok(!a.faulted && a.val == 2, "and B's is unchanged");
     write_cr3((uint32_t)pdA);
 
     /* a non-global user page unmapped, then CR3 reloaded */
-    a = access(U, RD, W + 0xb004, 0);
+    a = probe(U, RD, W + 0xb004, 0);
     ptw[11] &= ~PG_P;
     write_cr3(read_cr3());
-    is_pf(access(U, RD, W + 0xb004, 0), 4, W + 0xb004, "a non-global user page unmapped + CR3 reload");
+    is_pf(probe(U, RD, W + 0xb004, 0), 4, W + 0xb004, "a non-global user page unmapped + CR3 reload");
     ptw[11] |= PG_P;
 
     /* global pages: remapped + invlpg, remapped + CR4.PGE toggled */
-    a = access(U, RD, W + 0xa004, 0);
+    a = probe(U, RD, W + 0xa004, 0);
     is(a.val, 0x0b000004, "global user page");
     ptw[10] = fr(12) | PG_G | PG_U | PG_W | PG_P;
     ptwB[10] = ptw[10];
     invlpg(W + 0xa000);
-    a = access(U, RD, W + 0xa004, 0);
+    a = probe(U, RD, W + 0xa004, 0);
     is(a.val, 0x0d000004, "global user page remapped + invlpg: CPL 3 reads the new frame");
     ptw[10] = fr(10) | PG_G | PG_U | PG_W | PG_P;
     ptwB[10] = ptw[10];
     write_cr4(read_cr4() & ~CR4_PGE);
     write_cr4(read_cr4() | CR4_PGE);
-    a = access(U, RD, W + 0xa004, 0);
+    a = probe(U, RD, W + 0xa004, 0);
     is(a.val, 0x0b000004, "global user page remapped + CR4.PGE toggled: CPL 3 reads the new frame");
     write_cr3((uint32_t)pdB);
-    a = access(U, RD, W + 0xa004, 0);
+    a = probe(U, RD, W + 0xa004, 0);
     is(a.val, 0x0b000004, "and in space B too");
     write_cr3((uint32_t)pdA);
     /* a global 4 MiB user page */
     pdA[BIG >> 22] |= PG_G;
     pdB[BIG >> 22] = pdA[BIG >> 22];
     invlpg(BIG);
-    a = access(U, RD, BIG + 0x8, 0);
+    a = probe(U, RD, BIG + 0x8, 0);
     is(a.val, 0x0b160008, "global 4 MiB user page");
     pdA[BIG >> 22] = BIGPHYS2 | PG_G | PG_PS | PG_U | PG_W | PG_P;
     pdB[BIG >> 22] = pdA[BIG >> 22];
     invlpg(BIG);
-    a = access(U, RD, BIG + 0x8, 0);
+    a = probe(U, RD, BIG + 0x8, 0);
     is(a.val, 0x0b260008, "global 4 MiB user page remapped + invlpg: the new frame");
     pdA[BIG >> 22] = BIGPHYS | PG_PS | PG_U | PG_W | PG_P;
     pdB[BIG >> 22] = pdA[BIG >> 22];

@@ -13,11 +13,18 @@
  *                written, a third left alone: A and D in every PTE as hardware leaves them
  *   remap        the PTEs pointed at other frames (CR3 reload): the data follows the frames
  *   large        4 MiB pages written and read back, one dword per 4 KiB
+ *   user         the same at CPL 3 (the pages are user pages; under bt86's direct
+ *                execution, user code reaches them through a process of its own, whose
+ *                copy of the user window follows every fill and eviction): sweeps
+ *                written and read back twice, then A and D cleared (CR3 reload) and a
+ *                third of the pages read, a third written, and the bits checked
  */
 #include "rt.h"
+#include "user.h"
 
 #define PTE_P 0x001u
 #define PTE_W 0x002u
+#define PTE_U 0x004u
 #define PTE_A 0x020u
 #define PTE_D 0x040u
 #define PDE_PS 0x080u
@@ -45,7 +52,7 @@ static uint32_t slot(uint32_t i) { return WS_VA + i * 4096u + (i * 4u) % 4096u; 
 static void map_all(uint32_t mul)
 {
     for (uint32_t i = 0; i < WS_PAGES; i++)
-        *pte(i) = frame(i, mul) | PTE_W | PTE_P;
+        *pte(i) = frame(i, mul) | PTE_U | PTE_W | PTE_P;
     write_cr3((uint32_t)pd);
 }
 
@@ -53,13 +60,15 @@ static void setup(void)
 {
     for (uint32_t i = 0; i < 4; i++)                  /* the kernel: 16 MiB, global */
         pd[i] = (i << 22) | PDE_PS | PTE_G | PTE_W | PTE_P;
+    pd[0] |= PTE_U;                                   /* user code runs from the image */
     for (uint32_t t = 0; t < WS_PAGES / 1024; t++)
-        pd[(WS_VA >> 22) + t] = (uint32_t)pt[t] | PTE_W | PTE_P;
+        pd[(WS_VA >> 22) + t] = (uint32_t)pt[t] | PTE_U | PTE_W | PTE_P;
     for (uint32_t i = 0; i < LARGE_PAGES; i++)
         pd[(LARGE_VA >> 22) + i] = (LARGE_PHYS + (i << 22)) | PDE_PS | PTE_W | PTE_P;
     map_all(389);
     write_cr4(read_cr4() | CR4_PSE | CR4_PGE);
     write_cr0(read_cr0() | CR0_PG | CR0_WP);
+    user_setup();
 }
 
 static void sweeps(void)
@@ -141,6 +150,65 @@ static void large(void)
     is(dirty, LARGE_PAGES, "4 MiB pages accessed and dirty");
 }
 
+/* CPL 3: round u_round's markers written into every page, then read back; u_bad counts
+ * the pages that differ, u_first_bad is the first. With u_round = 0: pages i % 3 == 0 read
+ * (summed into u_sum), i % 3 == 1 written with round 7's marker, the rest left alone. */
+volatile uint32_t u_round, u_bad, u_first_bad, u_sum;
+static void u_sweep(void)
+{
+    uint32_t round = u_round, bad = 0, first_bad = ~0u, sum = 0;
+    if (round == 0) {
+        for (uint32_t i = 0; i < WS_PAGES; i++) {
+            if (i % 3 == 0)
+                sum += *lin(slot(i));
+            else if (i % 3 == 1)
+                *lin(slot(i)) = marker(i, 7);
+        }
+        u_sum = sum;
+        return;
+    }
+    for (uint32_t i = 0; i < WS_PAGES; i++)
+        *lin(slot(i)) = marker(i, round);
+    for (uint32_t i = 0; i < WS_PAGES; i++)
+        if (*lin(slot(i)) != marker(i, round) && bad++ == 0)
+            first_bad = i;
+    u_bad = bad;
+    u_first_bad = first_bad;
+}
+
+static void user(void)
+{
+    map_all(389);
+    for (uint32_t round = 5; round <= 6; round++) {
+        u_round = round;
+        user_enter(u_sweep);
+        is(u_bad, 0, "CPL 3 sweep %u: every page reads back its marker (first bad page %d)", round, (int)u_first_bad);
+        uint32_t bad = 0;
+        for (uint32_t i = 0; i < WS_PAGES; i++)
+            bad += *lin(slot(i)) != marker(i, round);
+        is(bad, 0, "CPL 3 sweep %u: and the kernel reads them", round);
+    }
+    for (uint32_t i = 0; i < WS_PAGES; i++)
+        *pte(i) &= ~(PTE_A | PTE_D);
+    write_cr3((uint32_t)pd);
+    u_round = 0;
+    user_enter(u_sweep);
+    uint32_t want = 0;
+    for (uint32_t i = 0; i < WS_PAGES; i += 3)
+        want += marker(i, 6);
+    is(u_sum, want, "CPL 3: a third of the pages read: their markers");
+    uint32_t bad_a = 0, bad_d = 0, bad_w = 0;
+    for (uint32_t i = 0; i < WS_PAGES; i++) {
+        uint32_t e = *pte(i);
+        bad_a += !!(e & PTE_A) != (i % 3 != 2);
+        bad_d += !!(e & PTE_D) != (i % 3 == 1);
+        bad_w += *lin(slot(i)) != marker(i, i % 3 == 1 ? 7 : 6);
+    }
+    is(bad_a, 0, "CPL 3: accessed bits set in exactly the pages touched");
+    is(bad_d, 0, "CPL 3: dirty bits set in exactly the pages written");
+    is(bad_w, 0, "CPL 3: the writes landed");
+}
+
 void test_main(void)
 {
     setup();
@@ -148,6 +216,7 @@ void test_main(void)
     ad_bits();
     remap();
     large();
+    user();
     write_cr0(read_cr0() & ~CR0_PG);
     ok(!(read_cr0() & CR0_PG), "paging off again");
 }

@@ -21,6 +21,8 @@ pub enum TlbFlush {
     NonGlobal,
     /// One linear page (`invlpg`; page number).
     Page(u32),
+    /// The linear pages of a large page (`invlpg` in it): first page number, count.
+    Pages(u32, u32),
 }
 
 /// Guest memory.
@@ -58,8 +60,11 @@ impl Memory {
     /// `invlpg`.
     pub fn invlpg(&mut self, linear: u32) {
         if self.mmu.regs().paging() {
-            self.mmu.invlpg(linear);
-            self.tlb_flushes.push(TlbFlush::Page(linear >> 12));
+            let flush = match self.mmu.invlpg(linear) {
+                Some((first, n)) => TlbFlush::Pages(first, n),
+                None => TlbFlush::Page(linear >> 12),
+            };
+            self.tlb_flushes.push(flush);
         }
     }
 

@@ -163,6 +163,7 @@ impl Machine {
                 TlbFlush::All => self.translator.tlb_flush(true),
                 TlbFlush::NonGlobal => self.translator.tlb_flush(false),
                 TlbFlush::Page(p) => self.translator.tlb_flush_page(p),
+                TlbFlush::Pages(first, n) => (first..first + n).for_each(|p| self.translator.tlb_flush_page(p)),
             }
         }
     }

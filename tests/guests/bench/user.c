@@ -15,9 +15,10 @@
  *   syscall      `int $0x80` from CPL 3 to a handler that counts and irets at once
  *   sysenter     `sysenter` to a handler (MSRs 0x174-0x176) that counts and does
  *                `sti; sysexit` (IF = 1 again, as Linux did); skipped without CPUID.SEP
- *   userpf       a load from a not-present user page: the #PF handler (CR2 -> PTE index,
- *                set P in the PTE, count, pop the error code, iret; no invlpg, which a
- *                not-present -> present change does not need) and the retried load.  Each
+ *   userpf       a load from a not-present user page (its entry already accessed, as an
+ *                OS makes it): the #PF handler (CR2 -> PTE index, set P in the PTE,
+ *                count, pop the error code, iret; no invlpg, which a not-present ->
+ *                present change does not need) and the retried load.  Each
  *                round touches UL_PF_PAGES pages once each, so that every load takes a true
  *                fault; the kernel clears their P bits and reloads CR3 between rounds
  *                (untimed).  Baseline: the same loads again, pages present.
@@ -40,6 +41,7 @@
 #define PTE_P 0x001u
 #define PTE_W 0x002u
 #define PTE_U 0x004u
+#define PTE_A 0x020u
 #define PDE_PS 0x080u
 #define PTE_G 0x100u
 
@@ -225,7 +227,9 @@ static uint64_t bench_userpf(void)
 {
     uint32_t want = 0;
     for (uint32_t i = 0; i < UL_PF_PAGES; i++) {
-        ub_pt_pf[i] = (PF_POOL + i * 4096) | PTE_U;          /* not present */
+        /* not present; accessed already, as an OS makes its entries (Linux's page
+         * protections include A), so that the retried load sets no bit */
+        ub_pt_pf[i] = (PF_POOL + i * 4096) | PTE_A | PTE_U;
         want += marker(PF_POOL + i * 4096);
     }
     write_cr3(read_cr3());
