@@ -13,8 +13,8 @@
  *   cleared; timer 0 periodic on I/O APIC pin 2 (as Linux uses it); timer 1 on IRQ 8;
  * - through the I/O APIC with Tn_INT_ROUTE_CNF = 2: one-shot, periodic, 32-bit one-shot;
  *   level-triggered: the general interrupt status bit set in the handler, cleared by
- *   writing one, the message sent again after an EOI while the status (the line) is
- *   still set.
+ *   writing one (and, built as hpet_resend, the message sent again after an EOI while the
+ *   status, the line, is still set).
  * The PIT is silenced first (mode 0, terminal count), as it shares IRQ 0 / pin 2.
  *
  * Not printed: counter values and interrupt counts that depend on timing (only bounds).
@@ -262,6 +262,8 @@ static void routed(void)
     is(hpet_read(H_STATUS), 0, "status bit cleared by writing one");
     is(ioapic_read(0x10 + 2 * 2) & (1u << 14), 0, "remote IRR clear after the EOI");
 
+#ifdef HPET_RESEND
+    /* (Only in hpet_resend, not compared with QEMU: see there.) */
     program(0, TN_ENABLE | TN_LEVEL | TN_ROUTE(2), MS);
     level_irqs = level_status = level_remote_irr = 0;
     level_hold = 2;
@@ -269,6 +271,7 @@ static void routed(void)
     woke = HLT_UNTIL(level_irqs >= 3, 1000);
     ok(woke && quiet_10ms() && level_irqs == 3, "status left set: sent again after each EOI, until cleared");
     is(level_status, 3, "status bit set each time");
+#endif
     hpet_write(H_TCFG(0), 0);
     hpet_write(H_CFG, 0);
     ioapic_entry(2, MASKED | 0x49, 0);
