@@ -65,6 +65,8 @@ pub struct Policy {
     pub promotions: u64,
     /// Times a promoted page was demoted.
     pub demotions: u64,
+    /// Pages promoted now (with native entries left).
+    promoted_now: usize,
 }
 
 impl Policy {
@@ -117,10 +119,20 @@ impl Policy {
         }
         if h.native_entries_left > 0 {
             h.native_entries_left -= 1;
+            if h.native_entries_left == 0 {
+                self.promoted_now -= 1;
+            }
             return false;
         }
         self.translated_entries += 1;
         true
+    }
+
+    /// True if no page is promoted now: in `adaptive`, all user code runs translated and
+    /// the caller need not look up its page (this keeps a translated system call's return
+    /// to user mode as cheap as in `translate`).
+    pub fn translates_everything(&self) -> bool {
+        self.adaptive && self.promoted_now == 0
     }
 
     /// True in `--user-exec adaptive`.
@@ -131,13 +143,16 @@ impl Policy {
     /// A code page was found that cannot run natively: translate it for a while.
     pub fn must_translate(&mut self, page: u64) {
         let h = self.mark(page);
+        let was_promoted = h.native_entries_left > 0;
         h.translated_entries_left = HOT_ENTRIES;
         h.native_entries_left = 0;
+        self.promoted_now -= was_promoted as usize;
     }
 
     fn mark(&mut self, page: u64) -> &mut Heat {
         if self.heat.len() >= MAX_TRACKED && !self.heat.contains_key(&page) {
             self.heat.clear();
+            self.promoted_now = 0;
         }
         self.heat.entry(page).or_default()
     }
@@ -183,6 +198,7 @@ impl Policy {
             h.native_entries_left = HOT_ENTRIES;
             h.short_slices = 0;
             self.promotions += 1;
+            self.promoted_now += 1;
         }
     }
 
@@ -203,6 +219,7 @@ impl Policy {
             h.native_entries_left = 0;
             h.short_slices = 0;
             self.demotions += 1;
+            self.promoted_now -= 1;
         }
     }
 }
@@ -215,18 +232,21 @@ mod tests {
     fn adaptive_translates_first_and_promotes_after_a_long_slice() {
         let mut p = Policy::new(true);
         assert!(p.translate_at(7), "unmeasured code runs translated");
+        assert!(p.translates_everything());
         assert!(!p.watch_slice(0, true, true, || 0));
         assert!(!p.watch_slice(0, false, true, || unreachable!("the clock is read at timer passes only")));
         assert!(!p.watch_slice(0, false, false, || unreachable!()), "the timer's interrupt does not end a slice");
         assert!(!p.watch_slice(0, true, true, || LONG_SLICE_NS - 1));
         assert!(p.watch_slice(0, true, true, || LONG_SLICE_NS), "a long user slice");
         p.promote(7);
+        assert!(!p.translates_everything());
         assert!(!p.translate_at(7), "a promoted page runs natively");
         assert!(p.translate_at(8), "other pages are not affected");
         for _ in 1..HOT_ENTRIES {
             assert!(!p.translate_at(7));
         }
         assert!(p.translate_at(7), "measured again when the promotion expires");
+        assert!(p.translates_everything());
         assert_eq!(p.promotions, 1);
     }
 
@@ -255,6 +275,7 @@ mod tests {
         assert!(!p.translate_at(3), "a long slice in between resets the count");
         p.event_exit(3, 1_000);
         assert!(p.translate_at(3), "demoted");
+        assert!(p.translates_everything());
         assert_eq!(p.demotions, 1);
     }
 

@@ -127,7 +127,7 @@ impl Machine {
             && c.eflags() & flags::VM == 0
             && !c.halted;
         // A pass the last exit reserved for the translator.
-        if !want || std::mem::take(&mut self.direct.translate_once) {
+        if !want || std::mem::take(&mut self.direct.translate_once) || self.direct.policy.translates_everything() {
             return false;
         }
         let page = self.code_page();
