@@ -577,6 +577,61 @@ mod tests {
         assert_eq!(exit.eip, CODE_AT as u32);
     }
 
+    /// Escaped code that blocks every signal (`rt_sigreturn` with a frame of its own: the
+    /// filter allows it, and the frame may lie on its read-only code page) and then spins
+    /// (`sleeps`: false) or waits on a futex for ever (true). Returns how the stub ended and
+    /// how long the monitor waited for it after its timer fired.
+    fn escape_with_signals_blocked(sleeps: bool) -> (Result<ExitRecord, StubFailure>, Duration) {
+        const KICK_AFTER: Duration = Duration::from_secs(1);
+        const FRAME: usize = 0x400;
+        const SPIN: usize = 0x100;
+        const SLEEP: usize = 0x120;
+        const ZERO: usize = 0x800;
+        let at = |off: usize| (CODE_AT as u32 + off as u32).to_le_bytes();
+        let mut code = vec![0u8; 4096];
+        // ljmp $0x33, $CODE_AT+7
+        code[..7].copy_from_slice(&[0xEA, 0, 0, 0, 0, 0x33, 0]);
+        code[1..5].copy_from_slice(&at(7));
+        // 64-bit: mov esp, FRAME; mov eax, 15 (rt_sigreturn); syscall
+        let sigreturn = [&[0xBC][..], &at(FRAME), &[0xB8, 15, 0, 0, 0, 0x0F, 0x05]].concat();
+        code[7..7 + sigreturn.len()].copy_from_slice(&sigreturn);
+        code[SPIN..SPIN + 2].copy_from_slice(&[0xEB, 0xFE]);
+        // mov edi, ZERO; xor esi, esi (FUTEX_WAIT); xor edx, edx; xor r10d, r10d;
+        // mov eax, 202 (futex); syscall; jmp back
+        let wait =
+            [&[0xBF][..], &at(ZERO), &[0x31, 0xF6, 0x31, 0xD2, 0x45, 0x31, 0xD2, 0xB8, 202, 0, 0, 0, 0x0F, 0x05, 0xEB, 0xEB]].concat();
+        code[SLEEP..SLEEP + wait.len()].copy_from_slice(&wait);
+        // The frame (a struct ucontext): RSP, RIP, EFLAGS, CS in uc_mcontext, every
+        // signal in uc_sigmask.
+        let mut put = |off: usize, v: u64| code[FRAME + off..FRAME + off + 8].copy_from_slice(&v.to_le_bytes());
+        put(160, CODE_AT + 0xF00);
+        put(168, CODE_AT + if sleeps { SLEEP } else { SPIN } as u64);
+        put(176, 0x202);
+        put(184, 0x33);
+        put(296, u64::MAX);
+        // The monitor's timer fires once the code has had time to block the signal that
+        // passes it on (before that, the signal would just end the slice).
+        let start = Instant::now();
+        let r = run_code(&code, &|| start.elapsed() > KICK_AFTER);
+        (r, start.elapsed() - KICK_AFTER)
+    }
+
+    #[test]
+    fn escaped_code_that_blocks_signals_and_spins_is_given_up_after_a_second_of_cpu() {
+        let (r, waited) = escape_with_signals_blocked(false);
+        assert_eq!(r.unwrap_err(), StubFailure::Unresponsive);
+        assert!(waited >= ANSWER_TIMEOUT && waited < STARVED_TIMEOUT, "{waited:?}");
+    }
+
+    #[test]
+    fn escaped_code_that_blocks_signals_and_sleeps_is_given_up_at_the_starved_bound() {
+        // It uses no CPU, as a stub the host has not run would not: the monitor waits the
+        // longer bound, and not longer.
+        let (r, waited) = escape_with_signals_blocked(true);
+        assert_eq!(r.unwrap_err(), StubFailure::Unresponsive);
+        assert!(waited >= STARVED_TIMEOUT && waited < STARVED_TIMEOUT + ANSWER_TIMEOUT, "{waited:?}");
+    }
+
     #[test]
     fn a_stub_holds_only_its_own_pages_and_its_mapper_the_two_views_of_guest_ram() {
         let ram = memfd("bt86-test-ram", 4096).unwrap();
