@@ -397,7 +397,7 @@ impl Mmu {
                 // (The large pages kept are noted again, as fills of now.)
                 self.large_regions.clear();
                 for w in WindowKind::ALL {
-                    let pages = self.shadow.pages(w, true);
+                    let pages = self.shadow.all_pages(w);
                     self.revalidate(w, &pages);
                 }
                 return Some(true);
@@ -418,7 +418,8 @@ impl Mmu {
             self.stats.cr3_flushes += 1;
             self.large_regions.retain(|_, global| *global);
             for w in WindowKind::ALL {
-                let pages = self.shadow.pages(w, false);
+                // (Without CR4.PGE no page is global.)
+                let pages = self.shadow.pages(w, !new.pge());
                 let runs = self.shadow.take_pages(w, &pages);
                 self.unmap_runs(w, &runs);
             }
@@ -440,20 +441,21 @@ impl Mmu {
         let shift = self.regs.table_shift();
         let user = w == WindowKind::User;
         let mut dropped: Vec<u32> = Vec::new();
-        // The region being looked at, the table its PDE points to now once known, and the
-        // walk of a page in it if it is a large page.
-        let mut region: (u32, Option<u64>, Option<(u32, Translation)>) = (u32::MAX, None, None);
+        // Per region: the table its PDE points to now once known, and the walk of a page
+        // in it if it is a large page. (`pages` need not be sorted.)
+        let mut regions: rustc_hash::FxHashMap<u32, (u64, Option<(u32, Translation)>)> = Default::default();
+        let mut flips: Vec<(u32, bool)> = Vec::new();
         for &p in pages {
             let Some(e) = self.shadow.get(w, p) else { continue };
-            if p >> shift != region.0 {
-                region = (p >> shift, None, None);
-            }
-            if region.1.is_some_and(|table| table != e.table) {
+            let known = regions.get(&(p >> shift)).copied();
+            if known.is_some_and(|(table, _)| table != e.table) {
                 dropped.push(p);
                 continue;
             }
-            let t = match region.2 {
-                Some((p0, t0)) => Translation { phys_page: t0.phys_page + (((p - p0) as u64) << 12), ..t0 },
+            let t = match known.and_then(|(_, large)| large) {
+                Some((p0, t0)) => {
+                    Translation { phys_page: t0.phys_page.wrapping_add((p.wrapping_sub(p0) as i32 as i64 as u64) << 12), ..t0 }
+                }
                 None => match walk::walk(&self.ram, &self.regs, p << 12, Access::data(false, user)) {
                     Ok(t) => t,
                     Err(_) => {
@@ -462,20 +464,21 @@ impl Mmu {
                     }
                 },
             };
-            region.1 = Some(t.leaf_addr >> 12);
-            if t.large && region.2.is_none() {
-                region.2 = Some((p, t));
+            if known.is_none() {
+                regions.insert(p >> shift, (t.leaf_addr >> 12, t.large.then_some((p, t))));
+                self.note_large(p << 12, &t);
             }
             if !self.still_true(w, &e, &t) {
                 dropped.push(p);
-                continue;
-            }
-            self.note_large(p << 12, &t);
-            if t.global != e.global {
-                self.shadow.set_global(w, p, t.global);
+            } else if t.g_bit != e.global {
+                flips.push((p, t.g_bit));
             }
         }
+        for (p, global) in flips {
+            self.shadow.set_global(w, p, global);
+        }
         self.stats.pages_revalidated += (pages.len() - dropped.len()) as u64;
+        dropped.sort_unstable();
         let runs = self.shadow.take_pages(w, &dropped);
         self.unmap_runs(w, &runs);
     }
@@ -490,7 +493,9 @@ impl Mmu {
             && t.large == e.large
             && t.accessed
             && pde_accessed
-            && self.fillable(w, t, false, false)
+            // (No `fillable`: the frame is the one filled, so neither device memory nor
+            // unbacked, and a kept mapping needs no accessed or dirty bit written, which is
+            // what watched page tables forbid.)
             && (!e.prot.writable() || (t.dirty && t.write_allowed(w == WindowKind::User, &self.regs)))
             // (Its bytes were checked for instructions that must not run natively when it
             // was mapped executable, and cannot have changed since: W^X per frame.)
@@ -1057,7 +1062,7 @@ impl Mmu {
         }
         let stamp = self.shadow.begin_fill(w, first, n);
         for i in 0..n {
-            let e = Entry { phys_page: first_phys + i as u64, prot, global: t.global, large: t.large, table: t.leaf_addr >> 12, stamp };
+            let e = Entry { phys_page: first_phys + i as u64, prot, global: t.g_bit, large: t.large, table: t.leaf_addr >> 12, stamp };
             self.shadow.record(w, first + i, e);
         }
         self.stats.pages_filled += n as u64;
@@ -1244,16 +1249,18 @@ mod tests {
         assert!(mapped(&m, page(16)).is_none(), "not accessed: the next access must set A");
         assert!(mapped(&m, page(40)).is_some_and(|e| e.prot.writable()), "WP off: still writable");
         assert!(mapped(&m, 16 << 20).is_some(), "the large page stays");
-        assert!(mapped(&m, page(24)).is_some_and(|e| e.global) && mapped(&m, page(32)).is_some_and(|e| !e.global), "G follows");
+        assert!(mapped(&m, page(24)).is_some_and(|e| e.global) && mapped(&m, page(32)).is_some_and(|e| !e.global), "G noted");
         // CR0.WP on: the read-only page's writable mapping goes.
         m.set_regs(PagingRegs { cr0: regs.cr0 | (1 << 16), ..pge }, false);
         assert!(mapped(&m, page(40)).is_none(), "WP on: a read-only page is not writable at CPL 0");
         assert!(mapped(&m, page(24)).is_some() && mapped(&m, page(32)).is_some());
         m.set_regs(m.regs(), true);
         assert!(mapped(&m, page(24)).is_some() && mapped(&m, page(32)).is_none(), "a CR3 write drops only non-global pages");
-        // CR4.PGE off: nothing is global any more.
+        // CR4.PGE off: nothing is global any more; the mappings stay until a CR3 write.
         m.set_regs(PagingRegs { cr4: regs.cr4, ..m.regs() }, false);
-        assert!(mapped(&m, page(24)).is_some_and(|e| !e.global));
+        assert!(mapped(&m, page(24)).is_some());
+        m.set_regs(m.regs(), true);
+        assert!(mapped(&m, page(24)).is_none(), "without PGE a CR3 write drops G pages too");
         assert_eq!(m.vmas(), host_vmas());
     }
 

@@ -32,7 +32,8 @@ pub struct Entry {
     pub phys_page: u64,
     /// Host permissions it is mapped with.
     pub prot: Prot,
-    /// From a global translation: survives CR3 writes.
+    /// G set in its leaf entry: with CR4.PGE it survives CR3 writes. (The bit, not the
+    /// translation's globalness, so that toggling CR4.PGE changes no entry.)
     pub global: bool,
     /// Part of a guest 4 MiB page: `invlpg` anywhere in it drops all of it.
     pub large: bool,
@@ -63,8 +64,9 @@ pub struct Fill {
 /// The mappings of both windows.
 pub struct Shadow {
     maps: [HashMap<u32, Entry>; 2],
-    /// The non-global pages of each window (what a CR3 write may drop), kept apart so
-    /// that a context switch does not look at the kernel's many global mappings.
+    /// The pages of each window whose entries lack G (what a CR3 write drops while
+    /// CR4.PGE is set), kept apart so that a context switch does not look at the kernel's
+    /// many global mappings.
     non_global: [HashSet<u32>; 2],
     rmap: HashMap<u64, Vec<(WindowKind, u32)>>,
     /// Guest-physical pages that hold translated code: never mapped writable.
@@ -307,6 +309,11 @@ impl Shadow {
         pages
     }
 
+    /// Every mapped page of window `w`, in no order.
+    pub fn all_pages(&self, w: WindowKind) -> Vec<u32> {
+        self.maps[w as usize].keys().copied().collect()
+    }
+
     /// Forgets pages `pages` (ascending) of window `w`, and returns them as runs.
     pub fn take_pages(&mut self, w: WindowKind, pages: &[u32]) -> Vec<Run> {
         for &p in pages {
@@ -315,8 +322,8 @@ impl Shadow {
         runs_of(pages)
     }
 
-    /// Records that mapped page `page` of window `w` is now global or not (CR4.PGE or the
-    /// guest's G bit changed; the mapping itself did not).
+    /// Records that mapped page `page` of window `w` now has the G bit or not (the guest
+    /// changed it; the mapping itself did not).
     pub fn set_global(&mut self, w: WindowKind, page: u32, global: bool) {
         if let Some(e) = self.maps[w as usize].get_mut(&page) {
             e.global = global;

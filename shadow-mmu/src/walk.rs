@@ -141,6 +141,8 @@ pub struct Translation {
     pub user: bool,
     /// Global (G in the PTE or 4 MiB PDE, with CR4.PGE).
     pub global: bool,
+    /// G set in the leaf entry, whatever CR4.PGE says.
+    pub g_bit: bool,
     /// A large page (4 MiB, or 2 MiB with PAE).
     pub large: bool,
     /// Execute-disable at some level (PAE with EFER.NXE).
@@ -201,6 +203,7 @@ fn walk_32(ram: &GuestRam, regs: &PagingRegs, linear: u32) -> Result<Translation
             writable: pde & pte::RW != 0,
             user: pde & pte::US != 0,
             global: pde & pte::G != 0 && regs.pge(),
+            g_bit: pde & pte::G != 0,
             large: true,
             no_execute: false,
             dirty: pde & pte::D != 0,
@@ -219,6 +222,7 @@ fn walk_32(ram: &GuestRam, regs: &PagingRegs, linear: u32) -> Result<Translation
         writable: pde & e & pte::RW != 0,
         user: pde & e & pte::US != 0,
         global: e & pte::G != 0 && regs.pge(),
+        g_bit: e & pte::G != 0,
         large: false,
         no_execute: false,
         dirty: e & pte::D != 0,
@@ -267,6 +271,7 @@ fn walk_pae(ram: &GuestRam, regs: &PagingRegs, linear: u32) -> Result<Translatio
             writable: low(pde, pte::RW),
             user: low(pde, pte::US),
             global: low(pde, pte::G) && regs.pge(),
+            g_bit: low(pde, pte::G),
             large: true,
             no_execute: regs.nx() && pde & pte::XD != 0,
             dirty: low(pde, pte::D),
@@ -291,6 +296,7 @@ fn walk_pae(ram: &GuestRam, regs: &PagingRegs, linear: u32) -> Result<Translatio
         writable: low(pde, pte::RW) && low(e, pte::RW),
         user: low(pde, pte::US) && low(e, pte::US),
         global: low(e, pte::G) && regs.pge(),
+        g_bit: low(e, pte::G),
         large: false,
         no_execute: regs.nx() && (pde | e) & pte::XD != 0,
         dirty: low(e, pte::D),
