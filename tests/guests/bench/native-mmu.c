@@ -118,15 +118,6 @@ static inline uint32_t load(const void *p)
     return v;
 }
 
-static void report_min(const char *name, const uint64_t *v)
-{
-    uint64_t best = ~0ull;
-    for (int r = 0; r < ROUNDS; r++)
-        if (v[r] < best)
-            best = v[r];
-    bench_report(name, best);
-}
-
 static uint64_t bench_pgfault(void)
 {
     fault_maps = 0;
@@ -185,10 +176,14 @@ static uint64_t bench_cr3switch(void)
     return (bench_rdtsc() - t0) / SWITCH_OPS;
 }
 
-/* Maps `pages` pages to scattered frames, sweeps them SWEEP_REPS times: cycles per page
- * touched. */
-static uint64_t sweep(uint32_t pages)
+/* The sweep's size in pages. */
+static uint32_t sweep_pages;
+
+/* Maps `sweep_pages` pages to scattered frames, sweeps them SWEEP_REPS times: cycles per
+ * page touched. */
+static uint64_t sweep(void)
 {
+    uint32_t pages = sweep_pages;
     unmap_pages(area, SWEEP_MAX);
     uint32_t sum = 0;
     uint64_t t0 = bench_rdtsc();
@@ -237,20 +232,15 @@ int main(void)
         {"ptemod-cold", bench_ptemod_cold},
         {"cr3switch", bench_cr3switch},
     };
-    uint64_t v[ROUNDS];
-    for (unsigned i = 0; i < sizeof rows / sizeof rows[0]; i++) {
-        for (int r = 0; r < ROUNDS; r++)
-            v[r] = rows[i].run();
-        report_min(rows[i].name, v);
-    }
+    for (unsigned i = 0; i < sizeof rows / sizeof rows[0]; i++)
+        bench_best(rows[i].name, rows[i].run, ROUNDS);
     static const struct {
         const char *name;
         uint32_t mib;
     } sweeps[] = {{"sweep-1M", 1}, {"sweep-8M", 8}, {"sweep-32M", 32}, {"sweep-64M", 64}, {"sweep-96M", 96}};
     for (unsigned i = 0; i < sizeof sweeps / sizeof sweeps[0]; i++) {
-        for (int r = 0; r < ROUNDS; r++)
-            v[r] = sweep(sweeps[i].mib * 256u);
-        report_min(sweeps[i].name, v);
+        sweep_pages = sweeps[i].mib * 256u;
+        bench_best(sweeps[i].name, sweep, ROUNDS);
     }
     if (!faults)
         fail("no fault was taken");
