@@ -51,6 +51,10 @@ struct RunArgs {
     /// Print every new fragment, guest code beside the host code it became, on stderr.
     #[arg(long)]
     trace_tc: bool,
+    /// Name translated code for `perf`: write /tmp/perf-PID.map, a line for each new
+    /// fragment with its guest address, so `perf report` shows guest code, not "[JIT]".
+    #[arg(long)]
+    perf_map: bool,
     /// How guest user code (CPL 3) runs: directly on the CPU, through the translator, or
     /// (the default) translated except code that runs long between exits, which runs
     /// directly.
@@ -201,6 +205,7 @@ fn run(args: RunArgs) -> i32 {
         mem,
         append: args.append,
         trace_tc: args.trace_tc,
+        perf_map: args.perf_map,
         count_fragments: args.stats,
         user_exec: args.user_exec,
         tc_size,

@@ -22,6 +22,8 @@
  * CPL 3 that the kernel fixes (setting P, no invlpg, which a 0 -> 1 change of P does not
  * need) and returns to retry, for data reads and writes, an instruction fetch from a
  * not-present page, an instruction straddling into one, and code falling through into one.
+ * The straddling instruction after CR3 reloads, with its second page remapped to another
+ * frame (the new bytes run) and back.
  * Two address spaces mapping the same user linear addresses (data and code) to different
  * frames, switched by a system call in the middle of a user program and by the kernel
  * between programs; code changed in the inactive space runs after the switch back.  Global
@@ -60,6 +62,7 @@ static uint32_t ptc[1024] __attribute__((aligned(4096)));
 static uint32_t ptcB[1024] __attribute__((aligned(4096)));
 static uint8_t frames[13][4096] __attribute__((aligned(4096)));
 static uint8_t cframes[8][4096] __attribute__((aligned(4096)));
+static uint8_t other_tail[4096] __attribute__((aligned(4096))); /* another second page */
 static uint8_t cframeB[4096] __attribute__((aligned(4096)));
 static uint8_t frameB0[4096] __attribute__((aligned(4096)));
 
@@ -113,6 +116,7 @@ static void setup(void)
     code_ret(cframes[1], 0xc1c1c1c1);                  /* demand-paged code */
     memcpy(cframes[2] + 0xffd, "\xb8\x78\x56", 3);     /* mov $0x12345678, %eax; ret */
     memcpy(cframes[3], "\x34\x12\xc3", 3);             /*   straddling pages 2 and 3 */
+    memcpy(other_tail, "\xcd\xab\xc3", 3);             /*   or: mov $0xabcd5678, %eax */
     memset(cframes[4] + 0xffc, 0x90, 4);               /* nops falling through into page 5 */
     code_ret(cframes[5], 0x55555555);
     memcpy(cframes[6] + 0xffd, "\xb8\x78\x56", 3);     /* straddling into a supervisor page */
@@ -448,6 +452,18 @@ static void demand_paging(void)
     pg_count = 0;
     a = probe(U, EX, CODE + 0x2ffd, 0);
     ok(!a.faulted && pg_count == 1 && a.val == 0x12345678, "its second page unmapped + invlpg: paged in again");
+    /* CR3 reloads: the same second page, then another frame there, then the first again */
+    write_cr3(read_cr3());
+    a = probe(U, EX, CODE + 0x2ffd, 0);
+    ok(!a.faulted && a.val == 0x12345678, "the straddling instruction after a CR3 reload");
+    ptc[3] = (uint32_t)other_tail | PG_U | PG_P;
+    write_cr3(read_cr3());
+    a = probe(U, EX, CODE + 0x2ffd, 0);
+    ok(!a.faulted && a.val == 0xabcd5678, "its second page remapped + CR3 reload: the new tail runs");
+    ptc[3] = (uint32_t)cframes[3] | PG_PAGEABLE | PG_U | PG_P;
+    write_cr3(read_cr3());
+    a = probe(U, EX, CODE + 0x2ffd, 0);
+    ok(!a.faulted && a.val == 0x12345678, "remapped back + CR3 reload: the first tail runs");
 
     /* the kernel pages too (CPL 0 #PF, same handler) */
     pg_count = 0;

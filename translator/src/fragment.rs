@@ -127,6 +127,9 @@ pub struct Fragment {
     /// Linear page number of the page its last instruction runs into, if it crosses
     /// into the next page (its bytes depend on that page's translation too).
     pub straddles: Option<u32>,
+    /// Guest-physical page number its straddling instruction's tail came from (with
+    /// `straddles`).
+    pub straddle_phys: Option<u64>,
     /// The translations of its code pages are global (survive CR3 writes).
     pub global: bool,
     /// Host address of the checked entry (pending-interrupt test first).
@@ -150,6 +153,9 @@ pub struct Fragment {
     pub ibl_slots: Vec<u16>,
     /// False once invalidated.
     pub valid: bool,
+    /// Set aside by a TLB flush ([`crate::reach`]): valid, but entered only after
+    /// [`crate::Translator::unpark`] has checked its second page again.
+    pub parked: bool,
     /// In the TLB-flush index ([`crate::reach`]): reached without a lookup.
     pub reached: bool,
     /// A one-shot translation, not entered in the lookup table.
@@ -239,6 +245,9 @@ pub struct FragmentTable {
     pub by_page: HashMap<u64, Vec<FragId>>,
     /// Fragments reached without a lookup, for TLB flushes.
     pub reach: crate::reach::ReachIndex,
+    /// Valid page-straddling fragments a TLB flush took out of `by_key`: taken back
+    /// (without translating again) when their second page still maps the same frame.
+    pub parked: HashMap<FragKey, FragId>,
 }
 
 impl FragmentTable {
@@ -306,5 +315,6 @@ impl FragmentTable {
         self.by_key.clear();
         self.by_page.clear();
         self.reach = Default::default();
+        self.parked.clear();
     }
 }

@@ -104,6 +104,8 @@ pub struct Translator {
     stats: TranslatorStats,
     trace: bool,
     count_entries: bool,
+    /// Where new fragments are named for `perf` (`--perf-map`), if anywhere.
+    perf_map: Option<std::io::LineWriter<std::fs::File>>,
     /// What a 32-bit `push sreg` stores (the host CPU's choice, see [`model`]).
     push_sreg: PushSregModel,
     /// The GS base this thread has now (the window of the current privilege level).
@@ -133,6 +135,7 @@ impl Translator {
             stats: TranslatorStats::default(),
             trace: false,
             count_entries: false,
+            perf_map: None,
             push_sreg: PushSregModel::default(),
             gs_base: None,
             windows,
@@ -166,6 +169,15 @@ impl Translator {
     /// Prints every new fragment (guest beside host code) to stderr.
     pub fn set_trace(&mut self, on: bool) {
         self.trace = on;
+    }
+
+    /// Names every new fragment in `file` in the perf map format (`START SIZE name`, one
+    /// line each, the name giving the privilege level and the guest's linear address),
+    /// so that `perf report` attributes time in translated code to guest code. perf
+    /// reads `/tmp/perf-PID.map`; a line per fragment costs a host write, so this is for
+    /// profiling, not for measuring.
+    pub fn set_perf_map(&mut self, file: std::fs::File) {
+        self.perf_map = Some(std::io::LineWriter::new(file));
     }
 
     /// Sets what translated 32-bit `push sreg` instructions store: the host CPU's
@@ -307,6 +319,9 @@ impl Translator {
         let key = f.key;
         if self.table.by_key.get(&key) == Some(&id) {
             self.table.by_key.remove(&key);
+        }
+        if self.table.parked.get(&key) == Some(&id) {
+            self.table.parked.remove(&key);
         }
         self.unlink_incoming(id);
         self.ibl_remove(id);

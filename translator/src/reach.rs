@@ -14,7 +14,7 @@
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use crate::Translator;
-use crate::fragment::{FragId, Fragment};
+use crate::fragment::{FragId, FragKey, Fragment};
 
 /// The index. Members are fragment indices of the current cache generation (a
 /// whole-cache flush replaces the index with the table).
@@ -111,8 +111,8 @@ impl Translator {
     }
 
     /// Drops whatever reaches fragment `id` without a lookup: links from other pages,
-    /// indirect-branch entries, and the fragment itself if it straddles a page boundary
-    /// (its bytes depend on a second translation no lookup checks).
+    /// indirect-branch entries, and, if it straddles a page boundary (its bytes depend on
+    /// a second translation no lookup checks), the fragment itself: it is parked.
     fn forget(&mut self, id: FragId) {
         self.stats.tlb_flush_visits += 1;
         self.reach_remove(id);
@@ -125,7 +125,66 @@ impl Translator {
         }
         self.ibl_remove(id);
         if self.table.frag(id).straddles.is_some() {
-            self.invalidate(id);
+            self.park(id);
         }
+    }
+
+    /// Takes straddling fragment `id` out of reach (the lookup table, every link into
+    /// it) but keeps it, under its key, for [`Translator::unpark`]: code that ends on a
+    /// page boundary runs again after every context switch, and translating it again
+    /// each time would make a CR3 write cost what it drops.
+    fn park(&mut self, id: FragId) {
+        let f = self.table.frag(id);
+        if !f.valid || f.transient {
+            if f.valid {
+                self.invalidate(id);
+            }
+            return;
+        }
+        let key = f.key;
+        if self.table.by_key.get(&key) == Some(&id) {
+            self.table.by_key.remove(&key);
+        }
+        self.unlink_incoming(id);
+        self.ibl_remove(id);
+        self.reach_remove(id);
+        self.table.frag_mut(id).parked = true;
+        if let Some(old) = self.table.parked.insert(key, id)
+            && old != id
+        {
+            self.invalidate(old);
+        }
+        self.stats.straddlers_parked += 1;
+    }
+
+    /// The linear page number the parked fragment for `key` runs into, if there is one:
+    /// the caller translates that page and passes its frame to [`Translator::unpark`].
+    pub fn parked_second_page(&self, key: &FragKey) -> Option<u32> {
+        let id = *self.table.parked.get(key)?;
+        self.table.frag(id).straddles
+    }
+
+    /// Takes back the parked fragment for `key` if its second page is still frame
+    /// `second` (a page number; None: not fetchable now), and returns it; otherwise
+    /// invalidates it. Its code pages are write-protected like any fragment's, so its
+    /// bytes are unchanged if it is still valid.
+    pub fn unpark(&mut self, key: &FragKey, second: Option<u64>) -> Option<FragId> {
+        let id = self.table.parked.remove(key)?;
+        let f = self.table.frag_mut(id);
+        if !f.valid {
+            return None;
+        }
+        if second.is_none() || f.straddle_phys != second {
+            self.invalidate(id);
+            return None;
+        }
+        // The second page's translation may have stopped being global: count the
+        // fragment as non-global, which a CR3 write parks again, at worst.
+        f.global = false;
+        f.parked = false;
+        self.table.by_key.insert(*key, id);
+        self.reach_add(id);
+        self.stats.straddlers_reused += 1;
+        Some(id)
     }
 }

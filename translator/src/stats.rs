@@ -22,4 +22,8 @@ pub struct TranslatorStats {
     /// Entries TLB flushes visited (fragments reached without a lookup and their
     /// cross-page links): the work of `invlpg` and CR3 writes.
     pub tlb_flush_visits: u64,
+    /// Page-straddling fragments set aside by TLB flushes ([`crate::reach`]).
+    pub straddlers_parked: u64,
+    /// Of those, taken back because their second page still held the same code.
+    pub straddlers_reused: u64,
 }

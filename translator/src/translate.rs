@@ -105,6 +105,7 @@ impl Translator {
         let mut pages = vec![window.pages[0].phys >> 12];
         let mut global = window.pages[0].global;
         let mut straddles = None;
+        let mut straddle_phys = None;
         let mut shadow_pending = false; // after sti: one more instruction, then end
         let mut n = 0usize;
         let mut eip = req.eip;
@@ -157,6 +158,7 @@ impl Translator {
                 }
                 global &= second.global;
                 straddles = Some((req.linear >> 12).wrapping_add(1));
+                straddle_phys = Some(second.phys >> 12);
             }
             eip = ins.next_ip32();
             // After `sti`, a call's exits go to the monitor and nothing returns here.
@@ -235,6 +237,7 @@ impl Translator {
             instructions: n as u32,
             pages: pages.clone(),
             straddles,
+            straddle_phys,
             global,
             entry: base,
             body: base + body_off as u64,
@@ -246,11 +249,18 @@ impl Translator {
             cross_incoming: Vec::new(),
             ibl_slots: Vec::new(),
             valid: true,
+            parked: false,
             reached: false,
             transient: req.transient,
         };
         if self.trace {
             eprint!("{}", trace::format_fragment(frag_id, &frag, &traced, &code, base));
+        }
+        if let Some(map) = &mut self.perf_map {
+            use std::io::Write;
+            let name = format!("guest cpl{} {:#010x}", req.mode.cpl(), req.linear);
+            // A profiling aid: a failed write costs only names in perf's report.
+            let _ = writeln!(map, "{base:x} {:x} {name}", code.len());
         }
         self.table.frags.push(frag);
         if straddles.is_some() {

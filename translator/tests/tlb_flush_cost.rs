@@ -181,3 +181,43 @@ fn full_flush_forgets_everything_once() {
     g.t.tlb_flush_page(KERNEL >> 12);
     assert_eq!(g.visits() - cr3 - full, 0, "forgotten entries must leave the index");
 }
+
+/// A flush parks a straddling fragment instead of dropping it: it comes back, untranslated,
+/// when its second page still maps the same frame, and is dropped when it does not (or
+/// when its code is written).
+#[test]
+fn straddlers_come_back_only_onto_the_same_frame() {
+    let mut g = Guest::new();
+    let at = USER + STRADDLE_AT;
+    let key = FragKey { linear: at, phys: phys(at).0, cs_base: 0, mode: Mode::flat32() };
+    let second_page = (USER >> 12) + 1;
+    let frame = phys(USER + 0x1000).0 >> 12;
+    let first = g.frag(at);
+    assert_eq!(g.t.fragment(first).straddles, Some(second_page));
+
+    g.t.tlb_flush(false);
+    assert_eq!(g.t.lookup(&key), None, "a CR3 write takes it out of the lookup");
+    assert_eq!(g.t.parked_second_page(&key), Some(second_page));
+    assert_eq!(g.t.unpark(&key, Some(frame)), Some(first), "same second frame: the same fragment");
+    assert_eq!(g.t.lookup(&key), Some(first));
+    assert_eq!(g.t.stats().fragments, 1);
+
+    g.t.tlb_flush(false);
+    assert_eq!(g.t.unpark(&key, Some(frame + 1)), None, "another second frame: not taken back");
+    assert!(!g.t.fragment(first).valid, "and invalidated");
+    assert_eq!(g.t.parked_second_page(&key), None);
+
+    let again = g.frag(at);
+    assert_ne!(again, first);
+    g.t.tlb_flush_page(second_page);
+    assert_eq!(g.t.parked_second_page(&key), Some(second_page), "an invlpg of its second page parks it");
+    assert_eq!(g.t.unpark(&key, None), None, "a second page that cannot be fetched: not taken back");
+    assert!(!g.t.fragment(again).valid);
+
+    let third = g.frag(at);
+    g.t.tlb_flush(false);
+    g.t.invalidate_page(frame);
+    assert_eq!(g.t.parked_second_page(&key), None, "a write to its code drops it from the parked set too");
+    assert_eq!(g.t.unpark(&key, Some(frame)), None);
+    assert!(!g.t.fragment(third).valid);
+}

@@ -40,6 +40,8 @@ pub struct Config {
     pub append: Option<String>,
     /// Print every new fragment.
     pub trace_tc: bool,
+    /// Write /tmp/perf-PID.map, naming each fragment for `perf`.
+    pub perf_map: bool,
     /// Count fragment executions for `--stats`.
     pub count_fragments: bool,
     /// How guest user code (CPL 3) runs.
@@ -194,6 +196,11 @@ impl Machine {
         let mut translator = Translator::new(config.tc_size, window_bases()).map_err(|e| host("translation cache", &e))?;
         translator.set_trace(config.trace_tc);
         translator.set_count_entries(config.count_fragments);
+        if config.perf_map {
+            let path = format!("/tmp/perf-{}.map", std::process::id());
+            let file = std::fs::File::create(&path).map_err(|e| host(&path, &e))?;
+            translator.set_perf_map(file);
+        }
         translator.set_push_sreg_model(host_model.push_sreg);
         let mut cpu = Cpu::multiboot();
         let clock = Clock::new(&mut cpu.ctx).map_err(|e| host("host timer", &e))?;

@@ -169,7 +169,7 @@ impl Machine {
     }
 
     fn resume_valid(&self, r: Resume, mode: Mode) -> bool {
-        self.translator.fragment_if_current(r.fragment).is_some_and(|f| f.valid && f.key.mode == mode)
+        self.translator.fragment_if_current(r.fragment).is_some_and(|f| f.valid && !f.parked && f.key.mode == mode)
     }
 
     /// The fragment for the current CS:EIP, translated if needed.
@@ -191,6 +191,14 @@ impl Machine {
         let key = FragKey { linear, phys, cs_base, mode };
         if !transient && let Some(id) = self.translator.lookup(&key) {
             return Ok(Some(id));
+        }
+        if !transient && let Some(page) = self.translator.parked_second_page(&key) {
+            // A straddling fragment a TLB flush set aside: still right if its last
+            // instruction's tail comes from the same frame.
+            let second = self.mem.mmu.code_phys(page.wrapping_mul(4096), user).ok().map(|p| p >> 12);
+            if let Some(id) = self.translator.unpark(&key, second) {
+                return Ok(Some(id));
+            }
         }
         let req = Request { linear, eip: self.cpu.ctx.eip, cs_base, mode, transient };
         match self.translator.translate(&mut Code { mmu: &mut self.mem.mmu, user }, req) {
@@ -559,6 +567,7 @@ pub(super) fn stats_report(m: &Machine) -> String {
     let _ = writeln!(o, "    indirect-branch inserts       {}", t.ibl_inserts);
     let _ = writeln!(o, "    invalidations / flushes       {} / {}", t.invalidations, t.flushes);
     let _ = writeln!(o, "    TLB-flush entries visited     {}", t.tlb_flush_visits);
+    let _ = writeln!(o, "    straddling fragments parked   {} (taken back untranslated {})", t.straddlers_parked, t.straddlers_reused);
     let entries = m.cpu.ctx.fragment_entries;
     if entries > 0 {
         let unchained = s.dispatches;
