@@ -228,11 +228,40 @@ impl Emitter<'_> {
         self.adjust_esp(size as i32 + pop);
         self.flush_esp();
         if self.exits_via_monitor {
-            self.exit_to_monitor_r13();
+            self.emit_ret_in_interrupt_shadow();
         } else {
             dynasm!(self.ops ; .arch x64 ; ret);
         }
         Ok(())
+    }
+
+    /// The end of a `ret` that follows `sti` (`local_irq_enable(); return;` ends many
+    /// kernel functions, some on every system call): a return point would continue
+    /// in the caller without a pending-interrupt test, so, with no interrupt pending
+    /// (`kick_sync`, which `sti` set, is 0), drop the caller's return point from the host
+    /// stack (keeping the sentinel at its bottom) and look the target up: the table
+    /// holds checked entries. With one pending, leave for the monitor, which delivers it.
+    fn emit_ret_in_interrupt_shadow(&mut self) {
+        let miss = self.stubs.ibl_miss;
+        let minus_sentinel = (self.stubs.ret_sentinel as i64).wrapping_neg();
+        dynasm!(self.ops
+            ; .arch x64
+            ; mov r11, rcx
+            ; mov ecx, DWORD [r15 + off::KICK_SYNC]
+            ; jrcxz >quiet
+            ; mov rcx, r11
+            ; jmp extern miss as usize
+            ; quiet:
+            // (lea and jrcxz: the guest's flags are the host's and must not change.)
+            ; mov r14, QWORD [rsp]
+            ; mov rcx, QWORD minus_sentinel
+            ; lea rcx, [rcx + r14]
+            ; jrcxz >bottom
+            ; lea rsp, [rsp + 8]
+            ; bottom:
+            ; mov rcx, r11
+        );
+        self.emit_ibl();
     }
 
     /// Leaves for the monitor with the guest target in R13D (as a lookup miss would).
