@@ -7,7 +7,9 @@
  * descriptor, system descriptors, execute-only code, not present, DPL/RPL against CPL, LDT
  * selectors with and without an LDT, for SS also read-only data and code; the error codes
  * of #GP/#NP/#SS; the accessed bit set in the GDT on a load; reloads of the selector a
- * register holds (a changed descriptor takes effect); lds/les/lfs/lgs/lss (and
+ * register holds (a changed descriptor takes effect); FS and GS switched back and forth
+ * between two selectors (each load its own base, a changed descriptor takes effect, a
+ * null selector, mov from memory and pop, sgdt through FS afterwards); lds/les/lfs/lgs/lss (and
  * that a failing one changes nothing); segment bases for data, string source/destination
  * overrides and the stack; far jmp/call/ret (direct, indirect, ret imm16), a call gate, a
  * conforming code segment, iret to another code selector, a far call into a 16-bit code
@@ -169,6 +171,72 @@ static void reloads(void)
     is(v, 0, "reloading a null selector into fs");
     asm volatile("movw %w0, %%fs" : : "r"(SEL_KDATA));
     *e = 0;
+}
+
+/* ---- FS and GS switched between two selectors ---------------------------------------------- */
+#define SEL_SPARE1 (SEL_SPARE0 + 8)
+
+static __attribute__((noinline)) uint32_t fs_read(uint16_t sel)
+{
+    uint32_t v;
+    asm volatile("movw %w1, %%fs; movl %%fs:0x10, %0" : "=r"(v) : "r"(sel));
+    return v;
+}
+
+static __attribute__((noinline)) uint32_t gs_read(uint16_t sel)
+{
+    uint32_t v;
+    asm volatile("movw %w1, %%gs; movl %%gs:0x10, %0" : "=r"(v) : "r"(sel));
+    return v;
+}
+
+static void switches(void)
+{
+    volatile uint64_t *a = &rt_gdt[SEL_SPARE0 >> 3], *b = &rt_gdt[SEL_SPARE1 >> 3];
+    for (unsigned i = 0; i < 256; i++)
+        rt_small_seg[i] = (uint8_t)(i * 7 + 1);
+    uint32_t at10, at50, at90, v;
+    memcpy(&at10, rt_small_seg + 0x10, 4);
+    memcpy(&at50, rt_small_seg + 0x50, 4);
+    memcpy(&at90, rt_small_seg + 0x90, 4);
+    *a = rt_desc((uint32_t)rt_small_seg, 0xff, 0x93, 0x4);
+    *b = rt_desc((uint32_t)rt_small_seg + 0x40, 0xff, 0x93, 0x4);
+    unsigned bad = 0, gbad = 0;
+    for (volatile int i = 0; i < 16; i++) {
+        bad += fs_read(SEL_SPARE0) != at10;
+        bad += fs_read(SEL_SPARE1) != at50;
+        gbad += gs_read(SEL_SPARE1) != at50;
+        gbad += gs_read(SEL_SPARE0) != at10;
+    }
+    is(bad, 0, "fs switched between two selectors 16 times: each load takes its own base");
+    is(gbad, 0, "gs switched between two selectors 16 times: each load takes its own base");
+    *b = rt_desc((uint32_t)rt_small_seg + 0x80, 0xff, 0x93, 0x4);
+    is(fs_read(SEL_SPARE0), at10, "fs back on the first selector");
+    is(fs_read(SEL_SPARE1), at90, "the second selector's descriptor changed meanwhile: its new base");
+    /* a null selector as one of the two; mov from memory and pop as the loads */
+    bad = 0;
+    for (volatile int i = 0; i < 16; i++) {
+        asm volatile("movw %w0, %%fs" : : "r"(0));
+        bad += fs_read(SEL_SPARE0) != at10;
+        uint16_t saved = SEL_SPARE1;
+        asm volatile("movw %1, %%fs; movl %%fs:0x10, %0" : "=r"(v) : "m"(saved));
+        bad += v != at90;
+        asm volatile("pushl %1; popl %%fs; movl %%fs:0x10, %0" : "=r"(v) : "i"(SEL_SPARE0));
+        bad += v != at10;
+    }
+    is(bad, 0, "fs switched by mov from a register, from memory and pop, and with a null selector");
+    /* what the CPU does with fs after a switch: sgdt to fs: writes at its base */
+    struct __attribute__((packed)) { uint16_t limit; uint32_t base; } g;
+    asm volatile("sgdt %0" : "=m"(g));
+    asm volatile("movw %w0, %%fs" : : "r"(SEL_KDATA));
+    (void)fs_read(SEL_SPARE0);
+    (void)fs_read(SEL_SPARE1);         /* a third selector since KDATA: not a switch */
+    (void)fs_read(SEL_SPARE0);         /* a switch back */
+    asm volatile("sgdt %%fs:0x20" ::: "memory");
+    ok(!memcmp(rt_small_seg + 0x20, &g, 6), "sgdt to fs: after a switch writes at fs's base");
+    asm volatile("movw %w0, %%fs; movw %w0, %%gs" : : "r"(SEL_KDATA));
+    *a = 0;
+    *b = 0;
 }
 
 /* ---- segment bases ------------------------------------------------------------------------- */
@@ -367,6 +435,7 @@ void test_main(void)
     far_pointer_loads();
     bases();
     reloads();
+    switches();
     far_transfers();
     access_checks();
     arpl();

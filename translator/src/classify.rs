@@ -65,8 +65,9 @@ pub enum Class {
     Salc,
     /// `rdtsc` at CPL 0: the host TSC plus the guest's offset.
     Rdtsc,
-    /// `mov ds/es/fs/gs, r` or `pop ds/es/fs/gs` at CPL 0 in protected mode: reloading the
-    /// selector the register holds is done inline, anything else is a callout.
+    /// `mov ds/es/fs/gs, r/m` or `pop ds/es/fs/gs` at CPL 0 in protected mode: reloading
+    /// the selector the register holds (for FS and GS, or the one it held before) is done
+    /// inline, anything else is a callout.
     SregLoad,
     /// Executed by the monitor. `resumable`: translated code can continue after it.
     Callout {
@@ -396,7 +397,7 @@ pub fn classify(ins: &Instruction, mode: Mode) -> Class {
                     r.is_segment_register() || r.is_cr() || r.is_dr() || r.is_tr()
                 }
             });
-            if ins.op0_kind() == OpKind::Register && ins.op0_register().is_segment_register() && ins.op1_kind() == OpKind::Register {
+            if ins.op0_kind() == OpKind::Register && ins.op0_register().is_segment_register() {
                 return sreg_load(ins, mode);
             }
             if sreg_or_ctrl {
@@ -442,7 +443,7 @@ pub fn classify(ins: &Instruction, mode: Mode) -> Class {
     Class::Ident
 }
 
-/// A load of segment register operand 0 (`mov sreg, r`, `pop sreg`): [`Class::SregLoad`]
+/// A load of segment register operand 0 (`mov sreg, r/m`, `pop sreg`): [`Class::SregLoad`]
 /// where its inline fast path applies (DS, ES, FS, GS at CPL 0 in protected mode, not
 /// single-stepping, 32-bit stack), else a callout.
 fn sreg_load(ins: &Instruction, mode: Mode) -> Class {

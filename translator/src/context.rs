@@ -258,6 +258,21 @@ pub struct Context {
     pub sreg_desc_addr: [u32; 6],
     /// For [`SREG_RELOAD_DESCRIPTOR`]: its 8 bytes after the load (accessed bit set).
     pub sreg_desc: [u64; 6],
+    /// FS and GS also keep the state they held before the monitor last loaded another
+    /// selector into them — selector, `sreg_reload` kind, descriptor address and bytes,
+    /// base — so that translated code at CPL 0 can switch between two selectors without
+    /// the monitor (a kernel's per-CPU segment on entry, the user's on exit): loading the
+    /// other selector swaps the two states (`emit/sreg.rs`), and the monitor swaps its
+    /// full segment caches after the exit ([`Context::sel`] tells it).
+    pub sreg_alt_sel: [u32; 6],
+    /// See `sreg_alt_sel`.
+    pub sreg_alt_reload: [u32; 6],
+    /// See `sreg_alt_sel`.
+    pub sreg_alt_desc_addr: [u32; 6],
+    /// See `sreg_alt_sel`.
+    pub sreg_alt_base: [u32; 6],
+    /// See `sreg_alt_sel`.
+    pub sreg_alt_desc: [u64; 6],
     /// Fragment bodies entered (counted only when the translator is built for
     /// statistics).
     pub fragment_entries: u64,
@@ -373,6 +388,26 @@ pub mod off {
     /// Of `sel[s]`.
     pub const fn sel(s: Seg) -> i32 {
         (offset_of!(Context, sel) + 4 * s as usize) as i32
+    }
+    /// Of `sreg_alt_sel[s]`.
+    pub const fn sreg_alt_sel(s: Seg) -> i32 {
+        (offset_of!(Context, sreg_alt_sel) + 4 * s as usize) as i32
+    }
+    /// Of `sreg_alt_reload[s]`.
+    pub const fn sreg_alt_reload(s: Seg) -> i32 {
+        (offset_of!(Context, sreg_alt_reload) + 4 * s as usize) as i32
+    }
+    /// Of `sreg_alt_desc_addr[s]`.
+    pub const fn sreg_alt_desc_addr(s: Seg) -> i32 {
+        (offset_of!(Context, sreg_alt_desc_addr) + 4 * s as usize) as i32
+    }
+    /// Of `sreg_alt_base[s]`.
+    pub const fn sreg_alt_base(s: Seg) -> i32 {
+        (offset_of!(Context, sreg_alt_base) + 4 * s as usize) as i32
+    }
+    /// Of `sreg_alt_desc[s]`.
+    pub const fn sreg_alt_desc(s: Seg) -> i32 {
+        (offset_of!(Context, sreg_alt_desc) + 8 * s as usize) as i32
     }
 }
 
@@ -498,6 +533,8 @@ impl Context {
         self.seg_base = [0; 6];
         self.sel = [0; 6];
         self.sreg_reload = [SREG_RELOAD_NEVER; 6];
+        self.sreg_alt_sel = [0; 6];
+        self.sreg_alt_reload = [SREG_RELOAD_NEVER; 6];
         self.guest_fx = FxArea::initial();
     }
 

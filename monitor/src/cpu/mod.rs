@@ -86,6 +86,9 @@ pub struct Cpu {
     pub ctx: ContextBox,
     /// Segment registers ES..GS with their descriptor caches.
     pub seg: [SegmentCache; 6],
+    /// For FS and GS: the cache each held before the monitor last loaded another selector
+    /// into it, which translated code may swap back in (`Context::sreg_alt_sel`).
+    pub seg_alt: [SegmentCache; 6],
     /// LDTR.
     pub ldtr: SegmentCache,
     /// TR.
@@ -132,6 +135,7 @@ impl Cpu {
         let mut cpu = Cpu {
             ctx,
             seg: [SegmentCache::default(); 6],
+            seg_alt: [SegmentCache::default(); 6],
             ldtr: SegmentCache::null(),
             tr: SegmentCache::tss_default(),
             gdtr: TableReg::default(),
@@ -174,6 +178,20 @@ impl Cpu {
     /// register may be reloaded by translated code without the monitor.
     pub fn descriptor_tables_changed(&mut self) {
         self.ctx.sreg_reload = [bt86_translator::SREG_RELOAD_NEVER; 6];
+        self.ctx.sreg_alt_reload = [bt86_translator::SREG_RELOAD_NEVER; 6];
+    }
+
+    /// After translated code ran: where it swapped FS's or GS's state with the one kept
+    /// beside it (its selector is the other one now), swaps the segment caches too.
+    pub fn sync_segment_swaps(&mut self) {
+        for s in [Seg::Fs, Seg::Gs] {
+            let i = s as usize;
+            if self.ctx.sel[i] != u32::from(self.seg[i].selector) {
+                std::mem::swap(&mut self.seg[i], &mut self.seg_alt[i]);
+                debug_assert_eq!(self.ctx.sel[i], u32::from(self.seg[i].selector));
+                debug_assert_eq!(self.ctx.seg_base[i], self.seg[i].base);
+            }
+        }
     }
 
     /// CR0.PE.
@@ -232,7 +250,10 @@ impl Cpu {
             m |= Mode::STACK32;
         }
         for s in Seg::ALL {
-            if self.seg[s as usize].base == 0 {
+            // At CPL 0, FS and GS may switch between two selectors inline (translated
+            // code adds their bases whatever they are, see `sync_segment_swaps`).
+            let switches = self.cpl == 0 && matches!(s, Seg::Fs | Seg::Gs);
+            if self.seg[s as usize].base == 0 && !switches {
                 m |= 1 << (Mode::FLAT_SHIFT + s as u32);
             }
         }

@@ -190,8 +190,25 @@ impl Cpu {
         Ok(())
     }
 
-    /// `mov sreg`, `pop sreg`, `lds`..`lgs` for DS, ES, FS, GS (protected mode).
+    /// `mov sreg`, `pop sreg`, `lds`..`lgs` for DS, ES, FS, GS (protected mode). For FS
+    /// and GS, a load of another selector keeps the state it replaces beside the new one
+    /// (`Cpu::seg_alt`, `Context::sreg_alt_sel`): translated code may switch back to it.
     pub fn load_data_segment(&mut self, mem: &mut dyn SystemMemory, s: Seg, selector: u16) -> Result<(), Exception> {
+        let i = s as usize;
+        let (old, c) = (self.seg[i], &self.ctx);
+        let old_record = (c.sreg_reload[i], c.sreg_desc_addr[i], c.sreg_desc[i]);
+        self.load_data_segment_unkept(mem, s, selector)?;
+        if matches!(s, Seg::Fs | Seg::Gs) && old.selector != selector {
+            self.seg_alt[i] = old;
+            let c = &mut self.ctx;
+            c.sreg_alt_sel[i] = u32::from(old.selector);
+            c.sreg_alt_base[i] = old.base;
+            (c.sreg_alt_reload[i], c.sreg_alt_desc_addr[i], c.sreg_alt_desc[i]) = old_record;
+        }
+        Ok(())
+    }
+
+    fn load_data_segment_unkept(&mut self, mem: &mut dyn SystemMemory, s: Seg, selector: u16) -> Result<(), Exception> {
         if !self.protected() {
             self.set_segment(s, real_mode_segment(selector, self.seg[s as usize]));
             return Ok(());

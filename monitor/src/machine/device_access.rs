@@ -164,7 +164,9 @@ impl Machine {
         let exit = match self.fragment_at(mode, true) {
             Ok(Some(id)) => {
                 let body = self.translator.fragment(id).body;
-                Some(self.translator.run(&mut self.cpu.ctx, body))
+                let exit = self.translator.run(&mut self.cpu.ctx, body);
+                self.cpu.sync_segment_swaps();
+                Some(exit)
             }
             // The code fetch faulted (the #PF was delivered) or cannot be translated.
             Ok(None) => None,

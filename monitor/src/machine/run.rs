@@ -145,6 +145,7 @@ impl Machine {
             let start = if self.config.count_fragments { self.clock.now() } else { 0 };
             self.direct.native_last = false;
             let exit = self.translator.run(&mut self.cpu.ctx, host);
+            self.cpu.sync_segment_swaps();
             if self.config.count_fragments {
                 self.stats.translated_ns += self.clock.now().saturating_sub(start);
             }
