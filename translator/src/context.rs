@@ -326,16 +326,34 @@ impl IblTable {
     }
 }
 
+/// Offset functions of element `s` of the context's per-segment-register arrays.
+macro_rules! per_segment_offsets {
+    ($($name:ident: $elem:ty),* $(,)?) => {$(
+        #[doc = concat!("Of `", stringify!($name), "[s]`.")]
+        pub const fn $name(s: Seg) -> i32 {
+            (offset_of!(Context, $name) + std::mem::size_of::<$elem>() * s as usize) as i32
+        }
+    )*};
+}
+
 /// Offsets of [`Context`] fields, for the emitter.
 pub mod off {
     use super::*;
+    per_segment_offsets!(
+        seg_base: u32,
+        sel: u32,
+        sreg_reload: u32,
+        sreg_desc_addr: u32,
+        sreg_desc: u64,
+        sreg_alt_sel: u32,
+        sreg_alt_reload: u32,
+        sreg_alt_desc_addr: u32,
+        sreg_alt_base: u32,
+        sreg_alt_desc: u64,
+    );
     /// Of `gpr[n]`.
     pub const fn gpr(n: usize) -> i32 {
         (offset_of!(Context, gpr) + 4 * n) as i32
-    }
-    /// Of `seg_base[s]`.
-    pub const fn seg_base(s: Seg) -> i32 {
-        (offset_of!(Context, seg_base) + 4 * s as usize) as i32
     }
     /// Of `eip`.
     pub const EIP: i32 = offset_of!(Context, eip) as i32;
@@ -373,42 +391,6 @@ pub mod off {
     pub const TSC_OFFSET: i32 = offset_of!(Context, tsc_offset) as i32;
     /// Of `ibl_table`.
     pub const IBL_TABLE: i32 = offset_of!(Context, ibl_table) as i32;
-    /// Of `sreg_reload[s]`.
-    pub const fn sreg_reload(s: Seg) -> i32 {
-        (offset_of!(Context, sreg_reload) + 4 * s as usize) as i32
-    }
-    /// Of `sreg_desc_addr[s]`.
-    pub const fn sreg_desc_addr(s: Seg) -> i32 {
-        (offset_of!(Context, sreg_desc_addr) + 4 * s as usize) as i32
-    }
-    /// Of `sreg_desc[s]`.
-    pub const fn sreg_desc(s: Seg) -> i32 {
-        (offset_of!(Context, sreg_desc) + 8 * s as usize) as i32
-    }
-    /// Of `sel[s]`.
-    pub const fn sel(s: Seg) -> i32 {
-        (offset_of!(Context, sel) + 4 * s as usize) as i32
-    }
-    /// Of `sreg_alt_sel[s]`.
-    pub const fn sreg_alt_sel(s: Seg) -> i32 {
-        (offset_of!(Context, sreg_alt_sel) + 4 * s as usize) as i32
-    }
-    /// Of `sreg_alt_reload[s]`.
-    pub const fn sreg_alt_reload(s: Seg) -> i32 {
-        (offset_of!(Context, sreg_alt_reload) + 4 * s as usize) as i32
-    }
-    /// Of `sreg_alt_desc_addr[s]`.
-    pub const fn sreg_alt_desc_addr(s: Seg) -> i32 {
-        (offset_of!(Context, sreg_alt_desc_addr) + 4 * s as usize) as i32
-    }
-    /// Of `sreg_alt_base[s]`.
-    pub const fn sreg_alt_base(s: Seg) -> i32 {
-        (offset_of!(Context, sreg_alt_base) + 4 * s as usize) as i32
-    }
-    /// Of `sreg_alt_desc[s]`.
-    pub const fn sreg_alt_desc(s: Seg) -> i32 {
-        (offset_of!(Context, sreg_alt_desc) + 8 * s as usize) as i32
-    }
 }
 
 const _: () = assert!(off::KICK % 8 == 0 && off::KICK_SYNC == off::KICK + 4);

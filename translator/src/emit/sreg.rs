@@ -94,13 +94,16 @@ impl Emitter<'_> {
                     ; mov DWORD [r15 + b], r14d
                 );
             }
-            dynasm!(self.ops
-                ; .arch x64
-                ; mov r14, QWORD [r15 + desc]
-                ; mov r13, QWORD [r15 + alt_desc]
-                ; mov QWORD [r15 + desc], r13
-                ; mov QWORD [r15 + alt_desc], r14
-            );
+            // (The descriptors are 8 bytes: two dword swaps.)
+            for half in [0, 4] {
+                dynasm!(self.ops
+                    ; .arch x64
+                    ; mov r14d, DWORD [r15 + desc + half]
+                    ; mov r13d, DWORD [r15 + alt_desc + half]
+                    ; mov DWORD [r15 + desc + half], r13d
+                    ; mov DWORD [r15 + alt_desc + half], r14d
+                );
+            }
             self.pop_sreg_esp(ins, pop);
             dynasm!(self.ops ; .arch x64 ; jmp =>done);
         }
