@@ -86,6 +86,11 @@ pub struct MmuStats {
     /// mapped page whose new translation is already accessed, and after a true #PF
     /// once the guest's handler has made the page present (see [`Mmu::prefill`]).
     pub prefills: u64,
+    /// Pages a CR3 write parked (see [`crate::shadow::Shadow`]).
+    pub parked: u64,
+    /// Parked pages given their access back, mapping the same frame: an `mprotect`
+    /// instead of a new mapping.
+    pub unparked: u64,
     /// Evictions: times the windows reached their VMA budget and old fills were dropped.
     pub evictions: u64,
     /// Fills dropped by evictions.
@@ -328,8 +333,10 @@ impl Mmu {
         self.stats.fills_evicted += 1;
         let mut run: Option<(u32, u64)> = None;
         for p in f.first..f.first + f.n {
-            if self.shadow.get(f.w, p).is_some_and(|e| e.stamp == f.stamp) {
-                self.shadow.remove(f.w, p);
+            if self.shadow.stamp_of(f.w, p) == Some(f.stamp) {
+                if self.shadow.remove(f.w, p).is_none() {
+                    self.shadow.unpark(f.w, p);
+                }
                 self.stats.pages_evicted += 1;
                 run = Some(run.map_or((p, 1), |(s, n)| (s, n + 1)));
             } else if let Some(r) = run.take() {
@@ -418,10 +425,18 @@ impl Mmu {
             self.stats.cr3_flushes += 1;
             self.large_regions.retain(|_, global| *global);
             for w in WindowKind::ALL {
-                // (Without CR4.PGE no page is global.)
-                let pages = self.shadow.pages(w, !new.pge());
-                let runs = self.shadow.take_pages(w, &pages);
-                self.unmap_runs(w, &runs);
+                // (Without CR4.PGE no page is global.) They stay in the host's mappings,
+                // inaccessible: parked (see `Shadow`), a page 0 excepted (its mirror
+                // above the window would stay accessible).
+                let mut pages = self.shadow.pages(w, !new.pge());
+                if pages.first() == Some(&0) {
+                    let runs = self.shadow.take_pages(w, &[0]);
+                    self.unmap_runs(w, &runs);
+                    pages.remove(0);
+                }
+                self.stats.parked += pages.len() as u64;
+                let runs = self.shadow.park_pages(w, &pages);
+                self.park_runs(w, &runs);
             }
             return Some(false);
         }
@@ -503,9 +518,22 @@ impl Mmu {
     }
 
     fn unmap_runs(&mut self, w: WindowKind, runs: &[(u32, u64)]) {
+        // (Parked pages in them go too: the host forgets their mappings.)
+        self.shadow.forget_parked_in(w, runs);
         for &(start, n) in runs {
             if let Err(e) = self.windows[w as usize].unmap(start << 12, n) {
                 log::error!("cannot unmap window pages: {e}");
+            }
+        }
+    }
+
+    /// Takes the host's access to the pages of `runs` away, keeping their mappings.
+    fn park_runs(&mut self, w: WindowKind, runs: &[(u32, u64)]) {
+        for &(start, n) in runs {
+            if let Err(e) = self.windows[w as usize].park(start << 12, n) {
+                log::error!("cannot park window pages: {e}");
+                // (Whatever the host did, unmapped is safe.)
+                self.unmap_runs(w, &[(start, n)]);
             }
         }
     }
@@ -847,6 +875,8 @@ impl Mmu {
     /// Maps a stand-in for the device page at `linear` in window `w` (see
     /// [`Window::map_stand_in`]); returns its host address.
     pub fn map_stand_in(&mut self, w: WindowKind, linear: u32) -> Result<u64, WindowError> {
+        // (It replaces whatever the host maps there.)
+        self.shadow.forget_parked_in(w, &[(page_of(linear), 1)]);
         self.windows[w as usize].map_stand_in(linear)
     }
 
@@ -977,6 +1007,9 @@ impl Mmu {
             }
             return Ok(());
         }
+        if self.shadow.parked_frame(w, page) == Some(phys) && !self.is_unbacked(phys) {
+            return self.unpark(w, page, phys, prot, &t);
+        }
         // Neighbours in the same page table (or large page) with the same permission,
         // already accessed by the guest, not mapped yet: mapping them now is invisible to
         // the guest. Their guest-physical page, if so.
@@ -1006,9 +1039,7 @@ impl Mmu {
         if let Err(err) = self.map_run(w, first, first_phys, last - first + 1, prot, &t) {
             // The page itself may have been mapped before: leave it unmapped.
             self.shadow.remove(w, page);
-            if let Err(e) = self.windows[w as usize].unmap(page << 12, 1) {
-                log::error!("cannot unmap a failed fill: {e}");
-            }
+            self.unmap_runs(w, &[(page, 1)]);
             return Err(err);
         }
         // Accessed neighbours whose frames lie elsewhere (as an OS's user memory does):
@@ -1043,6 +1074,27 @@ impl Mmu {
         Ok(())
     }
 
+    /// Gives parked page `page` of window `w`, which maps guest RAM page `phys` (as the
+    /// guest's tables do again), access `prot` for translation `t`: a fill of one page
+    /// without a new host mapping.
+    fn unpark(&mut self, w: WindowKind, page: u32, phys: u64, prot: Prot, t: &Translation) -> Result<(), WindowError> {
+        self.shadow.unpark(w, page);
+        if prot.executable() {
+            // W^X per frame, as for any fill.
+            self.write_protect_frame(phys, None, true);
+        }
+        if let Err(err) = self.windows[w as usize].unpark(page << 12, phys << 12, prot) {
+            self.unmap_runs(w, &[(page, 1)]);
+            return Err(err);
+        }
+        let stamp = self.shadow.begin_fill(w, page, 1);
+        let e = Entry { phys_page: phys, prot, global: t.g_bit, large: t.large, table: t.leaf_addr >> 12, stamp };
+        self.shadow.record(w, page, e);
+        self.stats.pages_filled += 1;
+        self.stats.unparked += 1;
+        Ok(())
+    }
+
     /// Maps `n` linear pages from `first` in window `w` to guest RAM from page
     /// `first_phys`, as one fill of translation `t`'s kind. On failure nothing of it is
     /// mapped (as far as the host lets it be undone).
@@ -1055,9 +1107,7 @@ impl Mmu {
         }
         if let Err(err) = self.windows[w as usize].map(&self.ram, first << 12, first_phys << 12, n as u64, prot) {
             // Part of the run (or the mirror of page 0) may be mapped.
-            if let Err(e) = self.windows[w as usize].unmap(first << 12, n as u64) {
-                log::error!("cannot unmap a failed fill: {e}");
-            }
+            self.unmap_runs(w, &[(first, n as u64)]);
             return Err(err);
         }
         let stamp = self.shadow.begin_fill(w, first, n);
@@ -1313,6 +1363,64 @@ mod tests {
         m.flush_all();
         assert_eq!(m.vmas(), 2);
         assert_eq!(host_vmas(), 2);
+    }
+
+    /// A CR3 write parks the non-global pages: they stay in the host's mappings without
+    /// access, counted as the VMAs they are; a fill of the same frame gives the access back
+    /// (one `mprotect`), a fill after the guest remapped the page maps the new frame, and
+    /// a full flush drops parked pages with the rest.
+    #[test]
+    fn cr3_writes_park_pages_that_same_frame_fills_take_back() {
+        let _turn = WINDOWS.lock().unwrap_or_else(|e| e.into_inner());
+        let mut m = mmu();
+        let regs = m.regs();
+        let page = |i: u32| (4 << 20) + i * 4096;
+        let host = |i: u32| KERNEL_WINDOW_BASE + page(i) as u64;
+        // SAFETY: reads of kernel-window pages the caller has just filled.
+        let read = |i: u32| unsafe { std::ptr::read_volatile(host(i) as *const u32) };
+        for i in [0, 9, 20] {
+            touch(&mut m, page(i), false);
+        }
+        let mapped = m.shadow.mapped() as u64;
+        assert!(mapped >= 3);
+        m.set_regs(regs, true);
+        assert_eq!((m.shadow.mapped(), m.stats().parked), (0, mapped), "a CR3 write parks every page");
+        assert_eq!(host_perms(host(9)), "---", "a parked page is not accessible");
+        assert_eq!(m.vmas(), host_vmas(), "parked pages");
+
+        let t = walk::walk(&m.ram, &m.regs, page(9), Access::SUPERVISOR_READ).unwrap();
+        m.ram.write_u32(t.phys_page, 0x5A4E_0009);
+        touch(&mut m, page(9), false);
+        assert_eq!(m.stats().unparked, 1, "the same frame: taken back");
+        assert_eq!((host_perms(host(9)), read(9)), ("r--".to_string(), 0x5A4E_0009));
+        assert_eq!(m.vmas(), host_vmas(), "a page taken back");
+
+        // The guest maps page 20 to another frame while it is parked.
+        let pte20 = PT + 4 * 20;
+        let old = m.ram.read_u32(pte20);
+        m.ram.write_u32(pte20, (0x1F00 << 12) | pte::P | pte::RW | pte::A);
+        m.ram.write_u32(0x1F00 << 12, 0x0F1E_0020);
+        touch(&mut m, page(20), false);
+        assert_eq!(m.stats().unparked, 1, "another frame: mapped anew");
+        assert_eq!(read(20), 0x0F1E_0020);
+        assert_eq!(m.vmas(), host_vmas(), "a parked page mapped over");
+        m.ram.write_u32(pte20, old);
+
+        // Parked pages hold VMAs: eviction drops them like mapped ones.
+        for i in 0..200 {
+            touch(&mut m, page(i * 5), false);
+        }
+        m.set_regs(regs, true);
+        m.set_mapping_budget(100);
+        for i in 0..PAGES {
+            touch(&mut m, page(i), false);
+            assert!(m.vmas() <= 100, "over budget: {}", m.vmas());
+        }
+        assert_eq!(m.vmas(), host_vmas(), "after evictions of parked pages");
+
+        m.set_regs(regs, true);
+        m.flush_all();
+        assert_eq!((m.vmas(), host_vmas()), (2, 2), "a full flush drops parked pages too");
     }
 
     /// `invlpg` anywhere in a 4 MiB page drops every piece of it, also where that piece is

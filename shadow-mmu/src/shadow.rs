@@ -64,6 +64,12 @@ pub struct Fill {
 /// The mappings of both windows.
 pub struct Shadow {
     maps: [HashMap<u32, Entry>; 2],
+    /// Pages a CR3 write took away but left in the host's mappings, inaccessible
+    /// (`PROT_NONE`), as they were: if the guest's tables map the same frame there when it
+    /// is next touched (the same process again, or one sharing its frames), giving the
+    /// access back is one `mprotect` instead of a new mapping ([`crate::Mmu`]). Not in
+    /// `maps`, the reverse map or the native counts: nothing can reach them.
+    parked: [HashMap<u32, Entry>; 2],
     /// The pages of each window whose entries lack G (what a CR3 write drops while
     /// CR4.PGE is set), kept apart so that a context switch does not look at the kernel's
     /// many global mappings.
@@ -100,6 +106,7 @@ impl Shadow {
     pub fn new(ram_pages: u64) -> Shadow {
         Shadow {
             maps: Default::default(),
+            parked: Default::default(),
             non_global: Default::default(),
             rmap: Default::default(),
             code_pages: Default::default(),
@@ -122,10 +129,16 @@ impl Shadow {
         }
     }
 
+    /// What the host maps at linear page `page` of window `w`: the entry, or a parked
+    /// one's frame without access.
+    fn host_view(&self, w: WindowKind, page: u32) -> Option<Entry> {
+        self.get(w, page).or_else(|| self.parked[w as usize].get(&page).map(|e| Entry { prot: Prot::None, ..*e }))
+    }
+
     /// The VMA boundaries on either side of linear page `page` if it were mapped as `mid`.
     fn boundaries_around(&self, w: WindowKind, page: u32, mid: Option<Entry>) -> usize {
-        let before = page.checked_sub(1).and_then(|p| self.get(w, p));
-        let after = if page < (1 << 20) - 1 { self.get(w, page + 1) } else { None };
+        let before = page.checked_sub(1).and_then(|p| self.host_view(w, p));
+        let after = if page < (1 << 20) - 1 { self.host_view(w, page + 1) } else { None };
         (page > 0 && !self.same_vma(before, mid)) as usize + (page < (1 << 20) - 1 && !self.same_vma(mid, after)) as usize
     }
 
@@ -155,7 +168,12 @@ impl Shadow {
 
     /// True if some page of fill `f` is still its own.
     fn live(&self, f: &Fill) -> bool {
-        (f.first..f.first + f.n).any(|p| self.get(f.w, p).is_some_and(|e| e.stamp == f.stamp))
+        (f.first..f.first + f.n).any(|p| self.stamp_of(f.w, p) == Some(f.stamp))
+    }
+
+    /// The fill stamp of linear page `page` of window `w`, mapped or parked.
+    pub fn stamp_of(&self, w: WindowKind, page: u32) -> Option<u32> {
+        self.maps[w as usize].get(&page).or_else(|| self.parked[w as usize].get(&page)).map(|e| e.stamp)
     }
 
     /// Drops the records of fills none of whose pages remain.
@@ -202,14 +220,16 @@ impl Shadow {
         self.maps[w as usize].get(&page).copied()
     }
 
-    /// Records that window `w` maps linear page `page` as `e`.
+    /// Records that window `w` maps linear page `page` as `e` (replacing a parked page
+    /// there, if any).
     pub fn record(&mut self, w: WindowKind, page: u32, e: Entry) {
         if e.global {
             self.non_global[w as usize].remove(&page);
         } else {
             self.non_global[w as usize].insert(page);
         }
-        let old = self.get(w, page);
+        let old = self.host_view(w, page);
+        self.parked[w as usize].remove(&page);
         self.rebound(w, page, old, Some(e));
         self.count_native(e.phys_page, e.prot, true);
         if let Some(old) = self.maps[w as usize].insert(page, e) {
@@ -265,12 +285,56 @@ impl Shadow {
         }
     }
 
-    /// Forgets linear page `page` of window `w`; true if it was mapped.
+    /// Forgets mapped linear page `page` of window `w`; its entry if it was mapped.
     pub fn remove(&mut self, w: WindowKind, page: u32) -> Option<Entry> {
         let e = self.get(w, page)?;
         self.rebound(w, page, Some(e), None);
         self.forget(w, page, e);
         Some(e)
+    }
+
+    /// Parks mapped pages `pages` (ascending) of window `w` (see `parked`; the caller
+    /// takes the host's access away) and returns them as runs.
+    pub fn park_pages(&mut self, w: WindowKind, pages: &[u32]) -> Vec<Run> {
+        for &p in pages {
+            let Some(e) = self.get(w, p) else { continue };
+            self.rebound(w, p, Some(e), Some(Entry { prot: Prot::None, ..e }));
+            self.forget(w, p, e);
+            self.parked[w as usize].insert(p, e);
+        }
+        runs_of(pages)
+    }
+
+    /// The parked page at `page` of window `w`, taken out of the parked set (the caller
+    /// maps it, or unmaps it).
+    pub fn unpark(&mut self, w: WindowKind, page: u32) -> Option<Entry> {
+        let e = *self.parked[w as usize].get(&page)?;
+        self.rebound(w, page, Some(Entry { prot: Prot::None, ..e }), None);
+        self.parked[w as usize].remove(&page);
+        Some(e)
+    }
+
+    /// The frame parked at `page` of window `w`, if any.
+    pub fn parked_frame(&self, w: WindowKind, page: u32) -> Option<u64> {
+        self.parked[w as usize].get(&page).map(|e| e.phys_page)
+    }
+
+    /// Forgets the parked pages in runs `runs` of window `w` (unmapped wholesale).
+    pub fn forget_parked_in(&mut self, w: WindowKind, runs: &[Run]) {
+        let parked = &self.parked[w as usize];
+        if parked.is_empty() {
+            return;
+        }
+        let inside = |p: u32| runs.iter().any(|&(s, n)| p >= s && (p as u64) < s as u64 + n);
+        let total: u64 = runs.iter().map(|r| r.1).sum();
+        let pages: Vec<u32> = if total > parked.len() as u64 {
+            parked.keys().copied().filter(|&p| inside(p)).collect()
+        } else {
+            runs.iter().flat_map(|&(s, n)| (0..n).map(move |i| s + i as u32)).filter(|p| parked.contains_key(p)).collect()
+        };
+        for p in pages {
+            self.unpark(w, p);
+        }
     }
 
     /// [`Shadow::remove`] without the boundary count, for removals that empty the window.
@@ -344,6 +408,7 @@ impl Shadow {
         for (p, e) in entries {
             self.forget(w, p, e);
         }
+        self.parked[w as usize].clear();
         self.boundaries[w as usize] = 0;
     }
 }

@@ -482,6 +482,37 @@ impl Window {
         Ok(())
     }
 
+    /// Takes all access to `pages` mapped pages at `linear` away but keeps their mappings,
+    /// for [`Window::unpark`] (`Mmu`'s parked pages). A copy drops them.
+    pub fn park(&mut self, linear: u32, pages: u64) -> Result<(), WindowError> {
+        debug_assert!(linear != 0, "page 0 has a mirror above the window: unmap it");
+        let host = self.kind.host_addr(linear);
+        // SAFETY: the range lies in the window, which this Window owns.
+        if unsafe { libc::mprotect(host as *mut libc::c_void, (pages * PAGE_SIZE) as usize, libc::PROT_NONE) } != 0 {
+            return Err(WindowError::Host("mprotect in the window", std::io::Error::last_os_error()));
+        }
+        self.stats.mprotect_calls += 1;
+        if let Some(m) = self.mirror.as_mut() {
+            m.unmapped(host, pages);
+        }
+        Ok(())
+    }
+
+    /// Gives parked page `linear`, whose mapping is of guest-physical `phys` (the caller
+    /// knows), access `prot` again.
+    pub fn unpark(&mut self, linear: u32, phys: u64, prot: Prot) -> Result<(), WindowError> {
+        let host = self.kind.host_addr(linear);
+        // SAFETY: one page of the window, which this Window owns.
+        if unsafe { libc::mprotect(host as *mut libc::c_void, PAGE_SIZE as usize, prot.bits()) } != 0 {
+            return Err(WindowError::Host("mprotect in the window", std::io::Error::last_os_error()));
+        }
+        self.stats.mprotect_calls += 1;
+        if let Some(m) = self.mirror.as_mut() {
+            m.mapped(host, phys, 1, prot);
+        }
+        Ok(())
+    }
+
     /// Drops the mapping of `pages` pages at `linear`; later accesses fault.
     pub fn unmap(&mut self, linear: u32, pages: u64) -> Result<(), WindowError> {
         if linear == 0 && pages > 0 {

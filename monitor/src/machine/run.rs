@@ -597,6 +597,7 @@ pub(super) fn stats_report(m: &Machine) -> String {
         ms.invlpg_flushes, ms.cr3_flushes, ms.mode_flushes, ms.pages_revalidated, ms.full_flushes
     );
     let _ = writeln!(o, "    pages mapped ahead            {} (after invlpg or a true fault)", ms.prefills);
+    let _ = writeln!(o, "    pages parked at CR3 writes    {} (given back by mprotect, same frame: {})", ms.parked, ms.unparked);
     let _ = writeln!(
         o,
         "    host mappings (VMAs)          peak {} of a budget of {} (vm.max_map_count {})",
