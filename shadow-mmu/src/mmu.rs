@@ -1007,9 +1007,6 @@ impl Mmu {
             }
             return Ok(());
         }
-        if self.shadow.parked_frame(w, page) == Some(phys) && !self.is_unbacked(phys) {
-            return self.unpark(w, page, phys, prot, &t);
-        }
         // Neighbours in the same page table (or large page) with the same permission,
         // already accessed by the guest, not mapped yet: mapping them now is invisible to
         // the guest. Their guest-physical page, if so.
@@ -1025,6 +1022,21 @@ impl Mmu {
             (plain && n.accessed && n.global == t.global && me.prot_for(w, &n, ph, fetch) == prot).then_some(ph)
         };
         let same = |me: &Mmu, p: u32, ph: u64| neighbour(me, p) == Some(ph);
+        if self.shadow.parked_frame(w, page) == Some(phys) && !self.is_unbacked(phys) {
+            // Parked by a CR3 write with this frame: give it its access back, and its
+            // parked neighbours whose frames are still theirs, in one call.
+            let batch = if t.large { 1 << shift } else { BATCH };
+            let parked_same = |me: &Mmu, p: u32| neighbour(me, p).is_some_and(|ph| me.shadow.parked_frame(w, p) == Some(ph));
+            let (mut first, mut last) = (page, page);
+            while last - page < batch - 1 && last + 1 < (1 << 20) && parked_same(self, last + 1) {
+                last += 1;
+            }
+            while page - first < batch - 1 && first > 1 && parked_same(self, first - 1) {
+                first -= 1;
+            }
+            let frames: Vec<u64> = (first..=last).map(|p| self.shadow.parked_frame(w, p).expect("parked")).collect();
+            return self.unpark(w, first, &frames, prot, &t);
+        }
         // The run around the page that is contiguous in guest RAM too: one host call.
         let (mut first, mut last) = (page, page);
         // A large page is filled whole when nothing in it is special.
@@ -1074,24 +1086,31 @@ impl Mmu {
         Ok(())
     }
 
-    /// Gives parked page `page` of window `w`, which maps guest RAM page `phys` (as the
-    /// guest's tables do again), access `prot` for translation `t`: a fill of one page
-    /// without a new host mapping.
-    fn unpark(&mut self, w: WindowKind, page: u32, phys: u64, prot: Prot, t: &Translation) -> Result<(), WindowError> {
-        self.shadow.unpark(w, page);
+    /// Gives the parked pages from `first` on in window `w`, which map guest RAM pages
+    /// `frames` (as the guest's tables do again), access `prot` for translation `t`'s
+    /// kind: one fill without a new host mapping.
+    fn unpark(&mut self, w: WindowKind, first: u32, frames: &[u64], prot: Prot, t: &Translation) -> Result<(), WindowError> {
+        let n = frames.len() as u32;
+        for p in first..first + n {
+            self.shadow.unpark(w, p);
+        }
         if prot.executable() {
             // W^X per frame, as for any fill.
-            self.write_protect_frame(phys, None, true);
+            for &f in frames {
+                self.write_protect_frame(f, None, true);
+            }
         }
-        if let Err(err) = self.windows[w as usize].unpark(page << 12, phys << 12, prot) {
-            self.unmap_runs(w, &[(page, 1)]);
+        if let Err(err) = self.windows[w as usize].unpark(first << 12, frames, prot) {
+            self.unmap_runs(w, &[(first, n as u64)]);
             return Err(err);
         }
-        let stamp = self.shadow.begin_fill(w, page, 1);
-        let e = Entry { phys_page: phys, prot, global: t.g_bit, large: t.large, table: t.leaf_addr >> 12, stamp };
-        self.shadow.record(w, page, e);
-        self.stats.pages_filled += 1;
-        self.stats.unparked += 1;
+        let stamp = self.shadow.begin_fill(w, first, n);
+        for (i, &f) in frames.iter().enumerate() {
+            let e = Entry { phys_page: f, prot, global: t.g_bit, large: t.large, table: t.leaf_addr >> 12, stamp };
+            self.shadow.record(w, first + i as u32, e);
+        }
+        self.stats.pages_filled += n as u64;
+        self.stats.unparked += n as u64;
         Ok(())
     }
 
@@ -1388,20 +1407,23 @@ mod tests {
         assert_eq!(host_perms(host(9)), "---", "a parked page is not accessible");
         assert_eq!(m.vmas(), host_vmas(), "parked pages");
 
-        let t = walk::walk(&m.ram, &m.regs, page(9), Access::SUPERVISOR_READ).unwrap();
-        m.ram.write_u32(t.phys_page, 0x5A4E_0009);
-        touch(&mut m, page(9), false);
-        assert_eq!(m.stats().unparked, 1, "the same frame: taken back");
-        assert_eq!((host_perms(host(9)), read(9)), ("r--".to_string(), 0x5A4E_0009));
-        assert_eq!(m.vmas(), host_vmas(), "a page taken back");
-
         // The guest maps page 20 to another frame while it is parked.
         let pte20 = PT + 4 * 20;
         let old = m.ram.read_u32(pte20);
         m.ram.write_u32(pte20, (0x1F00 << 12) | pte::P | pte::RW | pte::A);
         m.ram.write_u32(0x1F00 << 12, 0x0F1E_0020);
+
+        let t = walk::walk(&m.ram, &m.regs, page(9), Access::SUPERVISOR_READ).unwrap();
+        m.ram.write_u32(t.phys_page, 0x5A4E_0009);
+        touch(&mut m, page(9), false);
+        let unparked = m.stats().unparked;
+        assert!(unparked > 1, "the same frame: taken back, with its parked neighbours");
+        assert_eq!((host_perms(host(9)), read(9)), ("r--".to_string(), 0x5A4E_0009));
+        assert_eq!(host_perms(host(20)), "---", "not a neighbour whose frame changed");
+        assert_eq!(m.vmas(), host_vmas(), "pages taken back");
+
         touch(&mut m, page(20), false);
-        assert_eq!(m.stats().unparked, 1, "another frame: mapped anew");
+        assert_eq!(m.stats().unparked, unparked, "another frame: mapped anew");
         assert_eq!(read(20), 0x0F1E_0020);
         assert_eq!(m.vmas(), host_vmas(), "a parked page mapped over");
         m.ram.write_u32(pte20, old);

@@ -498,17 +498,21 @@ impl Window {
         Ok(())
     }
 
-    /// Gives parked page `linear`, whose mapping is of guest-physical `phys` (the caller
-    /// knows), access `prot` again.
-    pub fn unpark(&mut self, linear: u32, phys: u64, prot: Prot) -> Result<(), WindowError> {
+    /// Gives the parked pages from `linear` on, whose mappings are of the guest-physical
+    /// pages `frames` (page numbers, one per page; the caller knows), access `prot` again:
+    /// one host call.
+    pub fn unpark(&mut self, linear: u32, frames: &[u64], prot: Prot) -> Result<(), WindowError> {
         let host = self.kind.host_addr(linear);
-        // SAFETY: one page of the window, which this Window owns.
-        if unsafe { libc::mprotect(host as *mut libc::c_void, PAGE_SIZE as usize, prot.bits()) } != 0 {
+        let len = frames.len() as u64 * PAGE_SIZE;
+        // SAFETY: pages of the window, which this Window owns.
+        if unsafe { libc::mprotect(host as *mut libc::c_void, len as usize, prot.bits()) } != 0 {
             return Err(WindowError::Host("mprotect in the window", std::io::Error::last_os_error()));
         }
         self.stats.mprotect_calls += 1;
         if let Some(m) = self.mirror.as_mut() {
-            m.mapped(host, phys, 1, prot);
+            for (i, &f) in frames.iter().enumerate() {
+                m.mapped(host + i as u64 * PAGE_SIZE, f << 12, 1, prot);
+            }
         }
         Ok(())
     }
