@@ -327,6 +327,7 @@ fn build_benchmarks(bench_dir: &Path, obj_dir: &Path, lib: &Path, lib_objs: &[Pa
         let native = dir.join(format!("{name}-native"));
         let mut cmd = Command::new(cc());
         cmd.args([machine, "-O2", "-static", "-Wall"]).arg("-I").arg(bench_dir).arg("-o").arg(&native).arg(bench_dir.join(main));
+        cmd.arg(bench_dir.join("host.c"));
         if objs.is_empty() {
             // (Its own build of the output format, for its machine.)
             cmd.arg(bench_dir.join("common.c"));
@@ -381,6 +382,7 @@ fn link_linux_bench(bench_dir: &Path, objs: &[PathBuf], dir: &Path) -> Result<Pa
         .arg("-o")
         .arg(&program)
         .arg(&src)
+        .arg(bench_dir.join("host.c"))
         .args(objs)
         .output()
         .map_err(|e| format!("cannot run gcc: {e}"))?;

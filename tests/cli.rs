@@ -619,3 +619,37 @@ fn bad_disk_options() {
         assert!(stderr.contains(says), "{what}: {stderr}");
     }
 }
+
+/// `--perf-map` writes /tmp/perf-PID.map, one `START SIZE guest cplN 0xLINEAR` line per
+/// fragment (perf's format), naming the kernel's own code by its linear addresses.
+#[test]
+fn perf_map_names_each_fragment_by_its_guest_address() {
+    let k = bt86_guests::kernels().into_iter().find(|k| k.name == "hello").expect("the hello kernel");
+    let mut cmd = bt86_guests::bt86_command(std::path::Path::new(env!("CARGO_BIN_EXE_bt86")), &k);
+    cmd.arg("--perf-map").stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+    let mut child = cmd.spawn().expect("bt86 starts");
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > TIMEOUT {
+            let _ = child.kill();
+            panic!("hello did not end within {TIMEOUT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let path = format!("/tmp/perf-{}.map", child.id());
+    let map = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let _ = std::fs::remove_file(&path);
+    let lines: Vec<&str> = map.lines().collect();
+    assert!(lines.len() > 10, "only {} fragments named", lines.len());
+    let mut kernel_code = 0;
+    for l in &lines {
+        let f: Vec<&str> = l.split(' ').collect();
+        assert_eq!(f.len(), 5, "{l:?}");
+        assert!(u64::from_str_radix(f[0], 16).is_ok() && u64::from_str_radix(f[1], 16).is_ok_and(|n| n > 0), "{l:?}");
+        assert!(f[2] == "guest" && (f[3] == "cpl0" || f[3] == "cpl3"), "{l:?}");
+        let linear = u32::from_str_radix(f[4].trim_start_matches("0x"), 16).unwrap_or_else(|_| panic!("{l:?}"));
+        // (Multiboot kernels load at 1 MiB.)
+        kernel_code += (f[3] == "cpl0" && (0x10_0000..0x80_0000).contains(&linear)) as usize;
+    }
+    assert!(kernel_code > 10, "the kernel's code is named by its addresses: {map}");
+}

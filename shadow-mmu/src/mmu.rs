@@ -1279,6 +1279,15 @@ mod tests {
         assert_eq!(r, Resolution::Handled);
     }
 
+    /// Touches every page (a write to every `write_every`th), checking that the windows
+    /// never use more than `budget` VMAs.
+    fn sweep_within(m: &mut Mmu, budget: usize, write_every: u32) {
+        for i in 0..PAGES {
+            touch(m, (4 << 20) + i * 4096, i % write_every == 0);
+            assert!(m.vmas() <= budget, "over budget: {}", m.vmas());
+        }
+    }
+
     /// The windows exist once per process: the tests that make them take turns.
     static WINDOWS: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
@@ -1362,10 +1371,7 @@ mod tests {
         m.set_mapping_budget(100);
         assert_eq!(m.vmas(), host_vmas(), "evicted to the new budget");
         for _ in 0..2 {
-            for i in 0..PAGES {
-                touch(&mut m, (4 << 20) + i * 4096, i % 5 == 0);
-                assert!(m.vmas() <= 100, "over budget: {}", m.vmas());
-            }
+            sweep_within(&mut m, 100, 5);
         }
         assert_eq!(m.vmas(), host_vmas(), "after the sweeps");
         let s = m.stats();
@@ -1434,10 +1440,7 @@ mod tests {
         }
         m.set_regs(regs, true);
         m.set_mapping_budget(100);
-        for i in 0..PAGES {
-            touch(&mut m, page(i), false);
-            assert!(m.vmas() <= 100, "over budget: {}", m.vmas());
-        }
+        sweep_within(&mut m, 100, u32::MAX);
         assert_eq!(m.vmas(), host_vmas(), "after evictions of parked pages");
 
         m.set_regs(regs, true);
@@ -1608,5 +1611,44 @@ mod tests {
         assert_eq!(m.vmas(), host_vmas());
         m.flush_all();
         assert!(!m.shadow.is_native(FRAME as u64));
+    }
+
+    /// What parking saves, measured on the windows themselves (a measurement, not a test:
+    /// `cargo test --release -p bt86-shadow-mmu --lib parking_costs -- --ignored
+    /// --nocapture`): a page mapped, touched and reserved again, against a mapped page
+    /// whose access is taken away and given back, touched.
+    #[test]
+    #[ignore = "a measurement"]
+    fn parking_costs() {
+        let _turn = WINDOWS.lock().unwrap_or_else(|e| e.into_inner());
+        let mut m = mmu();
+        const N: u32 = 2000;
+        let w = &mut m.windows[WindowKind::Kernel as usize];
+        let host = |linear: u32| KERNEL_WINDOW_BASE + linear as u64;
+        // SAFETY: a read of a window page mapped (or given access) just before.
+        let touch_host = |linear: u32| unsafe { std::ptr::read_volatile(host(linear) as *const u8) };
+        for round in 0..3 {
+            let t = std::time::Instant::now();
+            for i in 0..N {
+                let linear = (64 << 20) + (i % 512) * 2 * 4096;
+                w.map(&m.ram, linear, ((i % 1000) as u64) << 12, 1, Prot::ReadWrite).unwrap();
+                touch_host(linear);
+                w.unmap(linear, 1).unwrap();
+            }
+            let mapped = t.elapsed().as_nanos() / N as u128;
+            for i in 0..512 {
+                w.map(&m.ram, (80 << 20) + i * 2 * 4096, (i as u64) << 12, 1, Prot::ReadWrite).unwrap();
+            }
+            let t = std::time::Instant::now();
+            for i in 0..N {
+                let linear = (80 << 20) + (i % 512) * 2 * 4096;
+                w.park(linear, 1).unwrap();
+                w.unpark(linear, &[(i % 512) as u64], Prot::ReadWrite).unwrap();
+                touch_host(linear);
+            }
+            let parked = t.elapsed().as_nanos() / N as u128;
+            eprintln!("round {round}: map + touch + unmap {mapped} ns; park + unpark + touch {parked} ns");
+        }
+        w.unmap_all().unwrap();
     }
 }

@@ -164,9 +164,10 @@ static void settle(void)
 
 /* ---- polled transfers ------------------------------------------------------------- */
 
-/* Polled READ of `n` sectors with command `cmd` in blocks of `block` sectors; checks the
- * status before each block. Returns 1 if every block came with DRDY|DSC|DRQ. */
-static int polled_read(uint8_t cmd, unsigned n, unsigned block)
+/* A polled transfer of `n` sectors with command `cmd` in blocks of `block` sectors, into
+ * buf (`dst`) or from `src`; checks the status before each block. Returns 1 if every
+ * block came with DRDY|DSC|DRQ. */
+static int polled(uint8_t cmd, uint16_t *dst, const uint16_t *src, unsigned n, unsigned block)
 {
     int good = 1;
     outb(COMMAND, cmd);
@@ -177,27 +178,20 @@ static int polled_read(uint8_t cmd, unsigned n, unsigned block)
             good = 0;
         }
         unsigned k = n - s < block ? n - s : block;
-        pio_in(buf + s * 256, k * 256);
+        if (dst)
+            pio_in(dst + s * 256, k * 256);
+        else
+            pio_out(src + s * 256, k * 256);
     }
     wait_not_busy();
     return good;
 }
 
+static int polled_read(uint8_t cmd, unsigned n, unsigned block) { return polled(cmd, buf, 0, n, block); }
+
 static int polled_write(uint8_t cmd, const uint16_t *src, unsigned n, unsigned block)
 {
-    int good = 1;
-    outb(COMMAND, cmd);
-    for (unsigned s = 0; s < n; s += block) {
-        uint8_t st = wait_not_busy();
-        if (st != (ST_DRDY | ST_DSC | ST_DRQ)) {
-            rt_diag("status %x before sector %u", st, s);
-            good = 0;
-        }
-        unsigned k = n - s < block ? n - s : block;
-        pio_out(src + s * 256, k * 256);
-    }
-    wait_not_busy();
-    return good;
+    return polled(cmd, 0, src, n, block);
 }
 
 static void read_back(unsigned unit, uint32_t lba, unsigned n)

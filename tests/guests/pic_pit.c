@@ -7,7 +7,8 @@
  * shadow covers the hlt) through an interrupt gate; without EOI no further IRQ0 arrives and
  * ISR bit 0 stays set, after the EOI ticks resume; a masked IRQ stays pending in the IRR
  * (one-shot mode 0) and is delivered once as soon as it is unmasked; an interrupt waiting
- * for `sti; ret` is taken at the return address (the STI shadow); PIT channel 2 gated and
+ * for `sti; ret` is taken at the return address (the STI shadow), and `sti; ret` to a
+ * pushed address deep in nested calls returns right; PIT channel 2 gated and
  * polled through port 0x61 the way Linux calibrates the TSC (OUT2 low while counting, high
  * at terminal count); read-back command (status byte: access mode, mode, BCD, output),
  * counter latch (count within range, counting down); a 4 MiB rep movsb with timer
@@ -145,6 +146,34 @@ static void sti_ret_shadow(void)
     outb(0x21, 0xff);
 }
 
+/* `sti; ret` to an address pushed by hand, deep in nested calls: the ret has no
+ * matching call, and every return around it must still land where it should. */
+static __attribute__((noinline)) uint32_t pushed_ret(uint32_t x)
+{
+    /* (An out first: the monitor runs it, and translated code resumes with an empty
+     * return stack.) */
+    asm volatile("outb %%al, $0x80\n\tpushl $1f\n\tsti\n\tret\n1:\n\tcli" : : "a"(0) : "memory");
+    return x + 1;
+}
+
+static __attribute__((noinline)) uint32_t nest(uint32_t depth, uint32_t x)
+{
+    if (!depth)
+        return pushed_ret(x);
+    uint32_t r = nest(depth - 1, x);
+    asm volatile("" : "+r"(r));        /* (no loop made of the recursion) */
+    return r + 1;
+}
+
+static void sti_ret_unmatched(void)
+{
+    outb(0x21, 0xff);
+    uint32_t sum = 0;
+    for (volatile uint32_t i = 0; i < 20; i++)
+        sum += nest(5, i);
+    is(sum, 20 * 6 + 190, "sti; ret to a pushed address inside nested calls: every return lands");
+}
+
 static void channel2(void)
 {
     pit2_start(PIT_HZ / 1000);
@@ -272,6 +301,7 @@ void test_main(void)
     timer_ticks();
     masked_pending();
     sti_ret_shadow();
+    sti_ret_unmatched();
     channel2();
     copy_with_interrupts();
     rtc_periodic();

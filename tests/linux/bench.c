@@ -56,18 +56,6 @@
 
 static int is_init;
 
-void bench_write(const char *s)
-{
-    size_t n = strlen(s);
-    while (n) {
-        ssize_t w = write(1, s, n);
-        if (w <= 0)
-            return;
-        s += w;
-        n -= (size_t)w;
-    }
-}
-
 /* One write per line, so that a kernel message cannot land inside it. */
 static void say(const char *fmt, ...)
 {

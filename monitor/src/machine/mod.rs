@@ -198,7 +198,16 @@ impl Machine {
         translator.set_count_entries(config.count_fragments);
         if config.perf_map {
             let path = format!("/tmp/perf-{}.map", std::process::id());
-            let file = std::fs::File::create(&path).map_err(|e| host(&path, &e))?;
+            // (Not through a link someone else left at that name in the shared /tmp.)
+            use std::os::unix::fs::OpenOptionsExt;
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .custom_flags(libc::O_NOFOLLOW)
+                .mode(0o644)
+                .open(&path)
+                .map_err(|e| host(&format!("--perf-map: {path}"), &e))?;
             translator.set_perf_map(file);
         }
         translator.set_push_sreg_model(host_model.push_sreg);

@@ -16,8 +16,11 @@
 
 #include <stdint.h>
 
-/* Writes a NUL-terminated string (supplied by the program that links common.o). */
+/* Writes a NUL-terminated string (supplied by the program that links common.o: host.c
+ * for the programs that run as Linux processes). */
 void bench_write(const char *s);
+/* host.c: "Bail out! PROGRAM: WHAT" and exit status 127. */
+void bench_bail_out(const char *program, const char *what);
 
 /* The time stamp counter.  lfence keeps it from being read before earlier work is done. */
 static inline uint64_t bench_rdtsc(void)

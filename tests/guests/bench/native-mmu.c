@@ -53,24 +53,9 @@
 #define SWEEP_REPS 4u
 #define FRAMES (SWEEP_MAX + 2u)
 
-void bench_write(const char *s)
-{
-    size_t n = strlen(s);
-    while (n) {
-        ssize_t w = write(1, s, n);
-        if (w <= 0)
-            _exit(2);
-        s += w;
-        n -= (size_t)w;
-    }
-}
-
 static void fail(const char *what)
 {
-    bench_write("Bail out! bench-mmu-native: ");
-    bench_write(what);
-    bench_write("\n");
-    _exit(127);
+    bench_bail_out("bench-mmu-native", what);
 }
 
 static int ram_fd;

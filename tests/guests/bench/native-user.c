@@ -29,24 +29,9 @@
 
 #define ROUNDS 3
 
-void bench_write(const char *s)
-{
-    size_t n = strlen(s);
-    while (n) {
-        ssize_t w = write(1, s, n);
-        if (w <= 0)
-            _exit(2);
-        s += w;
-        n -= (size_t)w;
-    }
-}
-
 static void fail(const char *what)
 {
-    bench_write("Bail out! bench-user-native: ");
-    bench_write(what);
-    bench_write("\n");
-    _exit(127);
+    bench_bail_out("bench-user-native", what);
 }
 
 static uint64_t per_op(uint64_t t, uint64_t base, uint32_t ops)
