@@ -16,11 +16,14 @@
 //! *kernel* window at 32 GiB holds what CPL 0 may touch (translated kernel code addresses
 //! it through GS). Each is a virtual TLB ([`Mmu`]): filled lazily on host faults ("hidden
 //! faults") after a walk of the guest's tables ([`walk`]), with permissions never wider
-//! than the guest's, and emptied by `invlpg`, CR3 writes and paging-mode changes. With
-//! paging off, both map guest physical memory one to one.
+//! than the guest's, and flushed by `invlpg`, CR3 writes and paging-mode changes, which
+//! keep what the guest's tables still give (a flush of the tables in use finds what
+//! changed by comparing entries, see `derived`). With paging off, both map guest physical
+//! memory one to one.
 
 #![deny(missing_docs)]
 
+mod derived;
 mod mirror;
 mod mmu;
 mod ram;

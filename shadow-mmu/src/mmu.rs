@@ -10,9 +10,13 @@
 //! [`Mmu::prot_for`]) — then the faulting instruction simply runs again. Anything else (a
 //! true guest #PF, a write to a code page or to a natively executable frame, unbacked
 //! memory) is left to the run loop ([`Mmu::resolve_fault`]). Neighbouring pages of the
-//! same page table that the guest has already accessed are mapped in the same host call;
-//! CR3 writes drop the non-global pages, `invlpg` one page (or one 4 MiB page),
-//! paging-mode changes all.
+//! same page table that the guest has already accessed are mapped in the same host call.
+//! `invlpg` drops one page (or one 4 MiB page); a switch to another address space parks
+//! the non-global pages (inaccessible, their host mappings kept for a fault that finds the
+//! same frame); a flush of the tables in use (a CR3 reload, a CR4.PGE or CR0.WP toggle)
+//! takes away only what the guest changed in them, found by comparing the entries the
+//! mappings were checked against (`derived`); other paging-mode changes check every
+//! mapping with a walk ([`Mmu::revalidate`]).
 //!
 //! The windows are a cache with a budget of host mappings (VMAs): the host allows a
 //! process `vm.max_map_count` of them (65530 by default), read once when the MMU is made,
@@ -37,6 +41,7 @@
 //! that is safe here because the faults it handles come from guest code, never from the
 //! monitor in the middle of an allocation. It makes only `mmap` calls otherwise.
 
+use crate::derived::Source;
 use crate::mirror::MirrorChanges;
 use crate::ram::GuestRam;
 use crate::shadow::{Entry, Fill, Shadow};
@@ -78,8 +83,15 @@ pub struct MmuStats {
     /// Flushes of everything, global pages too, with paging staying on (CR0.WP, CR4.PSE
     /// or PGE, EFER.NXE changed).
     pub mode_flushes: u64,
-    /// Pages that paging-mode flushes found still true and kept mapped.
+    /// Mappings flushes checked against the guest's tables one by one: at a flush of the
+    /// tables in use (a CR3 reload, a CR4.PGE or CR0.WP toggle) only those whose guest
+    /// entries changed (see `derived`), at other paging-mode changes all.
+    pub flush_pages_checked: u64,
+    /// Of those, the pages found still true and kept mapped.
     pub pages_revalidated: u64,
+    /// CR3 writes of the value it held (a TLB flush of the same address space), whose
+    /// mappings were checked against the tables rather than all taken away.
+    pub cr3_reloads_revalidated: u64,
     /// Whole-window flushes (paging-mode changes, window full).
     pub full_flushes: u64,
     /// Pages mapped ahead of an access, saving its hidden fault: at `invlpg` of a
@@ -148,6 +160,97 @@ pub enum Resolution {
 /// it empties the windows, as refilling what the guest uses next costs less than walking
 /// all of them. (A walk costs ~60 ns here, a refill a host signal and a mapping, ~8 µs.)
 const REVALIDATE_MAX: usize = 4096;
+
+/// The mappings of one window checked against the guest's tables by a flush (see
+/// [`Mmu::revalidate`]): what stays, what goes.
+struct Check {
+    shift: u32,
+    /// The regions visited, found through an index by region number (a hash lookup per
+    /// page costs more than the rest of the check).
+    regions: Vec<RegionSeen>,
+    region_index: Vec<u16>,
+    /// Pages whose mappings are no longer true.
+    dropped: Vec<u32>,
+    /// Pages kept whose G bit changed.
+    flips: Vec<(u32, bool)>,
+    /// Large pages seen (first page checked, its walk).
+    large: Vec<(u32, Translation)>,
+    /// Pages kept.
+    kept: u64,
+    /// Pages kept, with their walks, when the caller needs them.
+    kept_walks: Vec<(u32, Translation)>,
+    keep_walks: bool,
+}
+
+/// What [`Check`] found of a region at its first page.
+#[derive(Clone, Copy)]
+struct RegionSeen {
+    /// The table its PDE points to now.
+    table: u64,
+    /// A large page: the page walked and its walk, which gives every other page's.
+    large: Option<(u32, Translation)>,
+    /// The PDE is accessed.
+    pde_accessed: bool,
+}
+
+impl Check {
+    fn new(shift: u32) -> Check {
+        Check {
+            shift,
+            regions: Vec::new(),
+            region_index: vec![u16::MAX; 1 << (20 - shift)],
+            dropped: Vec::new(),
+            flips: Vec::new(),
+            large: Vec::new(),
+            kept: 0,
+            kept_walks: Vec::new(),
+            keep_walks: false,
+        }
+    }
+
+    /// Checks mapped page `p` of window `w` (entry `e`) against the guest's tables.
+    fn page(&mut self, m: &Mmu, w: WindowKind, p: u32, e: &Entry) {
+        let slot = &mut self.region_index[(p >> self.shift) as usize];
+        let known = self.regions.get(*slot as usize).copied();
+        if known.is_some_and(|r| r.table != e.table) {
+            self.dropped.push(p);
+            return;
+        }
+        let t = match known.and_then(|r| r.large) {
+            Some((p0, t0)) => Translation { phys_page: t0.phys_page.wrapping_add((p.wrapping_sub(p0) as i32 as i64 as u64) << 12), ..t0 },
+            None => match walk::walk(&m.ram, &m.regs, p << 12, Access::data(false, w == WindowKind::User)) {
+                Ok(t) => t,
+                Err(_) => {
+                    self.dropped.push(p);
+                    return;
+                }
+            },
+        };
+        let pde_accessed = match known {
+            Some(r) => r.pde_accessed,
+            None => {
+                let accessed = t.large || m.ram.read_u32(t.pde_addr) & walk::pte::A != 0;
+                *slot = self.regions.len() as u16;
+                self.regions.push(RegionSeen { table: t.leaf_addr >> 12, large: t.large.then_some((p, t)), pde_accessed: accessed });
+                if t.large {
+                    self.large.push((p, t));
+                }
+                accessed
+            }
+        };
+        if !pde_accessed || !m.still_true(w, e, &t) {
+            self.dropped.push(p);
+            return;
+        }
+        self.kept += 1;
+        if t.g_bit != e.global {
+            self.flips.push((p, t.g_bit));
+        }
+        if self.keep_walks {
+            self.kept_walks.push((p, t));
+        }
+    }
+}
 
 /// Guest memory and the shadow MMU.
 pub struct Mmu {
@@ -397,6 +500,21 @@ impl Mmu {
             || (old.efer ^ new.efer) & EFER_BITS != 0
         {
             self.tlb.flush(false);
+            let same_tables = old.paging() && new.paging() && old.cr3 == new.cr3 && old.efer == new.efer;
+            let only_pge = same_tables && old.cr0 == new.cr0 && old.cr4 ^ new.cr4 == 1 << 7;
+            let only_wp = same_tables && old.cr4 == new.cr4 && old.cr0 ^ new.cr0 == 1 << 16;
+            if only_pge || only_wp {
+                // CR4.PGE or CR0.WP: a flush of everything, global pages too. Neither
+                // changes a translation (entries keep the G bit itself), so only what the
+                // guest changed since goes; and with WP set, kernel mappings made writable
+                // through read-only entries while it was clear.
+                self.stats.mode_flushes += 1;
+                self.flush_changed();
+                if only_wp && new.write_protect() {
+                    self.revalidate(WindowKind::Kernel, true);
+                }
+                return Some(true);
+            }
             if old.paging() && new.paging() && old.pae() == new.pae() && self.shadow.mapped() <= REVALIDATE_MAX {
                 // CR0.WP, CR4.PSE or PGE, EFER.NXE: a flush of everything, global pages
                 // too, but mappings that are still true stay.
@@ -404,12 +522,12 @@ impl Mmu {
                 // (The large pages kept are noted again, as fills of now.)
                 self.large_regions.clear();
                 for w in WindowKind::ALL {
-                    let pages = self.shadow.all_pages(w);
-                    self.revalidate(w, &pages);
+                    self.revalidate(w, true);
                 }
                 return Some(true);
             }
             self.flush_all();
+            self.shadow.derived.set_shift(new.table_shift());
             if !new.paging()
                 && let Err(e) = self.map_identity()
             {
@@ -418,96 +536,129 @@ impl Mmu {
             return Some(true);
         }
         if new.paging() && cr3_written {
-            // (Not revalidated: another address space's tables share little with the last
-            // one's but the kernel's global pages, which stay; and a walk per page would
-            // cost a context switch what its predecessor left mapped.)
             self.tlb.flush(true);
             self.stats.cr3_flushes += 1;
-            self.large_regions.retain(|_, global| *global);
+            // (Without CR4.PGE no page is global.)
+            let global = !new.pge();
+            if old.cr3 == new.cr3 {
+                // The same tables again (how an OS flushes its TLB): only what the guest
+                // changed in them since goes.
+                self.stats.cr3_reloads_revalidated += 1;
+                self.flush_changed();
+                return Some(false);
+            }
+            self.large_regions.retain(|_, g| *g && !global);
+            // Another address space: its tables share little with the last one's but the
+            // kernel's global pages, which stay, and a walk per page would cost a context
+            // switch what its predecessor left mapped. The rest stays in the host's
+            // mappings, inaccessible: parked (see `Shadow`).
             for w in WindowKind::ALL {
-                // (Without CR4.PGE no page is global.) They stay in the host's mappings,
-                // inaccessible: parked (see `Shadow`), a page 0 excepted (its mirror
-                // above the window would stay accessible).
-                let mut pages = self.shadow.pages(w, !new.pge());
-                if pages.first() == Some(&0) {
-                    let runs = self.shadow.take_pages(w, &[0]);
-                    self.unmap_runs(w, &runs);
-                    pages.remove(0);
-                }
-                self.stats.parked += pages.len() as u64;
-                let runs = self.shadow.park_pages(w, &pages);
-                self.park_runs(w, &runs);
+                let mut pages: Vec<u32> = Vec::with_capacity(self.shadow.count(w, global));
+                self.shadow.for_each(w, global, |p, _| pages.push(p));
+                pages.sort_unstable();
+                self.park_or_drop(w, pages);
             }
             return Some(false);
         }
         None
     }
 
-    /// A TLB flush of pages `pages` (ascending) of window `w`, against the guest's tables
-    /// as they are now: what a new fill would map the same way stays mapped, the rest is
-    /// dropped. After a flush, hardware walks the tables again at the next access, and
-    /// sets accessed (and for a write, dirty) bits; a mapping kept is invisible to the
-    /// guest only if that access would change nothing, so it stays only if its PDE and
-    /// leaf entry are already accessed, a writable one only if the leaf is dirty, and
-    /// never with wider permissions than the tables give now. Pages of a region (one page
-    /// table's worth) whose PDE points to another table now are dropped without a walk,
-    /// and the pages of a large page share one walk.
-    fn revalidate(&mut self, w: WindowKind, pages: &[u32]) {
-        let shift = self.regs.table_shift();
-        let user = w == WindowKind::User;
-        let mut dropped: Vec<u32> = Vec::new();
-        // Per region: the table its PDE points to now once known, and the walk of a page
-        // in it if it is a large page. (`pages` need not be sorted.)
-        let mut regions: rustc_hash::FxHashMap<u32, (u64, Option<(u32, Translation)>)> = Default::default();
-        let mut flips: Vec<(u32, bool)> = Vec::new();
-        for &p in pages {
-            let Some(e) = self.shadow.get(w, p) else { continue };
-            let known = regions.get(&(p >> shift)).copied();
-            if known.is_some_and(|(table, _)| table != e.table) {
-                dropped.push(p);
-                continue;
-            }
-            let t = match known.and_then(|(_, large)| large) {
-                Some((p0, t0)) => {
-                    Translation { phys_page: t0.phys_page.wrapping_add((p.wrapping_sub(p0) as i32 as i64 as u64) << 12), ..t0 }
-                }
-                None => match walk::walk(&self.ram, &self.regs, p << 12, Access::data(false, user)) {
-                    Ok(t) => t,
-                    Err(_) => {
-                        dropped.push(p);
-                        continue;
-                    }
-                },
-            };
-            if known.is_none() {
-                regions.insert(p >> shift, (t.leaf_addr >> 12, t.large.then_some((p, t))));
-                self.note_large(p << 12, &t);
-            }
-            if !self.still_true(w, &e, &t) {
-                dropped.push(p);
-            } else if t.g_bit != e.global {
-                flips.push((p, t.g_bit));
-            }
+    /// Takes pages `pages` (ascending) of window `w` away: parked, so that a fault that
+    /// finds the same frame there takes them back with one `mprotect`; a page 0 is
+    /// unmapped instead (its mirror above the window would stay accessible).
+    fn park_or_drop(&mut self, w: WindowKind, mut pages: Vec<u32>) {
+        if pages.first() == Some(&0) {
+            let runs = self.shadow.take_pages(w, &[0]);
+            self.unmap_runs(w, &runs);
+            pages.remove(0);
         }
-        for (p, global) in flips {
-            self.shadow.set_global(w, p, global);
-        }
-        self.stats.pages_revalidated += (pages.len() - dropped.len()) as u64;
-        dropped.sort_unstable();
-        let runs = self.shadow.take_pages(w, &dropped);
-        self.unmap_runs(w, &runs);
+        self.stats.parked += pages.len() as u64;
+        let runs = self.shadow.park_pages(w, &pages);
+        self.park_runs(w, &runs);
     }
 
-    /// True if mapping `e` of window `w` is what a fill of translation `t` (a read) could
-    /// map now without the guest seeing a difference (see [`Mmu::revalidate`]).
+    /// A TLB flush of the mapped pages of window `w` (`global`: all of them, else the
+    /// non-global ones), against the guest's tables as they are now: what a new fill would
+    /// map the same way stays mapped, the rest is parked (a later fault that finds the same
+    /// frame, say with a permission changed, takes it back with one `mprotect`). After a
+    /// flush, hardware walks the tables again at the next access, and sets accessed (and
+    /// for a write, dirty) bits; a mapping kept is invisible to the guest only if that
+    /// access would change nothing, so it stays only if its PDE and leaf entry are already
+    /// accessed, a writable one only if the leaf is dirty, and never with wider permissions
+    /// than the tables give now. Pages are visited in order, one region (a page table's
+    /// worth) after the other: pages of a region whose PDE points to another table now are
+    /// dropped without a walk, the pages of a large page share one walk, and the PDE's
+    /// accessed bit is read once per region.
+    fn revalidate(&mut self, w: WindowKind, global: bool) {
+        let mut check = Check::new(self.regs.table_shift());
+        self.shadow.for_each(w, global, |p, e| check.page(self, w, p, e));
+        self.apply(w, check);
+    }
+
+    /// A TLB flush of the tables in use (a CR3 reload, a CR4.PGE toggle): checks, as
+    /// [`Mmu::revalidate`] does, only the mappings whose guest entries changed since they
+    /// were checked (see `derived`); the others are what a walk would give.
+    fn flush_changed(&mut self) {
+        let (ram, regs) = (&self.ram, self.regs);
+        let changed = self
+            .shadow
+            .derived
+            .changed(|region| walk::pde_of_region(ram, &regs, region), |table, index| walk::table_entry(ram, &regs, table, index));
+        let mut pages: [Vec<u32>; 2] = Default::default();
+        for &(w, p) in &changed.pages {
+            pages[w as usize].push(p);
+        }
+        let mut whole: [Vec<u32>; 2] = Default::default();
+        for &(w, key) in &changed.regions {
+            // (Its pages that stay are recorded again below.)
+            self.shadow.derived.forget_region(w, key);
+            let region = self.shadow.derived.region_pages(key);
+            whole[w as usize].extend(region.filter(|&p| self.shadow.get(w, p).is_some()));
+        }
+        for w in WindowKind::ALL {
+            whole[w as usize].sort_unstable();
+            let mut check = Check::new(self.regs.table_shift());
+            check.keep_walks = true;
+            for &p in pages[w as usize].iter().chain(&whole[w as usize]) {
+                if let Some(e) = self.shadow.get(w, p) {
+                    check.page(self, w, p, &e);
+                }
+            }
+            let kept = std::mem::take(&mut check.kept_walks);
+            self.apply(w, check);
+            for (p, t) in kept {
+                if whole[w as usize].binary_search(&p).is_ok() {
+                    let src = self.source(p, &t);
+                    self.shadow.derived.add(w, p, &src);
+                }
+            }
+        }
+    }
+
+    /// Applies what `check` found in window `w`: G bits noted, the rest parked.
+    fn apply(&mut self, w: WindowKind, check: Check) {
+        for (p, t) in check.large {
+            self.note_large(p << 12, &t);
+        }
+        for (p, global) in check.flips {
+            self.shadow.set_global(w, p, global);
+        }
+        self.stats.pages_revalidated += check.kept;
+        self.stats.flush_pages_checked += check.kept + check.dropped.len() as u64;
+        let mut dropped = check.dropped;
+        dropped.sort_unstable();
+        self.park_or_drop(w, dropped);
+    }
+
+    /// True if mapping `e` of window `w` is what a fill of translation `t` (a read, whose
+    /// PDE is accessed) could map now without the guest seeing a difference (see
+    /// [`Mmu::revalidate`]).
     fn still_true(&self, w: WindowKind, e: &Entry, t: &Translation) -> bool {
         let phys = t.phys_page >> 12;
-        let pde_accessed = t.large || self.ram.read_u32(t.pde_addr) & walk::pte::A != 0;
         phys == e.phys_page
             && t.leaf_addr >> 12 == e.table
             && t.large == e.large
             && t.accessed
-            && pde_accessed
             // (No `fillable`: the frame is the one filled, so neither device memory nor
             // unbacked, and a kept mapping needs no accessed or dirty bit written, which is
             // what watched page tables forbid.)
@@ -835,7 +986,7 @@ impl Mmu {
             if write {
                 return Ok(Resolution::Emulate((phys << 12) | (linear & 0xFFF) as u64));
             }
-            self.map_unbacked(w, linear, phys)?;
+            self.map_unbacked(w, linear, phys, t.as_ref())?;
             return Ok(Resolution::Handled);
         }
         if let Some(t) = t {
@@ -848,21 +999,42 @@ impl Mmu {
 
     /// Maps the shared all-ones page, read-only, where the guest reads unbacked memory
     /// (its stores fault and are emulated: dropped).
-    fn map_unbacked(&mut self, w: WindowKind, linear: u32, phys: u64) -> Result<(), WindowError> {
+    /// (`t`: the translation that gave the page, with paging on.)
+    fn map_unbacked(&mut self, w: WindowKind, linear: u32, phys: u64, t: Option<&Translation>) -> Result<(), WindowError> {
         let at = linear & !0xFFF;
-        if self.regs.paging() {
+        if t.is_some() {
             self.make_room();
         }
         self.windows[w as usize].map(&self.ram, at, phys << 12, 1, Prot::Read)?;
-        if self.regs.paging() {
+        if let Some(t) = t {
             let stamp = self.shadow.begin_fill(w, at >> 12, 1);
+            let src = self.source(at >> 12, t);
             self.shadow.record(
                 w,
                 at >> 12,
                 Entry { phys_page: phys, prot: Prot::Read, global: false, large: false, table: u64::MAX, stamp },
+                &src,
             );
         }
         Ok(())
+    }
+
+    /// The guest entries a mapping of linear page `page` by translation `t` (of a page in
+    /// the same region) is checked against, as they are now.
+    fn source(&self, page: u32, t: &Translation) -> Source {
+        let entry = |a: u64| {
+            if self.regs.pae() {
+                self.ram.read_u32(a) as u64 | (self.ram.read_u32(a + 4) as u64) << 32
+            } else {
+                self.ram.read_u32(a) as u64
+            }
+        };
+        let pte = (!t.large).then(|| {
+            let table = t.leaf_addr >> 12;
+            let index = (page & ((1 << self.regs.table_shift()) - 1)) as usize;
+            (table, walk::table_entry(&self.ram, &self.regs, table, index))
+        });
+        Source { pde: entry(t.pde_addr), pte }
     }
 
     /// Sets which `0F xx` instructions pages must be free of to run natively, by their
@@ -1107,7 +1279,8 @@ impl Mmu {
         let stamp = self.shadow.begin_fill(w, first, n);
         for (i, &f) in frames.iter().enumerate() {
             let e = Entry { phys_page: f, prot, global: t.g_bit, large: t.large, table: t.leaf_addr >> 12, stamp };
-            self.shadow.record(w, first + i as u32, e);
+            let src = self.source(first + i as u32, t);
+            self.shadow.record(w, first + i as u32, e, &src);
         }
         self.stats.pages_filled += n as u64;
         self.stats.unparked += n as u64;
@@ -1132,7 +1305,8 @@ impl Mmu {
         let stamp = self.shadow.begin_fill(w, first, n);
         for i in 0..n {
             let e = Entry { phys_page: first_phys + i as u64, prot, global: t.g_bit, large: t.large, table: t.leaf_addr >> 12, stamp };
-            self.shadow.record(w, first + i, e);
+            let src = self.source(first + i, t);
+            self.shadow.record(w, first + i, e, &src);
         }
         self.stats.pages_filled += n as u64;
         Ok(())
@@ -1251,6 +1425,8 @@ mod tests {
     }
 
     const PD: u64 = 0x1000;
+    /// Another address space: a copy of `PD` (see [`other_space`]).
+    const PD2: u64 = 0x2000;
     /// Page tables for linear 4 MiB regions 1.. (one each).
     const PT: u64 = 0x10_0000;
     const PAGES: u32 = 3 * 1024;
@@ -1272,6 +1448,16 @@ mod tests {
         let mut m = Mmu::new(ram, Window::reserve(WindowKind::User).unwrap(), Window::reserve(WindowKind::Kernel).unwrap()).unwrap();
         m.set_regs(PagingRegs { cr0: 0x8000_0001, cr3: PD as u32, cr4: 0x10, efer: 0 }, true);
         m
+    }
+
+    /// The paging registers of `m` with CR3 at a copy of its page directory: a switch to
+    /// another address space that maps the same.
+    fn other_space(m: &mut Mmu) -> PagingRegs {
+        for i in 0..1024 {
+            let pde = m.ram.read_u32(PD + 4 * i);
+            m.ram.write_u32(PD2 + 4 * i, pde);
+        }
+        PagingRegs { cr3: PD2 as u32, ..m.regs() }
     }
 
     fn touch(m: &mut Mmu, linear: u32, write: bool) {
@@ -1332,12 +1518,13 @@ mod tests {
         m.set_regs(PagingRegs { cr0: regs.cr0 | (1 << 16), ..pge }, false);
         assert!(mapped(&m, page(40)).is_none(), "WP on: a read-only page is not writable at CPL 0");
         assert!(mapped(&m, page(24)).is_some() && mapped(&m, page(32)).is_some());
-        m.set_regs(m.regs(), true);
+        let other = other_space(&mut m);
+        m.set_regs(other, true);
         assert!(mapped(&m, page(24)).is_some() && mapped(&m, page(32)).is_none(), "a CR3 write drops only non-global pages");
         // CR4.PGE off: nothing is global any more; the mappings stay until a CR3 write.
         m.set_regs(PagingRegs { cr4: regs.cr4, ..m.regs() }, false);
         assert!(mapped(&m, page(24)).is_some());
-        m.set_regs(m.regs(), true);
+        m.set_regs(PagingRegs { cr3: PD as u32, ..m.regs() }, true);
         assert!(mapped(&m, page(24)).is_none(), "without PGE a CR3 write drops G pages too");
         assert_eq!(m.vmas(), host_vmas());
     }
@@ -1390,6 +1577,123 @@ mod tests {
         assert_eq!(host_vmas(), 2);
     }
 
+    /// A flush of the tables in use (here CR4.PGE toggles) walks only the mappings whose
+    /// guest entries changed since they were checked, and still finds every change: a PTE
+    /// rewritten, one rewritten and written back after a fill saw the other value (the
+    /// fill must not take the old value as checked), and a PDE pointed at another table.
+    #[test]
+    fn flushes_of_the_same_tables_check_only_what_changed() {
+        let _turn = WINDOWS.lock().unwrap_or_else(|e| e.into_inner());
+        let mut m = mmu();
+        let page = |i: u32| (4 << 20) + i * 4096;
+        let pte_of = |i: u32| PT + 4 * i as u64;
+        let mapped = |m: &Mmu, i: u32| m.shadow.get(WindowKind::Kernel, page(i) >> 12).map(|e| e.phys_page);
+        let frame = |m: &Mmu, i: u32| (m.ram.read_u32(pte_of(i)) >> 12) as u64;
+        for i in (0..2048).step_by(16) {
+            touch(&mut m, page(i), false);
+        }
+        touch(&mut m, 16 << 20, false);
+        let live = m.shadow.mapped();
+        let regs = m.regs();
+        let toggle = |m: &mut Mmu| {
+            let on = PagingRegs { cr4: m.regs().cr4 ^ (1 << 7), ..m.regs() };
+            assert_eq!(m.set_regs(on, false), Some(true));
+            assert_eq!(m.shadow.derived.live() as usize, m.shadow.mapped(), "every live mapping recorded once");
+        };
+        toggle(&mut m);
+        assert_eq!((m.stats().flush_pages_checked, m.shadow.mapped()), (0, live), "nothing changed: nothing walked, all kept");
+
+        // One PTE rewritten: one walk, that page goes.
+        let other = (0x1F00 << 12) | pte::P | pte::RW | pte::A;
+        let old16 = m.ram.read_u32(pte_of(16));
+        m.ram.write_u32(pte_of(16), other);
+        toggle(&mut m);
+        assert_eq!(m.stats().flush_pages_checked, 1);
+        assert!(mapped(&m, 16).is_none() && mapped(&m, 32).is_some());
+        touch(&mut m, page(16), false);
+        assert_eq!(mapped(&m, 16), Some(0x1F00));
+
+        // Written back without a flush after the fill saw the other value: the mapping of
+        // 0x1F00 must not survive the next flush although the entry reads as recorded.
+        m.ram.write_u32(pte_of(16), old16);
+        let old48 = m.ram.read_u32(pte_of(48));
+        m.ram.write_u32(pte_of(48), other);
+        m.invlpg(page(48));
+        touch(&mut m, page(48), false);
+        assert_eq!(mapped(&m, 48), Some(0x1F00));
+        m.ram.write_u32(pte_of(48), old48);
+        toggle(&mut m);
+        assert_eq!(mapped(&m, 16), None, "the page rewritten back");
+        assert_eq!(mapped(&m, 48), None, "filled from a value since replaced");
+
+        // A PDE pointed at a copy of its page table: every page of the region is walked,
+        // and goes (its table is another).
+        let checked = m.stats().flush_pages_checked;
+        let in_region = (1024..2048).filter(|&i| mapped(&m, i).is_some()).count() as u64;
+        let copy = PT + 8 * 4096;
+        for i in 0..1024 {
+            let e = m.ram.read_u32(PT + 4096 + 4 * i);
+            m.ram.write_u32(copy + 4 * i, e);
+        }
+        m.ram.write_u32(PD + 4 * 2, copy as u32 | pte::P | pte::RW | pte::A);
+        toggle(&mut m);
+        assert_eq!(m.stats().flush_pages_checked - checked, in_region);
+        assert!((1024..2048).all(|i| mapped(&m, i).is_none()));
+        assert!(mapped(&m, 0).is_some_and(|f| f == frame(&m, 0)) && m.shadow.get(WindowKind::Kernel, 16 << 8).is_some());
+        // The region filled again from the new table is checked by its entries again.
+        touch(&mut m, page(1024 + 5), false);
+        let checked = m.stats().flush_pages_checked;
+        m.set_regs(regs, true);
+        assert_eq!(m.stats().flush_pages_checked, checked, "a CR3 reload with nothing changed walks nothing");
+        m.ram.write_u32(copy + 4 * 5, other);
+        m.set_regs(regs, true);
+        assert_eq!((m.stats().flush_pages_checked - checked, mapped(&m, 1024 + 5)), (1, None));
+        assert_eq!(m.shadow.derived.live() as usize, m.shadow.mapped());
+        assert_eq!(m.vmas(), host_vmas());
+    }
+
+    /// A CR3 write of the value it holds (an OS flushing its own TLB) checks the mappings
+    /// against the tables: those still true stay, with no host call; one whose PTE the
+    /// guest changed is parked, and a fault that finds the same frame takes it back with
+    /// the new permission; one not accessed any more is parked until an access sets A.
+    #[test]
+    fn cr3_reloads_keep_what_the_tables_still_give() {
+        let _turn = WINDOWS.lock().unwrap_or_else(|e| e.into_inner());
+        let mut m = mmu();
+        // (CR0.WP on: a read-only page is read-only at CPL 0 too.)
+        let regs = PagingRegs { cr0: m.regs().cr0 | (1 << 16), ..m.regs() };
+        m.set_regs(regs, false);
+        let page = |i: u32| (4 << 20) + i * 4096;
+        let pte_of = |i: u32| PT + 4 * i as u64;
+        let host = |i: u32| KERNEL_WINDOW_BASE + page(i) as u64;
+        for i in [0, 100, 200] {
+            touch(&mut m, page(i), true);
+        }
+        let mapped = m.shadow.mapped();
+        assert!(mapped >= 3);
+        m.set_regs(regs, true);
+        let s = m.stats();
+        assert_eq!((m.shadow.mapped(), s.parked, s.cr3_reloads_revalidated), (mapped, 0, 1), "nothing changed: all kept");
+        assert_eq!(host_perms(host(100)), "rw-");
+
+        // The guest write-protects page 100 (as for copy-on-write) and clears page 200's
+        // accessed bit, then flushes.
+        let pte100 = m.ram.read_u32(pte_of(100));
+        m.ram.write_u32(pte_of(100), pte100 & !pte::RW);
+        let pte200 = m.ram.read_u32(pte_of(200));
+        m.ram.write_u32(pte_of(200), pte200 & !pte::A);
+        m.set_regs(regs, true);
+        assert_eq!(m.shadow.mapped(), mapped - 2);
+        assert_eq!((host_perms(host(0)), host_perms(host(100)), host_perms(host(200))), ("rw-".into(), "---".into(), "---".into()));
+        assert_eq!(m.stats().parked, 2);
+        assert_eq!(m.vmas(), host_vmas(), "parked at a reload");
+        touch(&mut m, page(100), false);
+        assert_eq!((host_perms(host(100)), m.stats().unparked), ("r--".into(), 1), "the same frame, read-only now");
+        touch(&mut m, page(200), false);
+        assert!(m.ram.read_u32(pte_of(200)) & pte::A != 0, "the access set A again");
+        assert_eq!(m.vmas(), host_vmas());
+    }
+
     /// A CR3 write parks the non-global pages: they stay in the host's mappings without
     /// access, counted as the VMAs they are; a fill of the same frame gives the access back
     /// (one `mprotect`), a fill after the guest remapped the page maps the new frame, and
@@ -1408,7 +1712,8 @@ mod tests {
         }
         let mapped = m.shadow.mapped() as u64;
         assert!(mapped >= 3);
-        m.set_regs(regs, true);
+        let other = other_space(&mut m);
+        m.set_regs(other, true);
         assert_eq!((m.shadow.mapped(), m.stats().parked), (0, mapped), "a CR3 write parks every page");
         assert_eq!(host_perms(host(9)), "---", "a parked page is not accessible");
         assert_eq!(m.vmas(), host_vmas(), "parked pages");
@@ -1443,7 +1748,7 @@ mod tests {
         sweep_within(&mut m, 100, u32::MAX);
         assert_eq!(m.vmas(), host_vmas(), "after evictions of parked pages");
 
-        m.set_regs(regs, true);
+        m.set_regs(other, true);
         m.flush_all();
         assert_eq!((m.vmas(), host_vmas()), (2, 2), "a full flush drops parked pages too");
     }

@@ -23,6 +23,7 @@ use std::collections::VecDeque;
 
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
+use crate::derived::{Derived, Source};
 use crate::window::{Prot, WindowKind};
 
 /// One mapped guest linear page in one window.
@@ -92,6 +93,8 @@ pub struct Shadow {
     next_stamp: u32,
     /// Length of `fills` after its last compaction.
     compacted_len: usize,
+    /// What the live mappings were derived from (see `derived`).
+    pub derived: Derived,
 }
 
 /// A run of linear pages to unmap: (first page number, count).
@@ -116,6 +119,7 @@ impl Shadow {
             fills: VecDeque::new(),
             next_stamp: 0,
             compacted_len: 0,
+            derived: Derived::new(),
         }
     }
 
@@ -221,8 +225,12 @@ impl Shadow {
     }
 
     /// Records that window `w` maps linear page `page` as `e` (replacing a parked page
-    /// there, if any).
-    pub fn record(&mut self, w: WindowKind, page: u32, e: Entry) {
+    /// there, if any), checked against the guest entries `src`.
+    pub fn record(&mut self, w: WindowKind, page: u32, e: Entry, src: &Source) {
+        if self.maps[w as usize].contains_key(&page) {
+            self.derived.remove(w, page);
+        }
+        self.derived.add(w, page, src);
         if e.global {
             self.non_global[w as usize].remove(&page);
         } else {
@@ -340,6 +348,7 @@ impl Shadow {
     /// [`Shadow::remove`] without the boundary count, for removals that empty the window.
     fn forget(&mut self, w: WindowKind, page: u32, e: Entry) {
         self.maps[w as usize].remove(&page);
+        self.derived.remove(w, page);
         self.count_native(e.phys_page, e.prot, false);
         self.non_global[w as usize].remove(&page);
         self.unlink(w, page, e.phys_page);
@@ -364,18 +373,24 @@ impl Shadow {
         self.maps[0].len() + self.maps[1].len()
     }
 
-    /// The mapped pages of window `w` (`global`: all of them, else only the non-global
-    /// ones: what a CR3 write may drop), in ascending order.
-    pub fn pages(&self, w: WindowKind, global: bool) -> Vec<u32> {
-        let mut pages: Vec<u32> =
-            if global { self.maps[w as usize].keys().copied().collect() } else { self.non_global[w as usize].iter().copied().collect() };
-        pages.sort_unstable();
-        pages
+    /// Calls `f` with each mapped page of window `w` and its entry (`global`: all of them,
+    /// else only the non-global ones), in no order.
+    pub fn for_each(&self, w: WindowKind, global: bool, mut f: impl FnMut(u32, &Entry)) {
+        let map = &self.maps[w as usize];
+        if global {
+            map.iter().for_each(|(&p, e)| f(p, e));
+        } else {
+            for &p in &self.non_global[w as usize] {
+                if let Some(e) = map.get(&p) {
+                    f(p, e);
+                }
+            }
+        }
     }
 
-    /// Every mapped page of window `w`, in no order.
-    pub fn all_pages(&self, w: WindowKind) -> Vec<u32> {
-        self.maps[w as usize].keys().copied().collect()
+    /// The number of mapped pages of window `w` (`global`: all, else the non-global ones).
+    pub fn count(&self, w: WindowKind, global: bool) -> usize {
+        if global { self.maps[w as usize].len() } else { self.non_global[w as usize].len() }
     }
 
     /// Forgets pages `pages` (ascending) of window `w`, and returns them as runs.
@@ -410,6 +425,7 @@ impl Shadow {
         }
         self.parked[w as usize].clear();
         self.boundaries[w as usize] = 0;
+        self.derived.clear(w);
     }
 }
 

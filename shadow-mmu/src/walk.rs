@@ -183,6 +183,32 @@ pub fn walk(ram: &GuestRam, regs: &PagingRegs, linear: u32, access: Access) -> R
     Ok(t)
 }
 
+/// The PDE that maps region `region` (a linear page number shifted right by
+/// [`PagingRegs::table_shift`]) now, as a 64-bit value; none if, with PAE, its PDPTE is
+/// not present or not valid.
+pub fn pde_of_region(ram: &GuestRam, regs: &PagingRegs, region: u32) -> Option<u64> {
+    if !regs.pae() {
+        return Some(ram.read_u32((regs.cr3 & 0xFFFF_F000) as u64 + region as u64 * 4) as u64);
+    }
+    let read = |a: u64| ram.read_u32(a) as u64 | (ram.read_u32(a + 4) as u64) << 32;
+    let pdpte = read((regs.cr3 & 0xFFFF_FFE0) as u64 + (region >> 9) as u64 * 8);
+    if pdpte & pte::P as u64 == 0 || pdpte & (pae_reserved(regs) | pte::XD) != 0 {
+        return None;
+    }
+    Some(read((pdpte & PAE_ADDR) + (region & 0x1FF) as u64 * 8))
+}
+
+/// Entry `index` of the page table at guest-physical page `table`, as a 64-bit value.
+pub fn table_entry(ram: &GuestRam, regs: &PagingRegs, table: u64, index: usize) -> u64 {
+    let base = table << 12;
+    if regs.pae() {
+        let a = base + index as u64 * 8;
+        ram.read_u32(a) as u64 | (ram.read_u32(a + 4) as u64) << 32
+    } else {
+        ram.read_u32(base + index as u64 * 4) as u64
+    }
+}
+
 /// A walk that found no translation: (the entry was present, a reserved bit was set).
 type NoTranslation = (bool, bool);
 

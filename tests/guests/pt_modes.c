@@ -32,7 +32,9 @@
  *   pge      CR4.PGE: non-global entries changed + CR3 load; global ones changed + PGE
  *            toggled (either way), or + invlpg; with PGE = 0 a CR3 load flushes global
  *            ones; two directories sharing a global page; a global 4 MiB page; a global
- *            user code page rewritten + PGE toggled runs the new code at CPL 3.
+ *            user code page rewritten + PGE toggled runs the new code at CPL 3;
+ *            entries changed, used and written back before a PGE toggle or CR3 load
+ *            (the old frame again, though the entries read as at the flush before).
  *
  * Not checked: whether a global translation survives a CR3 load, whether a stale one is
  * used before invalidation.
@@ -327,7 +329,22 @@ static void pge(void)
     write_cr4(read_cr4() & ~CR4_PGE);
     write_cr4(read_cr4() | CR4_PGE);
     reads(probe(U, EX, GL + 0x2000, 0), 0xc0de000b, "code changed + PGE toggled: the new code at CPL 3");
+
+    /* Entries changed, used, and written back before the flush: after it the old frame
+     * again, although each entry reads as it did at the flush before (A set by the reads
+     * before it). */
+    ptG[0] = F(1) | PG_G | PG_U | PG_W | PG_P;
+    invlpg(GL);
+    reads(probe(K, RD, GL + 0x50, 0), tag(1) + 0x50, "global entry changed + invlpg: the new frame");
+    ptG[0] = F(7) | PG_G | PG_A | PG_U | PG_W | PG_P;
     write_cr4(read_cr4() & ~CR4_PGE);
+    reads(probe(K, RD, GL + 0x54, 0), tag(7) + 0x54, "written back + PGE cleared: the old frame again");
+    ptG[1] = F(5) | PG_U | PG_W | PG_P;
+    invlpg(GL + 0x1000);
+    reads(probe(U, RD, GL + 0x1058, 0), tag(5) + 0x58, "entry changed + invlpg: the new frame");
+    ptG[1] = F(4) | PG_A | PG_U | PG_W | PG_P;
+    reload_cr3();
+    reads(probe(U, RD, GL + 0x105c, 0), tag(4) + 0x5c, "written back + CR3 load: the old frame again");
 }
 
 void test_main(void)

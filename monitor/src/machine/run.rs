@@ -593,11 +593,16 @@ pub(super) fn stats_report(m: &Machine) -> String {
     let _ = writeln!(o, "    pages filled                  {} (dirty-bit upgrades {})", ms.pages_filled, ms.dirty_upgrades);
     let _ = writeln!(
         o,
-        "    flushes: invlpg {}, CR3 {}, paging mode {} (pages kept, still true: {}), full {}",
-        ms.invlpg_flushes, ms.cr3_flushes, ms.mode_flushes, ms.pages_revalidated, ms.full_flushes
+        "    flushes: invlpg {}, CR3 {} (of the value it held: {}), paging mode {}, full {}",
+        ms.invlpg_flushes, ms.cr3_flushes, ms.cr3_reloads_revalidated, ms.mode_flushes, ms.full_flushes
+    );
+    let _ = writeln!(
+        o,
+        "    flushes that kept mappings    pages walked {} (guest entries changed, or a mode change), kept by the walks {}",
+        ms.flush_pages_checked, ms.pages_revalidated
     );
     let _ = writeln!(o, "    pages mapped ahead            {} (after invlpg or a true fault)", ms.prefills);
-    let _ = writeln!(o, "    pages parked at CR3 writes    {} (given back by mprotect, same frame: {})", ms.parked, ms.unparked);
+    let _ = writeln!(o, "    pages parked at flushes       {} (given back by mprotect, same frame: {})", ms.parked, ms.unparked);
     let _ = writeln!(
         o,
         "    host mappings (VMAs)          peak {} of a budget of {} (vm.max_map_count {})",

@@ -10,8 +10,10 @@
  *               handler (a few instructions: drop the error code, step EIP over the 2-byte
  *               load, count, iret) just skips it.  Adams & Agesen's "pgfault".
  *   hiddenfill  first touch (one load) of each of 1024 pages that the guest's page table
- *               maps, right after a CR3 reload: what the VMM pays to fill its shadow on a
- *               hidden fault (on hardware: a TLB miss and page walk).
+ *               maps, right after a switch to another address space that maps them with
+ *               the same page table (as threads or a forked child share memory): what the
+ *               VMM pays to fill its shadow on a hidden fault (on hardware: a TLB miss
+ *               and a page walk).
  *   ptemod      write a PTE of a mapped page (alternating between two frames), invlpg it,
  *               load from the page.  Adams & Agesen's "ptemod", plus the invlpg and the
  *               touch that makes the change visible.  The PTE has A and D set, as an OS
@@ -21,13 +23,15 @@
  *               each page of a 64-page working set that the two map to different frames
  *               (so every switch is followed by 64 refills).  Per switch.
  *   sweep-NM    a working set of N MiB of 4 KiB pages (1 to 96), swept SWEEP_REPS times
- *               with one load per page, starting cold (after a CR3 reload): cycles per
- *               page touched, fills included.  No two neighbouring pages map neighbouring
+ *               with one load per page, starting after a switch to another address space
+ *               and back (as a process scheduled again finds its memory): cycles per page
+ *               touched, fills included.  No two neighbouring pages map neighbouring
  *               frames (as in an OS's user memory), so a shadow MMU cannot map them
  *               together; what it keeps mapped must hold the whole working set, or a
  *               sweep evicts what the next one needs.  The cost per page must not grow
  *               with the size: no capacity cliff.
- *   wptoggle    CR0.WP cleared and set again, then one load (per toggle pair).
+ *   wptoggle    CR0.WP cleared and set again, then one load (per toggle pair; WP is set
+ *               for the benchmark and cleared after it).
  *   pgetoggle   CR4.PGE cleared and set again (how an OS flushes its global pages), then
  *               one load (per toggle pair).
  *   apic-eoi    a store to the local APIC's EOI register (nothing in service): a kernel
@@ -64,7 +68,7 @@
 #define ROUNDS 3
 #define PGFAULT_OPS 10000u
 #define FILL_PAGES 1024u       /* one page table's worth: 4 MiB */
-#define FILL_RELOADS 8u        /* CR3 reloads (each followed by FILL_PAGES touches) per round */
+#define FILL_RELOADS 8u        /* CR3 switches (each followed by FILL_PAGES touches) per round */
 #define PTEMOD_OPS 10000u
 #define SWITCH_PAGES 64u
 #define SWITCH_PAIRS 200u      /* 2 * SWITCH_PAIRS switches per round */
@@ -253,7 +257,7 @@ static uint64_t bench_hiddenfill(void)
     uint64_t cold = 0, warm = 0;
     uint32_t want = sum_markers(POOL_FILL, FILL_PAGES);
     for (uint32_t k = 0; k < FILL_RELOADS; k++) {
-        write_cr3((uint32_t)pd_a);
+        write_cr3((uint32_t)((k & 1) ? pd_a : pd_b));
         uint64_t t0 = bench_rdtsc();
         uint32_t s0 = touch(FILL_VA, FILL_PAGES);
         uint64_t t1 = bench_rdtsc();
@@ -320,6 +324,7 @@ static uint64_t sweep(uint32_t pages)
     uint32_t want = 0, s = 0;
     for (uint32_t i = 0; i < pages; i++)
         want += marker(sweep_frame(i));
+    write_cr3((uint32_t)pd_b);
     write_cr3((uint32_t)pd_a);
     uint64_t t0 = bench_rdtsc();
     for (uint32_t r = 0; r < SWEEP_REPS; r++)
@@ -339,7 +344,11 @@ static uint64_t bench_sweep96(void) { return sweep(96 * 256); }
 static uint64_t toggle(int cr, uint32_t bit)
 {
     uint32_t s0 = 0, s1 = 0;
-    uint32_t v = cr == 0 ? read_cr0() : read_cr4();
+    uint32_t v = (cr == 0 ? read_cr0() : read_cr4()) | bit;
+    if (cr == 0)
+        write_cr0(v);
+    else
+        write_cr4(v);
     uint64_t t0 = bench_rdtsc();
     for (uint32_t i = 0; i < TOGGLE_OPS; i++) {
         if (cr == 0) {
@@ -355,6 +364,8 @@ static uint64_t toggle(int cr, uint32_t bit)
     for (uint32_t i = 0; i < TOGGLE_OPS; i++)
         s1 += peek(FILL_VA);
     uint64_t t2 = bench_rdtsc();
+    if (cr == 0)
+        write_cr0(v & ~bit);
     expect(s0, TOGGLE_OPS * marker(POOL_FILL), "toggle: loads after the toggles");
     expect(s1, TOGGLE_OPS * marker(POOL_FILL), "toggle: baseline loads");
     return per_op(t1 - t0, t2 - t1, TOGGLE_OPS);

@@ -1,0 +1,242 @@
+//! What the live mappings of the windows were derived from, so that a TLB flush of the same
+//! tables (a CR3 reload, a CR4.PGE toggle) finds the few mappings whose guest entries
+//! changed instead of walking every mapped page.
+//!
+//! Each live (not parked) mapping was checked, when it was filled or last revalidated,
+//! against two guest entries: the PDE of its *region* (the linear pages one page table
+//! covers: 4 MiB, or 2 MiB with PAE) and its leaf entry (its PTE, or that PDE for a large
+//! page). Per window and region this keeps the PDE value its mappings were checked against
+//! and how many there are; per page table, the value of each PTE some mapping was checked
+//! against. [`Derived::changed`] compares them with the guest's tables as they are now: a
+//! region whose PDE changed must be checked page by page, and in a region whose PDE did
+//! not, only the pages whose PTE changed; every other mapping is still exactly what a walk
+//! would give, without one. This is the coherence VMware's monitor got from tracing page
+//! tables with write protection, here by comparison at the flush, which a guest write
+//! never pays for: on this kind of host a traced write costs a host signal and an
+//! `mprotect` (~5 µs), a comparison a few nanoseconds per live entry.
+//!
+//! A value recorded for an entry stands for every live mapping derived from it. When a fill
+//! finds an entry other than recorded (the guest changed it without a flush since, and a
+//! mapping made before may still follow the old value, as a TLB may), the entry is marked
+//! to be checked at the next flush instead; a fill under a PDE other than recorded marks
+//! its whole region.
+
+use rustc_hash::FxHashMap as HashMap;
+
+use crate::window::WindowKind;
+
+/// The guest entries one mapping was checked against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Source {
+    /// The PDE of its region.
+    pub pde: u64,
+    /// For a 4 KiB page: the guest-physical page number of its page table, and its PTE.
+    pub pte: Option<(u64, u64)>,
+}
+
+/// One region of one window with live mappings.
+#[derive(Clone, Copy, Debug)]
+struct Region {
+    /// The PDE its mappings were checked against.
+    pde: u64,
+    /// The page table that PDE points to (none for a large page).
+    table: Option<u64>,
+    /// Live mappings in it.
+    live: u32,
+    /// Some mapping in it was checked against another PDE: check all of them.
+    check_all: bool,
+}
+
+/// Entries per page table (1024 with 32-bit paging, 512 with PAE).
+const ENTRIES: usize = 1024;
+const WORDS: usize = ENTRIES / 64;
+
+/// The PTE values one page table's mappings were checked against.
+struct Table {
+    values: Box<[u64; ENTRIES]>,
+    /// Entries with a value recorded.
+    known: [u64; WORDS],
+    /// Entries found changed by a fill since their value was recorded.
+    check: [u64; WORDS],
+    /// Regions (of either window) whose PDE points here.
+    users: u32,
+}
+
+impl Table {
+    fn new() -> Table {
+        Table { values: Box::new([0; ENTRIES]), known: [0; WORDS], check: [0; WORDS], users: 0 }
+    }
+}
+
+fn bit(map: &[u64; WORDS], i: usize) -> bool {
+    map[i / 64] & (1 << (i % 64)) != 0
+}
+
+fn set(map: &mut [u64; WORDS], i: usize) {
+    map[i / 64] |= 1 << (i % 64);
+}
+
+/// What a flush must check: whole regions, and single pages.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Changed {
+    /// (window, region number): the PDE changed, or a mapping in it came from another.
+    pub regions: Vec<(WindowKind, u32)>,
+    /// (window, linear page number): its PTE changed.
+    pub pages: Vec<(WindowKind, u32)>,
+}
+
+/// See the module comment.
+pub struct Derived {
+    /// log2 of the pages of a region (10, or 9 with PAE).
+    shift: u32,
+    regions: [HashMap<u32, Region>; 2],
+    tables: HashMap<u64, Table>,
+}
+
+impl Derived {
+    /// Nothing recorded, for 32-bit paging.
+    pub fn new() -> Derived {
+        Derived { shift: 10, regions: Default::default(), tables: Default::default() }
+    }
+
+    /// Sets the region size (the paging mode changed: everything was flushed).
+    pub fn set_shift(&mut self, shift: u32) {
+        debug_assert!(self.regions.iter().all(|r| r.is_empty()));
+        self.shift = shift;
+    }
+
+    fn index(&self, page: u32) -> usize {
+        (page & ((1 << self.shift) - 1)) as usize
+    }
+
+    /// Records that linear page `page` of window `w` is now mapped, as checked against
+    /// `src`.
+    pub fn add(&mut self, w: WindowKind, page: u32, src: &Source) {
+        let table = src.pte.map(|(t, _)| t);
+        let index = self.index(page);
+        let region = match self.regions[w as usize].entry(page >> self.shift) {
+            std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                if let Some(t) = table {
+                    self.tables.entry(t).or_insert_with(Table::new).users += 1;
+                }
+                v.insert(Region { pde: src.pde, table, live: 0, check_all: false })
+            }
+        };
+        region.live += 1;
+        if region.pde != src.pde || region.table != table {
+            region.check_all = true;
+            return;
+        }
+        if let Some((t, value)) = src.pte {
+            let table = self.tables.get_mut(&t).expect("a region's table is recorded");
+            if !bit(&table.known, index) {
+                table.values[index] = value;
+                set(&mut table.known, index);
+            } else if table.values[index] != value {
+                set(&mut table.check, index);
+            }
+        }
+    }
+
+    /// Records that linear page `page` of window `w` is no longer mapped (or parked).
+    pub fn remove(&mut self, w: WindowKind, page: u32) {
+        let key = page >> self.shift;
+        let Some(region) = self.regions[w as usize].get_mut(&key) else { return };
+        region.live -= 1;
+        if region.live > 0 {
+            return;
+        }
+        let table = region.table;
+        self.regions[w as usize].remove(&key);
+        if let Some(t) = table
+            && let Some(tab) = self.tables.get_mut(&t)
+        {
+            tab.users -= 1;
+            if tab.users == 0 {
+                self.tables.remove(&t);
+            }
+        }
+    }
+
+    /// Forgets window `w` (emptied).
+    pub fn clear(&mut self, w: WindowKind) {
+        for (_, r) in std::mem::take(&mut self.regions[w as usize]) {
+            if let Some(t) = r.table
+                && let Some(tab) = self.tables.get_mut(&t)
+            {
+                tab.users -= 1;
+                if tab.users == 0 {
+                    self.tables.remove(&t);
+                }
+            }
+        }
+    }
+
+    /// What changed in the guest's tables since the live mappings were checked:
+    /// `pde_now(region)` gives a region's PDE now (none if its PDPTE is not present),
+    /// `pte_now(table, index)` an entry of a page table now. Records the PTE values now
+    /// as checked: the caller must check (and drop or keep) every page returned, and for a
+    /// region returned, [`Derived::forget_region`] it first and record the pages that
+    /// stay again.
+    pub fn changed(&mut self, pde_now: impl Fn(u32) -> Option<u64>, pte_now: impl Fn(u64, usize) -> u64) -> Changed {
+        let mut out = Changed::default();
+        let entries = 1usize << self.shift;
+        // Per page table: the entries changed since checked.
+        let mut changed_entries: HashMap<u64, Vec<usize>> = HashMap::default();
+        for (t, tab) in self.tables.iter_mut() {
+            let mut list = Vec::new();
+            for word in 0..entries.div_ceil(64) {
+                let mut bits = tab.known[word];
+                while bits != 0 {
+                    let i = word * 64 + bits.trailing_zeros() as usize;
+                    bits &= bits - 1;
+                    let now = pte_now(*t, i);
+                    if now != tab.values[i] || bit(&tab.check, i) {
+                        tab.values[i] = now;
+                        list.push(i);
+                    }
+                }
+            }
+            tab.check = [0; WORDS];
+            if !list.is_empty() {
+                changed_entries.insert(*t, list);
+            }
+        }
+        for w in WindowKind::ALL {
+            for (&key, region) in self.regions[w as usize].iter() {
+                if region.check_all || pde_now(key) != Some(region.pde) {
+                    out.regions.push((w, key));
+                } else if let Some(list) = region.table.and_then(|t| changed_entries.get(&t)) {
+                    out.pages.extend(list.iter().map(|&i| (w, (key << self.shift) | i as u32)));
+                }
+            }
+        }
+        out
+    }
+
+    /// Forgets region `key` of window `w`: its pages are about to be checked one by one,
+    /// and those that stay are recorded again ([`Derived::add`]).
+    pub fn forget_region(&mut self, w: WindowKind, key: u32) {
+        let Some(r) = self.regions[w as usize].remove(&key) else { return };
+        if let Some(t) = r.table
+            && let Some(tab) = self.tables.get_mut(&t)
+        {
+            tab.users -= 1;
+            if tab.users == 0 {
+                self.tables.remove(&t);
+            }
+        }
+    }
+
+    /// The pages of a region.
+    pub fn region_pages(&self, key: u32) -> std::ops::Range<u32> {
+        key << self.shift..(key + 1) << self.shift
+    }
+
+    /// Live mappings recorded (for tests).
+    #[cfg(test)]
+    pub fn live(&self) -> u32 {
+        self.regions.iter().flat_map(|r| r.values()).map(|r| r.live).sum()
+    }
+}
