@@ -34,6 +34,15 @@ pub struct Source {
     pub pte: Option<(u64, u64)>,
 }
 
+impl Source {
+    /// R/W is set in the PDE and the PTE: the tables let supervisor code write whatever
+    /// CR0.WP says.
+    pub fn writable(&self) -> bool {
+        const RW: u64 = 1 << 1;
+        self.pde & RW != 0 && self.pte.is_none_or(|(_, v)| v & RW != 0)
+    }
+}
+
 /// One region of one window with live mappings.
 #[derive(Clone, Copy, Debug)]
 struct Region {

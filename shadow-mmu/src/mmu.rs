@@ -173,6 +173,9 @@ struct Check {
     dropped: Vec<u32>,
     /// Pages kept whose G bit changed.
     flips: Vec<(u32, bool)>,
+    /// Pages kept, and whether they are writable only because CR0.WP is clear (their
+    /// entries may have changed since that was noted).
+    wp: Vec<(u32, bool)>,
     /// Large pages seen (first page checked, its walk).
     large: Vec<(u32, Translation)>,
     /// Pages kept.
@@ -201,6 +204,7 @@ impl Check {
             region_index: vec![u16::MAX; 1 << (20 - shift)],
             dropped: Vec::new(),
             flips: Vec::new(),
+            wp: Vec::new(),
             large: Vec::new(),
             kept: 0,
             kept_walks: Vec::new(),
@@ -246,6 +250,7 @@ impl Check {
         if t.g_bit != e.global {
             self.flips.push((p, t.g_bit));
         }
+        self.wp.push((p, e.prot.writable() && !t.writable));
         if self.keep_walks {
             self.kept_walks.push((p, t));
         }
@@ -511,7 +516,9 @@ impl Mmu {
                 self.stats.mode_flushes += 1;
                 self.flush_changed();
                 if only_wp && new.write_protect() {
-                    self.revalidate(WindowKind::Kernel, true);
+                    let pages = self.shadow.take_wp_writable();
+                    let pages: Vec<u32> = pages.into_iter().filter(|&p| self.shadow.get(WindowKind::Kernel, p).is_some()).collect();
+                    self.park_or_drop(WindowKind::Kernel, pages);
                 }
                 return Some(true);
             }
@@ -642,6 +649,9 @@ impl Mmu {
         }
         for (p, global) in check.flips {
             self.shadow.set_global(w, p, global);
+        }
+        for (p, wp) in check.wp {
+            self.shadow.note_wp_writable(w, p, wp);
         }
         self.stats.pages_revalidated += check.kept;
         self.stats.flush_pages_checked += check.kept + check.dropped.len() as u64;
@@ -1172,6 +1182,7 @@ impl Mmu {
                     return Err(err);
                 }
                 self.shadow.set_prot(w, page, widened);
+                self.shadow.note_wp_writable(w, page, widened.writable() && !t.writable);
                 self.shadow.reference(w, page);
                 if widened.writable() && !e.prot.writable() {
                     self.stats.dirty_upgrades += 1;
@@ -1514,9 +1525,11 @@ mod tests {
         assert!(mapped(&m, page(40)).is_some_and(|e| e.prot.writable()), "WP off: still writable");
         assert!(mapped(&m, 16 << 20).is_some(), "the large page stays");
         assert!(mapped(&m, page(24)).is_some_and(|e| e.global) && mapped(&m, page(32)).is_some_and(|e| !e.global), "G noted");
-        // CR0.WP on: the read-only page's writable mapping goes.
+        // CR0.WP on: the read-only page's writable mapping goes, found without a walk.
+        let walked = m.stats().flush_pages_checked;
         m.set_regs(PagingRegs { cr0: regs.cr0 | (1 << 16), ..pge }, false);
         assert!(mapped(&m, page(40)).is_none(), "WP on: a read-only page is not writable at CPL 0");
+        assert_eq!(m.stats().flush_pages_checked, walked);
         assert!(mapped(&m, page(24)).is_some() && mapped(&m, page(32)).is_some());
         let other = other_space(&mut m);
         m.set_regs(other, true);

@@ -95,6 +95,9 @@ pub struct Shadow {
     compacted_len: usize,
     /// What the live mappings were derived from (see `derived`).
     pub derived: Derived,
+    /// Kernel-window pages mapped writable although their tables make them read-only
+    /// (CR0.WP is clear): what setting WP must take away.
+    wp_writable: HashSet<u32>,
 }
 
 /// A run of linear pages to unmap: (first page number, count).
@@ -120,6 +123,7 @@ impl Shadow {
             next_stamp: 0,
             compacted_len: 0,
             derived: Derived::new(),
+            wp_writable: Default::default(),
         }
     }
 
@@ -231,6 +235,7 @@ impl Shadow {
             self.derived.remove(w, page);
         }
         self.derived.add(w, page, src);
+        self.note_wp_writable(w, page, e.prot.writable() && !src.writable());
         if e.global {
             self.non_global[w as usize].remove(&page);
         } else {
@@ -250,8 +255,29 @@ impl Shadow {
         self.rmap.entry(e.phys_page).or_default().push((w, page));
     }
 
+    /// Notes whether mapped page `page` of window `w` is writable only because CR0.WP is
+    /// clear (`wp`): writable in the kernel window through read-only entries.
+    pub fn note_wp_writable(&mut self, w: WindowKind, page: u32, wp: bool) {
+        if w == WindowKind::Kernel && wp {
+            self.wp_writable.insert(page);
+        } else if w == WindowKind::Kernel {
+            self.wp_writable.remove(&page);
+        }
+    }
+
+    /// The kernel-window pages writable only because CR0.WP was clear, in ascending order,
+    /// forgotten as such.
+    pub fn take_wp_writable(&mut self) -> Vec<u32> {
+        let mut pages: Vec<u32> = self.wp_writable.drain().collect();
+        pages.sort_unstable();
+        pages
+    }
+
     /// Changes the recorded permission of a mapped page.
     pub fn set_prot(&mut self, w: WindowKind, page: u32, prot: Prot) {
+        if !prot.writable() {
+            self.note_wp_writable(w, page, false);
+        }
         if let Some(e) = self.get(w, page) {
             self.rebound(w, page, Some(e), Some(Entry { prot, ..e }));
             self.count_native(e.phys_page, prot, true);
@@ -349,6 +375,7 @@ impl Shadow {
     fn forget(&mut self, w: WindowKind, page: u32, e: Entry) {
         self.maps[w as usize].remove(&page);
         self.derived.remove(w, page);
+        self.note_wp_writable(w, page, false);
         self.count_native(e.phys_page, e.prot, false);
         self.non_global[w as usize].remove(&page);
         self.unlink(w, page, e.phys_page);
