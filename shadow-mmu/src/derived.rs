@@ -23,6 +23,7 @@
 
 use rustc_hash::FxHashMap as HashMap;
 
+use crate::ram::GuestRam;
 use crate::window::WindowKind;
 
 /// The guest entries one mapping was checked against.
@@ -56,15 +57,19 @@ struct Region {
     check_all: bool,
 }
 
-/// Entries per page table (1024 with 32-bit paging, 512 with PAE).
+/// Entries per page table at most (1024 with 32-bit paging, 512 with PAE).
 const ENTRIES: usize = 1024;
 const WORDS: usize = ENTRIES / 64;
+const PAGE: usize = 4096;
 
 /// The PTE values one page table's mappings were checked against.
 struct Table {
-    values: Box<[u64; ENTRIES]>,
-    /// Entries with a value recorded.
-    known: [u64; WORDS],
+    /// The table as last compared by a flush, or before its first flush, the entries fills
+    /// recorded (those of `known`).
+    bytes: Box<[u8; PAGE]>,
+    /// Before the table's first flush, the entries with a value recorded; after it, none:
+    /// `bytes` is a copy of the whole table, which the next flush compares in one go.
+    known: Option<[u64; WORDS]>,
     /// Entries found changed by a fill since their value was recorded.
     check: [u64; WORDS],
     /// Regions (of either window) whose PDE points here.
@@ -73,8 +78,19 @@ struct Table {
 
 impl Table {
     fn new() -> Table {
-        Table { values: Box::new([0; ENTRIES]), known: [0; WORDS], check: [0; WORDS], users: 0 }
+        Table { bytes: Box::new([0; PAGE]), known: Some([0; WORDS]), check: [0; WORDS], users: 0 }
     }
+
+    fn known(&self, i: usize) -> bool {
+        self.known.as_ref().is_none_or(|k| bit(k, i))
+    }
+}
+
+/// Entry `i` (of `size` bytes) of a page table's bytes.
+fn entry(bytes: &[u8], i: usize, size: usize) -> u64 {
+    let mut v = [0u8; 8];
+    v[..size].copy_from_slice(&bytes[i * size..(i + 1) * size]);
+    u64::from_le_bytes(v)
 }
 
 fn bit(map: &[u64; WORDS], i: usize) -> bool {
@@ -114,6 +130,11 @@ impl Derived {
         self.shift = shift;
     }
 
+    /// Bytes per page-table entry: 4, or 8 with PAE.
+    fn entry_size(&self) -> usize {
+        PAGE >> self.shift
+    }
+
     fn index(&self, page: u32) -> usize {
         (page & ((1 << self.shift) - 1)) as usize
     }
@@ -138,11 +159,14 @@ impl Derived {
             return;
         }
         if let Some((t, value)) = src.pte {
+            let size = self.entry_size();
             let table = self.tables.get_mut(&t).expect("a region's table is recorded");
-            if !bit(&table.known, index) {
-                table.values[index] = value;
-                set(&mut table.known, index);
-            } else if table.values[index] != value {
+            if !table.known(index) {
+                table.bytes[index * size..(index + 1) * size].copy_from_slice(&value.to_le_bytes()[..size]);
+                if let Some(known) = table.known.as_mut() {
+                    set(known, index);
+                }
+            } else if entry(&table.bytes[..], index, size) != value {
                 set(&mut table.check, index);
             }
         }
@@ -183,33 +207,31 @@ impl Derived {
     }
 
     /// What changed in the guest's tables since the live mappings were checked:
-    /// `pde_now(region)` gives a region's PDE now (none if its PDPTE is not present),
-    /// `pte_now(table, index)` an entry of a page table now. Records the PTE values now
-    /// as checked: the caller must check (and drop or keep) every page returned, and for a
-    /// region returned, [`Derived::forget_region`] it first and record the pages that
-    /// stay again.
-    pub fn changed(&mut self, pde_now: impl Fn(u32) -> Option<u64>, pte_now: impl Fn(u64, usize) -> u64) -> Changed {
+    /// `pde_now(region)` gives a region's PDE now (none if its PDPTE is not present), and
+    /// `ram` the page tables. Records the tables as they are now as checked: the caller
+    /// must check (and drop or keep) every page returned, and for a region returned,
+    /// [`Derived::forget_region`] it first and record the pages that stay again.
+    pub fn changed(&mut self, pde_now: impl Fn(u32) -> Option<u64>, ram: &GuestRam) -> Changed {
+        static ONES: [u8; PAGE] = [0xFF; PAGE];
         let mut out = Changed::default();
-        let entries = 1usize << self.shift;
+        let size = self.entry_size();
         // Per page table: the entries changed since checked.
         let mut changed_entries: HashMap<u64, Vec<usize>> = HashMap::default();
-        for (t, tab) in self.tables.iter_mut() {
-            let mut list = Vec::new();
-            for word in 0..entries.div_ceil(64) {
-                let mut bits = tab.known[word];
-                while bits != 0 {
-                    let i = word * 64 + bits.trailing_zeros() as usize;
-                    bits &= bits - 1;
-                    let now = pte_now(*t, i);
-                    if now != tab.values[i] || bit(&tab.check, i) {
-                        tab.values[i] = now;
-                        list.push(i);
-                    }
-                }
+        for (&t, tab) in self.tables.iter_mut() {
+            // (Beyond RAM a table reads as all ones.)
+            let now = if ram.contains(t << 12, PAGE as u64) { &ram.as_slice()[(t as usize) << 12..][..PAGE] } else { &ONES[..] };
+            let checks = tab.check.iter().any(|&w| w != 0);
+            if tab.known.is_none() && !checks && tab.bytes[..] == *now {
+                continue;
             }
+            let list: Vec<usize> = (0..PAGE / size)
+                .filter(|&i| tab.known(i) && (entry(&tab.bytes[..], i, size) != entry(now, i, size) || bit(&tab.check, i)))
+                .collect();
+            tab.bytes.copy_from_slice(now);
+            tab.known = None;
             tab.check = [0; WORDS];
             if !list.is_empty() {
-                changed_entries.insert(*t, list);
+                changed_entries.insert(t, list);
             }
         }
         for w in WindowKind::ALL {

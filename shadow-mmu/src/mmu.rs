@@ -607,10 +607,7 @@ impl Mmu {
     /// were checked (see `derived`); the others are what a walk would give.
     fn flush_changed(&mut self) {
         let (ram, regs) = (&self.ram, self.regs);
-        let changed = self
-            .shadow
-            .derived
-            .changed(|region| walk::pde_of_region(ram, &regs, region), |table, index| walk::table_entry(ram, &regs, table, index));
+        let changed = self.shadow.derived.changed(|region| walk::pde_of_region(ram, &regs, region), ram);
         let mut pages: [Vec<u32>; 2] = Default::default();
         for &(w, p) in &changed.pages {
             pages[w as usize].push(p);
