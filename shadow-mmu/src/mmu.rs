@@ -1180,6 +1180,9 @@ impl Mmu {
                 }
                 self.shadow.set_prot(w, page, widened);
                 self.shadow.note_wp_writable(w, page, widened.writable() && !t.writable);
+                // (Widened as the entries give it now: what it was checked against.)
+                let src = self.source(page, &t);
+                self.shadow.rederive(w, page, &src);
                 self.shadow.reference(w, page);
                 if widened.writable() && !e.prot.writable() {
                     self.stats.dirty_upgrades += 1;
@@ -1635,6 +1638,19 @@ mod tests {
         toggle(&mut m);
         assert_eq!(mapped(&m, 16), None, "the page rewritten back");
         assert_eq!(mapped(&m, 48), None, "filled from a value since replaced");
+
+        // A mapping widened (written) after the flush that recorded its entry read-only,
+        // the entry then made read-only again as recorded: it must not stay writable.
+        let pte_ro = m.ram.read_u32(pte_of(64)) & !pte::RW;
+        m.ram.write_u32(pte_of(64), pte_ro);
+        toggle(&mut m);
+        assert!(mapped(&m, 64).is_some());
+        m.ram.write_u32(pte_of(64), pte_ro | pte::RW);
+        touch(&mut m, page(64), true);
+        assert!(m.shadow.get(WindowKind::Kernel, page(64) >> 12).is_some_and(|e| e.prot.writable()));
+        m.ram.write_u32(pte_of(64), pte_ro);
+        toggle(&mut m);
+        assert!(!m.shadow.get(WindowKind::Kernel, page(64) >> 12).is_some_and(|e| e.prot.writable()), "read-only again");
 
         // A PDE pointed at a copy of its page table: every page of the region is walked,
         // and goes (its table is another).

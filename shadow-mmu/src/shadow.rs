@@ -273,6 +273,15 @@ impl Shadow {
         pages
     }
 
+    /// Records that mapped page `page` of window `w` was checked again, against `src` (its
+    /// permission widened after a walk).
+    pub fn rederive(&mut self, w: WindowKind, page: u32, src: &Source) {
+        if self.maps[w as usize].contains_key(&page) {
+            self.derived.remove(w, page);
+            self.derived.add(w, page, src);
+        }
+    }
+
     /// Changes the recorded permission of a mapped page.
     pub fn set_prot(&mut self, w: WindowKind, page: u32, prot: Prot) {
         if !prot.writable() {

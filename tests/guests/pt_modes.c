@@ -34,7 +34,9 @@
  *            ones; two directories sharing a global page; a global 4 MiB page; a global
  *            user code page rewritten + PGE toggled runs the new code at CPL 3;
  *            entries changed, used and written back before a PGE toggle or CR3 load
- *            (the old frame again, though the entries read as at the flush before).
+ *            (the old frame again, though the entries read as at the flush before); an
+ *            entry read-only at a flush, made writable and written, then read-only again
+ *            as it was, and flushed: a write faults.
  *
  * Not checked: whether a global translation survives a CR3 load, whether a stale one is
  * used before invalidation.
@@ -345,6 +347,18 @@ static void pge(void)
     ptG[1] = F(4) | PG_A | PG_U | PG_W | PG_P;
     reload_cr3();
     reads(probe(U, RD, GL + 0x105c, 0), tag(4) + 0x5c, "written back + CR3 load: the old frame again");
+
+    /* Read-only at a flush, made writable without one (as a copy-on-write fault that
+     * keeps its frame) and written, then read-only again exactly as at the flush, and
+     * flushed: a write must fault again. */
+    ptG[1] = F(4) | PG_A | PG_U | PG_P;
+    reload_cr3();
+    reads(probe(U, RD, GL + 0x1060, 0), tag(4) + 0x60, "read-only + CR3 load: readable");
+    ptG[1] = F(4) | PG_AD | PG_U | PG_W | PG_P;
+    no_fault(probe(U, WR, GL + 0x1064, 0x64), "made writable: CPL 3 write");
+    ptG[1] = F(4) | PG_A | PG_U | PG_P;
+    reload_cr3();
+    is_pf(probe(U, WR, GL + 0x1068, 0x68), 7, GL + 0x1068, "read-only again + CR3 load: CPL 3 write");
 }
 
 void test_main(void)
