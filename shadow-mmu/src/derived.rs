@@ -15,11 +15,13 @@
 //! never pays for: on this kind of host a traced write costs a host signal and an
 //! `mprotect` (~5 µs), a comparison a few nanoseconds per live entry.
 //!
-//! A value recorded for an entry stands for every live mapping derived from it. When a fill
-//! finds an entry other than recorded (the guest changed it without a flush since, and a
-//! mapping made before may still follow the old value, as a TLB may), the entry is marked
-//! to be checked at the next flush instead; a fill under a PDE other than recorded marks
-//! its whole region.
+//! A value recorded for an entry stands for every live mapping derived from it. When a fill,
+//! or a mapping's permission widened after a walk, finds an entry other than recorded (the
+//! guest changed it without a flush since, and a mapping made before may still follow the
+//! old value, as a TLB may), the entry is marked to be checked at the next flush instead;
+//! one under a PDE other than recorded marks its whole region. Whatever makes or widens a
+//! mapping must say so here ([`Derived::add`]): a mapping widened unrecorded would survive
+//! a flush after its entry went back to the value recorded before the widening.
 
 use rustc_hash::FxHashMap as HashMap;
 
