@@ -50,7 +50,10 @@ static void sreg_moves(void)
     uint32_t m = 0x77777777;
     asm volatile("movw %%es, %0" : "+m"(m));
     is(m, 0x77770000 | SEL_KDATA, "mov m16, es writes 16 bits");
+    r = 0xffffffff; asm volatile("movw %%ss, %w0" : "+r"(r)); is(r, 0xffff0000 | SEL_KDATA, "mov r16, ss keeps the upper half");
     uint32_t d, v;
+    asm volatile("pushl $0x55555555; movw %%ds, 2(%%esp); popl %0" : "=r"(v));
+    is(v, ((uint32_t)SEL_KDATA << 16) | 0x5555, "mov m16, ds through ESP right after a push");
     asm volatile("mov %%esp, %0; pushl %%ds; sub %%esp, %0; popl %1" : "=&r"(d), "=r"(v));
     is(d, 4, "push ds (32-bit) moves ESP by 4");
     is(v & 0xffff, SEL_KDATA, "push ds: the selector in the low 16 bits");

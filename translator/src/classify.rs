@@ -27,6 +27,8 @@ pub enum Class {
     Push,
     /// `push es/cs/ss/ds/fs/gs`.
     PushSreg,
+    /// `mov r/m, sreg`: a selector read.
+    SregRead,
     /// `pop` into a register or memory.
     Pop,
     /// `pusha`/`pushad`.
@@ -399,6 +401,11 @@ pub fn classify(ins: &Instruction, mode: Mode) -> Class {
             });
             if ins.op0_kind() == OpKind::Register && ins.op0_register().is_segment_register() {
                 return sreg_load(ins, mode);
+            }
+            // A selector read (Linux's exception entry checks SS on every fault): the
+            // selectors live in the context.
+            if ins.op1_kind() == OpKind::Register && ins.op1_register().is_segment_register() {
+                return Class::SregRead;
             }
             if sreg_or_ctrl {
                 return Class::Callout { resumable: true };

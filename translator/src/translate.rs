@@ -287,6 +287,7 @@ impl Translator {
             Class::Xlat => em.emit_xlat(ins),
             Class::Push => em.emit_push(ins),
             Class::PushSreg => em.emit_push_sreg(ins),
+            Class::SregRead => em.emit_sreg_read(ins),
             Class::Pop => em.emit_pop(ins),
             Class::PushAll => em.emit_pusha(ins),
             Class::PopAll => em.emit_popa(ins),
@@ -340,7 +341,7 @@ fn needs_real_esp(class: Class, ins: &Instruction) -> bool {
         ins.op_kind(i) == iced_x86::OpKind::Register && matches!(ins.op_register(i), iced_x86::Register::ESP | iced_x86::Register::SP)
     });
     match class {
-        Class::Push | Class::Pop | Class::Ident | Class::Lea | Class::IncDecShort => esp_operand,
+        Class::Push | Class::Pop | Class::Ident | Class::Lea | Class::IncDecShort | Class::SregRead => esp_operand,
         Class::Nop
         | Class::Cli
         | Class::Sti

@@ -178,6 +178,33 @@ impl Emitter<'_> {
         Ok(())
     }
 
+    /// `mov r/m, sreg`: the selector from the context, zero-extended into a 32-bit
+    /// register (as the monitor's emulation and P6-and-later CPUs do), into the low word
+    /// of a 16-bit one, or stored as a word.
+    pub(crate) fn emit_sreg_read(&mut self, ins: &Instruction) -> EmitResult {
+        let seg = Seg::from_iced(ins.op1_register()).ok_or_else(|| EmitError::Unsupported("mov r/m, sreg".into()))?;
+        let o = off::sel(seg);
+        dynasm!(self.ops ; .arch x64 ; movzx r13d, WORD [r15 + o]);
+        match ins.op0_kind() {
+            OpKind::Register => {
+                let r = ins.op0_register();
+                let d = host_reg(gpr_number(r).ok_or_else(|| EmitError::Unsupported("mov r, sreg".into()))?);
+                if r.size() == 4 {
+                    dynasm!(self.ops ; .arch x64 ; mov Rd(d), r13d);
+                } else {
+                    dynasm!(self.ops ; .arch x64 ; mov Rw(d), r13w);
+                }
+            }
+            OpKind::Memory => {
+                let i = Instruction::with2(Code::Mov_rm16_r16, memory_operand(ins, 0), Register::R13W)
+                    .map_err(|e| EmitError::Unsupported(e.to_string()))?;
+                self.emit_lowered(i)?;
+            }
+            k => return Err(EmitError::Unsupported(format!("mov sreg operand {k:?}"))),
+        }
+        Ok(())
+    }
+
     pub(crate) fn emit_pop(&mut self, ins: &Instruction) -> EmitResult {
         self.require_stack32()?;
         let size = ins.stack_pointer_increment() as u8;
