@@ -29,6 +29,8 @@ pub enum Class {
     PushSreg,
     /// `mov r/m, sreg`: a selector read.
     SregRead,
+    /// `mov r32, cr2` at CPL 0: CR2 is kept in the context.
+    Cr2Read,
     /// `pop` into a register or memory.
     Pop,
     /// `pusha`/`pushad`.
@@ -406,6 +408,14 @@ pub fn classify(ins: &Instruction, mode: Mode) -> Class {
             // selectors live in the context.
             if ins.op1_kind() == OpKind::Register && ins.op1_register().is_segment_register() {
                 return Class::SregRead;
+            }
+            // CR2 read by a page-fault handler, once per fault.
+            if cpl0
+                && ins.op0_kind() == OpKind::Register
+                && ins.op1_kind() == OpKind::Register
+                && ins.op1_register() == iced_x86::Register::CR2
+            {
+                return Class::Cr2Read;
             }
             if sreg_or_ctrl {
                 return Class::Callout { resumable: true };

@@ -278,6 +278,9 @@ pub struct Context {
     pub fragment_entries: u64,
     /// Added to the host TSC to make the guest's (wrmsr to IA32_TIME_STAMP_COUNTER).
     pub tsc_offset: u64,
+    /// The guest's CR2 (the last #PF's linear address), here so that translated code at
+    /// CPL 0 reads it inline: an OS's page-fault handler reads it on every fault.
+    pub cr2: u32,
     /// Details of the last [`ExitReason::Fault`].
     pub fault: HostFault,
     /// Guest x87/SSE state while it is not in the host registers.
@@ -357,6 +360,8 @@ pub mod off {
     }
     /// Of `eip`.
     pub const EIP: i32 = offset_of!(Context, eip) as i32;
+    /// Of `cr2`.
+    pub const CR2: i32 = offset_of!(Context, cr2) as i32;
     /// Of `host_flags`.
     pub const HOST_FLAGS: i32 = offset_of!(Context, host_flags) as i32;
     /// Of `vflags`.
@@ -517,6 +522,7 @@ impl Context {
         self.sreg_reload = [SREG_RELOAD_NEVER; 6];
         self.sreg_alt_sel = [0; 6];
         self.sreg_alt_reload = [SREG_RELOAD_NEVER; 6];
+        self.cr2 = 0;
         self.guest_fx = FxArea::initial();
     }
 

@@ -288,6 +288,7 @@ impl Translator {
             Class::Push => em.emit_push(ins),
             Class::PushSreg => em.emit_push_sreg(ins),
             Class::SregRead => em.emit_sreg_read(ins),
+            Class::Cr2Read => em.emit_cr2_read(ins),
             Class::Pop => em.emit_pop(ins),
             Class::PushAll => em.emit_pusha(ins),
             Class::PopAll => em.emit_popa(ins),
@@ -341,7 +342,7 @@ fn needs_real_esp(class: Class, ins: &Instruction) -> bool {
         ins.op_kind(i) == iced_x86::OpKind::Register && matches!(ins.op_register(i), iced_x86::Register::ESP | iced_x86::Register::SP)
     });
     match class {
-        Class::Push | Class::Pop | Class::Ident | Class::Lea | Class::IncDecShort | Class::SregRead => esp_operand,
+        Class::Push | Class::Pop | Class::Ident | Class::Lea | Class::IncDecShort | Class::SregRead | Class::Cr2Read => esp_operand,
         Class::Nop
         | Class::Cli
         | Class::Sti

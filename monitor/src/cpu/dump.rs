@@ -64,7 +64,7 @@ pub fn format(cpu: &Cpu, code: Option<&[u8]>) -> String {
         "  GDTR base={:08x} limit={:04x}  IDTR base={:08x} limit={:04x}",
         cpu.gdtr.base, cpu.gdtr.limit, cpu.idtr.base, cpu.idtr.limit
     );
-    let _ = writeln!(o, "  CR0={:08x} CR2={:08x} CR3={:08x} CR4={:08x}", cpu.cr0, cpu.cr2, cpu.cr3, cpu.cr4);
+    let _ = writeln!(o, "  CR0={:08x} CR2={:08x} CR3={:08x} CR4={:08x}", cpu.cr0, cpu.ctx.cr2, cpu.cr3, cpu.cr4);
     match code {
         Some(bytes) if !bytes.is_empty() => {
             let hex: Vec<String> = bytes.iter().map(|b| format!("{b:02x}")).collect();

@@ -123,7 +123,7 @@ impl Cpu {
         let mut return_eip = return_eip;
         for _ in 0..3 {
             if let Some(addr) = first.cr2 {
-                self.cr2 = addr;
+                self.ctx.cr2 = addr;
             }
             match self.deliver(mem, first.vector, first.error_code, kind, return_eip) {
                 Ok(()) => return Ok(()),

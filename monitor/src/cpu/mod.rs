@@ -99,8 +99,6 @@ pub struct Cpu {
     pub idtr: TableReg,
     /// Control registers.
     pub cr0: u32,
-    /// Page-fault linear address.
-    pub cr2: u32,
     /// Page-directory base.
     pub cr3: u32,
     /// CR4.
@@ -141,7 +139,6 @@ impl Cpu {
             gdtr: TableReg::default(),
             idtr: TableReg { base: 0, limit: 0x3FF },
             cr0: cr0::PE | cr0::ET,
-            cr2: 0,
             cr3: 0,
             cr4: 0,
             dr: [0, 0, 0, 0, 0xFFFF0FF0, 0x400, 0xFFFF0FF0, 0x400],

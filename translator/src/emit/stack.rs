@@ -205,6 +205,13 @@ impl Emitter<'_> {
         Ok(())
     }
 
+    /// `mov r32, cr2` at CPL 0: from the context.
+    pub(crate) fn emit_cr2_read(&mut self, ins: &Instruction) -> EmitResult {
+        let d = host_reg(gpr_number(ins.op0_register()).ok_or_else(|| EmitError::Unsupported("mov r, cr2".into()))?);
+        dynasm!(self.ops ; .arch x64 ; mov Rd(d), DWORD [r15 + off::CR2]);
+        Ok(())
+    }
+
     pub(crate) fn emit_pop(&mut self, ins: &Instruction) -> EmitResult {
         self.require_stack32()?;
         let size = ins.stack_pointer_increment() as u8;

@@ -261,7 +261,7 @@ fn mov_special(cpu: &mut Cpu, env: &mut Env<'_>, ins: &Instruction) -> Result<Fl
         } else {
             let v = match r1 {
                 Register::CR0 => cpu.cr0,
-                Register::CR2 => cpu.cr2,
+                Register::CR2 => cpu.ctx.cr2,
                 Register::CR3 => cpu.cr3,
                 Register::CR4 => cpu.cr4,
                 _ => return Err(Exception::ud()),
@@ -307,7 +307,7 @@ fn write_cr(cpu: &mut Cpu, r: Register, v: u32) -> Result<(), Exception> {
             }
             cpu.cr0 = (v & cr0::WRITABLE) | cr0::ET;
         }
-        Register::CR2 => cpu.cr2 = v,
+        Register::CR2 => cpu.ctx.cr2 = v,
         Register::CR3 => cpu.cr3 = v,
         Register::CR4 => {
             if v & !cr4::SUPPORTED != 0 {
