@@ -2,6 +2,8 @@
 //! (`tests/linux/workload.c`) as /init, under QEMU (TCG, the oracle) and under bt86 in
 //! each `--user-exec` mode, and once more with the shadow MMU's smallest budget of host
 //! mappings (`BT86_MAX_MAPPINGS=64`). The workload prints TAP lines on the console and powers off.
+//! Every bt86 run also checks, after each flush that keeps mappings, that the guest's
+//! tables still give every mapping kept (`BT86_CHECK_FLUSHES`), and must report none.
 //! Only the TAP lines (`1..N`, `ok N ...`, `not ok N ...`) are compared, byte for byte:
 //! the rest of the boot log holds timestamps and machine details that differ by nature.
 //! Every run must end with exit status 0 (power-off) within the timeout, QEMU's run must
@@ -20,6 +22,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use bt86_guests::{Run, linux, log_tail, qemu_path, run_with_input, run_with_timeout};
+
+/// What bt86 prints, with `BT86_CHECK_FLUSHES`, for each mapping a flush kept wrongly.
+const STALE_MAPPING: &str = "shadow MMU: after";
 
 /// Per run: QEMU TCG boots and runs the workload in about 10 s, bt86 in a few.
 const TIMEOUT: Duration = Duration::from_secs(120);
@@ -43,6 +48,7 @@ fn linux_workload_matches_qemu() {
         let mut cmd = linux::bt86_command(&bt86, &kernel, &initrd, linux::APPEND);
         // A panic reboots (panic=-1): the run ends there, as QEMU's with -no-reboot.
         cmd.arg("--no-reboot");
+        cmd.env("BT86_CHECK_FLUSHES", "1");
         if let Some(m) = mode {
             cmd.args(["--user-exec", m]);
         }
@@ -53,6 +59,7 @@ fn linux_workload_matches_qemu() {
     let mut cmd = linux::bt86_command(&bt86, &kernel, &initrd, linux::APPEND);
     cmd.args(["--no-reboot", "--user-exec", "direct"]);
     cmd.env("BT86_MAX_MAPPINGS", "64");
+    cmd.env("BT86_CHECK_FLUSHES", "1");
     runs.push(("BT86_MAX_MAPPINGS=64 bt86 --user-exec direct".to_string(), cmd));
     let bt86_runs = runs.len() - 1;
     let results = run_all(runs);
@@ -157,6 +164,11 @@ fn check_bt86(b: &Run, expected: &[String]) -> Result<(), String> {
     }
     if tap != expected {
         report.push_str(&first_difference(expected, &tap));
+    }
+    let stderr = String::from_utf8_lossy(&b.stderr);
+    let stale = stderr.lines().filter(|l| l.contains(STALE_MAPPING)).count();
+    if stale > 0 {
+        report.push_str(&format!("{stale} mappings kept by flushes that the guest's tables no longer gave (BT86_CHECK_FLUSHES)\n"));
     }
     for p in tap_problems(&tap) {
         report.push_str(&format!("{p}\n"));

@@ -35,6 +35,8 @@
 //!
 //! `BT86_MAX_MAPPINGS=N` in the environment lowers the budget to `N` VMAs (at least
 //! [`MIN_BUDGET`]), to test eviction, or to leave the host's mappings to others.
+//! `BT86_CHECK_FLUSHES=1` checks every mapping a flush keeps with a walk (slow; a
+//! debugging aid, see [`Mmu::check_kept`]).
 //!
 //! Eviction runs where fills run, in the signal handler of a hidden fault. Like the rest
 //! of the fill path (the shadow's hash maps) it may free and allocate heap memory there;
@@ -89,6 +91,9 @@ pub struct MmuStats {
     pub flush_pages_checked: u64,
     /// Of those, the pages found still true and kept mapped.
     pub pages_revalidated: u64,
+    /// Mappings found stale after a flush that kept them (counted with
+    /// `BT86_CHECK_FLUSHES` only; never more than zero unless bt86 has a bug).
+    pub stale_after_flush: u64,
     /// CR3 writes of the value it held (a TLB flush of the same address space), whose
     /// mappings were checked against the tables rather than all taken away.
     pub cr3_reloads_revalidated: u64,
@@ -289,6 +294,9 @@ pub struct Mmu {
     never_native: Vec<u8>,
     /// The windows' VMA budget.
     budget: usize,
+    /// `BT86_CHECK_FLUSHES`: after every flush that keeps mappings, walk all of them and
+    /// report any the guest's tables no longer give (see [`Mmu::check_kept`]).
+    check_flushes: bool,
     stats: MmuStats,
 }
 
@@ -348,6 +356,7 @@ impl Mmu {
             large_regions: Default::default(),
             never_native: NEVER_NATIVE.to_vec(),
             budget: 0,
+            check_flushes: std::env::var("BT86_CHECK_FLUSHES").is_ok_and(|v| !v.is_empty() && v != "0"),
             stats: MmuStats::default(),
         };
         let (max_map_count, budget) = mapping_budget();
@@ -520,6 +529,7 @@ impl Mmu {
                     let pages: Vec<u32> = pages.into_iter().filter(|&p| self.shadow.get(WindowKind::Kernel, p).is_some()).collect();
                     self.park_or_drop(WindowKind::Kernel, pages);
                 }
+                self.check_kept("a CR4.PGE or CR0.WP toggle");
                 return Some(true);
             }
             if old.paging() && new.paging() && old.pae() == new.pae() && self.shadow.mapped() <= REVALIDATE_MAX {
@@ -552,6 +562,7 @@ impl Mmu {
                 // changed in them since goes.
                 self.stats.cr3_reloads_revalidated += 1;
                 self.flush_changed();
+                self.check_kept("a CR3 reload");
                 return Some(false);
             }
             self.large_regions.retain(|_, g| *g && !global);
@@ -635,6 +646,41 @@ impl Mmu {
                     let src = self.source(p, &t);
                     self.shadow.derived.add(w, p, &src);
                 }
+            }
+        }
+    }
+
+    /// With `BT86_CHECK_FLUSHES` set: walks every mapping a flush (`what`) kept and
+    /// reports, as an error, each one a walk now would not give — another frame, no
+    /// accessed bit, or writable where the entries are not (or not dirty). A debugging aid
+    /// for the comparison in `derived`, whose mistakes show up in guests only as corrupted
+    /// memory much later; `tests/linux.rs` runs Linux with it.
+    fn check_kept(&mut self, what: &str) {
+        if !self.check_flushes {
+            return;
+        }
+        for w in WindowKind::ALL {
+            let user = w == WindowKind::User;
+            let mut stale = Vec::new();
+            self.shadow.for_each(w, true, |p, e| {
+                let fine = walk::walk(&self.ram, &self.regs, p << 12, Access::data(false, user)).is_ok_and(|t| {
+                    t.phys_page >> 12 == e.phys_page
+                        && t.accessed
+                        && (!e.prot.writable() || (t.dirty && t.write_allowed(user, &self.regs)))
+                        && (!e.prot.executable() || !t.no_execute)
+                });
+                if !fine {
+                    stale.push((p, *e));
+                }
+            });
+            for (p, e) in stale {
+                self.stats.stale_after_flush += 1;
+                log::error!(
+                    "shadow MMU: after {what}, the {w:?} window still maps linear {:#x} to frame {:#x} ({:?}), which the guest's tables no longer give",
+                    p << 12,
+                    e.phys_page,
+                    e.prot
+                );
             }
         }
     }
