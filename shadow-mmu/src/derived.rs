@@ -13,7 +13,7 @@
 //! would give, without one. This is the coherence VMware's monitor got from tracing page
 //! tables with write protection, here by comparison at the flush, which a guest write
 //! never pays for: on this kind of host a traced write costs a host signal and an
-//! `mprotect` (~5 µs), a comparison a few nanoseconds per live entry.
+//! `mprotect`, a comparison one `memcmp` per recorded table.
 //!
 //! A value recorded for an entry stands for every live mapping derived from it. When a fill,
 //! or a mapping's permission widened after a walk, finds an entry other than recorded (the

@@ -1464,8 +1464,8 @@ impl Mmu {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::KERNEL_WINDOW_BASE;
     use crate::walk::pte;
+    use crate::{KERNEL_WINDOW_BASE, USER_WINDOW_BASE};
     use std::sync::atomic::Ordering;
 
     /// The VMAs the host has in the windows' reservations, from `/proc/self/maps`.
@@ -1507,6 +1507,16 @@ mod tests {
         m
     }
 
+    /// Linear address of the `i`th 4 KiB page of [`mmu`]'s page tables.
+    fn page(i: u32) -> u32 {
+        (4 << 20) + i * 4096
+    }
+
+    /// Guest-physical address of the PTE of [`page`]`(i)`.
+    fn pte_of(i: u32) -> u64 {
+        PT + 4 * i as u64
+    }
+
     /// The paging registers of `m` with CR3 at a copy of its page directory: a switch to
     /// another address space that maps the same.
     fn other_space(m: &mut Mmu) -> PagingRegs {
@@ -1543,8 +1553,6 @@ mod tests {
         let _turn = WINDOWS.lock().unwrap_or_else(|e| e.into_inner());
         let mut m = mmu();
         let regs = m.regs();
-        let page = |i: u32| (4 << 20) + i * 4096;
-        let pte_of = |i: u32| PT + 4 * i as u64;
         for i in [0, 8, 16, 24, 32] {
             touch(&mut m, page(i), false);
         }
@@ -1644,8 +1652,6 @@ mod tests {
     fn flushes_of_the_same_tables_check_only_what_changed() {
         let _turn = WINDOWS.lock().unwrap_or_else(|e| e.into_inner());
         let mut m = mmu();
-        let page = |i: u32| (4 << 20) + i * 4096;
-        let pte_of = |i: u32| PT + 4 * i as u64;
         let mapped = |m: &Mmu, i: u32| m.shadow.get(WindowKind::Kernel, page(i) >> 12).map(|e| e.phys_page);
         let frame = |m: &Mmu, i: u32| (m.ram.read_u32(pte_of(i)) >> 12) as u64;
         for i in (0..2048).step_by(16) {
@@ -1724,6 +1730,80 @@ mod tests {
         assert_eq!(m.vmas(), host_vmas());
     }
 
+    /// Random guest behaviour — entries rewritten (frames from a small pool, so that old
+    /// values come back), PDEs pointed at other tables or made large pages, accesses from
+    /// both windows, and every kind of flush — never leaves a mapping that the guest's
+    /// tables no longer give after a flush that keeps mappings, never loses count of the
+    /// live ones, and never panics.
+    #[test]
+    fn random_table_changes_never_leave_stale_mappings() {
+        let _turn = WINDOWS.lock().unwrap_or_else(|e| e.into_inner());
+        for seed in 1..=16u64 {
+            let mut m = mmu();
+            m.check_flushes = true;
+            let base = m.regs();
+            let other = other_space(&mut m);
+            let mut x = seed;
+            let mut next = move |n: u64| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x % n
+            };
+            // Few pages, frames and entry values, so that values come back often (the
+            // cases a comparison at the flush can miss).
+            const FLAGS: [u32; 6] = [
+                pte::P | pte::RW | pte::A | pte::D,
+                pte::P | pte::A,
+                pte::P | pte::RW | pte::US | pte::A | pte::D,
+                pte::P | pte::US | pte::A,
+                pte::P | pte::RW | pte::US | pte::A | pte::G,
+                0,
+            ];
+            for _ in 0..3000 {
+                match next(10) {
+                    0..=3 => {
+                        let i = next(8) as u32 + 1024 * next(2) as u32;
+                        let (write, user) = (next(2) == 1, next(3) == 0);
+                        let host = if user { USER_WINDOW_BASE } else { KERNEL_WINDOW_BASE } + page(i) as u64;
+                        let _ = m.resolve_fault(host, write, false);
+                    }
+                    4..=5 => {
+                        let i = next(8) as u32 + 1024 * next(2) as u32;
+                        m.ram.write_u32(pte_of(i), ((0x300 + next(2) as u32) << 12) | FLAGS[next(6) as usize]);
+                    }
+                    6 => {
+                        let region = 1 + next(4);
+                        let pde = match next(3) {
+                            0 => (PT + 4096 * next(3)) as u32 | pte::P | pte::RW | pte::US | pte::A,
+                            1 => (0x0100_0000 + 0x0040_0000 * next(2) as u32) | pte::PS | pte::P | pte::RW | pte::A | pte::D,
+                            _ => (PT + 4096 * (region - 1)) as u32 | pte::P | pte::RW | pte::US | pte::A,
+                        };
+                        m.ram.write_u32(PD + 4 * region, pde);
+                    }
+                    7 => {
+                        let r = m.regs();
+                        let bit = if next(2) == 0 { 1 << 7 } else { 1 << 16 };
+                        let r = if bit == 1 << 7 { PagingRegs { cr4: r.cr4 ^ bit, ..r } } else { PagingRegs { cr0: r.cr0 ^ bit, ..r } };
+                        m.set_regs(r, false);
+                    }
+                    8 => {
+                        let r = m.regs();
+                        let cr3 = if next(4) == 0 { if r.cr3 == base.cr3 { other.cr3 } else { base.cr3 } } else { r.cr3 };
+                        m.set_regs(PagingRegs { cr3, ..r }, true);
+                    }
+                    _ => {
+                        m.invlpg(page(next(8) as u32 + 1024 * next(2) as u32));
+                    }
+                }
+                assert_eq!(m.shadow.derived.live() as usize, m.shadow.mapped(), "seed {seed:#x}: live mappings recorded once");
+                assert_eq!(m.stats().stale_after_flush, 0, "seed {seed:#x}: a flush kept a stale mapping");
+            }
+            // The other address space's directory was copied before any change.
+            m.flush_all();
+        }
+    }
+
     /// A CR3 write of the value it holds (an OS flushing its own TLB) checks the mappings
     /// against the tables: those still true stay, with no host call; one whose PTE the
     /// guest changed is parked, and a fault that finds the same frame takes it back with
@@ -1735,8 +1815,6 @@ mod tests {
         // (CR0.WP on: a read-only page is read-only at CPL 0 too.)
         let regs = PagingRegs { cr0: m.regs().cr0 | (1 << 16), ..m.regs() };
         m.set_regs(regs, false);
-        let page = |i: u32| (4 << 20) + i * 4096;
-        let pte_of = |i: u32| PT + 4 * i as u64;
         let host = |i: u32| KERNEL_WINDOW_BASE + page(i) as u64;
         for i in [0, 100, 200] {
             touch(&mut m, page(i), true);
@@ -1775,7 +1853,6 @@ mod tests {
         let _turn = WINDOWS.lock().unwrap_or_else(|e| e.into_inner());
         let mut m = mmu();
         let regs = m.regs();
-        let page = |i: u32| (4 << 20) + i * 4096;
         let host = |i: u32| KERNEL_WINDOW_BASE + page(i) as u64;
         // SAFETY: reads of kernel-window pages the caller has just filled.
         let read = |i: u32| unsafe { std::ptr::read_volatile(host(i) as *const u32) };

@@ -260,7 +260,7 @@ impl Shadow {
     pub fn note_wp_writable(&mut self, w: WindowKind, page: u32, wp: bool) {
         if w == WindowKind::Kernel && wp {
             self.wp_writable.insert(page);
-        } else if w == WindowKind::Kernel {
+        } else if w == WindowKind::Kernel && !self.wp_writable.is_empty() {
             self.wp_writable.remove(&page);
         }
     }
