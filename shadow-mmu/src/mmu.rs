@@ -939,6 +939,15 @@ impl Mmu {
         self.translate(linear, Access::fetch(user))
     }
 
+    /// The frame (page number) linear page `page` maps for an instruction fetch at CPL 3
+    /// (`user`) or 0, if fetching there now would set no accessed bit: what a CPU may
+    /// have cached since the last TLB flush without the guest seeing it. A pure walk.
+    pub fn fetch_frame_cached(&self, page: u32, user: bool) -> Option<u64> {
+        let t = walk::walk(&self.ram, &self.regs, page << 12, Access::fetch(user)).ok()?;
+        let pde_accessed = t.large || self.ram.read_u32(t.pde_addr) & walk::pte::A != 0;
+        (t.accessed && pde_accessed).then_some(t.phys_page / PAGE_SIZE)
+    }
+
     /// True if the guest's translation of `linear` is global (false if not mapped).
     pub fn is_global(&self, linear: u32) -> bool {
         walk::walk(&self.ram, &self.regs, linear, Access::SUPERVISOR_READ).is_ok_and(|t| t.global)

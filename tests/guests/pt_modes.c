@@ -37,6 +37,10 @@
  *            (the old frame again, though the entries read as at the flush before); an
  *            entry read-only at a flush, made writable and written, then read-only again
  *            as it was, and flushed: a write faults.
+ *   code     code run (and so reached from other pages without a lookup) before a switch
+ *            to a directory whose entry maps the same frame with A clear: it runs, and
+ *            its fetch sets A there; an entry of the directory switched away from
+ *            changed meanwhile: the new code after the switch back (CPL 3 and 0).
  *
  * Not checked: whether a global translation survives a CR3 load, whether a stale one is
  * used before invalidation.
@@ -52,13 +56,14 @@
 #define M8   0x00800000u
 #define M12  0x00c00000u
 
-/* Page directories pd and pd2, page tables ptL, ptR and ptG. */
-static uint32_t tables[5][1024] __attribute__((aligned(4096)));
+/* Page directories pd and pd2, page tables ptL, ptR, ptG and ptH. */
+static uint32_t tables[6][1024] __attribute__((aligned(4096)));
 #define pd tables[0]
 #define pd2 tables[1]
 #define ptL tables[2]
 #define ptR tables[3]
 #define ptG tables[4]
+#define ptH tables[5]
 static uint8_t fr[8][4096] __attribute__((aligned(4096)));   /* data frames */
 static uint8_t cfr[2][4096] __attribute__((aligned(4096)));  /* code frames */
 
@@ -361,6 +366,35 @@ static void pge(void)
     is_pf(probe(U, WR, GL + 0x1068, 0x68), 7, GL + 0x1068, "read-only again + CR3 load: CPL 3 write");
 }
 
+/* ---- code across CR3 switches -------------------------------------------------------- */
+static void code_switch(int user)
+{
+    const char *cpl = user ? "CPL 3" : "CPL 0";
+    code_ret(cfr[0], 0xc0de00c0);
+    code_ret(cfr[1], 0xc0de00c1);
+    ptL[0] = (uint32_t)cfr[0] | PG_U | PG_P;
+    pd[SW >> 22] = (uint32_t)ptL | PG_U | PG_W | PG_P;
+    memcpy(pd2, pd, sizeof pd);
+    ptH[0] = (uint32_t)cfr[0] | PG_U | PG_P;
+    pd2[SW >> 22] = (uint32_t)ptH | PG_U | PG_W | PG_P | PG_A;
+    reload_cr3();
+    unsigned n = 0;
+    for (unsigned i = 0; i < 4; i++)
+        n += probe(user, EX, SW, 0).val == 0xc0de00c0;
+    is(n, 4, "%s: code on a non-global page, run 4 times", cpl);
+    write_cr3((uint32_t)pd2);
+    reads(probe(user, EX, SW, 0), 0xc0de00c0, "%s: another directory, the same frame, A clear: the code runs", cpl);
+    is(ptH[0] & PG_AD, PG_A, "%s: and its fetch set A in that directory's entry", cpl);
+    ptL[0] = (uint32_t)cfr[1] | PG_U | PG_P;
+    write_cr3((uint32_t)pd);
+    reads(probe(user, EX, SW, 0), 0xc0de00c1, "%s: the first directory's entry changed meanwhile: its new code", cpl);
+    write_cr3((uint32_t)pd2);
+    reads(probe(user, EX, SW, 0), 0xc0de00c0, "%s: the second's, unchanged: its code", cpl);
+    write_cr3((uint32_t)pd);
+    pd[SW >> 22] = 0;
+    invlpg(SW);
+}
+
 void test_main(void)
 {
     setup();
@@ -369,5 +403,7 @@ void test_main(void)
     pse();
     wp();
     pge();
+    code_switch(U);
+    code_switch(K);
     pt_paging_off();
 }

@@ -20,12 +20,15 @@
  *              Intel), which is also what glibc's syscall() uses in a static program
  *   fork       fork, the child _exits at once, waitpid
  *   exec       fork, the child execs this program ("exec-child": it exits at once), waitpid
+ *   pipe       a round trip of one byte between two processes over two pipes (two context
+ *              switches, four system calls), both on one CPU as in the one-CPU guest
  *   pagefault  per page: mmap 16 MiB of anonymous memory, write one byte per page, munmap
  *   compute    bench-user's compute workload (intloop, then crc32 over 64 KiB, the
  *              machine code bench-cpu times), once
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -50,6 +53,7 @@
 #define SYSCALL_OPS 200000u
 #define FORK_OPS 300u
 #define EXEC_OPS 100u
+#define PIPE_OPS 2000u
 #define PF_BYTES (16u << 20)
 #define COMPUTE_ITERS 20000000u
 #define COMPUTE_PASSES 100u
@@ -148,6 +152,40 @@ static uint64_t b_exec(void)
     return (now_ns() - t0) / EXEC_OPS;
 }
 
+static uint64_t b_pipe(void)
+{
+    /* Natively, parent and child on one CPU (the guest has one): a round trip is two
+     * context switches, not two wake-ups across CPUs. */
+    cpu_set_t old, one;
+    int pinned = sched_getaffinity(0, sizeof old, &old) == 0;
+    if (pinned) {
+        CPU_ZERO(&one);
+        CPU_SET(sched_getcpu() < 0 ? 0 : sched_getcpu(), &one);
+        pinned = sched_setaffinity(0, sizeof one, &one) == 0;
+    }
+    int there[2], back[2];
+    if (pipe(there) != 0 || pipe(back) != 0)
+        fail("pipe");
+    char c = 'x';
+    uint64_t t0 = now_ns();
+    pid_t pid = fork();
+    if (pid == 0) {
+        for (uint32_t i = 0; i < PIPE_OPS; i++)
+            if (read(there[0], &c, 1) != 1 || write(back[1], &c, 1) != 1)
+                _exit(1);
+        _exit(0);
+    }
+    for (uint32_t i = 0; i < PIPE_OPS; i++)
+        if (write(there[1], &c, 1) != 1 || read(back[0], &c, 1) != 1)
+            fail("pipe round trip");
+    wait_ok(pid, "pipe");
+    uint64_t ns = (now_ns() - t0) / PIPE_OPS;
+    close(there[0]), close(there[1]), close(back[0]), close(back[1]);
+    if (pinned)
+        sched_setaffinity(0, sizeof old, &old);
+    return ns;
+}
+
 static uint64_t b_pagefault(void)
 {
     uint64_t t0 = now_ns();
@@ -233,6 +271,7 @@ int main(int argc, char **argv)
         best("sysenter", b_sysenter);
     best("fork", b_fork);
     best("exec", b_exec);
+    best("pipe", b_pipe);
     best("pagefault", b_pagefault);
     if (selected("compute")) {
         bench_compute_prepare();

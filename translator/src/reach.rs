@@ -10,6 +10,17 @@
 //! without a lookup must go. An `invlpg` visits only its page's bucket, a CR3 write only
 //! the non-global set, and a fragment leaves every bucket when it is forgotten or
 //! invalidated, so a flush costs what it invalidates, never the guest's whole history.
+//!
+//! A CR3 write need not drop everything non-global, though: a process switched to runs
+//! much of the same code as the one before it (shared libraries, the same program after
+//! `fork`, the same binary's page-cache frames after `exec`), and what its tables map to
+//! the same frames is still right. So the non-global set is kept by *code page* (linear
+//! page, frame, privilege), and [`Translator::tlb_flush_keeping`] asks the guest's new
+//! tables once per code page: the fragments on pages that still map the same frame, with
+//! the accessed bits already set (so no walk the guest could see is skipped), keep their
+//! links and table entries; a CPU could have cached those translations the moment CR3
+//! was loaded. Without that, every context switch cost dozens of exits to relink the
+//! code both processes run (a pipe ping-pong in Linux: ~27 a round trip).
 
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
@@ -24,8 +35,29 @@ pub struct ReachIndex {
     by_page: HashMap<u32, HashSet<u32>>,
     /// Fragments whose code pages are all global (they survive CR3 writes).
     global: HashSet<u32>,
-    /// The others.
-    nonglobal: HashSet<u32>,
+    /// The others, under each code page they are on (one or two).
+    nonglobal: HashMap<CodePage, HashSet<u32>>,
+    /// How many fragments `nonglobal` holds.
+    nonglobal_len: usize,
+}
+
+/// A page of code as the translation of a fragment saw it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct CodePage {
+    /// Linear page number.
+    page: u32,
+    /// Guest-physical page number it mapped.
+    frame: u64,
+    /// Fetched at CPL 3.
+    user: bool,
+}
+
+/// The code pages of a fragment.
+fn code_pages(f: &Fragment) -> impl Iterator<Item = CodePage> + use<> {
+    let user = f.key.mode.cpl() == 3;
+    let first = CodePage { page: f.key.linear >> 12, frame: f.key.phys >> 12, user };
+    let second = f.straddles.zip(f.straddle_phys).map(|(page, frame)| CodePage { page, frame, user });
+    std::iter::once(first).chain(second)
 }
 
 /// The linear pages a fragment's code is on.
@@ -36,7 +68,7 @@ fn pages(f: &Fragment) -> impl Iterator<Item = u32> + use<> {
 impl ReachIndex {
     /// How many fragments are indexed.
     pub fn len(&self) -> usize {
-        self.global.len() + self.nonglobal.len()
+        self.global.len() + self.nonglobal_len
     }
 
     /// True if no fragment is indexed.
@@ -53,13 +85,19 @@ impl Translator {
             return;
         }
         f.reached = true;
-        let (idx, global, ps) = (id.index(), f.global, pages(f));
+        let (idx, global, ps, cps) = (id.index(), f.global, pages(f), code_pages(f));
         let r = &mut self.table.reach;
         for p in ps {
             r.by_page.entry(p).or_default().insert(idx);
         }
-        let set = if global { &mut r.global } else { &mut r.nonglobal };
-        set.insert(idx);
+        if global {
+            r.global.insert(idx);
+        } else {
+            for cp in cps {
+                r.nonglobal.entry(cp).or_default().insert(idx);
+            }
+            r.nonglobal_len += 1;
+        }
     }
 
     /// Takes fragment `id` out of the index (forgotten or invalidated).
@@ -69,7 +107,7 @@ impl Translator {
             return;
         }
         f.reached = false;
-        let (idx, ps) = (id.index(), pages(f));
+        let (idx, ps, cps) = (id.index(), pages(f), code_pages(f));
         let r = &mut self.table.reach;
         for p in ps {
             if let Some(b) = r.by_page.get_mut(&p) {
@@ -79,20 +117,55 @@ impl Translator {
                 }
             }
         }
-        r.global.remove(&idx);
-        r.nonglobal.remove(&idx);
+        if !r.global.remove(&idx) {
+            let mut was_there = false;
+            for cp in cps {
+                if let Some(set) = r.nonglobal.get_mut(&cp) {
+                    was_there |= set.remove(&idx);
+                    if set.is_empty() {
+                        r.nonglobal.remove(&cp);
+                    }
+                }
+            }
+            r.nonglobal_len -= was_there as usize;
+        }
     }
 
-    /// The guest's TLB was flushed (`all`: global translations too).
+    /// The guest's TLB was flushed (`all`: global translations too), with nothing known
+    /// about the new translations: everything non-global goes.
     pub fn tlb_flush(&mut self, all: bool) {
-        // Taking the set leaves a fresh one behind, so the capacity a burst of entries
+        self.tlb_flush_keeping(all, |_, _| None)
+    }
+
+    /// The guest's TLB was flushed (`all`: global translations too). `maps(page, user)`
+    /// gives the frame (page number) linear page `page` maps for an instruction fetch
+    /// at CPL 3 (`user`) or 0 now, if the walk there needs to set no accessed bit
+    /// (otherwise None). Non-global fragments on pages that still map their frames stay
+    /// reachable; the rest are forgotten. One call of `maps` per code page.
+    pub fn tlb_flush_keeping(&mut self, all: bool, mut maps: impl FnMut(u32, bool) -> Option<u64>) {
+        let r = &mut self.table.reach;
+        // Taking the sets leaves fresh ones behind, so the capacity a burst of entries
         // grew is not scanned again by later flushes.
-        let mut stale: Vec<u32> = std::mem::take(&mut self.table.reach.nonglobal).into_iter().collect();
+        let mut stale: HashSet<u32> = HashSet::default();
         if all {
-            stale.extend(std::mem::take(&mut self.table.reach.global));
-            self.table.reach.by_page = HashMap::default();
+            stale.extend(std::mem::take(&mut r.global));
+            stale.extend(std::mem::take(&mut r.nonglobal).into_values().flatten());
+            r.nonglobal_len = 0;
+            r.by_page = HashMap::default();
+        } else {
+            for (cp, set) in &r.nonglobal {
+                self.stats.tlb_flush_visits += 1;
+                if maps(cp.page, cp.user) != Some(cp.frame) {
+                    stale.extend(set);
+                }
+            }
+            self.stats.tlb_flush_kept += (r.nonglobal_len - stale.len()) as u64;
+            if stale.len() == r.nonglobal_len {
+                r.nonglobal = HashMap::default();
+                r.nonglobal_len = 0;
+            }
         }
-        self.forget_all(stale);
+        self.forget_all(stale.into_iter().collect());
     }
 
     /// `invlpg` of linear page `page`.

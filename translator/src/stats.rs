@@ -22,6 +22,9 @@ pub struct TranslatorStats {
     /// Entries TLB flushes visited (fragments reached without a lookup and their
     /// cross-page links): the work of `invlpg` and CR3 writes.
     pub tlb_flush_visits: u64,
+    /// Fragments a CR3 write kept reachable (their code pages map the same frames in the
+    /// new address space).
+    pub tlb_flush_kept: u64,
     /// Page-straddling fragments set aside by TLB flushes ([`crate::reach`]).
     pub straddlers_parked: u64,
     /// Of those, taken back because their second page still held the same code.

@@ -221,3 +221,51 @@ fn straddlers_come_back_only_onto_the_same_frame() {
     assert_eq!(g.t.unpark(&key, Some(frame)), None);
     assert!(!g.t.fragment(third).valid);
 }
+
+/// A CR3 write keeps what reaches code on pages the new address space maps to the same
+/// frames (another process running the same program or library), checking each code page
+/// once, and forgets exactly the code on pages that map other frames now.
+#[test]
+fn cr3_writes_keep_code_whose_pages_map_the_same_frames() {
+    let mut g = Guest::new();
+    for n in 0..10 {
+        g.run_page(USER + n * 0x1000);
+    }
+    let at = USER + 3 * 0x1000 + STRADDLE_AT;
+    let straddler = g.frag(at);
+    let key = FragKey { linear: at, phys: phys(at).0, cs_base: 0, mode: Mode::flat32() };
+    let same = |page: u32, user: bool| {
+        assert!(!user, "the guest's code runs at CPL 0");
+        Some(phys(page << 12).0 >> 12)
+    };
+    let before = g.t.stats();
+    g.t.tlb_flush_keeping(false, same);
+    let s = g.t.stats();
+    assert_eq!(s.links_unpatched, before.links_unpatched, "no link undone");
+    assert_eq!(s.straddlers_parked, before.straddlers_parked, "no straddler parked");
+    // The jmp fragments of pages 0-10 (linked or entered through the table) and the
+    // straddler.
+    assert_eq!(s.tlb_flush_kept - before.tlb_flush_kept, 12);
+    let checked = s.tlb_flush_visits - before.tlb_flush_visits;
+    assert!(checked <= 12, "one check per code page (11 pages), {checked} visits");
+    assert_eq!(g.t.lookup(&key), Some(straddler));
+
+    // Page 5 maps another frame now: the link from page 4's jmp into it goes, and the
+    // straddler (pages 3 and 4) stays.
+    let from_4 = g.frag(USER + 4 * 0x1000 + JMP_AT);
+    let into_5 = g.t.fragment(from_4).exits[0];
+    assert!(g.t.link_info(into_5).to.is_some());
+    let moved = (USER >> 12) + 5;
+    g.t.tlb_flush_keeping(false, |page, user| if page == moved { Some(0x7777) } else { same(page, user) });
+    assert!(g.t.link_info(into_5).to.is_none(), "the link into the remapped page is undone");
+    let from_3 = g.frag(USER + 3 * 0x1000 + JMP_AT);
+    let into_4 = g.t.fragment(from_3).exits[0];
+    assert!(g.t.link_info(into_4).to.is_some(), "the others stay");
+    assert_eq!(g.t.lookup(&key), Some(straddler));
+
+    // A page whose fetch would set an accessed bit (or faults) now: forgotten as well.
+    g.t.tlb_flush_keeping(false, |page, user| if page == (USER >> 12) + 4 { None } else { same(page, user) });
+    assert!(g.t.link_info(into_4).to.is_none());
+    assert_eq!(g.t.lookup(&key), None, "the straddler runs into that page: parked");
+    assert_eq!(g.t.parked_second_page(&key), Some((USER >> 12) + 4));
+}

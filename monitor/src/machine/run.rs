@@ -162,7 +162,11 @@ impl Machine {
         for f in std::mem::take(&mut self.mem.tlb_flushes) {
             match f {
                 TlbFlush::All => self.translator.tlb_flush(true),
-                TlbFlush::NonGlobal => self.translator.tlb_flush(false),
+                TlbFlush::NonGlobal => {
+                    // A CR3 write: what the new tables map to the same frames stays reachable.
+                    let mmu = &self.mem.mmu;
+                    self.translator.tlb_flush_keeping(false, |page, user| mmu.fetch_frame_cached(page, user))
+                }
                 TlbFlush::Page(p) => self.translator.tlb_flush_page(p),
                 TlbFlush::Pages(first, n) => (first..first + n).for_each(|p| self.translator.tlb_flush_page(p)),
             }
@@ -567,7 +571,7 @@ pub(super) fn stats_report(m: &Machine) -> String {
     let _ = writeln!(o, "    links patched (chained)       {}", t.links_patched);
     let _ = writeln!(o, "    indirect-branch inserts       {}", t.ibl_inserts);
     let _ = writeln!(o, "    invalidations / flushes       {} / {}", t.invalidations, t.flushes);
-    let _ = writeln!(o, "    TLB-flush entries visited     {}", t.tlb_flush_visits);
+    let _ = writeln!(o, "    TLB-flush entries visited     {} (fragments kept by CR3 writes: {})", t.tlb_flush_visits, t.tlb_flush_kept);
     let _ = writeln!(o, "    straddling fragments parked   {} (taken back untranslated {})", t.straddlers_parked, t.straddlers_reused);
     let entries = m.cpu.ctx.fragment_entries;
     if entries > 0 {

@@ -737,7 +737,8 @@ fn print_report(suite: Suite, engines: &[Engine], results: &[EngineResults], hos
             "boot-uptime: the guest's /proc/uptime read first thing in /init; boot-wall: host wall time \
                  from starting the engine to the first byte of /init's first line. int80, sysenter: \
                  getppid through int $0x80 and through the vDSO's __kernel_vsyscall; fork: \
-                 fork+_exit+waitpid; exec: fork+exec of a static program+waitpid; pagefault: per page \
+                 fork+_exit+waitpid; exec: fork+exec of a static program+waitpid; pipe: a one-byte round \
+                 trip between two processes over two pipes (natively both pinned to one CPU); pagefault: per page \
                  of mmap 16 MiB, write each page, munmap; compute: bench-user's usercompute workload."
                 .to_string(),
         ]),
