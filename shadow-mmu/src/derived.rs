@@ -2,7 +2,9 @@
 //! tables (a CR3 reload, a CR4.PGE toggle) finds the few mappings whose guest entries
 //! changed instead of walking every mapped page.
 //!
-//! Each live (not parked) mapping was checked, when it was filled or last revalidated,
+//! Each window keeps its own record (a kernel window of an address space not in use keeps
+//! the tables as they were when it was last used, for the comparison that makes it current
+//! again). Each live (not parked) mapping was checked, when it was filled or last revalidated,
 //! against two guest entries: the PDE of its *region* (the linear pages one page table
 //! covers: 4 MiB, or 2 MiB with PAE) and its leaf entry (its PTE, or that PDE for a large
 //! page). Per window and region this keeps the PDE value its mappings were checked against
@@ -74,7 +76,7 @@ struct Table {
     known: Option<[u64; WORDS]>,
     /// Entries found changed by a fill since their value was recorded.
     check: [u64; WORDS],
-    /// Regions (of either window) whose PDE points here.
+    /// Regions of the window whose PDE points here.
     users: u32,
 }
 
@@ -116,8 +118,9 @@ pub struct Changed {
 pub struct Derived {
     /// log2 of the pages of a region (10, or 9 with PAE).
     shift: u32,
-    regions: [HashMap<u32, Region>; 2],
-    tables: HashMap<u64, Table>,
+    regions: [HashMap<u32, Region>; WindowKind::COUNT],
+    /// Per window: its page tables.
+    tables: [HashMap<u64, Table>; WindowKind::COUNT],
 }
 
 impl Derived {
@@ -146,11 +149,11 @@ impl Derived {
     pub fn add(&mut self, w: WindowKind, page: u32, src: &Source) {
         let table = src.pte.map(|(t, _)| t);
         let index = self.index(page);
-        let region = match self.regions[w as usize].entry(page >> self.shift) {
+        let region = match self.regions[w.index()].entry(page >> self.shift) {
             std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
             std::collections::hash_map::Entry::Vacant(v) => {
                 if let Some(t) = table {
-                    self.tables.entry(t).or_insert_with(Table::new).users += 1;
+                    self.tables[w.index()].entry(t).or_insert_with(Table::new).users += 1;
                 }
                 v.insert(Region { pde: src.pde, table, live: 0, check_all: false })
             }
@@ -162,7 +165,7 @@ impl Derived {
         }
         if let Some((t, value)) = src.pte {
             let size = self.entry_size();
-            let table = self.tables.get_mut(&t).expect("a region's table is recorded");
+            let table = self.tables[w.index()].get_mut(&t).expect("a region's table is recorded");
             if !table.known(index) {
                 table.bytes[index * size..(index + 1) * size].copy_from_slice(&value.to_le_bytes()[..size]);
                 if let Some(known) = table.known.as_mut() {
@@ -177,67 +180,67 @@ impl Derived {
     /// Records that linear page `page` of window `w` is no longer mapped (or parked).
     pub fn remove(&mut self, w: WindowKind, page: u32) {
         let key = page >> self.shift;
-        let Some(region) = self.regions[w as usize].get_mut(&key) else { return };
+        let Some(region) = self.regions[w.index()].get_mut(&key) else { return };
         region.live -= 1;
         if region.live > 0 {
             return;
         }
         let table = region.table;
-        self.regions[w as usize].remove(&key);
+        self.regions[w.index()].remove(&key);
         if let Some(t) = table
-            && let Some(tab) = self.tables.get_mut(&t)
+            && let Some(tab) = self.tables[w.index()].get_mut(&t)
         {
             tab.users -= 1;
             if tab.users == 0 {
-                self.tables.remove(&t);
+                self.tables[w.index()].remove(&t);
             }
         }
     }
 
     /// Forgets window `w` (emptied).
     pub fn clear(&mut self, w: WindowKind) {
-        for (_, r) in std::mem::take(&mut self.regions[w as usize]) {
+        for (_, r) in std::mem::take(&mut self.regions[w.index()]) {
             if let Some(t) = r.table
-                && let Some(tab) = self.tables.get_mut(&t)
+                && let Some(tab) = self.tables[w.index()].get_mut(&t)
             {
                 tab.users -= 1;
                 if tab.users == 0 {
-                    self.tables.remove(&t);
+                    self.tables[w.index()].remove(&t);
                 }
             }
         }
     }
 
-    /// What changed in the guest's tables since the live mappings were checked:
-    /// `pde_now(region)` gives a region's PDE now (none if its PDPTE is not present), and
-    /// `ram` the page tables. Records the tables as they are now as checked: the caller
-    /// must check (and drop or keep) every page returned, and for a region returned,
-    /// [`Derived::forget_region`] it first and record the pages that stay again.
-    pub fn changed(&mut self, pde_now: impl Fn(u32) -> Option<u64>, ram: &GuestRam) -> Changed {
+    /// What changed in the guest's tables since the live mappings of `windows` were
+    /// checked: `pde_now(region)` gives a region's PDE now (none if its PDPTE is not
+    /// present), and `ram` the page tables. Records the tables as they are now as checked:
+    /// the caller must check (and drop or keep) every page returned, and for a region
+    /// returned, [`Derived::forget_region`] it first and record the pages that stay again.
+    pub fn changed(&mut self, windows: &[WindowKind], pde_now: impl Fn(u32) -> Option<u64>, ram: &GuestRam) -> Changed {
         static ONES: [u8; PAGE] = [0xFF; PAGE];
         let mut out = Changed::default();
         let size = self.entry_size();
-        // Per page table: the entries changed since checked.
-        let mut changed_entries: HashMap<u64, Vec<usize>> = HashMap::default();
-        for (&t, tab) in self.tables.iter_mut() {
-            // (Beyond RAM a table reads as all ones.)
-            let now = if ram.contains(t << 12, PAGE as u64) { &ram.as_slice()[(t as usize) << 12..][..PAGE] } else { &ONES[..] };
-            let checks = tab.check.iter().any(|&w| w != 0);
-            if tab.known.is_none() && !checks && tab.bytes[..] == *now {
-                continue;
+        for &w in windows {
+            // Per page table: the entries changed since checked.
+            let mut changed_entries: HashMap<u64, Vec<usize>> = HashMap::default();
+            for (&t, tab) in self.tables[w.index()].iter_mut() {
+                // (Beyond RAM a table reads as all ones.)
+                let now = if ram.contains(t << 12, PAGE as u64) { &ram.as_slice()[(t as usize) << 12..][..PAGE] } else { &ONES[..] };
+                let checks = tab.check.iter().any(|&w| w != 0);
+                if tab.known.is_none() && !checks && tab.bytes[..] == *now {
+                    continue;
+                }
+                let list: Vec<usize> = (0..PAGE / size)
+                    .filter(|&i| tab.known(i) && (entry(&tab.bytes[..], i, size) != entry(now, i, size) || bit(&tab.check, i)))
+                    .collect();
+                tab.bytes.copy_from_slice(now);
+                tab.known = None;
+                tab.check = [0; WORDS];
+                if !list.is_empty() {
+                    changed_entries.insert(t, list);
+                }
             }
-            let list: Vec<usize> = (0..PAGE / size)
-                .filter(|&i| tab.known(i) && (entry(&tab.bytes[..], i, size) != entry(now, i, size) || bit(&tab.check, i)))
-                .collect();
-            tab.bytes.copy_from_slice(now);
-            tab.known = None;
-            tab.check = [0; WORDS];
-            if !list.is_empty() {
-                changed_entries.insert(t, list);
-            }
-        }
-        for w in WindowKind::ALL {
-            for (&key, region) in self.regions[w as usize].iter() {
+            for (&key, region) in self.regions[w.index()].iter() {
                 if region.check_all || pde_now(key) != Some(region.pde) {
                     out.regions.push((w, key));
                 } else if let Some(list) = region.table.and_then(|t| changed_entries.get(&t)) {
@@ -251,15 +254,20 @@ impl Derived {
     /// Forgets region `key` of window `w`: its pages are about to be checked one by one,
     /// and those that stay are recorded again ([`Derived::add`]).
     pub fn forget_region(&mut self, w: WindowKind, key: u32) {
-        let Some(r) = self.regions[w as usize].remove(&key) else { return };
+        let Some(r) = self.regions[w.index()].remove(&key) else { return };
         if let Some(t) = r.table
-            && let Some(tab) = self.tables.get_mut(&t)
+            && let Some(tab) = self.tables[w.index()].get_mut(&t)
         {
             tab.users -= 1;
             if tab.users == 0 {
-                self.tables.remove(&t);
+                self.tables[w.index()].remove(&t);
             }
         }
+    }
+
+    /// The regions of window `w` whose mappings come from large pages.
+    pub fn large_regions(&self, w: WindowKind) -> Vec<u32> {
+        self.regions[w.index()].iter().filter(|(_, r)| r.table.is_none()).map(|(&k, _)| k).collect()
     }
 
     /// The pages of a region.

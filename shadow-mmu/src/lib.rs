@@ -10,11 +10,13 @@
 //! each window are reserved `PROT_NONE`, so no monitor allocation can ever sit where a
 //! guest-computed address can reach (see docs/architecture.md).
 //!
-//! There are two windows, one per privilege class ([`WindowKind`]): the *user* window at
-//! host 0 holds only what the guest's page tables let CPL 3 touch (it is the one direct
-//! execution reaches, through LDT segments based at 0; the fuzzer moves it to 1 GiB), the
-//! *kernel* window at 32 GiB holds what CPL 0 may touch (translated kernel code addresses
-//! it through GS). Each is a virtual TLB ([`Mmu`]): filled lazily on host faults ("hidden
+//! There are two kinds of window ([`WindowKind`]): the *user* window at host 0 holds only
+//! what the guest's page tables let CPL 3 touch (it is the one direct execution reaches,
+//! through LDT segments based at 0; the fuzzer moves it to 1 GiB); a *kernel* window (at
+//! 32 GiB, the next ones 12 GiB apart) holds what CPL 0 may touch (translated kernel code
+//! addresses it through GS). There is a kernel window per recently used address space (up
+//! to [`KERNEL_WINDOWS`]): a CR3 switch back to one is a change of GS base and a comparison
+//! of its recorded tables, not a refill. Each is a virtual TLB ([`Mmu`]): filled lazily on host faults ("hidden
 //! faults") after a walk of the guest's tables ([`walk`]), with permissions never wider
 //! than the guest's, and flushed by `invlpg`, CR3 writes and paging-mode changes, which
 //! keep what the guest's tables still give (a flush of the tables in use finds what
@@ -36,7 +38,7 @@ pub use mirror::{MirrorChanges, MirrorRun};
 pub use mmu::{Access, HostFault, Mmu, MmuStats, NEVER_NATIVE, PagingRegs, Resolution, second_byte};
 pub use ram::{GuestRam, MAX_RAM, RamError};
 pub use walk::{PageFault, Translation};
-pub use window::{POPULATE_MAX_PAGES, Prot, Window, WindowError, WindowKind, WindowStats, locate, set_user_window_base};
+pub use window::{KERNEL_WINDOWS, POPULATE_MAX_PAGES, Prot, Window, WindowError, WindowKind, WindowStats, locate, set_user_window_base};
 
 /// Size of a window: the whole 32-bit guest linear address space.
 pub const WINDOW_SIZE: u64 = 1 << 32;

@@ -1,7 +1,7 @@
 //! The shadow MMU: keeps the windows a faithful (virtual-TLB) image of the guest's page
 //! tables, and gives the monitor guest-linear memory access with the same semantics.
 //!
-//! With paging off both windows map RAM one to one. With paging on they start empty; a
+//! With paging off the user window and the kernel window in use map RAM one to one. With paging on they start empty; a
 //! host fault on a window address ([`Mmu::on_host_fault`], called from the signal
 //! handler) walks the guest's tables and, when they map the page for that window's
 //! privilege, sets the accessed/dirty bits as hardware would and maps it ("hidden
@@ -17,6 +17,18 @@
 //! takes away only what the guest changed in them, found by comparing the entries the
 //! mappings were checked against (`derived`); other paging-mode changes check every
 //! mapping with a walk ([`Mmu::revalidate`]).
+//!
+//! Kernel windows: a context switch back to a process used to refill, with a host fault
+//! and usually a new mapping each, every page the kernel touched of it (its stack, the
+//! buffers of its system calls) that the process in between mapped to other frames at
+//! the same addresses. So each recently used address space (by CR3 value) keeps a kernel
+//! window of its own ([`Mmu::add_kernel_windows`]): a CR3 write to another address space
+//! makes its window the one in use (the monitor points GS there) and compares the tables
+//! its mappings were derived from with the tables now (`derived`, one record per window),
+//! keeping what is unchanged — it missed the `invlpg`s made meanwhile — or, when no window
+//! holds it, takes the one used longest ago, parks what that one had of its old address
+//! space's own pages (as a single window always did) and compares the rest. The user
+//! window stays one (direct execution needs it at 0); a switch parks its non-global pages.
 //!
 //! The windows are a cache with a budget of host mappings (VMAs): the host allows a
 //! process `vm.max_map_count` of them (65530 by default), read once when the MMU is made,
@@ -97,6 +109,12 @@ pub struct MmuStats {
     /// CR3 writes of the value it held (a TLB flush of the same address space), whose
     /// mappings were checked against the tables rather than all taken away.
     pub cr3_reloads_revalidated: u64,
+    /// CR3 writes that switched back to an address space whose kernel window was kept:
+    /// its mappings checked by comparing tables, not filled again.
+    pub kernel_window_returns: u64,
+    /// CR3 writes to an address space no kernel window held: the one used longest ago
+    /// took it.
+    pub kernel_window_reuses: u64,
     /// Whole-window flushes (paging-mode changes, window full).
     pub full_flushes: u64,
     /// Pages mapped ahead of an access, saving its hidden fault: at `invlpg` of a
@@ -266,7 +284,13 @@ impl Check {
 pub struct Mmu {
     /// Guest RAM.
     pub ram: GuestRam,
-    windows: [Window; 2],
+    /// The windows, by [`WindowKind::index`]: the user window, then the kernel windows.
+    windows: Vec<Window>,
+    /// The kernel window in use, and per kernel window the address space it holds.
+    kernel: WindowKind,
+    spaces: Vec<KernelSpace>,
+    /// Counts CR3 writes, to find the kernel window used longest ago.
+    clock: u64,
     shadow: Shadow,
     regs: PagingRegs,
     /// The window and linear address of the last true #PF, for [`Mmu::prefill`].
@@ -298,6 +322,14 @@ pub struct Mmu {
     /// report any the guest's tables no longer give (see [`Mmu::check_kept`]).
     check_flushes: bool,
     stats: MmuStats,
+}
+
+/// What a kernel window holds: the mappings of the address space whose page directory
+/// is at `cr3` (None: nothing of one), last used at CR3 write number `used`.
+#[derive(Clone, Copy, Debug, Default)]
+struct KernelSpace {
+    cr3: Option<u32>,
+    used: u64,
 }
 
 /// The host's `vm.max_map_count`, the VMAs this process maps now, and the windows'
@@ -339,13 +371,17 @@ fn page_of(linear: u32) -> u32 {
 }
 
 impl Mmu {
-    /// Guest memory over `ram` with paging off (both windows map RAM one to one).
+    /// Guest memory over `ram` with paging off (both windows map RAM one to one), with one
+    /// kernel window (see [`Mmu::add_kernel_windows`]).
     pub fn new(ram: GuestRam, user: Window, kernel: Window) -> Result<Mmu, WindowError> {
         assert!(user.kind() == WindowKind::User && kernel.kind() == WindowKind::Kernel);
         let ram_pages = ram.size() / PAGE_SIZE;
         let mut m = Mmu {
             ram,
-            windows: [user, kernel],
+            windows: vec![user, kernel],
+            kernel: WindowKind::Kernel,
+            spaces: vec![KernelSpace::default()],
+            clock: 0,
             shadow: Shadow::new(ram_pages),
             regs: PagingRegs::default(),
             faulted: None,
@@ -367,8 +403,8 @@ impl Mmu {
     }
 
     fn map_identity(&mut self) -> Result<(), WindowError> {
-        for w in &mut self.windows {
-            w.map_identity(&self.ram)?;
+        for w in self.active() {
+            self.windows[w.index()].map_identity(&self.ram)?;
         }
         let codes: Vec<u64> = self.shadow.code_pages.iter().copied().collect();
         for p in codes {
@@ -380,7 +416,8 @@ impl Mmu {
     /// Paging off: makes identity-mapped page `page` writable or read-only.
     fn protect_identity(&mut self, page: u64, write: bool) {
         if page < self.ram.size() / PAGE_SIZE {
-            for w in &mut self.windows {
+            for k in self.active() {
+                let w = &mut self.windows[k.index()];
                 let prot = w.identity_prot(write);
                 if let Err(e) = w.protect((page << 12) as u32, 1, prot) {
                     log::error!("cannot change protection of page {page:#x}: {e}");
@@ -421,8 +458,8 @@ impl Mmu {
 
     /// Evicts the oldest fills until the windows use at most `target` VMAs. A fill the
     /// guest used since its last pass gets a second chance (once per fill and pass). If
-    /// that is not enough (a few long-lived fills split by many others), both windows
-    /// are emptied.
+    /// that is not enough (a few long-lived fills split by many others), all windows are
+    /// emptied.
     fn evict_to(&mut self, target: usize) {
         self.stats.evictions += 1;
         let mut second_chances = self.shadow.fill_count();
@@ -438,7 +475,7 @@ impl Mmu {
         }
         if self.shadow.vmas() > target {
             self.stats.full_flushes += 1;
-            for w in WindowKind::ALL {
+            for w in self.all_windows() {
                 let runs = self.shadow.take_all(w);
                 self.unmap_runs(w, &runs);
             }
@@ -483,7 +520,7 @@ impl Mmu {
         self.evict_to((self.budget / 2).min(self.low_water()));
     }
 
-    /// Host-call counters of both windows.
+    /// Host-call counters of all windows.
     pub fn window_stats(&self) -> WindowStats {
         let mut s = WindowStats::default();
         for w in &self.windows {
@@ -523,13 +560,17 @@ impl Mmu {
                 // guest changed since goes; and with WP set, kernel mappings made writable
                 // through read-only entries while it was clear.
                 self.stats.mode_flushes += 1;
-                self.flush_changed();
+                self.flush_changed(&self.active());
                 if only_wp && new.write_protect() {
+                    // (In every kernel window: a comparison of the tables would not find them.)
                     let pages = self.shadow.take_wp_writable();
-                    let pages: Vec<u32> = pages.into_iter().filter(|&p| self.shadow.get(WindowKind::Kernel, p).is_some()).collect();
-                    self.park_or_drop(WindowKind::Kernel, pages);
+                    for w in self.all_windows() {
+                        let pages: Vec<u32> =
+                            pages.iter().filter(|&&(pw, p)| pw == w && self.shadow.get(w, p).is_some()).map(|&(_, p)| p).collect();
+                        self.park_or_drop(w, pages);
+                    }
                 }
-                self.check_kept("a CR4.PGE or CR0.WP toggle");
+                self.check_kept("a CR4.PGE or CR0.WP toggle", &self.active());
                 return Some(true);
             }
             if old.paging() && new.paging() && old.pae() == new.pae() && self.shadow.mapped() <= REVALIDATE_MAX {
@@ -538,13 +579,17 @@ impl Mmu {
                 self.stats.mode_flushes += 1;
                 // (The large pages kept are noted again, as fills of now.)
                 self.large_regions.clear();
-                for w in WindowKind::ALL {
+                for w in self.active() {
                     self.revalidate(w, true);
                 }
+                self.empty_other_kernel_windows();
                 return Some(true);
             }
             self.flush_all();
             self.shadow.derived.set_shift(new.table_shift());
+            if new.paging() {
+                self.spaces[self.kernel.index() - 1].cr3 = Some(new.cr3);
+            }
             if !new.paging()
                 && let Err(e) = self.map_identity()
             {
@@ -561,24 +606,124 @@ impl Mmu {
                 // The same tables again (how an OS flushes its TLB): only what the guest
                 // changed in them since goes.
                 self.stats.cr3_reloads_revalidated += 1;
-                self.flush_changed();
-                self.check_kept("a CR3 reload");
+                self.flush_changed(&self.active());
+                self.check_kept("a CR3 reload", &self.active());
                 return Some(false);
             }
-            self.large_regions.retain(|_, g| *g && !global);
+            if self.spaces.len() == 1 {
+                // (With more kernel windows, one switched back to may hold large pages of
+                // its address space: their regions stay noted.)
+                self.large_regions.retain(|_, g| *g && !global);
+            }
             // Another address space: its tables share little with the last one's but the
             // kernel's global pages, which stay, and a walk per page would cost a context
             // switch what its predecessor left mapped. The rest stays in the host's
             // mappings, inaccessible: parked (see `Shadow`).
-            for w in WindowKind::ALL {
-                let mut pages: Vec<u32> = Vec::with_capacity(self.shadow.count(w, global));
-                self.shadow.for_each(w, global, |p, _| pages.push(p));
-                pages.sort_unstable();
-                self.park_or_drop(w, pages);
-            }
+            self.park_space(WindowKind::User, global);
+            self.switch_kernel_window(new.cr3, global);
             return Some(false);
         }
         None
+    }
+
+    /// The windows guest code may use now: the user window and the kernel window in use.
+    fn active(&self) -> [WindowKind; 2] {
+        [WindowKind::User, self.kernel]
+    }
+
+    /// Every window reserved.
+    fn all_windows(&self) -> Vec<WindowKind> {
+        (0..self.windows.len()).map(|i| self.windows[i].kind()).collect()
+    }
+
+    /// The kernel window in use: translated kernel code must address it (GS base).
+    pub fn kernel_window(&self) -> WindowKind {
+        self.kernel
+    }
+
+    /// The window code at privilege level `cpl` uses now.
+    pub fn window_for_cpl(&self, cpl: u8) -> WindowKind {
+        if cpl == 3 { WindowKind::User } else { self.kernel }
+    }
+
+    /// Adds kernel windows up to `n` (at most [`crate::window::KERNEL_WINDOWS`]), so that
+    /// the kernel-window mappings of up to `n` address spaces are kept across CR3
+    /// switches. Only while paging is off.
+    pub fn add_kernel_windows(&mut self, n: usize) -> Result<(), WindowError> {
+        assert!(!self.regs.paging());
+        for i in self.spaces.len()..n.min(crate::window::KERNEL_WINDOWS) {
+            self.windows.push(Window::reserve(WindowKind::kernel(i))?);
+            self.spaces.push(KernelSpace::default());
+            self.shadow.add_window();
+        }
+        Ok(())
+    }
+
+    /// How many kernel windows there are.
+    pub fn kernel_windows(&self) -> usize {
+        self.spaces.len()
+    }
+
+    /// Parks the non-global pages of window `w` (all of them if `global`).
+    fn park_space(&mut self, w: WindowKind, global: bool) {
+        let mut pages: Vec<u32> = Vec::with_capacity(self.shadow.count(w, global));
+        self.shadow.for_each(w, global, |p, _| pages.push(p));
+        pages.sort_unstable();
+        self.park_or_drop(w, pages);
+    }
+
+    /// A CR3 write switched to the address space at `cr3`: the kernel window that holds it
+    /// becomes the one in use, checked against the tables as they are now (it missed the
+    /// flushes made while another was in use), or the one used longest ago takes it,
+    /// parking what its last address space had of its own (`global`: all of it).
+    fn switch_kernel_window(&mut self, cr3: u32, global: bool) {
+        self.clock += 1;
+        let was = self.kernel;
+        if let Some(i) = self.spaces.iter().position(|s| s.cr3 == Some(cr3)) {
+            let w = WindowKind::kernel(i);
+            self.spaces[i].used = self.clock;
+            self.kernel = w;
+            if w != was {
+                self.stats.kernel_window_returns += 1;
+                self.flush_changed(&[w]);
+                self.note_large_regions(w);
+                self.check_kept("a switch back to an address space's kernel window", &[w]);
+            }
+            return;
+        }
+        let i = (0..self.spaces.len()).min_by_key(|&i| (self.spaces[i].cr3.is_some(), self.spaces[i].used)).unwrap_or(0);
+        let w = WindowKind::kernel(i);
+        self.spaces[i] = KernelSpace { cr3: Some(cr3), used: self.clock };
+        self.kernel = w;
+        self.park_space(w, global);
+        if w != was {
+            // Its global pages missed the flushes made while another window was in use.
+            self.flush_changed(&[w]);
+            self.note_large_regions(w);
+            self.stats.kernel_window_reuses += 1;
+            self.check_kept("a switch to another address space", &[w]);
+        }
+    }
+
+    /// Notes the large pages window `w` maps (see `large_regions`), as if global, so that
+    /// an `invlpg` anywhere in one drops all of it.
+    fn note_large_regions(&mut self, w: WindowKind) {
+        for key in self.shadow.derived.large_regions(w) {
+            self.large_regions.insert(key, true);
+        }
+    }
+
+    /// Empties the kernel windows not in use (a paging-mode change no comparison of the
+    /// tables would find).
+    fn empty_other_kernel_windows(&mut self) {
+        for i in 0..self.spaces.len() {
+            let w = WindowKind::kernel(i);
+            if w != self.kernel {
+                let runs = self.shadow.take_all(w);
+                self.unmap_runs(w, &runs);
+                self.spaces[i] = KernelSpace::default();
+            }
+        }
     }
 
     /// Takes pages `pages` (ascending) of window `w` away: parked, so that a fault that
@@ -616,25 +761,25 @@ impl Mmu {
     /// A TLB flush of the tables in use (a CR3 reload, a CR4.PGE toggle): checks, as
     /// [`Mmu::revalidate`] does, only the mappings whose guest entries changed since they
     /// were checked (see `derived`); the others are what a walk would give.
-    fn flush_changed(&mut self) {
+    fn flush_changed(&mut self, windows: &[WindowKind]) {
         let (ram, regs) = (&self.ram, self.regs);
-        let changed = self.shadow.derived.changed(|region| walk::pde_of_region(ram, &regs, region), ram);
-        let mut pages: [Vec<u32>; 2] = Default::default();
+        let changed = self.shadow.derived.changed(windows, |region| walk::pde_of_region(ram, &regs, region), ram);
+        let mut pages: [Vec<u32>; WindowKind::COUNT] = Default::default();
         for &(w, p) in &changed.pages {
-            pages[w as usize].push(p);
+            pages[w.index()].push(p);
         }
-        let mut whole: [Vec<u32>; 2] = Default::default();
+        let mut whole: [Vec<u32>; WindowKind::COUNT] = Default::default();
         for &(w, key) in &changed.regions {
             // (Its pages that stay are recorded again below.)
             self.shadow.derived.forget_region(w, key);
             let region = self.shadow.derived.region_pages(key);
-            whole[w as usize].extend(region.filter(|&p| self.shadow.get(w, p).is_some()));
+            whole[w.index()].extend(region.filter(|&p| self.shadow.get(w, p).is_some()));
         }
-        for w in WindowKind::ALL {
-            whole[w as usize].sort_unstable();
+        for &w in windows {
+            whole[w.index()].sort_unstable();
             let mut check = Check::new(self.regs.table_shift());
             check.keep_walks = true;
-            for &p in pages[w as usize].iter().chain(&whole[w as usize]) {
+            for &p in pages[w.index()].iter().chain(&whole[w.index()]) {
                 if let Some(e) = self.shadow.get(w, p) {
                     check.page(self, w, p, &e);
                 }
@@ -642,7 +787,7 @@ impl Mmu {
             let kept = std::mem::take(&mut check.kept_walks);
             self.apply(w, check);
             for (p, t) in kept {
-                if whole[w as usize].binary_search(&p).is_ok() {
+                if whole[w.index()].binary_search(&p).is_ok() {
                     let src = self.source(p, &t);
                     self.shadow.derived.add(w, p, &src);
                 }
@@ -655,11 +800,11 @@ impl Mmu {
     /// accessed bit, or writable where the entries are not (or not dirty). A debugging aid
     /// for the comparison in `derived`, whose mistakes show up in guests only as corrupted
     /// memory much later; `tests/linux.rs` runs Linux with it.
-    fn check_kept(&mut self, what: &str) {
+    fn check_kept(&mut self, what: &str, windows: &[WindowKind]) {
         if !self.check_flushes {
             return;
         }
-        for w in WindowKind::ALL {
+        for &w in windows {
             let user = w == WindowKind::User;
             let mut stale = Vec::new();
             self.shadow.for_each(w, true, |p, e| {
@@ -725,7 +870,7 @@ impl Mmu {
         // (Parked pages in them go too: the host forgets their mappings.)
         self.shadow.forget_parked_in(w, runs);
         for &(start, n) in runs {
-            if let Err(e) = self.windows[w as usize].unmap(start << 12, n) {
+            if let Err(e) = self.windows[w.index()].unmap(start << 12, n) {
                 log::error!("cannot unmap window pages: {e}");
             }
         }
@@ -734,7 +879,7 @@ impl Mmu {
     /// Takes the host's access to the pages of `runs` away, keeping their mappings.
     fn park_runs(&mut self, w: WindowKind, runs: &[(u32, u64)]) {
         for &(start, n) in runs {
-            if let Err(e) = self.windows[w as usize].park(start << 12, n) {
+            if let Err(e) = self.windows[w.index()].park(start << 12, n) {
                 log::error!("cannot park window pages: {e}");
                 // (Whatever the host did, unmapped is safe.)
                 self.unmap_runs(w, &[(start, n)]);
@@ -745,31 +890,32 @@ impl Mmu {
     /// Starts keeping a record of the user window for a copy of it in another process
     /// (the sandbox's stub; see `mirror`), which holds nothing yet.
     pub fn start_user_mirror(&mut self) {
-        self.windows[WindowKind::User as usize].start_mirror();
+        self.windows[WindowKind::User.index()].start_mirror();
     }
 
     /// What the copy of the user window must change to be current (None: no copy kept).
     pub fn take_user_mirror_changes(&mut self) -> Option<MirrorChanges> {
-        self.windows[WindowKind::User as usize].take_mirror_changes()
+        self.windows[WindowKind::User.index()].take_mirror_changes()
     }
 
     /// A new copy of the user window, holding nothing: the next changes bring it every
     /// mapped page.
     pub fn resend_user_mirror(&mut self) {
-        self.windows[WindowKind::User as usize].resend_mirror();
+        self.windows[WindowKind::User.index()].resend_mirror();
     }
 
-    /// Drops every mapping in both windows.
+    /// Drops every mapping in every window.
     pub fn flush_all(&mut self) {
         self.tlb.flush(false);
         self.large_regions.clear();
         self.stats.full_flushes += 1;
-        for w in WindowKind::ALL {
+        for w in self.all_windows() {
             self.shadow.clear(w);
-            if let Err(e) = self.windows[w as usize].unmap_all() {
+            if let Err(e) = self.windows[w.index()].unmap_all() {
                 log::error!("cannot empty the window: {e}");
             }
         }
+        self.spaces.fill(KernelSpace::default());
     }
 
     /// `invlpg`: drops the translation of `linear`, or all of the large page it lies in
@@ -787,8 +933,8 @@ impl Mmu {
         let shift = self.regs.table_shift();
         let (first, n) = ((page >> shift) << shift, 1u32 << shift);
         let large = self.large_regions.remove(&(page >> shift)).is_some()
-            || WindowKind::ALL.iter().any(|&w| self.shadow.get(w, page).is_some_and(|e| e.large));
-        for w in WindowKind::ALL {
+            || self.active().iter().any(|&w| self.shadow.get(w, page).is_some_and(|e| e.large));
+        for w in self.active() {
             if large {
                 // The whole large page goes, in one host call.
                 for p in first..first + n {
@@ -1067,7 +1213,7 @@ impl Mmu {
         if t.is_some() {
             self.make_room();
         }
-        self.windows[w as usize].map(&self.ram, at, phys << 12, 1, Prot::Read)?;
+        self.windows[w.index()].map(&self.ram, at, phys << 12, 1, Prot::Read)?;
         if let Some(t) = t {
             let stamp = self.shadow.begin_fill(w, at >> 12, 1);
             let src = self.source(at >> 12, t);
@@ -1111,12 +1257,12 @@ impl Mmu {
     pub fn map_stand_in(&mut self, w: WindowKind, linear: u32) -> Result<u64, WindowError> {
         // (It replaces whatever the host maps there.)
         self.shadow.forget_parked_in(w, &[(page_of(linear), 1)]);
-        self.windows[w as usize].map_stand_in(linear)
+        self.windows[w.index()].map_stand_in(linear)
     }
 
     /// Removes a stand-in: the device page is unmapped again, so its next access faults.
     pub fn unmap_stand_in(&mut self, w: WindowKind, linear: u32) -> Result<(), WindowError> {
-        self.windows[w as usize].unmap(linear & !0xFFF, 1)
+        self.windows[w.index()].unmap(linear & !0xFFF, 1)
     }
 
     /// True if an access of this kind through translation `t` can be served by mapping
@@ -1221,16 +1367,16 @@ impl Mmu {
                 WindowKind::User if fetch => prot,
                 WindowKind::User if write => Prot::readable(prot.writable(), false),
                 WindowKind::User => e.prot,
-                WindowKind::Kernel => Prot::readable(prot.writable(), prot.executable() || e.prot.executable()),
+                _ => Prot::readable(prot.writable(), prot.executable() || e.prot.executable()),
             };
             if e.prot != widened {
                 if widened.executable() && !e.prot.executable() {
                     self.write_protect_frame(phys, Some((w, page)), true);
                 }
-                if let Err(err) = self.windows[w as usize].protect(page << 12, 1, widened) {
+                if let Err(err) = self.windows[w.index()].protect(page << 12, 1, widened) {
                     // (The host may have changed part of it: drop it altogether.)
                     self.shadow.remove(w, page);
-                    let _ = self.windows[w as usize].unmap(page << 12, 1);
+                    let _ = self.windows[w.index()].unmap(page << 12, 1);
                     return Err(err);
                 }
                 self.shadow.set_prot(w, page, widened);
@@ -1338,7 +1484,7 @@ impl Mmu {
                 self.write_protect_frame(f, None, true);
             }
         }
-        if let Err(err) = self.windows[w as usize].unpark(first << 12, frames, prot) {
+        if let Err(err) = self.windows[w.index()].unpark(first << 12, frames, prot) {
             self.unmap_runs(w, &[(first, n as u64)]);
             return Err(err);
         }
@@ -1363,7 +1509,7 @@ impl Mmu {
                 self.write_protect_frame(first_phys + i as u64, None, true);
             }
         }
-        if let Err(err) = self.windows[w as usize].map(&self.ram, first << 12, first_phys << 12, n as u64, prot) {
+        if let Err(err) = self.windows[w.index()].map(&self.ram, first << 12, first_phys << 12, n as u64, prot) {
             // Part of the run (or the mirror of page 0) may be mapped.
             self.unmap_runs(w, &[(first, n as u64)]);
             return Err(err);
@@ -1400,7 +1546,7 @@ impl Mmu {
                 && e.prot.writable()
                 && Some((w, lp)) != except
             {
-                if let Err(err) = self.windows[w as usize].protect(lp << 12, 1, e.prot.read_only()) {
+                if let Err(err) = self.windows[w.index()].protect(lp << 12, 1, e.prot.read_only()) {
                     log::error!("cannot write-protect page {page:#x}: {err}");
                 }
                 self.shadow.set_prot(w, lp, e.prot.read_only());
@@ -1421,11 +1567,11 @@ impl Mmu {
             if let Some(e) = self.shadow.get(w, lp)
                 && e.prot.executable()
             {
-                if let Err(err) = self.windows[w as usize].protect(lp << 12, 1, Prot::Read) {
+                if let Err(err) = self.windows[w.index()].protect(lp << 12, 1, Prot::Read) {
                     // (The host may have changed part of it: drop it altogether.)
                     log::error!("cannot take execute permission from page {page:#x}: {err}");
                     self.shadow.remove(w, lp);
-                    let _ = self.windows[w as usize].unmap(lp << 12, 1);
+                    let _ = self.windows[w.index()].unmap(lp << 12, 1);
                     continue;
                 }
                 self.shadow.set_prot(w, lp, Prot::Read);
@@ -1473,13 +1619,14 @@ impl Mmu {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::KERNEL_WINDOW_BASE;
     use crate::walk::pte;
-    use crate::{KERNEL_WINDOW_BASE, USER_WINDOW_BASE};
+    use crate::window::KERNEL_WINDOWS;
     use std::sync::atomic::Ordering;
 
     /// The VMAs the host has in the windows' reservations, from `/proc/self/maps`.
     fn host_vmas() -> usize {
-        let ranges = [WindowKind::User, WindowKind::Kernel].map(|w| w.reservation());
+        let ranges: Vec<(u64, u64)> = WindowKind::all().map(|w| w.reservation()).collect();
         std::fs::read_to_string("/proc/self/maps")
             .unwrap()
             .lines()
@@ -1491,8 +1638,9 @@ mod tests {
     }
 
     const PD: u64 = 0x1000;
-    /// Another address space: a copy of `PD` (see [`other_space`]).
+    /// Other address spaces: copies of `PD` (see [`other_space`]).
     const PD2: u64 = 0x2000;
+    const PD3: u64 = 0x3000;
     /// Page tables for linear 4 MiB regions 1.. (one each).
     const PT: u64 = 0x10_0000;
     const PAGES: u32 = 3 * 1024;
@@ -1501,6 +1649,11 @@ mod tests {
     /// of 8 pages are contiguous in RAM and the runs are scattered; linear 16 MiB one
     /// 4 MiB page.
     fn mmu() -> Mmu {
+        mmu_with(1)
+    }
+
+    /// [`mmu`] with `kernel_windows` kernel windows.
+    fn mmu_with(kernel_windows: usize) -> Mmu {
         let mut ram = GuestRam::new(32 << 20).unwrap();
         for i in 0..PAGES {
             let region = 1 + i / 1024;
@@ -1512,6 +1665,7 @@ mod tests {
         }
         ram.write_u32(PD + 4 * 4, 0x0100_0000 | pte::PS | pte::P | pte::RW);
         let mut m = Mmu::new(ram, Window::reserve(WindowKind::User).unwrap(), Window::reserve(WindowKind::Kernel).unwrap()).unwrap();
+        m.add_kernel_windows(kernel_windows).unwrap();
         m.set_regs(PagingRegs { cr0: 0x8000_0001, cr3: PD as u32, cr4: 0x10, efer: 0 }, true);
         m
     }
@@ -1529,15 +1683,20 @@ mod tests {
     /// The paging registers of `m` with CR3 at a copy of its page directory: a switch to
     /// another address space that maps the same.
     fn other_space(m: &mut Mmu) -> PagingRegs {
+        copy_space(m, PD2)
+    }
+
+    /// The paging registers of `m` with CR3 at a copy of its page directory made at `at`.
+    fn copy_space(m: &mut Mmu, at: u64) -> PagingRegs {
         for i in 0..1024 {
             let pde = m.ram.read_u32(PD + 4 * i);
-            m.ram.write_u32(PD2 + 4 * i, pde);
+            m.ram.write_u32(at + 4 * i, pde);
         }
-        PagingRegs { cr3: PD2 as u32, ..m.regs() }
+        PagingRegs { cr3: at as u32, ..m.regs() }
     }
 
     fn touch(m: &mut Mmu, linear: u32, write: bool) {
-        let r = m.resolve_fault(KERNEL_WINDOW_BASE + linear as u64, write, false).unwrap();
+        let r = m.resolve_fault(m.kernel_window().host_addr(linear), write, false).unwrap();
         assert_eq!(r, Resolution::Handled);
     }
 
@@ -1748,10 +1907,10 @@ mod tests {
     fn random_table_changes_never_leave_stale_mappings() {
         let _turn = WINDOWS.lock().unwrap_or_else(|e| e.into_inner());
         for seed in 1..=16u64 {
-            let mut m = mmu();
+            // A kernel window for all, for two, or for one of the three address spaces.
+            let mut m = mmu_with([1, KERNEL_WINDOWS, 1, 2][seed as usize % 4]);
             m.check_flushes = true;
-            let base = m.regs();
-            let other = other_space(&mut m);
+            let spaces = [m.regs().cr3, other_space(&mut m).cr3, copy_space(&mut m, PD3).cr3];
             let mut x = seed;
             let mut next = move |n: u64| {
                 x ^= x << 13;
@@ -1774,7 +1933,7 @@ mod tests {
                     0..=3 => {
                         let i = next(8) as u32 + 1024 * next(2) as u32;
                         let (write, user) = (next(2) == 1, next(3) == 0);
-                        let host = if user { USER_WINDOW_BASE } else { KERNEL_WINDOW_BASE } + page(i) as u64;
+                        let host = m.window_for_cpl(if user { 3 } else { 0 }).host_addr(page(i));
                         let _ = m.resolve_fault(host, write, false);
                     }
                     4..=5 => {
@@ -1798,7 +1957,7 @@ mod tests {
                     }
                     8 => {
                         let r = m.regs();
-                        let cr3 = if next(4) == 0 { if r.cr3 == base.cr3 { other.cr3 } else { base.cr3 } } else { r.cr3 };
+                        let cr3 = if next(4) == 0 { spaces[next(3) as usize] } else { r.cr3 };
                         m.set_regs(PagingRegs { cr3, ..r }, true);
                     }
                     _ => {
@@ -1808,7 +1967,13 @@ mod tests {
                 assert_eq!(m.shadow.derived.live() as usize, m.shadow.mapped(), "seed {seed:#x}: live mappings recorded once");
                 assert_eq!(m.stats().stale_after_flush, 0, "seed {seed:#x}: a flush kept a stale mapping");
             }
-            // The other address space's directory was copied before any change.
+            if m.kernel_windows() > 1 {
+                assert!(m.stats().kernel_window_returns > 10, "seed {seed:#x}: switches back to a kept kernel window");
+            }
+            if m.kernel_windows() == 2 {
+                assert!(m.stats().kernel_window_reuses > 10, "seed {seed:#x}: kernel windows taken over by another address space");
+            }
+            // The other address spaces' directories were copied before any change.
             m.flush_all();
         }
     }
@@ -2086,7 +2251,7 @@ mod tests {
         let _turn = WINDOWS.lock().unwrap_or_else(|e| e.into_inner());
         let mut m = mmu();
         const N: u32 = 2000;
-        let w = &mut m.windows[WindowKind::Kernel as usize];
+        let w = &mut m.windows[WindowKind::Kernel.index()];
         let host = |linear: u32| KERNEL_WINDOW_BASE + linear as u64;
         // SAFETY: a read of a window page mapped (or given access) just before.
         let touch_host = |linear: u32| unsafe { std::ptr::read_volatile(host(linear) as *const u8) };

@@ -62,19 +62,19 @@ pub struct Fill {
     pub referenced: bool,
 }
 
-/// The mappings of both windows.
+/// The mappings of all windows.
 pub struct Shadow {
-    maps: [HashMap<u32, Entry>; 2],
+    maps: [HashMap<u32, Entry>; WindowKind::COUNT],
     /// Pages a CR3 write took away but left in the host's mappings, inaccessible
     /// (`PROT_NONE`), as they were: if the guest's tables map the same frame there when it
     /// is next touched (the same process again, or one sharing its frames), giving the
     /// access back is one `mprotect` instead of a new mapping ([`crate::Mmu`]). Not in
     /// `maps`, the reverse map or the native counts: nothing can reach them.
-    parked: [HashMap<u32, Entry>; 2],
+    parked: [HashMap<u32, Entry>; WindowKind::COUNT],
     /// The pages of each window whose entries lack G (what a CR3 write drops while
     /// CR4.PGE is set), kept apart so that a context switch does not look at the kernel's
     /// many global mappings.
-    non_global: [HashSet<u32>; 2],
+    non_global: [HashSet<u32>; WindowKind::COUNT],
     rmap: HashMap<u64, Vec<(WindowKind, u32)>>,
     /// Guest-physical pages that hold translated code: never mapped writable.
     pub code_pages: HashSet<u64>,
@@ -84,7 +84,9 @@ pub struct Shadow {
     /// Per window, the page boundaries where the host VMA changes (one mapped page next
     /// to an unmapped one, or two mapped pages the host cannot merge): the window holds
     /// that many VMAs besides its reservation.
-    boundaries: [usize; 2],
+    boundaries: [usize; WindowKind::COUNT],
+    /// Windows reserved (each one VMA at least).
+    windows: usize,
     /// Pages of guest RAM: mappings of pages beyond it all map the same all-ones page,
     /// so never merge.
     ram_pages: u64,
@@ -97,7 +99,7 @@ pub struct Shadow {
     pub derived: Derived,
     /// Kernel-window pages mapped writable although their tables make them read-only
     /// (CR0.WP is clear): what setting WP must take away.
-    wp_writable: HashSet<u32>,
+    wp_writable: HashSet<(WindowKind, u32)>,
 }
 
 /// A run of linear pages to unmap: (first page number, count).
@@ -117,7 +119,8 @@ impl Shadow {
             rmap: Default::default(),
             code_pages: Default::default(),
             native: Default::default(),
-            boundaries: [0; 2],
+            boundaries: [0; WindowKind::COUNT],
+            windows: 2,
             ram_pages,
             fills: VecDeque::new(),
             next_stamp: 0,
@@ -140,7 +143,7 @@ impl Shadow {
     /// What the host maps at linear page `page` of window `w`: the entry, or a parked
     /// one's frame without access.
     fn host_view(&self, w: WindowKind, page: u32) -> Option<Entry> {
-        self.get(w, page).or_else(|| self.parked[w as usize].get(&page).map(|e| Entry { prot: Prot::None, ..*e }))
+        self.get(w, page).or_else(|| self.parked[w.index()].get(&page).map(|e| Entry { prot: Prot::None, ..*e }))
     }
 
     /// The VMA boundaries on either side of linear page `page` if it were mapped as `mid`.
@@ -153,13 +156,18 @@ impl Shadow {
     /// Updates the boundary count for linear page `page` going from `old` to `new`.
     fn rebound(&mut self, w: WindowKind, page: u32, old: Option<Entry>, new: Option<Entry>) {
         let (b0, b1) = (self.boundaries_around(w, page, old), self.boundaries_around(w, page, new));
-        self.boundaries[w as usize] = self.boundaries[w as usize] + b1 - b0;
+        self.boundaries[w.index()] = self.boundaries[w.index()] + b1 - b0;
     }
 
-    /// The host VMAs both windows use now: each window's reservation, split at every
+    /// The host VMAs the windows use now: each window's reservation, split at every
     /// boundary (see [`Shadow::boundaries_around`]).
     pub fn vmas(&self) -> usize {
-        2 + self.boundaries[0] + self.boundaries[1]
+        self.windows + self.boundaries.iter().sum::<usize>()
+    }
+
+    /// Counts a window more (reserved, empty).
+    pub fn add_window(&mut self) {
+        self.windows += 1;
     }
 
     /// Starts a fill of `n` pages from linear page `first` in window `w`: returns the stamp
@@ -181,7 +189,7 @@ impl Shadow {
 
     /// The fill stamp of linear page `page` of window `w`, mapped or parked.
     pub fn stamp_of(&self, w: WindowKind, page: u32) -> Option<u32> {
-        self.maps[w as usize].get(&page).or_else(|| self.parked[w as usize].get(&page)).map(|e| e.stamp)
+        self.maps[w.index()].get(&page).or_else(|| self.parked[w.index()].get(&page)).map(|e| e.stamp)
     }
 
     /// Drops the records of fills none of whose pages remain.
@@ -225,27 +233,27 @@ impl Shadow {
 
     /// The entry for linear page `page` in window `w`.
     pub fn get(&self, w: WindowKind, page: u32) -> Option<Entry> {
-        self.maps[w as usize].get(&page).copied()
+        self.maps[w.index()].get(&page).copied()
     }
 
     /// Records that window `w` maps linear page `page` as `e` (replacing a parked page
     /// there, if any), checked against the guest entries `src`.
     pub fn record(&mut self, w: WindowKind, page: u32, e: Entry, src: &Source) {
-        if self.maps[w as usize].contains_key(&page) {
+        if self.maps[w.index()].contains_key(&page) {
             self.derived.remove(w, page);
         }
         self.derived.add(w, page, src);
         self.note_wp_writable(w, page, e.prot.writable() && !src.writable());
         if e.global {
-            self.non_global[w as usize].remove(&page);
+            self.non_global[w.index()].remove(&page);
         } else {
-            self.non_global[w as usize].insert(page);
+            self.non_global[w.index()].insert(page);
         }
         let old = self.host_view(w, page);
-        self.parked[w as usize].remove(&page);
+        self.parked[w.index()].remove(&page);
         self.rebound(w, page, old, Some(e));
         self.count_native(e.phys_page, e.prot, true);
-        if let Some(old) = self.maps[w as usize].insert(page, e) {
+        if let Some(old) = self.maps[w.index()].insert(page, e) {
             self.count_native(old.phys_page, old.prot, false);
             if old.phys_page == e.phys_page {
                 return;
@@ -258,17 +266,17 @@ impl Shadow {
     /// Notes whether mapped page `page` of window `w` is writable only because CR0.WP is
     /// clear (`wp`): writable in the kernel window through read-only entries.
     pub fn note_wp_writable(&mut self, w: WindowKind, page: u32, wp: bool) {
-        if w == WindowKind::Kernel && wp {
-            self.wp_writable.insert(page);
-        } else if w == WindowKind::Kernel && !self.wp_writable.is_empty() {
-            self.wp_writable.remove(&page);
+        if !w.is_user() && wp {
+            self.wp_writable.insert((w, page));
+        } else if !w.is_user() && !self.wp_writable.is_empty() {
+            self.wp_writable.remove(&(w, page));
         }
     }
 
-    /// The kernel-window pages writable only because CR0.WP was clear, in ascending order,
-    /// forgotten as such.
-    pub fn take_wp_writable(&mut self) -> Vec<u32> {
-        let mut pages: Vec<u32> = self.wp_writable.drain().collect();
+    /// The kernel-window pages writable only because CR0.WP was clear, in ascending order
+    /// (by window, then page), forgotten as such.
+    pub fn take_wp_writable(&mut self) -> Vec<(WindowKind, u32)> {
+        let mut pages: Vec<(WindowKind, u32)> = self.wp_writable.drain().collect();
         pages.sort_unstable();
         pages
     }
@@ -276,7 +284,7 @@ impl Shadow {
     /// Records that mapped page `page` of window `w` was checked again, against `src` (its
     /// permission widened after a walk).
     pub fn rederive(&mut self, w: WindowKind, page: u32, src: &Source) {
-        if self.maps[w as usize].contains_key(&page) {
+        if self.maps[w.index()].contains_key(&page) {
             self.derived.remove(w, page);
             self.derived.add(w, page, src);
         }
@@ -291,7 +299,7 @@ impl Shadow {
             self.rebound(w, page, Some(e), Some(Entry { prot, ..e }));
             self.count_native(e.phys_page, prot, true);
             self.count_native(e.phys_page, e.prot, false);
-            if let Some(e) = self.maps[w as usize].get_mut(&page) {
+            if let Some(e) = self.maps[w.index()].get_mut(&page) {
                 e.prot = prot;
             }
         }
@@ -343,7 +351,7 @@ impl Shadow {
             let Some(e) = self.get(w, p) else { continue };
             self.rebound(w, p, Some(e), Some(Entry { prot: Prot::None, ..e }));
             self.forget(w, p, e);
-            self.parked[w as usize].insert(p, e);
+            self.parked[w.index()].insert(p, e);
         }
         runs_of(pages)
     }
@@ -351,20 +359,20 @@ impl Shadow {
     /// The parked page at `page` of window `w`, taken out of the parked set (the caller
     /// maps it, or unmaps it).
     pub fn unpark(&mut self, w: WindowKind, page: u32) -> Option<Entry> {
-        let e = *self.parked[w as usize].get(&page)?;
+        let e = *self.parked[w.index()].get(&page)?;
         self.rebound(w, page, Some(Entry { prot: Prot::None, ..e }), None);
-        self.parked[w as usize].remove(&page);
+        self.parked[w.index()].remove(&page);
         Some(e)
     }
 
     /// The frame parked at `page` of window `w`, if any.
     pub fn parked_frame(&self, w: WindowKind, page: u32) -> Option<u64> {
-        self.parked[w as usize].get(&page).map(|e| e.phys_page)
+        self.parked[w.index()].get(&page).map(|e| e.phys_page)
     }
 
     /// Forgets the parked pages in runs `runs` of window `w` (unmapped wholesale).
     pub fn forget_parked_in(&mut self, w: WindowKind, runs: &[Run]) {
-        let parked = &self.parked[w as usize];
+        let parked = &self.parked[w.index()];
         if parked.is_empty() {
             return;
         }
@@ -382,11 +390,11 @@ impl Shadow {
 
     /// [`Shadow::remove`] without the boundary count, for removals that empty the window.
     fn forget(&mut self, w: WindowKind, page: u32, e: Entry) {
-        self.maps[w as usize].remove(&page);
+        self.maps[w.index()].remove(&page);
         self.derived.remove(w, page);
         self.note_wp_writable(w, page, false);
         self.count_native(e.phys_page, e.prot, false);
-        self.non_global[w as usize].remove(&page);
+        self.non_global[w.index()].remove(&page);
         self.unlink(w, page, e.phys_page);
     }
 
@@ -398,25 +406,25 @@ impl Shadow {
     /// Forgets every page of window `w` and returns them as runs of consecutive pages
     /// (one host call each).
     pub fn take_all(&mut self, w: WindowKind) -> Vec<Run> {
-        let mut pages: Vec<u32> = self.maps[w as usize].keys().copied().collect();
+        let mut pages: Vec<u32> = self.maps[w.index()].keys().copied().collect();
         pages.sort_unstable();
         self.clear(w);
         runs_of(&pages)
     }
 
-    /// The number of mapped pages in both windows.
+    /// The number of mapped pages in all windows.
     pub fn mapped(&self) -> usize {
-        self.maps[0].len() + self.maps[1].len()
+        self.maps.iter().map(|m| m.len()).sum()
     }
 
     /// Calls `f` with each mapped page of window `w` and its entry (`global`: all of them,
     /// else only the non-global ones), in no order.
     pub fn for_each(&self, w: WindowKind, global: bool, mut f: impl FnMut(u32, &Entry)) {
-        let map = &self.maps[w as usize];
+        let map = &self.maps[w.index()];
         if global {
             map.iter().for_each(|(&p, e)| f(p, e));
         } else {
-            for &p in &self.non_global[w as usize] {
+            for &p in &self.non_global[w.index()] {
                 if let Some(e) = map.get(&p) {
                     f(p, e);
                 }
@@ -426,7 +434,7 @@ impl Shadow {
 
     /// The number of mapped pages of window `w` (`global`: all, else the non-global ones).
     pub fn count(&self, w: WindowKind, global: bool) -> usize {
-        if global { self.maps[w as usize].len() } else { self.non_global[w as usize].len() }
+        if global { self.maps[w.index()].len() } else { self.non_global[w.index()].len() }
     }
 
     /// Forgets pages `pages` (ascending) of window `w`, and returns them as runs.
@@ -440,12 +448,12 @@ impl Shadow {
     /// Records that mapped page `page` of window `w` now has the G bit or not (the guest
     /// changed it; the mapping itself did not).
     pub fn set_global(&mut self, w: WindowKind, page: u32, global: bool) {
-        if let Some(e) = self.maps[w as usize].get_mut(&page) {
+        if let Some(e) = self.maps[w.index()].get_mut(&page) {
             e.global = global;
             if global {
-                self.non_global[w as usize].remove(&page);
+                self.non_global[w.index()].remove(&page);
             } else {
-                self.non_global[w as usize].insert(page);
+                self.non_global[w.index()].insert(page);
             }
         }
     }
@@ -455,12 +463,12 @@ impl Shadow {
         self.fills.retain(|f| f.w != w);
         self.compacted_len = self.compacted_len.min(self.fills.len());
         // The window ends up empty: its boundary count is zero, no need to follow it.
-        let entries: Vec<(u32, Entry)> = self.maps[w as usize].iter().map(|(&p, &e)| (p, e)).collect();
+        let entries: Vec<(u32, Entry)> = self.maps[w.index()].iter().map(|(&p, &e)| (p, e)).collect();
         for (p, e) in entries {
             self.forget(w, p, e);
         }
-        self.parked[w as usize].clear();
-        self.boundaries[w as usize] = 0;
+        self.parked[w.index()].clear();
+        self.boundaries[w.index()] = 0;
         self.derived.clear(w);
     }
 }

@@ -17,8 +17,9 @@
 //! A string instruction running below linear 0 forms a negative host address (the
 //! canonical kernel half); [`locate`] treats the 4 GiB below 2^64 as the lower guard.
 //!
-//! The kernel window is at 32 GiB, with 4 GiB of guard on either side; it lies above
-//! 4 GiB, out of reach of any compatibility-mode code.
+//! The kernel windows are at 32 GiB, 44 GiB, ... ([`KERNEL_WINDOWS`] of them at most, one
+//! per recently used address space), each with 4 GiB of guard on either side; they lie
+//! above 4 GiB, out of reach of any compatibility-mode code.
 //!
 //! The mirror page makes an access that straddles the top of the 32-bit linear space
 //! (a dword at 0xFFFFFFFE) touch guest linear 0..3 exactly as the guest's wrap-around
@@ -31,30 +32,44 @@ use crate::mirror::{Mirror, MirrorChanges};
 use crate::ram::GuestRam;
 use crate::{KERNEL_WINDOW_BASE, PAGE_SIZE, USER_WINDOW_BASE, WINDOW_SIZE};
 
-/// Which of the two windows.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum WindowKind {
-    /// What CPL 3 may touch (direct execution, translated user code).
-    User = 0,
-    /// What CPL 0 may touch (translated kernel code).
-    Kernel = 1,
-}
+/// Which window: the user window, or one of the kernel windows (one per recently used
+/// guest address space, see [`crate::Mmu`]; [`WindowKind::Kernel`] is the first).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct WindowKind(u8);
 
+#[allow(non_upper_case_globals)]
 impl WindowKind {
-    /// Both.
-    pub const ALL: [WindowKind; 2] = [WindowKind::User, WindowKind::Kernel];
+    /// What CPL 3 may touch (direct execution, translated user code).
+    pub const User: WindowKind = WindowKind(0);
+    /// What CPL 0 may touch (translated kernel code): the first kernel window.
+    pub const Kernel: WindowKind = WindowKind(1);
+    /// How many windows there can be: the user window and [`KERNEL_WINDOWS`] kernel ones.
+    pub const COUNT: usize = 1 + KERNEL_WINDOWS;
+
+    /// Kernel window number `i` (0 is [`WindowKind::Kernel`]).
+    pub fn kernel(i: usize) -> WindowKind {
+        assert!(i < KERNEL_WINDOWS);
+        WindowKind(1 + i as u8)
+    }
+
+    /// Every window there can be.
+    pub fn all() -> impl Iterator<Item = WindowKind> {
+        (0..Self::COUNT as u8).map(WindowKind)
+    }
+
+    /// Its number: 0 for the user window, then the kernel windows.
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+
+    /// True for the user window.
+    pub fn is_user(self) -> bool {
+        self.0 == 0
+    }
 
     /// Host address of guest linear 0 in this window.
     pub fn base(self) -> u64 {
-        match self {
-            WindowKind::User => USER_BASE.load(Ordering::Relaxed),
-            WindowKind::Kernel => KERNEL_WINDOW_BASE,
-        }
-    }
-
-    /// The window for code running at privilege level `cpl`.
-    pub fn for_cpl(cpl: u8) -> WindowKind {
-        if cpl == 3 { WindowKind::User } else { WindowKind::Kernel }
+        if self.is_user() { USER_BASE.load(Ordering::Relaxed) } else { KERNEL_WINDOW_BASE + (self.0 as u64 - 1) * KERNEL_WINDOW_STRIDE }
     }
 
     /// Host address of guest linear `linear` in this window.
@@ -70,9 +85,10 @@ impl WindowKind {
 
     /// The reserved range: the window and its guards.
     pub(crate) fn reservation(self) -> (u64, u64) {
-        match self {
-            WindowKind::User => (self.base().saturating_sub(WINDOW_SIZE).max(mmap_min_addr()), self.base() + 2 * WINDOW_SIZE),
-            WindowKind::Kernel => (KERNEL_WINDOW_BASE - WINDOW_SIZE, KERNEL_WINDOW_BASE + 2 * WINDOW_SIZE),
+        if self.is_user() {
+            (self.base().saturating_sub(WINDOW_SIZE).max(mmap_min_addr()), self.base() + 2 * WINDOW_SIZE)
+        } else {
+            (self.base() - WINDOW_SIZE, self.base() + 2 * WINDOW_SIZE)
         }
     }
 }
@@ -82,7 +98,10 @@ impl WindowKind {
 /// above the window, the wrapped-around address); `in_guard` is true for guard-region
 /// addresses (a string instruction that ran off the end, or the mirror page).
 pub fn locate(host: u64) -> Option<(WindowKind, u32, bool)> {
-    for w in WindowKind::ALL {
+    for w in WindowKind::all() {
+        if !TAKEN[w.index()].load(Ordering::Relaxed) {
+            continue;
+        }
         let b = w.base();
         if (b..b + WINDOW_SIZE).contains(&host) {
             // The user window's unmappable bottom counts as guard.
@@ -100,7 +119,12 @@ pub fn locate(host: u64) -> Option<(WindowKind, u32, bool)> {
     None
 }
 
-static TAKEN: [AtomicBool; 2] = [AtomicBool::new(false), AtomicBool::new(false)];
+/// The most kernel windows (guest address spaces whose kernel-window mappings are kept).
+pub const KERNEL_WINDOWS: usize = 4;
+/// Host distance between kernel windows: each has 4 GiB of guard on either side.
+const KERNEL_WINDOW_STRIDE: u64 = 3 * WINDOW_SIZE;
+
+static TAKEN: [AtomicBool; WindowKind::COUNT] = [const { AtomicBool::new(false) }; WindowKind::COUNT];
 
 /// The user window's base (see [`crate::USER_WINDOW_BASE`]).
 static USER_BASE: AtomicU64 = AtomicU64::new(USER_WINDOW_BASE);
@@ -110,7 +134,7 @@ static USER_BASE: AtomicU64 = AtomicU64::new(USER_WINDOW_BASE);
 /// uses 1 GiB, so that its guest code may use linear addresses below `mmap_min_addr`
 /// (16-bit addressing). Only before the user window is reserved.
 pub fn set_user_window_base(base: u64) -> Result<(), WindowError> {
-    if TAKEN[WindowKind::User as usize].load(Ordering::SeqCst) {
+    if TAKEN[WindowKind::User.index()].load(Ordering::SeqCst) {
         return Err(WindowError::AlreadyExists);
     }
     assert!(base.is_multiple_of(PAGE_SIZE) && base + 2 * WINDOW_SIZE <= KERNEL_WINDOW_BASE - WINDOW_SIZE, "user window base {base:#x}");
@@ -259,7 +283,7 @@ impl WindowStats {
     }
 }
 
-/// One reserved window and its guards. Only one of each kind can exist per process.
+/// One reserved window and its guards. Each window exists at most once per process.
 pub struct Window {
     kind: WindowKind,
     stats: WindowStats,
@@ -314,12 +338,12 @@ fn reserve(start: u64, end: u64) -> Result<(), WindowError> {
 impl Window {
     /// Reserves the window of `kind` and its guard regions.
     pub fn reserve(kind: WindowKind) -> Result<Window, WindowError> {
-        if TAKEN[kind as usize].swap(true, Ordering::SeqCst) {
+        if TAKEN[kind.index()].swap(true, Ordering::SeqCst) {
             return Err(WindowError::AlreadyExists);
         }
         let (lo, hi) = kind.reservation();
         if let Err(e) = reserve(lo, hi) {
-            TAKEN[kind as usize].store(false, Ordering::SeqCst);
+            TAKEN[kind.index()].store(false, Ordering::SeqCst);
             return Err(e);
         }
         Ok(Window { kind, stats: WindowStats::default(), mirror: None })
@@ -579,7 +603,7 @@ impl Drop for Window {
         let (lo, hi) = self.kind.reservation();
         // SAFETY: releasing exactly the range reserved in `reserve`.
         unsafe { libc::munmap(lo as *mut libc::c_void, (hi - lo) as usize) };
-        TAKEN[self.kind as usize].store(false, Ordering::SeqCst);
+        TAKEN[self.kind.index()].store(false, Ordering::SeqCst);
     }
 }
 

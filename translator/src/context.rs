@@ -281,6 +281,12 @@ pub struct Context {
     /// The guest's CR2 (the last #PF's linear address), here so that translated code at
     /// CPL 0 reads it inline: an OS's page-fault handler reads it on every fault.
     pub cr2: u32,
+    /// The host address of the window translated code uses now (its GS base), for string
+    /// instructions, which address it with 64-bit registers.
+    pub window_base: u64,
+    /// Its negation (to go back to guest offsets with `lea`, which leaves the flags a
+    /// `cmps` or `scas` set alone).
+    pub window_base_neg: u64,
     /// Details of the last [`ExitReason::Fault`].
     pub fault: HostFault,
     /// Guest x87/SSE state while it is not in the host registers.
@@ -362,6 +368,10 @@ pub mod off {
     pub const EIP: i32 = offset_of!(Context, eip) as i32;
     /// Of `cr2`.
     pub const CR2: i32 = offset_of!(Context, cr2) as i32;
+    /// Of `window_base`.
+    pub const WINDOW_BASE: i32 = offset_of!(Context, window_base) as i32;
+    /// Of `window_base_neg`.
+    pub const WINDOW_BASE_NEG: i32 = offset_of!(Context, window_base_neg) as i32;
     /// Of `host_flags`.
     pub const HOST_FLAGS: i32 = offset_of!(Context, host_flags) as i32;
     /// Of `vflags`.

@@ -18,6 +18,8 @@ impl Translator {
             crate::set_gs_base(base);
             self.gs_base = Some(base);
         }
+        ctx.window_base = base;
+        ctx.window_base_neg = base.wrapping_neg();
         let miss = self.stubs.ibl_miss;
         let t = self.ibl.entry(mode).or_insert_with(|| IblTable::new_boxed(miss));
         ctx.ibl_table = &**t as *const IblTable as u64;

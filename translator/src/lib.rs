@@ -205,6 +205,16 @@ impl Translator {
         self.select_mode(ctx, mode);
     }
 
+    /// Translated kernel code addresses the kernel window at `base` from now on (the
+    /// shadow MMU keeps one per recently used address space; a CR3 write may change it).
+    /// Takes effect at the next [`Translator::select_mode`].
+    pub fn set_kernel_window(&mut self, base: u64) {
+        if self.windows.kernel != base {
+            self.windows.kernel = base;
+            self.ibl_mode = None;
+        }
+    }
+
     /// The stubs' addresses.
     pub fn stubs(&self) -> &Stubs {
         &self.stubs

@@ -89,7 +89,6 @@ impl Translator {
         let stubs = self.stubs;
         let mut em = Emitter::new(base, &stubs, req.mode, self.table.links.len() as u32, self.table.callouts.len() as u32);
         em.push_sreg = self.push_sreg;
-        em.window_base = self.windows.for_mode(req.mode);
         em.prologue(req.eip);
         let body_off = em.offset();
         if self.count_entries {

@@ -143,7 +143,7 @@ impl Machine {
             Ok(c) => c,
             Err(e) => return self.fault(e),
         };
-        let window = WindowKind::for_cpl(self.cpu.cpl);
+        let window = self.mem.mmu.window_for_cpl(self.cpu.cpl);
         let eip_before = self.cpu.ctx.eip;
         let mut pages: Vec<u32> = chunks.iter().map(|c| c.linear & !0xFFF).collect();
         pages.sort_unstable();

@@ -122,6 +122,13 @@ pub fn window_bases() -> bt86_translator::WindowBases {
     bt86_translator::WindowBases { user: WindowKind::User.base(), kernel: WindowKind::Kernel.base() }
 }
 
+/// How many address spaces keep their kernel-window mappings across CR3 switches:
+/// `BT86_KERNEL_WINDOWS` (1 to the most there can be), by default all.
+fn kernel_windows() -> usize {
+    let most = bt86_shadow_mmu::KERNEL_WINDOWS;
+    std::env::var("BT86_KERNEL_WINDOWS").ok().and_then(|v| v.trim().parse::<usize>().ok()).map_or(most, |n| n.clamp(1, most))
+}
+
 /// Why the guest stopped.
 #[derive(Debug)]
 pub enum Stop {
@@ -192,7 +199,9 @@ impl Machine {
         }
         let kernel = Window::reserve(WindowKind::Kernel).map_err(|e| host("guest window", &e))?;
         let ram = GuestRam::new(config.mem).map_err(|e| host("guest memory", &e))?;
-        let mem = Memory::new(Mmu::new(ram, user, kernel).map_err(|e| host("guest window", &e))?);
+        let mut mmu = Mmu::new(ram, user, kernel).map_err(|e| host("guest window", &e))?;
+        mmu.add_kernel_windows(kernel_windows()).map_err(|e| host("guest window", &e))?;
+        let mem = Memory::new(mmu);
         let mut translator = Translator::new(config.tc_size, window_bases()).map_err(|e| host("translation cache", &e))?;
         translator.set_trace(config.trace_tc);
         translator.set_count_entries(config.count_fragments);

@@ -159,6 +159,8 @@ impl Machine {
     /// Tells the translator about changed guest translations (it drops what it reaches
     /// without a lookup: cross-page links, indirect-branch entries).
     fn pass_on_tlb_flushes(&mut self) {
+        // (A CR3 write may have changed the kernel window in use.)
+        self.translator.set_kernel_window(self.mem.mmu.kernel_window().base());
         for f in std::mem::take(&mut self.mem.tlb_flushes) {
             match f {
                 TlbFlush::All => self.translator.tlb_flush(true),
@@ -606,6 +608,13 @@ pub(super) fn stats_report(m: &Machine) -> String {
         ms.flush_pages_checked, ms.pages_revalidated
     );
     let _ = writeln!(o, "    pages mapped ahead            {} (after invlpg or a true fault)", ms.prefills);
+    let _ = writeln!(
+        o,
+        "    kernel windows                {} (CR3 switches back to one kept: {}, to a new address space: {})",
+        m.mem.mmu.kernel_windows(),
+        ms.kernel_window_returns,
+        ms.kernel_window_reuses
+    );
     let _ = writeln!(o, "    pages parked at flushes       {} (given back by mprotect, same frame: {})", ms.parked, ms.unparked);
     let _ = writeln!(
         o,

@@ -112,8 +112,6 @@ pub(crate) struct Emitter<'a> {
     pub esp_delta: i32,
     /// What a 32-bit `push sreg` stores (the host CPU's behaviour).
     pub push_sreg: crate::model::PushSregModel,
-    /// Host address of guest linear 0 in this fragment's window (set by the translator).
-    pub window_base: u64,
     encoder: Encoder,
 }
 
@@ -135,14 +133,8 @@ impl<'a> Emitter<'a> {
             eip: 0,
             esp_delta: 0,
             push_sreg: crate::model::PushSregModel::default(),
-            window_base: 0,
             encoder: Encoder::new(64),
         }
-    }
-
-    /// Host address of guest linear 0 in the window this fragment's privilege level uses.
-    pub fn window_base(&self) -> u64 {
-        self.window_base
     }
 
     /// Current offset in the fragment.

@@ -25,10 +25,11 @@ impl Emitter<'_> {
         if has_src && src_seg.is_none() {
             return Err(EmitError::Unsupported("string source segment".into()));
         }
-        // Rebase: RSI = window + ((seg base + ESI) mod 4 GiB). The window is the one of
-        // the fragment's privilege level; R14 holds its base, later its negation.
-        let wb = self.window_base() as i64;
-        dynasm!(self.ops ; .arch x64 ; mov r14, QWORD wb);
+        // Rebase: RSI = window + ((seg base + ESI) mod 4 GiB). The window is the one in
+        // use (kernel windows change with the address space), read from the context; R14
+        // holds its base, later its negation.
+        let wb = off::WINDOW_BASE;
+        dynasm!(self.ops ; .arch x64 ; mov r14, [r15 + wb]);
         if let Some(seg) = src_seg {
             if !self.mode.is_flat(seg) {
                 let o = off::seg_base(seg);
@@ -46,8 +47,8 @@ impl Emitter<'_> {
         self.point(Fixup::String { src: src_seg, dst: has_dst });
         self.emit_string_op(ins);
         // Back to guest offsets: ESI = (RSI - window - seg base) mod 4 GiB.
-        let neg = wb.wrapping_neg();
-        dynasm!(self.ops ; .arch x64 ; mov r14, QWORD neg);
+        let neg = off::WINDOW_BASE_NEG;
+        dynasm!(self.ops ; .arch x64 ; mov r14, [r15 + neg]);
         if let Some(seg) = src_seg {
             if self.mode.is_flat(seg) {
                 dynasm!(self.ops ; .arch x64 ; lea esi, [rsi + r14]);
