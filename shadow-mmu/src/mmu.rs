@@ -26,8 +26,9 @@
 //! makes its window the one in use (the monitor points GS there) and compares the tables
 //! its mappings were derived from with the tables now (`derived`, one record per window),
 //! keeping what is unchanged — it missed the `invlpg`s made meanwhile — or, when no window
-//! holds it, takes the one used longest ago, parks what that one had of its old address
-//! space's own pages (as a single window always did) and compares the rest. The user
+//! holds it, takes the one that parked its pages when another address space took it over
+//! (else the one used longest ago), parks what that one had of its old address space's
+//! own pages (as a single window always did) and compares the rest. The user
 //! window stays one (direct execution needs it at 0); a switch parks its non-global pages.
 //!
 //! The windows are a cache with a budget of host mappings (VMAs): the host allows a
@@ -325,11 +326,13 @@ pub struct Mmu {
 }
 
 /// What a kernel window holds: the mappings of the address space whose page directory
-/// is at `cr3` (None: nothing of one), last used at CR3 write number `used`.
+/// is at `cr3` (None: nothing of one), last used at CR3 write number `used`, and parked
+/// pages of the address spaces it held before (the last few, most recent first).
 #[derive(Clone, Copy, Debug, Default)]
 struct KernelSpace {
     cr3: Option<u32>,
     used: u64,
+    parked_from: [Option<u32>; 4],
 }
 
 /// The host's `vm.max_map_count`, the VMAs this process maps now, and the windows'
@@ -691,9 +694,21 @@ impl Mmu {
             }
             return;
         }
-        let i = (0..self.spaces.len()).min_by_key(|&i| (self.spaces[i].cr3.is_some(), self.spaces[i].used)).unwrap_or(0);
+        // The window that parked this address space's pages when another took it over, so
+        // that they come back with an `mprotect`; else the one used longest ago.
+        let i =
+            self.spaces.iter().position(|s| s.parked_from.contains(&Some(cr3))).unwrap_or_else(|| {
+                (0..self.spaces.len()).min_by_key(|&i| (self.spaces[i].cr3.is_some(), self.spaces[i].used)).unwrap_or(0)
+            });
         let w = WindowKind::kernel(i);
-        self.spaces[i] = KernelSpace { cr3: Some(cr3), used: self.clock };
+        let s = &mut self.spaces[i];
+        if let Some(old) = s.cr3 {
+            s.parked_from.copy_within(0..3, 1);
+            s.parked_from[0] = Some(old);
+        }
+        s.parked_from.iter_mut().filter(|c| **c == Some(cr3)).for_each(|c| *c = None);
+        s.cr3 = Some(cr3);
+        s.used = self.clock;
         self.kernel = w;
         self.park_space(w, global);
         if w != was {
@@ -1641,6 +1656,7 @@ mod tests {
     /// Other address spaces: copies of `PD` (see [`other_space`]).
     const PD2: u64 = 0x2000;
     const PD3: u64 = 0x3000;
+    const PD4: u64 = 0x4000;
     /// Page tables for linear 4 MiB regions 1.. (one each).
     const PT: u64 = 0x10_0000;
     const PAGES: u32 = 3 * 1024;
@@ -1907,10 +1923,10 @@ mod tests {
     fn random_table_changes_never_leave_stale_mappings() {
         let _turn = WINDOWS.lock().unwrap_or_else(|e| e.into_inner());
         for seed in 1..=16u64 {
-            // A kernel window for all, for two, or for one of the three address spaces.
+            // A kernel window for all, for two, or for one of the four address spaces.
             let mut m = mmu_with([1, KERNEL_WINDOWS, 1, 2][seed as usize % 4]);
             m.check_flushes = true;
-            let spaces = [m.regs().cr3, other_space(&mut m).cr3, copy_space(&mut m, PD3).cr3];
+            let spaces = [m.regs().cr3, other_space(&mut m).cr3, copy_space(&mut m, PD3).cr3, copy_space(&mut m, PD4).cr3];
             let mut x = seed;
             let mut next = move |n: u64| {
                 x ^= x << 13;
@@ -1957,7 +1973,7 @@ mod tests {
                     }
                     8 => {
                         let r = m.regs();
-                        let cr3 = if next(4) == 0 { spaces[next(3) as usize] } else { r.cr3 };
+                        let cr3 = if next(3) == 0 { spaces[next(4) as usize] } else { r.cr3 };
                         m.set_regs(PagingRegs { cr3, ..r }, true);
                     }
                     _ => {

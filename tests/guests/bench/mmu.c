@@ -10,10 +10,12 @@
  *               handler (a few instructions: drop the error code, step EIP over the 2-byte
  *               load, count, iret) just skips it.  Adams & Agesen's "pgfault".
  *   hiddenfill  first touch (one load) of each of 1024 pages that the guest's page table
- *               maps, right after a switch to another address space that maps them with
- *               the same page table (as threads or a forked child share memory): what the
- *               VMM pays to fill its shadow on a hidden fault (on hardware: a TLB miss
- *               and a page walk).
+ *               maps, right after a switch to an address space not used for the last
+ *               SPACES - 1 switches that maps them with the same page table (as processes
+ *               that share memory, scheduled in turn): what the VMM pays to fill its
+ *               shadow on a hidden fault (on hardware: a TLB miss and a page walk).
+ *               (bt86 keeps the shadows of the last 4 address spaces; with 2 the switch
+ *               back would find everything mapped.)
  *   ptemod      write a PTE of a mapped page (alternating between two frames), invlpg it,
  *               load from the page.  Adams & Agesen's "ptemod", plus the invlpg and the
  *               touch that makes the change visible.  The PTE has A and D set, as an OS
@@ -21,10 +23,12 @@
  *   ptemod-cold the same with A and D clear: the load sets A.
  *   cr3switch   a CR3 write to the other of two address spaces followed by one load from
  *               each page of a 64-page working set that the two map to different frames
- *               (so every switch is followed by 64 refills).  Per switch.
+ *               (64 refills per switch where only one address space is cached).  Per
+ *               switch.
  *   sweep-NM    a working set of N MiB of 4 KiB pages (1 to 96), swept SWEEP_REPS times
- *               with one load per page, starting after a switch to another address space
- *               and back (as a process scheduled again finds its memory): cycles per page
+ *               with one load per page, starting after switches through SPACES - 1 other
+ *               address spaces and back (as a process scheduled again after many others
+ *               finds its memory): cycles per page
  *               touched, fills included.  No two neighbouring pages map neighbouring
  *               frames (as in an OS's user memory), so a shadow MMU cannot map them
  *               together; what it keeps mapped must hold the whole working set, or a
@@ -69,6 +73,7 @@
 #define PGFAULT_OPS 10000u
 #define FILL_PAGES 1024u       /* one page table's worth: 4 MiB */
 #define FILL_RELOADS 8u        /* CR3 switches (each followed by FILL_PAGES touches) per round */
+#define SPACES 8u              /* address spaces hiddenfill and the sweeps switch through */
 #define PTEMOD_OPS 10000u
 #define SWITCH_PAGES 64u
 #define SWITCH_PAIRS 200u      /* 2 * SWITCH_PAIRS switches per round */
@@ -96,6 +101,8 @@
 #define SWEEP_RAM 0x07000000u
 
 static uint32_t pd_a[1024] __attribute__((aligned(4096)));
+/* Copies of pd_a, other address spaces that share its page tables. */
+static uint32_t pd_many[SPACES][1024] __attribute__((aligned(4096)));
 static uint32_t pd_b[1024] __attribute__((aligned(4096)));
 static uint32_t pt_fill[1024] __attribute__((aligned(4096)));
 static uint32_t pt_misc[1024] __attribute__((aligned(4096)));
@@ -217,6 +224,8 @@ static void setup(void)
     pd_a[MISC_VA >> 22] = (uint32_t)pt_misc | PTE_W | PTE_P;
     pd_a[LAPIC >> 22] = (LAPIC & 0xffc00000u) | PDE_PS | PTE_PCD | PTE_W | PTE_P;
     memcpy(pd_b, pd_a, sizeof pd_a);
+    for (uint32_t i = 0; i < SPACES; i++)
+        memcpy(pd_many[i], pd_a, sizeof pd_a);
     pd_a[SWITCH_VA >> 22] = (uint32_t)pt_a | PTE_W | PTE_P;
     pd_b[SWITCH_VA >> 22] = (uint32_t)pt_b | PTE_W | PTE_P;
 
@@ -257,7 +266,7 @@ static uint64_t bench_hiddenfill(void)
     uint64_t cold = 0, warm = 0;
     uint32_t want = sum_markers(POOL_FILL, FILL_PAGES);
     for (uint32_t k = 0; k < FILL_RELOADS; k++) {
-        write_cr3((uint32_t)((k & 1) ? pd_a : pd_b));
+        write_cr3((uint32_t)pd_many[k % SPACES]);
         uint64_t t0 = bench_rdtsc();
         uint32_t s0 = touch(FILL_VA, FILL_PAGES);
         uint64_t t1 = bench_rdtsc();
@@ -324,7 +333,8 @@ static uint64_t sweep(uint32_t pages)
     uint32_t want = 0, s = 0;
     for (uint32_t i = 0; i < pages; i++)
         want += marker(sweep_frame(i));
-    write_cr3((uint32_t)pd_b);
+    for (uint32_t i = 0; i < SPACES; i++)
+        write_cr3((uint32_t)pd_many[i]);
     write_cr3((uint32_t)pd_a);
     uint64_t t0 = bench_rdtsc();
     for (uint32_t r = 0; r < SWEEP_REPS; r++)
