@@ -221,17 +221,35 @@ impl Derived {
         let mut out = Changed::default();
         let size = self.entry_size();
         for &w in windows {
+            // Regions whose PDE changed go whole; the tables only they use need no
+            // comparison (a table compared late is only checked more, see `add`).
+            let mut needed: rustc_hash::FxHashSet<u64> = Default::default();
+            for (&key, region) in self.regions[w.index()].iter() {
+                if region.check_all || pde_now(key) != Some(region.pde) {
+                    out.regions.push((w, key));
+                } else if let Some(t) = region.table {
+                    needed.insert(t);
+                }
+            }
             // Per page table: the entries changed since checked.
             let mut changed_entries: HashMap<u64, Vec<usize>> = HashMap::default();
             for (&t, tab) in self.tables[w.index()].iter_mut() {
+                if !needed.contains(&t) {
+                    continue;
+                }
                 // (Beyond RAM a table reads as all ones.)
                 let now = if ram.contains(t << 12, PAGE as u64) { &ram.as_slice()[(t as usize) << 12..][..PAGE] } else { &ONES[..] };
                 let checks = tab.check.iter().any(|&w| w != 0);
                 if tab.known.is_none() && !checks && tab.bytes[..] == *now {
                     continue;
                 }
-                let list: Vec<usize> = (0..PAGE / size)
-                    .filter(|&i| tab.known(i) && (entry(&tab.bytes[..], i, size) != entry(now, i, size) || bit(&tab.check, i)))
+                let list: Vec<usize> = tab
+                    .bytes
+                    .chunks_exact(size)
+                    .zip(now.chunks_exact(size))
+                    .enumerate()
+                    .filter(|&(i, (was, is))| tab.known(i) && (was != is || bit(&tab.check, i)))
+                    .map(|(i, _)| i)
                     .collect();
                 tab.bytes.copy_from_slice(now);
                 tab.known = None;
@@ -242,8 +260,9 @@ impl Derived {
             }
             for (&key, region) in self.regions[w.index()].iter() {
                 if region.check_all || pde_now(key) != Some(region.pde) {
-                    out.regions.push((w, key));
-                } else if let Some(list) = region.table.and_then(|t| changed_entries.get(&t)) {
+                    continue;
+                }
+                if let Some(list) = region.table.and_then(|t| changed_entries.get(&t)) {
                     out.pages.extend(list.iter().map(|&i| (w, (key << self.shift) | i as u32)));
                 }
             }
