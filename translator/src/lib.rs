@@ -6,7 +6,8 @@
 //! monitor) and emitted with dynasmrt ([`emit`]) into basic-block *fragments* in a
 //! translation cache at a fixed host address ([`tc`]). Guest registers live in host
 //! registers (ESP in R12D), guest flags in the host RFLAGS, and every guest memory access
-//! goes through a window (kernel code: the kernel window at host 32 GiB) via a GS segment
+//! goes through a window (kernel code: the kernel window of the address space in use, at
+//! host 32 GiB and up, see [`Translator::set_kernel_window`]) via a GS segment
 //! and 32-bit addressing, so it lands in the window whatever the guest computes (see
 //! docs/architecture.md). Direct branches are chained by patching
 //! rel32 jumps ([`chain`]); indirect branches consult a per-mode lookup table inline
