@@ -651,7 +651,7 @@ impl Mmu {
 
     /// Adds kernel windows up to `n` (at most [`crate::window::KERNEL_WINDOWS`]), so that
     /// the kernel-window mappings of up to `n` address spaces are kept across CR3
-    /// switches. Only while paging is off.
+    /// switches. Only while paging is off. On an error the windows reserved so far stay.
     pub fn add_kernel_windows(&mut self, n: usize) -> Result<(), WindowError> {
         assert!(!self.regs.paging());
         for i in self.spaces.len()..n.min(crate::window::KERNEL_WINDOWS) {

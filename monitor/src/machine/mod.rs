@@ -200,7 +200,10 @@ impl Machine {
         let kernel = Window::reserve(WindowKind::Kernel).map_err(|e| host("guest window", &e))?;
         let ram = GuestRam::new(config.mem).map_err(|e| host("guest memory", &e))?;
         let mut mmu = Mmu::new(ram, user, kernel).map_err(|e| host("guest window", &e))?;
-        mmu.add_kernel_windows(kernel_windows()).map_err(|e| host("guest window", &e))?;
+        if let Err(e) = mmu.add_kernel_windows(kernel_windows()) {
+            // (Fewer kernel windows only cost speed: say so and go on with those there are.)
+            log::warn!("kernel windows: {e}; going on with {}", mmu.kernel_windows());
+        }
         let mem = Memory::new(mmu);
         let mut translator = Translator::new(config.tc_size, window_bases()).map_err(|e| host("translation cache", &e))?;
         translator.set_trace(config.trace_tc);
