@@ -15,8 +15,10 @@
 //! through LDT segments based at 0; the fuzzer moves it to 1 GiB); a *kernel* window (at
 //! 32 GiB, the next ones 12 GiB apart) holds what CPL 0 may touch (translated kernel code
 //! addresses it through GS). There is a kernel window per recently used address space (up
-//! to [`KERNEL_WINDOWS`]): a CR3 switch back to one is a change of GS base and a comparison
-//! of its recorded tables, not a refill. Each is a virtual TLB ([`Mmu`]): filled lazily on host faults ("hidden
+//! to [`KERNEL_WINDOWS`]), and with it a user window of its own for translated user code
+//! (which also reaches memory through GS; the user window at 0 stays for direct
+//! execution): a CR3 switch back to one is a change of GS base and a comparison of its
+//! recorded tables, not a refill. Each is a virtual TLB ([`Mmu`]): filled lazily on host faults ("hidden
 //! faults") after a walk of the guest's tables ([`walk`]), with permissions never wider
 //! than the guest's, and flushed by `invlpg`, CR3 writes and paging-mode changes, which
 //! keep what the guest's tables still give (a flush of the tables in use finds what

@@ -28,8 +28,11 @@
 //! keeping what is unchanged — it missed the `invlpg`s made meanwhile — or, when no window
 //! holds it, takes the one that parked its pages when another address space took it over
 //! (else the one used longest ago), parks what that one had of its old address space's
-//! own pages (as a single window always did) and compares the rest. The user
-//! window stays one (direct execution needs it at 0); a switch parks its non-global pages.
+//! own pages (as a single window always did) and compares the rest. Translated user code
+//! gets the same: a user window per address space that goes with its kernel window
+//! ([`Mmu::add_translated_user_windows`]). The user window at host 0, which directly
+//! executed code needs (and the stub copies), stays one; a switch parks its non-global
+//! pages.
 //!
 //! The windows are a cache with a budget of host mappings (VMAs): the host allows a
 //! process `vm.max_map_count` of them (65530 by default), read once when the MMU is made,
@@ -246,7 +249,7 @@ impl Check {
         }
         let t = match known.and_then(|r| r.large) {
             Some((p0, t0)) => Translation { phys_page: t0.phys_page.wrapping_add((p.wrapping_sub(p0) as i32 as i64 as u64) << 12), ..t0 },
-            None => match walk::walk(&m.ram, &m.regs, p << 12, Access::data(false, w == WindowKind::User)) {
+            None => match walk::walk(&m.ram, &m.regs, p << 12, Access::data(false, w.is_user())) {
                 Ok(t) => t,
                 Err(_) => {
                     self.dropped.push(p);
@@ -287,11 +290,17 @@ pub struct Mmu {
     pub ram: GuestRam,
     /// The windows, by [`WindowKind::index`]: the user window, then the kernel windows.
     windows: Vec<Window>,
-    /// The kernel window in use, and per kernel window the address space it holds.
+    /// The kernel window in use, the user window translated user code uses (one of those
+    /// that go with the kernel windows, or the user window), and per kernel window the
+    /// address space it holds.
     kernel: WindowKind,
+    user: WindowKind,
     spaces: Vec<KernelSpace>,
     /// Counts CR3 writes, to find the kernel window used longest ago.
     clock: u64,
+    /// Each address space has a user window of its own for translated user code
+    /// ([`Mmu::add_translated_user_windows`]).
+    translated_user_windows: bool,
     shadow: Shadow,
     regs: PagingRegs,
     /// The window and linear address of the last true #PF, for [`Mmu::prefill`].
@@ -323,6 +332,28 @@ pub struct Mmu {
     /// report any the guest's tables no longer give (see [`Mmu::check_kept`]).
     check_flushes: bool,
     stats: MmuStats,
+}
+
+/// A few windows (those in use, or an address space's), by value.
+#[derive(Clone, Copy)]
+struct Active {
+    w: [WindowKind; 3],
+    n: usize,
+}
+
+impl std::ops::Deref for Active {
+    type Target = [WindowKind];
+    fn deref(&self) -> &[WindowKind] {
+        &self.w[..self.n]
+    }
+}
+
+impl IntoIterator for Active {
+    type Item = WindowKind;
+    type IntoIter = std::iter::Take<std::array::IntoIter<WindowKind, 3>>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.w.into_iter().take(self.n)
+    }
 }
 
 /// What a kernel window holds: the mappings of the address space whose page directory
@@ -383,8 +414,10 @@ impl Mmu {
             ram,
             windows: vec![user, kernel],
             kernel: WindowKind::Kernel,
+            user: WindowKind::User,
             spaces: vec![KernelSpace::default()],
             clock: 0,
+            translated_user_windows: false,
             shadow: Shadow::new(ram_pages),
             regs: PagingRegs::default(),
             faulted: None,
@@ -629,9 +662,22 @@ impl Mmu {
         None
     }
 
-    /// The windows guest code may use now: the user window and the kernel window in use.
-    fn active(&self) -> [WindowKind; 2] {
-        [WindowKind::User, self.kernel]
+    /// The windows guest code may use now: the user window, the kernel window in use and
+    /// the user window of translated code that goes with it (if it is another).
+    fn active(&self) -> Active {
+        let n = if self.user == WindowKind::User { 2 } else { 3 };
+        Active { w: [WindowKind::User, self.kernel, self.user], n }
+    }
+
+    /// The windows of address space number `i`: its kernel window and the user window of
+    /// its translated user code (the user window itself if there are none).
+    fn space_windows(&self, i: usize) -> Active {
+        let k = WindowKind::kernel(i);
+        if self.translated_user_windows {
+            Active { w: [k, WindowKind::translated_user(i), k], n: 2 }
+        } else {
+            Active { w: [k, k, k], n: 1 }
+        }
     }
 
     /// Every window reserved.
@@ -644,9 +690,14 @@ impl Mmu {
         self.kernel
     }
 
-    /// The window code at privilege level `cpl` uses now.
+    /// The window translated code at privilege level `cpl` uses now.
     pub fn window_for_cpl(&self, cpl: u8) -> WindowKind {
-        if cpl == 3 { WindowKind::User } else { self.kernel }
+        if cpl == 3 { self.user } else { self.kernel }
+    }
+
+    /// The user window translated user code uses now (its GS base).
+    pub fn translated_user_window(&self) -> WindowKind {
+        self.user
     }
 
     /// Adds kernel windows up to `n` (at most [`crate::window::KERNEL_WINDOWS`]), so that
@@ -660,6 +711,33 @@ impl Mmu {
             self.shadow.add_window();
         }
         Ok(())
+    }
+
+    /// Gives each address space a user window of its own for translated user code too
+    /// (directly executed code keeps the user window at host 0), so that a process switched
+    /// back to finds what its translated code touched still mapped. After
+    /// [`Mmu::add_kernel_windows`], while paging is off. On an error the user window serves
+    /// translated code, as before.
+    pub fn add_translated_user_windows(&mut self) -> Result<(), WindowError> {
+        assert!(!self.regs.paging() && !self.translated_user_windows);
+        // (The windows are by index: the kernel windows' places are filled up to the
+        // most there can be first, with windows that stay unused.)
+        let mut reserved = Vec::new();
+        for i in 0..self.spaces.len() {
+            reserved.push(Window::reserve(WindowKind::translated_user(i))?);
+        }
+        while self.windows.len() < 1 + crate::window::KERNEL_WINDOWS {
+            let i = self.windows.len() - 1;
+            self.windows.push(Window::reserve(WindowKind::kernel(i))?);
+            self.shadow.add_window();
+        }
+        for w in reserved {
+            self.windows.push(w);
+            self.shadow.add_window();
+        }
+        self.translated_user_windows = true;
+        self.user = WindowKind::translated_user(self.kernel.index() - 1);
+        self.windows[self.user.index()].map_identity(&self.ram)
     }
 
     /// How many kernel windows there are.
@@ -683,14 +761,16 @@ impl Mmu {
         self.clock += 1;
         let was = self.kernel;
         if let Some(i) = self.spaces.iter().position(|s| s.cr3 == Some(cr3)) {
-            let w = WindowKind::kernel(i);
+            let ws = self.space_windows(i);
             self.spaces[i].used = self.clock;
-            self.kernel = w;
-            if w != was {
+            self.use_space(i);
+            if ws[0] != was {
                 self.stats.kernel_window_returns += 1;
-                self.flush_changed(&[w]);
-                self.note_large_regions(w);
-                self.check_kept("a switch back to an address space's kernel window", &[w]);
+                self.flush_changed(&ws);
+                for &w in ws.iter() {
+                    self.note_large_regions(w);
+                }
+                self.check_kept("a switch back to an address space's windows", &ws);
             }
             return;
         }
@@ -700,7 +780,7 @@ impl Mmu {
             self.spaces.iter().position(|s| s.parked_from.contains(&Some(cr3))).unwrap_or_else(|| {
                 (0..self.spaces.len()).min_by_key(|&i| (self.spaces[i].cr3.is_some(), self.spaces[i].used)).unwrap_or(0)
             });
-        let w = WindowKind::kernel(i);
+        let ws = self.space_windows(i);
         let s = &mut self.spaces[i];
         if let Some(old) = s.cr3 {
             s.parked_from.copy_within(0..3, 1);
@@ -709,15 +789,26 @@ impl Mmu {
         s.parked_from.iter_mut().filter(|c| **c == Some(cr3)).for_each(|c| *c = None);
         s.cr3 = Some(cr3);
         s.used = self.clock;
-        self.kernel = w;
-        self.park_space(w, global);
-        if w != was {
-            // Its global pages missed the flushes made while another window was in use.
-            self.flush_changed(&[w]);
-            self.note_large_regions(w);
-            self.stats.kernel_window_reuses += 1;
-            self.check_kept("a switch to another address space", &[w]);
+        self.use_space(i);
+        for &w in ws.iter() {
+            self.park_space(w, global);
         }
+        if ws[0] != was {
+            // Its global pages missed the flushes made while another window was in use.
+            self.flush_changed(&ws);
+            for &w in ws.iter() {
+                self.note_large_regions(w);
+            }
+            self.stats.kernel_window_reuses += 1;
+            self.check_kept("a switch to another address space", &ws);
+        }
+    }
+
+    /// Makes the windows of address space number `i` the ones in use.
+    fn use_space(&mut self, i: usize) {
+        let ws = self.space_windows(i);
+        self.kernel = ws[0];
+        self.user = if self.translated_user_windows { ws[1] } else { WindowKind::User };
     }
 
     /// Notes the large pages window `w` maps (see `large_regions`), as if global, so that
@@ -732,10 +823,11 @@ impl Mmu {
     /// tables would find).
     fn empty_other_kernel_windows(&mut self) {
         for i in 0..self.spaces.len() {
-            let w = WindowKind::kernel(i);
-            if w != self.kernel {
-                let runs = self.shadow.take_all(w);
-                self.unmap_runs(w, &runs);
+            if WindowKind::kernel(i) != self.kernel {
+                for &w in self.space_windows(i).iter() {
+                    let runs = self.shadow.take_all(w);
+                    self.unmap_runs(w, &runs);
+                }
                 self.spaces[i] = KernelSpace::default();
             }
         }
@@ -820,7 +912,7 @@ impl Mmu {
             return;
         }
         for &w in windows {
-            let user = w == WindowKind::User;
+            let user = w.is_user();
             let mut stale = Vec::new();
             self.shadow.for_each(w, true, |p, e| {
                 let fine = walk::walk(&self.ram, &self.regs, p << 12, Access::data(false, user)).is_ok_and(|t| {
@@ -875,7 +967,7 @@ impl Mmu {
             // (No `fillable`: the frame is the one filled, so neither device memory nor
             // unbacked, and a kept mapping needs no accessed or dirty bit written, which is
             // what watched page tables forbid.)
-            && (!e.prot.writable() || (t.dirty && t.write_allowed(w == WindowKind::User, &self.regs)))
+            && (!e.prot.writable() || (t.dirty && t.write_allowed(w.is_user(), &self.regs)))
             // (Its bytes were checked for instructions that must not run natively when it
             // was mapped executable, and cannot have changed since: W^X per frame.)
             && (!e.prot.executable() || !t.no_execute)
@@ -982,7 +1074,7 @@ impl Mmu {
     /// writable only if the leaf is already dirty). Mapping it earlier is then invisible
     /// to the guest; otherwise the access's hidden fault sets the bits as hardware would.
     fn map_ahead(&mut self, w: WindowKind, linear: u32) -> bool {
-        let Ok(t) = walk::walk(&self.ram, &self.regs, linear, Access::data(false, w == WindowKind::User)) else { return false };
+        let Ok(t) = walk::walk(&self.ram, &self.regs, linear, Access::data(false, w.is_user())) else { return false };
         if !t.accessed || self.ram.read_u32(t.pde_addr) & walk::pte::A == 0 || !self.fillable(w, &t, false, false) {
             return false;
         }
@@ -1012,7 +1104,7 @@ impl Mmu {
         if !retry || !self.regs.paging() || self.regs.cr3 != cr3 || self.shadow.get(w, page_of(linear)).is_some() {
             return;
         }
-        let access = Access::data(write, w == WindowKind::User);
+        let access = Access::data(write, w.is_user());
         let Ok(t) = walk::walk(&self.ram, &self.regs, linear, access) else { return };
         let marked = t.accessed && (t.dirty || !write) && self.ram.read_u32(t.pde_addr) & walk::pte::A != 0;
         if !marked || !self.fillable(w, &t, write, false) {
@@ -1144,7 +1236,7 @@ impl Mmu {
         if !self.regs.paging() {
             return HostFault::Exit;
         }
-        let access = Access { write, user: w == WindowKind::User, fetch };
+        let access = Access { write, user: w.is_user(), fetch };
         let Ok(t) = walk::walk(&self.ram, &self.regs, linear, access) else {
             return HostFault::Exit;
         };
@@ -1171,7 +1263,7 @@ impl Mmu {
             return Ok(Resolution::Handled);
         };
         let (phys, t) = if self.regs.paging() {
-            let access = Access { write, user: w == WindowKind::User, fetch };
+            let access = Access { write, user: w.is_user(), fetch };
             let t = match walk::walk(&self.ram, &self.regs, linear, access) {
                 Ok(t) => t,
                 Err(pf) => {
@@ -1311,7 +1403,7 @@ impl Mmu {
     fn prot_for(&self, w: WindowKind, t: &Translation, phys: u64, exec: bool) -> Prot {
         let exec = exec && self.may_execute(w, t, phys);
         let write = !exec
-            && t.write_allowed(w == WindowKind::User, &self.regs)
+            && t.write_allowed(w.is_user(), &self.regs)
             && t.dirty
             && !self.shadow.code_pages.contains(&phys)
             && !self.shadow.is_native(phys);
@@ -1415,7 +1507,7 @@ impl Mmu {
             if p >> shift != table || me.shadow.get(w, p).is_some() {
                 return None;
             }
-            let n = walk::walk(&me.ram, &me.regs, p << 12, Access::data(false, w == WindowKind::User)).ok()?;
+            let n = walk::walk(&me.ram, &me.regs, p << 12, Access::data(false, w.is_user())).ok()?;
             let ph = n.phys_page >> 12;
             let plain = !(me.is_unbacked(ph) || me.is_device(ph) || me.shadow.code_pages.contains(&ph));
             (plain && n.accessed && n.global == t.global && me.prot_for(w, &n, ph, fetch) == prot).then_some(ph)
@@ -1682,6 +1774,9 @@ mod tests {
         ram.write_u32(PD + 4 * 4, 0x0100_0000 | pte::PS | pte::P | pte::RW);
         let mut m = Mmu::new(ram, Window::reserve(WindowKind::User).unwrap(), Window::reserve(WindowKind::Kernel).unwrap()).unwrap();
         m.add_kernel_windows(kernel_windows).unwrap();
+        if kernel_windows > 1 {
+            m.add_translated_user_windows().unwrap();
+        }
         m.set_regs(PagingRegs { cr0: 0x8000_0001, cr3: PD as u32, cr4: 0x10, efer: 0 }, true);
         m
     }

@@ -18,7 +18,8 @@
 //! canonical kernel half); [`locate`] treats the 4 GiB below 2^64 as the lower guard.
 //!
 //! The kernel windows are at 32 GiB, 44 GiB, ... ([`KERNEL_WINDOWS`] of them at most, one
-//! per recently used address space), each with 4 GiB of guard on either side; they lie
+//! per recently used address space), and after them the user windows of translated user
+//! code (one per address space too), each with 4 GiB of guard on either side; they lie
 //! above 4 GiB, out of reach of any compatibility-mode code.
 //!
 //! The mirror page makes an access that straddles the top of the 32-bit linear space
@@ -32,8 +33,9 @@ use crate::mirror::{Mirror, MirrorChanges};
 use crate::ram::GuestRam;
 use crate::{KERNEL_WINDOW_BASE, PAGE_SIZE, USER_WINDOW_BASE, WINDOW_SIZE};
 
-/// Which window: the user window, or one of the kernel windows (one per recently used
-/// guest address space, see [`crate::Mmu`]; [`WindowKind::Kernel`] is the first).
+/// Which window: the user window, one of the kernel windows (one per recently used guest
+/// address space, see [`crate::Mmu`]; [`WindowKind::Kernel`] is the first), or one of the
+/// user windows of translated user code that go with them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct WindowKind(u8);
 
@@ -43,13 +45,21 @@ impl WindowKind {
     pub const User: WindowKind = WindowKind(0);
     /// What CPL 0 may touch (translated kernel code): the first kernel window.
     pub const Kernel: WindowKind = WindowKind(1);
-    /// How many windows there can be: the user window and [`KERNEL_WINDOWS`] kernel ones.
-    pub const COUNT: usize = 1 + KERNEL_WINDOWS;
+    /// How many windows there can be: the user window, [`KERNEL_WINDOWS`] kernel ones and
+    /// as many user windows for translated code.
+    pub const COUNT: usize = 1 + 2 * KERNEL_WINDOWS;
 
     /// Kernel window number `i` (0 is [`WindowKind::Kernel`]).
     pub fn kernel(i: usize) -> WindowKind {
         assert!(i < KERNEL_WINDOWS);
         WindowKind(1 + i as u8)
+    }
+
+    /// The user window of translated user code of address space number `i` (its
+    /// kernel window is [`WindowKind::kernel`]`(i)`).
+    pub fn translated_user(i: usize) -> WindowKind {
+        assert!(i < KERNEL_WINDOWS);
+        WindowKind(1 + KERNEL_WINDOWS as u8 + i as u8)
     }
 
     /// Every window there can be.
@@ -62,14 +72,14 @@ impl WindowKind {
         self.0 as usize
     }
 
-    /// True for the user window.
+    /// True for the windows of CPL 3: the user window, and those of translated user code.
     pub fn is_user(self) -> bool {
-        self.0 == 0
+        self.0 == 0 || self.0 as usize > KERNEL_WINDOWS
     }
 
     /// Host address of guest linear 0 in this window.
     pub fn base(self) -> u64 {
-        if self.is_user() { USER_BASE.load(Ordering::Relaxed) } else { KERNEL_WINDOW_BASE + (self.0 as u64 - 1) * KERNEL_WINDOW_STRIDE }
+        if self.0 == 0 { USER_BASE.load(Ordering::Relaxed) } else { KERNEL_WINDOW_BASE + (self.0 as u64 - 1) * KERNEL_WINDOW_STRIDE }
     }
 
     /// Host address of guest linear `linear` in this window.
@@ -85,7 +95,7 @@ impl WindowKind {
 
     /// The reserved range: the window and its guards.
     pub(crate) fn reservation(self) -> (u64, u64) {
-        if self.is_user() {
+        if self.0 == 0 {
             (self.base().saturating_sub(WINDOW_SIZE).max(mmap_min_addr()), self.base() + 2 * WINDOW_SIZE)
         } else {
             (self.base() - WINDOW_SIZE, self.base() + 2 * WINDOW_SIZE)

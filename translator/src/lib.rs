@@ -6,8 +6,8 @@
 //! monitor) and emitted with dynasmrt ([`emit`]) into basic-block *fragments* in a
 //! translation cache at a fixed host address ([`tc`]). Guest registers live in host
 //! registers (ESP in R12D), guest flags in the host RFLAGS, and every guest memory access
-//! goes through a window (kernel code: the kernel window of the address space in use, at
-//! host 32 GiB and up, see [`Translator::set_kernel_window`]) via a GS segment
+//! goes through a window (the kernel window, or for user code the user window, of the
+//! address space in use, see [`Translator::set_windows`]) via a GS segment
 //! and 32-bit addressing, so it lands in the window whatever the guest computes (see
 //! docs/architecture.md). Direct branches are chained by patching
 //! rel32 jumps ([`chain`]); indirect branches consult a per-mode lookup table inline
@@ -206,12 +206,13 @@ impl Translator {
         self.select_mode(ctx, mode);
     }
 
-    /// Translated kernel code addresses the kernel window at `base` from now on (the
-    /// shadow MMU keeps one per recently used address space; a CR3 write may change it).
-    /// Takes effect at the next [`Translator::select_mode`].
-    pub fn set_kernel_window(&mut self, base: u64) {
-        if self.windows.kernel != base {
-            self.windows.kernel = base;
+    /// Translated code addresses the windows at `windows` from now on (the shadow MMU
+    /// keeps a kernel window, and a user window for translated code, per recently used
+    /// address space; a CR3 write may change them). Takes effect at the next
+    /// [`Translator::select_mode`].
+    pub fn set_windows(&mut self, windows: WindowBases) {
+        if self.windows != windows {
+            self.windows = windows;
             self.ibl_mode = None;
         }
     }

@@ -204,6 +204,14 @@ impl Machine {
             // (Fewer kernel windows only cost speed: say so and go on with those there are.)
             log::warn!("kernel windows: {e}; going on with {}", mmu.kernel_windows());
         }
+        // (Not with `--user-exec direct`, where user code that runs translated is the
+        // exception, and sharing the user window with the native code saves fills.)
+        if mmu.kernel_windows() > 1
+            && config.user_exec != UserExec::Direct
+            && let Err(e) = mmu.add_translated_user_windows()
+        {
+            log::warn!("user windows for translated code: {e}; translated user code uses the user window");
+        }
         let mem = Memory::new(mmu);
         let mut translator = Translator::new(config.tc_size, window_bases()).map_err(|e| host("translation cache", &e))?;
         translator.set_trace(config.trace_tc);

@@ -159,8 +159,10 @@ impl Machine {
     /// Tells the translator about changed guest translations (it drops what it reaches
     /// without a lookup: cross-page links, indirect-branch entries).
     fn pass_on_tlb_flushes(&mut self) {
-        // (A CR3 write may have changed the kernel window in use.)
-        self.translator.set_kernel_window(self.mem.mmu.kernel_window().base());
+        // (A CR3 write may have changed the windows in use.)
+        let mmu = &self.mem.mmu;
+        self.translator
+            .set_windows(bt86_translator::WindowBases { user: mmu.translated_user_window().base(), kernel: mmu.kernel_window().base() });
         for f in std::mem::take(&mut self.mem.tlb_flushes) {
             match f {
                 TlbFlush::All => self.translator.tlb_flush(true),
