@@ -37,6 +37,10 @@
  *            (the old frame again, though the entries read as at the flush before); an
  *            entry read-only at a flush, made writable and written, then read-only again
  *            as it was, and flushed: a write faults.
+ *   spaces   six directories, more than bt86 keeps windows for, each with a private page
+ *            at one address, read at CPL 0 and 3 in turn: each reads its own; one's entry
+ *            changed while another is in use: the new frame when switched back to; a
+ *            global page all share, changed + invlpg in one: the new frame in all of them.
  *   code     code run (and so reached from other pages without a lookup) before a switch
  *            to a directory whose entry maps the same frame with A clear: it runs, and
  *            its fetch sets A there; an entry of the directory switched away from
@@ -53,6 +57,9 @@
 #define RO   0x40c00000u
 #define GL   0x41000000u
 #define GBIG 0x41400000u
+#define SP   0x41800000u  /* spaces: a private page per directory */
+#define SG   0x41c00000u  /* spaces: a global page all directories share */
+#define NSPACES 6u        /* more than bt86 keeps windows for (4) */
 #define M8   0x00800000u
 #define M12  0x00c00000u
 
@@ -65,6 +72,10 @@ static uint32_t tables[6][1024] __attribute__((aligned(4096)));
 #define ptG tables[4]
 #define ptH tables[5]
 static uint8_t fr[8][4096] __attribute__((aligned(4096)));   /* data frames */
+/* spaces: directories, their private page tables, and the shared global one. */
+static uint32_t sp_pd[NSPACES][1024] __attribute__((aligned(4096)));
+static uint32_t sp_pt[NSPACES][1024] __attribute__((aligned(4096)));
+static uint32_t sp_ptg[1024] __attribute__((aligned(4096)));
 static uint8_t cfr[2][4096] __attribute__((aligned(4096)));  /* code frames */
 
 static uint32_t F(unsigned i) { return (uint32_t)fr[i]; }
@@ -366,6 +377,56 @@ static void pge(void)
     is_pf(probe(U, WR, GL + 0x1068, 0x68), 7, GL + 0x1068, "read-only again + CR3 load: CPL 3 write");
 }
 
+/* ---- spaces ------------------------------------------------------------------------- */
+/* How many of the NSPACES directories, switched to in turn, read (at CPL `user`) their
+ * private page as frame want[i] and the shared global page as frame g. */
+static unsigned spaces_read(int user, const unsigned *want, unsigned g, uint32_t off)
+{
+    unsigned n = 0;
+    for (unsigned i = 0; i < NSPACES; i++) {
+        write_cr3((uint32_t)sp_pd[i]);
+        n += probe(user, RD, SP + off, 0).val == tag(want[i]) + off;
+        n += probe(user, RD, SG + off, 0).val == tag(g) + off;
+    }
+    return n;
+}
+
+static void spaces(void)
+{
+    unsigned want[NSPACES];
+    uint32_t cr4 = read_cr4();
+    write_cr4(cr4 | CR4_PGE);
+    sp_ptg[0] = F(0) | PG_G | PG_U | PG_W | PG_P | PG_AD;
+    for (unsigned i = 0; i < NSPACES; i++) {
+        memcpy(sp_pd[i], pd, sizeof pd);
+        want[i] = 1 + i % 7;
+        sp_pt[i][0] = F(want[i]) | PG_U | PG_W | PG_P | PG_AD;
+        sp_pd[i][SP >> 22] = (uint32_t)sp_pt[i] | PG_U | PG_W | PG_P;
+        sp_pd[i][SG >> 22] = (uint32_t)sp_ptg | PG_U | PG_W | PG_P;
+    }
+    is(spaces_read(K, want, 0, 0x810) + spaces_read(U, want, 0, 0x814), 4 * NSPACES,
+       "six directories in turn: each reads its own page and the shared global one (CPL 0, 3)");
+    is(spaces_read(K, want, 0, 0x818) + spaces_read(U, want, 0, 0x81c), 4 * NSPACES, "and again");
+    write_cr3((uint32_t)sp_pd[0]);
+    sp_pt[3][0] = F(7) | PG_U | PG_W | PG_P | PG_AD;
+    sp_pt[4][0] = 0;
+    write_cr3((uint32_t)sp_pd[3]);
+    reads(probe(U, RD, SP + 0x820, 0), tag(7) + 0x820, "an entry changed while another directory was in use: the new frame (CPL 3)");
+    reads(probe(K, RD, SP + 0x824, 0), tag(7) + 0x824, "(CPL 0)");
+    write_cr3((uint32_t)sp_pd[4]);
+    is_pf(probe(U, RD, SP + 0x828, 0), 4, SP + 0x828, "one made not present meanwhile: CPL 3 read");
+    is_pf(probe(K, RD, SP + 0x82c, 0), 0, SP + 0x82c, "CPL 0 read");
+    sp_pt[4][0] = F(want[4]) | PG_U | PG_W | PG_P | PG_AD;
+    want[3] = 7;
+    write_cr3((uint32_t)sp_pd[1]);
+    sp_ptg[0] = F(6) | PG_G | PG_U | PG_W | PG_P | PG_AD;
+    invlpg(SG);
+    is(spaces_read(K, want, 6, 0x830) + spaces_read(U, want, 6, 0x834), 4 * NSPACES,
+       "the shared global entry changed + invlpg in one directory: the new frame in all (CPL 0, 3)");
+    write_cr3((uint32_t)pd);
+    write_cr4(cr4);
+}
+
 /* ---- code across CR3 switches -------------------------------------------------------- */
 static void code_switch(int user)
 {
@@ -403,6 +464,7 @@ void test_main(void)
     pse();
     wp();
     pge();
+    spaces();
     code_switch(U);
     code_switch(K);
     pt_paging_off();
