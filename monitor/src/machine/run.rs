@@ -612,8 +612,13 @@ pub(super) fn stats_report(m: &Machine) -> String {
     let _ = writeln!(o, "    pages mapped ahead            {} (after invlpg or a true fault)", ms.prefills);
     let _ = writeln!(
         o,
-        "    kernel windows                {} (CR3 switches back to one kept: {}, to a new address space: {})",
+        "    address spaces kept           {} ({}; CR3 switches back to one kept: {}, to one not kept: {})",
         m.mem.mmu.kernel_windows(),
+        if m.mem.mmu.translated_user_window().index() == 0 {
+            "a kernel window each"
+        } else {
+            "a kernel window and a user window for translated code each"
+        },
         ms.kernel_window_returns,
         ms.kernel_window_reuses
     );
