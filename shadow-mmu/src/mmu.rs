@@ -2223,6 +2223,41 @@ mod tests {
     /// A mapping the host refuses (`ENOMEM`) is retried after an eviction, with a lower
     /// budget; one it keeps refusing fails the fill with `Exhausted`, leaving nothing of it
     /// mapped.
+    /// A host that will not give the address space for more windows (something else is
+    /// there) leaves the MMU with those it has, working: an error, no panic.
+    #[test]
+    fn windows_the_host_will_not_give_leave_a_working_mmu() {
+        let _turn = WINDOWS.lock().unwrap_or_else(|e| e.into_inner());
+        let (lo, hi) = WindowKind::kernel(2).reservation();
+        // SAFETY: an anonymous mapping at an address no window holds now (the windows take
+        // turns under WINDOWS), removed below.
+        let blocker = unsafe {
+            libc::mmap(
+                lo as *mut libc::c_void,
+                4096,
+                libc::PROT_NONE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED_NOREPLACE,
+                -1,
+                0,
+            )
+        };
+        assert_eq!(blocker as u64, lo, "the test needs {lo:#x}..{hi:#x} free");
+        let ram = GuestRam::new(32 << 20).unwrap();
+        let mut m = Mmu::new(ram, Window::reserve(WindowKind::User).unwrap(), Window::reserve(WindowKind::Kernel).unwrap()).unwrap();
+        let e = m.add_kernel_windows(KERNEL_WINDOWS).unwrap_err();
+        assert!(matches!(e, WindowError::AddressInUse(..)), "{e}");
+        assert_eq!(m.kernel_windows(), 2, "the windows reserved before the refusal stay");
+        assert!(m.add_translated_user_windows().is_err(), "it needs every kernel window's place");
+        assert_eq!(m.translated_user_window(), WindowKind::User, "translated user code keeps the user window");
+        drop(m);
+        // SAFETY: unmapping the page mapped above.
+        unsafe { libc::munmap(blocker, 4096) };
+        // And with the place free again, all of them.
+        let mut m = mmu_with(KERNEL_WINDOWS);
+        assert_eq!(m.kernel_windows(), KERNEL_WINDOWS);
+        touch(&mut m, page(3), false);
+    }
+
     #[test]
     fn host_refusals_evict_and_retry_then_fail_cleanly() {
         use crate::window::tests::REFUSE_MAPS;

@@ -20,7 +20,7 @@
 //! the accessed bits already set (so no walk the guest could see is skipped), keep their
 //! links and table entries; a CPU could have cached those translations the moment CR3
 //! was loaded. Without that, every context switch cost dozens of exits to relink the
-//! code both processes run (a pipe ping-pong in Linux: ~27 a round trip).
+//! code both processes run.
 
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 

@@ -117,7 +117,8 @@ impl fmt::Display for SetupError {
     }
 }
 
-/// Where the shadow MMU put the windows, for the translator.
+/// Where the shadow MMU puts the first windows (the user window and the first kernel
+/// window), for a translator over an MMU without more.
 pub fn window_bases() -> bt86_translator::WindowBases {
     bt86_translator::WindowBases { user: WindowKind::User.base(), kernel: WindowKind::Kernel.base() }
 }
@@ -213,7 +214,9 @@ impl Machine {
             log::warn!("user windows for translated code: {e}; translated user code uses the user window");
         }
         let mem = Memory::new(mmu);
-        let mut translator = Translator::new(config.tc_size, window_bases()).map_err(|e| host("translation cache", &e))?;
+        // (The windows in use: the translated-user window may not be the user window.)
+        let bases = bt86_translator::WindowBases { user: mem.mmu.translated_user_window().base(), kernel: mem.mmu.kernel_window().base() };
+        let mut translator = Translator::new(config.tc_size, bases).map_err(|e| host("translation cache", &e))?;
         translator.set_trace(config.trace_tc);
         translator.set_count_entries(config.count_fragments);
         if config.perf_map {
