@@ -1,12 +1,14 @@
-//! What the user window holds, page by page, for a copy of it in another process.
+//! What a user window holds, page by page, for a copy of it in another process.
 //!
-//! With the sandbox, directly executed guest user code runs in a stub process of its own
-//! (the monitor's `direct::stub`), whose address space must hold exactly what this
-//! process's user window holds: the same guest frames at the same addresses with the same
-//! permissions. The window records every change it makes here ([`Mirror`]): the frame and
-//! permissions of each page, and which pages changed since the stub last caught up. Before
-//! guest code runs in the stub, the monitor takes the changes ([`Mirror::take_changes`])
-//! as runs of pages ([`MirrorRun`]) and has the stub make the same mappings.
+//! With the sandbox, directly executed guest user code runs in a stub process (the
+//! monitor's `direct::stub`, one per address space that has a user window of its own),
+//! whose address space must hold exactly what the window it copies holds: the same guest
+//! frames at the same guest linear addresses with the same permissions, there at the user
+//! window's place (host 0). The window records every change it makes here ([`Mirror`]):
+//! the frame and permissions of each page, and which pages changed since the stub last
+//! caught up. Before guest code runs in the stub, the monitor takes the changes
+//! ([`Mirror::take_changes`]) as runs of pages ([`MirrorRun`]) and has the stub make the
+//! same mappings.
 //!
 //! The table covers the window's 2^20 pages and the mirror page above it (4 MiB). Pages
 //! are recorded in the order they first changed; a page that changes several times is
@@ -47,13 +49,14 @@ fn decode(state: u32) -> Option<(u64, Prot)> {
     Some(((state & FRAME_MASK) as u64 - 1, prot))
 }
 
-/// A run of pages to make the same in the copy: `pages` pages from host address
-/// `host`, mapping guest frames from byte `offset` of the RAM file on (consecutive) with
+/// A run of pages to make the same in the copy: `pages` pages from offset `at` in the
+/// window, mapping guest frames from byte `offset` of the RAM file on (consecutive) with
 /// `prot`, or unmapped (`mapping` None).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MirrorRun {
-    /// Host (= window) address of the first page.
-    pub host: u64,
+    /// Where the first page lies from the window's base: its guest linear address, or 4
+    /// GiB for the window's mirror page (guest page 0 again, above the window).
+    pub at: u64,
     /// Number of pages.
     pub pages: u64,
     /// `(offset in the RAM file, permissions)`, or None for unmapped.
@@ -152,21 +155,21 @@ impl Mirror {
         for &i in &pages {
             let i = i as usize;
             self.queued[i / 64] &= !(1 << (i % 64));
-            let host = self.base + i as u64 * PAGE_SIZE;
+            let at = i as u64 * PAGE_SIZE;
             let mapping = decode(self.state[i]).map(|(frame, prot)| (frame * PAGE_SIZE, prot));
             if let Some(last) = runs.last_mut() {
-                let next_host = last.host + last.pages * PAGE_SIZE;
+                let next = last.at + last.pages * PAGE_SIZE;
                 let continues = match (last.mapping, mapping) {
                     (None, None) => true,
                     (Some((off, p)), Some((o, q))) => p == q && off + last.pages * PAGE_SIZE == o,
                     _ => false,
                 };
-                if next_host == host && continues {
+                if next == at && continues {
                     last.pages += 1;
                     continue;
                 }
             }
-            runs.push(MirrorRun { host, pages: 1, mapping });
+            runs.push(MirrorRun { at, pages: 1, mapping });
         }
         pages.clear();
         self.changed = pages;
@@ -207,10 +210,10 @@ mod tests {
         assert_eq!(
             c.runs,
             vec![
-                MirrorRun { host: 0x1000, pages: 1, mapping: Some((0x50000, Prot::Read)) },
-                MirrorRun { host: 0x2000, pages: 1, mapping: Some((0x51000, Prot::ReadWrite)) },
-                MirrorRun { host: 0x3000, pages: 1, mapping: Some((0x52000, Prot::Read)) },
-                MirrorRun { host: 0x8000, pages: 1, mapping: None },
+                MirrorRun { at: 0x1000, pages: 1, mapping: Some((0x50000, Prot::Read)) },
+                MirrorRun { at: 0x2000, pages: 1, mapping: Some((0x51000, Prot::ReadWrite)) },
+                MirrorRun { at: 0x3000, pages: 1, mapping: Some((0x52000, Prot::Read)) },
+                MirrorRun { at: 0x8000, pages: 1, mapping: None },
             ]
         );
         assert!(m.is_current());
@@ -218,7 +221,7 @@ mod tests {
         m.protected(0x9000, 1, Prot::ReadWrite);
         assert!(m.is_current());
         m.unmapped(0x1000, 2);
-        assert_eq!(m.take_changes().runs, vec![MirrorRun { host: 0x1000, pages: 2, mapping: None }]);
+        assert_eq!(m.take_changes().runs, vec![MirrorRun { at: 0x1000, pages: 2, mapping: None }]);
     }
 
     #[test]
@@ -230,13 +233,29 @@ mod tests {
         m.mapped(0x20000, 0x3000, 1, Prot::Read);
         let c = m.take_changes();
         assert!(c.unmap_all);
-        assert_eq!(c.runs, vec![MirrorRun { host: 0x20000, pages: 1, mapping: Some((0x3000, Prot::Read)) }]);
+        assert_eq!(c.runs, vec![MirrorRun { at: 0x20000, pages: 1, mapping: Some((0x3000, Prot::Read)) }]);
         m.resend_all();
         let c = m.take_changes();
         assert!(c.unmap_all);
-        assert_eq!(c.runs, vec![MirrorRun { host: 0x20000, pages: 1, mapping: Some((0x3000, Prot::Read)) }]);
+        assert_eq!(c.runs, vec![MirrorRun { at: 0x20000, pages: 1, mapping: Some((0x3000, Prot::Read)) }]);
         // The mirror page above the window is a page like the others.
         m.mapped(1 << 32, 0x5000, 1, Prot::Read);
-        assert_eq!(m.take_changes().runs, vec![MirrorRun { host: 1 << 32, pages: 1, mapping: Some((0x5000, Prot::Read)) }]);
+        assert_eq!(m.take_changes().runs, vec![MirrorRun { at: 1 << 32, pages: 1, mapping: Some((0x5000, Prot::Read)) }]);
+    }
+
+    #[test]
+    fn runs_are_where_pages_lie_in_the_window_not_in_this_process() {
+        let base = 80 << 30;
+        let mut m = Mirror::new(base);
+        m.take_changes();
+        m.mapped(base + 0x7000, 0x3000, 2, Prot::ReadExec);
+        m.mapped(base + (1 << 32), 0x9000, 1, Prot::Read);
+        assert_eq!(
+            m.take_changes().runs,
+            vec![
+                MirrorRun { at: 0x7000, pages: 2, mapping: Some((0x3000, Prot::ReadExec)) },
+                MirrorRun { at: 1 << 32, pages: 1, mapping: Some((0x9000, Prot::Read)) },
+            ]
+        );
     }
 }

@@ -30,8 +30,10 @@
 //! (else the one used longest ago), parks what that one had of its old address space's
 //! own pages (as a single window always did) and compares the rest. Translated user code
 //! gets the same: a user window per address space that goes with its kernel window
-//! ([`Mmu::add_translated_user_windows`]). The user window at host 0, which directly
-//! executed code needs (and the stub copies), stays one; a switch parks its non-global
+//! ([`Mmu::add_translated_user_windows`]). With the sandbox, directly executed code runs
+//! from those windows too, each copied by a stub process of its own, so a switch back to
+//! a process finds its pages mapped there as well. Run in this process, directly executed
+//! code needs the user window at host 0, which stays one; a switch parks its non-global
 //! pages.
 //!
 //! The windows are a cache with a budget of host mappings (VMAs): the host allows a
@@ -301,6 +303,9 @@ pub struct Mmu {
     /// Each address space has a user window of its own for translated user code
     /// ([`Mmu::add_translated_user_windows`]).
     translated_user_windows: bool,
+    /// Those windows serve directly executed code too (in copies of them: the sandbox's
+    /// stubs), and the user window at host 0 none.
+    native_user_windows: bool,
     shadow: Shadow,
     regs: PagingRegs,
     /// The window and linear address of the last true #PF, for [`Mmu::prefill`].
@@ -418,6 +423,7 @@ impl Mmu {
             spaces: vec![KernelSpace::default()],
             clock: 0,
             translated_user_windows: false,
+            native_user_windows: false,
             shadow: Shadow::new(ram_pages),
             regs: PagingRegs::default(),
             faulted: None,
@@ -700,6 +706,19 @@ impl Mmu {
         self.user
     }
 
+    /// The window directly executed user code of the address space in use runs from:
+    /// that of its translated user code when those serve directly executed code too
+    /// ([`Mmu::add_translated_user_windows`]), else the user window at host 0.
+    pub fn native_window(&self) -> WindowKind {
+        if self.native_user_windows { self.user } else { WindowKind::User }
+    }
+
+    /// True if directly executed code may run from window `w`'s pages (see
+    /// [`Mmu::native_window`]).
+    fn serves_native_code(&self, w: WindowKind) -> bool {
+        if self.native_user_windows { w.is_user() && w != WindowKind::User } else { w == WindowKind::User }
+    }
+
     /// Adds kernel windows up to `n` (at most [`crate::window::KERNEL_WINDOWS`]), so that
     /// the kernel-window mappings of up to `n` address spaces are kept across CR3
     /// switches. Only while paging is off. On an error the windows reserved so far stay.
@@ -713,12 +732,15 @@ impl Mmu {
         Ok(())
     }
 
-    /// Gives each address space a user window of its own for translated user code too
-    /// (directly executed code keeps the user window at host 0), so that a process switched
-    /// back to finds what its translated code touched still mapped. After
-    /// [`Mmu::add_kernel_windows`], while paging is off. On an error the user window serves
-    /// translated code, as before.
-    pub fn add_translated_user_windows(&mut self) -> Result<(), WindowError> {
+    /// Gives each address space a user window of its own for translated user code too,
+    /// so that a process switched back to finds what its translated code touched still
+    /// mapped. `native`: directly executed code runs from them too, in a copy of each made
+    /// in another process (the sandbox's stub of that address space; each window records
+    /// its changes for it, see `mirror`), and the user window at host 0 serves nothing;
+    /// else directly executed code keeps that one (it runs in this process, whose segments
+    /// are based at 0). After [`Mmu::add_kernel_windows`], while paging is off. On an
+    /// error the user window serves all user code, as before.
+    pub fn add_translated_user_windows(&mut self, native: bool) -> Result<(), WindowError> {
         assert!(!self.regs.paging() && !self.translated_user_windows);
         // (The windows are by index: the kernel windows' places are filled up to the
         // most there can be first, with windows that stay unused.)
@@ -731,11 +753,19 @@ impl Mmu {
             self.windows.push(Window::reserve(WindowKind::kernel(i))?);
             self.shadow.add_window();
         }
-        for w in reserved {
+        for mut w in reserved {
+            if native {
+                // (From the start: the identity map below is a change like any other.)
+                w.start_mirror();
+            }
             self.windows.push(w);
             self.shadow.add_window();
         }
+        if native {
+            self.windows[WindowKind::User.index()].stop_mirror();
+        }
         self.translated_user_windows = true;
+        self.native_user_windows = native;
         self.user = WindowKind::translated_user(self.kernel.index() - 1);
         self.windows[self.user.index()].map_identity(&self.ram)
     }
@@ -994,21 +1024,19 @@ impl Mmu {
         }
     }
 
-    /// Starts keeping a record of the user window for a copy of it in another process
-    /// (the sandbox's stub; see `mirror`), which holds nothing yet.
-    pub fn start_user_mirror(&mut self) {
-        self.windows[WindowKind::User.index()].start_mirror();
+    /// What the copy of window `w` must change to be current (None: no copy kept; the
+    /// windows directly executed code runs from keep one when the sandbox runs it: see
+    /// [`Mmu::native_window`]).
+    pub fn take_mirror_changes(&mut self, w: WindowKind) -> Option<MirrorChanges> {
+        self.windows.get_mut(w.index())?.take_mirror_changes()
     }
 
-    /// What the copy of the user window must change to be current (None: no copy kept).
-    pub fn take_user_mirror_changes(&mut self) -> Option<MirrorChanges> {
-        self.windows[WindowKind::User.index()].take_mirror_changes()
-    }
-
-    /// A new copy of the user window, holding nothing: the next changes bring it every
-    /// mapped page.
-    pub fn resend_user_mirror(&mut self) {
-        self.windows[WindowKind::User.index()].resend_mirror();
+    /// A new copy of window `w`, holding nothing: the next changes bring it every mapped
+    /// page.
+    pub fn resend_mirror(&mut self, w: WindowKind) {
+        if let Some(w) = self.windows.get_mut(w.index()) {
+            w.resend_mirror();
+        }
     }
 
     /// Drops every mapping in every window.
@@ -1390,7 +1418,8 @@ impl Mmu {
     }
 
     /// The host permission window `w` may give the page of `t` now. `exec`: the access
-    /// that faulted was an instruction fetch by directly executed code (user window).
+    /// that faulted was an instruction fetch by directly executed code (a window that
+    /// serves it, [`Mmu::native_window`]).
     ///
     /// W^X holds per frame, in both windows: while a frame is mapped natively executable
     /// anywhere, no mapping of it is writable. Its bytes were checked for instructions
@@ -1411,11 +1440,12 @@ impl Mmu {
     }
 
     /// True if directly executed code may run page `phys` (of translation `t`) natively:
-    /// in the user window, not execute-disabled by the guest, and free of the
+    /// in a window that serves it ([`Mmu::native_window`]), not execute-disabled by the
+    /// guest, and free of the
     /// instructions the host would run differently from the virtual CPU
     /// ([`NEVER_NATIVE`]); such a page's code runs through the translator instead.
     fn may_execute(&self, w: WindowKind, t: &Translation, phys: u64) -> bool {
-        w == WindowKind::User && !t.no_execute && !self.holds_never_native(phys)
+        self.serves_native_code(w) && !t.no_execute && !self.holds_never_native(phys)
     }
 
     /// True if guest-physical page `phys` holds the bytes of an instruction that must not
@@ -1471,10 +1501,10 @@ impl Mmu {
             // runs there): just widen it — in the user window, to writable or
             // executable, never both (see `prot_for`).
             let widened = match w {
-                WindowKind::User if fetch => prot,
-                WindowKind::User if write => Prot::readable(prot.writable(), false),
-                WindowKind::User => e.prot,
-                _ => Prot::readable(prot.writable(), prot.executable() || e.prot.executable()),
+                _ if !self.serves_native_code(w) => Prot::readable(prot.writable(), prot.executable() || e.prot.executable()),
+                _ if fetch => prot,
+                _ if write => Prot::readable(prot.writable(), false),
+                _ => e.prot,
             };
             if e.prot != widened {
                 if widened.executable() && !e.prot.executable() {
@@ -1729,6 +1759,7 @@ mod tests {
     use crate::KERNEL_WINDOW_BASE;
     use crate::walk::pte;
     use crate::window::KERNEL_WINDOWS;
+    use std::collections::BTreeMap;
     use std::sync::atomic::Ordering;
 
     /// The VMAs the host has in the windows' reservations, from `/proc/self/maps`.
@@ -1762,6 +1793,12 @@ mod tests {
 
     /// [`mmu`] with `kernel_windows` kernel windows.
     fn mmu_with(kernel_windows: usize) -> Mmu {
+        mmu_built(kernel_windows, false)
+    }
+
+    /// [`mmu_with`], its user windows per address space serving directly executed code
+    /// (`native`), copied elsewhere (see `mirror`).
+    fn mmu_built(kernel_windows: usize, native: bool) -> Mmu {
         let mut ram = GuestRam::new(32 << 20).unwrap();
         for i in 0..PAGES {
             let region = 1 + i / 1024;
@@ -1775,7 +1812,7 @@ mod tests {
         let mut m = Mmu::new(ram, Window::reserve(WindowKind::User).unwrap(), Window::reserve(WindowKind::Kernel).unwrap()).unwrap();
         m.add_kernel_windows(kernel_windows).unwrap();
         if kernel_windows > 1 {
-            m.add_translated_user_windows().unwrap();
+            m.add_translated_user_windows(native).unwrap();
         }
         m.set_regs(PagingRegs { cr0: 0x8000_0001, cr3: PD as u32, cr4: 0x10, efer: 0 }, true);
         m
@@ -2021,14 +2058,8 @@ mod tests {
             // A kernel window for all, for two, or for one of the four address spaces.
             let mut m = mmu_with([1, KERNEL_WINDOWS, 1, 2][seed as usize % 4]);
             m.check_flushes = true;
-            let spaces = [m.regs().cr3, other_space(&mut m).cr3, copy_space(&mut m, PD3).cr3, copy_space(&mut m, PD4).cr3];
-            let mut x = seed;
-            let mut next = move |n: u64| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x % n
-            };
+            let spaces = four_spaces(&mut m);
+            let mut next = xorshift(seed);
             // Few pages, frames and entry values, so that values come back often (the
             // cases a comparison at the flush can miss).
             const FLAGS: [u32; 6] = [
@@ -2085,6 +2116,118 @@ mod tests {
                 assert!(m.stats().kernel_window_reuses > 10, "seed {seed:#x}: kernel windows taken over by another address space");
             }
             // The other address spaces' directories were copied before any change.
+            m.flush_all();
+        }
+    }
+
+    /// A xorshift generator from `seed`: `next(n)` is in `0..n`.
+    fn xorshift(seed: u64) -> impl FnMut(u64) -> u64 {
+        let mut x = seed;
+        move |n| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        }
+    }
+
+    /// The CR3 values of `m`'s directory and of three copies of it.
+    fn four_spaces(m: &mut Mmu) -> [u32; 4] {
+        [m.regs().cr3, other_space(m).cr3, copy_space(m, PD3).cr3, copy_space(m, PD4).cr3]
+    }
+
+    /// The pages the host gives access to in window `w` (from `/proc/self/maps`): by
+    /// offset in the window, the RAM file offset and permissions of each.
+    fn host_pages(w: WindowKind) -> BTreeMap<u64, (u64, Prot)> {
+        let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+        let (lo, hi) = (w.base(), w.base() + WINDOW_SIZE + PAGE_SIZE);
+        let mut pages = BTreeMap::new();
+        for line in maps.lines() {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let (start, end) = f[0].split_once('-').unwrap();
+            let (start, end) = (u64::from_str_radix(start, 16).unwrap(), u64::from_str_radix(end, 16).unwrap());
+            let perms = f[1].as_bytes();
+            if end <= lo || start >= hi || perms[0] != b'r' {
+                continue;
+            }
+            let prot = Prot::readable(perms[1] == b'w', perms[2] == b'x');
+            let offset = u64::from_str_radix(f[2], 16).unwrap();
+            for a in (start.max(lo)..end.min(hi)).step_by(PAGE_SIZE as usize) {
+                pages.insert(a - lo, (offset + (a - start), prot));
+            }
+        }
+        pages
+    }
+
+    /// Random accesses (fetches among them), table changes, flushes and switches between
+    /// four address spaces, with the user windows per address space serving directly
+    /// executed code: a copy of the window in use that takes its changes (as the
+    /// sandbox's stub of that address space does before it runs guest code) holds exactly
+    /// what the host maps in the window — a page the window maps and the copy lacks would
+    /// fault in the copy forever (the monitor finds nothing to fill), one the copy keeps
+    /// after the window dropped it is a stale mapping.
+    #[test]
+    fn copies_of_the_windows_native_code_runs_from_stay_exact() {
+        let _turn = WINDOWS.lock().unwrap_or_else(|e| e.into_inner());
+        for seed in 1..=8u64 {
+            let mut m = mmu_built([KERNEL_WINDOWS, 2][seed as usize % 2], true);
+            // User code may use the first two regions (before the copies are made).
+            for region in 1..=2u64 {
+                m.ram.write_u32(PD + 4 * region, (PT + 4096 * (region - 1)) as u32 | pte::P | pte::RW | pte::US | pte::A);
+            }
+            let spaces = four_spaces(&mut m);
+            let mut copies: Vec<BTreeMap<u64, (u64, Prot)>> = vec![BTreeMap::new(); WindowKind::COUNT];
+            let mut next = xorshift(seed);
+            const FLAGS: [u32; 4] =
+                [pte::P | pte::RW | pte::US | pte::A | pte::D, pte::P | pte::US | pte::A, pte::P | pte::RW | pte::US | pte::A | pte::G, 0];
+            let (mut compared, mut executable) = (0, 0);
+            for step in 0..1500 {
+                match next(10) {
+                    0..=4 => {
+                        let i = next(8) as u32 + 1024 * next(2) as u32;
+                        let (write, fetch) = (next(3) == 0, next(3) == 0);
+                        let _ = m.resolve_fault(m.native_window().host_addr(page(i)), write && !fetch, fetch);
+                    }
+                    5 => {
+                        let i = next(8) as u32 + 1024 * next(2) as u32;
+                        m.ram.write_u32(pte_of(i), ((0x300 + next(2) as u32) << 12) | FLAGS[next(4) as usize]);
+                    }
+                    6 | 7 => {
+                        let r = m.regs();
+                        let cr3 = if next(2) == 0 { spaces[next(4) as usize] } else { r.cr3 };
+                        m.set_regs(PagingRegs { cr3, ..r }, true);
+                    }
+                    _ => {
+                        m.invlpg(page(next(8) as u32 + 1024 * next(2) as u32));
+                    }
+                }
+                if next(4) == 0 || step == 1499 {
+                    let w = m.native_window();
+                    assert!(w.is_user() && w != WindowKind::User, "directly executed code runs from the address space's own window");
+                    let copy = &mut copies[w.index()];
+                    let changes = m.take_mirror_changes(w).expect("the window is copied");
+                    if changes.unmap_all {
+                        copy.clear();
+                    }
+                    for run in changes.runs {
+                        for i in 0..run.pages {
+                            let at = run.at + i * PAGE_SIZE;
+                            match run.mapping {
+                                Some((offset, prot)) => copy.insert(at, (offset + i * PAGE_SIZE, prot)),
+                                None => copy.remove(&at),
+                            };
+                        }
+                    }
+                    assert_eq!(*copy, host_pages(w), "seed {seed:#x} step {step}: the copy of {w:?}");
+                    compared += 1;
+                    executable += copy.values().filter(|(_, p)| p.executable()).count();
+                }
+            }
+            assert!(
+                compared > 100 && copies.iter().filter(|c| !c.is_empty()).count() >= 2,
+                "seed {seed:#x}: copies of several windows checked"
+            );
+            assert!(executable > 0, "seed {seed:#x}: native code's pages copied");
             m.flush_all();
         }
     }
@@ -2247,7 +2390,8 @@ mod tests {
         let e = m.add_kernel_windows(KERNEL_WINDOWS).unwrap_err();
         assert!(matches!(e, WindowError::AddressInUse(..)), "{e}");
         assert_eq!(m.kernel_windows(), 2, "the windows reserved before the refusal stay");
-        assert!(m.add_translated_user_windows().is_err(), "it needs every kernel window's place");
+        assert!(m.add_translated_user_windows(true).is_err(), "it needs every kernel window's place");
+        assert_eq!(m.native_window(), WindowKind::User, "directly executed code keeps the user window");
         assert_eq!(m.translated_user_window(), WindowKind::User, "translated user code keeps the user window");
         drop(m);
         // SAFETY: unmapping the page mapped above.

@@ -93,6 +93,18 @@ impl WindowKind {
         mmap_min_addr().saturating_sub(self.base()) as u32
     }
 
+    /// Where an address of a copy of this window lies in the window itself: the host
+    /// address, or None where the copy holds nothing. A copy (the sandbox's stub, see
+    /// `mirror`) is made at the user window's place, so it holds nothing below the host's
+    /// `mmap_min_addr` — for the user window itself neither does the window — and nothing
+    /// directly executed code can fault at above the window but the mirror page, whose
+    /// faults the translator takes, as the guards'.
+    pub fn from_copy(self, addr: u64) -> Option<u64> {
+        let user = WindowKind::User;
+        let linear = addr.checked_sub(user.base())?;
+        (linear >= user.first_mappable() as u64 && linear < WINDOW_SIZE).then(|| self.base() + linear)
+    }
+
     /// The reserved range: the window and its guards.
     pub(crate) fn reservation(self) -> (u64, u64) {
         if self.0 == 0 {
@@ -375,6 +387,11 @@ impl Window {
         let mut m = Mirror::new(self.kind.base());
         m.unmapped_all();
         self.mirror = Some(Box::new(m));
+    }
+
+    /// Stops recording changes: no copy of this window is kept any more.
+    pub fn stop_mirror(&mut self) {
+        self.mirror = None;
     }
 
     /// The changes since the copy last caught up (None: no copy is kept).

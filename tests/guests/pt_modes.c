@@ -40,7 +40,11 @@
  *   spaces   six directories, more than bt86 keeps windows for, each with a private page
  *            at one address, read at CPL 0 and 3 in turn: each reads its own; one's entry
  *            changed while another is in use: the new frame when switched back to; a
- *            global page all share, changed + invlpg in one: the new frame in all of them.
+ *            global page all share, changed + invlpg in one: the new frame in all of them;
+ *            a DPL 3 segment (FS at CPL 3) used in two directories, its descriptor's base
+ *            changed while the second is in use: the first's accesses through it use the
+ *            new base (a VMM that runs each address space's user code in a process of its
+ *            own must give each the descriptors written while another ran).
  *   code     code run (and so reached from other pages without a lookup) before a switch
  *            to a directory whose entry maps the same frame with A clear: it runs, and
  *            its fetch sets A there; an entry of the directory switched away from
@@ -378,6 +382,27 @@ static void pge(void)
 }
 
 /* ---- spaces ------------------------------------------------------------------------- */
+#define SEL_FS3 (SEL_SPARE0 | 3)   /* spaces: a DPL 3 data segment FS is loaded with */
+extern char pr_read_fs[];
+asm(".pushsection .text\n"
+    "pr_read_fs:\n\tmovl pr_addr, %ebx\n\tmovl $0xdeadbeef, %eax\n"
+    "\tmovl %fs:(%ebx), %eax\n\tmovl %eax, pr_val\n\tret\n"
+    ".popsection\n");
+
+/* What CPL 3 code reads at FS:off with FS = SEL_FS3 of base `base` (in the directory in
+ * use; the kernel loads FS before the iret). */
+static uint32_t fs_read(uint32_t base, uint32_t off)
+{
+    rt_gdt[SEL_FS3 >> 3] = rt_desc(base, 0xfffff, 0xf3, 0xc);
+    user_fs = SEL_FS3;
+    pr_addr = off;
+    pr_val = 0;
+    uf.count = 0;
+    user_resume = (uint32_t)user_exit;
+    user_enter((void (*)(void))pr_read_fs);
+    user_fs = UDS;
+    return uf.count ? 0xfa017 : pr_val;
+}
 /* How many of the NSPACES directories, switched to in turn, read (at CPL `user`) their
  * private page as frame want[i] and the shared global page as frame g. */
 static unsigned spaces_read(int user, const unsigned *want, unsigned g, uint32_t off)
@@ -423,6 +448,13 @@ static void spaces(void)
     invlpg(SG);
     is(spaces_read(K, want, 6, 0x830) + spaces_read(U, want, 6, 0x834), 4 * NSPACES,
        "the shared global entry changed + invlpg in one directory: the new frame in all (CPL 0, 3)");
+    write_cr3((uint32_t)sp_pd[0]);
+    is(fs_read(SP, 0x840), tag(want[0]) + 0x840, "CPL 3 through FS (a DPL 3 segment of base 0x%x)", SP);
+    write_cr3((uint32_t)sp_pd[2]);
+    is(fs_read(SG, 0x844), tag(6) + 0x844, "another directory, its base changed to 0x%x: the new base", SG);
+    write_cr3((uint32_t)sp_pd[0]);
+    is(fs_read(SG, 0x848), tag(6) + 0x848, "the first directory again: the new base too");
+    rt_gdt[SEL_FS3 >> 3] = 0;
     write_cr3((uint32_t)pd);
     write_cr4(cr4);
 }

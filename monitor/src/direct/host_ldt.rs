@@ -74,7 +74,7 @@ pub struct HostLdt {
     gdt_in_low_slots: std::collections::HashSet<u16>,
     /// `modify_ldt` calls made.
     pub writes: u64,
-    /// With the sandbox: the descriptors written since the stub last took them (the
+    /// With the sandbox: the descriptors written since the sandbox last took them (a
     /// stub's LDT is written by the stub itself). None: this process's LDT is written.
     remote: Option<Vec<UserDesc>>,
 }
@@ -148,14 +148,11 @@ impl HostLdt {
         self.remote.as_mut().map(std::mem::take).unwrap_or_default()
     }
 
-    /// The LDT is empty again (a new stub): forgets every entry written.
-    pub fn forget_installed(&mut self) {
-        self.installed.clear();
-        self.guest_ldt.clear();
-        self.gdt_in_low_slots.clear();
-        if let Some(p) = self.remote.as_mut() {
-            p.clear();
-        }
+    /// Every descriptor installed, in slot order (for a new stub, whose LDT is empty).
+    pub fn installed(&self) -> Vec<UserDesc> {
+        let mut all: Vec<UserDesc> = self.installed.values().copied().collect();
+        all.sort_unstable_by_key(|d| d.entry_number);
+        all
     }
 
     /// True if host selector `h` can be a guest code segment natively: an LDT slot the

@@ -1,17 +1,22 @@
-//! Direct execution through the sandbox: keeping a stub ([`super::stub`]) in step with
-//! the monitor's user window and host LDT, and running guest code in it.
+//! Direct execution through the sandbox: keeping stubs ([`super::stub`]) in step with
+//! the monitor's user windows and host LDT, and running guest code in them.
 //!
-//! Before each entry the stub is brought up to date with host calls made inside it: the
-//! user window's changes since the last entry (`bt86_shadow_mmu`'s mirror: `mmap` of
-//! guest frames, from the read-write view of guest RAM only for pages the guest lets user
-//! code write, `munmap` of the rest) and the LDT descriptors the monitor wrote since
-//! (`modify_ldt`). They travel with the entry command; when there are more than one
-//! command holds, the first batches go ahead on their own.
+//! There is a stub per window directly executed code runs from: with a user window per
+//! guest address space (`Mmu::native_window`), a stub per address space, so a context
+//! switch back to a process finds its stub holding what it held — the monitor enters
+//! another stub instead of remapping one. Before each entry the stub is brought up to
+//! date with host calls made inside it: its window's changes since its last entry
+//! (`bt86_shadow_mmu`'s mirror: `mmap` of guest frames, from the read-write view of guest
+//! RAM only for pages the guest lets user code write, `munmap` of the rest) and the LDT
+//! descriptors the monitor wrote since (`modify_ldt`; the guest has one LDT and GDT for
+//! all its processes, so every stub gets every write). They travel with the entry
+//! command; when there are more than one command holds, the first batches go ahead on
+//! their own.
 //!
-//! A stub that fails is dropped (killed) and a new one started at the next entry, with
-//! the user window emptied (it refills on demand) and the LDT rewritten.
+//! A stub that fails is dropped (killed) and a new one started at its next entry; a new
+//! stub is sent everything its window maps and every descriptor installed.
 
-use bt86_shadow_mmu::{MirrorChanges, Mmu, POPULATE_MAX_PAGES, WINDOW_SIZE};
+use bt86_shadow_mmu::{MirrorChanges, Mmu, POPULATE_MAX_PAGES, WINDOW_SIZE, WindowKind};
 
 use super::enter::{Exit, Regs, Selectors};
 use super::host_ldt::HostLdt;
@@ -23,6 +28,9 @@ use super::stub::{SpawnError, Stub, StubFactory, StubFailure, desc_addr};
 pub struct SandboxStats {
     /// Stubs started.
     pub stubs: u64,
+    /// Entries into another stub than the last one's (guest context switches between
+    /// processes that both ran natively).
+    pub stub_switches: u64,
     /// Stubs dropped because guest code misbehaved in them (escaped, died, stopped
     /// answering).
     pub failures: u64,
@@ -36,12 +44,23 @@ pub struct SandboxStats {
     pub ldt_writes: u64,
 }
 
-/// The sandbox: a factory of stubs and the current one.
+/// The sandbox: a factory of stubs and a stub per window directly executed code runs
+/// from.
 pub struct Sandbox {
     factory: StubFactory,
-    stub: Option<Stub>,
+    /// By window index ([`WindowKind::index`]).
+    slots: Vec<Slot>,
+    /// The window of the slot in use.
+    current: WindowKind,
     /// Counters.
     pub stats: SandboxStats,
+}
+
+/// A window's stub, if one runs, and the LDT descriptors it has yet to install.
+#[derive(Default)]
+struct Slot {
+    stub: Option<Stub>,
+    ldt: Vec<UserDesc>,
 }
 
 /// Why a run in the sandbox did not produce an exit.
@@ -56,25 +75,52 @@ pub enum RunFailure {
 impl Sandbox {
     /// Prepares stubs over guest RAM `ram_fd`.
     pub fn new(ram_fd: std::os::fd::RawFd, cpuid_faulting: bool) -> Result<Sandbox, SpawnError> {
-        Ok(Sandbox { factory: StubFactory::new(ram_fd, cpuid_faulting)?, stub: None, stats: SandboxStats::default() })
+        Ok(Sandbox {
+            factory: StubFactory::new(ram_fd, cpuid_faulting)?,
+            slots: (0..WindowKind::COUNT).map(|_| Slot::default()).collect(),
+            current: WindowKind::User,
+            stats: SandboxStats::default(),
+        })
     }
 
-    /// Makes sure a stub is running; a new one holds nothing, so the user window is
-    /// emptied and the LDT forgotten (returns true then: selectors must be recomputed).
-    pub fn ensure_stub(&mut self, mmu: &mut Mmu, ldt: &mut HostLdt) -> Result<bool, SpawnError> {
-        if self.stub.as_ref().is_some_and(|s| !s.failed()) {
-            return Ok(false);
+    /// Makes sure the stub of the window directly executed code runs from now is running
+    /// (a new one is sent everything its window maps and every descriptor installed).
+    pub fn ensure_stub(&mut self, mmu: &mut Mmu, ldt: &mut HostLdt) -> Result<(), SpawnError> {
+        let w = mmu.native_window();
+        if w != self.current {
+            self.stats.stub_switches += 1;
+            self.current = w;
         }
-        self.stub = None;
+        let slot = &mut self.slots[w.index()];
+        if slot.stub.as_ref().is_some_and(|s| !s.failed()) {
+            return Ok(());
+        }
+        slot.stub = None;
         let stub = self.factory.spawn()?;
-        log::debug!("sandbox: stub process {} started", stub.pid());
-        self.stub = Some(stub);
+        log::debug!("sandbox: stub process {} started for {w:?}", stub.pid());
+        slot.stub = Some(stub);
         self.stats.stubs += 1;
-        mmu.flush_all();
-        // Nothing remains to send: the new stub starts empty too.
-        let _ = mmu.take_user_mirror_changes();
-        ldt.forget_installed();
-        Ok(true)
+        mmu.resend_mirror(w);
+        self.spread_ldt_writes(ldt);
+        self.slots[w.index()].ldt = ldt.installed();
+        Ok(())
+    }
+
+    /// Queues the descriptors the monitor wrote since the last call for every stub (each
+    /// installs them at its next entry; a descriptor written again replaces the queued one).
+    fn spread_ldt_writes(&mut self, ldt: &mut HostLdt) {
+        let written = ldt.take_pending();
+        if written.is_empty() {
+            return;
+        }
+        for slot in self.slots.iter_mut().filter(|s| s.stub.is_some()) {
+            slot.ldt.extend_from_slice(&written);
+            // The last write of each entry, in the order written.
+            let mut seen = std::collections::HashSet::new();
+            let mut last: Vec<UserDesc> = slot.ldt.drain(..).rev().filter(|d| seen.insert(d.entry_number)).collect();
+            last.reverse();
+            slot.ldt = last;
+        }
     }
 
     /// Starts a stub, measures a round trip to it that maps one page (what an exit for a
@@ -96,9 +142,14 @@ impl Sandbox {
         Ok(times[times.len() / 2])
     }
 
-    /// Drops the current stub (it is killed).
+    /// Drops the stub in use (it is killed).
     pub fn drop_stub(&mut self) {
-        self.stub = None;
+        self.slots[self.current.index()].stub = None;
+    }
+
+    /// The stub in use.
+    fn stub(&mut self) -> &mut Stub {
+        self.slots[self.current.index()].stub.as_mut().expect("ensure_stub ran")
     }
 
     /// Brings the stub up to date and runs guest code in it until its next exit.
@@ -111,9 +162,10 @@ impl Sandbox {
         fx: &mut [u8; 512],
         kicked: &dyn Fn() -> bool,
     ) -> Result<Exit, RunFailure> {
-        let changes = mmu.take_user_mirror_changes().unwrap_or_default();
+        let changes = mmu.take_mirror_changes(self.current).unwrap_or_default();
         let mut ops = self.window_calls(&changes);
-        let descs = ldt.take_pending();
+        self.spread_ldt_writes(ldt);
+        let descs = std::mem::take(&mut self.slots[self.current.index()].ldt);
         let mut desc_chunks: Vec<&[UserDesc]> = descs.chunks(MAX_DESCS).collect();
         let last_descs = desc_chunks.pop().unwrap_or(&[]);
         // What does not fit with the entry goes first, in commands of its own.
@@ -128,18 +180,17 @@ impl Sandbox {
             self.apply(&calls, chunk)?;
         }
         ops.extend(self.ldt_calls(last_descs.len()));
-        let stub = self.stub.as_mut().expect("ensure_stub ran");
         let mut entry = Entry { gpr: regs.gpr, eip: regs.eip, eflags: regs.eflags, sel: [0; 6] };
         for (e, s) in entry.sel.iter_mut().zip(sel) {
             *e = *s as u32;
         }
         self.stats.commands += 1;
-        let outcome = stub.run(&ops, last_descs, &entry, fx, kicked).map_err(|f| self.failed(f))?;
+        let outcome = self.stub().run(&ops, last_descs, &entry, fx, kicked).map_err(|f| self.failed(f))?;
         if let Some((nr, e)) = outcome.failed_call {
             // The stub ran without a mapping the monitor believes it has: the exit stands
             // (guest code ran), and a new stub, in step again, takes over at the next entry.
             log::warn!("sandbox: {}; starting a new stub", StubFailure::CallFailed(nr, e));
-            self.stub = None;
+            self.drop_stub();
         }
         let record = outcome.exit;
         let mut exit = Exit::default();
@@ -161,7 +212,7 @@ impl Sandbox {
     }
 
     fn failed(&mut self, f: StubFailure) -> RunFailure {
-        self.stub = None;
+        self.drop_stub();
         match f {
             StubFailure::CallFailed(..) => RunFailure::Host(f),
             f => {
@@ -171,27 +222,40 @@ impl Sandbox {
         }
     }
 
-    /// The host calls that bring the stub's window up to date.
+    /// The host calls that bring the stub's window up to date. The stub's window is at
+    /// the user window's place, where the host maps nothing below `mmap_min_addr`: what
+    /// the window maps there stays out of the stub (its faults run translated, see
+    /// [`WindowKind::from_copy`]).
     fn window_calls(&mut self, changes: &MirrorChanges) -> Vec<Op> {
         let mut ops = Vec::new();
         let op = |nr: libc::c_long, args: [u64; 6]| Op { nr: nr as u64, args };
+        let base = WindowKind::User.base();
+        let lowest = base + WindowKind::User.first_mappable() as u64;
         if changes.unmap_all {
             // The window and its mirror page above 4 GiB.
-            ops.push(op(libc::SYS_munmap, [0, WINDOW_SIZE + 4096, 0, 0, 0, 0]));
+            ops.push(op(libc::SYS_munmap, [lowest, base + WINDOW_SIZE + 4096 - lowest, 0, 0, 0, 0]));
             self.stats.munmaps += 1;
         }
         for run in &changes.runs {
-            let len = run.pages * 4096;
+            let (mut host, mut pages, mut offset) = (base + run.at, run.pages, 0);
+            if host < lowest {
+                let skip = (lowest - host).div_ceil(4096).min(pages);
+                (host, pages, offset) = (host + skip * 4096, pages - skip, skip * 4096);
+            }
+            if pages == 0 {
+                continue;
+            }
+            let len = pages * 4096;
             match run.mapping {
                 None => {
-                    ops.push(op(libc::SYS_munmap, [run.host, len, 0, 0, 0, 0]));
+                    ops.push(op(libc::SYS_munmap, [host, len, 0, 0, 0, 0]));
                     self.stats.munmaps += 1;
                 }
-                Some((offset, prot)) => {
+                Some((file_offset, prot)) => {
                     let fd = if prot.writable() { fds::RAM_RW } else { fds::RAM_RO };
-                    let populate = if run.pages <= POPULATE_MAX_PAGES { libc::MAP_POPULATE } else { 0 };
+                    let populate = if pages <= POPULATE_MAX_PAGES { libc::MAP_POPULATE } else { 0 };
                     let flags = libc::MAP_SHARED | libc::MAP_FIXED | populate;
-                    ops.push(op(libc::SYS_mmap, [run.host, len, prot.bits() as u64, flags as u64, fd as u64, offset]));
+                    ops.push(op(libc::SYS_mmap, [host, len, prot.bits() as u64, flags as u64, fd as u64, file_offset + offset]));
                     self.stats.mmaps += 1;
                 }
             }
@@ -210,8 +274,7 @@ impl Sandbox {
     /// Makes host calls in the stub without running guest code.
     fn apply(&mut self, ops: &[Op], descs: &[UserDesc]) -> Result<(), RunFailure> {
         self.stats.commands += 1;
-        let stub = self.stub.as_mut().expect("ensure_stub ran");
-        stub.apply(ops, descs).map_err(|f| self.failed(f))
+        self.stub().apply(ops, descs).map_err(|f| self.failed(f))
     }
 }
 

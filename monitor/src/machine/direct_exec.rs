@@ -25,7 +25,7 @@
 
 use std::collections::BTreeMap;
 
-use bt86_shadow_mmu::{Resolution, WindowKind, locate};
+use bt86_shadow_mmu::{Resolution, locate};
 use bt86_translator::{Seg, flags};
 use iced_x86::{Decoder, DecoderOptions, Instruction, Mnemonic};
 
@@ -167,8 +167,7 @@ impl Machine {
     pub(super) fn run_direct(&mut self) -> Result<bool, Stop> {
         if let Some(sandbox) = self.direct.sandbox.as_mut() {
             match sandbox.ensure_stub(&mut self.mem.mmu, &mut self.direct.ldt) {
-                Ok(true) => self.direct.last_selectors = None,
-                Ok(false) => {}
+                Ok(()) => {}
                 Err(e) => {
                     log::warn!("{e}; guest user code is translated from now on");
                     self.direct.unavailable = Some(e.to_string());
@@ -533,17 +532,22 @@ impl Machine {
     /// A page fault the signal handler did not fill.
     fn page_fault_exit(&mut self, e: &Exit) -> Result<Next, Stop> {
         let (write, fetch) = (e.err & 2 != 0, e.err & 0x10 != 0);
-        let linear = match locate(e.fault_addr) {
-            Some((WindowKind::User, linear, false)) => linear,
-            // The guard below the window: guest linear 3 GiB and up, which the user window
-            // does not hold, or a host GDT segment (base 0) guest code loaded natively.
+        // Where the fault lies in the window the code runs from (the stub holds a copy of
+        // it at the user window's place).
+        let window = self.mem.mmu.native_window();
+        let located = window.from_copy(e.fault_addr).map(|host| (host, locate(host)));
+        let (host, linear) = match located {
+            Some((host, Some((w, linear, false)))) if w == window => (host, linear),
+            // Below what the host maps (guest linear 0 and up), the guard above the window
+            // (the mirror page, or a host GDT segment guest code loaded natively), or
+            // below it (guest linear 3 GiB and up, which the user window does not hold).
             _ => {
                 self.count_exit("outside the user window");
                 return Ok(Next::Translate);
             }
         };
 
-        let resolution = match self.mem.mmu.resolve_fault(e.fault_addr, write, fetch) {
+        let resolution = match self.mem.mmu.resolve_fault(host, write, fetch) {
             Ok(r) => r,
             Err(err) if err.host_refused() => return Err(Stop::Unsupported(format!("guest memory: {err}"), self.dump())),
             Err(err) => return Err(Stop::Unsupported(format!("internal error: window: {err}"), self.dump())),

@@ -205,13 +205,15 @@ impl Machine {
             // (Fewer kernel windows only cost speed: say so and go on with those there are.)
             log::warn!("kernel windows: {e}; going on with {}", mmu.kernel_windows());
         }
-        // (Not with `--user-exec direct`, where user code that runs translated is the
-        // exception, and sharing the user window with the native code saves fills.)
+        // With the sandbox, directly executed code runs from them too, in a stub per
+        // address space. (Without it, not with `--user-exec direct`: directly executed
+        // code then needs the user window at host 0, translated user code is the
+        // exception, and sharing that window with it saves fills.)
         if mmu.kernel_windows() > 1
-            && config.user_exec != UserExec::Direct
-            && let Err(e) = mmu.add_translated_user_windows()
+            && (sandboxed || config.user_exec != UserExec::Direct)
+            && let Err(e) = mmu.add_translated_user_windows(sandboxed)
         {
-            log::warn!("user windows for translated code: {e}; translated user code uses the user window");
+            log::warn!("user windows per address space: {e}; user code uses the user window");
         }
         let mem = Memory::new(mmu);
         // (The windows in use: the translated-user window may not be the user window.)

@@ -614,10 +614,10 @@ pub(super) fn stats_report(m: &Machine) -> String {
         o,
         "    address spaces kept           {} ({}; CR3 switches back to one kept: {}, to one not kept: {})",
         m.mem.mmu.kernel_windows(),
-        if m.mem.mmu.translated_user_window().index() == 0 {
-            "a kernel window each"
-        } else {
-            "a kernel window and a user window for translated code each"
+        match (m.mem.mmu.translated_user_window().index(), m.mem.mmu.native_window().index()) {
+            (0, _) => "a kernel window each",
+            (_, 0) => "a kernel window and a user window for translated code each",
+            _ => "a kernel window and a user window each, the user window copied by a stub when code runs natively",
         },
         ms.kernel_window_returns,
         ms.kernel_window_reuses
@@ -670,8 +670,15 @@ pub(super) fn stats_report(m: &Machine) -> String {
                     let st = sb.stats;
                     let _ = writeln!(
                         o,
-                        "  sandbox: {} stub processes started, {} dropped for guest misbehaviour; {} commands; host calls in stubs: {} mmap, {} munmap, {} modify_ldt",
-                        st.stubs, st.failures, st.commands, st.mmaps, st.munmaps, st.ldt_writes
+                        "  sandbox: {} stub processes started ({}), {} dropped for guest misbehaviour; {} switches between stubs; {} commands; host calls in stubs: {} mmap, {} munmap, {} modify_ldt",
+                        st.stubs,
+                        if m.mem.mmu.native_window().index() == 0 { "one at a time" } else { "one per address space kept" },
+                        st.failures,
+                        st.stub_switches,
+                        st.commands,
+                        st.mmaps,
+                        st.munmaps,
+                        st.ldt_writes
                     );
                 }
                 None => {

@@ -7,8 +7,10 @@
  *   user_setup()        TSS (ESP0 = a kernel stack of its own, ltr), a DPL 3 interrupt gate
  *                       for int 0x80, hooks for the faults that CPL 3 code can raise;
  *   user_enter(fn)      iret to fn at CPL 3 on the stack user_stack_top (which must be
- *                       mapped user-writable when paging is on); returns to the caller at
- *                       CPL 0 when fn returns (through user_exit: `int $0x80` with EAX = 0);
+ *                       mapped user-writable when paging is on), with FS = user_fs (UDS
+ *                       unless the kernel sets another DPL 3 data selector); returns to
+ *                       the caller at CPL 0 when fn returns (through user_exit: `int $0x80`
+ *                       with EAX = 0);
  *   user_resume         where a fault at CPL 3 resumes (at CPL 3); 0: a fault there bails
  *                       out.  user_exit is a good value: it ends the user_enter;
  *   uf                  the last fault at CPL 3: vector, error code, EIP, CS, ESP, SS, CR2;
@@ -36,6 +38,7 @@ volatile uint32_t user_resume;
 volatile uint32_t uk_cr2;
 uint32_t user_stack_top;
 uint32_t user_eflags = 0x202;
+uint16_t user_fs = UDS;
 uint32_t user_kernel_esp;
 void (*user_syscall)(struct trap_frame *f, uint32_t *eip);
 int (*user_pf_fixup)(struct trap_frame *f, uint32_t *eip, uint32_t cr2);
@@ -58,7 +61,8 @@ asm(".pushsection .text\n"
     "\tsubl $16, %edx\n"
     "\tmovl $user_exit, (%edx)\n"            /* fn returns to user_exit */
     "\tmovw $" USER_STR(0x43) ", %cx\n"      /* UDS */
-    "\tmovw %cx, %ds\n\tmovw %cx, %es\n\tmovw %cx, %fs\n\tmovw %cx, %gs\n"
+    "\tmovw %cx, %ds\n\tmovw %cx, %es\n\tmovw %cx, %gs\n"
+    "\tmovw user_fs, %cx\n\tmovw %cx, %fs\n"
     "\tpushl $" USER_STR(0x43) "\n"          /* SS */
     "\tpushl %edx\n"                         /* ESP */
     "\tpushl user_eflags\n"
