@@ -709,4 +709,31 @@ mod timing {
         eprintln!("empty: median {} p10 {} p90 {}", t_empty[100], t_empty[20], t_empty[180]);
         eprintln!("mmap:  median {} p10 {} p90 {}", t_map[100], t_map[20], t_map[180]);
     }
+
+    /// What stopping an idle stub costs (`SIGSTOP`, a wait until it has stopped, and
+    /// `SIGCONT`): what a stub that cannot run while its address space is not in use
+    /// would add to every context switch (see the README's "Known gap").
+    #[test]
+    #[ignore = "a measurement"]
+    fn stop_and_continue() {
+        let ram = memfd("bt86-test-ram", 1 << 20).unwrap();
+        let factory = StubFactory::new(ram.as_raw_fd(), false).unwrap();
+        let mut stub = factory.spawn().unwrap();
+        stub.apply(&[], &[]).unwrap();
+        let mut times = Vec::new();
+        for _ in 0..200 {
+            let t = Instant::now();
+            // SAFETY: signals to our own child, and a wait for its stop (it stays unreaped).
+            unsafe {
+                libc::kill(stub.pid, libc::SIGSTOP);
+                let mut info: libc::siginfo_t = std::mem::zeroed();
+                libc::waitid(libc::P_PID, stub.pid as libc::id_t, &mut info, libc::WSTOPPED);
+                libc::kill(stub.pid, libc::SIGCONT);
+            }
+            times.push(t.elapsed().as_nanos());
+            stub.apply(&[], &[]).unwrap();
+        }
+        times.sort();
+        eprintln!("stop, wait, continue (ns): median {} p10 {} p90 {}", times[100], times[20], times[180]);
+    }
 }
