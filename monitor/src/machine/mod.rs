@@ -205,13 +205,19 @@ impl Machine {
             // (Fewer kernel windows only cost speed: say so and go on with those there are.)
             log::warn!("kernel windows: {e}; going on with {}", mmu.kernel_windows());
         }
-        // With the sandbox, directly executed code runs from them too, in a stub per
-        // address space. (Without it, not with `--user-exec direct`: directly executed
-        // code then needs the user window at host 0, translated user code is the
-        // exception, and sharing that window with it saves fills.)
+        // With `--user-exec direct` in the sandbox, directly executed code runs from them
+        // too, in a stub per address space: a context switch between native processes
+        // is then an entry into another stub. (`adaptive` keeps one stub, copying the
+        // user window at host 0, which only native code fills: there native code is the
+        // exception, context switches between native processes are rare, and on a loaded
+        // host a switch to a stub that sleeps costs more than the refills it saves:
+        // measured, see the README. Without the sandbox, `--user-exec direct` has none:
+        // directly executed code then needs the user window at host 0, translated user
+        // code is the exception, and sharing that window with it saves fills.)
+        let stub_per_space = sandboxed && config.user_exec == UserExec::Direct;
         if mmu.kernel_windows() > 1
-            && (sandboxed || config.user_exec != UserExec::Direct)
-            && let Err(e) = mmu.add_translated_user_windows(sandboxed)
+            && (stub_per_space || config.user_exec != UserExec::Direct)
+            && let Err(e) = mmu.add_translated_user_windows(stub_per_space)
         {
             log::warn!("user windows per address space: {e}; user code uses the user window");
         }
