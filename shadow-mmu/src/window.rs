@@ -641,4 +641,25 @@ pub(crate) mod tests {
     /// The next this many guest-page mappings fail with `ENOMEM`, as when the host is out
     /// of memory or of mappings.
     pub static REFUSE_MAPS: AtomicU64 = AtomicU64::new(0);
+
+    use super::*;
+
+    /// A stub's fault address comes from guest code: whatever it is, it either lies in
+    /// the window the stub copies, at the same guest linear address, or is refused (the
+    /// copy holds nothing there, and the translator takes the access).
+    #[test]
+    fn fault_addresses_in_a_copy_map_into_its_window_or_nowhere() {
+        let user = WindowKind::User;
+        let low = user.base() + user.first_mappable() as u64;
+        for w in [user, WindowKind::kernel(0), WindowKind::translated_user(2)] {
+            assert_eq!(w.from_copy(low), Some(w.base() + low - user.base()));
+            assert_eq!(w.from_copy(user.base() + 0xbfff_f004), Some(w.host_addr(0xbfff_f004)));
+            assert_eq!(w.from_copy(user.base() + 0xffff_ffff), Some(w.host_addr(0xffff_ffff)));
+            // Below what the host maps, the mirror page above the window, beyond it, and
+            // addresses a 64-bit register could hold.
+            for refused in [0, low - 1, user.base() + WINDOW_SIZE, user.base() + WINDOW_SIZE + 0x800, 1 << 47, u64::MAX] {
+                assert_eq!(w.from_copy(refused), None, "{w:?} {refused:#x}");
+            }
+        }
+    }
 }

@@ -114,12 +114,7 @@ impl Sandbox {
             return;
         }
         for slot in self.slots.iter_mut().filter(|s| s.stub.is_some()) {
-            slot.ldt.extend_from_slice(&written);
-            // The last write of each entry, in the order written.
-            let mut seen = std::collections::HashSet::new();
-            let mut last: Vec<UserDesc> = slot.ldt.drain(..).rev().filter(|d| seen.insert(d.entry_number)).collect();
-            last.reverse();
-            slot.ldt = last;
+            queue_ldt_writes(&mut slot.ldt, &written);
         }
     }
 
@@ -278,6 +273,17 @@ impl Sandbox {
     }
 }
 
+/// Adds descriptors `written` to a stub's queue `queue`, keeping only the last write of
+/// each entry (so a queue never holds more than one descriptor per host LDT slot, however
+/// often the guest rewrites its tables while the stub waits), in the order written.
+fn queue_ldt_writes(queue: &mut Vec<UserDesc>, written: &[UserDesc]) {
+    queue.extend_from_slice(written);
+    let mut seen = std::collections::HashSet::new();
+    let mut last: Vec<UserDesc> = queue.drain(..).rev().filter(|d| seen.insert(d.entry_number)).collect();
+    last.reverse();
+    *queue = last;
+}
+
 /// The MXCSR bits this host's `fxrstor` accepts.
 fn mxcsr_mask() -> u32 {
     static MASK: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
@@ -297,4 +303,25 @@ fn mxcsr_mask() -> u32 {
 fn sanitize_fx(fx: &mut [u8; 512]) {
     let mxcsr = u32::from_le_bytes(fx[24..28].try_into().unwrap()) & mxcsr_mask();
     fx[24..28].copy_from_slice(&mxcsr.to_le_bytes());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn desc(slot: u32, base: u32) -> UserDesc {
+        UserDesc { entry_number: slot, base_addr: base, limit: 0xfffff, flags: 0 }
+    }
+
+    #[test]
+    fn a_stub_s_queue_holds_the_last_write_of_each_slot() {
+        let mut q = vec![desc(1, 0x1000), desc(2, 0x2000)];
+        queue_ldt_writes(&mut q, &[desc(3, 0x3000), desc(1, 0x1111)]);
+        assert_eq!(q, vec![desc(2, 0x2000), desc(3, 0x3000), desc(1, 0x1111)]);
+        // A guest rewriting the same slots over and over leaves one entry per slot.
+        for round in 0..1000 {
+            queue_ldt_writes(&mut q, &[desc(2, round), desc(3, round)]);
+        }
+        assert_eq!(q, vec![desc(1, 0x1111), desc(2, 999), desc(3, 999)]);
+    }
 }

@@ -210,8 +210,7 @@ impl Machine {
         // is then an entry into another stub. (`adaptive` keeps one stub, copying the
         // user window at host 0, which only native code fills: there native code is the
         // exception, context switches between native processes are rare, and on a loaded
-        // host a switch to a stub that sleeps costs more than the refills it saves:
-        // measured, see the README. Without the sandbox, `--user-exec direct` has none:
+        // host stubs per address space did not help it: the soak, in the README. Without the sandbox, `--user-exec direct` has none:
         // directly executed code then needs the user window at host 0, translated user
         // code is the exception, and sharing that window with it saves fills.)
         let stub_per_space = sandboxed && config.user_exec == UserExec::Direct;

@@ -676,12 +676,18 @@ mod tests {
 #[cfg(test)]
 mod timing {
     use super::*;
+
+    /// A stub over 1 MiB of guest RAM (the RAM's descriptor must outlive it).
+    fn stub() -> (OwnedFd, Stub) {
+        let ram = memfd("bt86-test-ram", 1 << 20).unwrap();
+        let stub = StubFactory::new(ram.as_raw_fd(), false).unwrap().spawn().unwrap();
+        (ram, stub)
+    }
+
     #[test]
     #[ignore = "a measurement"]
     fn round_trips() {
-        let ram = memfd("bt86-test-ram", 1 << 20).unwrap();
-        let factory = StubFactory::new(ram.as_raw_fd(), false).unwrap();
-        let mut stub = factory.spawn().unwrap();
+        let (_ram, mut stub) = stub();
         let mut t_empty = Vec::new();
         let mut t_map = Vec::new();
         for i in 0..200u64 {
@@ -716,9 +722,7 @@ mod timing {
     #[test]
     #[ignore = "a measurement"]
     fn stop_and_continue() {
-        let ram = memfd("bt86-test-ram", 1 << 20).unwrap();
-        let factory = StubFactory::new(ram.as_raw_fd(), false).unwrap();
-        let mut stub = factory.spawn().unwrap();
+        let (_ram, mut stub) = stub();
         stub.apply(&[], &[]).unwrap();
         let mut times = Vec::new();
         for _ in 0..200 {
